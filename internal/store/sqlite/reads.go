@@ -1,0 +1,291 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/posthorn/posthorn/internal/smtpproto"
+	"github.com/posthorn/posthorn/internal/store"
+)
+
+const deliveryCols = `id, message_id, tenant_id, recipient, domain, lane, state, attempts, created_at,
+	first_attempt_at, last_attempt_at, next_attempt_at, expires_at, last_code, last_enhanced, last_text,
+	last_class, last_phase, last_mx, last_ip, provider, updated_at`
+
+type scanner interface{ Scan(...any) error }
+
+func scanDelivery(r scanner, extra ...any) (store.Delivery, error) {
+	var d store.Delivery
+	var lane, state string
+	var created, first, last, next, expires, updated int64
+	dest := []any{&d.ID, &d.MessageID, &d.TenantID, &d.Recipient, &d.Domain, &lane, &state, &d.Attempts, &created,
+		&first, &last, &next, &expires, &d.LastReply.Code, &d.LastReply.Enhanced, &d.LastReply.Text,
+		&d.LastClass, &d.LastPhase, &d.LastMX, &d.LastIP, &d.Provider, &updated}
+	if err := r.Scan(append(dest, extra...)...); err != nil {
+		return d, fmt.Errorf("scan delivery: %w", err)
+	}
+	d.Lane, d.State = store.Lane(lane), store.State(state)
+	d.CreatedAt, d.FirstAttemptAt, d.LastAttemptAt = fromMS(created), fromMS(first), fromMS(last)
+	d.NextAttemptAt, d.ExpiresAt, d.UpdatedAt = fromMS(next), fromMS(expires), fromMS(updated)
+	return d, nil
+}
+
+// LoadPending implements store.Store.
+func (s *Store) LoadPending(ctx context.Context, fn func(*store.Delivery) error) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries
+		WHERE state IN ('scheduled','queued','sending','deferred') ORDER BY id`)
+	if err != nil {
+		return fmt.Errorf("load pending deliveries: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(&d); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+func deliveryQuery(f store.DeliveryFilter) (string, []any) {
+	var conds []string
+	var args []any
+	if f.TenantID != "" {
+		conds = append(conds, "d.tenant_id = ?")
+		args = append(args, f.TenantID)
+	}
+	if len(f.States) > 0 {
+		conds = append(conds, "d.state IN ("+placeholders(len(f.States))+")")
+		for _, st := range f.States {
+			args = append(args, string(st))
+		}
+	}
+	if f.Domain != "" {
+		conds = append(conds, "d.domain = ?")
+		args = append(args, strings.ToLower(f.Domain))
+	}
+	if f.Recipient != "" {
+		if strings.Contains(f.Recipient, "@") {
+			conds = append(conds, "d.recipient = ?")
+			args = append(args, f.Recipient)
+		} else {
+			conds = append(conds, "instr(d.recipient, ?) > 0")
+			args = append(args, f.Recipient)
+		}
+	}
+	if f.MessageID != "" {
+		conds = append(conds, "d.message_id = ?")
+		args = append(args, f.MessageID)
+	}
+	if !f.OlderThan.IsZero() {
+		conds = append(conds, "d.created_at < ?")
+		args = append(args, ms(f.OlderThan))
+	}
+	if f.AfterID > 0 {
+		conds = append(conds, "d.id > ?")
+		args = append(args, f.AfterID)
+	}
+	q := `SELECT ` + prefixed("d.", deliveryCols) + `, m.sender, m.size FROM deliveries d JOIN messages m ON m.id = d.message_id`
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	q += " ORDER BY d.id"
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	return q, args
+}
+
+func prefixed(p, cols string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = p + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// ListDeliveries implements store.Store.
+func (s *Store) ListDeliveries(ctx context.Context, f store.DeliveryFilter) ([]store.Delivery, error) {
+	q, args := deliveryQuery(f)
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Delivery
+	for rows.Next() {
+		var sender string
+		var size int
+		d, err := scanDelivery(rows, &sender, &size)
+		if err != nil {
+			return nil, err
+		}
+		d.Sender, d.Size = sender, size
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// MessageDeliveries implements store.Store.
+func (s *Store) MessageDeliveries(ctx context.Context, messageID string) ([]store.Delivery, error) {
+	return s.ListDeliveries(ctx, store.DeliveryFilter{MessageID: messageID})
+}
+
+// CountDeliveries implements store.Store.
+func (s *Store) CountDeliveries(ctx context.Context, tenantID string) (map[store.State]int, error) {
+	q := "SELECT state, count(*) FROM deliveries"
+	var args []any
+	if tenantID != "" {
+		q += " WHERE tenant_id = ?"
+		args = append(args, tenantID)
+	}
+	rows, err := s.r.QueryContext(ctx, q+" GROUP BY state", args...)
+	if err != nil {
+		return nil, fmt.Errorf("count deliveries: %w", err)
+	}
+	defer rows.Close()
+	out := map[store.State]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		out[store.State(st)] = n
+	}
+	return out, rows.Err()
+}
+
+// fillMessageFields adds each delivery's sender and size from its message.
+func (s *Store) fillMessageFields(ctx context.Context, ds []store.Delivery) error {
+	cache := map[string][2]any{}
+	for i := range ds {
+		v, ok := cache[ds[i].MessageID]
+		if !ok {
+			var sender string
+			var size int
+			err := s.r.QueryRowContext(ctx, "SELECT sender, size FROM messages WHERE id = ?", ds[i].MessageID).Scan(&sender, &size)
+			if err != nil {
+				return fmt.Errorf("message %s: %w", ds[i].MessageID, err)
+			}
+			v = [2]any{sender, size}
+			cache[ds[i].MessageID] = v
+		}
+		ds[i].Sender, ds[i].Size = v[0].(string), v[1].(int)
+	}
+	return nil
+}
+
+// GetMessage implements store.Store.
+func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bool) (*store.Message, error) {
+	body := "x''"
+	if withBody {
+		body = "body"
+	}
+	q := `SELECT id, tenant_id, sender, lane, source, smtp_user, client_ip, size, message_id_hdr, subject,
+		created_at, send_at, smtputf8, eightbit, ` + body + ` FROM messages WHERE id = ?`
+	args := []any{id}
+	if tenantID != "" {
+		q += " AND tenant_id = ?"
+		args = append(args, tenantID)
+	}
+	var m store.Message
+	var lane string
+	var created, sendAt int64
+	var utf8, eight int
+	err := s.r.QueryRowContext(ctx, q, args...).Scan(&m.ID, &m.TenantID, &m.Sender, &lane, &m.Source, &m.SMTPUser,
+		&m.ClientIP, &m.Size, &m.MessageID, &m.Subject, &created, &sendAt, &utf8, &eight, &m.Body)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get message %s: %w", id, err)
+	}
+	m.Lane, m.CreatedAt, m.SendAt = store.Lane(lane), fromMS(created), fromMS(sendAt)
+	m.UTF8, m.EightBitMIM = utf8 == 1, eight == 1
+	if !withBody {
+		m.Body = nil
+	}
+	return &m, nil
+}
+
+// Attempts implements store.Store.
+func (s *Store) Attempts(ctx context.Context, messageID string) ([]store.Attempt, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, delivery_id, n, started_at, duration_us, mx, ip, tls, code,
+		enhanced, text, class, phase, error FROM attempts WHERE message_id = ? ORDER BY id`, messageID)
+	if err != nil {
+		return nil, fmt.Errorf("attempts of %s: %w", messageID, err)
+	}
+	defer rows.Close()
+	var out []store.Attempt
+	for rows.Next() {
+		var a store.Attempt
+		var started, dur int64
+		var tls int
+		if err := rows.Scan(&a.ID, &a.DeliveryID, &a.N, &started, &dur, &a.MX, &a.IP, &tls, &a.Reply.Code,
+			&a.Reply.Enhanced, &a.Reply.Text, &a.Class, &a.Phase, &a.Error); err != nil {
+			return nil, err
+		}
+		a.StartedAt, a.TLS = fromMS(started), tls == 1
+		a.Duration = microseconds(dur)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// Events implements store.Store.
+func (s *Store) Events(ctx context.Context, f store.EventFilter) ([]store.Event, error) {
+	var conds []string
+	var args []any
+	add := func(c string, v any) { conds = append(conds, c); args = append(args, v) }
+	if f.TenantID != "" {
+		add("tenant_id = ?", f.TenantID)
+	}
+	if f.MessageID != "" {
+		add("message_id = ?", f.MessageID)
+	}
+	if f.Recipient != "" {
+		add("recipient = ?", f.Recipient)
+	}
+	if f.Type != "" {
+		add("type = ?", f.Type)
+	}
+	if !f.Since.IsZero() {
+		add("at >= ?", ms(f.Since))
+	}
+	if f.AfterID > 0 {
+		add("id > ?", f.AfterID)
+	}
+	q := `SELECT id, at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx, code, enhanced, text, detail FROM events`
+	if len(conds) > 0 {
+		q += " WHERE " + strings.Join(conds, " AND ")
+	}
+	q += " ORDER BY id"
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Event
+	for rows.Next() {
+		var e store.Event
+		var at int64
+		var r smtpproto.Reply
+		if err := rows.Scan(&e.ID, &at, &e.Type, &e.TenantID, &e.MessageID, &e.DeliveryID, &e.Recipient, &e.Attempt,
+			&e.MX, &r.Code, &r.Enhanced, &r.Text, &e.Detail); err != nil {
+			return nil, err
+		}
+		e.At, e.Reply = fromMS(at), r
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,139 @@
+package sqlite
+
+import (
+	"database/sql"
+	"fmt"
+)
+
+// migrations are applied in order, each once; user_version records how
+// many have run. Never edit a released migration: add a new one.
+var migrations = []string{
+	`CREATE TABLE tenants (
+		id TEXT PRIMARY KEY,
+		name TEXT NOT NULL UNIQUE,
+		created_at INTEGER NOT NULL
+	);
+	CREATE TABLE smtp_users (
+		username TEXT PRIMARY KEY,
+		tenant_id TEXT NOT NULL,
+		password_hash TEXT NOT NULL,
+		default_lane TEXT NOT NULL DEFAULT 'normal',
+		created_at INTEGER NOT NULL
+	);
+	CREATE TABLE api_keys (
+		id TEXT PRIMARY KEY,
+		tenant_id TEXT NOT NULL,
+		name TEXT NOT NULL,
+		hash TEXT NOT NULL,
+		scopes TEXT NOT NULL,
+		created_at INTEGER NOT NULL
+	);
+	CREATE TABLE messages (
+		id TEXT PRIMARY KEY,
+		tenant_id TEXT NOT NULL,
+		sender TEXT NOT NULL,
+		lane TEXT NOT NULL,
+		source TEXT NOT NULL,
+		smtp_user TEXT NOT NULL DEFAULT '',
+		client_ip TEXT NOT NULL DEFAULT '',
+		size INTEGER NOT NULL,
+		message_id_hdr TEXT NOT NULL DEFAULT '',
+		subject TEXT NOT NULL DEFAULT '',
+		created_at INTEGER NOT NULL,
+		send_at INTEGER NOT NULL DEFAULT 0,
+		smtputf8 INTEGER NOT NULL DEFAULT 0,
+		eightbit INTEGER NOT NULL DEFAULT 0,
+		body BLOB NOT NULL
+	);
+	CREATE TABLE deliveries (
+		id INTEGER PRIMARY KEY,
+		message_id TEXT NOT NULL,
+		tenant_id TEXT NOT NULL,
+		recipient TEXT NOT NULL,
+		domain TEXT NOT NULL,
+		lane TEXT NOT NULL,
+		state TEXT NOT NULL,
+		attempts INTEGER NOT NULL DEFAULT 0,
+		created_at INTEGER NOT NULL,
+		first_attempt_at INTEGER NOT NULL DEFAULT 0,
+		last_attempt_at INTEGER NOT NULL DEFAULT 0,
+		next_attempt_at INTEGER NOT NULL DEFAULT 0,
+		expires_at INTEGER NOT NULL,
+		last_code INTEGER NOT NULL DEFAULT 0,
+		last_enhanced TEXT NOT NULL DEFAULT '',
+		last_text TEXT NOT NULL DEFAULT '',
+		last_class TEXT NOT NULL DEFAULT '',
+		last_phase TEXT NOT NULL DEFAULT '',
+		last_mx TEXT NOT NULL DEFAULT '',
+		last_ip TEXT NOT NULL DEFAULT '',
+		provider TEXT NOT NULL DEFAULT '',
+		updated_at INTEGER NOT NULL
+	);
+	CREATE INDEX deliveries_pending ON deliveries(state) WHERE state IN ('scheduled','queued','sending','deferred','held');
+	CREATE INDEX deliveries_message ON deliveries(message_id);
+	CREATE INDEX deliveries_domain ON deliveries(domain, state);
+	CREATE INDEX deliveries_recipient ON deliveries(recipient);
+	CREATE TABLE attempts (
+		id INTEGER PRIMARY KEY,
+		delivery_id INTEGER NOT NULL,
+		message_id TEXT NOT NULL,
+		n INTEGER NOT NULL,
+		started_at INTEGER NOT NULL,
+		duration_us INTEGER NOT NULL,
+		mx TEXT NOT NULL DEFAULT '',
+		ip TEXT NOT NULL DEFAULT '',
+		tls INTEGER NOT NULL DEFAULT 0,
+		code INTEGER NOT NULL DEFAULT 0,
+		enhanced TEXT NOT NULL DEFAULT '',
+		text TEXT NOT NULL DEFAULT '',
+		class TEXT NOT NULL,
+		phase TEXT NOT NULL DEFAULT '',
+		error TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX attempts_message ON attempts(message_id);
+	CREATE TABLE events (
+		id INTEGER PRIMARY KEY,
+		at INTEGER NOT NULL,
+		type TEXT NOT NULL,
+		tenant_id TEXT NOT NULL,
+		message_id TEXT NOT NULL,
+		delivery_id INTEGER NOT NULL DEFAULT 0,
+		recipient TEXT NOT NULL DEFAULT '',
+		attempt INTEGER NOT NULL DEFAULT 0,
+		mx TEXT NOT NULL DEFAULT '',
+		code INTEGER NOT NULL DEFAULT 0,
+		enhanced TEXT NOT NULL DEFAULT '',
+		text TEXT NOT NULL DEFAULT '',
+		detail TEXT NOT NULL DEFAULT ''
+	);
+	CREATE INDEX events_message ON events(message_id);
+	CREATE INDEX events_tenant_type ON events(tenant_id, type, id);`,
+}
+
+func migrate(db *sql.DB) error {
+	var version int
+	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this posthorn (%d)", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		tx, err := db.Begin()
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(migrations[i]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+		if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", i+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: set version: %w", i+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migration %d: commit: %w", i+1, err)
+		}
+	}
+	return nil
+}

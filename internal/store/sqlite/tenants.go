@@ -1,0 +1,189 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-sqlite3"
+
+	"github.com/posthorn/posthorn/internal/store"
+)
+
+func microseconds(v int64) time.Duration { return time.Duration(v) * time.Microsecond }
+
+func uniqueErr(err error) error {
+	var se sqlite3.Error
+	if errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintUnique || errors.As(err, &se) && se.ExtendedCode == sqlite3.ErrConstraintPrimaryKey {
+		return store.ErrConflict
+	}
+	return err
+}
+
+// CreateTenant implements store.Store.
+func (s *Store) CreateTenant(ctx context.Context, t store.Tenant) error {
+	return s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
+		_, err := tx.Exec("INSERT INTO tenants (id, name, created_at) VALUES (?,?,?)", t.ID, t.Name, ms(t.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("create tenant %s: %w", t.Name, uniqueErr(err))
+		}
+		return nil
+	})
+}
+
+// GetTenant implements store.Store: by id or by name.
+func (s *Store) GetTenant(ctx context.Context, id string) (*store.Tenant, error) {
+	var t store.Tenant
+	var created int64
+	err := s.r.QueryRowContext(ctx, "SELECT id, name, created_at FROM tenants WHERE id = ? OR name = ?", id, id).Scan(&t.ID, &t.Name, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get tenant %s: %w", id, err)
+	}
+	t.CreatedAt = fromMS(created)
+	return &t, nil
+}
+
+// ListTenants implements store.Store.
+func (s *Store) ListTenants(ctx context.Context) ([]store.Tenant, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT id, name, created_at FROM tenants ORDER BY created_at, id")
+	if err != nil {
+		return nil, fmt.Errorf("list tenants: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Tenant
+	for rows.Next() {
+		var t store.Tenant
+		var created int64
+		if err := rows.Scan(&t.ID, &t.Name, &created); err != nil {
+			return nil, err
+		}
+		t.CreatedAt = fromMS(created)
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// CreateSMTPUser implements store.Store.
+func (s *Store) CreateSMTPUser(ctx context.Context, u store.SMTPUser) error {
+	return s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
+		_, err := tx.Exec("INSERT INTO smtp_users (username, tenant_id, password_hash, default_lane, created_at) VALUES (?,?,?,?,?)",
+			u.Username, u.TenantID, u.PasswordHash, string(u.DefaultLane), ms(u.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("create smtp user %s: %w", u.Username, uniqueErr(err))
+		}
+		return nil
+	})
+}
+
+// GetSMTPUser implements store.Store.
+func (s *Store) GetSMTPUser(ctx context.Context, username string) (*store.SMTPUser, error) {
+	var u store.SMTPUser
+	var lane string
+	var created int64
+	err := s.r.QueryRowContext(ctx, "SELECT username, tenant_id, password_hash, default_lane, created_at FROM smtp_users WHERE username = ?",
+		username).Scan(&u.Username, &u.TenantID, &u.PasswordHash, &lane, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get smtp user: %w", err)
+	}
+	u.DefaultLane, u.CreatedAt = store.Lane(lane), fromMS(created)
+	return &u, nil
+}
+
+// ListSMTPUsers implements store.Store.
+func (s *Store) ListSMTPUsers(ctx context.Context, tenantID string) ([]store.SMTPUser, error) {
+	q := "SELECT username, tenant_id, default_lane, created_at FROM smtp_users"
+	var args []any
+	if tenantID != "" {
+		q += " WHERE tenant_id = ?"
+		args = append(args, tenantID)
+	}
+	rows, err := s.r.QueryContext(ctx, q+" ORDER BY username", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list smtp users: %w", err)
+	}
+	defer rows.Close()
+	var out []store.SMTPUser
+	for rows.Next() {
+		var u store.SMTPUser
+		var lane string
+		var created int64
+		if err := rows.Scan(&u.Username, &u.TenantID, &lane, &created); err != nil {
+			return nil, err
+		}
+		u.DefaultLane, u.CreatedAt = store.Lane(lane), fromMS(created)
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// CreateAPIKey implements store.Store.
+func (s *Store) CreateAPIKey(ctx context.Context, k store.APIKey) error {
+	return s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
+		_, err := tx.Exec("INSERT INTO api_keys (id, tenant_id, name, hash, scopes, created_at) VALUES (?,?,?,?,?,?)",
+			k.ID, k.TenantID, k.Name, k.Hash, strings.Join(k.Scopes, ","), ms(k.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("create api key: %w", uniqueErr(err))
+		}
+		return nil
+	})
+}
+
+// GetAPIKey implements store.Store.
+func (s *Store) GetAPIKey(ctx context.Context, id string) (*store.APIKey, error) {
+	var k store.APIKey
+	var scopes string
+	var created int64
+	err := s.r.QueryRowContext(ctx, "SELECT id, tenant_id, name, hash, scopes, created_at FROM api_keys WHERE id = ?", id).
+		Scan(&k.ID, &k.TenantID, &k.Name, &k.Hash, &scopes, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get api key: %w", err)
+	}
+	k.Scopes, k.CreatedAt = splitScopes(scopes), fromMS(created)
+	return &k, nil
+}
+
+// ListAPIKeys implements store.Store.
+func (s *Store) ListAPIKeys(ctx context.Context, tenantID string) ([]store.APIKey, error) {
+	q := "SELECT id, tenant_id, name, scopes, created_at FROM api_keys"
+	var args []any
+	if tenantID != "" {
+		q += " WHERE tenant_id = ?"
+		args = append(args, tenantID)
+	}
+	rows, err := s.r.QueryContext(ctx, q+" ORDER BY created_at", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	defer rows.Close()
+	var out []store.APIKey
+	for rows.Next() {
+		var k store.APIKey
+		var scopes string
+		var created int64
+		if err := rows.Scan(&k.ID, &k.TenantID, &k.Name, &scopes, &created); err != nil {
+			return nil, err
+		}
+		k.Scopes, k.CreatedAt = splitScopes(scopes), fromMS(created)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+func splitScopes(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}

@@ -1,0 +1,294 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/store"
+)
+
+// stmts are the hot-path statements, prepared once on the writer.
+type stmts struct {
+	insMessage, insDelivery, insEvent, lease, outcome, insAttempt *sql.Stmt
+}
+
+func prepare(db *sql.DB) (*stmts, error) {
+	var st stmts
+	var err error
+	p := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var s *sql.Stmt
+		s, err = db.Prepare(q)
+		if err != nil {
+			err = fmt.Errorf("prepare %q: %w", strings.Fields(q)[0:3], err)
+		}
+		return s
+	}
+	st.insMessage = p(`INSERT INTO messages (id, tenant_id, sender, lane, source, smtp_user, client_ip, size,
+		message_id_hdr, subject, created_at, send_at, smtputf8, eightbit, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	st.insDelivery = p(`INSERT INTO deliveries (message_id, tenant_id, recipient, domain, lane, state, created_at,
+		next_attempt_at, expires_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)`)
+	st.insEvent = p(`INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
+		code, enhanced, text, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
+	st.lease = p(`UPDATE deliveries SET state='sending', next_attempt_at=?, updated_at=?
+		WHERE id=? AND state IN ('queued','deferred')`)
+	st.outcome = p(`UPDATE deliveries SET state=?, attempts=attempts+1,
+		first_attempt_at=CASE WHEN first_attempt_at=0 THEN ? ELSE first_attempt_at END,
+		last_attempt_at=?, next_attempt_at=?, last_code=?, last_enhanced=?, last_text=?, last_class=?,
+		last_phase=?, last_mx=?, last_ip=?, updated_at=?
+		WHERE id=? AND state='sending'
+		RETURNING message_id, tenant_id, recipient, attempts`)
+	st.insAttempt = p(`INSERT INTO attempts (delivery_id, message_id, n, started_at, duration_us, mx, ip, tls,
+		code, enhanced, text, class, phase, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	if err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+func (st *stmts) close() {
+	for _, s := range []*sql.Stmt{st.insMessage, st.insDelivery, st.insEvent, st.lease, st.outcome, st.insAttempt} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// InsertMessages implements store.Store.
+func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) error {
+	return s.write(ctx, func(tx *sql.Tx, st *stmts) error {
+		im, id, ie := tx.Stmt(st.insMessage), tx.Stmt(st.insDelivery), tx.Stmt(st.insEvent)
+		for _, nm := range msgs {
+			m := nm.Message
+			if _, err := im.Exec(m.ID, m.TenantID, m.Sender, string(m.Lane), m.Source, m.SMTPUser, m.ClientIP, m.Size,
+				m.MessageID, m.Subject, ms(m.CreatedAt), ms(m.SendAt), b2i(m.UTF8), b2i(m.EightBitMIM), m.Body); err != nil {
+				return fmt.Errorf("insert message %s: %w", m.ID, err)
+			}
+			for _, d := range nm.Deliveries {
+				res, err := id.Exec(m.ID, m.TenantID, d.Recipient, d.Domain, string(d.Lane), string(d.State),
+					ms(d.CreatedAt), ms(d.NextAttemptAt), ms(d.ExpiresAt), ms(d.CreatedAt))
+				if err != nil {
+					return fmt.Errorf("insert delivery for %s: %w", m.ID, err)
+				}
+				if d.ID, err = res.LastInsertId(); err != nil {
+					return err
+				}
+				d.MessageID, d.TenantID = m.ID, m.TenantID
+				ev := store.EventQueued
+				switch d.State {
+				case store.Scheduled:
+					ev = store.EventScheduled
+				case store.Suppressed:
+					ev = store.EventSuppressed
+				}
+				if _, err := ie.Exec(ms(d.CreatedAt), ev, m.TenantID, m.ID, d.ID, d.Recipient, 0, "", 0, "", "", ""); err != nil {
+					return fmt.Errorf("insert event: %w", err)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// Lease implements store.Store.
+func (s *Store) Lease(ctx context.Context, ids []int64, now, retryAt time.Time) ([]int64, error) {
+	var leased []int64
+	err := s.write(ctx, func(tx *sql.Tx, st *stmts) error {
+		leased = leased[:0]
+		l := tx.Stmt(st.lease)
+		for _, id := range ids {
+			res, err := l.Exec(ms(retryAt), ms(now), id)
+			if err != nil {
+				return fmt.Errorf("lease delivery %d: %w", id, err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				leased = append(leased, id)
+			}
+		}
+		return nil
+	})
+	return leased, err
+}
+
+// RecordOutcomes implements store.Store.
+func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error {
+	return s.write(ctx, func(tx *sql.Tx, st *stmts) error {
+		up, ia, ie := tx.Stmt(st.outcome), tx.Stmt(st.insAttempt), tx.Stmt(st.insEvent)
+		for _, o := range outs {
+			end := o.StartedAt.Add(o.Duration)
+			var msgID, tenant, rcpt string
+			var n int
+			err := up.QueryRow(string(o.State), ms(o.StartedAt), ms(end), ms(o.NextAt), o.Reply.Code, o.Reply.Enhanced,
+				o.Reply.Text, o.Class, o.Phase, o.MX, o.IP, ms(end), o.DeliveryID).Scan(&msgID, &tenant, &rcpt, &n)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // changed by an operator meanwhile
+			}
+			if err != nil {
+				return fmt.Errorf("record outcome of delivery %d: %w", o.DeliveryID, err)
+			}
+			if _, err := ia.Exec(o.DeliveryID, msgID, n, ms(o.StartedAt), o.Duration.Microseconds(), o.MX, o.IP, b2i(o.TLS),
+				o.Reply.Code, o.Reply.Enhanced, o.Reply.Text, o.Class, o.Phase, o.Error); err != nil {
+				return fmt.Errorf("insert attempt: %w", err)
+			}
+			text := o.Reply.Text
+			if o.Reply.Code == 0 {
+				text = o.Error
+			}
+			if _, err := ie.Exec(ms(end), o.Event, tenant, msgID, o.DeliveryID, rcpt, n, o.MX, o.Reply.Code,
+				o.Reply.Enhanced, text, o.Class); err != nil {
+				return fmt.Errorf("insert event: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// RecoverLeases implements store.Store.
+func (s *Store) RecoverLeases(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	err := s.write(ctx, func(tx *sql.Tx, st *stmts) error {
+		rows, err := tx.Query(`UPDATE deliveries SET state='queued', updated_at=? WHERE state='sending'
+			RETURNING id, message_id, tenant_id, recipient`, ms(now))
+		if err != nil {
+			return fmt.Errorf("recover leases: %w", err)
+		}
+		type rec struct {
+			id             int64
+			msg, ten, rcpt string
+		}
+		var recs []rec
+		for rows.Next() {
+			var r rec
+			if err := rows.Scan(&r.id, &r.msg, &r.ten, &r.rcpt); err != nil {
+				rows.Close()
+				return err
+			}
+			recs = append(recs, r)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		ie := tx.Stmt(st.insEvent)
+		for _, r := range recs {
+			if _, err := ie.Exec(ms(now), store.EventRecovered, r.ten, r.msg, r.id, r.rcpt, 0, "", 0, "", "",
+				"was being sent when posthorn stopped; retried after its lease"); err != nil {
+				return err
+			}
+		}
+		n = len(recs)
+		return nil
+	})
+	return n, err
+}
+
+// Transition implements store.Store.
+func (s *Store) Transition(ctx context.Context, spec store.TransitionSpec) ([]store.Delivery, error) {
+	where, args, err := transitionWhere(spec)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Delivery
+	err = s.write(ctx, func(tx *sql.Tx, st *stmts) error {
+		out = out[:0]
+		set := "state=?, updated_at=?"
+		sargs := []any{string(spec.To), ms(spec.Now)}
+		if !spec.NextAt.IsZero() {
+			set += ", next_attempt_at=?"
+			sargs = append(sargs, ms(spec.NextAt))
+		}
+		if !spec.ExpiresAt.IsZero() {
+			set += ", expires_at=?"
+			sargs = append(sargs, ms(spec.ExpiresAt))
+		}
+		rows, err := tx.Query("UPDATE deliveries SET "+set+" WHERE "+where+" RETURNING "+deliveryCols, append(sargs, args...)...)
+		if err != nil {
+			return fmt.Errorf("transition to %s: %w", spec.To, err)
+		}
+		for rows.Next() {
+			d, err := scanDelivery(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			out = append(out, d)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		ie := tx.Stmt(st.insEvent)
+		for _, d := range out {
+			if _, err := ie.Exec(ms(spec.Now), spec.Event, d.TenantID, d.MessageID, d.ID, d.Recipient, d.Attempts, "", 0, "", "", spec.Detail); err != nil {
+				return fmt.Errorf("insert event: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// The RETURNING rows lack the message's sender and size; fill them in.
+	if err := s.fillMessageFields(ctx, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func transitionWhere(spec store.TransitionSpec) (string, []any, error) {
+	if !spec.To.Valid() || spec.Event == "" {
+		return "", nil, fmt.Errorf("transition: bad target state %q or event %q", spec.To, spec.Event)
+	}
+	if len(spec.From) == 0 {
+		return "", nil, errors.New("transition: no source states")
+	}
+	var conds []string
+	var args []any
+	conds = append(conds, "state IN ("+placeholders(len(spec.From))+")")
+	for _, st := range spec.From {
+		args = append(args, string(st))
+	}
+	selected := spec.All
+	if len(spec.MessageIDs) > 0 {
+		conds = append(conds, "message_id IN ("+placeholders(len(spec.MessageIDs))+")")
+		for _, id := range spec.MessageIDs {
+			args = append(args, id)
+		}
+		selected = true
+	}
+	if len(spec.DeliveryIDs) > 0 {
+		conds = append(conds, "id IN ("+placeholders(len(spec.DeliveryIDs))+")")
+		for _, id := range spec.DeliveryIDs {
+			args = append(args, id)
+		}
+		selected = true
+	}
+	if spec.Domain != "" {
+		conds = append(conds, "domain = ?")
+		args = append(args, strings.ToLower(spec.Domain))
+		selected = true
+	}
+	if !selected {
+		return "", nil, errors.New("transition: select deliveries by id or domain, or say all")
+	}
+	if spec.TenantID != "" {
+		conds = append(conds, "tenant_id = ?")
+		args = append(args, spec.TenantID)
+	}
+	return strings.Join(conds, " AND "), args, nil
+}
+
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?,", n), ",")
+}

@@ -1,0 +1,149 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/smtpproto"
+)
+
+// Store is the durable state of posthorn. Every method is safe for
+// concurrent use. Write methods may be batched with other callers' writes
+// into one transaction (group commit) but each call is atomic on its own and
+// durable when it returns nil.
+type Store interface {
+	// InsertMessages writes each message, its deliveries and their first
+	// events, and fills in the delivery IDs.
+	InsertMessages(ctx context.Context, msgs []*NewMessage) error
+
+	// Lease marks deliveries as being sent: state sending, next attempt
+	// pushed to retryAt (so a crash mid-attempt yields a delayed retry).
+	// Only deliveries still queued or deferred are leased; it returns those.
+	Lease(ctx context.Context, ids []int64, now, retryAt time.Time) ([]int64, error)
+
+	// RecordOutcomes stores the result of attempts: the delivery's new
+	// state and last reply, one attempt row and one event per outcome. An
+	// outcome for a delivery that is no longer in state sending is ignored.
+	RecordOutcomes(ctx context.Context, outs []Outcome) error
+
+	// RecoverLeases returns deliveries left in sending by a previous run to
+	// queued, keeping their pushed-out next attempt time. It returns how
+	// many it recovered.
+	RecoverLeases(ctx context.Context, now time.Time) (int, error)
+
+	// LoadPending calls fn for every delivery that is not final and not
+	// held, in no particular order, to rebuild the scheduler.
+	LoadPending(ctx context.Context, fn func(*Delivery) error) error
+
+	// Transition moves the deliveries chosen by spec to a new state, with
+	// one event each, and returns them as they are after the change.
+	Transition(ctx context.Context, spec TransitionSpec) ([]Delivery, error)
+
+	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, error)
+	CountDeliveries(ctx context.Context, tenantID string) (map[State]int, error)
+	GetMessage(ctx context.Context, tenantID, id string, withBody bool) (*Message, error)
+	MessageDeliveries(ctx context.Context, messageID string) ([]Delivery, error)
+	Attempts(ctx context.Context, messageID string) ([]Attempt, error)
+	Events(ctx context.Context, f EventFilter) ([]Event, error)
+
+	CreateTenant(ctx context.Context, t Tenant) error
+	GetTenant(ctx context.Context, id string) (*Tenant, error)
+	ListTenants(ctx context.Context) ([]Tenant, error)
+	CreateSMTPUser(ctx context.Context, u SMTPUser) error
+	GetSMTPUser(ctx context.Context, username string) (*SMTPUser, error)
+	ListSMTPUsers(ctx context.Context, tenantID string) ([]SMTPUser, error)
+	CreateAPIKey(ctx context.Context, k APIKey) error
+	GetAPIKey(ctx context.Context, id string) (*APIKey, error)
+	ListAPIKeys(ctx context.Context, tenantID string) ([]APIKey, error)
+
+	Close() error
+}
+
+// NewMessage is a message with its deliveries, ready to be inserted.
+type NewMessage struct {
+	Message    *Message
+	Deliveries []*Delivery
+}
+
+// Outcome is the result of one attempt for one delivery.
+type Outcome struct {
+	DeliveryID int64
+	State      State     // the new state (deferred, delivered, bounced, ...)
+	NextAt     time.Time // for deferred
+	Class      string
+	Phase      string
+	Reply      smtpproto.Reply
+	Error      string // local error text when there was no reply
+	MX, IP     string
+	TLS        bool
+	StartedAt  time.Time
+	Duration   time.Duration
+	Event      string // event type to log
+}
+
+// TransitionSpec selects deliveries and says where they go.
+type TransitionSpec struct {
+	TenantID    string // empty: all tenants (admin)
+	MessageIDs  []string
+	DeliveryIDs []int64
+	Domain      string
+	All         bool    // required when no IDs and no domain are given
+	From        []State // only deliveries in one of these states
+	To          State
+	Event       string
+	Now         time.Time
+	// NextAt sets next_attempt_at (for queued: when it is due).
+	NextAt time.Time
+	// ExpiresAt, when set, gives the deliveries a fresh lifetime (requeue).
+	ExpiresAt time.Time
+	Detail    string
+}
+
+// DeliveryFilter selects deliveries for listings. Zero fields do not filter.
+type DeliveryFilter struct {
+	TenantID  string
+	States    []State
+	Domain    string
+	Recipient string // exact address, or a substring when it holds no '@'
+	MessageID string
+	OlderThan time.Time // created before
+	AfterID   int64     // cursor: deliveries with a larger ID
+	Limit     int
+}
+
+// EventFilter selects events. Zero fields do not filter.
+type EventFilter struct {
+	TenantID  string
+	MessageID string
+	Recipient string
+	Type      string
+	Since     time.Time
+	AfterID   int64
+	Limit     int
+}
+
+// Tenant owns messages, users, keys and (later) domains.
+type Tenant struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// SMTPUser is a submission login.
+type SMTPUser struct {
+	Username     string    `json:"username"`
+	TenantID     string    `json:"tenant"`
+	PasswordHash string    `json:"-"`
+	DefaultLane  Lane      `json:"default_lane"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// APIKey is an HTTP API credential; only its hash is stored.
+type APIKey struct {
+	ID        string    `json:"id"`
+	TenantID  string    `json:"tenant"`
+	Name      string    `json:"name"`
+	Hash      string    `json:"-"`
+	Scopes    []string  `json:"scopes"`
+	CreatedAt time.Time `json:"created_at"`
+}

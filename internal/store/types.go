@@ -1,0 +1,186 @@
+// Package store defines what posthorn keeps durably: messages, one delivery
+// per recipient, every attempt with its exact reply, the event log, and the
+// tenants, SMTP users and API keys that own them. Backends (sqlite, later
+// postgres) implement Store and must pass the shared conformance suite in
+// storetest.
+//
+// Invariants every backend keeps:
+//   - InsertMessages returns only after message, deliveries and their events
+//     are durable (fsync'd / committed). Callers acknowledge after that.
+//   - A state change and its event are written in one transaction.
+//   - Final states never change again, except dead_letter -> queued by an
+//     operator (requeue).
+package store
+
+import (
+	"errors"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/smtpproto"
+)
+
+// State is where one delivery (one recipient of one message) stands.
+type State string
+
+const (
+	Scheduled   State = "scheduled"
+	Queued      State = "queued"
+	Sending     State = "sending"
+	Deferred    State = "deferred"
+	Held        State = "held"
+	Delivered   State = "delivered"
+	Bounced     State = "bounced"
+	SoftBounced State = "soft_bounced"
+	DeadLetter  State = "dead_letter"
+	Suppressed  State = "suppressed"
+	Cancelled   State = "cancelled"
+)
+
+// AllStates lists every state, pending ones first.
+var AllStates = []State{Scheduled, Queued, Sending, Deferred, Held, Delivered, Bounced, SoftBounced, DeadLetter, Suppressed, Cancelled}
+
+// PendingStates are the states a delivery can leave without an operator.
+var PendingStates = []State{Scheduled, Queued, Sending, Deferred, Held}
+
+// Final reports whether no more attempts will be made.
+func (s State) Final() bool {
+	switch s {
+	case Delivered, Bounced, SoftBounced, DeadLetter, Suppressed, Cancelled:
+		return true
+	}
+	return false
+}
+
+// Valid reports whether s is a known state.
+func (s State) Valid() bool {
+	for _, k := range AllStates {
+		if s == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Lane is a delivery priority.
+type Lane string
+
+const (
+	LaneHigh   Lane = "high"
+	LaneNormal Lane = "normal"
+	LaneLow    Lane = "low"
+)
+
+// ParseLane accepts "high", "normal", "low"; empty means normal.
+func ParseLane(s string) (Lane, error) {
+	switch Lane(s) {
+	case "", LaneNormal:
+		return LaneNormal, nil
+	case LaneHigh, LaneLow:
+		return Lane(s), nil
+	}
+	return "", errors.New("unknown lane " + s + " (want high, normal or low)")
+}
+
+// Event types written to the activity log.
+const (
+	EventQueued     = "queued"
+	EventScheduled  = "scheduled"
+	EventSending    = "sending"
+	EventDeferred   = "deferred"
+	EventDelivered  = "delivered"
+	EventBounced    = "bounced"
+	EventSoftBounce = "soft_bounced"
+	EventDeadLetter = "dead_letter"
+	EventSuppressed = "suppressed"
+	EventHeld       = "held"
+	EventReleased   = "released"
+	EventCancelled  = "cancelled"
+	EventRequeued   = "requeued"
+	EventRecovered  = "recovered"
+)
+
+// Message is one accepted message. Body holds the full RFC 5322 message
+// with CRLF line endings (headers added by posthorn included); it is only
+// filled when asked for.
+type Message struct {
+	ID          string    `json:"id"`
+	TenantID    string    `json:"tenant"`
+	Sender      string    `json:"sender"`
+	Lane        Lane      `json:"lane"`
+	Source      string    `json:"source"` // "smtp" or "http"
+	SMTPUser    string    `json:"smtp_user,omitempty"`
+	ClientIP    string    `json:"client_ip,omitempty"`
+	Size        int       `json:"size"`
+	MessageID   string    `json:"message_id_header,omitempty"`
+	Subject     string    `json:"subject,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
+	SendAt      time.Time `json:"send_at,omitzero"`
+	Body        []byte    `json:"-"`
+	UTF8        bool      `json:"smtputf8,omitempty"`
+	EightBitMIM bool      `json:"8bitmime,omitempty"`
+}
+
+// Delivery is one recipient of one message and everything known about
+// getting it there.
+type Delivery struct {
+	ID             int64           `json:"id"`
+	MessageID      string          `json:"message_id"`
+	TenantID       string          `json:"tenant"`
+	Sender         string          `json:"sender"`
+	Recipient      string          `json:"recipient"`
+	Domain         string          `json:"domain"`
+	Lane           Lane            `json:"lane"`
+	State          State           `json:"state"`
+	Attempts       int             `json:"attempts"`
+	CreatedAt      time.Time       `json:"created_at"`
+	FirstAttemptAt time.Time       `json:"first_attempt_at,omitzero"`
+	LastAttemptAt  time.Time       `json:"last_attempt_at,omitzero"`
+	NextAttemptAt  time.Time       `json:"next_attempt_at,omitzero"`
+	ExpiresAt      time.Time       `json:"expires_at"`
+	LastReply      smtpproto.Reply `json:"last_reply,omitzero"`
+	LastClass      string          `json:"last_class,omitempty"`
+	LastPhase      string          `json:"last_phase,omitempty"`
+	LastMX         string          `json:"last_mx,omitempty"`
+	LastIP         string          `json:"last_ip,omitempty"`
+	Provider       string          `json:"provider,omitempty"`
+	Size           int             `json:"size"`
+	UpdatedAt      time.Time       `json:"updated_at"`
+}
+
+// Attempt is one try at delivering one recipient, with the exact reply.
+type Attempt struct {
+	ID         int64           `json:"id"`
+	DeliveryID int64           `json:"delivery_id"`
+	N          int             `json:"n"`
+	StartedAt  time.Time       `json:"started_at"`
+	Duration   time.Duration   `json:"duration_ns"`
+	MX         string          `json:"mx,omitempty"`
+	IP         string          `json:"ip,omitempty"`
+	TLS        bool            `json:"tls"`
+	Reply      smtpproto.Reply `json:"reply,omitzero"`
+	Class      string          `json:"class"`
+	Phase      string          `json:"phase,omitempty"`
+	Error      string          `json:"error,omitempty"` // local error (DNS, connect, TLS) when there is no reply
+}
+
+// Event is one line of the activity log.
+type Event struct {
+	ID         int64           `json:"id"`
+	At         time.Time       `json:"at"`
+	Type       string          `json:"type"`
+	TenantID   string          `json:"tenant"`
+	MessageID  string          `json:"message_id"`
+	DeliveryID int64           `json:"delivery_id,omitempty"`
+	Recipient  string          `json:"recipient,omitempty"`
+	Attempt    int             `json:"attempt,omitempty"`
+	MX         string          `json:"mx,omitempty"`
+	Reply      smtpproto.Reply `json:"reply,omitzero"`
+	Detail     string          `json:"detail,omitempty"`
+}
+
+// ErrNotFound is returned when a looked-up row does not exist (or belongs
+// to another tenant).
+var ErrNotFound = errors.New("not found")
+
+// ErrConflict is returned when a unique name is taken.
+var ErrConflict = errors.New("already exists")
