@@ -1,0 +1,230 @@
+// Package storetest is the conformance suite every store.Store backend
+// runs: the same behaviour, tested the same way, whatever the database.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/smtpproto"
+	"github.com/posthorn/posthorn/internal/store"
+)
+
+// Run runs the suite; open returns a fresh, empty store for each subtest.
+func Run(t *testing.T, open func(t *testing.T) store.Store) {
+	t.Run("InsertAndRead", func(t *testing.T) { testInsertAndRead(t, open(t)) })
+	t.Run("LeaseAndOutcome", func(t *testing.T) { testLeaseAndOutcome(t, open(t)) })
+	t.Run("RecoverLeases", func(t *testing.T) { testRecover(t, open(t)) })
+	t.Run("Transition", func(t *testing.T) { testTransition(t, open(t)) })
+	t.Run("ConcurrentInserts", func(t *testing.T) { testConcurrent(t, open(t)) })
+	t.Run("Tenants", func(t *testing.T) { testTenants(t, open(t)) })
+}
+
+var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+// NewTestMessage builds a message for tenant "t1" with one queued delivery
+// per recipient.
+func NewTestMessage(id string, rcpts ...string) *store.NewMessage {
+	m := &store.Message{ID: id, TenantID: "t1", Sender: "from@sender.test", Lane: store.LaneNormal, Source: "smtp",
+		Size: 5, CreatedAt: t0, Body: []byte("hi\r\n")}
+	nm := &store.NewMessage{Message: m}
+	for _, r := range rcpts {
+		a, err := smtpproto.ParseAddress(r, true)
+		if err != nil {
+			panic(err)
+		}
+		nm.Deliveries = append(nm.Deliveries, &store.Delivery{Recipient: r, Domain: a.Domain, Lane: m.Lane,
+			State: store.Queued, CreatedAt: t0, NextAttemptAt: t0, ExpiresAt: t0.Add(time.Hour)})
+	}
+	return nm
+}
+
+func testInsertAndRead(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	nm := NewTestMessage("m1", "a@one.test", "b@two.test")
+	if err := s.InsertMessages(ctx, []*store.NewMessage{nm}); err != nil {
+		t.Fatal(err)
+	}
+	if nm.Deliveries[0].ID == 0 || nm.Deliveries[1].ID == nm.Deliveries[0].ID {
+		t.Fatalf("delivery ids not filled: %d %d", nm.Deliveries[0].ID, nm.Deliveries[1].ID)
+	}
+	m, err := s.GetMessage(ctx, "t1", "m1", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(m.Body) != "hi\r\n" || m.Sender != "from@sender.test" || !m.CreatedAt.Equal(t0) {
+		t.Fatalf("message read back wrong: %+v", m)
+	}
+	if _, err := s.GetMessage(ctx, "other-tenant", "m1", false); err != store.ErrNotFound {
+		t.Fatalf("other tenant sees message: %v", err)
+	}
+	ds, err := s.ListDeliveries(ctx, store.DeliveryFilter{Domain: "two.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].Recipient != "b@two.test" || ds[0].State != store.Queued || ds[0].Sender != "from@sender.test" {
+		t.Fatalf("ListDeliveries by domain: %+v", ds)
+	}
+	var pending int
+	if err := s.LoadPending(ctx, func(*store.Delivery) error { pending++; return nil }); err != nil || pending != 2 {
+		t.Fatalf("LoadPending: %d, %v", pending, err)
+	}
+	evs, err := s.Events(ctx, store.EventFilter{MessageID: "m1"})
+	if err != nil || len(evs) != 2 || evs[0].Type != store.EventQueued {
+		t.Fatalf("events: %+v %v", evs, err)
+	}
+	// A duplicate message id fails and changes nothing.
+	if err := s.InsertMessages(ctx, []*store.NewMessage{NewTestMessage("m1", "c@three.test")}); err == nil {
+		t.Fatal("duplicate message id accepted")
+	}
+	if ds, _ := s.ListDeliveries(ctx, store.DeliveryFilter{}); len(ds) != 2 {
+		t.Fatalf("failed insert left %d deliveries", len(ds))
+	}
+}
+
+func testLeaseAndOutcome(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	nm := NewTestMessage("m1", "a@one.test", "b@one.test")
+	if err := s.InsertMessages(ctx, []*store.NewMessage{nm}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := nm.Deliveries[0].ID, nm.Deliveries[1].ID
+	leased, err := s.Lease(ctx, []int64{a, b}, t0, t0.Add(5*time.Minute))
+	if err != nil || len(leased) != 2 {
+		t.Fatalf("lease: %v %v", leased, err)
+	}
+	// Leasing again finds nothing to lease: already sending.
+	if again, _ := s.Lease(ctx, []int64{a}, t0, t0.Add(time.Minute)); len(again) != 0 {
+		t.Fatalf("leased twice: %v", again)
+	}
+	rep := smtpproto.Reply{Code: 550, Enhanced: "5.1.1", Text: "no such user"}
+	err = s.RecordOutcomes(ctx, []store.Outcome{
+		{DeliveryID: a, State: store.Delivered, Class: "delivered", Reply: smtpproto.Reply{Code: 250, Text: "ok"}, MX: "mx.one.test", IP: "127.0.0.2", StartedAt: t0, Duration: time.Millisecond, Event: store.EventDelivered},
+		{DeliveryID: b, State: store.Bounced, Class: "hard_bounce", Phase: "rcpt", Reply: rep, StartedAt: t0, Event: store.EventBounced},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, _ := s.MessageDeliveries(ctx, "m1")
+	if ds[0].State != store.Delivered || ds[0].Attempts != 1 || ds[0].LastMX != "mx.one.test" {
+		t.Fatalf("delivered row: %+v", ds[0])
+	}
+	if ds[1].State != store.Bounced || ds[1].LastReply != rep || ds[1].LastClass != "hard_bounce" {
+		t.Fatalf("bounced row: %+v", ds[1])
+	}
+	atts, _ := s.Attempts(ctx, "m1")
+	if len(atts) != 2 || atts[1].Reply != rep || atts[1].N != 1 {
+		t.Fatalf("attempts: %+v", atts)
+	}
+	// An outcome for a delivery no longer sending is ignored.
+	if err := s.RecordOutcomes(ctx, []store.Outcome{{DeliveryID: a, State: store.Deferred, Event: store.EventDeferred, StartedAt: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	if ds, _ := s.MessageDeliveries(ctx, "m1"); ds[0].State != store.Delivered {
+		t.Fatalf("final state overwritten: %s", ds[0].State)
+	}
+}
+
+func testRecover(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	nm := NewTestMessage("m1", "a@one.test")
+	if err := s.InsertMessages(ctx, []*store.NewMessage{nm}); err != nil {
+		t.Fatal(err)
+	}
+	retry := t0.Add(5 * time.Minute)
+	if _, err := s.Lease(ctx, []int64{nm.Deliveries[0].ID}, t0, retry); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.RecoverLeases(ctx, t0.Add(time.Second))
+	if err != nil || n != 1 {
+		t.Fatalf("recover: %d %v", n, err)
+	}
+	ds, _ := s.MessageDeliveries(ctx, "m1")
+	if ds[0].State != store.Queued || !ds[0].NextAttemptAt.Equal(retry) {
+		t.Fatalf("recovered row: %+v", ds[0])
+	}
+}
+
+func testTransition(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		if err := s.InsertMessages(ctx, []*store.NewMessage{NewTestMessage(fmt.Sprintf("m%d", i), "a@one.test", "b@two.test")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held, err := s.Transition(ctx, store.TransitionSpec{Domain: "one.test", From: []store.State{store.Queued}, To: store.Held, Event: store.EventHeld, Now: t0})
+	if err != nil || len(held) != 3 {
+		t.Fatalf("hold by domain: %d %v", len(held), err)
+	}
+	if _, err := s.Transition(ctx, store.TransitionSpec{From: []store.State{store.Queued}, To: store.Held, Event: store.EventHeld, Now: t0}); err == nil {
+		t.Fatal("transition without selection allowed")
+	}
+	del, err := s.Transition(ctx, store.TransitionSpec{MessageIDs: []string{"m1"}, From: []store.State{store.Queued, store.Held}, To: store.Cancelled, Event: store.EventCancelled, Now: t0})
+	if err != nil || len(del) != 2 || del[0].Sender == "" {
+		t.Fatalf("delete m1: %+v %v", del, err)
+	}
+	counts, _ := s.CountDeliveries(ctx, "")
+	if counts[store.Held] != 2 || counts[store.Cancelled] != 2 || counts[store.Queued] != 2 {
+		t.Fatalf("counts: %v", counts)
+	}
+	evs, _ := s.Events(ctx, store.EventFilter{Type: store.EventCancelled})
+	if len(evs) != 2 {
+		t.Fatalf("cancel events: %d", len(evs))
+	}
+}
+
+func testConcurrent(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs <- s.InsertMessages(ctx, []*store.NewMessage{NewTestMessage(fmt.Sprintf("c%03d", i), "a@one.test")})
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ds, _ := s.ListDeliveries(ctx, store.DeliveryFilter{}); len(ds) != 200 {
+		t.Fatalf("got %d deliveries, want 200", len(ds))
+	}
+}
+
+func testTenants(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if err := s.CreateTenant(ctx, store.Tenant{ID: "t1", Name: "default", CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateTenant(ctx, store.Tenant{ID: "t2", Name: "default", CreatedAt: t0}); err == nil {
+		t.Fatal("duplicate tenant name accepted")
+	}
+	if tn, err := s.GetTenant(ctx, "default"); err != nil || tn.ID != "t1" {
+		t.Fatalf("get tenant by name: %+v %v", tn, err)
+	}
+	if err := s.CreateSMTPUser(ctx, store.SMTPUser{Username: "u", TenantID: "t1", PasswordHash: "h", DefaultLane: store.LaneHigh, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.GetSMTPUser(ctx, "u")
+	if err != nil || u.PasswordHash != "h" || u.DefaultLane != store.LaneHigh {
+		t.Fatalf("smtp user: %+v %v", u, err)
+	}
+	if _, err := s.GetSMTPUser(ctx, "nobody"); err != store.ErrNotFound {
+		t.Fatalf("missing user: %v", err)
+	}
+	if err := s.CreateAPIKey(ctx, store.APIKey{ID: "k1", TenantID: "t1", Name: "admin", Hash: "x", Scopes: []string{"send", "admin"}, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	k, err := s.GetAPIKey(ctx, "k1")
+	if err != nil || len(k.Scopes) != 2 || k.Hash != "x" {
+		t.Fatalf("api key: %+v %v", k, err)
+	}
+}
