@@ -97,6 +97,7 @@ const (
 	EventCancelled  = "cancelled"
 	EventRequeued   = "requeued"
 	EventRecovered  = "recovered"
+	EventFlushed    = "flushed"
 )
 
 // Message is one accepted message. Body holds the full RFC 5322 message

@@ -37,7 +37,7 @@ func prepare(db *sql.DB) (*stmts, error) {
 	st.insEvent = p(`INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
 		code, enhanced, text, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
 	st.lease = p(`UPDATE deliveries SET state='sending', next_attempt_at=?, updated_at=?
-		WHERE id=? AND state IN ('queued','deferred')`)
+		WHERE id=? AND state IN ('queued','deferred','scheduled')`)
 	st.outcome = p(`UPDATE deliveries SET state=?, attempts=attempts+1,
 		first_attempt_at=CASE WHEN first_attempt_at=0 THEN ? ELSE first_attempt_at END,
 		last_attempt_at=?, next_attempt_at=?, last_code=?, last_enhanced=?, last_text=?, last_class=?,

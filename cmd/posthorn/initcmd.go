@@ -1,0 +1,37 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/posthorn/posthorn/internal/server"
+)
+
+func initCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "init",
+		Short: "Create the data directory with the default tenant, an admin API key and an SMTP user",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			c, err := server.Init(context.Background(), &cfg)
+			if err != nil {
+				return err
+			}
+			if c == nil {
+				return fmt.Errorf("%s is already initialised", cfg.DataDir)
+			}
+			if g.json {
+				return printJSON(c)
+			}
+			fmt.Printf("Created tenant %q in %s. These secrets are shown only once:\n  API key:       %s\n  SMTP username: %s\n  SMTP password: %s\n",
+				c.Tenant, cfg.DataDir, c.APIKey, c.SMTPUsername, c.SMTPPassword)
+			return nil
+		},
+	}
+}

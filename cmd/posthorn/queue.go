@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/posthorn/posthorn/internal/api"
+)
+
+func queueCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "queue", Short: "Inspect and manage the queue (postqueue/postsuper)"}
+	cmd.AddCommand(queueListCmd(g), queueShowCmd(g),
+		queueOpCmd(g, "flush", "Retry deferred deliveries now (postqueue -f)", "/admin/v1/queue/flush", false),
+		queueOpCmd(g, "delete", "Delete deliveries (postsuper -d ID / -d ALL)", "/admin/v1/queue/delete", true),
+		queueOpCmd(g, "hold", "Hold deliveries until released (postsuper -h)", "/admin/v1/queue/hold", true),
+		queueOpCmd(g, "release", "Release held deliveries (postsuper -H)", "/admin/v1/queue/release", true),
+		queueRequeueCmd(g))
+	return cmd
+}
+
+func queueListCmd(g *globals) *cobra.Command {
+	var state, domain, rcpt, tenantName string
+	var older time.Duration
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List pending deliveries (postqueue -p)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			q := url.Values{}
+			for k, v := range map[string]string{"state": state, "domain": domain, "recipient": rcpt, "tenant": tenantName} {
+				if v != "" {
+					q.Set(k, v)
+				}
+			}
+			if older > 0 {
+				q.Set("older_than", older.String())
+			}
+			q.Set("limit", fmt.Sprint(limit))
+			var raw json.RawMessage
+			if err := c.Do(context.Background(), "GET", "/admin/v1/queue", q, nil, &raw); err != nil {
+				return err
+			}
+			if g.json {
+				_, err := os.Stdout.Write(raw)
+				return err
+			}
+			var list api.QueueList
+			if err := json.Unmarshal(raw, &list); err != nil {
+				return err
+			}
+			return printQueue(list)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&state, "state", "", "states, comma separated, or \"all\" (default: every pending state)")
+	f.StringVar(&domain, "domain", "", "recipient domain")
+	f.StringVar(&rcpt, "recipient", "", "recipient address (or part of one)")
+	f.StringVar(&tenantName, "tenant", "", "tenant id")
+	f.DurationVar(&older, "older-than", 0, "only deliveries accepted longer ago than this")
+	f.IntVar(&limit, "limit", 1000, "at most this many rows (0: no limit)")
+	return cmd
+}
+
+func printQueue(list api.QueueList) error {
+	if list.Count == 0 {
+		fmt.Println("Mail queue is empty")
+		return nil
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "MESSAGE\tSTATE\tLANE\tAGE\tATTEMPTS\tSENDER\tRECIPIENT\tLAST REPLY")
+	now := time.Now()
+	for _, d := range list.Items {
+		last := d.LastReply.String()
+		if d.LastReply.Code == 0 {
+			last = d.LastClass
+		}
+		sender := d.Sender
+		if sender == "" {
+			sender = "<>"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.MessageID, d.State, d.Lane, now.Sub(d.CreatedAt).Round(time.Second),
+			d.Attempts, sender, d.Recipient, clipText(last, 70))
+	}
+	fmt.Fprintf(w, "-- %d deliveries\n", list.Count)
+	return w.Flush()
+}
+
+func clipText(s string, n int) string {
+	if len(s) > n {
+		return s[:n-3] + "..."
+	}
+	return s
+}
+
+func queueShowCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a message: envelope, headers, every attempt with its exact reply, events (postcat -q)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			var raw json.RawMessage
+			if err := c.Do(context.Background(), "GET", "/admin/v1/queue/"+url.PathEscape(args[0]), nil, nil, &raw); err != nil {
+				return err
+			}
+			if g.json {
+				_, err := os.Stdout.Write(raw)
+				return err
+			}
+			var d api.MessageDetail
+			if err := json.Unmarshal(raw, &d); err != nil {
+				return err
+			}
+			m := d.Message
+			sender := m.Sender
+			if sender == "" {
+				sender = "<>"
+			}
+			fmt.Printf("Message %s  (tenant %s, lane %s, %d bytes, via %s, accepted %s)\nSender: %s\n\n%s\n",
+				m.ID, m.TenantID, m.Lane, m.Size, m.Source, m.CreatedAt.Format(time.RFC3339), sender, strings.TrimRight(d.Headers, "\r\n"))
+			fmt.Println("\nDeliveries:")
+			for _, dl := range d.Deliveries {
+				fmt.Printf("  %-40s %-12s attempts=%d next=%s last=%s\n", dl.Recipient, dl.State, dl.Attempts,
+					fmtTime(dl.NextAttemptAt), dl.LastReply.String())
+			}
+			fmt.Println("\nAttempts:")
+			for _, a := range d.Attempts {
+				reply := a.Reply.String()
+				if a.Reply.Code == 0 {
+					reply = a.Error
+				}
+				fmt.Printf("  #%d delivery %d at %s via %s [%s] tls=%v %s/%s: %s\n", a.N, a.DeliveryID,
+					a.StartedAt.Format(time.RFC3339), a.MX, a.IP, a.TLS, a.Phase, a.Class, reply)
+			}
+			fmt.Println("\nEvents:")
+			for _, e := range d.Events {
+				fmt.Printf("  %s %-12s %s %s %s\n", e.At.Format(time.RFC3339), e.Type, e.Recipient, replyOrDetail(e.Reply.Code, e.Reply.String(), e.Detail), "")
+			}
+			return nil
+		},
+	}
+}
+
+func replyOrDetail(code int, reply, detail string) string {
+	if code != 0 {
+		return reply
+	}
+	return detail
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}
+
+func queueOpCmd(g *globals, name, short, path string, needSel bool) *cobra.Command {
+	var sel api.Selection
+	cmd := &cobra.Command{
+		Use:   name + " [ID...]",
+		Short: short,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sel.IDs = args
+			if needSel && len(args) == 0 && sel.Domain == "" && !sel.All {
+				return fmt.Errorf("say which messages: IDs, --domain D, or --all")
+			}
+			return runOp(g, path, sel)
+		},
+	}
+	cmd.Flags().StringVar(&sel.Domain, "domain", "", "all deliveries to this recipient domain")
+	cmd.Flags().BoolVar(&sel.All, "all", false, "every delivery this applies to")
+	cmd.Flags().StringVar(&sel.TenantID, "tenant", "", "only this tenant's deliveries")
+	return cmd
+}
+
+func queueRequeueCmd(g *globals) *cobra.Command {
+	var req api.RequeueRequest
+	cmd := &cobra.Command{
+		Use:   "requeue [ID...]",
+		Short: "Retry messages now with a fresh lifetime; --dead takes every dead letter (postsuper -r)",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req.IDs = args
+			if len(args) == 0 && !req.Dead && req.Domain == "" && !req.All {
+				return fmt.Errorf("say which messages: IDs, --dead, --domain D, or --all")
+			}
+			return runOp(g, "/admin/v1/queue/requeue", req)
+		},
+	}
+	cmd.Flags().BoolVar(&req.Dead, "dead", false, "requeue dead letters")
+	cmd.Flags().StringVar(&req.Domain, "domain", "", "all deliveries to this recipient domain")
+	cmd.Flags().BoolVar(&req.All, "all", false, "every delivery this applies to")
+	return cmd
+}
+
+func runOp(g *globals, path string, body any) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := c.Do(context.Background(), "POST", path, nil, body, &raw); err != nil {
+		return err
+	}
+	if g.json {
+		_, err := os.Stdout.Write(raw)
+		return err
+	}
+	var res api.OpResult
+	if err := json.Unmarshal(raw, &res); err != nil {
+		return err
+	}
+	fmt.Printf("%d deliveries changed\n", res.Changed)
+	return nil
+}

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/posthorn/posthorn/internal/config"
+	"github.com/posthorn/posthorn/internal/server"
+)
+
+func serveCmd(g *globals) *cobra.Command {
+	var (
+		smtpListen, httpListen, dnsServer, smarthost, hostname, trusted, logLevel string
+		deliveryPort                                                          int
+		retryMin, retryMax, lifetime                                          time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the mail server",
+		Long: `Run posthorn: SMTP submission, the queue and delivery, the HTTP API and the admin socket.
+With no config file and no flags it uses ./posthorn-data, SMTP on 127.0.0.1:2525 and HTTP on 127.0.0.1:8025.
+On an empty data directory it first creates the default tenant and prints its credentials once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
+			}
+			f := cmd.Flags()
+			set := func(name string, apply func()) {
+				if f.Changed(name) {
+					apply()
+				}
+			}
+			set("smtp-listen", func() { cfg.SMTPListen = smtpListen })
+			set("http-listen", func() { cfg.HTTPListen = httpListen })
+			set("dns-server", func() { cfg.DNSServer = dnsServer })
+			set("smarthost", func() { cfg.Smarthost = smarthost })
+			set("hostname", func() { cfg.Hostname = hostname })
+			set("trusted-networks", func() { cfg.TrustedNetworks = splitList(trusted) })
+			set("delivery-port", func() { cfg.DeliveryPort = deliveryPort })
+			set("retry-min", func() { cfg.RetryMin = config.Duration{Duration: retryMin} })
+			set("retry-max", func() { cfg.RetryMax = config.Duration{Duration: retryMax} })
+			set("queue-lifetime", func() { cfg.QueueLifetime = config.Duration{Duration: lifetime} })
+			set("log-level", func() { cfg.LogLevel = logLevel })
+			return serve(cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&smtpListen, "smtp-listen", "", "SMTP submission address (default 127.0.0.1:2525)")
+	f.StringVar(&httpListen, "http-listen", "", "HTTP API address (default 127.0.0.1:8025)")
+	f.StringVar(&dnsServer, "dns-server", "", "DNS server host:port for MX lookups (default: /etc/resolv.conf)")
+	f.IntVar(&deliveryPort, "delivery-port", 25, "TCP port of MX hosts")
+	f.DurationVar(&retryMin, "retry-min", 0, "first retry delay (default 5m)")
+	f.DurationVar(&retryMax, "retry-max", 0, "longest retry delay (default 1h)")
+	f.DurationVar(&lifetime, "queue-lifetime", 0, "give up on a delivery after this long (default 120h)")
+	f.StringVar(&smarthost, "smarthost", "", "relay all mail through host:port (like Postfix's relayhost)")
+	f.StringVar(&hostname, "hostname", "", "name in the SMTP greeting and in EHLO (default: this machine's FQDN)")
+	f.StringVar(&trusted, "trusted-networks", "", "CIDRs that may submit without AUTH, comma separated (default none)")
+	f.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default info)")
+	f.SortFlags = false
+	return cmd
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func serve(cfg config.Config) error {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return fmt.Errorf("log level %q: %w", cfg.LogLevel, err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	srv, err := server.Start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	if c := srv.Created; c != nil {
+		fmt.Printf("posthorn: created tenant %q. These secrets are shown only once:\n  API key:       %s\n  SMTP username: %s\n  SMTP password: %s\n",
+			c.Tenant, c.APIKey, c.SMTPUsername, c.SMTPPassword)
+	}
+	log.Info("posthorn running", "data_dir", cfg.DataDir, "hostname", cfg.Hostname)
+	<-ctx.Done()
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return srv.Stop(sctx)
+}

@@ -1,0 +1,380 @@
+// Package api serves posthorn's HTTP interfaces: the admin API on a Unix
+// socket (what the CLI talks to; access is the socket's file permissions)
+// and, on the HTTP listener, health checks (and later the public API).
+// Request and response types here are shared with the CLI's client.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/tenant"
+)
+
+// Admin serves the admin API.
+type Admin struct {
+	Store   store.Store
+	Ops     *QueueOps
+	Tenants *tenant.Manager
+	Stats   func() any
+	Log     *slog.Logger
+}
+
+// Handler returns the admin routes.
+func (a *Admin) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /admin/v1/status", a.status)
+	mux.HandleFunc("GET /admin/v1/queue", a.listQueue)
+	mux.HandleFunc("GET /admin/v1/queue/{id}", a.showMessage)
+	mux.HandleFunc("POST /admin/v1/queue/flush", a.op(a.Ops.Flush))
+	mux.HandleFunc("POST /admin/v1/queue/delete", a.op(a.Ops.Delete))
+	mux.HandleFunc("POST /admin/v1/queue/hold", a.op(a.Ops.Hold))
+	mux.HandleFunc("POST /admin/v1/queue/release", a.op(a.Ops.Release))
+	mux.HandleFunc("POST /admin/v1/queue/requeue", a.requeue)
+	mux.HandleFunc("GET /admin/v1/tenants", a.listTenants)
+	mux.HandleFunc("POST /admin/v1/tenants", a.createTenant)
+	mux.HandleFunc("GET /admin/v1/users", a.listUsers)
+	mux.HandleFunc("POST /admin/v1/users", a.createUser)
+	mux.HandleFunc("GET /admin/v1/apikeys", a.listKeys)
+	mux.HandleFunc("POST /admin/v1/apikeys", a.createKey)
+	return mux
+}
+
+// ErrorBody is every error response.
+type ErrorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, kind, msg string) {
+	var b ErrorBody
+	b.Error.Code, b.Error.Message = kind, msg
+	writeJSON(w, code, b)
+}
+
+func (a *Admin) fail(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, store.ErrConflict):
+		writeError(w, http.StatusConflict, "conflict", err.Error())
+	case errors.Is(err, errNoSelection), errors.As(err, new(*badRequest)):
+		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
+	default:
+		a.Log.Error("admin api", "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", err.Error())
+	}
+}
+
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return &badRequest{"bad request body: " + err.Error()}
+	}
+	return nil
+}
+
+func (a *Admin) status(w http.ResponseWriter, r *http.Request) {
+	counts, err := a.Store.CountDeliveries(r.Context(), "")
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deliveries": counts, "scheduler": a.Stats()})
+}
+
+// QueueList is the answer to a queue listing.
+type QueueList struct {
+	Items []store.Delivery `json:"items"`
+	Count int              `json:"count"`
+}
+
+// ParseQueueFilter reads a listing's query parameters: state (comma
+// separated, or "all"), domain, recipient, older_than (Go duration),
+// tenant, limit, after.
+func ParseQueueFilter(q map[string][]string, now time.Time) (store.DeliveryFilter, error) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	f := store.DeliveryFilter{Domain: get("domain"), Recipient: get("recipient"), TenantID: get("tenant"), Limit: 1000}
+	switch s := get("state"); s {
+	case "":
+		f.States = store.PendingStates
+	case "all":
+	default:
+		for _, p := range strings.Split(s, ",") {
+			st := store.State(strings.TrimSpace(p))
+			if !st.Valid() {
+				return f, &badRequest{fmt.Sprintf("unknown state %q", p)}
+			}
+			f.States = append(f.States, st)
+		}
+	}
+	if s := get("older_than"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return f, &badRequest{"older_than: " + err.Error()}
+		}
+		f.OlderThan = now.Add(-d)
+	}
+	if s := get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return f, &badRequest{"limit: want a number"}
+		}
+		f.Limit = n
+	}
+	if s := get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return f, &badRequest{"after: want a delivery id"}
+		}
+		f.AfterID = n
+	}
+	return f, nil
+}
+
+func (a *Admin) listQueue(w http.ResponseWriter, r *http.Request) {
+	f, err := ParseQueueFilter(r.URL.Query(), time.Now())
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	ds, err := a.Store.ListDeliveries(r.Context(), f)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if ds == nil {
+		ds = []store.Delivery{}
+	}
+	writeJSON(w, http.StatusOK, QueueList{Items: ds, Count: len(ds)})
+}
+
+// MessageDetail is everything known about one message.
+type MessageDetail struct {
+	Message    *store.Message   `json:"message"`
+	Headers    string           `json:"headers"`
+	Deliveries []store.Delivery `json:"deliveries"`
+	Attempts   []store.Attempt  `json:"attempts"`
+	Events     []store.Event    `json:"events"`
+}
+
+// LoadMessageDetail gathers a message with its deliveries, attempts and
+// events; tenantID "" sees every tenant.
+func LoadMessageDetail(ctx context.Context, st store.Store, tenantID, id string) (*MessageDetail, error) {
+	m, err := st.GetMessage(ctx, tenantID, id, true)
+	if err != nil {
+		return nil, err
+	}
+	d := &MessageDetail{Message: m}
+	hdr := m.Body
+	if i := strings.Index(string(m.Body), "\r\n\r\n"); i >= 0 {
+		hdr = m.Body[:i+2]
+	}
+	d.Headers = string(hdr)
+	if d.Deliveries, err = st.MessageDeliveries(ctx, id); err != nil {
+		return nil, err
+	}
+	if d.Attempts, err = st.Attempts(ctx, id); err != nil {
+		return nil, err
+	}
+	if d.Events, err = st.Events(ctx, store.EventFilter{MessageID: id}); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func (a *Admin) showMessage(w http.ResponseWriter, r *http.Request) {
+	d, err := LoadMessageDetail(r.Context(), a.Store, "", r.PathValue("id"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func (a *Admin) op(fn func(context.Context, Selection) (*OpResult, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var sel Selection
+		if err := decode(r, &sel); err != nil {
+			a.fail(w, err)
+			return
+		}
+		res, err := fn(r.Context(), sel)
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+	}
+}
+
+// RequeueRequest is a selection plus whether to take only dead letters.
+type RequeueRequest struct {
+	Selection
+	Dead bool `json:"dead,omitempty"`
+}
+
+func (a *Admin) requeue(w http.ResponseWriter, r *http.Request) {
+	var req RequeueRequest
+	if err := decode(r, &req); err != nil {
+		a.fail(w, err)
+		return
+	}
+	res, err := a.Ops.Requeue(r.Context(), req.Selection, req.Dead)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (a *Admin) listTenants(w http.ResponseWriter, r *http.Request) {
+	ts, err := a.Store.ListTenants(r.Context())
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": ts})
+}
+
+// TenantRequest creates a tenant.
+type TenantRequest struct {
+	Name string `json:"name"`
+}
+
+func (a *Admin) createTenant(w http.ResponseWriter, r *http.Request) {
+	var req TenantRequest
+	if err := decode(r, &req); err != nil {
+		a.fail(w, err)
+		return
+	}
+	t, err := a.Tenants.CreateTenant(r.Context(), req.Name)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, t)
+}
+
+func (a *Admin) listUsers(w http.ResponseWriter, r *http.Request) {
+	us, err := a.Store.ListSMTPUsers(r.Context(), "")
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": us})
+}
+
+// UserRequest creates an SMTP user.
+type UserRequest struct {
+	Tenant   string `json:"tenant"`
+	Username string `json:"username"`
+	Password string `json:"password,omitempty"`
+	Lane     string `json:"lane,omitempty"`
+}
+
+// UserResponse shows the password once.
+type UserResponse struct {
+	Tenant   string `json:"tenant"`
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Lane     string `json:"lane"`
+}
+
+func (a *Admin) createUser(w http.ResponseWriter, r *http.Request) {
+	var req UserRequest
+	if err := decode(r, &req); err != nil {
+		a.fail(w, err)
+		return
+	}
+	lane, err := store.ParseLane(req.Lane)
+	if err != nil {
+		a.fail(w, &badRequest{err.Error()})
+		return
+	}
+	t, err := a.Tenants.Resolve(r.Context(), req.Tenant)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	u, pass, err := a.Tenants.AddUser(r.Context(), t.ID, req.Username, req.Password, lane)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, UserResponse{Tenant: t.Name, Username: u.Username, Password: pass, Lane: string(lane)})
+}
+
+func (a *Admin) listKeys(w http.ResponseWriter, r *http.Request) {
+	ks, err := a.Store.ListAPIKeys(r.Context(), "")
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": ks})
+}
+
+// KeyRequest creates an API key.
+type KeyRequest struct {
+	Tenant string   `json:"tenant"`
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes"`
+}
+
+// KeyResponse shows the key once.
+type KeyResponse struct {
+	Tenant string   `json:"tenant"`
+	Name   string   `json:"name"`
+	Scopes []string `json:"scopes"`
+	APIKey string   `json:"api_key"`
+}
+
+func (a *Admin) createKey(w http.ResponseWriter, r *http.Request) {
+	var req KeyRequest
+	if err := decode(r, &req); err != nil {
+		a.fail(w, err)
+		return
+	}
+	t, err := a.Tenants.Resolve(r.Context(), req.Tenant)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if len(req.Scopes) == 0 {
+		req.Scopes = []string{tenant.ScopeSend, tenant.ScopeRead}
+	}
+	key, err := a.Tenants.CreateAPIKey(r.Context(), t.ID, req.Name, req.Scopes)
+	if err != nil {
+		a.fail(w, &badRequest{err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusCreated, KeyResponse{Tenant: t.Name, Name: req.Name, Scopes: req.Scopes, APIKey: key})
+}

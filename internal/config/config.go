@@ -1,0 +1,265 @@
+// Package config is posthorn's typed configuration: defaults, the TOML
+// file, and validation. Command-line flags are applied by cmd/posthorn on
+// top of the file (flags win).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/posthorn/posthorn/internal/smtpproto"
+)
+
+// Duration is a time.Duration written as a Go duration string in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Config is the whole configuration.
+type Config struct {
+	DataDir         string   `toml:"data_dir"`
+	Hostname        string   `toml:"hostname"`
+	SMTPListen      string   `toml:"smtp_listen"`
+	HTTPListen      string   `toml:"http_listen"`
+	DNSServer       string   `toml:"dns_server"`
+	DeliveryPort    int      `toml:"delivery_port"`
+	RetryMin        Duration `toml:"retry_min"`
+	RetryMax        Duration `toml:"retry_max"`
+	QueueLifetime   Duration `toml:"queue_lifetime"`
+	Smarthost       string   `toml:"smarthost"`
+	TrustedNetworks []string `toml:"trusted_networks"`
+	LogLevel        string   `toml:"log_level"`
+
+	SMTP     SMTP     `toml:"smtp"`
+	Delivery Delivery `toml:"delivery"`
+	Routes   []Route  `toml:"route"`
+}
+
+// SMTP configures the submission listener.
+type SMTP struct {
+	MaxMessageSize    int64    `toml:"max_message_size"`
+	MaxRecipients     int      `toml:"max_recipients"`
+	MaxLineLength     int      `toml:"max_line_length"`
+	MaxConnections    int      `toml:"max_connections"`
+	ReadTimeout       Duration `toml:"read_timeout"`
+	TLSCert           string   `toml:"tls_cert"`
+	TLSKey            string   `toml:"tls_key"`
+	AllowInsecureAuth bool     `toml:"allow_insecure_auth"`
+	MaxAuthFailures   int      `toml:"max_auth_failures"` // per client IP per 10 minutes
+}
+
+// Delivery configures outbound connections.
+type Delivery struct {
+	MaxConnections           int      `toml:"max_connections"`
+	MaxConnectionsPerDest    int      `toml:"max_connections_per_destination"`
+	MaxMessagesPerConnection int      `toml:"max_messages_per_connection"`
+	ConnectTimeout           Duration `toml:"connect_timeout"`
+	CommandTimeout           Duration `toml:"command_timeout"`
+	DataTimeout              Duration `toml:"data_timeout"`
+	IdleTimeout              Duration `toml:"idle_timeout"`
+	LeaseTime                Duration `toml:"lease_time"`
+}
+
+// Route sends mail for one domain (or "*") through a relay host.
+type Route struct {
+	Domain   string `toml:"domain"`
+	Host     string `toml:"host"` // host:port
+	Username string `toml:"username"`
+	Password string `toml:"password"`
+	// TLS: "opportunistic" (default), "required", "none".
+	TLS string `toml:"tls"`
+}
+
+// Default returns the configuration used with no file and no flags.
+func Default() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "localhost"
+	}
+	return Config{
+		DataDir:       "posthorn-data",
+		Hostname:      fqdn(host),
+		SMTPListen:    "127.0.0.1:2525",
+		HTTPListen:    "127.0.0.1:8025",
+		DeliveryPort:  25,
+		RetryMin:      Duration{5 * time.Minute},
+		RetryMax:      Duration{time.Hour},
+		QueueLifetime: Duration{5 * 24 * time.Hour},
+		LogLevel:      "info",
+		SMTP: SMTP{
+			MaxMessageSize:  25 << 20,
+			MaxRecipients:   1000,
+			MaxLineLength:   2000,
+			MaxConnections:  1000,
+			ReadTimeout:     Duration{5 * time.Minute},
+			MaxAuthFailures: 10,
+		},
+		Delivery: Delivery{
+			MaxConnections:           500,
+			MaxConnectionsPerDest:    20,
+			MaxMessagesPerConnection: 1000,
+			ConnectTimeout:           Duration{30 * time.Second},
+			CommandTimeout:           Duration{5 * time.Minute},
+			DataTimeout:              Duration{10 * time.Minute},
+			IdleTimeout:              Duration{5 * time.Second},
+			LeaseTime:                Duration{15 * time.Minute},
+		},
+	}
+}
+
+// fqdn asks the resolver for the canonical name of host; it falls back to
+// host itself.
+func fqdn(host string) string {
+	if strings.Contains(host, ".") {
+		return host
+	}
+	if cname, err := net.LookupCNAME(host); err == nil && strings.Contains(strings.TrimSuffix(cname, "."), ".") {
+		return strings.TrimSuffix(cname, ".")
+	}
+	return host
+}
+
+// Load reads a TOML file over the defaults. Unknown keys are an error, so
+// a typo does not silently leave a default in place.
+func Load(path string) (Config, error) {
+	c := Default()
+	if path == "" {
+		return c, nil
+	}
+	md, err := toml.DecodeFile(path, &c)
+	if err != nil {
+		return c, fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return c, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	return c, nil
+}
+
+// Validate checks the configuration and fills derived defaults.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.DataDir == "" {
+		bad("data_dir is empty")
+	}
+	for name, addr := range map[string]string{"smtp_listen": c.SMTPListen, "http_listen": c.HTTPListen} {
+		if addr == "" {
+			continue // disabled
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad("%s %q: %v", name, addr, err)
+		}
+	}
+	for name, addr := range map[string]string{"dns_server": c.DNSServer, "smarthost": c.Smarthost} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad("%s %q: want host:port: %v", name, addr, err)
+		}
+	}
+	if c.DeliveryPort <= 0 || c.DeliveryPort > 65535 {
+		bad("delivery_port %d out of range", c.DeliveryPort)
+	}
+	if c.RetryMin.Duration <= 0 || c.RetryMax.Duration < c.RetryMin.Duration {
+		bad("retry_min (%s) must be positive and not above retry_max (%s)", c.RetryMin, c.RetryMax)
+	}
+	if c.QueueLifetime.Duration <= 0 {
+		bad("queue_lifetime must be positive")
+	}
+	if _, err := c.TrustedPrefixes(); err != nil {
+		bad("%v", err)
+	}
+	if c.SMTP.MaxMessageSize <= 0 || c.SMTP.MaxRecipients <= 0 || c.SMTP.MaxLineLength < 512 {
+		bad("smtp limits must be positive (max_line_length at least 512)")
+	}
+	if (c.SMTP.TLSCert == "") != (c.SMTP.TLSKey == "") {
+		bad("smtp.tls_cert and smtp.tls_key go together")
+	}
+	d := &c.Delivery
+	if d.MaxConnections <= 0 || d.MaxConnectionsPerDest <= 0 || d.MaxMessagesPerConnection <= 0 {
+		bad("delivery limits must be positive")
+	}
+	seen := map[string]bool{}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		r.Domain = strings.ToLower(strings.TrimSuffix(r.Domain, "."))
+		if r.Domain != "*" {
+			if _, err := smtpproto.NormalizeDomain(r.Domain, true); err != nil {
+				bad("route %d: domain %q: %v", i+1, r.Domain, err)
+			}
+		}
+		if seen[r.Domain] {
+			bad("route %d: domain %q routed twice", i+1, r.Domain)
+		}
+		seen[r.Domain] = true
+		if _, _, err := net.SplitHostPort(r.Host); err != nil {
+			bad("route %d (%s): host %q: want host:port", i+1, r.Domain, r.Host)
+		}
+		switch r.TLS {
+		case "":
+			r.TLS = "opportunistic"
+		case "opportunistic", "required", "none":
+		default:
+			bad("route %d (%s): tls %q: want opportunistic, required or none", i+1, r.Domain, r.TLS)
+		}
+	}
+	if c.Hostname == "" {
+		bad("hostname is empty")
+	}
+	return errors.Join(errs...)
+}
+
+// TrustedPrefixes parses trusted_networks. Bare IPs count as /32 or /128.
+func (c *Config) TrustedPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.TrustedNetworks {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !strings.Contains(s, "/") {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, fmt.Errorf("trusted_networks: %q: %v", s, err)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("trusted_networks: %q: %v", s, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// Paths derived from the data directory.
+func (c *Config) DBPath() string      { return filepath.Join(c.DataDir, "posthorn.db") }
+func (c *Config) AdminSocket() string { return filepath.Join(c.DataDir, "admin.sock") }
+func (c *Config) TLSDir() string      { return filepath.Join(c.DataDir, "tls") }

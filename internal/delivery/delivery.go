@@ -1,0 +1,332 @@
+// Package delivery gets one message to one destination: it finds where to
+// connect (a route's relay host, or the domain's MX hosts in preference
+// order with fallback to the next host and to the domain's own address
+// when there is no MX, RFC 5321 §5.1), opens the SMTP session (STARTTLS
+// whenever offered, AUTH on relays that need it), and sends each message's
+// recipients in one transaction, returning one result per recipient.
+//
+// It keeps no queue state: the queue package decides what to send and
+// what each result means for the delivery.
+package delivery
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/classify"
+	"github.com/posthorn/posthorn/internal/config"
+	"github.com/posthorn/posthorn/internal/delivery/smtpclient"
+	"github.com/posthorn/posthorn/internal/smtpproto"
+)
+
+// Config is what delivery needs from the configuration.
+type Config struct {
+	Hostname       string
+	Port           int // TCP port of MX hosts (25; tests use another)
+	ConnectTimeout time.Duration
+	CommandTimeout time.Duration
+	DataTimeout    time.Duration
+	Routes         []config.Route // "*" is the smarthost
+}
+
+// Deliverer opens connections to destinations.
+type Deliverer struct {
+	cfg    Config
+	res    *Resolver
+	routes map[string]config.Route
+
+	mu      sync.Mutex
+	noTLSTo map[netip.Addr]time.Time // hosts whose TLS handshake failed lately
+}
+
+// New returns a Deliverer using res for DNS.
+func New(cfg Config, res *Resolver) *Deliverer {
+	d := &Deliverer{cfg: cfg, res: res, routes: map[string]config.Route{}, noTLSTo: map[netip.Addr]time.Time{}}
+	for _, r := range cfg.Routes {
+		d.routes[r.Domain] = r
+	}
+	return d
+}
+
+func (d *Deliverer) route(domain string) (config.Route, bool) {
+	if r, ok := d.routes[domain]; ok {
+		return r, true
+	}
+	r, ok := d.routes["*"]
+	return r, ok
+}
+
+// Destination is the key under which deliveries share connections and
+// limits: the relay for routed domains, else the recipient domain.
+func (d *Deliverer) Destination(domain string) string {
+	if r, ok := d.route(domain); ok {
+		return "relay:" + r.Host
+	}
+	return domain
+}
+
+// Failure says why a connection or a recipient did not go through.
+type Failure struct {
+	Class     classify.Class
+	Phase     string
+	Reply     smtpproto.Reply // zero when there was no reply
+	Err       string          // local error text when there was no reply
+	MX, IP    string
+	Permanent bool
+}
+
+func (f *Failure) Error() string {
+	if f.Reply.Code != 0 {
+		return fmt.Sprintf("%s: %s", f.Phase, f.Reply)
+	}
+	return fmt.Sprintf("%s: %s", f.Phase, f.Err)
+}
+
+// Conn is an open SMTP session to one host, reusable for several messages.
+type Conn struct {
+	client *smtpclient.Client
+	Dest   string
+	MX     string
+	IP     string
+	TLS    bool
+	Sent   int
+}
+
+// Close ends the session politely.
+func (c *Conn) Close() { c.client.Quit() }
+
+// Usable reports whether another message may be sent on c.
+func (c *Conn) Usable() bool { return !c.client.Broken() }
+
+type target struct {
+	host     string
+	port     int
+	implicit bool
+}
+
+// Dial connects to the destination of domain, trying each host in turn.
+func (d *Deliverer) Dial(ctx context.Context, domain string) (*Conn, *Failure) {
+	rt, routed := d.route(domain)
+	var targets []target
+	if routed {
+		host, port, _ := net.SplitHostPort(rt.Host)
+		p, _ := strconv.Atoi(port)
+		targets = []target{{host: host, port: p}}
+	} else {
+		mxs, err := d.res.LookupMX(ctx, domain)
+		if err != nil {
+			return nil, dnsFailure(err)
+		}
+		for _, mx := range mxs {
+			targets = append(targets, target{host: mx.Name, port: d.cfg.Port, implicit: mx.Implicit})
+		}
+	}
+	var last *Failure
+	for _, t := range targets {
+		ips, err := d.res.LookupIP(ctx, t.host)
+		if err != nil {
+			last = dnsFailure(err)
+			last.MX = t.host
+			if t.implicit {
+				last.Permanent = true // no MX and no address: nowhere to deliver
+			}
+			continue
+		}
+		for _, ip := range ips {
+			c, f := d.dialHost(ctx, t, ip, rt, routed)
+			if f == nil {
+				c.Dest = d.Destination(domain)
+				return c, nil
+			}
+			last = f
+		}
+	}
+	if last == nil {
+		last = &Failure{Class: classify.DNSError, Phase: "connect", Err: "no host to connect to"}
+	}
+	return nil, last
+}
+
+func dnsFailure(err error) *Failure {
+	f := &Failure{Class: classify.DNSError, Phase: "dns", Err: err.Error()}
+	var de *DNSError
+	if errors.As(err, &de) {
+		f.Permanent = de.Permanent
+	}
+	return f
+}
+
+// dialHost opens a session with one address: greeting, EHLO, STARTTLS
+// when offered (falling back to cleartext once if the handshake fails and
+// TLS is not required), AUTH for relays with credentials.
+func (d *Deliverer) dialHost(ctx context.Context, t target, ip netip.Addr, rt config.Route, routed bool) (*Conn, *Failure) {
+	tlsMode := "opportunistic"
+	if routed {
+		tlsMode = rt.TLS
+	}
+	tryTLS := tlsMode != "none" && !d.recentTLSFailure(ip)
+	for {
+		c, f, tlsFailed := d.session(ctx, t, ip, tlsMode, tryTLS)
+		if f == nil {
+			if routed && rt.Username != "" {
+				if err := c.client.Auth(rt.Username, rt.Password); err != nil {
+					c.client.Close()
+					return nil, failureFrom(err, "auth", t.host, ip)
+				}
+			}
+			return c, nil
+		}
+		if tlsFailed && tlsMode == "opportunistic" && tryTLS {
+			d.markTLSFailure(ip)
+			tryTLS = false
+			continue // once more, in cleartext
+		}
+		return nil, f
+	}
+}
+
+func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, tlsMode string, tryTLS bool) (*Conn, *Failure, bool) {
+	addr := net.JoinHostPort(ip.String(), strconv.Itoa(t.port))
+	dialer := net.Dialer{Timeout: d.cfg.ConnectTimeout}
+	nc, err := dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, &Failure{Class: classify.ConnectionError, Phase: "connect", Err: err.Error(), MX: t.host, IP: ip.String()}, false
+	}
+	cl, err := smtpclient.New(nc, smtpclient.Options{
+		LocalName:       d.cfg.Hostname,
+		CommandTimeout:  d.cfg.CommandTimeout,
+		DataTimeout:     d.cfg.DataTimeout,
+		GreetingTimeout: d.cfg.CommandTimeout,
+	})
+	if err != nil {
+		nc.Close()
+		return nil, failureFrom(err, "connect", t.host, ip), false
+	}
+	if err := cl.Hello(); err != nil {
+		cl.Close()
+		return nil, failureFrom(err, "ehlo", t.host, ip), false
+	}
+	c := &Conn{client: cl, MX: t.host, IP: ip.String()}
+	if _, ok := cl.Extension("STARTTLS"); ok && tryTLS {
+		cfg := &tls.Config{ServerName: t.host, MinVersion: tls.VersionTLS12}
+		if tlsMode != "required" {
+			// Opportunistic TLS encrypts against passive listeners; MX
+			// certificates are commonly not verifiable (RFC 7435).
+			cfg.InsecureSkipVerify = true
+		}
+		if err := cl.StartTLS(cfg); err != nil {
+			cl.Close()
+			f := failureFrom(err, "starttls", t.host, ip)
+			f.Class = classify.TLSError
+			return nil, f, true
+		}
+		c.TLS = true
+	} else if tlsMode == "required" {
+		cl.Quit()
+		return nil, &Failure{Class: classify.TLSError, Phase: "starttls", Err: "TLS required but not available", MX: t.host, IP: ip.String()}, false
+	}
+	return c, nil, false
+}
+
+func (d *Deliverer) recentTLSFailure(ip netip.Addr) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	until, ok := d.noTLSTo[ip]
+	return ok && time.Now().Before(until)
+}
+
+func (d *Deliverer) markTLSFailure(ip netip.Addr) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.noTLSTo[ip] = time.Now().Add(time.Hour)
+}
+
+// failureFrom turns a client error into a Failure.
+func failureFrom(err error, phase, host string, ip netip.Addr) *Failure {
+	f := &Failure{Phase: phase, MX: host, IP: ip.String(), Class: classify.ConnectionError, Err: err.Error()}
+	var ce *smtpclient.Error
+	if errors.As(err, &ce) {
+		if ce.Phase != "" {
+			f.Phase = string(ce.Phase)
+		}
+		if ce.Reply != nil {
+			f.Reply = *ce.Reply
+			f.Err = ""
+			f.Class = classify.Reply(f.Phase, f.Reply)
+			f.Permanent = f.Class.Permanent()
+		}
+	}
+	return f
+}
+
+// Result is the outcome for one recipient of a sent message.
+type Result struct {
+	Class classify.Class
+	Phase string
+	Reply smtpproto.Reply
+	Err   string
+}
+
+// Message is what Send needs of a message.
+type Message struct {
+	Sender   string
+	Body     []byte
+	UTF8     bool
+	EightBit bool
+}
+
+// Send sends msg to rcpts in one transaction and returns one result per
+// recipient. A broken connection shows as results of class
+// connection_error and c.Usable() false.
+func (c *Conn) Send(msg Message, rcpts []string) []Result {
+	res, err := c.client.Send(msg.Sender, rcpts, msg.Body, smtpclient.SendOptions{SMTPUTF8: msg.UTF8, EightBit: msg.EightBit, Size: true})
+	c.Sent++
+	out := make([]Result, len(rcpts))
+	var ce *smtpclient.Error
+	errors.As(err, &ce)
+	for i := range rcpts {
+		out[i] = resultFor(i, res, err, ce)
+	}
+	return out
+}
+
+func resultFor(i int, res *smtpclient.Result, err error, ce *smtpclient.Error) Result {
+	if res != nil {
+		if res.Mail.Code != 0 && !res.Mail.Positive() {
+			return replyResult("mail", res.Mail)
+		}
+		if i < len(res.Rcpt) && res.Rcpt[i].Code != 0 && !res.Rcpt[i].Positive() {
+			return replyResult("rcpt", res.Rcpt[i])
+		}
+		if res.Data.Code != 0 {
+			return replyResult("data", res.Data)
+		}
+	}
+	if err == nil {
+		return Result{Class: classify.ProtocolError, Phase: "data", Err: "no reply recorded"}
+	}
+	phase := "data"
+	if ce != nil {
+		phase = string(ce.Phase)
+		if ce.Reply != nil {
+			return replyResult(phase, *ce.Reply)
+		}
+	}
+	cls := classify.ConnectionError
+	if strings.Contains(err.Error(), "protocol") {
+		cls = classify.ProtocolError
+	}
+	return Result{Class: cls, Phase: phase, Err: err.Error()}
+}
+
+func replyResult(phase string, r smtpproto.Reply) Result {
+	return Result{Class: classify.Reply(phase, r), Phase: phase, Reply: r}
+}

@@ -1,0 +1,206 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// MXHost is one host to try, in order.
+type MXHost struct {
+	Name     string
+	Pref     uint16
+	Implicit bool // no MX record: the domain itself (RFC 5321 §5.1)
+}
+
+// DNSError is a failed lookup. Permanent ones (the domain does not exist,
+// or publishes a null MX) end the delivery; others are retried.
+type DNSError struct {
+	Name      string
+	Permanent bool
+	Msg       string
+}
+
+func (e *DNSError) Error() string { return "dns: " + e.Name + ": " + e.Msg }
+
+// Resolver looks up MX and address records through one DNS server (the
+// test DNS server in tests, the system's resolver otherwise) and caches
+// answers for their TTL, at most cacheMax.
+type Resolver struct {
+	servers []string
+	client  *dns.Client
+	now     func() time.Time
+
+	mu    sync.Mutex
+	cache map[cacheKey]cacheEntry
+}
+
+type cacheKey struct {
+	name  string
+	qtype uint16
+}
+
+type cacheEntry struct {
+	msg   *dns.Msg
+	err   error
+	until time.Time
+}
+
+const (
+	cacheMax = 5 * time.Minute
+	cacheNeg = 30 * time.Second
+)
+
+// NewResolver uses server ("host:port"); empty means the nameservers in
+// /etc/resolv.conf.
+func NewResolver(server string) (*Resolver, error) {
+	r := &Resolver{client: &dns.Client{Timeout: 5 * time.Second}, now: time.Now, cache: map[cacheKey]cacheEntry{}}
+	if server != "" {
+		r.servers = []string{server}
+		return r, nil
+	}
+	cc, err := dns.ClientConfigFromFile("/etc/resolv.conf")
+	if err != nil {
+		return nil, fmt.Errorf("read /etc/resolv.conf: %w", err)
+	}
+	for _, s := range cc.Servers {
+		r.servers = append(r.servers, net.JoinHostPort(s, cc.Port))
+	}
+	if len(r.servers) == 0 {
+		return nil, errors.New("no nameserver in /etc/resolv.conf")
+	}
+	return r, nil
+}
+
+// query asks for name/qtype, over UDP then TCP when truncated, trying each
+// server; answers (including NXDOMAIN) are cached.
+func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
+	name = dns.Fqdn(strings.ToLower(name))
+	key := cacheKey{name, qtype}
+	now := r.now()
+	r.mu.Lock()
+	if e, ok := r.cache[key]; ok && now.Before(e.until) {
+		r.mu.Unlock()
+		return e.msg, e.err
+	}
+	r.mu.Unlock()
+
+	q := new(dns.Msg)
+	q.SetQuestion(name, qtype)
+	q.RecursionDesired = true
+	q.SetEdns0(1232, false)
+	var lastErr error
+	for _, srv := range r.servers {
+		resp, _, err := r.client.ExchangeContext(ctx, q, srv)
+		if err == nil && resp.Truncated {
+			tcp := &dns.Client{Net: "tcp", Timeout: r.client.Timeout}
+			resp, _, err = tcp.ExchangeContext(ctx, q, srv)
+		}
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		var rerr error
+		ttl := cacheMax
+		switch resp.Rcode {
+		case dns.RcodeSuccess:
+			for _, rr := range resp.Answer {
+				if t := time.Duration(rr.Header().Ttl) * time.Second; t < ttl {
+					ttl = t
+				}
+			}
+		case dns.RcodeNameError:
+			rerr = &DNSError{Name: strings.TrimSuffix(name, "."), Permanent: true, Msg: "no such domain (NXDOMAIN)"}
+			ttl = cacheNeg
+		default:
+			lastErr = &DNSError{Name: strings.TrimSuffix(name, "."), Msg: "server answered " + dns.RcodeToString[resp.Rcode]}
+			continue
+		}
+		r.mu.Lock()
+		if len(r.cache) > 100000 {
+			clear(r.cache)
+		}
+		r.cache[key] = cacheEntry{msg: resp, err: rerr, until: now.Add(ttl)}
+		r.mu.Unlock()
+		return resp, rerr
+	}
+	var de *DNSError
+	if errors.As(lastErr, &de) {
+		return nil, de
+	}
+	return nil, &DNSError{Name: strings.TrimSuffix(name, "."), Msg: fmt.Sprintf("lookup failed: %v", lastErr)}
+}
+
+// LookupMX returns the hosts to try for domain: MX records by preference
+// (shuffled within one preference), or the domain itself when it has no
+// MX. A null MX (RFC 7505) is a permanent error.
+func (r *Resolver) LookupMX(ctx context.Context, domain string) ([]MXHost, error) {
+	resp, err := r.query(ctx, domain, dns.TypeMX)
+	if err != nil {
+		return nil, err
+	}
+	var hosts []MXHost
+	for _, rr := range resp.Answer {
+		if mx, ok := rr.(*dns.MX); ok {
+			hosts = append(hosts, MXHost{Name: strings.TrimSuffix(strings.ToLower(mx.Mx), "."), Pref: mx.Preference})
+		}
+	}
+	if len(hosts) == 0 {
+		return []MXHost{{Name: domain, Implicit: true}}, nil
+	}
+	if len(hosts) == 1 && (hosts[0].Name == "" || hosts[0].Name == ".") {
+		return nil, &DNSError{Name: domain, Permanent: true, Msg: "domain publishes a null MX: it accepts no mail (RFC 7505)"}
+	}
+	rand.Shuffle(len(hosts), func(i, j int) { hosts[i], hosts[j] = hosts[j], hosts[i] })
+	sort.SliceStable(hosts, func(i, j int) bool { return hosts[i].Pref < hosts[j].Pref })
+	return hosts, nil
+}
+
+// LookupIP returns host's IPv4 then IPv6 addresses. An address literal
+// ("[192.0.2.1]") or a bare IP is returned as is.
+func (r *Resolver) LookupIP(ctx context.Context, host string) ([]netip.Addr, error) {
+	lit := strings.TrimPrefix(strings.TrimSuffix(host, "]"), "[")
+	lit = strings.TrimPrefix(lit, "IPv6:")
+	if a, err := netip.ParseAddr(lit); err == nil {
+		return []netip.Addr{a}, nil
+	}
+	var addrs []netip.Addr
+	var firstErr error
+	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		resp, err := r.query(ctx, host, qt)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = err
+			}
+			continue
+		}
+		for _, rr := range resp.Answer {
+			switch v := rr.(type) {
+			case *dns.A:
+				if a, ok := netip.AddrFromSlice(v.A.To4()); ok {
+					addrs = append(addrs, a)
+				}
+			case *dns.AAAA:
+				if a, ok := netip.AddrFromSlice(v.AAAA); ok {
+					addrs = append(addrs, a)
+				}
+			}
+		}
+	}
+	if len(addrs) == 0 {
+		if firstErr != nil {
+			return nil, firstErr
+		}
+		return nil, &DNSError{Name: host, Permanent: false, Msg: "host has no A or AAAA record"}
+	}
+	return addrs, nil
+}

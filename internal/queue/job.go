@@ -1,0 +1,114 @@
+package queue
+
+import (
+	"container/heap"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/store"
+)
+
+// Job is the unit a connection sends: the recipients of one message at
+// one domain that are due together, sent in one SMTP transaction.
+type Job struct {
+	MessageID string
+	TenantID  string
+	Domain    string
+	Lane      store.Lane
+	Rcpts     []Rcpt
+	Due       time.Time
+
+	seq     uint64 // FIFO order within a lane
+	where   place
+	hidx    int // index in the timer heap while where == inHeap
+	dest    *dest
+	removed bool // lazily dropped from a ready list
+}
+
+// Rcpt is one delivery inside a job.
+type Rcpt struct {
+	ID        int64
+	Addr      string
+	Attempts  int
+	ExpiresAt time.Time
+}
+
+type place uint8
+
+const (
+	nowhere place = iota
+	inHeap
+	inReady
+	inFlight
+)
+
+func (j *Job) ids() []int64 {
+	ids := make([]int64, len(j.Rcpts))
+	for i, r := range j.Rcpts {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+// jobHeap orders jobs not yet due by due time, then arrival.
+type jobHeap []*Job
+
+func (h jobHeap) Len() int { return len(h) }
+func (h jobHeap) Less(i, j int) bool {
+	if !h[i].Due.Equal(h[j].Due) {
+		return h[i].Due.Before(h[j].Due)
+	}
+	return h[i].seq < h[j].seq
+}
+func (h jobHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = i, j
+}
+func (h *jobHeap) Push(x any) {
+	j := x.(*Job)
+	j.hidx = len(*h)
+	*h = append(*h, j)
+}
+func (h *jobHeap) Pop() any {
+	old := *h
+	j := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	j.hidx = -1
+	return j
+}
+
+var _ heap.Interface = (*jobHeap)(nil)
+
+// fifo is a queue of jobs; removed jobs are skipped when popped.
+type fifo struct {
+	items []*Job
+	head  int
+}
+
+func (f *fifo) push(j *Job) { f.items = append(f.items, j) }
+
+func (f *fifo) pop() *Job {
+	for f.head < len(f.items) {
+		j := f.items[f.head]
+		f.items[f.head] = nil
+		f.head++
+		if f.head > 1024 && f.head*2 > len(f.items) {
+			f.items = append([]*Job(nil), f.items[f.head:]...)
+			f.head = 0
+		}
+		if !j.removed {
+			return j
+		}
+	}
+	return nil
+}
+
+func laneIndex(l store.Lane) int {
+	switch l {
+	case store.LaneHigh:
+		return 0
+	case store.LaneLow:
+		return 2
+	}
+	return 1
+}

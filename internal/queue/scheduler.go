@@ -1,0 +1,387 @@
+// Package queue is posthorn's in-memory scheduler and its delivery
+// workers. Every pending delivery lives here, rebuilt from the store at
+// start-up: a timer heap holds jobs not yet due (deferred, send_at), and
+// each destination has ready lists per lane, drained by up to N connection
+// workers that reuse their SMTP session for the next job. Nothing polls the
+// database.
+//
+// Invariants:
+//   - A delivery is leased in the store (state sending, next attempt pushed
+//     out) before it is sent, and its outcome is recorded before it is
+//     rescheduled or forgotten; so a crash mid-attempt gives a delayed
+//     retry, and two workers never hold the same delivery.
+//   - known holds every delivery the scheduler owns, so an operator's
+//     change (hold, delete, flush) can find and drop it, and the same
+//     delivery is never enqueued twice.
+package queue
+
+import (
+	"container/heap"
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/delivery"
+	"github.com/posthorn/posthorn/internal/store"
+)
+
+// Config tunes the scheduler.
+type Config struct {
+	RetryMin        time.Duration
+	RetryMax        time.Duration
+	MaxConnections  int // all destinations together
+	MaxConnsPerDest int
+	MaxMsgsPerConn  int
+	IdleTimeout     time.Duration // an idle connection waits this long for more work
+}
+
+// Scheduler owns pending deliveries and the workers that send them.
+type Scheduler struct {
+	cfg Config
+	st  store.Store
+	dl  *delivery.Deliverer
+	log *slog.Logger
+	now func() time.Time
+
+	mu     sync.Mutex
+	timers jobHeap
+	dests  map[string]*dest
+	known  map[int64]*Job
+	conns  int
+	seq    uint64
+
+	wake   chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// dest is one destination's ready work and connections.
+type dest struct {
+	key    string
+	ready  [3]fifo // by lane: high, normal, low
+	nready int
+	active int           // connection workers
+	idle   int           // workers waiting for work
+	avail  chan struct{} // wakes an idle worker
+	picks  uint64
+}
+
+// New returns a scheduler; Start loads pending work and runs it.
+func New(cfg Config, st store.Store, dl *delivery.Deliverer, log *slog.Logger) *Scheduler {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Scheduler{cfg: cfg, st: st, dl: dl, log: log, now: time.Now, ctx: ctx, cancel: cancel,
+		dests: map[string]*dest{}, known: map[int64]*Job{}, wake: make(chan struct{}, 1)}
+}
+
+// Start recovers deliveries a previous run left in sending, loads every
+// pending delivery, and starts the timer loop.
+func (s *Scheduler) Start(ctx context.Context) error {
+	n, err := s.st.RecoverLeases(ctx, s.now())
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.log.Warn("recovered deliveries that were being sent when posthorn stopped", "count", n)
+	}
+	var batch []store.Delivery
+	total := 0
+	err = s.st.LoadPending(ctx, func(d *store.Delivery) error {
+		batch = append(batch, *d)
+		if len(batch) == 10000 {
+			s.Enqueue(batch)
+			total += len(batch)
+			batch = batch[:0]
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.Enqueue(batch)
+	total += len(batch)
+	s.log.Info("scheduler started", "pending", total)
+	s.wg.Add(1)
+	go s.timerLoop()
+	return nil
+}
+
+// Stop ends the timer loop and lets workers finish the job they hold; it
+// waits until they have, or ctx ends.
+func (s *Scheduler) Stop(ctx context.Context) error {
+	s.cancel()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Enqueue adds stored deliveries. Deliveries already known, held or final
+// are ignored. Recipients of one message at one domain due at the same
+// time become one job.
+func (s *Scheduler) Enqueue(ds []store.Delivery) {
+	type key struct {
+		msg, domain string
+		due         int64
+	}
+	groups := map[key]*Job{}
+	var order []*Job
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range ds {
+		d := &ds[i]
+		if s.known[d.ID] != nil || d.State.Final() || d.State == store.Held {
+			continue
+		}
+		k := key{d.MessageID, d.Domain, d.NextAttemptAt.UnixMilli()}
+		j := groups[k]
+		if j == nil {
+			j = &Job{MessageID: d.MessageID, TenantID: d.TenantID, Domain: d.Domain, Lane: d.Lane, Due: d.NextAttemptAt, hidx: -1}
+			groups[k] = j
+			order = append(order, j)
+		}
+		j.Rcpts = append(j.Rcpts, Rcpt{ID: d.ID, Addr: d.Recipient, Attempts: d.Attempts, ExpiresAt: d.ExpiresAt})
+		s.known[d.ID] = j
+	}
+	now := s.now()
+	for _, j := range order {
+		s.schedule(j, now)
+	}
+}
+
+// Remove drops deliveries the scheduler holds but is not sending right now
+// (an operator held, deleted or rescheduled them). It returns the IDs it
+// dropped.
+func (s *Scheduler) Remove(ids []int64) []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []int64
+	for _, id := range ids {
+		j := s.known[id]
+		if j == nil || j.where == inFlight {
+			continue
+		}
+		delete(s.known, id)
+		out = append(out, id)
+		for i, r := range j.Rcpts {
+			if r.ID == id {
+				j.Rcpts = append(j.Rcpts[:i], j.Rcpts[i+1:]...)
+				break
+			}
+		}
+		if len(j.Rcpts) > 0 {
+			continue
+		}
+		switch j.where {
+		case inHeap:
+			heap.Remove(&s.timers, j.hidx)
+		case inReady:
+			j.removed = true
+			j.dest.nready--
+		}
+		j.where = nowhere
+	}
+	return out
+}
+
+// Reschedule replaces what the scheduler holds for ds with ds as they are
+// now (after a flush, release or requeue).
+func (s *Scheduler) Reschedule(ds []store.Delivery) {
+	ids := make([]int64, len(ds))
+	for i, d := range ds {
+		ids[i] = d.ID
+	}
+	s.Remove(ids)
+	s.Enqueue(ds)
+}
+
+// Stats is a snapshot for health and listings.
+type Stats struct {
+	Known       int `json:"known"`
+	Waiting     int `json:"waiting"`
+	Ready       int `json:"ready"`
+	Connections int `json:"connections"`
+}
+
+// Stats returns counts of what the scheduler holds.
+func (s *Scheduler) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Stats{Known: len(s.known), Waiting: len(s.timers), Connections: s.conns}
+	for _, d := range s.dests {
+		st.Ready += d.nready
+	}
+	return st
+}
+
+// schedule puts j in the heap or, when due, in its destination's ready
+// list. Caller holds s.mu.
+func (s *Scheduler) schedule(j *Job, now time.Time) {
+	s.seq++
+	j.seq = s.seq
+	j.removed = false
+	if j.Due.After(now) {
+		j.where = inHeap
+		heap.Push(&s.timers, j)
+		if j.hidx == 0 {
+			select {
+			case s.wake <- struct{}{}:
+			default:
+			}
+		}
+		return
+	}
+	s.makeReady(j)
+}
+
+func (s *Scheduler) makeReady(j *Job) {
+	key := s.dl.Destination(j.Domain)
+	d := s.dests[key]
+	if d == nil {
+		d = &dest{key: key, avail: make(chan struct{}, s.cfg.MaxConnsPerDest)}
+		s.dests[key] = d
+	}
+	j.dest, j.where = d, inReady
+	d.ready[laneIndex(j.Lane)].push(j)
+	d.nready++
+	s.kick(d)
+}
+
+// kick wakes an idle worker of d or starts a new one within the limits.
+// Caller holds s.mu.
+func (s *Scheduler) kick(d *dest) {
+	if d.nready == 0 {
+		return
+	}
+	if d.idle > 0 {
+		select {
+		case d.avail <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if d.active >= s.cfg.MaxConnsPerDest || s.conns >= s.cfg.MaxConnections || s.ctx.Err() != nil {
+		return
+	}
+	d.active++
+	s.conns++
+	s.wg.Add(1)
+	go s.worker(d)
+}
+
+func (s *Scheduler) timerLoop() {
+	defer s.wg.Done()
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		now := s.now()
+		for len(s.timers) > 0 && !s.timers[0].Due.After(now) {
+			j := heap.Pop(&s.timers).(*Job)
+			s.makeReady(j)
+		}
+		wait := time.Hour
+		if len(s.timers) > 0 {
+			wait = s.timers[0].Due.Sub(now)
+		}
+		s.mu.Unlock()
+		t.Reset(wait)
+		select {
+		case <-t.C:
+		case <-s.wake:
+			if !t.Stop() {
+				select {
+				case <-t.C:
+				default:
+				}
+			}
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// take pops the next ready job of d by lane: strictly by priority, except
+// that every 10th pick serves normal first and every 20th low first, so
+// lower lanes always progress. With wait, it waits up to IdleTimeout for
+// work; it returns nil when there is none or the scheduler stops.
+func (s *Scheduler) take(d *dest, wait bool) *Job {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		s.mu.Lock()
+		if s.ctx.Err() != nil {
+			s.mu.Unlock()
+			return nil
+		}
+		if d.nready > 0 {
+			d.picks++
+			order := [3]int{0, 1, 2}
+			switch {
+			case d.picks%20 == 0:
+				order = [3]int{2, 1, 0}
+			case d.picks%10 == 0:
+				order = [3]int{1, 2, 0}
+			}
+			for _, l := range order {
+				if j := d.ready[l].pop(); j != nil {
+					d.nready--
+					j.where = inFlight
+					s.mu.Unlock()
+					return j
+				}
+			}
+		}
+		if !wait {
+			s.mu.Unlock()
+			return nil
+		}
+		d.idle++
+		s.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(s.cfg.IdleTimeout)
+		}
+		var got bool
+		select {
+		case <-d.avail:
+			got = true
+		case <-timer.C:
+		case <-s.ctx.Done():
+		}
+		s.mu.Lock()
+		d.idle--
+		s.mu.Unlock()
+		if !got {
+			wait = false // one last look, then give up
+		}
+	}
+}
+
+// workerDone is called as a worker exits: it gives its connection slot to
+// a destination that is waiting for one.
+func (s *Scheduler) workerDone(d *dest) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d.active--
+	s.conns--
+	if d.active == 0 && d.nready == 0 && d.idle == 0 {
+		delete(s.dests, d.key)
+	}
+	for _, o := range s.dests {
+		if o.nready > 0 && o.idle == 0 && o.active < s.cfg.MaxConnsPerDest {
+			s.kick(o)
+			if s.conns >= s.cfg.MaxConnections {
+				return
+			}
+		}
+	}
+}

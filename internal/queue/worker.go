@@ -1,0 +1,182 @@
+package queue
+
+import (
+	"context"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/classify"
+	"github.com/posthorn/posthorn/internal/delivery"
+	"github.com/posthorn/posthorn/internal/store"
+)
+
+// worker is one connection to destination d: it takes jobs until none is
+// left for IdleTimeout, reusing its SMTP session between them.
+func (s *Scheduler) worker(d *dest) {
+	defer s.wg.Done()
+	defer s.workerDone(d)
+	var conn *delivery.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	for {
+		j := s.take(d, conn != nil)
+		if j == nil {
+			return
+		}
+		conn = s.process(d, j, conn)
+	}
+}
+
+// process sends one job and records the outcome; it returns the
+// connection to use next (nil when it was closed or failed).
+func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn) *delivery.Conn {
+	if !s.lease(j) {
+		return conn
+	}
+	msg, err := s.st.GetMessage(context.Background(), "", j.MessageID, true)
+	if err != nil {
+		s.log.Error("load message for delivery", "message", j.MessageID, "err", err)
+		s.finish(j, s.failAll(j, &delivery.Failure{Class: classify.ProtocolError, Phase: "queue", Err: "message unreadable: " + err.Error()}, s.now()))
+		return conn
+	}
+	if conn != nil && (!conn.Usable() || conn.Sent >= s.cfg.MaxMsgsPerConn) {
+		conn.Close()
+		conn = nil
+	}
+	if conn == nil {
+		start := s.now()
+		c, f := s.dl.Dial(s.ctx, j.Domain)
+		if f != nil {
+			s.log.Info("cannot connect", "dest", d.key, "domain", j.Domain, "phase", f.Phase, "err", f.Error())
+			outs := s.failAll(j, f, start)
+			s.finish(j, outs)
+			// The destination is unreachable: defer everything else that is
+			// ready for it now rather than dialling again for each job
+			// (like Postfix's dead-destination handling).
+			s.failReady(d, f, start)
+			return nil
+		}
+		conn = c
+	}
+	start := s.now()
+	rcpts := make([]string, len(j.Rcpts))
+	for i, r := range j.Rcpts {
+		rcpts[i] = r.Addr
+	}
+	results := conn.Send(delivery.Message{Sender: msg.Sender, Body: msg.Body, UTF8: msg.UTF8, EightBit: msg.EightBitMIM}, rcpts)
+	end := s.now()
+	outs := make([]store.Outcome, len(j.Rcpts))
+	for i, r := range j.Rcpts {
+		res := results[i]
+		state, next, ev := s.decide(r, res.Class, false, end)
+		outs[i] = store.Outcome{DeliveryID: r.ID, State: state, NextAt: next, Class: string(res.Class), Phase: res.Phase,
+			Reply: res.Reply, Error: res.Err, MX: conn.MX, IP: conn.IP, TLS: conn.TLS, StartedAt: start,
+			Duration: end.Sub(start), Event: ev}
+	}
+	s.finish(j, outs)
+	if !conn.Usable() {
+		conn.Close()
+		return nil
+	}
+	return conn
+}
+
+// lease marks j's deliveries as sending in the store; deliveries an
+// operator changed meanwhile are dropped from j. It reports whether
+// anything is left to send.
+func (s *Scheduler) lease(j *Job) bool {
+	now := s.now()
+	leased, err := s.st.Lease(context.Background(), j.ids(), now, now.Add(s.cfg.RetryMin))
+	if err != nil {
+		s.log.Error("lease deliveries", "message", j.MessageID, "err", err)
+		// Nothing changed in the store: try again later.
+		s.mu.Lock()
+		j.Due = now.Add(s.cfg.RetryMin)
+		s.schedule(j, now)
+		s.mu.Unlock()
+		return false
+	}
+	if len(leased) == len(j.Rcpts) {
+		return true
+	}
+	ok := map[int64]bool{}
+	for _, id := range leased {
+		ok[id] = true
+	}
+	s.mu.Lock()
+	kept := j.Rcpts[:0]
+	for _, r := range j.Rcpts {
+		if ok[r.ID] {
+			kept = append(kept, r)
+		} else {
+			delete(s.known, r.ID)
+		}
+	}
+	j.Rcpts = kept
+	s.mu.Unlock()
+	return len(kept) > 0
+}
+
+// failAll gives every recipient of j the same failure.
+func (s *Scheduler) failAll(j *Job, f *delivery.Failure, start time.Time) []store.Outcome {
+	end := s.now()
+	outs := make([]store.Outcome, len(j.Rcpts))
+	for i, r := range j.Rcpts {
+		state, next, ev := s.decide(r, f.Class, f.Permanent, end)
+		outs[i] = store.Outcome{DeliveryID: r.ID, State: state, NextAt: next, Class: string(f.Class), Phase: f.Phase,
+			Reply: f.Reply, Error: f.Err, MX: f.MX, IP: f.IP, StartedAt: start, Duration: end.Sub(start), Event: ev}
+	}
+	return outs
+}
+
+// failReady applies a connection failure to every job now ready for d.
+func (s *Scheduler) failReady(d *dest, f *delivery.Failure, start time.Time) {
+	for {
+		j := s.take(d, false)
+		if j == nil {
+			return
+		}
+		if s.lease(j) {
+			s.finish(j, s.failAll(j, f, start))
+		}
+	}
+}
+
+// finish records outcomes and reschedules what was deferred. If the
+// store cannot record them, the deliveries stay leased in the store and
+// are retried after a restart (a possible duplicate, never a loss).
+func (s *Scheduler) finish(j *Job, outs []store.Outcome) {
+	var err error
+	for try := 0; try < 5; try++ {
+		if err = s.st.RecordOutcomes(context.Background(), outs); err == nil {
+			break
+		}
+		s.log.Error("record delivery outcomes", "message", j.MessageID, "try", try+1, "err", err)
+		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var again *Job
+	for i, o := range outs {
+		r := j.Rcpts[i]
+		if err != nil || o.State != store.Deferred {
+			delete(s.known, r.ID)
+			continue
+		}
+		if again == nil || !again.Due.Equal(o.NextAt) {
+			if again != nil {
+				s.schedule(again, s.now())
+			}
+			again = &Job{MessageID: j.MessageID, TenantID: j.TenantID, Domain: j.Domain, Lane: j.Lane, Due: o.NextAt, hidx: -1}
+		}
+		r.Attempts++
+		again.Rcpts = append(again.Rcpts, r)
+		s.known[r.ID] = again
+	}
+	if again != nil {
+		s.schedule(again, s.now())
+	}
+	j.where = nowhere
+}

@@ -1,0 +1,244 @@
+// Package server wires posthorn's parts together in one place, with every
+// dependency explicit: store, tenants, scheduler, delivery, the accept
+// pipeline, the SMTP listener and the HTTP and admin APIs. It owns their
+// start and stop order.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/config"
+	"github.com/posthorn/posthorn/internal/delivery"
+	"github.com/posthorn/posthorn/internal/queue"
+	"github.com/posthorn/posthorn/internal/selfsigned"
+	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/store/sqlite"
+	"github.com/posthorn/posthorn/internal/submission"
+	"github.com/posthorn/posthorn/internal/tenant"
+)
+
+// Server is a running posthorn.
+type Server struct {
+	cfg     config.Config
+	log     *slog.Logger
+	lock    *os.File
+	st      store.Store
+	tenants *tenant.Manager
+	sched   *queue.Scheduler
+	smtp    *submission.Server
+	http    *http.Server
+	admin   *http.Server
+	adminLn net.Listener
+	httpLn  net.Listener
+
+	// Created is set when this start created the default tenant; its
+	// secrets are shown once.
+	Created *tenant.Credentials
+}
+
+// OpenStore creates the data directory, takes its lock (one posthorn per
+// data directory) and opens the store.
+func OpenStore(cfg *config.Config) (store.Store, *os.File, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, nil, fmt.Errorf("data dir: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(cfg.DataDir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lock file: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, nil, fmt.Errorf("data dir %s is in use by another posthorn: %w", cfg.DataDir, err)
+	}
+	st, err := sqlite.Open(cfg.DBPath())
+	if err != nil {
+		lock.Close()
+		return nil, nil, err
+	}
+	return st, lock, nil
+}
+
+// Init creates the default tenant and its credentials in an empty data
+// directory; it returns nil credentials if the directory was initialised.
+func Init(ctx context.Context, cfg *config.Config) (*tenant.Credentials, error) {
+	st, lock, err := OpenStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	defer st.Close()
+	return tenant.New(st).EnsureDefault(ctx)
+}
+
+// Start opens everything and starts serving. On error, what was started is
+// stopped again.
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log}
+	if err := s.start(ctx); err != nil {
+		s.Stop(context.Background())
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) start(ctx context.Context) error {
+	cfg := &s.cfg
+	var err error
+	if s.st, s.lock, err = OpenStore(cfg); err != nil {
+		return err
+	}
+	s.tenants = tenant.New(s.st)
+	if s.Created, err = s.tenants.EnsureDefault(ctx); err != nil {
+		return fmt.Errorf("first start: %w", err)
+	}
+	def, err := s.tenants.Resolve(ctx, tenant.DefaultTenant)
+	if err != nil {
+		return err
+	}
+
+	res, err := delivery.NewResolver(cfg.DNSServer)
+	if err != nil {
+		return err
+	}
+	routes := append([]config.Route(nil), cfg.Routes...)
+	if cfg.Smarthost != "" {
+		routes = append(routes, config.Route{Domain: "*", Host: cfg.Smarthost, TLS: "opportunistic"})
+	}
+	dl := delivery.New(delivery.Config{
+		Hostname: cfg.Hostname, Port: cfg.DeliveryPort, Routes: routes,
+		ConnectTimeout: cfg.Delivery.ConnectTimeout.Duration, CommandTimeout: cfg.Delivery.CommandTimeout.Duration,
+		DataTimeout: cfg.Delivery.DataTimeout.Duration,
+	}, res)
+	s.sched = queue.New(queue.Config{
+		RetryMin: cfg.RetryMin.Duration, RetryMax: cfg.RetryMax.Duration,
+		MaxConnections: cfg.Delivery.MaxConnections, MaxConnsPerDest: cfg.Delivery.MaxConnectionsPerDest,
+		MaxMsgsPerConn: cfg.Delivery.MaxMessagesPerConnection, IdleTimeout: cfg.Delivery.IdleTimeout.Duration,
+	}, s.st, dl, s.log.With("part", "queue"))
+	if err := s.sched.Start(ctx); err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+
+	pipe := &accept.Pipeline{Store: s.st, Sched: s.sched, Hostname: cfg.Hostname, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
+	ops := &api.QueueOps{Store: s.st, Sched: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
+
+	if err := s.startAdmin(ops); err != nil {
+		return err
+	}
+	if cfg.HTTPListen != "" {
+		if err := s.startHTTP(); err != nil {
+			return err
+		}
+	}
+	if cfg.SMTPListen != "" {
+		tlsCfg, err := s.tlsConfig()
+		if err != nil {
+			return err
+		}
+		trusted, _ := cfg.TrustedPrefixes()
+		s.smtp = submission.New(submission.Config{
+			Listen: cfg.SMTPListen, Hostname: cfg.Hostname, TLS: tlsCfg,
+			MaxMessageSize: cfg.SMTP.MaxMessageSize, MaxRecipients: cfg.SMTP.MaxRecipients,
+			MaxLineLength: cfg.SMTP.MaxLineLength, MaxConnections: cfg.SMTP.MaxConnections,
+			ReadTimeout: cfg.SMTP.ReadTimeout.Duration, AllowInsecureAuth: cfg.SMTP.AllowInsecureAuth,
+			Trusted: trusted, DefaultTenantID: def.ID, MaxAuthFailures: cfg.SMTP.MaxAuthFailures,
+		}, pipe, s.tenants, s.log.With("part", "smtp"))
+		if err := s.smtp.Start(ctx); err != nil {
+			s.smtp = nil
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) tlsConfig() (*tls.Config, error) {
+	var cert tls.Certificate
+	var err error
+	if s.cfg.SMTP.TLSCert != "" {
+		cert, err = tls.LoadX509KeyPair(s.cfg.SMTP.TLSCert, s.cfg.SMTP.TLSKey)
+	} else {
+		cert, err = selfsigned.LoadOrCreate(s.cfg.TLSDir(), s.cfg.Hostname)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tls certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+}
+
+func (s *Server) startAdmin(ops *api.QueueOps) error {
+	path := s.cfg.AdminSocket()
+	os.Remove(path) // a stale socket from a killed run; the data dir lock says we own it
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return err
+	}
+	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Stats: func() any { return s.sched.Stats() }, Log: s.log.With("part", "admin")}
+	s.adminLn = ln
+	s.admin = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go s.admin.Serve(ln)
+	return nil
+}
+
+func (s *Server) startHTTP() error {
+	ln, err := net.Listen("tcp", s.cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("http listen %s: %w", s.cfg.HTTPListen, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok\n"))
+	})
+	s.httpLn = ln
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go s.http.Serve(ln)
+	s.log.Info("http listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// SMTPAddr is the submission listener's address.
+func (s *Server) SMTPAddr() net.Addr { return s.smtp.Addr() }
+
+// Stop shuts down in order: stop taking mail, let deliveries in flight
+// finish, then close the store.
+func (s *Server) Stop(ctx context.Context) error {
+	var errs []error
+	if s.smtp != nil {
+		errs = append(errs, s.smtp.Stop(ctx))
+	}
+	if s.http != nil {
+		errs = append(errs, s.http.Shutdown(ctx))
+	}
+	if s.sched != nil {
+		errs = append(errs, s.sched.Stop(ctx))
+	}
+	if s.admin != nil {
+		errs = append(errs, s.admin.Shutdown(ctx))
+		os.Remove(s.cfg.AdminSocket())
+	}
+	if s.st != nil {
+		errs = append(errs, s.st.Close())
+	}
+	if s.lock != nil {
+		s.lock.Close()
+	}
+	return errors.Join(errs...)
+}

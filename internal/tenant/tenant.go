@@ -1,0 +1,238 @@
+// Package tenant manages tenants, SMTP users and API keys, and checks
+// credentials. Secrets are generated here, shown once, and stored only as
+// hashes: bcrypt for SMTP passwords, SHA-256 for API keys (they are long
+// random strings, so a fast hash is safe and keeps API calls cheap).
+package tenant
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/posthorn/posthorn/internal/store"
+)
+
+// DefaultTenant is the name of the tenant created on first start.
+const DefaultTenant = "default"
+
+// Scopes an API key may hold.
+const (
+	ScopeSend  = "send"
+	ScopeRead  = "read"
+	ScopeAdmin = "admin"
+)
+
+// ErrBadCredentials is returned for any failed login, whatever the cause,
+// so callers cannot tell a wrong user from a wrong password.
+var ErrBadCredentials = errors.New("invalid credentials")
+
+// Manager creates and checks tenants' credentials.
+type Manager struct {
+	st  store.Store
+	now func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]authCacheEntry // username -> last good password digest
+}
+
+type authCacheEntry struct {
+	digest [32]byte
+	user   store.SMTPUser
+	until  time.Time
+}
+
+// New returns a Manager over st.
+func New(st store.Store) *Manager {
+	return &Manager{st: st, now: time.Now, cache: map[string]authCacheEntry{}}
+}
+
+// Credentials are what first start prints once.
+type Credentials struct {
+	Tenant       string `json:"tenant"`
+	TenantID     string `json:"tenant_id"`
+	APIKey       string `json:"api_key"`
+	SMTPUsername string `json:"smtp_username"`
+	SMTPPassword string `json:"smtp_password"`
+}
+
+// EnsureDefault creates the default tenant with an admin API key and one
+// SMTP user when the store has no tenant yet. It returns nil credentials
+// when the store was already initialised.
+func (m *Manager) EnsureDefault(ctx context.Context) (*Credentials, error) {
+	ts, err := m.st.ListTenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(ts) > 0 {
+		return nil, nil
+	}
+	t, err := m.CreateTenant(ctx, DefaultTenant)
+	if err != nil {
+		return nil, err
+	}
+	key, err := m.CreateAPIKey(ctx, t.ID, "admin", []string{ScopeSend, ScopeRead, ScopeAdmin})
+	if err != nil {
+		return nil, err
+	}
+	user, pass, err := m.AddUser(ctx, t.ID, "posthorn", "", store.LaneNormal)
+	if err != nil {
+		return nil, err
+	}
+	return &Credentials{Tenant: t.Name, TenantID: t.ID, APIKey: key, SMTPUsername: user.Username, SMTPPassword: pass}, nil
+}
+
+// CreateTenant adds a tenant with a new id.
+func (m *Manager) CreateTenant(ctx context.Context, name string) (*store.Tenant, error) {
+	if name == "" || strings.ContainsAny(name, " \t\r\n") {
+		return nil, fmt.Errorf("tenant name %q: must be non-empty without spaces", name)
+	}
+	t := store.Tenant{ID: "tn_" + randomToken(10), Name: name, CreatedAt: m.now().UTC()}
+	if err := m.st.CreateTenant(ctx, t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// Resolve finds a tenant by id or name.
+func (m *Manager) Resolve(ctx context.Context, idOrName string) (*store.Tenant, error) {
+	if idOrName == "" {
+		idOrName = DefaultTenant
+	}
+	t, err := m.st.GetTenant(ctx, idOrName)
+	if err != nil {
+		return nil, fmt.Errorf("tenant %q: %w", idOrName, err)
+	}
+	return t, nil
+}
+
+// AddUser creates an SMTP user; an empty password generates one. It
+// returns the password in clear once.
+func (m *Manager) AddUser(ctx context.Context, tenantID, username, password string, lane store.Lane) (*store.SMTPUser, string, error) {
+	if username == "" || strings.ContainsAny(username, " \t\r\n\x00") {
+		return nil, "", fmt.Errorf("username %q: must be non-empty without spaces", username)
+	}
+	if password == "" {
+		password = randomToken(20)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return nil, "", fmt.Errorf("hash password: %w", err)
+	}
+	u := store.SMTPUser{Username: username, TenantID: tenantID, PasswordHash: string(hash), DefaultLane: lane, CreatedAt: m.now().UTC()}
+	if err := m.st.CreateSMTPUser(ctx, u); err != nil {
+		return nil, "", err
+	}
+	return &u, password, nil
+}
+
+// CheckSMTP verifies a submission login. Successful logins are cached
+// briefly (by a digest of the password) so busy clients that log in on
+// every connection do not pay for bcrypt each time.
+func (m *Manager) CheckSMTP(ctx context.Context, username, password string) (*store.SMTPUser, error) {
+	digest := sha256.Sum256([]byte(username + "\x00" + password))
+	now := m.now()
+	m.mu.Lock()
+	e, ok := m.cache[username]
+	m.mu.Unlock()
+	if ok && now.Before(e.until) && subtle.ConstantTimeCompare(e.digest[:], digest[:]) == 1 {
+		u := e.user
+		return &u, nil
+	}
+	u, err := m.st.GetSMTPUser(ctx, username)
+	if errors.Is(err, store.ErrNotFound) {
+		// Spend the same time as a real check.
+		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		return nil, ErrBadCredentials
+	}
+	if err != nil {
+		return nil, err
+	}
+	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+		return nil, ErrBadCredentials
+	}
+	m.mu.Lock()
+	if len(m.cache) > 10000 {
+		clear(m.cache)
+	}
+	m.cache[username] = authCacheEntry{digest: digest, user: *u, until: now.Add(5 * time.Minute)}
+	m.mu.Unlock()
+	return u, nil
+}
+
+var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("posthorn-dummy"), bcrypt.DefaultCost)
+
+// CreateAPIKey makes a key for the tenant and returns its secret form
+// "ph_<id>_<secret>", shown once.
+func (m *Manager) CreateAPIKey(ctx context.Context, tenantID, name string, scopes []string) (string, error) {
+	for _, s := range scopes {
+		if s != ScopeSend && s != ScopeRead && s != ScopeAdmin {
+			return "", fmt.Errorf("unknown scope %q (want send, read or admin)", s)
+		}
+	}
+	if len(scopes) == 0 {
+		return "", errors.New("an API key needs at least one scope")
+	}
+	id, secret := strings.ToLower(randomToken(8)), randomToken(24)
+	sum := sha256.Sum256([]byte(secret))
+	k := store.APIKey{ID: id, TenantID: tenantID, Name: name, Hash: hex.EncodeToString(sum[:]), Scopes: scopes, CreatedAt: m.now().UTC()}
+	if err := m.st.CreateAPIKey(ctx, k); err != nil {
+		return "", err
+	}
+	return "ph_" + id + "_" + secret, nil
+}
+
+// CheckAPIKey verifies a key's secret form and returns the key.
+func (m *Manager) CheckAPIKey(ctx context.Context, token string) (*store.APIKey, error) {
+	rest, ok := strings.CutPrefix(token, "ph_")
+	if !ok {
+		return nil, ErrBadCredentials
+	}
+	id, secret, ok := strings.Cut(rest, "_")
+	if !ok {
+		return nil, ErrBadCredentials
+	}
+	k, err := m.st.GetAPIKey(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrBadCredentials
+	}
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(secret))
+	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(k.Hash)) != 1 {
+		return nil, ErrBadCredentials
+	}
+	return k, nil
+}
+
+// HasScope reports whether k holds scope (admin holds every scope).
+func HasScope(k *store.APIKey, scope string) bool {
+	for _, s := range k.Scopes {
+		if s == scope || s == ScopeAdmin {
+			return true
+		}
+	}
+	return false
+}
+
+var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// randomToken returns n random bytes in base32 (letters and digits only,
+// so tokens survive copy and paste and SMTP AUTH).
+func randomToken(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return b32.EncodeToString(b)
+}
