@@ -19,8 +19,8 @@ import (
 func serveCmd(g *globals) *cobra.Command {
 	var (
 		smtpListen, httpListen, dnsServer, smarthost, hostname, trusted, logLevel string
-		deliveryPort                                                          int
-		retryMin, retryMax, lifetime                                          time.Duration
+		deliveryPort                                                              int
+		retryMin, retryMax, lifetime                                              time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
