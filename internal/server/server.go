@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -192,7 +193,13 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 	}
 	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Stats: func() any { return s.sched.Stats() }, Log: s.log.With("part", "admin")}
 	s.adminLn = ln
-	s.admin = &http.Server{Handler: adm.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	mux := http.NewServeMux()
+	mux.Handle("/admin/", adm.Handler())
+	// Profiling for operators, reachable only through the admin socket.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go s.admin.Serve(ln)
 	return nil
 }

@@ -1,0 +1,19 @@
+package sqlite
+
+/*
+#include <malloc.h>
+
+static void posthorn_tune_malloc(void) {
+	// SQLite runs on whichever OS thread the Go scheduler gives a cgo call,
+	// so glibc hands it per-thread arenas and trims them on free with
+	// madvise(MADV_DONTNEED): each trim is a TLB shootdown and the next
+	// allocation page-faults again. Measured, that cost most of the CPU of
+	// a commit. Keep freed memory instead, in a few arenas.
+	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+	mallopt(M_MMAP_THRESHOLD, 4 * 1024 * 1024);
+	mallopt(M_ARENA_MAX, 2);
+}
+*/
+import "C"
+
+func init() { C.posthorn_tune_malloc() }
