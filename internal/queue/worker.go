@@ -15,23 +15,54 @@ func (s *Scheduler) worker(d *dest) {
 	defer s.wg.Done()
 	defer s.workerDone(d)
 	var conn *delivery.Conn
+	w := &workerState{}
 	defer func() {
 		if conn != nil {
 			conn.Close()
 		}
+		w.wait()
 	}()
 	for {
 		j := s.take(d, conn != nil)
 		if j == nil {
 			return
 		}
-		conn = s.process(d, j, conn)
+		conn = s.process(d, j, conn, w)
 	}
+}
+
+// workerState lets a worker record one job's outcome while it leases and
+// sends the next: both writes then share a group commit, and the worker
+// waits for one commit per message instead of two. At most one outcome is
+// in flight per worker.
+type workerState struct {
+	pending chan struct{}
+}
+
+func (w *workerState) wait() {
+	if w.pending != nil {
+		<-w.pending
+		w.pending = nil
+	}
+}
+
+// finishAsync records j's outcomes in the background (after the previous
+// one of this worker is done).
+func (s *Scheduler) finishAsync(w *workerState, j *Job, outs []store.Outcome) {
+	w.wait()
+	done := make(chan struct{})
+	w.pending = done
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(done)
+		s.finish(j, outs)
+	}()
 }
 
 // process sends one job and records the outcome; it returns the
 // connection to use next (nil when it was closed or failed).
-func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn) *delivery.Conn {
+func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState) *delivery.Conn {
 	if !s.lease(j) {
 		return conn
 	}
@@ -75,7 +106,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn) *delivery.Conn
 			Reply: res.Reply, Error: res.Err, MX: conn.MX, IP: conn.IP, TLS: conn.TLS, StartedAt: start,
 			Duration: end.Sub(start), Event: ev}
 	}
-	s.finish(j, outs)
+	s.finishAsync(w, j, outs)
 	if !conn.Usable() {
 		conn.Close()
 		return nil
