@@ -59,10 +59,16 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s %s", e.Code, e.Enhanced, e.Msg) }
 
+// BodyCache remembers accepted messages for their first delivery attempt.
+type BodyCache interface {
+	Put(m *store.Message)
+}
+
 // Pipeline accepts submissions.
 type Pipeline struct {
 	Store    store.Store
 	Sched    Enqueuer
+	Bodies   BodyCache // optional
 	Hostname string
 	Lifetime time.Duration
 	Now      func() time.Time
@@ -145,6 +151,9 @@ func (p *Pipeline) Accept(ctx context.Context, sub *Submission) (*Result, error)
 	for i, d := range nm.Deliveries {
 		d.Sender, d.Size = m.Sender, m.Size
 		res.Deliveries[i] = *d
+	}
+	if p.Bodies != nil {
+		p.Bodies.Put(m)
 	}
 	p.Sched.Enqueue(res.Deliveries)
 	return res, nil

@@ -51,6 +51,9 @@ type Scheduler struct {
 	conns  int
 	seq    uint64
 
+	// Bodies holds recently accepted messages for their first attempt.
+	Bodies *Bodies
+
 	wake   chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -71,7 +74,7 @@ type dest struct {
 // New returns a scheduler; Start loads pending work and runs it.
 func New(cfg Config, st store.Store, dl *delivery.Deliverer, log *slog.Logger) *Scheduler {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Scheduler{cfg: cfg, st: st, dl: dl, log: log, now: time.Now, ctx: ctx, cancel: cancel,
+	return &Scheduler{cfg: cfg, st: st, dl: dl, log: log, now: time.Now, ctx: ctx, cancel: cancel, Bodies: NewBodies(64 << 20),
 		dests: map[string]*dest{}, known: map[int64]*Job{}, wake: make(chan struct{}, 1)}
 }
 

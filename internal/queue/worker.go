@@ -66,7 +66,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 	if !s.lease(j) {
 		return conn
 	}
-	msg, err := s.st.GetMessage(context.Background(), "", j.MessageID, true)
+	msg, err := s.message(j.MessageID)
 	if err != nil {
 		s.log.Error("load message for delivery", "message", j.MessageID, "err", err)
 		s.finish(j, s.failAll(j, &delivery.Failure{Class: classify.ProtocolError, Phase: "queue", Err: "message unreadable: " + err.Error()}, s.now()))
@@ -112,6 +112,14 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		return nil
 	}
 	return conn
+}
+
+// message returns the message to send, from the body cache or the store.
+func (s *Scheduler) message(id string) (*store.Message, error) {
+	if m := s.Bodies.Get(id); m != nil {
+		return m, nil
+	}
+	return s.st.GetMessage(context.Background(), "", id, true)
 }
 
 // lease marks j's deliveries as sending in the store; deliveries an

@@ -134,7 +134,7 @@ func (s *Server) start(ctx context.Context) error {
 		return fmt.Errorf("scheduler: %w", err)
 	}
 
-	pipe := &accept.Pipeline{Store: s.st, Sched: s.sched, Hostname: cfg.Hostname, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
+	pipe := &accept.Pipeline{Store: s.st, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
 	ops := &api.QueueOps{Store: s.st, Sched: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
 
 	if err := s.startAdmin(ops); err != nil {

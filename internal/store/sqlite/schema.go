@@ -71,7 +71,7 @@ var migrations = []string{
 	);
 	CREATE INDEX deliveries_pending ON deliveries(state) WHERE state IN ('scheduled','queued','sending','deferred','held');
 	CREATE INDEX deliveries_message ON deliveries(message_id);
-	CREATE INDEX deliveries_domain ON deliveries(domain, state);
+	CREATE INDEX deliveries_domain ON deliveries(domain);
 	CREATE INDEX deliveries_recipient ON deliveries(recipient);
 	CREATE TABLE attempts (
 		id INTEGER PRIMARY KEY,
