@@ -30,6 +30,7 @@ import (
 const maxBatch = 512
 
 type writeReq struct {
+	// fn must be safe to run again after a rollback (reset what it fills in).
 	fn   func(tx *sql.Tx, st *stmts) error
 	done chan error
 }
@@ -232,41 +233,42 @@ func (s *Store) fill(batch []*writeReq) []*writeReq {
 	return batch
 }
 
-// commit runs a batch in one transaction. Each request runs in a savepoint
-// so its failure is its own; a failed commit fails them all.
+// commit runs a batch in one transaction and commits once. Requests are
+// written to be re-runnable, so the common case needs no savepoints: if one
+// request fails, the whole transaction is rolled back and each request is
+// run again in its own transaction, so its failure stays its own.
 func (s *Store) commit(batch []*writeReq) {
-	errs := make([]error, len(batch))
+	if len(batch) > 1 {
+		if errs, ok := s.runBatch(batch); ok {
+			for i, r := range batch {
+				r.done <- errs[i]
+			}
+			return
+		}
+	}
+	for _, r := range batch {
+		errs, _ := s.runBatch([]*writeReq{r})
+		r.done <- errs[0]
+	}
+}
+
+// runBatch runs and commits batch; ok is false (and nothing is committed)
+// when one of several requests failed.
+func (s *Store) runBatch(batch []*writeReq) (errs []error, ok bool) {
+	errs = make([]error, len(batch))
 	t0 := time.Now()
 	tx, err := s.w.Begin()
 	if err != nil {
-		for _, r := range batch {
-			r.done <- fmt.Errorf("begin: %w", err)
+		for i := range errs {
+			errs[i] = fmt.Errorf("begin: %w", err)
 		}
-		return
+		return errs, true
 	}
-	single := len(batch) == 1
 	for i, r := range batch {
-		if single {
-			errs[i] = r.fn(tx, s.st)
-			continue
-		}
-		if _, err := tx.Exec("SAVEPOINT req"); err != nil {
-			errs[i] = fmt.Errorf("savepoint: %w", err)
-			continue
-		}
 		if errs[i] = r.fn(tx, s.st); errs[i] != nil {
-			if _, err := tx.Exec("ROLLBACK TO req"); err != nil {
-				errs[i] = errors.Join(errs[i], err)
-			}
+			tx.Rollback()
+			return errs, len(batch) == 1
 		}
-		if _, err := tx.Exec("RELEASE req"); err != nil && errs[i] == nil {
-			errs[i] = fmt.Errorf("release savepoint: %w", err)
-		}
-	}
-	if single && errs[0] != nil {
-		tx.Rollback()
-		batch[0].done <- errs[0]
-		return
 	}
 	s.lastBatch = len(batch)
 	s.commits.Add(1)
@@ -276,14 +278,11 @@ func (s *Store) commit(batch []*writeReq) {
 	err = tx.Commit()
 	s.commitNS.Add(int64(time.Since(t1)))
 	if err != nil {
-		for _, r := range batch {
-			r.done <- fmt.Errorf("commit: %w", err)
+		for i := range errs {
+			errs[i] = fmt.Errorf("commit: %w", err)
 		}
-		return
 	}
-	for i, r := range batch {
-		r.done <- errs[i]
-	}
+	return errs, true
 }
 
 // ms stores times as Unix milliseconds; the zero time is 0.
