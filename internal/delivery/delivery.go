@@ -179,7 +179,12 @@ func (d *Deliverer) dialHost(ctx context.Context, t target, ip netip.Addr, rt co
 			if routed && rt.Username != "" {
 				if err := c.client.Auth(rt.Username, rt.Password); err != nil {
 					c.client.Close()
-					return nil, failureFrom(err, "auth", t.host, ip)
+					// Our credentials were refused: a configuration problem
+					// to fix, never a reason to bounce the mail (like
+					// Postfix, defer it with the relay's reply).
+					f := failureFrom(err, "auth", t.host, ip)
+					f.Class, f.Permanent = classify.Deferred, false
+					return nil, f
 				}
 			}
 			return c, nil
