@@ -30,7 +30,7 @@ type DNSError struct {
 	Msg       string
 }
 
-func (e *DNSError) Error() string { return "dns: " + e.Name + ": " + e.Msg }
+func (e *DNSError) Error() string { return e.Name + ": " + e.Msg }
 
 // Resolver looks up MX and address records through one DNS server (the
 // test DNS server in tests, the system's resolver otherwise) and caches
