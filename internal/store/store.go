@@ -39,6 +39,9 @@ type Store interface {
 	// one event each, and returns them as they are after the change.
 	Transition(ctx context.Context, spec TransitionSpec) ([]Delivery, error)
 
+	// PurgeIdempotency deletes keys that expired before now.
+	PurgeIdempotency(ctx context.Context, now time.Time) (int, error)
+
 	ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, error)
 	CountDeliveries(ctx context.Context, tenantID string) (map[State]int, error)
 	GetMessage(ctx context.Context, tenantID, id string, withBody bool) (*Message, error)
@@ -60,9 +63,27 @@ type Store interface {
 }
 
 // NewMessage is a message with its deliveries, ready to be inserted.
+//
+// With an Idempotency key, InsertMessages first looks the key up for the
+// message's tenant: if it exists and has not expired, nothing is inserted
+// and Existing is set to the stored record (the caller compares
+// RequestHash itself); otherwise the message is inserted and the key
+// recorded with Response, in the same transaction.
 type NewMessage struct {
-	Message    *Message
-	Deliveries []*Delivery
+	Message     *Message
+	Deliveries  []*Delivery
+	Idempotency *IdempotencyRecord
+	Existing    *IdempotencyRecord // set by InsertMessages on a repeat
+}
+
+// IdempotencyRecord remembers the answer to a request made with a key.
+type IdempotencyRecord struct {
+	Key         string
+	RequestHash string
+	MessageID   string
+	Response    []byte
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
 }
 
 // Outcome is the result of one attempt for one delivery.
@@ -106,7 +127,9 @@ type DeliveryFilter struct {
 	Domain    string
 	Recipient string // exact address, or a substring when it holds no '@'
 	MessageID string
+	Tag       string
 	OlderThan time.Time // created before
+	Since     time.Time // created at or after
 	AfterID   int64     // cursor: deliveries with a larger ID
 	Limit     int
 }

@@ -104,21 +104,23 @@ const (
 // with CRLF line endings (headers added by posthorn included); it is only
 // filled when asked for.
 type Message struct {
-	ID          string    `json:"id"`
-	TenantID    string    `json:"tenant"`
-	Sender      string    `json:"sender"`
-	Lane        Lane      `json:"lane"`
-	Source      string    `json:"source"` // "smtp" or "http"
-	SMTPUser    string    `json:"smtp_user,omitempty"`
-	ClientIP    string    `json:"client_ip,omitempty"`
-	Size        int       `json:"size"`
-	MessageID   string    `json:"message_id_header,omitempty"`
-	Subject     string    `json:"subject,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	SendAt      time.Time `json:"send_at,omitzero"`
-	Body        []byte    `json:"-"`
-	UTF8        bool      `json:"smtputf8,omitempty"`
-	EightBitMIM bool      `json:"8bitmime,omitempty"`
+	ID          string            `json:"id"`
+	TenantID    string            `json:"tenant"`
+	Sender      string            `json:"sender"`
+	Lane        Lane              `json:"lane"`
+	Source      string            `json:"source"` // "smtp" or "http"
+	SMTPUser    string            `json:"smtp_user,omitempty"`
+	ClientIP    string            `json:"client_ip,omitempty"`
+	Size        int               `json:"size"`
+	MessageID   string            `json:"message_id_header,omitempty"`
+	Subject     string            `json:"subject,omitempty"`
+	CreatedAt   time.Time         `json:"created_at"`
+	SendAt      time.Time         `json:"send_at,omitzero"`
+	Body        []byte            `json:"-"`
+	UTF8        bool              `json:"smtputf8,omitempty"`
+	EightBitMIM bool              `json:"8bitmime,omitempty"`
+	Tags        []string          `json:"tags,omitempty"`
+	Metadata    map[string]string `json:"metadata,omitempty"`
 }
 
 // Delivery is one recipient of one message and everything known about

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -86,6 +87,15 @@ func deliveryQuery(f store.DeliveryFilter) (string, []any) {
 	if !f.OlderThan.IsZero() {
 		conds = append(conds, "d.created_at < ?")
 		args = append(args, ms(f.OlderThan))
+	}
+	if !f.Since.IsZero() {
+		conds = append(conds, "d.created_at >= ?")
+		args = append(args, ms(f.Since))
+	}
+	if f.Tag != "" {
+		tag, _ := json.Marshal(f.Tag)
+		conds = append(conds, "instr(m.tags, ?) > 0")
+		args = append(args, string(tag))
 	}
 	if f.AfterID > 0 {
 		conds = append(conds, "d.id > ?")
@@ -189,7 +199,7 @@ func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bo
 		body = "body"
 	}
 	q := `SELECT id, tenant_id, sender, lane, source, smtp_user, client_ip, size, message_id_hdr, subject,
-		created_at, send_at, smtputf8, eightbit, ` + body + ` FROM messages WHERE id = ?`
+		created_at, send_at, smtputf8, eightbit, tags, metadata, ` + body + ` FROM messages WHERE id = ?`
 	args := []any{id}
 	if tenantID != "" {
 		q += " AND tenant_id = ?"
@@ -199,8 +209,9 @@ func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bo
 	var lane string
 	var created, sendAt int64
 	var utf8, eight int
+	var tags, meta string
 	err := s.r.QueryRowContext(ctx, q, args...).Scan(&m.ID, &m.TenantID, &m.Sender, &lane, &m.Source, &m.SMTPUser,
-		&m.ClientIP, &m.Size, &m.MessageID, &m.Subject, &created, &sendAt, &utf8, &eight, &m.Body)
+		&m.ClientIP, &m.Size, &m.MessageID, &m.Subject, &created, &sendAt, &utf8, &eight, &tags, &meta, &m.Body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -209,6 +220,12 @@ func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bo
 	}
 	m.Lane, m.CreatedAt, m.SendAt = store.Lane(lane), fromMS(created), fromMS(sendAt)
 	m.UTF8, m.EightBitMIM = utf8 == 1, eight == 1
+	if tags != "" {
+		json.Unmarshal([]byte(tags), &m.Tags)
+	}
+	if meta != "" {
+		json.Unmarshal([]byte(meta), &m.Metadata)
+	}
 	if !withBody {
 		m.Body = nil
 	}

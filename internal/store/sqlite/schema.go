@@ -43,8 +43,22 @@ var migrations = []string{
 		send_at INTEGER NOT NULL DEFAULT 0,
 		smtputf8 INTEGER NOT NULL DEFAULT 0,
 		eightbit INTEGER NOT NULL DEFAULT 0,
+		tags TEXT NOT NULL DEFAULT '',
+		metadata TEXT NOT NULL DEFAULT '',
 		body BLOB NOT NULL
 	);
+	CREATE INDEX messages_tenant_created ON messages(tenant_id, created_at);
+	CREATE TABLE idempotency_keys (
+		tenant_id TEXT NOT NULL,
+		key TEXT NOT NULL,
+		request_hash TEXT NOT NULL,
+		message_id TEXT NOT NULL,
+		response BLOB NOT NULL,
+		created_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL,
+		PRIMARY KEY (tenant_id, key)
+	) WITHOUT ROWID;
+	CREATE INDEX idempotency_expiry ON idempotency_keys(expires_at);
 	CREATE TABLE deliveries (
 		id INTEGER PRIMARY KEY,
 		message_id TEXT NOT NULL,

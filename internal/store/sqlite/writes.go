@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -31,7 +32,7 @@ func prepare(db *sql.DB) (*stmts, error) {
 		return s
 	}
 	st.insMessage = p(`INSERT INTO messages (id, tenant_id, sender, lane, source, smtp_user, client_ip, size,
-		message_id_hdr, subject, created_at, send_at, smtputf8, eightbit, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		message_id_hdr, subject, created_at, send_at, smtputf8, eightbit, tags, metadata, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	st.insDelivery = p(`INSERT INTO deliveries (message_id, tenant_id, recipient, domain, lane, state, created_at,
 		next_attempt_at, expires_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)`)
 	st.insEvent = p(`INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
@@ -73,8 +74,25 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 		im, id, ie := tx.Stmt(st.insMessage), tx.Stmt(st.insDelivery), tx.Stmt(st.insEvent)
 		for _, nm := range msgs {
 			m := nm.Message
+			nm.Existing = nil
+			if k := nm.Idempotency; k != nil {
+				existing, err := lookupIdempotency(tx, m.TenantID, k.Key, m.CreatedAt)
+				if err != nil {
+					return err
+				}
+				if existing != nil {
+					nm.Existing = existing
+					continue
+				}
+				if _, err := tx.Exec(`INSERT OR REPLACE INTO idempotency_keys (tenant_id, key, request_hash, message_id, response,
+					created_at, expires_at) VALUES (?,?,?,?,?,?,?)`, m.TenantID, k.Key, k.RequestHash, m.ID, k.Response,
+					ms(k.CreatedAt), ms(k.ExpiresAt)); err != nil {
+					return fmt.Errorf("record idempotency key: %w", err)
+				}
+			}
+			tags, meta := encodeTags(m.Tags), encodeMeta(m.Metadata)
 			if _, err := im.Exec(m.ID, m.TenantID, m.Sender, string(m.Lane), m.Source, m.SMTPUser, m.ClientIP, m.Size,
-				m.MessageID, m.Subject, ms(m.CreatedAt), ms(m.SendAt), b2i(m.UTF8), b2i(m.EightBitMIM), m.Body); err != nil {
+				m.MessageID, m.Subject, ms(m.CreatedAt), ms(m.SendAt), b2i(m.UTF8), b2i(m.EightBitMIM), tags, meta, m.Body); err != nil {
 				return fmt.Errorf("insert message %s: %w", m.ID, err)
 			}
 			for _, d := range nm.Deliveries {
@@ -101,6 +119,54 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 		}
 		return nil
 	})
+}
+
+func lookupIdempotency(tx *sql.Tx, tenant, key string, now time.Time) (*store.IdempotencyRecord, error) {
+	var r store.IdempotencyRecord
+	var created, expires int64
+	err := tx.QueryRow(`SELECT key, request_hash, message_id, response, created_at, expires_at FROM idempotency_keys
+		WHERE tenant_id = ? AND key = ?`, tenant, key).Scan(&r.Key, &r.RequestHash, &r.MessageID, &r.Response, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up idempotency key: %w", err)
+	}
+	r.CreatedAt, r.ExpiresAt = fromMS(created), fromMS(expires)
+	if !now.Before(r.ExpiresAt) {
+		return nil, nil // expired: the key may be used again
+	}
+	return &r, nil
+}
+
+// PurgeIdempotency implements store.Store.
+func (s *Store) PurgeIdempotency(ctx context.Context, now time.Time) (int, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
+		res, err := tx.Exec("DELETE FROM idempotency_keys WHERE expires_at <= ?", ms(now))
+		if err != nil {
+			return fmt.Errorf("purge idempotency keys: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return int(n), err
+}
+
+func encodeTags(tags []string) string {
+	if len(tags) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(tags)
+	return string(b)
+}
+
+func encodeMeta(m map[string]string) string {
+	if len(m) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
 }
 
 // Lease implements store.Store.

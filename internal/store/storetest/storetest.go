@@ -21,6 +21,49 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Transition", func(t *testing.T) { testTransition(t, open(t)) })
 	t.Run("ConcurrentInserts", func(t *testing.T) { testConcurrent(t, open(t)) })
 	t.Run("Tenants", func(t *testing.T) { testTenants(t, open(t)) })
+	t.Run("Idempotency", func(t *testing.T) { testIdempotency(t, open(t)) })
+}
+
+func testIdempotency(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	withKey := func(id string, at time.Time) *store.NewMessage {
+		nm := NewTestMessage(id, "a@one.test")
+		nm.Message.CreatedAt = at
+		nm.Idempotency = &store.IdempotencyRecord{Key: "k1", RequestHash: "h-" + id, MessageID: id, Response: []byte("resp-" + id),
+			CreatedAt: at, ExpiresAt: at.Add(time.Hour)}
+		return nm
+	}
+	first := withKey("m1", t0)
+	if err := s.InsertMessages(ctx, []*store.NewMessage{first}); err != nil || first.Existing != nil {
+		t.Fatalf("first: %v %+v", err, first.Existing)
+	}
+	// The same key, within the window, twice in one batch: nothing inserted.
+	a, b := withKey("m2", t0.Add(time.Minute)), withKey("m3", t0.Add(time.Minute))
+	if err := s.InsertMessages(ctx, []*store.NewMessage{a, b}); err != nil {
+		t.Fatal(err)
+	}
+	for _, nm := range []*store.NewMessage{a, b} {
+		if nm.Existing == nil || nm.Existing.MessageID != "m1" || string(nm.Existing.Response) != "resp-m1" || nm.Existing.RequestHash != "h-m1" {
+			t.Fatalf("repeat not recognised: %+v", nm.Existing)
+		}
+	}
+	if _, err := s.GetMessage(ctx, "", "m2", false); err != store.ErrNotFound {
+		t.Fatalf("repeat inserted a message: %v", err)
+	}
+	// Another tenant's key space is separate.
+	other := withKey("m4", t0.Add(time.Minute))
+	other.Message.TenantID = "t2"
+	if err := s.InsertMessages(ctx, []*store.NewMessage{other}); err != nil || other.Existing != nil {
+		t.Fatalf("other tenant: %v %+v", err, other.Existing)
+	}
+	// After expiry the key is free again.
+	late := withKey("m5", t0.Add(2*time.Hour))
+	if err := s.InsertMessages(ctx, []*store.NewMessage{late}); err != nil || late.Existing != nil {
+		t.Fatalf("after expiry: %v %+v", err, late.Existing)
+	}
+	if n, err := s.PurgeIdempotency(ctx, t0.Add(10*time.Hour)); err != nil || n != 2 {
+		t.Fatalf("purge: %d %v", n, err)
+	}
 }
 
 var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
