@@ -11,6 +11,7 @@ package accept
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -42,12 +43,21 @@ type Submission struct {
 	UTF8       bool
 	EightBit   bool
 	SendAt     time.Time
+	Tags       []string
+	Metadata   map[string]string
+	// IdempotencyKey, when set, makes a repeat of the same request (same
+	// RequestHash) within IdempotencyTTL return the first answer and queue
+	// nothing; the same key with another hash is ErrIdempotencyConflict.
+	IdempotencyKey string
+	RequestHash    string
 }
 
-// Result says what was stored.
+// Result says what was stored. Deliveries of a Duplicate are as they
+// were answered the first time.
 type Result struct {
-	MessageID  string
-	Deliveries []store.Delivery
+	MessageID  string           `json:"id"`
+	Deliveries []store.Delivery `json:"deliveries"`
+	Duplicate  bool             `json:"-"`
 }
 
 // Error is a rejection the client should see; its text is safe to show.
@@ -72,6 +82,8 @@ type Pipeline struct {
 	Hostname string
 	Lifetime time.Duration
 	Now      func() time.Time
+	// IdempotencyTTL is how long a key is remembered (default 24h).
+	IdempotencyTTL time.Duration
 }
 
 // LaneHeader lets a client choose a lane per message; it is removed before
@@ -80,7 +92,80 @@ const LaneHeader = "X-Posthorn-Lane"
 
 // Accept validates, stores and schedules one submission.
 func (p *Pipeline) Accept(ctx context.Context, sub *Submission) (*Result, error) {
+	res, errs := p.AcceptBatch(ctx, []*Submission{sub})
+	return res[0], errs[0]
+}
+
+// AcceptBatch accepts several submissions with one durable write: each is
+// validated on its own (an invalid one gets its error, the others go on),
+// then all valid ones are committed together and scheduled. Results and
+// errors are in the order of subs.
+func (p *Pipeline) AcceptBatch(ctx context.Context, subs []*Submission) ([]*Result, []error) {
 	now := p.Now().UTC()
+	results := make([]*Result, len(subs))
+	errs := make([]error, len(subs))
+	var batch []*store.NewMessage
+	var index []int
+	for i, sub := range subs {
+		nm, err := p.prepare(sub, now)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		batch = append(batch, nm)
+		index = append(index, i)
+	}
+	if len(batch) == 0 {
+		return results, errs
+	}
+	if err := p.Store.InsertMessages(ctx, batch); err != nil {
+		for _, i := range index {
+			errs[i] = fmt.Errorf("store message: %w", err)
+		}
+		return results, errs
+	}
+	var ready []store.Delivery
+	for k, nm := range batch {
+		i := index[k]
+		if ex := nm.Existing; ex != nil {
+			results[i], errs[i] = repeat(ex, nm.Idempotency.RequestHash)
+			continue
+		}
+		m := nm.Message
+		res := &Result{MessageID: m.ID, Deliveries: make([]store.Delivery, len(nm.Deliveries))}
+		for j, d := range nm.Deliveries {
+			d.Sender, d.Size = m.Sender, m.Size
+			res.Deliveries[j] = *d
+		}
+		results[i] = res
+		if p.Bodies != nil {
+			p.Bodies.Put(m)
+		}
+		ready = append(ready, res.Deliveries...)
+	}
+	p.Sched.Enqueue(ready)
+	return results, errs
+}
+
+// ErrIdempotencyConflict is returned when an idempotency key is reused
+// with a different request.
+var ErrIdempotencyConflict = errors.New("idempotency key already used with a different request")
+
+// repeat answers a request whose idempotency key was seen before.
+func repeat(ex *store.IdempotencyRecord, hash string) (*Result, error) {
+	if ex.RequestHash != hash {
+		return nil, ErrIdempotencyConflict
+	}
+	var res Result
+	if err := json.Unmarshal(ex.Response, &res); err != nil {
+		return nil, fmt.Errorf("stored idempotent response: %w", err)
+	}
+	res.Duplicate = true
+	return &res, nil
+}
+
+// prepare validates a submission and builds what is stored for it.
+func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, error) {
 	if len(sub.Recipients) == 0 {
 		return nil, &Error{554, "5.5.1", "no valid recipients"}
 	}
@@ -124,13 +209,14 @@ func (p *Pipeline) Accept(ctx context.Context, sub *Submission) (*Result, error)
 	m := &store.Message{ID: id, TenantID: sub.TenantID, Sender: sub.Sender, Lane: lane, Source: sub.Source,
 		SMTPUser: sub.SMTPUser, ClientIP: sub.ClientIP, Size: len(out), MessageID: strings.TrimSpace(msgID),
 		Subject: clip(strings.TrimSpace(subject), 200), CreatedAt: now, SendAt: sub.SendAt, Body: out,
-		UTF8: sub.UTF8, EightBitMIM: sub.EightBit}
+		UTF8: sub.UTF8, EightBitMIM: sub.EightBit, Tags: sub.Tags, Metadata: sub.Metadata}
 	nm := &store.NewMessage{Message: m}
 	seen := make(map[string]bool, len(sub.Recipients))
 	state, next := store.Queued, now
 	if !sub.SendAt.IsZero() && sub.SendAt.After(now) {
 		state, next = store.Scheduled, sub.SendAt
 	}
+	res := &Result{MessageID: id}
 	for _, r := range sub.Recipients {
 		a, err := smtpproto.ParseAddress(r, true)
 		if err != nil {
@@ -141,22 +227,24 @@ func (p *Pipeline) Accept(ctx context.Context, sub *Submission) (*Result, error)
 			continue // one delivery per distinct recipient
 		}
 		seen[key] = true
-		nm.Deliveries = append(nm.Deliveries, &store.Delivery{Recipient: key, Domain: a.Domain, Lane: lane,
-			State: state, CreatedAt: now, NextAttemptAt: next, ExpiresAt: next.Add(p.Lifetime)})
+		d := &store.Delivery{Recipient: key, Domain: a.Domain, Lane: lane, State: state, CreatedAt: now,
+			NextAttemptAt: next, ExpiresAt: next.Add(p.Lifetime)}
+		nm.Deliveries = append(nm.Deliveries, d)
+		res.Deliveries = append(res.Deliveries, store.Delivery{Recipient: key, Domain: a.Domain, Lane: lane, State: state})
 	}
-	if err := p.Store.InsertMessages(ctx, []*store.NewMessage{nm}); err != nil {
-		return nil, fmt.Errorf("store message: %w", err)
+	if sub.IdempotencyKey != "" {
+		resp, err := json.Marshal(res)
+		if err != nil {
+			return nil, err
+		}
+		ttl := p.IdempotencyTTL
+		if ttl <= 0 {
+			ttl = 24 * time.Hour
+		}
+		nm.Idempotency = &store.IdempotencyRecord{Key: sub.IdempotencyKey, RequestHash: sub.RequestHash, MessageID: id,
+			Response: resp, CreatedAt: now, ExpiresAt: now.Add(ttl)}
 	}
-	res := &Result{MessageID: id, Deliveries: make([]store.Delivery, len(nm.Deliveries))}
-	for i, d := range nm.Deliveries {
-		d.Sender, d.Size = m.Sender, m.Size
-		res.Deliveries[i] = *d
-	}
-	if p.Bodies != nil {
-		p.Bodies.Put(m)
-	}
-	p.Sched.Enqueue(res.Deliveries)
-	return res, nil
+	return nm, nil
 }
 
 // IsRejection reports whether err is a client-facing rejection.

@@ -103,6 +103,46 @@ func (f *fifo) pop() *Job {
 	return nil
 }
 
+// laneQueue is one lane of a destination: a FIFO per tenant, served
+// round-robin, so one tenant's backlog cannot delay another tenant's mail
+// in the same lane.
+type laneQueue struct {
+	byTenant map[string]*fifo
+	ring     []string // tenants that may have work, in service order
+	next     int
+}
+
+func (q *laneQueue) push(j *Job) {
+	if q.byTenant == nil {
+		q.byTenant = map[string]*fifo{}
+	}
+	f := q.byTenant[j.TenantID]
+	if f == nil {
+		f = &fifo{}
+		q.byTenant[j.TenantID] = f
+		q.ring = append(q.ring, j.TenantID)
+	}
+	f.push(j)
+}
+
+// pop takes the next job of the next tenant in turn.
+func (q *laneQueue) pop() *Job {
+	for len(q.ring) > 0 {
+		if q.next >= len(q.ring) {
+			q.next = 0
+		}
+		t := q.ring[q.next]
+		if j := q.byTenant[t].pop(); j != nil {
+			q.next++
+			return j
+		}
+		// This tenant has nothing left in this lane.
+		delete(q.byTenant, t)
+		q.ring = append(q.ring[:q.next], q.ring[q.next+1:]...)
+	}
+	return nil
+}
+
 func laneIndex(l store.Lane) int {
 	switch l {
 	case store.LaneHigh:

@@ -2,6 +2,7 @@ package queue
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,5 +67,30 @@ func TestBackoffAndDecide(t *testing.T) {
 	_, next, _ := s.decide(r, classify.Deferred, false, now.Add(59*time.Minute))
 	if !next.Equal(r.ExpiresAt) {
 		t.Errorf("last retry at %s, want the expiry %s", next, r.ExpiresAt)
+	}
+}
+
+func TestLaneQueueRoundRobin(t *testing.T) {
+	var q laneQueue
+	for i := 0; i < 5; i++ {
+		q.push(&Job{TenantID: "a", MessageID: fmt.Sprint("a", i)})
+	}
+	q.push(&Job{TenantID: "b", MessageID: "b0"})
+	q.push(&Job{TenantID: "c", MessageID: "c0"})
+	var got []string
+	for j := q.pop(); j != nil; j = q.pop() {
+		got = append(got, j.MessageID)
+	}
+	want := "a0,b0,c0,a1,a2,a3,a4"
+	if g := fmt.Sprint(got); g != "["+strings.ReplaceAll(want, ",", " ")+"]" {
+		t.Fatalf("order %v, want %s", got, want)
+	}
+	// Removed jobs are skipped.
+	j := &Job{TenantID: "a", MessageID: "x"}
+	q.push(j)
+	q.push(&Job{TenantID: "a", MessageID: "y"})
+	j.removed = true
+	if p := q.pop(); p == nil || p.MessageID != "y" {
+		t.Fatalf("got %+v, want y", p)
 	}
 }

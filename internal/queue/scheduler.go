@@ -63,7 +63,7 @@ type Scheduler struct {
 // dest is one destination's ready work and connections.
 type dest struct {
 	key    string
-	ready  [3]fifo // by lane: high, normal, low
+	ready  [3]laneQueue // by lane: high, normal, low
 	nready int
 	active int           // connection workers
 	idle   int           // workers waiting for work
