@@ -39,6 +39,10 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/v1/queue/hold", a.op(a.Ops.Hold))
 	mux.HandleFunc("POST /admin/v1/queue/release", a.op(a.Ops.Release))
 	mux.HandleFunc("POST /admin/v1/queue/requeue", a.requeue)
+	mux.HandleFunc("GET /admin/v1/dlq", a.listDLQ)
+	mux.HandleFunc("GET /admin/v1/dlq/{id}", a.showMessage)
+	mux.HandleFunc("POST /admin/v1/dlq/retry", a.op(func(ctx context.Context, sel Selection) (*OpResult, error) { return a.Ops.Requeue(ctx, sel, true) }))
+	mux.HandleFunc("POST /admin/v1/dlq/purge", a.op(a.Ops.Purge))
 	mux.HandleFunc("GET /admin/v1/tenants", a.listTenants)
 	mux.HandleFunc("POST /admin/v1/tenants", a.createTenant)
 	mux.HandleFunc("GET /admin/v1/users", a.listUsers)
@@ -122,7 +126,15 @@ func ParseQueueFilter(q map[string][]string, now time.Time) (store.DeliveryFilte
 		}
 		return ""
 	}
-	f := store.DeliveryFilter{Domain: get("domain"), Recipient: get("recipient"), TenantID: get("tenant"), Limit: 1000}
+	f := store.DeliveryFilter{Domain: get("domain"), Recipient: get("recipient"), TenantID: get("tenant"), Limit: 1000,
+		Class: get("class"), Provider: get("provider")}
+	if s := get("code"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 200 || n > 599 {
+			return f, &badRequest{"code: want a reply code such as 421"}
+		}
+		f.Code = n
+	}
 	switch s := get("state"); s {
 	case "":
 		f.States = store.PendingStates
@@ -162,6 +174,25 @@ func ParseQueueFilter(q map[string][]string, now time.Time) (store.DeliveryFilte
 
 func (a *Admin) listQueue(w http.ResponseWriter, r *http.Request) {
 	f, err := ParseQueueFilter(r.URL.Query(), time.Now())
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	ds, err := a.Store.ListDeliveries(r.Context(), f)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if ds == nil {
+		ds = []store.Delivery{}
+	}
+	writeJSON(w, http.StatusOK, QueueList{Items: ds, Count: len(ds)})
+}
+
+func (a *Admin) listDLQ(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	q.Set("state", string(store.DeadLetter))
+	f, err := ParseQueueFilter(q, time.Now())
 	if err != nil {
 		a.fail(w, err)
 		return

@@ -91,6 +91,19 @@ func (q *QueueOps) Delete(ctx context.Context, sel Selection) (*OpResult, error)
 	return res, nil
 }
 
+// Purge removes dead letters from the dead-letter queue (they become
+// cancelled; their history stays in the activity log).
+func (q *QueueOps) Purge(ctx context.Context, sel Selection) (*OpResult, error) {
+	if len(sel.IDs) == 0 && len(sel.DeliveryIDs) == 0 && sel.Domain == "" {
+		sel.All = true
+	}
+	spec, err := q.spec(sel, []store.State{store.DeadLetter}, store.Cancelled, store.EventPurged)
+	if err != nil {
+		return nil, err
+	}
+	return q.run(ctx, spec)
+}
+
 // Hold stops deliveries until released.
 func (q *QueueOps) Hold(ctx context.Context, sel Selection) (*OpResult, error) {
 	spec, err := q.spec(sel, []store.State{store.Scheduled, store.Queued, store.Deferred}, store.Held, store.EventHeld)

@@ -128,6 +128,9 @@ type DeliveryFilter struct {
 	Recipient string // exact address, or a substring when it holds no '@'
 	MessageID string
 	Tag       string
+	Class     string // last class
+	Code      int    // last reply code
+	Provider  string
 	OlderThan time.Time // created before
 	Since     time.Time // created at or after
 	AfterID   int64     // cursor: deliveries with a larger ID

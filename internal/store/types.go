@@ -98,6 +98,7 @@ const (
 	EventRequeued   = "requeued"
 	EventRecovered  = "recovered"
 	EventFlushed    = "flushed"
+	EventPurged     = "purged"
 )
 
 // Message is one accepted message. Body holds the full RFC 5322 message

@@ -92,6 +92,18 @@ func deliveryQuery(f store.DeliveryFilter) (string, []any) {
 		conds = append(conds, "d.created_at >= ?")
 		args = append(args, ms(f.Since))
 	}
+	if f.Class != "" {
+		conds = append(conds, "d.last_class = ?")
+		args = append(args, f.Class)
+	}
+	if f.Code != 0 {
+		conds = append(conds, "d.last_code = ?")
+		args = append(args, f.Code)
+	}
+	if f.Provider != "" {
+		conds = append(conds, "d.provider = ?")
+		args = append(args, f.Provider)
+	}
 	if f.Tag != "" {
 		tag, _ := json.Marshal(f.Tag)
 		conds = append(conds, "instr(m.tags, ?) > 0")

@@ -1,0 +1,57 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/miekg/dns"
+
+	"github.com/posthorn/posthorn/internal/testkit"
+)
+
+func TestResolver(t *testing.T) {
+	d := testkit.StartDNS(t)
+	d.SetMX("two.test", testkit.MX{Pref: 20, Host: "b.two.test"}, testkit.MX{Pref: 10, Host: "a.two.test"})
+	d.SetA("a.two.test", "127.0.0.2", "::1")
+	d.SetA("nomx.test", "127.0.0.3")
+	d.SetMX("null.test", testkit.MX{Pref: 0, Host: "."})
+	d.SetRcode("broken.test", dns.TypeMX, dns.RcodeServerFailure)
+	r, err := NewResolver(d.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	mxs, err := r.LookupMX(ctx, "two.test")
+	if err != nil || len(mxs) != 2 || mxs[0].Name != "a.two.test" || mxs[1].Name != "b.two.test" {
+		t.Fatalf("MX by preference: %+v %v", mxs, err)
+	}
+	ips, err := r.LookupIP(ctx, "a.two.test")
+	if err != nil || len(ips) != 2 || ips[0].String() != "127.0.0.2" || ips[1].String() != "::1" {
+		t.Fatalf("A then AAAA: %v %v", ips, err)
+	}
+	mxs, err = r.LookupMX(ctx, "nomx.test")
+	if err != nil || len(mxs) != 1 || !mxs[0].Implicit || mxs[0].Name != "nomx.test" {
+		t.Fatalf("implicit MX: %+v %v", mxs, err)
+	}
+	var de *DNSError
+	if _, err := r.LookupMX(ctx, "null.test"); !errors.As(err, &de) || !de.Permanent {
+		t.Fatalf("null MX: %v", err)
+	}
+	if _, err := r.LookupMX(ctx, "nowhere.test"); !errors.As(err, &de) || !de.Permanent {
+		t.Fatalf("NXDOMAIN: %v", err)
+	}
+	if _, err := r.LookupMX(ctx, "broken.test"); !errors.As(err, &de) || de.Permanent {
+		t.Fatalf("SERVFAIL must be temporary: %v", err)
+	}
+	// Answers are cached: a second lookup asks nothing.
+	before := d.Queries("two.test", dns.TypeMX)
+	r.LookupMX(ctx, "two.test")
+	if after := d.Queries("two.test", dns.TypeMX); after != before {
+		t.Fatalf("cached MX asked again: %d -> %d", before, after)
+	}
+	if ips, err := r.LookupIP(ctx, "[192.0.2.7]"); err != nil || ips[0].String() != "192.0.2.7" {
+		t.Fatalf("address literal: %v %v", ips, err)
+	}
+}
