@@ -1,0 +1,196 @@
+// Package shaping paces delivery to one destination: how many connections
+// may be open, how many messages per minute may be sent (a token bucket),
+// and how both adapt to what the destination says. A rate_limited reply
+// (421, 4.7.28, "too many connections", ...) halves concurrency and rate,
+// never below one, and pauses new sends for a cool-down; a run of
+// successes raises them again by small steps toward the configured limits
+// (additive increase, multiplicative decrease). Each change is reported so
+// the caller can log a throttle_changed event with the reply that caused it.
+//
+// A Throttle is safe for concurrent use. It holds no timers: callers ask
+// Take and wait as told.
+package shaping
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+)
+
+// Limits are a destination's configured ceilings. Zero RatePerMinute means
+// no rate limit.
+type Limits struct {
+	MaxConns       int
+	MaxMsgsPerConn int
+	RatePerMinute  float64
+	Cooldown       time.Duration // pause after a rate_limited reply (default 1m)
+	RaiseEvery     int           // successes per step up (default 20)
+}
+
+// State is a snapshot of a throttle, for listings and events.
+type State struct {
+	MaxConns      int       `json:"max_connections"`
+	Conns         int       `json:"connections_allowed"`
+	RatePerMinute float64   `json:"rate_per_minute"` // 0: unlimited
+	PausedUntil   time.Time `json:"paused_until,omitzero"`
+	Throttled     bool      `json:"throttled"` // below its configured limits
+}
+
+// Throttle is one destination's adaptive limits.
+type Throttle struct {
+	mu        sync.Mutex
+	lim       Limits
+	conns     float64
+	rate      float64 // per minute; 0: unlimited
+	tokens    float64
+	last      time.Time
+	paused    time.Time
+	successes int
+}
+
+// New returns a throttle at its configured limits.
+func New(l Limits) *Throttle {
+	if l.MaxConns < 1 {
+		l.MaxConns = 1
+	}
+	if l.Cooldown <= 0 {
+		l.Cooldown = time.Minute
+	}
+	if l.RaiseEvery <= 0 {
+		l.RaiseEvery = 20
+	}
+	return &Throttle{lim: l, conns: float64(l.MaxConns), rate: l.RatePerMinute, tokens: burst(l.RatePerMinute)}
+}
+
+// burst is how many messages may go at once from a full bucket: a few
+// seconds' worth, at least one.
+func burst(perMin float64) float64 { return math.Max(1, perMin/20) }
+
+// Limits returns the configured limits.
+func (t *Throttle) Limits() Limits { return t.lim }
+
+// Conns is how many connections may be open now.
+func (t *Throttle) Conns() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return int(t.conns)
+}
+
+// Take asks to send one message at now. It returns 0 when the message may
+// go, or how long to wait first (paused, or the bucket is empty).
+func (t *Throttle) Take(now time.Time) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if now.Before(t.paused) {
+		return t.paused.Sub(now)
+	}
+	if t.rate <= 0 {
+		return 0
+	}
+	if !t.last.IsZero() {
+		t.tokens = math.Min(burst(t.rate), t.tokens+now.Sub(t.last).Minutes()*t.rate)
+	}
+	t.last = now
+	if t.tokens >= 1-1e-9 {
+		t.tokens = math.Max(0, t.tokens-1)
+		return 0
+	}
+	// Never 0 here: 0 means "go".
+	return max(time.Millisecond, time.Duration((1-t.tokens)/t.rate*float64(time.Minute)))
+}
+
+// Change describes an adaptation, for the throttle_changed event.
+type Change struct {
+	From, To State
+	Reason   string
+}
+
+func (c Change) String() string {
+	return fmt.Sprintf("connections %d -> %d, rate %s -> %s (%s)", c.From.Conns, c.To.Conns, rateText(c.From.RatePerMinute),
+		rateText(c.To.RatePerMinute), c.Reason)
+}
+
+func rateText(r float64) string {
+	if r <= 0 {
+		return "unlimited"
+	}
+	return fmt.Sprintf("%.0f/min", r)
+}
+
+// RateLimited records a rate_limited reply at now and returns the change.
+// The observed rate (msgsLastMinute, when known) bounds the new rate, so a
+// destination with no configured rate still gets one.
+func (t *Throttle) RateLimited(now time.Time, msgsLastMinute int, reason string) Change {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	from := t.stateLocked()
+	t.successes = 0
+	t.conns = math.Max(1, math.Floor(t.conns/2))
+	base := t.rate
+	if base <= 0 || (msgsLastMinute > 0 && float64(msgsLastMinute) < base) {
+		base = float64(msgsLastMinute)
+	}
+	if base > 0 {
+		t.rate = math.Max(1, base/2)
+		t.tokens = 0
+		t.last = now
+	}
+	t.paused = now.Add(t.lim.Cooldown)
+	return Change{From: from, To: t.stateLocked(), Reason: reason}
+}
+
+// Success records a delivered message; every RaiseEvery successes the
+// limits grow by one connection and a tenth of the configured rate. It
+// returns a change when they grew.
+func (t *Throttle) Success(now time.Time) (Change, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.throttledLocked() {
+		return Change{}, false
+	}
+	t.successes++
+	if t.successes < t.lim.RaiseEvery {
+		return Change{}, false
+	}
+	t.successes = 0
+	from := t.stateLocked()
+	t.conns = math.Min(float64(t.lim.MaxConns), t.conns+1)
+	if t.rate > 0 {
+		step := t.lim.RatePerMinute / 10
+		if step <= 0 {
+			step = math.Max(1, t.rate/10) // no configured rate: grow by 10%
+		}
+		t.rate += step
+		if t.lim.RatePerMinute > 0 && t.rate >= t.lim.RatePerMinute {
+			t.rate = t.lim.RatePerMinute
+		}
+		if t.lim.RatePerMinute <= 0 && t.conns >= float64(t.lim.MaxConns) && t.rate > 1e6 {
+			t.rate = 0
+		}
+	}
+	return Change{From: from, To: t.stateLocked(), Reason: "recovering after successful deliveries"}, true
+}
+
+// State returns a snapshot.
+func (t *Throttle) State() State {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.stateLocked()
+}
+
+func (t *Throttle) stateLocked() State {
+	return State{MaxConns: t.lim.MaxConns, Conns: int(t.conns), RatePerMinute: t.rate, PausedUntil: t.paused,
+		Throttled: t.throttledLocked()}
+}
+
+func (t *Throttle) throttledLocked() bool {
+	return int(t.conns) < t.lim.MaxConns || (t.rate > 0 && (t.lim.RatePerMinute <= 0 || t.rate < t.lim.RatePerMinute))
+}
+
+// PausedUntil is when new sends may start again (zero when not paused).
+func (t *Throttle) PausedUntil() time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.paused
+}
