@@ -39,7 +39,8 @@ type Submission struct {
 	Sender     string // envelope sender; "" is the null path
 	Recipients []string
 	Body       []byte
-	Lane       store.Lane // "" lets a header or the default decide
+	Lane       store.Lane // the default lane ("" is normal); an X-Posthorn-Lane header overrides it
+	LaneFixed  bool       // Lane was chosen explicitly (API field): the header does not override it
 	UTF8       bool
 	EightBit   bool
 	SendAt     time.Time
@@ -183,7 +184,7 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 		if err != nil {
 			return nil, &Error{550, "5.6.0", "bad " + LaneHeader + " header: want high, normal or low"}
 		}
-		if lane == "" {
+		if !sub.LaneFixed {
 			lane = l
 		}
 		h.remove(LaneHeader)

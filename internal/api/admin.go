@@ -21,11 +21,12 @@ import (
 
 // Admin serves the admin API.
 type Admin struct {
-	Store   store.Store
-	Ops     *QueueOps
-	Tenants *tenant.Manager
-	Stats   func() any
-	Log     *slog.Logger
+	Store        store.Store
+	Ops          *QueueOps
+	Tenants      *tenant.Manager
+	Stats        func() any
+	Destinations func() any
+	Log          *slog.Logger
 }
 
 // Handler returns the admin routes.
@@ -39,6 +40,10 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/v1/queue/hold", a.op(a.Ops.Hold))
 	mux.HandleFunc("POST /admin/v1/queue/release", a.op(a.Ops.Release))
 	mux.HandleFunc("POST /admin/v1/queue/requeue", a.requeue)
+	mux.HandleFunc("GET /admin/v1/destinations", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"items": a.Destinations()})
+	})
+	mux.HandleFunc("GET /admin/v1/events", a.listEvents)
 	mux.HandleFunc("GET /admin/v1/dlq", a.listDLQ)
 	mux.HandleFunc("GET /admin/v1/dlq/{id}", a.showMessage)
 	mux.HandleFunc("POST /admin/v1/dlq/retry", a.op(func(ctx context.Context, sel Selection) (*OpResult, error) { return a.Ops.Requeue(ctx, sel, true) }))
@@ -206,6 +211,28 @@ func (a *Admin) listDLQ(w http.ResponseWriter, r *http.Request) {
 		ds = []store.Delivery{}
 	}
 	writeJSON(w, http.StatusOK, QueueList{Items: ds, Count: len(ds)})
+}
+
+func (a *Admin) listEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := store.EventFilter{TenantID: q.Get("tenant"), MessageID: q.Get("message"), Recipient: q.Get("recipient"), Type: q.Get("type"), Limit: 1000}
+	if s := q.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			a.fail(w, &badRequest{"after: want an event id"})
+			return
+		}
+		f.AfterID = n
+	}
+	evs, err := a.Store.Events(r.Context(), f)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if evs == nil {
+		evs = []store.Event{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": evs})
 }
 
 // MessageDetail is everything known about one message.

@@ -50,6 +50,7 @@ type Config struct {
 	LogLevel        string   `toml:"log_level"`
 
 	SMTP     SMTP     `toml:"smtp"`
+	API      API      `toml:"api"`
 	Delivery Delivery `toml:"delivery"`
 	Routes   []Route  `toml:"route"`
 }
@@ -67,6 +68,13 @@ type SMTP struct {
 	MaxAuthFailures   int      `toml:"max_auth_failures"` // per client IP per 10 minutes
 }
 
+// API configures the HTTP sending API.
+type API struct {
+	MaxBulk        int      `toml:"max_bulk"`        // messages per bulk request
+	SendHorizon    Duration `toml:"send_horizon"`    // how far ahead send_at may be
+	IdempotencyTTL Duration `toml:"idempotency_ttl"` // how long idempotency keys are remembered
+}
+
 // Delivery configures outbound connections.
 type Delivery struct {
 	MaxConnections           int      `toml:"max_connections"`
@@ -76,7 +84,8 @@ type Delivery struct {
 	CommandTimeout           Duration `toml:"command_timeout"`
 	DataTimeout              Duration `toml:"data_timeout"`
 	IdleTimeout              Duration `toml:"idle_timeout"`
-	LeaseTime                Duration `toml:"lease_time"`
+	RatePerMinute            float64  `toml:"rate_per_minute"` // per destination; 0: unlimited
+	Cooldown                 Duration `toml:"cooldown"`        // pause after a rate_limited reply
 }
 
 // Route sends mail for one domain (or "*") through a relay host.
@@ -113,6 +122,11 @@ func Default() Config {
 			ReadTimeout:     Duration{5 * time.Minute},
 			MaxAuthFailures: 10,
 		},
+		API: API{
+			MaxBulk:        5000,
+			SendHorizon:    Duration{30 * 24 * time.Hour},
+			IdempotencyTTL: Duration{24 * time.Hour},
+		},
 		Delivery: Delivery{
 			MaxConnections:           500,
 			MaxConnectionsPerDest:    20,
@@ -121,7 +135,7 @@ func Default() Config {
 			CommandTimeout:           Duration{5 * time.Minute},
 			DataTimeout:              Duration{10 * time.Minute},
 			IdleTimeout:              Duration{5 * time.Second},
-			LeaseTime:                Duration{15 * time.Minute},
+			Cooldown:                 Duration{time.Minute},
 		},
 	}
 }
@@ -199,6 +213,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.SMTP.TLSCert == "") != (c.SMTP.TLSKey == "") {
 		bad("smtp.tls_cert and smtp.tls_key go together")
+	}
+	if c.API.MaxBulk <= 0 || c.API.SendHorizon.Duration <= 0 || c.API.IdempotencyTTL.Duration <= 0 {
+		bad("api limits must be positive")
 	}
 	d := &c.Delivery
 	if d.MaxConnections <= 0 || d.MaxConnectionsPerDest <= 0 || d.MaxMessagesPerConnection <= 0 {

@@ -55,7 +55,7 @@ func TestBackoffAndDecide(t *testing.T) {
 		{classify.MailboxFull, false, now.Add(time.Hour), store.SoftBounced},
 	}
 	for _, c := range cases {
-		st, next, _ := s.decide(r, c.cls, c.perm, c.at)
+		st, next, _ := s.decide(r, c.cls, c.perm, c.at, time.Time{})
 		if st != c.state {
 			t.Errorf("decide(%s at +%s) = %s, want %s", c.cls, c.at.Sub(now), st, c.state)
 		}
@@ -64,7 +64,7 @@ func TestBackoffAndDecide(t *testing.T) {
 		}
 	}
 	// Near the end of the lifetime the retry is clamped to the expiry.
-	_, next, _ := s.decide(r, classify.Deferred, false, now.Add(59*time.Minute))
+	_, next, _ := s.decide(r, classify.Deferred, false, now.Add(59*time.Minute+30*time.Second), time.Time{})
 	if !next.Equal(r.ExpiresAt) {
 		t.Errorf("last retry at %s, want the expiry %s", next, r.ExpiresAt)
 	}

@@ -21,8 +21,10 @@ func (s *Scheduler) backoff(n int) time.Duration {
 	return time.Duration(float64(d) * jitter)
 }
 
-// decide maps one attempt's class to the delivery's next state.
-func (s *Scheduler) decide(r Rcpt, cls classify.Class, permanent bool, now time.Time) (store.State, time.Time, string) {
+// decide maps one attempt's class to the delivery's next state. A
+// rate_limited delivery retries when its destination's pause ends (paceAt)
+// instead of on its own backoff.
+func (s *Scheduler) decide(r Rcpt, cls classify.Class, permanent bool, now, paceAt time.Time) (store.State, time.Time, string) {
 	switch {
 	case cls == classify.Delivered:
 		return store.Delivered, time.Time{}, store.EventDelivered
@@ -35,6 +37,12 @@ func (s *Scheduler) decide(r Rcpt, cls classify.Class, permanent bool, now time.
 		return store.DeadLetter, time.Time{}, store.EventDeadLetter
 	}
 	next := now.Add(s.backoff(r.Attempts + 1))
+	if cls == classify.RateLimited {
+		next = now.Add(time.Second)
+		if paceAt.After(next) {
+			next = paceAt
+		}
+	}
 	if next.After(r.ExpiresAt) {
 		next = r.ExpiresAt // one last try when the lifetime ends
 	}

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/delivery"
+	"github.com/posthorn/posthorn/internal/shaping"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
@@ -34,6 +35,8 @@ type Config struct {
 	MaxConnsPerDest int
 	MaxMsgsPerConn  int
 	IdleTimeout     time.Duration // an idle connection waits this long for more work
+	RatePerMinute   float64       // per destination; 0: unlimited
+	Cooldown        time.Duration // pause after a rate_limited reply
 }
 
 // Scheduler owns pending deliveries and the workers that send them.
@@ -69,6 +72,9 @@ type dest struct {
 	idle   int           // workers waiting for work
 	avail  chan struct{} // wakes an idle worker
 	picks  uint64
+	th     *shaping.Throttle
+	sent   []time.Time // send times in the last minute (observed rate)
+	rekick bool        // a timer will kick this destination when its pause ends
 }
 
 // New returns a scheduler; Start loads pending work and runs it.
@@ -203,6 +209,40 @@ func (s *Scheduler) Reschedule(ds []store.Delivery) {
 	s.Enqueue(ds)
 }
 
+// DestinationInfo describes one destination for `posthorn destinations`.
+type DestinationInfo struct {
+	Key         string        `json:"destination"`
+	Connections int           `json:"connections"`
+	Ready       int           `json:"ready"`
+	SentLastMin int           `json:"sent_last_minute"`
+	Throttle    shaping.State `json:"throttle"`
+	Paused      bool          `json:"paused"`
+}
+
+// Destinations lists the destinations the scheduler holds state for.
+func (s *Scheduler) Destinations() []DestinationInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	out := make([]DestinationInfo, 0, len(s.dests))
+	for _, d := range s.dests {
+		st := d.th.State()
+		out = append(out, DestinationInfo{Key: d.key, Connections: d.active, Ready: d.nready, SentLastMin: d.recent(now),
+			Throttle: st, Paused: now.Before(st.PausedUntil)})
+	}
+	return out
+}
+
+// recent counts sends in the last minute. Caller holds s.mu.
+func (d *dest) recent(now time.Time) int {
+	cut := 0
+	for cut < len(d.sent) && now.Sub(d.sent[cut]) > time.Minute {
+		cut++
+	}
+	d.sent = d.sent[cut:]
+	return len(d.sent)
+}
+
 // Stats is a snapshot for health and listings.
 type Stats struct {
 	Known       int `json:"known"`
@@ -246,13 +286,20 @@ func (s *Scheduler) makeReady(j *Job) {
 	key := s.dl.Destination(j.Domain)
 	d := s.dests[key]
 	if d == nil {
-		d = &dest{key: key, avail: make(chan struct{}, s.cfg.MaxConnsPerDest)}
-		s.dests[key] = d
+		d = s.newDest(key)
 	}
 	j.dest, j.where = d, inReady
 	d.ready[laneIndex(j.Lane)].push(j)
 	d.nready++
 	s.kick(d)
+}
+
+func (s *Scheduler) newDest(key string) *dest {
+	d := &dest{key: key, avail: make(chan struct{}, s.cfg.MaxConnsPerDest),
+		th: shaping.New(shaping.Limits{MaxConns: s.cfg.MaxConnsPerDest, MaxMsgsPerConn: s.cfg.MaxMsgsPerConn,
+			RatePerMinute: s.cfg.RatePerMinute, Cooldown: s.cfg.Cooldown})}
+	s.dests[key] = d
+	return d
 }
 
 // kick wakes an idle worker of d or starts a new one within the limits.
@@ -268,13 +315,33 @@ func (s *Scheduler) kick(d *dest) {
 		}
 		return
 	}
-	if d.active >= s.cfg.MaxConnsPerDest || s.conns >= s.cfg.MaxConnections || s.ctx.Err() != nil {
+	if d.active >= d.th.Conns() || s.conns >= s.cfg.MaxConnections || s.ctx.Err() != nil {
+		return
+	}
+	if until := d.th.PausedUntil(); s.now().Before(until) {
+		s.kickAt(d, until)
 		return
 	}
 	d.active++
 	s.conns++
 	s.wg.Add(1)
 	go s.worker(d)
+}
+
+// kickAt kicks d again at t (when its pause ends). Caller holds s.mu.
+func (s *Scheduler) kickAt(d *dest, t time.Time) {
+	if d.rekick {
+		return
+	}
+	d.rekick = true
+	time.AfterFunc(time.Until(t)+time.Millisecond, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		d.rekick = false
+		if s.dests[d.key] == d {
+			s.kick(d)
+		}
+	})
 }
 
 func (s *Scheduler) timerLoop() {
@@ -322,11 +389,26 @@ func (s *Scheduler) take(d *dest, wait bool) *Job {
 	}()
 	for {
 		s.mu.Lock()
-		if s.ctx.Err() != nil {
+		if s.ctx.Err() != nil || d.active > d.th.Conns() {
 			s.mu.Unlock()
-			return nil
+			return nil // stopping, or this destination was throttled down
 		}
 		if d.nready > 0 {
+			if w := d.th.Take(s.now()); w > 0 {
+				if w > s.cfg.IdleTimeout {
+					// Paused for a while: close this connection; a timer
+					// brings a worker back when the pause ends.
+					s.kickAt(d, s.now().Add(w))
+					s.mu.Unlock()
+					return nil
+				}
+				s.mu.Unlock()
+				select {
+				case <-time.After(w):
+				case <-s.ctx.Done():
+				}
+				continue
+			}
 			d.picks++
 			order := [3]int{0, 1, 2}
 			switch {
@@ -376,11 +458,11 @@ func (s *Scheduler) workerDone(d *dest) {
 	defer s.mu.Unlock()
 	d.active--
 	s.conns--
-	if d.active == 0 && d.nready == 0 && d.idle == 0 {
-		delete(s.dests, d.key)
+	if d.active == 0 && d.nready == 0 && d.idle == 0 && !d.th.State().Throttled && !d.rekick {
+		delete(s.dests, d.key) // a throttled destination keeps its state
 	}
 	for _, o := range s.dests {
-		if o.nready > 0 && o.idle == 0 && o.active < s.cfg.MaxConnsPerDest {
+		if o.nready > 0 && o.idle == 0 && o.active < o.th.Conns() {
 			s.kick(o)
 			if s.conns >= s.cfg.MaxConnections {
 				return

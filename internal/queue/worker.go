@@ -6,6 +6,8 @@ import (
 
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/delivery"
+	"github.com/posthorn/posthorn/internal/shaping"
+	"github.com/posthorn/posthorn/internal/smtpproto"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
@@ -81,6 +83,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		c, f := s.dl.Dial(s.ctx, j.Domain)
 		if f != nil {
 			s.log.Info("cannot connect", "dest", d.key, "domain", j.Domain, "phase", f.Phase, "err", f.Error())
+			s.adapt(d, f.Class, f.Reply, nil, start)
 			outs := s.failAll(j, f, start)
 			s.finish(j, outs)
 			// The destination is unreachable: defer everything else that is
@@ -101,11 +104,12 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 	outs := make([]store.Outcome, len(j.Rcpts))
 	for i, r := range j.Rcpts {
 		res := results[i]
-		state, next, ev := s.decide(r, res.Class, false, end)
+		state, next, ev := s.decide(r, res.Class, false, end, d.th.PausedUntil())
 		outs[i] = store.Outcome{DeliveryID: r.ID, State: state, NextAt: next, Class: string(res.Class), Phase: res.Phase,
 			Reply: res.Reply, Error: res.Err, MX: conn.MX, IP: conn.IP, TLS: conn.TLS, StartedAt: start,
 			Duration: end.Sub(start), Event: ev}
 	}
+	s.adapt(d, results[0].Class, results[0].Reply, results, end)
 	s.finishAsync(w, j, outs)
 	if !conn.Usable() {
 		conn.Close()
@@ -163,11 +167,48 @@ func (s *Scheduler) failAll(j *Job, f *delivery.Failure, start time.Time) []stor
 	end := s.now()
 	outs := make([]store.Outcome, len(j.Rcpts))
 	for i, r := range j.Rcpts {
-		state, next, ev := s.decide(r, f.Class, f.Permanent, end)
+		state, next, ev := s.decide(r, f.Class, f.Permanent, end, d0(j).th.PausedUntil())
 		outs[i] = store.Outcome{DeliveryID: r.ID, State: state, NextAt: next, Class: string(f.Class), Phase: f.Phase,
 			Reply: f.Reply, Error: f.Err, MX: f.MX, IP: f.IP, StartedAt: start, Duration: end.Sub(start), Event: ev}
 	}
 	return outs
+}
+
+// d0 is the destination a job was taken from.
+func d0(j *Job) *dest { return j.dest }
+
+// adapt feeds one attempt's result to the destination's throttle: a
+// rate_limited reply anywhere in it cuts the limits, a delivery counts as a
+// success. Changes are logged and written as throttle_changed events.
+func (s *Scheduler) adapt(d *dest, cls classify.Class, reply smtpproto.Reply, results []delivery.Result, now time.Time) {
+	for _, r := range results {
+		if r.Class == classify.RateLimited {
+			cls, reply = r.Class, r.Reply
+			break
+		}
+	}
+	s.mu.Lock()
+	if cls == classify.Delivered {
+		d.sent = append(d.sent, now)
+	}
+	recent := d.recent(now)
+	s.mu.Unlock()
+	var ch shaping.Change
+	var changed bool
+	switch cls {
+	case classify.RateLimited:
+		ch, changed = d.th.RateLimited(now, recent, reply.String()), true
+	case classify.Delivered:
+		ch, changed = d.th.Success(now)
+	}
+	if !changed {
+		return
+	}
+	s.log.Warn("throttle changed", "dest", d.key, "change", ch.String())
+	ev := store.Event{At: now, Type: store.EventThrottle, Reply: reply, MX: d.key, Detail: d.key + ": " + ch.String()}
+	if err := s.st.RecordEvent(context.Background(), ev); err != nil {
+		s.log.Error("record throttle event", "err", err)
+	}
 }
 
 // failReady applies a connection failure to every job now ready for d.
@@ -204,13 +245,15 @@ func (s *Scheduler) finish(j *Job, outs []store.Outcome) {
 			delete(s.known, r.ID)
 			continue
 		}
+		if o.Class != string(classify.RateLimited) {
+			r.Attempts++ // a rate limit does not burn the message's backoff
+		}
 		if again == nil || !again.Due.Equal(o.NextAt) {
 			if again != nil {
 				s.schedule(again, s.now())
 			}
 			again = &Job{MessageID: j.MessageID, TenantID: j.TenantID, Domain: j.Domain, Lane: j.Lane, Due: o.NextAt, hidx: -1}
 		}
-		r.Attempts++
 		again.Rcpts = append(again.Rcpts, r)
 		s.known[r.ID] = again
 	}

@@ -43,6 +43,7 @@ type Server struct {
 	admin   *http.Server
 	adminLn net.Listener
 	httpLn  net.Listener
+	janitor chan struct{}
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -129,22 +130,29 @@ func (s *Server) start(ctx context.Context) error {
 		RetryMin: cfg.RetryMin.Duration, RetryMax: cfg.RetryMax.Duration,
 		MaxConnections: cfg.Delivery.MaxConnections, MaxConnsPerDest: cfg.Delivery.MaxConnectionsPerDest,
 		MaxMsgsPerConn: cfg.Delivery.MaxMessagesPerConnection, IdleTimeout: cfg.Delivery.IdleTimeout.Duration,
+		RatePerMinute: cfg.Delivery.RatePerMinute, Cooldown: cfg.Delivery.Cooldown.Duration,
 	}, s.st, dl, s.log.With("part", "queue"))
 	if err := s.sched.Start(ctx); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
 
-	pipe := &accept.Pipeline{Store: s.st, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
+	pipe := &accept.Pipeline{Store: s.st, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
+		Lifetime: cfg.QueueLifetime.Duration, Now: time.Now, IdempotencyTTL: cfg.API.IdempotencyTTL.Duration}
 	ops := &api.QueueOps{Store: s.st, Sched: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
 
 	if err := s.startAdmin(ops); err != nil {
 		return err
 	}
 	if cfg.HTTPListen != "" {
-		if err := s.startHTTP(); err != nil {
+		v1 := &api.V1{Store: s.st, Tenants: s.tenants, Accept: pipe, Ops: ops, Hostname: cfg.Hostname,
+			MaxBulk: cfg.API.MaxBulk, MaxMessageSize: int(cfg.SMTP.MaxMessageSize), SendHorizon: cfg.API.SendHorizon.Duration,
+			Now: time.Now, Log: s.log.With("part", "api")}
+		if err := s.startHTTP(v1.Handler()); err != nil {
 			return err
 		}
 	}
+	s.janitor = make(chan struct{})
+	go s.purgeLoop(s.janitor)
 	if cfg.SMTPListen != "" {
 		tlsCfg, err := s.tlsConfig()
 		if err != nil {
@@ -191,7 +199,8 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 		ln.Close()
 		return err
 	}
-	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Stats: func() any { return s.sched.Stats() }, Log: s.log.With("part", "admin")}
+	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Stats: func() any { return s.sched.Stats() },
+		Destinations: func() any { return s.sched.Destinations() }, Log: s.log.With("part", "admin")}
 	s.adminLn = ln
 	mux := http.NewServeMux()
 	mux.Handle("/admin/", adm.Handler())
@@ -204,18 +213,37 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 	return nil
 }
 
-func (s *Server) startHTTP() error {
+// purgeLoop deletes expired idempotency keys every hour.
+func (s *Server) purgeLoop(stop chan struct{}) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if n, err := s.st.PurgeIdempotency(context.Background(), time.Now()); err != nil {
+				s.log.Error("purge idempotency keys", "err", err)
+			} else if n > 0 {
+				s.log.Info("purged expired idempotency keys", "count", n)
+			}
+		}
+	}
+}
+
+func (s *Server) startHTTP(v1 http.Handler) error {
 	ln, err := net.Listen("tcp", s.cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", s.cfg.HTTPListen, err)
 	}
 	mux := http.NewServeMux()
+	mux.Handle("/v1/", v1)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
 	})
 	s.httpLn = ln
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	go s.http.Serve(ln)
 	s.log.Info("http listening", "addr", ln.Addr().String())
 	return nil
@@ -228,6 +256,9 @@ func (s *Server) SMTPAddr() net.Addr { return s.smtp.Addr() }
 // finish, then close the store.
 func (s *Server) Stop(ctx context.Context) error {
 	var errs []error
+	if s.janitor != nil {
+		close(s.janitor)
+	}
 	if s.smtp != nil {
 		errs = append(errs, s.smtp.Stop(ctx))
 	}

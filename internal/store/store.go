@@ -39,6 +39,10 @@ type Store interface {
 	// one event each, and returns them as they are after the change.
 	Transition(ctx context.Context, spec TransitionSpec) ([]Delivery, error)
 
+	// RecordEvent appends one event that belongs to no state change (for
+	// example throttle_changed for a destination).
+	RecordEvent(ctx context.Context, e Event) error
+
 	// PurgeIdempotency deletes keys that expired before now.
 	PurgeIdempotency(ctx context.Context, now time.Time) (int, error)
 

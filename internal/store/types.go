@@ -99,6 +99,7 @@ const (
 	EventRecovered  = "recovered"
 	EventFlushed    = "flushed"
 	EventPurged     = "purged"
+	EventThrottle   = "throttle_changed"
 )
 
 // Message is one accepted message. Body holds the full RFC 5322 message

@@ -139,6 +139,18 @@ func lookupIdempotency(tx *sql.Tx, tenant, key string, now time.Time) (*store.Id
 	return &r, nil
 }
 
+// RecordEvent implements store.Store.
+func (s *Store) RecordEvent(ctx context.Context, e store.Event) error {
+	return s.write(ctx, func(tx *sql.Tx, st *stmts) error {
+		_, err := tx.Stmt(st.insEvent).Exec(ms(e.At), e.Type, e.TenantID, e.MessageID, e.DeliveryID, e.Recipient, e.Attempt,
+			e.MX, e.Reply.Code, e.Reply.Enhanced, e.Reply.Text, e.Detail)
+		if err != nil {
+			return fmt.Errorf("record event: %w", err)
+		}
+		return nil
+	})
+}
+
 // PurgeIdempotency implements store.Store.
 func (s *Store) PurgeIdempotency(ctx context.Context, now time.Time) (int, error) {
 	var n int64

@@ -1,0 +1,159 @@
+// Package benchkit starts a posthorn binary for the Go benchmarks in
+// bench/: build it, initialise a data directory, serve, and call its API.
+package benchkit
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+// Posthorn is a running posthorn.
+type Posthorn struct {
+	Bin, Dir, SMTP, HTTP string
+	APIKey, User, Pass   string
+	cmd                  *exec.Cmd
+	client               *http.Client
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Start builds ./cmd/posthorn (from the module root, found from the working
+// directory) and runs serve with extra flags.
+func Start(work string, extra ...string) (*Posthorn, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return nil, err
+	}
+	p := &Posthorn{Bin: filepath.Join(work, "posthorn"), Dir: filepath.Join(work, "data"),
+		client: &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	build := exec.Command("go", "build", "-o", p.Bin, "./cmd/posthorn")
+	build.Dir, build.Stderr = root, os.Stderr
+	if err := build.Run(); err != nil {
+		return nil, fmt.Errorf("build: %w", err)
+	}
+	out, err := exec.Command(p.Bin, "init", "--data-dir", p.Dir, "--json").Output()
+	if err != nil {
+		return nil, fmt.Errorf("init: %w", err)
+	}
+	var creds struct {
+		APIKey string `json:"api_key"`
+		User   string `json:"smtp_username"`
+		Pass   string `json:"smtp_password"`
+	}
+	if err := json.Unmarshal(out, &creds); err != nil {
+		return nil, err
+	}
+	p.APIKey, p.User, p.Pass = creds.APIKey, creds.User, creds.Pass
+	sp, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	hp, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p.SMTP, p.HTTP = fmt.Sprintf("127.0.0.1:%d", sp), fmt.Sprintf("127.0.0.1:%d", hp)
+	args := append([]string{"serve", "--data-dir", p.Dir, "--smtp-listen", p.SMTP, "--http-listen", p.HTTP,
+		"--hostname", "bench.posthorn.test", "--log-level", "warn"}, extra...)
+	logf, err := os.Create(filepath.Join(work, "posthorn.log"))
+	if err != nil {
+		return nil, err
+	}
+	p.cmd = exec.Command(p.Bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	for i := 0; i < 200; i++ {
+		if c, err := net.Dial("tcp", p.HTTP); err == nil {
+			c.Close()
+			return p, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.Stop()
+	return nil, fmt.Errorf("posthorn did not start (see %s)", logf.Name())
+}
+
+// Stop ends posthorn.
+func (p *Posthorn) Stop() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		p.cmd.Wait()
+	}
+}
+
+// Call makes an API request with the admin key and decodes the answer.
+func (p *Posthorn) Call(method, path string, body, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, "http://"+p.HTTP+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+p.APIKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, err
+	}
+	if out != nil && len(data) > 0 {
+		if err := json.Unmarshal(data, out); err != nil {
+			return resp.StatusCode, fmt.Errorf("answer %.200q: %w", data, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("go.mod not found above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// Percentile returns the p-th percentile (0-100) of sorted durations.
+func Percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted)-1) * p / 100)
+	return sorted[i]
+}

@@ -1,0 +1,243 @@
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/tenant"
+)
+
+// V1 is the public HTTP API (/v1), authenticated with API keys.
+type V1 struct {
+	Store          store.Store
+	Tenants        *tenant.Manager
+	Accept         *accept.Pipeline
+	Ops            *QueueOps
+	Hostname       string
+	MaxBulk        int           // items per bulk request (default 5000)
+	MaxMessageSize int           // bytes of one built message
+	SendHorizon    time.Duration // how far ahead send_at may be (default 30 days)
+	Now            func() time.Time
+	Log            *slog.Logger
+}
+
+// route is one endpoint; the table serves both the mux and the test that
+// keeps openapi.json true.
+type route struct {
+	method, path, scope string
+	handle              func(v *V1, w http.ResponseWriter, r *http.Request, key *store.APIKey)
+}
+
+var routes = []route{
+	{"POST", "/v1/messages", tenant.ScopeSend, (*V1).send},
+	{"POST", "/v1/messages/raw", tenant.ScopeSend, (*V1).sendRaw},
+	{"POST", "/v1/messages/bulk", tenant.ScopeSend, (*V1).sendBulk},
+	{"GET", "/v1/messages", tenant.ScopeRead, (*V1).list},
+	{"GET", "/v1/messages/{id}", tenant.ScopeRead, (*V1).get},
+	{"DELETE", "/v1/messages/{id}", tenant.ScopeSend, (*V1).cancel},
+}
+
+// Handler returns the /v1 routes (and the OpenAPI document, public).
+func (v *V1) Handler() http.Handler {
+	if v.MaxBulk <= 0 {
+		v.MaxBulk = 5000
+	}
+	if v.SendHorizon <= 0 {
+		v.SendHorizon = 30 * 24 * time.Hour
+	}
+	if v.MaxMessageSize <= 0 {
+		v.MaxMessageSize = 25 << 20
+	}
+	mux := http.NewServeMux()
+	for _, rt := range routes {
+		mux.Handle(rt.method+" "+rt.path, v.auth(rt))
+	}
+	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openAPIDoc)
+	})
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		apiError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path, "")
+	})
+	return mux
+}
+
+// APIError is the body of every error answer.
+type APIError struct {
+	Error APIErrorDetail `json:"error"`
+}
+
+// APIErrorDetail says what went wrong and, for validation errors, where.
+type APIErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+func apiError(w http.ResponseWriter, status int, code, msg, field string) {
+	writeJSON(w, status, APIError{APIErrorDetail{Code: code, Message: msg, Field: field}})
+}
+
+func (v *V1) auth(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		token, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || token == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="posthorn"`)
+			apiError(w, http.StatusUnauthorized, "unauthorized", "missing API key: send Authorization: Bearer <key>", "")
+			return
+		}
+		key, err := v.Tenants.CheckAPIKey(r.Context(), strings.TrimSpace(token))
+		if err != nil {
+			if errors.Is(err, tenant.ErrBadCredentials) {
+				apiError(w, http.StatusUnauthorized, "unauthorized", "invalid API key", "")
+				return
+			}
+			v.internal(w, err)
+			return
+		}
+		if !tenant.HasScope(key, rt.scope) {
+			apiError(w, http.StatusForbidden, "missing_scope", "this API key lacks the "+rt.scope+" scope", "")
+			return
+		}
+		rt.handle(v, w, r, key)
+	})
+}
+
+func (v *V1) internal(w http.ResponseWriter, err error) {
+	v.Log.Error("api", "err", err)
+	apiError(w, http.StatusInternalServerError, "internal", "internal error; try again", "")
+}
+
+// readBody reads a JSON body of at most limit bytes into dst, refusing
+// unknown fields, and returns the raw bytes (for idempotency hashing).
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, dst any) ([]byte, bool) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			apiError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d bytes", limit), "")
+		} else {
+			apiError(w, http.StatusBadRequest, "bad_request", "cannot read request body", "")
+		}
+		return nil, false
+	}
+	if err := decodeStrict(raw, dst); err != nil {
+		apiError(w, http.StatusBadRequest, "invalid_json", err.Error(), "")
+		return nil, false
+	}
+	return raw, true
+}
+
+func decodeStrict(raw []byte, dst any) error {
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return fmt.Errorf("malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return errors.New("malformed JSON: more than one value")
+	}
+	return nil
+}
+
+func requestHash(raw []byte) string {
+	sum := sha256.Sum256(raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// RecipientState is one recipient in a send answer.
+type RecipientState struct {
+	Email string      `json:"email"`
+	State store.State `json:"state"`
+}
+
+// SendResponse answers a send.
+type SendResponse struct {
+	ID         string           `json:"id"`
+	Recipients []RecipientState `json:"recipients"`
+}
+
+func sendResponse(res *accept.Result) SendResponse {
+	out := SendResponse{ID: res.MessageID, Recipients: make([]RecipientState, len(res.Deliveries))}
+	for i, d := range res.Deliveries {
+		out.Recipients[i] = RecipientState{Email: d.Recipient, State: d.State}
+	}
+	return out
+}
+
+// acceptError maps an accept failure to an API error.
+func (v *V1) acceptError(err error) (int, APIErrorDetail) {
+	if errors.Is(err, accept.ErrIdempotencyConflict) {
+		return http.StatusConflict, APIErrorDetail{Code: "idempotency_conflict", Message: err.Error(), Field: "idempotency_key"}
+	}
+	if rej, ok := accept.IsRejection(err); ok {
+		return http.StatusUnprocessableEntity, APIErrorDetail{Code: "rejected", Message: rej.Msg}
+	}
+	v.Log.Error("api accept", "err", err)
+	return http.StatusServiceUnavailable, APIErrorDetail{Code: "unavailable", Message: "could not queue the message; try again"}
+}
+
+// when checks send_at: empty or now means now; the past (beyond a minute
+// of clock skew) and beyond the horizon are errors.
+func (v *V1) when(sendAt *time.Time) (time.Time, *APIErrorDetail) {
+	if sendAt == nil || sendAt.IsZero() {
+		return time.Time{}, nil
+	}
+	now := v.Now()
+	switch {
+	case sendAt.Before(now.Add(-time.Minute)):
+		return time.Time{}, &APIErrorDetail{Code: "send_at_in_past", Message: "send_at is in the past", Field: "send_at"}
+	case sendAt.After(now.Add(v.SendHorizon)):
+		return time.Time{}, &APIErrorDetail{Code: "send_at_too_far", Message: fmt.Sprintf("send_at is more than %s ahead", v.SendHorizon), Field: "send_at"}
+	case !sendAt.After(now):
+		return time.Time{}, nil
+	}
+	return sendAt.UTC(), nil
+}
+
+func parseLane(s string) (store.Lane, *APIErrorDetail) {
+	l, err := store.ParseLane(s)
+	if err != nil {
+		return "", &APIErrorDetail{Code: "invalid_lane", Message: err.Error(), Field: "lane"}
+	}
+	return l, nil
+}
+
+func checkTags(tags []string, meta map[string]string) *APIErrorDetail {
+	if len(tags) > 20 {
+		return &APIErrorDetail{Code: "too_many_tags", Message: "at most 20 tags", Field: "tags"}
+	}
+	for i, t := range tags {
+		if t == "" || len(t) > 100 || strings.ContainsAny(t, "\r\n\x00") {
+			return &APIErrorDetail{Code: "invalid_tag", Message: "tags are 1-100 characters without control characters", Field: fmt.Sprintf("tags[%d]", i)}
+		}
+	}
+	if len(meta) > 50 {
+		return &APIErrorDetail{Code: "too_much_metadata", Message: "at most 50 metadata keys", Field: "metadata"}
+	}
+	size := 0
+	for k, val := range meta {
+		size += len(k) + len(val)
+		if k == "" || strings.ContainsAny(k+val, "\x00") {
+			return &APIErrorDetail{Code: "invalid_metadata", Message: "metadata keys are non-empty, values without NUL", Field: "metadata." + k}
+		}
+	}
+	if size > 4096 {
+		return &APIErrorDetail{Code: "too_much_metadata", Message: "metadata is limited to 4 KiB", Field: "metadata"}
+	}
+	return nil
+}
+
+func ctxOf(r *http.Request) context.Context { return r.Context() }
