@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/testkit"
+)
+
+// TestRateLimitStorm: destination A answers 421 4.7.28 to every
+// connection, B is healthy. B's delivery rate holds; connections to A fall
+// steeply after the first rate-limited replies (A is paused and throttled
+// down); A's mail ends in dead_letter with the reply kept.
+func TestRateLimitStorm(t *testing.T) {
+	cfg := "[delivery]\nmax_connections_per_destination = 5\ncooldown = \"2s\"\n"
+	w := newWorld(t, Options{Config: cfg, Lifetime: 8 * time.Second, RetryMin: 200 * time.Millisecond, RetryMax: time.Second},
+		"127.0.0.2", "127.0.0.3")
+	w.domain("a.test", "127.0.0.2")
+	w.domain("b.test", "127.0.0.3")
+	mxA, mxB := w.mx["127.0.0.2"], w.mx["127.0.0.3"]
+	mxA.SetScript(testkit.Script{Greeting: testkit.Reply{Code: 421, Text: "4.7.28 Our system has detected an unusual rate of unsolicited mail", Close: true}})
+	mxB.SetScript(testkit.Script{DiscardData: true, Stall: testkit.Stalls{EndOfData: 5 * time.Millisecond}})
+	in := w.in
+	bulk := func(domain string, n int) []string {
+		items := make([]map[string]any, n)
+		for i := range items {
+			items[i] = map[string]any{"from": "app@app.test", "to": []string{fmt.Sprintf("u%d@%s", i, domain)}, "text": "hi"}
+		}
+		var res api.BulkResponse
+		if code := in.call(t, in.Creds.APIKey, "POST", "/v1/messages/bulk", map[string]any{"messages": items}, nil, &res); code != 200 || res.Failed > 0 {
+			t.Fatalf("bulk: %d", code)
+		}
+		ids := make([]string, n)
+		for i, it := range res.Items {
+			ids[i] = it.ID
+		}
+		return ids
+	}
+	waitB := func(want int) time.Duration {
+		start := time.Now()
+		for len(mxB.Messages()) < want {
+			if time.Since(start) > 30*time.Second {
+				t.Fatalf("B got %d of %d", len(mxB.Messages()), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return time.Since(start)
+	}
+	// B alone.
+	bulk("b.test", 300)
+	alone := waitB(300)
+	// B while A storms; sample A's connection count as it goes.
+	start := time.Now()
+	samples := make(chan int, 1)
+	go func() {
+		var at1 int
+		for time.Since(start) < 6*time.Second {
+			if at1 == 0 && time.Since(start) >= time.Second {
+				at1 = mxA.Connections()
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		samples <- at1
+	}()
+	idsA := bulk("a.test", 300)
+	bulk("b.test", 300)
+	storm := waitB(600)
+	rateAlone, rateStorm := 300/alone.Seconds(), 300/storm.Seconds()
+	t.Logf("B: %.0f msg/s alone, %.0f msg/s during A's storm (%.0f%%)", rateAlone, rateStorm, 100*rateStorm/rateAlone)
+	if rateStorm < 0.9*rateAlone {
+		t.Errorf("B slowed to %.0f%% of its rate while A was rate limiting", 100*rateStorm/rateAlone)
+	}
+	// Connections to A: a burst at first, then about one per cool-down.
+	early := <-samples
+	total := mxA.Connections()
+	later := total - early
+	t.Logf("A: %d connections in the first second, %d in the next five", early, later)
+	if later > early || later > 10 {
+		t.Errorf("connections to A did not fall: %d in the first second, %d in the next five", early, later)
+	}
+	// A's mail ends in dead_letter with the 421 kept.
+	d := in.WaitFinal(idsA[0], 30*time.Second)
+	dl := d.Deliveries[0]
+	if dl.State != store.DeadLetter || dl.LastReply.Code != 421 || dl.LastReply.Enhanced != "4.7.28" || dl.LastClass != "rate_limited" {
+		t.Fatalf("A's delivery: %+v", dl)
+	}
+	var evs struct {
+		Items []store.Event `json:"items"`
+	}
+	in.CLI(&evs, "events", "--type", "throttle_changed")
+	if len(evs.Items) == 0 {
+		t.Fatal("no throttle_changed event")
+	}
+}
+
