@@ -95,4 +95,3 @@ func TestRateLimitStorm(t *testing.T) {
 		t.Fatal("no throttle_changed event")
 	}
 }
-
