@@ -57,15 +57,17 @@ type Config struct {
 
 // SMTP configures the submission listener.
 type SMTP struct {
-	MaxMessageSize    int64    `toml:"max_message_size"`
-	MaxRecipients     int      `toml:"max_recipients"`
-	MaxLineLength     int      `toml:"max_line_length"`
-	MaxConnections    int      `toml:"max_connections"`
-	ReadTimeout       Duration `toml:"read_timeout"`
-	TLSCert           string   `toml:"tls_cert"`
-	TLSKey            string   `toml:"tls_key"`
-	AllowInsecureAuth bool     `toml:"allow_insecure_auth"`
-	MaxAuthFailures   int      `toml:"max_auth_failures"` // per client IP per 10 minutes
+	MaxMessageSize        int64    `toml:"max_message_size"`
+	MaxRecipients         int      `toml:"max_recipients"`
+	MaxLineLength         int      `toml:"max_line_length"`
+	MaxConnections        int      `toml:"max_connections"`
+	ReadTimeout           Duration `toml:"read_timeout"`
+	TLSCert               string   `toml:"tls_cert"`
+	TLSKey                string   `toml:"tls_key"`
+	AllowInsecureAuth     bool     `toml:"allow_insecure_auth"`
+	MaxAuthFailures       int      `toml:"max_auth_failures"`        // per client IP per 10 minutes
+	MaxErrors             int      `toml:"max_errors"`               // bad commands before the session is closed
+	MaxMessagesPerSession int      `toml:"max_messages_per_session"` // 0: unlimited
 }
 
 // API configures the HTTP sending API.
@@ -121,6 +123,7 @@ func Default() Config {
 			MaxConnections:  1000,
 			ReadTimeout:     Duration{5 * time.Minute},
 			MaxAuthFailures: 10,
+			MaxErrors:       10,
 		},
 		API: API{
 			MaxBulk:        5000,

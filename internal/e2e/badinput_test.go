@@ -11,6 +11,7 @@ max_message_size = 20000
 max_recipients = 5
 max_line_length = 1000
 max_auth_failures = 3
+max_errors = 4
 `
 
 // expect runs one command and checks the reply code and, when given, the
@@ -52,7 +53,7 @@ func TestSubmissionPolicy(t *testing.T) {
 		expect(t, c, "EHLO client.test", 250, "")
 		expect(t, c, "AUTH PLAIN "+plain(in.Creds.SMTPUsername, "wrong"), 535, "5.7.8")
 		expect(t, c, "AUTH PLAIN "+plain("nobody", "wrong"), 535, "5.7.8")
-		expect(t, c, "AUTH PLAIN !!!notbase64", 454, "")
+		expect(t, c, "AUTH PLAIN !!!notbase64", 501, "5.5.2") // RFC 4954 §4
 		expect(t, c, "AUTH CRAM-MD5", 504, "")
 		expect(t, c, "MAIL FROM:<a@b.test>", 530, "5.7.0")
 	})
@@ -153,13 +154,14 @@ func TestSubmissionPolicy(t *testing.T) {
 			}
 		}
 		c.Write("BOGUS\r\n")
-		closed := false
+		closed, said421 := false, false
 		for i := 0; i < 4 && !closed; i++ {
-			_, _, err := c.Read()
+			code, _, err := c.Read()
 			closed = err != nil
+			said421 = said421 || code == 421
 		}
-		if !closed {
-			t.Fatal("connection still open after repeated bad commands")
+		if !closed || !said421 {
+			t.Fatalf("after 4 bad commands: closed %v, 421 sent %v", closed, said421)
 		}
 	})
 

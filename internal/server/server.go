@@ -165,6 +165,7 @@ func (s *Server) start(ctx context.Context) error {
 			MaxLineLength: cfg.SMTP.MaxLineLength, MaxConnections: cfg.SMTP.MaxConnections,
 			ReadTimeout: cfg.SMTP.ReadTimeout.Duration, AllowInsecureAuth: cfg.SMTP.AllowInsecureAuth,
 			Trusted: trusted, DefaultTenantID: def.ID, MaxAuthFailures: cfg.SMTP.MaxAuthFailures,
+			MaxErrors: cfg.SMTP.MaxErrors, MaxMessagesPerSession: cfg.SMTP.MaxMessagesPerSession,
 		}, pipe, s.tenants, s.log.With("part", "smtp"))
 		if err := s.smtp.Start(ctx); err != nil {
 			s.smtp = nil

@@ -1,7 +1,7 @@
-// Package submission is posthorn's SMTP submission listener. It speaks SMTP
-// through github.com/emersion/go-smtp and decides policy itself: who may
-// send (AUTH, or a trusted network), limits, and the one mapping from
-// internal errors to SMTP replies (reply.go). Accepted messages go to the
+// Package submission is posthorn's SMTP submission listener. The protocol
+// is internal/smtpd's; this package decides policy: who may send (AUTH, or
+// a trusted network), AUTH lockouts, and the one mapping from internal
+// errors to SMTP replies (reply.go). Accepted messages go to the
 // accept pipeline; the 250 is written only after it reports them durable.
 //
 // Never an open relay: a client that has neither authenticated nor
@@ -19,26 +19,27 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
 	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/smtpd"
 	"github.com/posthorn/posthorn/internal/tenant"
 )
 
 // Config is what the listener needs to know.
 type Config struct {
-	Listen            string
-	Hostname          string
-	TLS               *tls.Config // nil: no STARTTLS
-	MaxMessageSize    int64
-	MaxRecipients     int
-	MaxLineLength     int
-	MaxConnections    int
-	ReadTimeout       time.Duration
-	AllowInsecureAuth bool // AUTH without TLS from non-loopback clients
-	Trusted           []netip.Prefix
-	DefaultTenantID   string // tenant for trusted-network submissions
-	MaxAuthFailures   int    // per client IP per authFailWindow
+	Listen                string
+	Hostname              string
+	TLS                   *tls.Config // nil: no STARTTLS
+	MaxMessageSize        int64
+	MaxRecipients         int
+	MaxLineLength         int
+	MaxConnections        int
+	ReadTimeout           time.Duration
+	AllowInsecureAuth     bool // AUTH without TLS from non-loopback clients
+	Trusted               []netip.Prefix
+	DefaultTenantID       string // tenant for trusted-network submissions
+	MaxAuthFailures       int    // per client IP per authFailWindow
+	MaxErrors             int    // bad commands before the session is closed
+	MaxMessagesPerSession int
 }
 
 const authFailWindow = 10 * time.Minute
@@ -49,7 +50,7 @@ type Server struct {
 	accept  *accept.Pipeline
 	tenants *tenant.Manager
 	log     *slog.Logger
-	srv     *smtp.Server
+	srv     *smtpd.Server
 	ln      net.Listener
 	done    chan struct{}
 
@@ -65,20 +66,9 @@ type failCount struct {
 // New builds a server; Start opens the listener.
 func New(cfg Config, p *accept.Pipeline, tm *tenant.Manager, log *slog.Logger) *Server {
 	s := &Server{cfg: cfg, accept: p, tenants: tm, log: log, authFails: map[netip.Addr]*failCount{}, done: make(chan struct{})}
-	srv := smtp.NewServer(s)
-	srv.Domain = cfg.Hostname
-	srv.MaxMessageBytes = cfg.MaxMessageSize
-	srv.MaxRecipients = cfg.MaxRecipients
-	srv.MaxLineLength = cfg.MaxLineLength
-	srv.ReadTimeout = cfg.ReadTimeout
-	srv.WriteTimeout = time.Minute
-	srv.EnableSMTPUTF8 = true
-	srv.TLSConfig = cfg.TLS
-	// go-smtp's own check is all-or-nothing; ours (AuthMechanisms) allows
-	// loopback clients and hides AUTH until STARTTLS for the others.
-	srv.AllowInsecureAuth = true
-	srv.ErrorLog = slogPrinter{log}
-	s.srv = srv
+	s.srv = smtpd.NewServer(smtpd.Config{Hostname: cfg.Hostname, TLS: cfg.TLS, MaxMessageSize: cfg.MaxMessageSize,
+		MaxRecipients: cfg.MaxRecipients, MaxLineLength: cfg.MaxLineLength, ReadTimeout: cfg.ReadTimeout,
+		MaxConnections: cfg.MaxConnections, MaxErrors: cfg.MaxErrors, MaxMessagesPerSession: cfg.MaxMessagesPerSession, Log: log}, s)
 	return s
 }
 
@@ -88,7 +78,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("smtp listen %s: %w", s.cfg.Listen, err)
 	}
-	s.ln = &limitListener{Listener: ln, sem: make(chan struct{}, max(1, s.cfg.MaxConnections)), hostname: s.cfg.Hostname}
+	s.ln = ln
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -106,17 +96,14 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 // sessions to finish (a session in DATA finishes its commit first).
 func (s *Server) Stop(ctx context.Context) error {
 	err := s.srv.Shutdown(ctx)
-	if err != nil {
-		s.srv.Close()
-	}
 	<-s.done
 	return err
 }
 
-// NewSession implements smtp.Backend.
-func (s *Server) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	ip := remoteIP(c.Conn())
-	return &session{srv: s, conn: c, ip: ip, trusted: s.isTrusted(ip)}, nil
+// NewSession implements smtpd.Backend.
+func (s *Server) NewSession(c *smtpd.Conn) smtpd.Session {
+	ip := c.RemoteIP()
+	return &session{srv: s, conn: c, ip: ip, trusted: s.isTrusted(ip)}
 }
 
 func (s *Server) isTrusted(ip netip.Addr) bool {
@@ -156,51 +143,3 @@ func (s *Server) authFailed(ip netip.Addr) {
 	}
 	f.n++
 }
-
-func remoteIP(c net.Conn) netip.Addr {
-	if ap, err := netip.ParseAddrPort(c.RemoteAddr().String()); err == nil {
-		return ap.Addr().Unmap()
-	}
-	return netip.Addr{}
-}
-
-// limitListener caps concurrent connections; one over the cap is told so
-// and closed.
-type limitListener struct {
-	net.Listener
-	sem      chan struct{}
-	hostname string
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case l.sem <- struct{}{}:
-			return &releaseConn{Conn: c, release: func() { <-l.sem }}, nil
-		default:
-			c.SetWriteDeadline(time.Now().Add(time.Second))
-			fmt.Fprintf(c, "421 4.7.0 %s too many connections, try again later\r\n", l.hostname)
-			c.Close()
-		}
-	}
-}
-
-type releaseConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *releaseConn) Close() error {
-	c.once.Do(c.release)
-	return c.Conn.Close()
-}
-
-type slogPrinter struct{ log *slog.Logger }
-
-func (p slogPrinter) Printf(format string, v ...any) { p.log.Debug(fmt.Sprintf(format, v...)) }
-func (p slogPrinter) Println(v ...any)               { p.log.Debug(fmt.Sprint(v...)) }

@@ -1,26 +1,21 @@
 package submission
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
 	"net/netip"
 	"time"
 
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
-
 	"github.com/posthorn/posthorn/internal/accept"
-	"github.com/posthorn/posthorn/internal/smtpproto"
+	"github.com/posthorn/posthorn/internal/smtpd"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/tenant"
 )
 
-// session is one SMTP connection's state after EHLO.
+// session is one SMTP connection's policy state.
 type session struct {
 	srv     *Server
-	conn    *smtp.Conn
+	conn    *smtpd.Conn
 	ip      netip.Addr
 	trusted bool
 	user    *store.SMTPUser // after AUTH
@@ -31,103 +26,70 @@ type session struct {
 	rcpts []string
 }
 
-var _ smtp.AuthSession = (*session)(nil)
-
-func (s *session) tlsActive() bool {
-	_, ok := s.conn.TLSConnectionState()
-	return ok
-}
+var _ smtpd.Session = (*session)(nil)
 
 // AuthMechanisms hides AUTH on cleartext connections from non-loopback
 // clients unless the operator allowed it: passwords travel over TLS.
 func (s *session) AuthMechanisms() []string {
-	if !s.tlsActive() && !s.ip.IsLoopback() && !s.srv.cfg.AllowInsecureAuth {
+	if !s.conn.TLS() && !s.ip.IsLoopback() && !s.srv.cfg.AllowInsecureAuth {
 		return nil
 	}
-	return []string{sasl.Plain, sasl.Login}
+	return []string{"PLAIN", "LOGIN"}
 }
 
-func (s *session) Auth(mech string) (sasl.Server, error) {
-	if len(s.AuthMechanisms()) == 0 {
-		return nil, errEncryptionRequired
-	}
+func (s *session) Auth(mech, identity, username, password string) error {
 	if s.srv.authBlocked(s.ip) {
-		return nil, errTooManyAuthFailures
+		return errTooManyAuthFailures
 	}
-	check := func(username, password string) error {
-		u, err := s.srv.tenants.CheckSMTP(context.Background(), username, password)
-		if errors.Is(err, tenant.ErrBadCredentials) {
-			s.srv.authFailed(s.ip)
-			s.srv.log.Info("smtp auth failed", "ip", s.ip.String(), "user", clip(username, 64))
-			return errAuthFailed
-		}
-		if err != nil {
-			s.srv.log.Error("smtp auth", "err", err)
-			return errTemporary
-		}
-		s.user = u
-		return nil
+	if identity != "" && identity != username {
+		s.srv.authFailed(s.ip)
+		return errAuthFailed
 	}
-	switch mech {
-	case sasl.Plain:
-		return sasl.NewPlainServer(func(identity, username, password string) error {
-			if identity != "" && identity != username {
-				return errAuthFailed
-			}
-			return check(username, password)
-		}), nil
-	case sasl.Login:
-		return &loginServer{check: check}, nil
+	u, err := s.srv.tenants.CheckSMTP(context.Background(), username, password)
+	if errors.Is(err, tenant.ErrBadCredentials) {
+		s.srv.authFailed(s.ip)
+		s.srv.log.Info("smtp auth failed", "ip", s.ip.String(), "user", clip(username, 64))
+		return errAuthFailed
 	}
-	return nil, errUnknownMechanism
+	if err != nil {
+		s.srv.log.Error("smtp auth", "err", err)
+		return errTemporary
+	}
+	s.user = u
+	return nil
 }
 
-func (s *session) Mail(from string, opts *smtp.MailOptions) error {
-	if s.user == nil && !s.trusted {
+func (s *session) allowed() bool { return s.user != nil || s.trusted }
+
+func (s *session) Mail(from smtpd.Path, p smtpd.MailParams) error {
+	if !s.allowed() {
 		return errAuthRequired
 	}
-	if from != "" {
-		a, err := smtpproto.ParseAddress(from, opts.UTF8)
-		if err != nil {
-			return badAddress(err, false)
-		}
-		from = a.String()
+	s.from = ""
+	if !from.Null {
+		s.from = from.Addr.String()
 	}
-	if opts.Size > s.srv.cfg.MaxMessageSize {
-		return errTooBig
-	}
-	s.from, s.utf8, s.eight = from, opts.UTF8, opts.Body == smtp.Body8BitMIME
+	s.utf8, s.eight = p.UTF8, p.EightBit
 	s.rcpts = s.rcpts[:0]
 	return nil
 }
 
-func (s *session) Rcpt(to string, opts *smtp.RcptOptions) error {
-	if s.user == nil && !s.trusted {
+func (s *session) Rcpt(to smtpd.Path) error {
+	if !s.allowed() {
 		return errAuthRequired
 	}
-	a, err := smtpproto.ParseAddress(to, s.utf8)
-	if err != nil {
-		return badAddress(err, true)
-	}
-	s.rcpts = append(s.rcpts, a.String())
+	s.rcpts = append(s.rcpts, to.Addr.String())
 	return nil
 }
 
-func (s *session) Data(r io.Reader) error {
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(r); err != nil {
-		if errors.Is(err, smtp.ErrDataTooLarge) {
-			return errTooBig
-		}
-		return errReadFailed
-	}
+func (s *session) Data(body []byte) (*smtpd.Error, error) {
 	sub := &accept.Submission{
 		Source:     "smtp",
 		ClientIP:   s.ip.String(),
-		Helo:       s.conn.Hostname(),
+		Helo:       s.conn.Helo(),
 		Sender:     s.from,
 		Recipients: append([]string(nil), s.rcpts...),
-		Body:       buf.Bytes(),
+		Body:       body,
 		UTF8:       s.utf8,
 		EightBit:   s.eight,
 		Protocol:   s.protocol(),
@@ -141,14 +103,14 @@ func (s *session) Data(r io.Reader) error {
 	defer cancel()
 	res, err := s.srv.accept.Accept(ctx, sub)
 	if err != nil {
-		return s.srv.replyFor(err)
+		return nil, s.srv.replyFor(err)
 	}
-	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK queued as " + res.MessageID}
+	return smtpd.Reply(250, "2.0.0", "OK queued as "+res.MessageID), nil
 }
 
 func (s *session) protocol() string {
 	p := "ESMTP"
-	if s.tlsActive() {
+	if s.conn.TLS() {
 		p += "S"
 	}
 	if s.user != nil {
@@ -162,34 +124,7 @@ func (s *session) Reset() {
 	s.rcpts = s.rcpts[:0]
 }
 
-func (s *session) Logout() error { return nil }
-
-// loginServer is the server side of the (obsolete but ubiquitous) LOGIN
-// mechanism: ask for the username, then the password.
-type loginServer struct {
-	check    func(username, password string) error
-	username string
-	step     int
-}
-
-func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
-	switch l.step {
-	case 0:
-		l.step = 1
-		if len(response) == 0 {
-			return []byte("Username:"), false, nil
-		}
-		fallthrough // initial response carried the username
-	case 1:
-		l.username = string(response)
-		l.step = 2
-		return []byte("Password:"), false, nil
-	case 2:
-		l.step = 3
-		return nil, true, l.check(l.username, string(response))
-	}
-	return nil, true, errors.New("unexpected LOGIN response")
-}
+func (s *session) Close() {}
 
 func clip(s string, n int) string {
 	if len(s) > n {
