@@ -89,3 +89,11 @@ func (h *header) appendTo(b []byte) []byte {
 	}
 	return b
 }
+
+// HeaderValue returns the unfolded value of the first header field called
+// name in a raw message, or "".
+func HeaderValue(msg []byte, name string) string {
+	hdr, _ := splitHeader(CanonicalLineEndings(msg))
+	v, _ := parseHeader(hdr).get(name)
+	return v
+}

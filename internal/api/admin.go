@@ -357,6 +357,9 @@ type UserRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password,omitempty"`
 	Lane     string `json:"lane,omitempty"`
+	// MessageIDIdempotency treats the user's Message-ID headers as
+	// idempotency keys.
+	MessageIDIdempotency bool `json:"message_id_idempotency,omitempty"`
 }
 
 // UserResponse shows the password once.
@@ -383,7 +386,7 @@ func (a *Admin) createUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	u, pass, err := a.Tenants.AddUser(r.Context(), t.ID, req.Username, req.Password, lane)
+	u, pass, err := a.Tenants.AddUser(r.Context(), t.ID, req.Username, req.Password, lane, tenant.WithMessageIDIdempotency(req.MessageIDIdempotency))
 	if err != nil {
 		a.fail(w, err)
 		return

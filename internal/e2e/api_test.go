@@ -294,3 +294,50 @@ func TestLaneHeader(t *testing.T) {
 	_ = fmt.Sprint
 	_ = testkit.Reply{}
 }
+
+// TestSMTPMessageIDIdempotency: for a user who asks for it, resubmitting
+// a message with the same Message-ID is answered with the first queue id
+// and delivered once.
+func TestSMTPMessageIDIdempotency(t *testing.T) {
+	w := newWorld(t, Options{}, "127.0.0.2")
+	w.domain("idem.test", "127.0.0.2")
+	in := w.in
+	var u api.UserResponse
+	in.CLI(&u, "user", "add", "app", "--message-id-idempotency")
+	send := func(user, pass, body string) string {
+		c, err := Dial(in.SMTP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		expect(t, c, "EHLO app.test", 250, "")
+		expect(t, c, "AUTH PLAIN "+plain(user, pass), 235, "")
+		id, err := c.Transaction("app@app.test", []string{"r@idem.test"}, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	msg := "Message-ID: <order-77@app.test>\r\nSubject: receipt\r\n\r\nthanks\r\n"
+	a := send(u.Username, u.Password, msg)
+	b := send(u.Username, u.Password, msg)
+	if a != b {
+		t.Fatalf("resubmission queued again: %s then %s", a, b)
+	}
+	// The default user does not have it: the same message is queued anew.
+	c := send(in.Creds.SMTPUsername, in.Creds.SMTPPassword, msg)
+	if c == a {
+		t.Fatal("idempotency applied to a user without the option")
+	}
+	in.WaitFinal(a, 20*time.Second)
+	in.WaitFinal(c, 20*time.Second)
+	n := 0
+	for _, m := range w.mx["127.0.0.2"].Messages() {
+		if strings.Contains(string(m.Data), "order-77") {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("MX got %d copies, want 2 (one per user)", n)
+	}
+}

@@ -165,6 +165,10 @@ type SMTPUser struct {
 	TenantID     string    `json:"tenant"`
 	PasswordHash string    `json:"-"`
 	DefaultLane  Lane      `json:"default_lane"`
+	// IdempotentMessageID makes the Message-ID header this user's
+	// idempotency key: a resubmission of the same Message-ID within the
+	// retention window is answered with the first queue id, not queued.
+	IdempotentMessageID bool `json:"idempotent_message_id,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
 }
 

@@ -96,6 +96,13 @@ func (s *session) Data(body []byte) (*smtpd.Error, error) {
 	}
 	if s.user != nil {
 		sub.TenantID, sub.SMTPUser, sub.Lane = s.user.TenantID, s.user.Username, s.user.DefaultLane
+		if s.user.IdempotentMessageID {
+			if id := accept.HeaderValue(body, "Message-ID"); id != "" {
+				// Same Message-ID, same answer: the body may differ in
+				// Received lines and the like, so it is not compared.
+				sub.IdempotencyKey, sub.RequestHash = "smtp-message-id:"+id, "smtp"
+			}
+		}
 	} else {
 		sub.TenantID = s.srv.cfg.DefaultTenantID
 	}

@@ -117,7 +117,7 @@ func (m *Manager) Resolve(ctx context.Context, idOrName string) (*store.Tenant, 
 
 // AddUser creates an SMTP user; an empty password generates one. It
 // returns the password in clear once.
-func (m *Manager) AddUser(ctx context.Context, tenantID, username, password string, lane store.Lane) (*store.SMTPUser, string, error) {
+func (m *Manager) AddUser(ctx context.Context, tenantID, username, password string, lane store.Lane, opts ...UserOption) (*store.SMTPUser, string, error) {
 	if username == "" || strings.ContainsAny(username, " \t\r\n\x00") {
 		return nil, "", fmt.Errorf("username %q: must be non-empty without spaces", username)
 	}
@@ -129,10 +129,22 @@ func (m *Manager) AddUser(ctx context.Context, tenantID, username, password stri
 		return nil, "", fmt.Errorf("hash password: %w", err)
 	}
 	u := store.SMTPUser{Username: username, TenantID: tenantID, PasswordHash: string(hash), DefaultLane: lane, CreatedAt: m.now().UTC()}
+	for _, o := range opts {
+		o(&u)
+	}
 	if err := m.st.CreateSMTPUser(ctx, u); err != nil {
 		return nil, "", err
 	}
 	return &u, password, nil
+}
+
+// UserOption sets an optional property of a new SMTP user.
+type UserOption func(*store.SMTPUser)
+
+// WithMessageIDIdempotency makes the user's Message-ID headers idempotency
+// keys.
+func WithMessageIDIdempotency(on bool) UserOption {
+	return func(u *store.SMTPUser) { u.IdempotentMessageID = on }
 }
 
 // CheckSMTP verifies a submission login. Successful logins are cached

@@ -18,6 +18,7 @@ var migrations = []string{
 		tenant_id TEXT NOT NULL,
 		password_hash TEXT NOT NULL,
 		default_lane TEXT NOT NULL DEFAULT 'normal',
+		idempotent_message_id INTEGER NOT NULL DEFAULT 0,
 		created_at INTEGER NOT NULL
 	);
 	CREATE TABLE api_keys (
