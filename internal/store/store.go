@@ -161,15 +161,15 @@ type Tenant struct {
 
 // SMTPUser is a submission login.
 type SMTPUser struct {
-	Username     string    `json:"username"`
-	TenantID     string    `json:"tenant"`
-	PasswordHash string    `json:"-"`
-	DefaultLane  Lane      `json:"default_lane"`
+	Username     string `json:"username"`
+	TenantID     string `json:"tenant"`
+	PasswordHash string `json:"-"`
+	DefaultLane  Lane   `json:"default_lane"`
 	// IdempotentMessageID makes the Message-ID header this user's
 	// idempotency key: a resubmission of the same Message-ID within the
 	// retention window is answered with the first queue id, not queued.
-	IdempotentMessageID bool `json:"idempotent_message_id,omitempty"`
-	CreatedAt    time.Time `json:"created_at"`
+	IdempotentMessageID bool      `json:"idempotent_message_id,omitempty"`
+	CreatedAt           time.Time `json:"created_at"`
 }
 
 // APIKey is an HTTP API credential; only its hash is stored.
