@@ -82,7 +82,7 @@ func TestRateLimitStorm(t *testing.T) {
 		t.Errorf("connections to A did not fall: %d in the first second, %d in the next five", early, later)
 	}
 	// A's mail ends in dead_letter with the 421 kept.
-	d := in.WaitFinal(idsA[0], 30*time.Second)
+	d := in.WaitFinal(idsA[0], 45*time.Second)
 	dl := d.Deliveries[0]
 	if dl.State != store.DeadLetter || dl.LastReply.Code != 421 || dl.LastReply.Enhanced != "4.7.28" || dl.LastClass != "rate_limited" {
 		t.Fatalf("A's delivery: %+v", dl)

@@ -47,6 +47,9 @@ type Throttle struct {
 	last      time.Time
 	paused    time.Time
 	successes int
+	ceiling   float64 // the rate at which the destination last said "slow down"
+	sinceCut  int     // successes since the last cut
+	pause     time.Duration
 }
 
 // New returns a throttle at its configured limits.
@@ -119,24 +122,39 @@ func rateText(r float64) string {
 }
 
 // RateLimited records a rate_limited reply at now and returns the change.
-// The observed rate (msgsLastMinute, when known) bounds the new rate, so a
-// destination with no configured rate still gets one.
+// msgsLastMinute is how many messages the destination accepted in the
+// last minute: it bounds the new rate, so a destination with no
+// configured rate still gets one, and it is remembered as the ceiling the
+// recovery climbs back to. A second rate_limited reply with no success
+// since the last cut does not cut again (it is the same congestion,
+// usually a window still full): it doubles the pause instead.
 func (t *Throttle) RateLimited(now time.Time, msgsLastMinute int, reason string) Change {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	from := t.stateLocked()
-	t.successes = 0
+	if t.sinceCut == 0 && !t.paused.IsZero() {
+		t.pause = min(2*t.pause, 4*t.lim.Cooldown)
+		t.paused = now.Add(t.pause)
+		return Change{From: from, To: t.stateLocked(), Reason: reason + " (again: longer pause)"}
+	}
+	t.successes, t.sinceCut = 0, 0
 	t.conns = math.Max(1, math.Floor(t.conns/2))
 	base := t.rate
 	if base <= 0 || (msgsLastMinute > 0 && float64(msgsLastMinute) < base) {
 		base = float64(msgsLastMinute)
+	}
+	if msgsLastMinute > 0 {
+		t.ceiling = float64(msgsLastMinute)
+	} else if base > 0 {
+		t.ceiling = base
 	}
 	if base > 0 {
 		t.rate = math.Max(1, base/2)
 		t.tokens = 0
 		t.last = now
 	}
-	t.paused = now.Add(t.lim.Cooldown)
+	t.pause = t.lim.Cooldown
+	t.paused = now.Add(t.pause)
 	return Change{From: from, To: t.stateLocked(), Reason: reason}
 }
 
@@ -146,6 +164,7 @@ func (t *Throttle) RateLimited(now time.Time, msgsLastMinute int, reason string)
 func (t *Throttle) Success(now time.Time) (Change, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.sinceCut++
 	if !t.throttledLocked() {
 		return Change{}, false
 	}
@@ -157,11 +176,22 @@ func (t *Throttle) Success(now time.Time) (Change, bool) {
 	from := t.stateLocked()
 	t.conns = math.Min(float64(t.lim.MaxConns), t.conns+1)
 	if t.rate > 0 {
-		step := t.lim.RatePerMinute / 10
-		if step <= 0 {
-			step = math.Max(1, t.rate/10) // no configured rate: grow by 10%
+		// Climb quickly back to 90% of the rate that last drew a "slow
+		// down", then creep: most of the time is spent just under the
+		// destination's real limit instead of sawing between half and all
+		// of it. Above the old ceiling the probe continues, slowly.
+		ref := t.ceiling
+		if ref <= 0 {
+			ref = math.Max(t.lim.RatePerMinute, t.rate)
 		}
-		t.rate += step
+		step := ref / 10
+		if t.rate >= 0.9*ref {
+			step = t.rate / 20 // probing: 5% at a time
+		}
+		t.rate += math.Max(1, step)
+		if t.rate > t.ceiling {
+			t.ceiling = t.rate
+		}
 		if t.lim.RatePerMinute > 0 && t.rate >= t.lim.RatePerMinute {
 			t.rate = t.lim.RatePerMinute
 		}

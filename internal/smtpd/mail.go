@@ -333,18 +333,20 @@ func (c *Conn) data(arg string) bool {
 func (c *Conn) readData() (body []byte, tooBig, longLine bool, err error) {
 	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.DataTimeout))
 	var buf bytes.Buffer
-	atLineStart := true
+	atLineStart := true // the previous chunk ended a line with CRLF
+	prevCR := false     // the previous chunk ended in CR (a CRLF may span two chunks)
 	lineLen := 0
 	limit := int(c.srv.cfg.MaxMessageSize)
 	for {
-		seg, err := c.r.ReadSlice('\n')
+		raw, err := c.r.ReadSlice('\n')
 		full := err == nil
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return nil, false, false, err
 		}
-		if atLineStart && full && len(seg) == 3 && seg[0] == '.' && seg[1] == '\r' {
+		if atLineStart && full && len(raw) == 3 && raw[0] == '.' && raw[1] == '\r' {
 			return buf.Bytes(), tooBig, longLine, nil
 		}
+		seg := raw
 		if atLineStart && len(seg) > 0 && seg[0] == '.' {
 			seg = seg[1:]
 		}
@@ -358,14 +360,11 @@ func (c *Conn) readData() (body []byte, tooBig, longLine bool, err error) {
 		if !tooBig && !longLine {
 			buf.Write(seg)
 		}
-		atLineStart = full && bytes.HasSuffix(seg, []byte("\r\n"))
-		if full {
+		endsCRLF := full && (bytes.HasSuffix(raw, []byte("\r\n")) || len(raw) == 1 && prevCR)
+		atLineStart = endsCRLF
+		if endsCRLF {
 			lineLen = 0
-			if !atLineStart && len(seg) > 0 {
-				// A bare LF: the data line goes on; keep counting it as
-				// one line for the length limit.
-				lineLen = 0
-			}
 		}
+		prevCR = len(raw) > 0 && raw[len(raw)-1] == '\r'
 	}
 }

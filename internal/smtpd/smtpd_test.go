@@ -234,3 +234,15 @@ func FuzzCommandParsing(f *testing.F) {
 		parseParams(rest)
 	})
 }
+
+// TestCRLFAcrossBuffer: a data line whose CR ends the read buffer and whose
+// LF starts the next read still ends the line, so the "." after it ends
+// the message.
+func TestCRLFAcrossBuffer(t *testing.T) {
+	addr, rec := start(t, Config{MaxLineLength: 20000, MaxMessageSize: 1 << 20})
+	line := strings.Repeat("a", 8191) + "\r\n"
+	got := dialogue(t, addr, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<ok@y.example>\r\nDATA\r\n"+line+".\r\nQUIT\r\n")
+	if strings.Join(got, " ") != "220 250 250 250 354 250 221" || len(rec.bodies) != 1 || rec.bodies[0] != line {
+		t.Fatalf("codes %v, %d bodies", got, len(rec.bodies))
+	}
+}
