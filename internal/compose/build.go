@@ -5,261 +5,346 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"mime"
 	"mime/quotedprintable"
-	"net/mail"
-	"sort"
 	"strings"
 	"time"
 )
 
 // Options are what Build needs besides the message.
 type Options struct {
-	MessageID string // without angle brackets
-	Date      time.Time
-	Hostname  string
-	MaxSize   int           // 0: no limit
-	Boundary  func() string // for tests; default random
+	// MessageID is the Message-ID without angle brackets. When empty, one
+	// is made from random bytes and Hostname.
+	MessageID string
+	Date      time.Time // zero: now
+	Hostname  string    // for a generated Message-ID; default "localhost"
+	MaxSize   int       // bytes; 0 is no limit
+	// Boundary replaces the random boundary generator (tests). Its
+	// results must be valid boundaries; one that occurs in the content it
+	// would enclose is skipped and the generator called again.
+	Boundary func() string
 }
 
-// Build validates m and renders it as a complete message with CRLF line
-// endings.
+// Build validates m and renders the complete message: header fields, a
+// blank line and the MIME body, with CRLF line endings. Errors about the
+// message are *FieldError (from Validate, or CodeTooLarge); errors about
+// opts are plain errors.
 func Build(m *Message, opts Options) ([]byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
-	if opts.Boundary == nil {
-		opts.Boundary = randomBoundary
+	if opts.MaxSize > 0 && m.minSize() > opts.MaxSize {
+		return nil, tooLarge(m.minSize(), opts.MaxSize)
 	}
-	var b bytes.Buffer
-	header(&b, "From", formatAddress(m.From))
-	if len(m.To) > 0 {
-		header(&b, "To", formatList(m.To))
-	}
-	if len(m.Cc) > 0 {
-		header(&b, "Cc", formatList(m.Cc))
-	}
-	if len(m.ReplyTo) > 0 {
-		header(&b, "Reply-To", formatList(m.ReplyTo))
-	}
-	if m.Subject != "" {
-		header(&b, "Subject", encodeWord(m.Subject))
+	id, err := messageID(opts)
+	if err != nil {
+		return nil, err
 	}
 	date := opts.Date
 	if date.IsZero() {
 		date = time.Now()
 	}
-	header(&b, "Date", date.Format(time.RFC1123Z))
-	if opts.MessageID != "" {
-		header(&b, "Message-ID", "<"+opts.MessageID+">")
+	if opts.Boundary == nil {
+		opts.Boundary = randomBoundary
 	}
-	header(&b, "MIME-Version", "1.0")
-	names := make([]string, 0, len(m.Headers))
-	for k := range m.Headers {
-		names = append(names, k)
+
+	var fields []string
+	add := func(f string, err error) error {
+		fields = append(fields, f)
+		return err
 	}
-	sort.Strings(names)
-	for _, k := range names {
-		header(&b, k, encodeWord(m.Headers[k]))
+	if err := add(addressField("From", []Address{m.From})); err != nil {
+		return nil, err
 	}
-	writePart(&b, m.root(opts.Boundary))
-	if opts.MaxSize > 0 && b.Len() > opts.MaxSize {
-		return nil, fieldErr("", "too_large", "the message is %d bytes, over the %d-byte limit", b.Len(), opts.MaxSize)
+	to := m.To
+	if len(to) == 0 {
+		fields = append(fields, "To: undisclosed-recipients:;\r\n")
 	}
-	return b.Bytes(), nil
+	for _, l := range []struct {
+		name string
+		list []Address
+	}{{"To", to}, {"Cc", m.Cc}, {"Reply-To", m.ReplyTo}} {
+		if len(l.list) > 0 {
+			if err := add(addressField(l.name, l.list)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if m.Subject != "" {
+		if err := add(subjectField(m.Subject)); err != nil {
+			return nil, err
+		}
+	}
+	fields = append(fields, "Date: "+date.Format(time.RFC1123Z)+"\r\n", "Message-ID: <"+id+">\r\n", "MIME-Version: 1.0\r\n")
+	for _, name := range sortedKeys(m.Headers) {
+		if err := add(extraField(name, m.Headers[name])); err != nil {
+			return nil, &FieldError{Field: "headers." + name, Code: CodeHeaderTooLong, Message: err.Error()}
+		}
+	}
+
+	root, err := m.tree()
+	if err != nil {
+		return nil, err
+	}
+	body, err := render(root, opts.Boundary)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	for _, f := range fields {
+		out.WriteString(f)
+	}
+	out.Write(body)
+	if !bytes.HasSuffix(body, []byte("\r\n")) {
+		out.WriteString("\r\n")
+	}
+	if opts.MaxSize > 0 && out.Len() > opts.MaxSize {
+		return nil, tooLarge(out.Len(), opts.MaxSize)
+	}
+	return out.Bytes(), nil
 }
 
-// part is one node of the MIME tree.
+func tooLarge(n, limit int) *FieldError {
+	return fieldErr("", CodeTooLarge, "the message would be at least %d bytes, over the limit of %d", n, limit)
+}
+
+// minSize is a lower bound of the built size: quoted-printable never
+// shrinks text, and base64 is 4/3 of the content.
+func (m *Message) minSize() int {
+	n := len(m.Text) + len(m.HTML)
+	for _, a := range m.Attachments {
+		n += len(a.Content) / 3 * 4
+	}
+	return n
+}
+
+func messageID(opts Options) (string, error) {
+	if id := opts.MessageID; id != "" {
+		if len(id) > 250 || strings.IndexFunc(id, func(r rune) bool { return r <= ' ' || r > '~' || r == '<' || r == '>' }) >= 0 {
+			return "", fmt.Errorf("compose: invalid Message-ID %q", id)
+		}
+		return id, nil
+	}
+	host := opts.Hostname
+	if host == "" || !printable(host) || strings.ContainsAny(host, " \t<>@") {
+		host = "localhost"
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:]) + "@" + host, nil
+}
+
+func randomBoundary() string {
+	var b [15]byte
+	rand.Read(b[:])
+	// "=_" cannot occur in quoted-printable or base64 output.
+	return "=_" + hex.EncodeToString(b[:])
+}
+
+// part is a node of the MIME tree: a leaf with an encoded body, or a
+// multipart with children.
 type part struct {
-	header   [][2]string
-	body     []byte // already encoded, CRLF
+	fields   []string // folded header fields other than a multipart's Content-Type
+	body     []byte
+	subtype  string // "mixed", "alternative", "related" for a multipart
 	children []*part
-	boundary string
 }
 
-func (m *Message) root(boundary func() string) *part {
-	var body *part
-	text, html := textPart("text/plain", m.Text), textPart("text/html", m.HTML)
-	switch {
-	case m.Text != "" && m.HTML != "":
-		body = multi("alternative", boundary(), text, html)
-	case m.HTML != "":
-		body = html
-	case m.Text != "":
-		body = text
-	}
+// tree arranges the message's content (see the package documentation).
+func (m *Message) tree() (*part, error) {
 	var inline, attached []*part
 	for i := range m.Attachments {
 		a := &m.Attachments[i]
+		p, err := attachmentPart(a)
+		if err != nil {
+			return nil, fieldErr(fmt.Sprintf("attachments[%d]", i), CodeInvalidContentType, "%v", err)
+		}
 		if a.ContentID != "" && m.HTML != "" {
-			inline = append(inline, filePart(a, "inline"))
+			inline = append(inline, p)
 		} else {
-			attached = append(attached, filePart(a, "attachment"))
+			attached = append(attached, p)
 		}
 	}
-	if len(inline) > 0 {
-		if m.Text != "" {
-			// alternative(text, related(html, inline...))
-			body = multi("alternative", boundary(), text, multi("related", boundary(), append([]*part{html}, inline...)...))
+	var body *part
+	if m.HTML != "" {
+		body = textPart("text/html", m.HTML)
+		if len(inline) > 0 {
+			body = &part{subtype: "related", children: append([]*part{body}, inline...)}
+		}
+	}
+	if m.Text != "" {
+		text := textPart("text/plain", m.Text)
+		if body == nil {
+			body = text
 		} else {
-			body = multi("related", boundary(), append([]*part{html}, inline...)...)
+			body = &part{subtype: "alternative", children: []*part{text, body}}
 		}
 	}
-	if len(attached) > 0 {
-		kids := attached
-		if body != nil {
-			kids = append([]*part{body}, attached...)
-		}
-		body = multi("mixed", boundary(), kids...)
+	if len(attached) == 0 {
+		return body, nil
 	}
-	return body
+	if body != nil {
+		attached = append([]*part{body}, attached...)
+	}
+	return &part{subtype: "mixed", children: attached}, nil
 }
 
-func multi(sub, boundary string, kids ...*part) *part {
-	return &part{header: [][2]string{{"Content-Type", mime.FormatMediaType("multipart/"+sub, map[string]string{"boundary": boundary})}},
-		children: kids, boundary: boundary}
+func textPart(mediaType, s string) *part {
+	s = crlf(s)
+	cte, body := "7bit", []byte(s)
+	if !sevenBit(s) {
+		var b bytes.Buffer
+		w := quotedprintable.NewWriter(&b)
+		w.Write(body)
+		w.Close()
+		cte, body = "quoted-printable", b.Bytes()
+	}
+	return &part{fields: []string{
+		"Content-Type: " + mime.FormatMediaType(mediaType, map[string]string{"charset": "utf-8"}) + "\r\n",
+		"Content-Transfer-Encoding: " + cte + "\r\n",
+	}, body: body}
 }
 
-func textPart(ctype, s string) *part {
-	s = strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n")
-	ct := mime.FormatMediaType(ctype, map[string]string{"charset": "utf-8"})
-	if plain7bit(s) {
-		body := strings.ReplaceAll(s, "\n", "\r\n")
-		if !strings.HasSuffix(body, "\r\n") {
-			body += "\r\n"
-		}
-		return &part{header: [][2]string{{"Content-Type", ct}, {"Content-Transfer-Encoding", "7bit"}}, body: []byte(body)}
+// crlf makes every CR, LF and CRLF a CRLF.
+func crlf(s string) string {
+	if !strings.ContainsAny(s, "\r\n") {
+		return s
 	}
-	var b bytes.Buffer
-	w := quotedprintable.NewWriter(&b)
-	w.Write([]byte(strings.ReplaceAll(s, "\n", "\r\n")))
-	w.Close()
-	body := b.Bytes()
-	if !bytes.HasSuffix(body, []byte("\r\n")) {
-		body = append(body, '\r', '\n')
-	}
-	return &part{header: [][2]string{{"Content-Type", ct}, {"Content-Transfer-Encoding", "quoted-printable"}}, body: body}
+	s = strings.ReplaceAll(s, "\r\n", "\n")
+	s = strings.ReplaceAll(s, "\r", "\n")
+	return strings.ReplaceAll(s, "\n", "\r\n")
 }
 
-// plain7bit: ASCII without control characters (except newlines and tabs)
-// and lines short enough to send as they are.
-func plain7bit(s string) bool {
-	for _, line := range strings.Split(s, "\n") {
-		if len(line) > 76 || strings.HasPrefix(line, "From ") || strings.HasPrefix(line, ".") {
+// sevenBit reports whether CRLF text can go as 7bit: printable ASCII and
+// tabs, lines of at most 78 characters without trailing whitespace (which
+// transports may strip).
+func sevenBit(s string) bool {
+	for _, line := range strings.Split(s, "\r\n") {
+		if len(line) > foldAt || !printable(line) || line != "" && isWSP(line[len(line)-1]) {
 			return false
-		}
-		for i := 0; i < len(line); i++ {
-			if c := line[i]; c >= 0x80 || (c < 0x20 && c != '\t') || c == 0x7f {
-				return false
-			}
 		}
 	}
 	return true
 }
 
-func filePart(a *Attachment, disposition string) *part {
-	h := [][2]string{
-		{"Content-Type", withName(a.ContentType, a.Filename)},
-		{"Content-Transfer-Encoding", "base64"},
-		{"Content-Disposition", mime.FormatMediaType(disposition, map[string]string{"filename": a.Filename})},
+func attachmentPart(a *Attachment) (*part, error) {
+	fields, err := a.fields()
+	if err != nil {
+		return nil, err
 	}
-	if disposition == "inline" {
-		h = append(h, [2]string{"Content-ID", "<" + a.ContentID + ">"})
-	}
-	enc := base64.StdEncoding.EncodeToString(a.data)
-	var b bytes.Buffer
+	enc := base64.StdEncoding.EncodeToString(a.Content)
+	var body bytes.Buffer
 	for len(enc) > 76 {
-		b.WriteString(enc[:76])
-		b.WriteString("\r\n")
+		body.WriteString(enc[:76])
+		body.WriteString("\r\n")
 		enc = enc[76:]
 	}
-	b.WriteString(enc)
-	b.WriteString("\r\n")
-	return &part{header: h, body: b.Bytes()}
+	body.WriteString(enc)
+	return &part{fields: fields, body: body.Bytes()}, nil
 }
 
-// withName adds the (legacy) name parameter many clients still read.
-func withName(ctype, filename string) string {
-	t, params, err := mime.ParseMediaType(ctype)
+// fields are the attachment's folded header fields.
+func (a *Attachment) fields() ([]string, error) {
+	mt, params, err := a.mediaType()
 	if err != nil {
-		return "application/octet-stream"
+		return nil, err
 	}
-	params["name"] = filename
-	return mime.FormatMediaType(t, params)
+	params["name"] = a.Filename
+	ct := mime.FormatMediaType(mt, params)
+	disp := "attachment"
+	if a.ContentID != "" {
+		disp = "inline"
+	}
+	cd := mime.FormatMediaType(disp, map[string]string{"filename": a.Filename})
+	if ct == "" || cd == "" {
+		return nil, errors.New("the content type or filename cannot be written as a header")
+	}
+	var fields []string
+	for _, f := range [][2]string{{"Content-Type", ct}, {"Content-Transfer-Encoding", "base64"}, {"Content-Disposition", cd}} {
+		s, err := fold(f[0], f[1], true)
+		if err != nil {
+			return nil, err
+		}
+		fields = append(fields, s)
+	}
+	if a.ContentID != "" {
+		fields = append(fields, "Content-ID: <"+a.ContentID+">\r\n")
+	}
+	return fields, nil
 }
 
-func writePart(b *bytes.Buffer, p *part) {
-	for _, h := range p.header {
-		header(b, h[0], h[1])
+// render writes a part's header fields, a blank line and its body. A
+// multipart's boundary is chosen after its children are rendered, so it
+// can be checked against everything it encloses.
+func render(p *part, boundary func() string) ([]byte, error) {
+	var b bytes.Buffer
+	for _, f := range p.fields {
+		b.WriteString(f)
 	}
-	b.WriteString("\r\n")
-	if p.children == nil {
+	if p.subtype == "" {
+		b.WriteString("\r\n")
 		b.Write(p.body)
-		return
+		return b.Bytes(), nil
 	}
-	for _, c := range p.children {
-		b.WriteString("--" + p.boundary + "\r\n")
-		writePart(b, c)
-		// The CRLF before a delimiter belongs to the delimiter: add one so
-		// the part keeps its own final line break.
+	children := make([][]byte, len(p.children))
+	for i, c := range p.children {
+		r, err := render(c, boundary)
+		if err != nil {
+			return nil, err
+		}
+		children[i] = r
+	}
+	bd, err := pickBoundary(children, boundary)
+	if err != nil {
+		return nil, err
+	}
+	ct, err := fold("Content-Type", mime.FormatMediaType("multipart/"+p.subtype, map[string]string{"boundary": bd}), true)
+	if err != nil {
+		return nil, err
+	}
+	b.WriteString(ct)
+	b.WriteString("\r\n")
+	for _, c := range children {
+		b.WriteString("--" + bd + "\r\n")
+		b.Write(c)
 		b.WriteString("\r\n")
 	}
-	b.WriteString("--" + p.boundary + "--\r\n")
+	b.WriteString("--" + bd + "--")
+	return b.Bytes(), nil
 }
 
-// header writes one field, folding at spaces to keep lines under 78
-// characters where it can.
-func header(b *bytes.Buffer, name, value string) {
-	line := name + ": "
-	col := len(line)
-	b.WriteString(line)
-	words := strings.Split(value, " ")
-	for i, w := range words {
-		if i > 0 {
-			if col+1+len(w) > 76 {
-				b.WriteString("\r\n ")
-				col = 1
-			} else {
-				b.WriteByte(' ')
-				col++
+func pickBoundary(children [][]byte, gen func() string) (string, error) {
+	for range 100 {
+		bd := gen()
+		if !validBoundary(bd) {
+			return "", fmt.Errorf("compose: invalid boundary %q", bd)
+		}
+		clash := false
+		for _, c := range children {
+			if bytes.Contains(c, []byte(bd)) {
+				clash = true
+				break
 			}
 		}
-		b.WriteString(w)
-		col += len(w)
-	}
-	b.WriteString("\r\n")
-}
-
-// encodeWord encodes non-ASCII text as RFC 2047 encoded words.
-func encodeWord(s string) string {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= 0x80 {
-			return mime.QEncoding.Encode("utf-8", s)
+		if !clash {
+			return bd, nil
 		}
 	}
-	return s
+	return "", errors.New("compose: no boundary found that does not occur in the content")
 }
 
-func formatAddress(a Address) string {
-	if a.Name == "" {
-		return a.Email
+// validBoundary checks RFC 2046 §5.1.1: 1 to 70 bchars, not ending in space.
+func validBoundary(s string) bool {
+	if s == "" || len(s) > 70 || s[len(s)-1] == ' ' {
+		return false
 	}
-	// net/mail quotes ASCII names as needed and encodes non-ASCII ones.
-	return (&mail.Address{Name: a.Name, Address: a.Email}).String()
-}
-
-func formatList(l AddressList) string {
-	parts := make([]string, len(l))
-	for i, a := range l {
-		parts[i] = formatAddress(a)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("'()+_,-./:=? ", c) >= 0) {
+			return false
+		}
 	}
-	return strings.Join(parts, ", ")
-}
-
-func randomBoundary() string {
-	var buf [15]byte
-	if _, err := rand.Read(buf[:]); err != nil {
-		panic(err)
-	}
-	return "=_posthorn_" + hex.EncodeToString(buf[:])
+	return true
 }

@@ -1,86 +1,40 @@
-// Package compose builds RFC 5322 / MIME messages from the HTTP API's JSON
-// fields and validates those fields first. Structure: text alone is
-// text/plain, html alone text/html, both multipart/alternative (text
-// first); inline attachments (with a content_id) wrap the html in
-// multipart/related; other attachments wrap everything in multipart/mixed.
-// Non-ASCII header text becomes RFC 2047 encoded words, text bodies
-// quoted-printable (7bit when plain ASCII with short lines), attachments
-// base64. Every line ends in CRLF.
 package compose
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"mime"
 	"net/mail"
-	"path/filepath"
 	"strings"
 )
 
-// Address is a mailbox with an optional display name. In JSON it is
-// either a string ("a@b.example" or "Name <a@b.example>") or an object
-// {"name": ..., "email": ...}.
+// Address is a mailbox: an optional display name and an e-mail address.
 type Address struct {
 	Name  string `json:"name,omitempty"`
 	Email string `json:"email"`
 }
 
-// UnmarshalJSON accepts a string or an object.
-func (a *Address) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err == nil {
-		if p, err := mail.ParseAddress(s); err == nil {
-			a.Name, a.Email = p.Name, p.Address
-			return nil
-		}
-		a.Name, a.Email = "", s // validated later, with a field name
-		return nil
-	}
-	type plain Address
-	var p plain
-	if err := json.Unmarshal(b, &p); err != nil {
-		return fmt.Errorf("an address is a string or {\"name\", \"email\"}")
-	}
-	*a = Address(p)
-	return nil
-}
-
-// AddressList is one address or a list of them in JSON.
+// AddressList is a list of mailboxes; in JSON it may also be given as a
+// single address (string or object).
 type AddressList []Address
 
-// UnmarshalJSON accepts one address or an array.
-func (l *AddressList) UnmarshalJSON(b []byte) error {
-	if t := strings.TrimSpace(string(b)); strings.HasPrefix(t, "[") {
-		var list []Address
-		if err := json.Unmarshal(b, &list); err != nil {
-			return err
-		}
-		*l = list
-		return nil
-	}
-	var a Address
-	if err := json.Unmarshal(b, &a); err != nil {
-		return err
-	}
-	*l = AddressList{a}
-	return nil
-}
-
-// Attachment is a file; Content is base64 in JSON. A ContentID makes it
-// an inline part of the HTML (cid: references).
+// Attachment is a file part. In JSON, content is base64.
 type Attachment struct {
 	Filename    string `json:"filename"`
 	ContentType string `json:"content_type,omitempty"`
-	Content     string `json:"content"`
-	ContentID   string `json:"content_id,omitempty"`
-	data        []byte
+	Content     []byte `json:"content"`
+	// ContentID makes the part inline: the html refers to it as cid:<id>.
+	ContentID string `json:"content_id,omitempty"`
+
+	badContent bool // content was not base64; reported by Validate
 }
 
-// Message is what the API's send request says about the message itself.
+// Message is the API's description of a message.
 type Message struct {
 	From        Address           `json:"from"`
-	To          AddressList       `json:"to"`
+	To          AddressList       `json:"to,omitempty"`
 	Cc          AddressList       `json:"cc,omitempty"`
 	Bcc         AddressList       `json:"bcc,omitempty"`
 	ReplyTo     AddressList       `json:"reply_to,omitempty"`
@@ -91,134 +45,169 @@ type Message struct {
 	Attachments []Attachment      `json:"attachments,omitempty"`
 }
 
-// FieldError is a validation failure with the field it concerns.
-type FieldError struct {
-	Field   string
-	Code    string
-	Message string
+// ParseAddress parses "a@example.com" or "Name <a@example.com>" (the display
+// name may be quoted or RFC 2047 encoded) and returns the address with its
+// e-mail in canonical form.
+func ParseAddress(s string) (Address, error) {
+	if strings.ContainsAny(s, "\r\n\x00") {
+		return Address{}, errors.New("address contains a line break or NUL")
+	}
+	if p, err := mail.ParseAddress(s); err == nil {
+		at := strings.LastIndexByte(p.Address, '@')
+		if at < 0 {
+			return Address{}, errors.New("address has no domain")
+		}
+		email, err := canonicalEmail(quoteLocal(p.Address[:at]) + p.Address[at:])
+		if err != nil {
+			return Address{}, err
+		}
+		return Address{Name: p.Name, Email: email}, nil
+	}
+	// net/mail does not know IPv6 address literals: split "Name <addr>"
+	// ourselves and check the address with our own rules.
+	s = strings.TrimSpace(s)
+	var name string
+	if i := strings.LastIndexByte(s, '<'); i >= 0 && strings.HasSuffix(s, ">") {
+		if phrase := strings.TrimSpace(s[:i]); phrase != "" {
+			p, err := mail.ParseAddress(phrase + " <x@example.com>")
+			if err != nil {
+				return Address{}, fmt.Errorf("invalid display name: %v", err)
+			}
+			name = p.Name
+		}
+		s = s[i+1 : len(s)-1]
+	}
+	email, err := canonicalEmail(s)
+	if err != nil {
+		return Address{}, err
+	}
+	return Address{Name: name, Email: email}, nil
 }
 
-func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
-
-func fieldErr(field, code, format string, a ...any) *FieldError {
-	return &FieldError{Field: field, Code: code, Message: fmt.Sprintf(format, a...)}
+// String renders the address as it would appear in a header (unfolded).
+func (a Address) String() string {
+	return formatAddress(a, maxWord)
 }
 
-// reserved are header fields posthorn writes itself.
-var reserved = map[string]bool{"from": true, "to": true, "cc": true, "bcc": true, "subject": true, "date": true,
-	"message-id": true, "mime-version": true, "content-type": true, "content-transfer-encoding": true, "reply-to": true,
-	"received": true, "return-path": true, "sender": true, "dkim-signature": true}
+// UnmarshalJSON accepts "a@example.com", "Name <a@example.com>" and
+// {"name": "Name", "email": "a@example.com"}. An address that does not parse
+// is kept as given so that Validate can name the field.
+func (a *Address) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		return nil
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		p, err := ParseAddress(s)
+		if err != nil {
+			p = Address{Email: s}
+		}
+		*a = p
+		return nil
+	}
+	var o struct {
+		Name  string `json:"name"`
+		Email string `json:"email"`
+	}
+	if err := strictDecode(b, &o); err != nil {
+		return fmt.Errorf("address: %w", err)
+	}
+	*a = Address{Name: o.Name, Email: o.Email}
+	if c, err := canonicalEmail(strings.TrimSpace(o.Email)); err == nil {
+		a.Email = c
+	}
+	return nil
+}
 
-// Validate checks every field and returns the first problem as a
-// *FieldError. It also decodes attachments.
-func (m *Message) Validate() error {
-	if err := checkAddress("from", m.From); err != nil {
+// UnmarshalJSON accepts one address or an array of addresses.
+func (l *AddressList) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	switch {
+	case bytes.Equal(b, []byte("null")):
+		*l = nil
+		return nil
+	case len(b) > 0 && b[0] == '[':
+		var list []Address
+		if err := json.Unmarshal(b, &list); err != nil {
+			return err
+		}
+		*l = list
+		return nil
+	}
+	var a Address
+	if err := a.UnmarshalJSON(b); err != nil {
 		return err
 	}
-	for _, l := range []struct {
-		name string
-		list AddressList
-	}{{"to", m.To}, {"cc", m.Cc}, {"bcc", m.Bcc}, {"reply_to", m.ReplyTo}} {
-		for i, a := range l.list {
-			if err := checkAddress(fmt.Sprintf("%s[%d]", l.name, i), a); err != nil {
-				return err
-			}
-		}
+	*l = AddressList{a}
+	return nil
+}
+
+// UnmarshalJSON decodes an attachment with base64 content. Bad base64 is
+// not a decoding error: Validate reports it as attachments[i].content.
+func (a *Attachment) UnmarshalJSON(b []byte) error {
+	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+		return nil
 	}
-	if len(m.To)+len(m.Cc)+len(m.Bcc) == 0 {
-		return fieldErr("to", "missing_field", "at least one recipient (to, cc or bcc) is required")
+	var o struct {
+		Filename    string  `json:"filename"`
+		ContentType string  `json:"content_type"`
+		Content     *string `json:"content"`
+		ContentID   string  `json:"content_id"`
 	}
-	if m.Text == "" && m.HTML == "" && len(m.Attachments) == 0 {
-		return fieldErr("text", "missing_field", "text, html or an attachment is required")
+	if err := strictDecode(b, &o); err != nil {
+		return fmt.Errorf("attachment: %w", err)
 	}
-	if strings.ContainsAny(m.Subject, "\r\n\x00") {
-		return fieldErr("subject", "header_injection", "the subject must not contain CR, LF or NUL")
-	}
-	if strings.ContainsRune(m.Text, 0) {
-		return fieldErr("text", "invalid_text", "text must not contain NUL")
-	}
-	if strings.ContainsRune(m.HTML, 0) {
-		return fieldErr("html", "invalid_text", "html must not contain NUL")
-	}
-	for name, v := range m.Headers {
-		f := "headers." + name
-		if !validFieldName(name) {
-			return fieldErr(f, "invalid_header", "%q is not a valid header field name", name)
-		}
-		if reserved[strings.ToLower(name)] {
-			return fieldErr(f, "reserved_header", "%s is set by posthorn and cannot be given in headers", name)
-		}
-		if strings.ContainsAny(v, "\r\n\x00") {
-			return fieldErr(f, "header_injection", "header values must not contain CR, LF or NUL")
-		}
-	}
-	for i := range m.Attachments {
-		a := &m.Attachments[i]
-		f := fmt.Sprintf("attachments[%d]", i)
-		if a.Filename == "" {
-			return fieldErr(f+".filename", "missing_field", "an attachment needs a filename")
-		}
-		if strings.ContainsAny(a.Filename, "\r\n\x00\"\\/") {
-			return fieldErr(f+".filename", "invalid_filename", "the filename has characters that are not allowed")
-		}
-		data, err := base64.StdEncoding.DecodeString(a.Content)
-		if err != nil {
-			return fieldErr(f+".content", "invalid_base64", "content is not valid base64")
-		}
-		a.data = data
-		if a.ContentType == "" {
-			a.ContentType = mime.TypeByExtension(strings.ToLower(filepath.Ext(a.Filename)))
-			if a.ContentType == "" {
-				a.ContentType = "application/octet-stream"
-			}
-		}
-		if _, _, err := mime.ParseMediaType(a.ContentType); err != nil || strings.ContainsAny(a.ContentType, "\r\n") {
-			return fieldErr(f+".content_type", "invalid_content_type", "content_type %q does not parse", a.ContentType)
-		}
-		if strings.ContainsAny(a.ContentID, "\r\n\x00<> ") {
-			return fieldErr(f+".content_id", "invalid_content_id", "content_id must not contain spaces, angle brackets or control characters")
-		}
+	*a = Attachment{Filename: o.Filename, ContentType: o.ContentType, ContentID: o.ContentID}
+	if o.Content != nil {
+		a.Content, a.badContent = decodeBase64(*o.Content)
 	}
 	return nil
 }
 
-func checkAddress(field string, a Address) *FieldError {
-	if a.Email == "" {
-		return fieldErr(field, "missing_field", "an email address is required")
+// decodeBase64 accepts the standard and URL alphabets, with or without
+// padding, with whitespace anywhere. ok is false when s is not base64.
+func decodeBase64(s string) (data []byte, bad bool) {
+	s = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
+			return -1
+		}
+		return r
+	}, s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if d, err := enc.DecodeString(s); err == nil {
+			return d, false
+		}
 	}
-	if strings.ContainsAny(a.Email+a.Name, "\r\n\x00") {
-		return fieldErr(field, "header_injection", "addresses must not contain CR, LF or NUL")
+	return nil, true
+}
+
+func strictDecode(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
 	}
-	p, err := mail.ParseAddress("<" + a.Email + ">")
-	if err != nil || p.Address != a.Email {
-		return fieldErr(field+".email", "invalid_address", "%q is not a valid email address", a.Email)
-	}
-	at := strings.LastIndexByte(a.Email, '@')
-	domain := a.Email[at+1:]
-	if !strings.Contains(domain, ".") && !strings.HasPrefix(domain, "[") {
-		return fieldErr(field+".email", "invalid_address", "%q has no fully qualified domain", a.Email)
+	if dec.More() {
+		return errors.New("more than one value")
 	}
 	return nil
 }
 
-func validFieldName(s string) bool {
-	if s == "" || len(s) > 76 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 33 || s[i] > 126 || s[i] == ':' {
-			return false
-		}
-	}
-	return true
-}
-
-// Recipients are the envelope recipients: to, cc and bcc, without repeats.
+// Recipients returns the envelope recipients: the e-mails of To, Cc and Bcc
+// in that order, each once. Two addresses are the same when their local
+// parts are equal and their domains equal but for case.
 func (m *Message) Recipients() []string {
-	seen := map[string]bool{}
 	var out []string
-	for _, l := range []AddressList{m.To, m.Cc, m.Bcc} {
-		for _, a := range l {
+	seen := make(map[string]bool)
+	for _, list := range []AddressList{m.To, m.Cc, m.Bcc} {
+		for _, a := range list {
+			if a.Email == "" {
+				continue
+			}
 			key := a.Email
 			if at := strings.LastIndexByte(key, '@'); at >= 0 {
 				key = key[:at] + strings.ToLower(key[at:])
