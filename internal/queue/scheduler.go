@@ -409,21 +409,9 @@ func (s *Scheduler) take(d *dest, wait bool) *Job {
 				}
 				continue
 			}
-			d.picks++
-			order := [3]int{0, 1, 2}
-			switch {
-			case d.picks%20 == 0:
-				order = [3]int{2, 1, 0}
-			case d.picks%10 == 0:
-				order = [3]int{1, 2, 0}
-			}
-			for _, l := range order {
-				if j := d.ready[l].pop(); j != nil {
-					d.nready--
-					j.where = inFlight
-					s.mu.Unlock()
-					return j
-				}
+			if j := s.popReady(d); j != nil {
+				s.mu.Unlock()
+				return j
 			}
 		}
 		if !wait {
@@ -449,6 +437,31 @@ func (s *Scheduler) take(d *dest, wait bool) *Job {
 			wait = false // one last look, then give up
 		}
 	}
+}
+
+// popReady takes d's next ready job by lane: strictly by priority, except
+// that every 10th pick serves normal first and every 20th low first, so
+// lower lanes always progress. Caller holds s.mu.
+func (s *Scheduler) popReady(d *dest) *Job {
+	if d.nready == 0 {
+		return nil
+	}
+	d.picks++
+	order := [3]int{0, 1, 2}
+	switch {
+	case d.picks%20 == 0:
+		order = [3]int{2, 1, 0}
+	case d.picks%10 == 0:
+		order = [3]int{1, 2, 0}
+	}
+	for _, l := range order {
+		if j := d.ready[l].pop(); j != nil {
+			d.nready--
+			j.where = inFlight
+			return j
+		}
+	}
+	return nil
 }
 
 // workerDone is called as a worker exits: it gives its connection slot to

@@ -214,7 +214,9 @@ func (s *Scheduler) adapt(d *dest, cls classify.Class, reply smtpproto.Reply, re
 // failReady applies a connection failure to every job now ready for d.
 func (s *Scheduler) failReady(d *dest, f *delivery.Failure, start time.Time) {
 	for {
-		j := s.take(d, false)
+		s.mu.Lock()
+		j := s.popReady(d) // no throttle check: nothing is sent
+		s.mu.Unlock()
 		if j == nil {
 			return
 		}
