@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -23,47 +20,12 @@ func dlqCmd(g *globals) *cobra.Command {
 		Short: "List dead letters",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			q := url.Values{}
-			for k, v := range map[string]string{"domain": domain, "provider": provider, "class": class, "code": code, "tenant": tenantName} {
-				if v != "" {
-					q.Set(k, v)
-				}
-			}
+			q := query(map[string]string{"domain": domain, "provider": provider, "class": class, "code": code, "tenant": tenantName})
 			if older > 0 {
 				q.Set("older_than", older.String())
 			}
-			var raw json.RawMessage
-			if err := c.Do(context.Background(), "GET", "/admin/v1/dlq", q, nil, &raw); err != nil {
-				return err
-			}
-			if g.json {
-				_, err := os.Stdout.Write(raw)
-				return err
-			}
 			var l api.QueueList
-			if err := json.Unmarshal(raw, &l); err != nil {
-				return err
-			}
-			if l.Count == 0 {
-				fmt.Println("The dead-letter queue is empty")
-				return nil
-			}
-			w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(w, "MESSAGE\tRECIPIENT\tATTEMPTS\tLAST ATTEMPT\tCLASS\tMX\tLAST REPLY")
-			for _, d := range l.Items {
-				reply := d.LastReply.String()
-				if d.LastReply.Code == 0 {
-					reply = "-"
-				}
-				fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", d.MessageID, d.Recipient, d.Attempts, fmtTime(d.LastAttemptAt),
-					d.LastClass, d.LastMX, clipText(reply, 70))
-			}
-			fmt.Fprintf(w, "-- %d dead letters\n", l.Count)
-			return w.Flush()
+			return g.show("/admin/v1/dlq", q, &l, func() error { return printDLQ(l) })
 		},
 	}
 	f := list.Flags()
@@ -84,4 +46,23 @@ func dlqCmd(g *globals) *cobra.Command {
 	purge := queueOpCmd(g, "purge", "Remove dead letters (they become cancelled; their history stays)", "/admin/v1/dlq/purge", false)
 	cmd.AddCommand(list, show, retry, purge)
 	return cmd
+}
+
+func printDLQ(l api.QueueList) error {
+	if l.Count == 0 {
+		fmt.Println("The dead-letter queue is empty")
+		return nil
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "MESSAGE\tRECIPIENT\tATTEMPTS\tLAST ATTEMPT\tCLASS\tMX\tLAST REPLY")
+	for _, d := range l.Items {
+		reply := d.LastReply.String()
+		if d.LastReply.Code == 0 {
+			reply = "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", d.MessageID, d.Recipient, d.Attempts, fmtTime(d.LastAttemptAt),
+			d.LastClass, d.LastMX, clipText(reply, 70))
+	}
+	fmt.Fprintf(w, "-- %d dead letters\n", l.Count)
+	return w.Flush()
 }

@@ -1,11 +1,7 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"net/url"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -21,38 +17,20 @@ func eventsCmd(g *globals) *cobra.Command {
 		Short: "Show the activity log (every state change, throttle change and operator action)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			q := url.Values{}
-			for k, v := range map[string]string{"type": typ, "message": msg, "recipient": rcpt, "tenant": tenantName} {
-				if v != "" {
-					q.Set(k, v)
-				}
-			}
+			q := query(map[string]string{"type": typ, "message": msg, "recipient": rcpt, "tenant": tenantName})
 			if after > 0 {
 				q.Set("after", fmt.Sprint(after))
-			}
-			var raw json.RawMessage
-			if err := c.Do(context.Background(), "GET", "/admin/v1/events", q, nil, &raw); err != nil {
-				return err
-			}
-			if g.json {
-				_, err := os.Stdout.Write(raw)
-				return err
 			}
 			var res struct {
 				Items []store.Event `json:"items"`
 			}
-			if err := json.Unmarshal(raw, &res); err != nil {
-				return err
-			}
-			for _, e := range res.Items {
-				fmt.Printf("%d %s %-16s %s %s %s\n", e.ID, e.At.Format(time.RFC3339), e.Type, e.MessageID, e.Recipient,
-					replyOrDetail(e.Reply.Code, e.Reply.String(), e.Detail))
-			}
-			return nil
+			return g.show("/admin/v1/events", q, &res, func() error {
+				for _, e := range res.Items {
+					fmt.Printf("%d %s %-16s %s %s %s\n", e.ID, e.At.Format(time.RFC3339), e.Type, e.MessageID, e.Recipient,
+						replyOrDetail(e.Reply.Code, e.Reply.String(), e.Detail))
+				}
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()

@@ -4,8 +4,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -63,4 +65,36 @@ func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// query builds URL parameters from the non-empty values.
+func query(kv map[string]string) url.Values {
+	q := url.Values{}
+	for k, v := range kv {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
+}
+
+// show GETs path from the admin socket and either prints the raw JSON
+// (--json) or decodes it into out and calls text to print it for people.
+func (g *globals) show(path string, q url.Values, out any, text func() error) error {
+	c, err := g.client()
+	if err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := c.Do(context.Background(), "GET", path, q, nil, &raw); err != nil {
+		return err
+	}
+	if g.json {
+		_, err := os.Stdout.Write(raw)
+		return err
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return err
+	}
+	return text()
 }

@@ -35,33 +35,13 @@ func queueListCmd(g *globals) *cobra.Command {
 		Short: "List pending deliveries (postqueue -p)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := g.client()
-			if err != nil {
-				return err
-			}
-			q := url.Values{}
-			for k, v := range map[string]string{"state": state, "domain": domain, "recipient": rcpt, "tenant": tenantName} {
-				if v != "" {
-					q.Set(k, v)
-				}
-			}
+			q := query(map[string]string{"state": state, "domain": domain, "recipient": rcpt, "tenant": tenantName})
 			if older > 0 {
 				q.Set("older_than", older.String())
 			}
 			q.Set("limit", fmt.Sprint(limit))
-			var raw json.RawMessage
-			if err := c.Do(context.Background(), "GET", "/admin/v1/queue", q, nil, &raw); err != nil {
-				return err
-			}
-			if g.json {
-				_, err := os.Stdout.Write(raw)
-				return err
-			}
 			var list api.QueueList
-			if err := json.Unmarshal(raw, &list); err != nil {
-				return err
-			}
-			return printQueue(list)
+			return g.show("/admin/v1/queue", q, &list, func() error { return printQueue(list) })
 		},
 	}
 	f := cmd.Flags()

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -177,8 +178,11 @@ func ParseQueueFilter(q map[string][]string, now time.Time) (store.DeliveryFilte
 	return f, nil
 }
 
-func (a *Admin) listQueue(w http.ResponseWriter, r *http.Request) {
-	f, err := ParseQueueFilter(r.URL.Query(), time.Now())
+func (a *Admin) listQueue(w http.ResponseWriter, r *http.Request) { a.writeList(w, r, r.URL.Query()) }
+
+// writeList answers a delivery listing filtered by q.
+func (a *Admin) writeList(w http.ResponseWriter, r *http.Request, q url.Values) {
+	f, err := ParseQueueFilter(q, time.Now())
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -197,20 +201,7 @@ func (a *Admin) listQueue(w http.ResponseWriter, r *http.Request) {
 func (a *Admin) listDLQ(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	q.Set("state", string(store.DeadLetter))
-	f, err := ParseQueueFilter(q, time.Now())
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	ds, err := a.Store.ListDeliveries(r.Context(), f)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	if ds == nil {
-		ds = []store.Delivery{}
-	}
-	writeJSON(w, http.StatusOK, QueueList{Items: ds, Count: len(ds)})
+	a.writeList(w, r, q)
 }
 
 func (a *Admin) listEvents(w http.ResponseWriter, r *http.Request) {

@@ -233,6 +233,19 @@ func (s *Scheduler) Destinations() []DestinationInfo {
 	return out
 }
 
+// rateEstimate is the destination's recent acceptance rate per minute:
+// the last minute's count, or the last ten seconds' scaled up when that is
+// higher (a burst shortly after start says more than a mostly empty
+// minute). Caller holds s.mu.
+func (d *dest) rateEstimate(now time.Time) int {
+	minute := d.recent(now)
+	short := 0
+	for i := len(d.sent) - 1; i >= 0 && now.Sub(d.sent[i]) <= 10*time.Second; i-- {
+		short++
+	}
+	return max(minute, short*6)
+}
+
 // recent counts sends in the last minute. Caller holds s.mu.
 func (d *dest) recent(now time.Time) int {
 	cut := 0

@@ -191,7 +191,7 @@ func (s *Scheduler) adapt(d *dest, cls classify.Class, reply smtpproto.Reply, re
 	if cls == classify.Delivered {
 		d.sent = append(d.sent, now)
 	}
-	recent := d.recent(now)
+	recent := d.rateEstimate(now)
 	s.mu.Unlock()
 	var ch shaping.Change
 	var changed bool
