@@ -49,6 +49,7 @@ type Throttle struct {
 	successes int
 	ceiling   float64 // the rate at which the destination last said "slow down"
 	sinceCut  int     // successes since the last cut
+	probes    int     // raises above the ceiling since the last cut
 	pause     time.Duration
 }
 
@@ -137,7 +138,7 @@ func (t *Throttle) RateLimited(now time.Time, msgsLastMinute int, reason string)
 		t.paused = now.Add(t.pause)
 		return Change{From: from, To: t.stateLocked(), Reason: reason + " (again: longer pause)"}
 	}
-	t.successes, t.sinceCut = 0, 0
+	t.successes, t.sinceCut, t.probes = 0, 0, 0
 	t.conns = math.Max(1, math.Floor(t.conns/2))
 	base := t.rate
 	if base <= 0 || (msgsLastMinute > 0 && float64(msgsLastMinute) < base) {
@@ -184,11 +185,17 @@ func (t *Throttle) Success(now time.Time) (Change, bool) {
 		if ref <= 0 {
 			ref = math.Max(t.lim.RatePerMinute, t.rate)
 		}
-		step := ref / 10
-		if t.rate >= 0.9*ref {
-			step = t.rate / 20 // probing: 5% at a time
+		switch {
+		case t.rate < 0.9*ref:
+			t.rate = math.Min(0.9*ref, math.Max(t.rate*2, t.rate+1)) // slow start
+		case t.rate < ref:
+			t.rate += math.Max(1, ref/100) // close to the ceiling: 1% steps
+		default:
+			// Probing above it: 0.5% steps that grow the longer no
+			// "slow down" comes, so a stale ceiling is left behind fast.
+			t.probes++
+			t.rate += math.Max(1, t.rate/200*(1+float64(t.probes)/4))
 		}
-		t.rate += math.Max(1, step)
 		if t.rate > t.ceiling {
 			t.ceiling = t.rate
 		}
