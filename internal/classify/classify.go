@@ -1,14 +1,7 @@
-// Package classify turns what happened in a delivery attempt (a reply and
-// the phase it came in, or a local error) into one class that decides the
-// delivery's next state and, later, feeds traffic shaping.
-//
-// This is the basic classifier: reply code and enhanced status code only.
-// A rule-based classifier with provider rules replaces Reply later; the
-// classes and their meaning stay.
 package classify
 
 import (
-	"strings"
+	"sync"
 
 	"github.com/posthorn/posthorn/internal/smtpproto"
 )
@@ -16,6 +9,8 @@ import (
 // Class is the kind of result.
 type Class string
 
+// The classes. See the package documentation for what each one means to
+// the queue.
 const (
 	Delivered       Class = "delivered"
 	Deferred        Class = "deferred"
@@ -29,7 +24,23 @@ const (
 	ProtocolError   Class = "protocol_error"
 )
 
-// Permanent reports whether the class ends the delivery without retries.
+// Classes returns every class, in a stable order.
+func Classes() []Class {
+	return []Class{Delivered, Deferred, RateLimited, MailboxFull, HardBounce, PolicyBlock, ConnectionError, DNSError, TLSError, ProtocolError}
+}
+
+// Valid reports whether c is one of the ten classes.
+func (c Class) Valid() bool {
+	switch c {
+	case Delivered, Deferred, RateLimited, MailboxFull, HardBounce, PolicyBlock, ConnectionError, DNSError, TLSError, ProtocolError:
+		return true
+	}
+	return false
+}
+
+// Permanent reports whether the class ends the delivery without retries:
+// hard_bounce (the address is bad) and policy_block (the address is fine,
+// the sender or content is refused).
 func (c Class) Permanent() bool { return c == HardBounce || c == PolicyBlock }
 
 // RecipientSide reports whether a temporary failure is about the mailbox
@@ -37,35 +48,34 @@ func (c Class) Permanent() bool { return c == HardBounce || c == PolicyBlock }
 // instead of dead_letter when their lifetime runs out.
 func (c Class) RecipientSide() bool { return c == MailboxFull }
 
+var (
+	defaultOnce sync.Once
+	defaultC    *Classifier
+)
+
+// Default returns the classifier built from the rules embedded in the
+// binary. It is built once, on first use, and never changes afterwards.
+func Default() *Classifier {
+	defaultOnce.Do(func() {
+		c, err := compile(builtinRules, BuiltinSource, nil)
+		if err != nil {
+			// The embedded rules are tested; a broken build must not run.
+			panic("classify: embedded rules: " + err.Error())
+		}
+		defaultC = c
+	})
+	return defaultC
+}
+
 // Reply classifies a reply received in phase ("connect", "ehlo", "mail",
-// "rcpt", "data", "data-end").
+// "rcpt", "data", "data-end", ...) with the embedded default rules.
 func Reply(phase string, r smtpproto.Reply) Class {
-	switch {
-	case r.Code >= 200 && r.Code < 400:
-		return Delivered
-	case r.Code >= 400 && r.Code < 500:
-		return temporary(r)
-	case r.Code >= 500 && r.Code < 600:
-		return permanent(r)
-	}
-	return ProtocolError
+	return Default().Classify(phase, r).Class
 }
 
-func temporary(r smtpproto.Reply) Class {
-	text := strings.ToLower(r.Text)
-	switch {
-	case r.Enhanced == "4.2.2" || strings.Contains(text, "mailbox full") || strings.Contains(text, "over quota"):
-		return MailboxFull
-	case r.Enhanced == "4.7.28" || r.Enhanced == "4.7.0" && r.Code == 421 ||
-		strings.Contains(text, "rate limit") || strings.Contains(text, "too many"):
-		return RateLimited
-	}
-	return Deferred
-}
-
-func permanent(r smtpproto.Reply) Class {
-	if strings.HasPrefix(r.Enhanced, "5.7.") {
-		return PolicyBlock
-	}
-	return HardBounce
+// ReplyAttempt is Reply for the attempt-th attempt (1-based) of a
+// delivery: a rule with escalate_after = N gives its escalate_to class
+// from the N-th attempt on. See [Classifier.ClassifyAttempt].
+func ReplyAttempt(phase string, r smtpproto.Reply, attempt int) Class {
+	return Default().ClassifyAttempt(phase, r, attempt).Class
 }
