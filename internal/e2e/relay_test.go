@@ -15,11 +15,10 @@ import (
 func TestSmarthost(t *testing.T) {
 	relay := testkit.StartMX(t, "127.0.0.9", 0, testkit.Script{StartTLS: true})
 	in := Start(t, Options{Smarthost: relay.Addr()})
-	var ids []string
+	// One after the other: each finds the previous connection idle and
+	// reuses it, whatever the recipient domain.
 	for i := 0; i < 6; i++ {
-		ids = append(ids, in.Send("sender@app.test", []string{fmt.Sprintf("u%d@dom%d.test", i, i%3)}, msgBody("relay")))
-	}
-	for _, id := range ids {
+		id := in.Send("sender@app.test", []string{fmt.Sprintf("u%d@dom%d.test", i, i%3)}, msgBody("relay"))
 		d := in.WaitFinal(id, 20*time.Second)
 		if dl := d.Deliveries[0]; dl.State != store.Delivered || dl.LastIP != "127.0.0.9" {
 			t.Fatalf("%s: %+v", id, dl)
@@ -28,8 +27,8 @@ func TestSmarthost(t *testing.T) {
 	if n := len(relay.Messages()); n != 6 {
 		t.Fatalf("relay got %d messages, want 6", n)
 	}
-	if c := relay.Connections(); c > 3 {
-		t.Fatalf("%d connections for 6 messages: connections are not reused", c)
+	if c := relay.Connections(); c > 2 {
+		t.Fatalf("%d connections for 6 messages sent one after another: connections are not reused", c)
 	}
 }
 

@@ -104,6 +104,11 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 	outs := make([]store.Outcome, len(j.Rcpts))
 	for i, r := range j.Rcpts {
 		res := results[i]
+		if res.Reply.Code != 0 {
+			// Some temporary replies become permanent after many attempts
+			// (a 4xx "no such user" that never changes).
+			res.Class = classify.ReplyAttempt(res.Phase, res.Reply, r.Attempts+1)
+		}
 		state, next, ev := s.decide(r, res.Class, false, end, d.th.PausedUntil())
 		outs[i] = store.Outcome{DeliveryID: r.ID, State: state, NextAt: next, Class: string(res.Class), Phase: res.Phase,
 			Reply: res.Reply, Error: res.Err, MX: conn.MX, IP: conn.IP, TLS: conn.TLS, StartedAt: start,
