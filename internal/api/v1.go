@@ -28,6 +28,7 @@ type V1 struct {
 	MaxBulk        int           // items per bulk request (default 5000)
 	MaxMessageSize int           // bytes of one built message
 	SendHorizon    time.Duration // how far ahead send_at may be (default 30 days)
+	Destinations   func() any    // the scheduler's destinations, for admins
 	Now            func() time.Time
 	Log            *slog.Logger
 }
@@ -46,6 +47,10 @@ var routes = []route{
 	{"GET", "/v1/messages", tenant.ScopeRead, (*V1).list},
 	{"GET", "/v1/messages/{id}", tenant.ScopeRead, (*V1).get},
 	{"DELETE", "/v1/messages/{id}", tenant.ScopeSend, (*V1).cancel},
+	{"GET", "/v1/dlq", tenant.ScopeRead, (*V1).listDLQ},
+	{"POST", "/v1/dlq/retry", tenant.ScopeSend, (*V1).retryDLQ},
+	{"POST", "/v1/dlq/purge", tenant.ScopeSend, (*V1).purgeDLQ},
+	{"GET", "/v1/destinations", tenant.ScopeAdmin, (*V1).destinations},
 }
 
 // Handler returns the /v1 routes (and the OpenAPI document, public).
