@@ -53,6 +53,71 @@ type Config struct {
 	API      API      `toml:"api"`
 	Delivery Delivery `toml:"delivery"`
 	Routes   []Route  `toml:"route"`
+	// Providers add to or override the built-in MX-suffix groups.
+	Providers []Provider `toml:"provider"`
+	// Destinations set limits for one destination: a domain, or a
+	// provider as "provider:NAME".
+	Destinations []DestinationLimits `toml:"destination"`
+}
+
+// Provider groups domains by the suffix of their MX host names.
+type Provider struct {
+	Name       string   `toml:"name"`
+	MXSuffixes []string `toml:"mx_suffixes"`
+}
+
+// DestinationLimits overrides the delivery defaults for one destination.
+// Zero fields keep the default.
+type DestinationLimits struct {
+	Name                     string   `toml:"name"`
+	MaxConnections           int      `toml:"max_connections"`
+	MaxMessagesPerConnection int      `toml:"max_messages_per_connection"`
+	RatePerMinute            float64  `toml:"rate_per_minute"`
+	Cooldown                 Duration `toml:"cooldown"`
+}
+
+// BuiltinDestinations are the limits posthorn uses for the big providers
+// unless the config says otherwise: conservative concurrency, no fixed
+// rate (the adaptive throttle finds it), and long cool-downs where the
+// provider's own guidance asks for patience.
+var BuiltinDestinations = []DestinationLimits{
+	{Name: "provider:google", MaxConnections: 20, MaxMessagesPerConnection: 100},
+	{Name: "provider:microsoft", MaxConnections: 8, MaxMessagesPerConnection: 50, Cooldown: Duration{5 * time.Minute}},
+	{Name: "provider:yahoo", MaxConnections: 5, MaxMessagesPerConnection: 20, Cooldown: Duration{15 * time.Minute}},
+	{Name: "provider:apple", MaxConnections: 5, MaxMessagesPerConnection: 50, Cooldown: Duration{5 * time.Minute}},
+	{Name: "provider:gmx", MaxConnections: 5, MaxMessagesPerConnection: 50},
+	{Name: "provider:mailru", MaxConnections: 5, MaxMessagesPerConnection: 50},
+	{Name: "provider:yandex", MaxConnections: 5, MaxMessagesPerConnection: 50},
+}
+
+// DestinationLimitsFor merges the delivery defaults, the built-ins and the
+// config's [[destination]] entry for dest.
+func (c *Config) DestinationLimitsFor(dest string) DestinationLimits {
+	out := DestinationLimits{Name: dest, MaxConnections: c.Delivery.MaxConnectionsPerDest,
+		MaxMessagesPerConnection: c.Delivery.MaxMessagesPerConnection, RatePerMinute: c.Delivery.RatePerMinute,
+		Cooldown: c.Delivery.Cooldown}
+	apply := func(l DestinationLimits) {
+		if l.MaxConnections > 0 {
+			out.MaxConnections = l.MaxConnections
+		}
+		if l.MaxMessagesPerConnection > 0 {
+			out.MaxMessagesPerConnection = l.MaxMessagesPerConnection
+		}
+		if l.RatePerMinute > 0 {
+			out.RatePerMinute = l.RatePerMinute
+		}
+		if l.Cooldown.Duration > 0 {
+			out.Cooldown = l.Cooldown
+		}
+	}
+	for _, lists := range [][]DestinationLimits{BuiltinDestinations, c.Destinations} {
+		for _, l := range lists {
+			if strings.EqualFold(l.Name, dest) {
+				apply(l)
+			}
+		}
+	}
+	return out
 }
 
 // SMTP configures the submission listener.
@@ -250,6 +315,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Hostname == "" {
 		bad("hostname is empty")
+	}
+	for i, p := range c.Providers {
+		if p.Name == "" || len(p.MXSuffixes) == 0 {
+			bad("provider %d: needs a name and mx_suffixes", i+1)
+		}
+	}
+	for i, d := range c.Destinations {
+		if d.Name == "" || d.MaxConnections < 0 || d.MaxMessagesPerConnection < 0 || d.RatePerMinute < 0 {
+			bad("destination %d: needs a name and non-negative limits", i+1)
+		}
 	}
 	return errors.Join(errs...)
 }

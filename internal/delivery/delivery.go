@@ -35,6 +35,7 @@ type Config struct {
 	CommandTimeout time.Duration
 	DataTimeout    time.Duration
 	Routes         []config.Route // "*" is the smarthost
+	Providers      []Provider     // MX suffix groups; nil: DefaultProviders
 }
 
 // Deliverer opens connections to destinations.
@@ -42,6 +43,7 @@ type Deliverer struct {
 	cfg    Config
 	res    *Resolver
 	routes map[string]config.Route
+	prov   *providerMap
 
 	mu      sync.Mutex
 	noTLSTo map[netip.Addr]time.Time // hosts whose TLS handshake failed lately
@@ -49,7 +51,12 @@ type Deliverer struct {
 
 // New returns a Deliverer using res for DNS.
 func New(cfg Config, res *Resolver) *Deliverer {
-	d := &Deliverer{cfg: cfg, res: res, routes: map[string]config.Route{}, noTLSTo: map[netip.Addr]time.Time{}}
+	provs := cfg.Providers
+	if provs == nil {
+		provs = DefaultProviders
+	}
+	d := &Deliverer{cfg: cfg, res: res, routes: map[string]config.Route{}, noTLSTo: map[netip.Addr]time.Time{},
+		prov: &providerMap{rules: provs, byDom: map[string]string{}}}
 	for _, r := range cfg.Routes {
 		d.routes[r.Domain] = r
 	}
@@ -65,13 +72,20 @@ func (d *Deliverer) route(domain string) (config.Route, bool) {
 }
 
 // Destination is the key under which deliveries share connections and
-// limits: the relay for routed domains, else the recipient domain.
+// limits: the relay for routed domains; the provider ("provider:google")
+// once a domain's MX hosts are known to be a provider's; else the domain.
 func (d *Deliverer) Destination(domain string) string {
 	if r, ok := d.route(domain); ok {
 		return "relay:" + r.Host
 	}
+	if p := d.prov.lookup(domain); p != "" {
+		return "provider:" + p
+	}
 	return domain
 }
+
+// Provider is the provider hosting domain, if known.
+func (d *Deliverer) Provider(domain string) string { return d.prov.lookup(domain) }
 
 // Failure says why a connection or a recipient did not go through.
 type Failure struct {
@@ -125,6 +139,7 @@ func (d *Deliverer) Dial(ctx context.Context, domain string) (*Conn, *Failure) {
 		if err != nil {
 			return nil, dnsFailure(err)
 		}
+		d.prov.learn(domain, mxs)
 		for _, mx := range mxs {
 			targets = append(targets, target{host: mx.Name, port: d.cfg.Port, implicit: mx.Implicit})
 		}

@@ -37,6 +37,9 @@ type Config struct {
 	IdleTimeout     time.Duration // an idle connection waits this long for more work
 	RatePerMinute   float64       // per destination; 0: unlimited
 	Cooldown        time.Duration // pause after a rate_limited reply
+	// Limits, when set, gives a destination's own limits (per-provider
+	// built-ins and config overrides); otherwise the fields above apply.
+	Limits func(dest string) shaping.Limits
 }
 
 // Scheduler owns pending deliveries and the workers that send them.
@@ -308,9 +311,12 @@ func (s *Scheduler) makeReady(j *Job) {
 }
 
 func (s *Scheduler) newDest(key string) *dest {
-	d := &dest{key: key, avail: make(chan struct{}, s.cfg.MaxConnsPerDest),
-		th: shaping.New(shaping.Limits{MaxConns: s.cfg.MaxConnsPerDest, MaxMsgsPerConn: s.cfg.MaxMsgsPerConn,
-			RatePerMinute: s.cfg.RatePerMinute, Cooldown: s.cfg.Cooldown})}
+	lim := shaping.Limits{MaxConns: s.cfg.MaxConnsPerDest, MaxMsgsPerConn: s.cfg.MaxMsgsPerConn,
+		RatePerMinute: s.cfg.RatePerMinute, Cooldown: s.cfg.Cooldown}
+	if s.cfg.Limits != nil {
+		lim = s.cfg.Limits(key)
+	}
+	d := &dest{key: key, avail: make(chan struct{}, max(1, lim.MaxConns)), th: shaping.New(lim)}
 	s.dests[key] = d
 	return d
 }

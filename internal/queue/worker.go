@@ -74,7 +74,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		s.finish(j, s.failAll(j, &delivery.Failure{Class: classify.ProtocolError, Phase: "queue", Err: "message unreadable: " + err.Error()}, s.now()))
 		return conn
 	}
-	if conn != nil && (!conn.Usable() || conn.Sent >= s.cfg.MaxMsgsPerConn) {
+	if conn != nil && (!conn.Usable() || conn.Sent >= max(1, d.th.Limits().MaxMsgsPerConn)) {
 		conn.Close()
 		conn = nil
 	}
@@ -111,7 +111,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		}
 		state, next, ev := s.decide(r, res.Class, false, end, d.th.PausedUntil())
 		outs[i] = store.Outcome{DeliveryID: r.ID, State: state, NextAt: next, Class: string(res.Class), Phase: res.Phase,
-			Reply: res.Reply, Error: res.Err, MX: conn.MX, IP: conn.IP, TLS: conn.TLS, StartedAt: start,
+			Reply: res.Reply, Error: res.Err, MX: conn.MX, IP: conn.IP, TLS: conn.TLS, StartedAt: start, Provider: s.dl.Provider(j.Domain),
 			Duration: end.Sub(start), Event: ev}
 	}
 	s.adapt(d, results[0].Class, results[0].Reply, results, end)

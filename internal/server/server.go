@@ -24,6 +24,7 @@ import (
 	"github.com/posthorn/posthorn/internal/delivery"
 	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/selfsigned"
+	"github.com/posthorn/posthorn/internal/shaping"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/store/sqlite"
 	"github.com/posthorn/posthorn/internal/submission"
@@ -121,8 +122,13 @@ func (s *Server) start(ctx context.Context) error {
 	if cfg.Smarthost != "" {
 		routes = append(routes, config.Route{Domain: "*", Host: cfg.Smarthost, TLS: "opportunistic"})
 	}
+	var provs []delivery.Provider
+	for _, p := range cfg.Providers {
+		provs = append(provs, delivery.Provider{Name: p.Name, MXSuffixes: p.MXSuffixes})
+	}
 	dl := delivery.New(delivery.Config{
 		Hostname: cfg.Hostname, Port: cfg.DeliveryPort, Routes: routes,
+		Providers:      delivery.MergeProviders(delivery.DefaultProviders, provs),
 		ConnectTimeout: cfg.Delivery.ConnectTimeout.Duration, CommandTimeout: cfg.Delivery.CommandTimeout.Duration,
 		DataTimeout: cfg.Delivery.DataTimeout.Duration,
 	}, res)
@@ -131,6 +137,11 @@ func (s *Server) start(ctx context.Context) error {
 		MaxConnections: cfg.Delivery.MaxConnections, MaxConnsPerDest: cfg.Delivery.MaxConnectionsPerDest,
 		MaxMsgsPerConn: cfg.Delivery.MaxMessagesPerConnection, IdleTimeout: cfg.Delivery.IdleTimeout.Duration,
 		RatePerMinute: cfg.Delivery.RatePerMinute, Cooldown: cfg.Delivery.Cooldown.Duration,
+		Limits: func(dest string) shaping.Limits {
+			l := cfg.DestinationLimitsFor(dest)
+			return shaping.Limits{MaxConns: l.MaxConnections, MaxMsgsPerConn: l.MaxMessagesPerConnection,
+				RatePerMinute: l.RatePerMinute, Cooldown: l.Cooldown.Duration}
+		},
 	}, s.st, dl, s.log.With("part", "queue"))
 	if err := s.sched.Start(ctx); err != nil {
 		return fmt.Errorf("scheduler: %w", err)

@@ -100,6 +100,7 @@ type Outcome struct {
 	Reply      smtpproto.Reply
 	Error      string // local error text when there was no reply
 	MX, IP     string
+	Provider   string
 	TLS        bool
 	StartedAt  time.Time
 	Duration   time.Duration

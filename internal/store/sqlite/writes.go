@@ -42,7 +42,7 @@ func prepare(db *sql.DB) (*stmts, error) {
 	st.outcome = p(`UPDATE deliveries SET state=?, attempts=attempts+1,
 		first_attempt_at=CASE WHEN first_attempt_at=0 THEN ? ELSE first_attempt_at END,
 		last_attempt_at=?, next_attempt_at=?, last_code=?, last_enhanced=?, last_text=?, last_class=?,
-		last_phase=?, last_mx=?, last_ip=?, updated_at=?
+		last_phase=?, last_mx=?, last_ip=?, provider=CASE WHEN ?='' THEN provider ELSE ? END, updated_at=?
 		WHERE id=? AND state='sending'
 		RETURNING message_id, tenant_id, recipient, attempts`)
 	st.insAttempt = p(`INSERT INTO attempts (delivery_id, message_id, n, started_at, duration_us, mx, ip, tls,
@@ -210,7 +210,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 			var msgID, tenant, rcpt string
 			var n int
 			err := up.QueryRow(string(o.State), ms(o.StartedAt), ms(end), ms(o.NextAt), o.Reply.Code, o.Reply.Enhanced,
-				o.Reply.Text, o.Class, o.Phase, o.MX, o.IP, ms(end), o.DeliveryID).Scan(&msgID, &tenant, &rcpt, &n)
+				o.Reply.Text, o.Class, o.Phase, o.MX, o.IP, o.Provider, o.Provider, ms(end), o.DeliveryID).Scan(&msgID, &tenant, &rcpt, &n)
 			if errors.Is(err, sql.ErrNoRows) {
 				continue // changed by an operator meanwhile
 			}
