@@ -52,12 +52,21 @@ type Config struct {
 	SMTP     SMTP     `toml:"smtp"`
 	API      API      `toml:"api"`
 	Delivery Delivery `toml:"delivery"`
+	Classify Classify `toml:"classify"`
 	Routes   []Route  `toml:"route"`
 	// Providers add to or override the built-in MX-suffix groups.
 	Providers []Provider `toml:"provider"`
 	// Destinations set limits for one destination: a domain, or a
 	// provider as "provider:NAME".
 	Destinations []DestinationLimits `toml:"destination"`
+}
+
+// Classify points at a reply-classification rules file (TOML, the format
+// of internal/classify/rules.toml): its rules come before the built-in
+// ones, or replace them with Replace.
+type Classify struct {
+	Rules   string `toml:"rules"`
+	Replace bool   `toml:"replace"`
 }
 
 // Provider groups domains by the suffix of their MX host names.

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/delivery"
 	"github.com/posthorn/posthorn/internal/shaping"
 	"github.com/posthorn/posthorn/internal/store"
@@ -40,6 +41,8 @@ type Config struct {
 	// Limits, when set, gives a destination's own limits (per-provider
 	// built-ins and config overrides); otherwise the fields above apply.
 	Limits func(dest string) shaping.Limits
+	// Classifier decides the class of each reply (nil: the built-in rules).
+	Classifier *classify.Classifier
 }
 
 // Scheduler owns pending deliveries and the workers that send them.
@@ -82,6 +85,9 @@ type dest struct {
 
 // New returns a scheduler; Start loads pending work and runs it.
 func New(cfg Config, st store.Store, dl *delivery.Deliverer, log *slog.Logger) *Scheduler {
+	if cfg.Classifier == nil {
+		cfg.Classifier = classify.Default()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Scheduler{cfg: cfg, st: st, dl: dl, log: log, now: time.Now, ctx: ctx, cancel: cancel, Bodies: NewBodies(64 << 20),
 		dests: map[string]*dest{}, known: map[int64]*Job{}, wake: make(chan struct{}, 1)}

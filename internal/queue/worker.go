@@ -81,6 +81,11 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 	if conn == nil {
 		start := s.now()
 		c, f := s.dl.Dial(s.ctx, j.Domain)
+		if f != nil && f.Reply.Code != 0 && f.Phase != "auth" {
+			// The configured rules decide what a refusal at connect or EHLO means.
+			f.Class = s.cfg.Classifier.ClassifyAttempt(f.Phase, f.Reply, j.Rcpts[0].Attempts+1).Class
+			f.Permanent = f.Class.Permanent()
+		}
 		if f != nil {
 			s.log.Info("cannot connect", "dest", d.key, "domain", j.Domain, "phase", f.Phase, "err", f.Error())
 			s.adapt(d, f.Class, f.Reply, nil, start)
@@ -107,7 +112,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		if res.Reply.Code != 0 {
 			// Some temporary replies become permanent after many attempts
 			// (a 4xx "no such user" that never changes).
-			res.Class = classify.ReplyAttempt(res.Phase, res.Reply, r.Attempts+1)
+			res.Class = s.cfg.Classifier.ClassifyAttempt(res.Phase, res.Reply, r.Attempts+1).Class
 		}
 		state, next, ev := s.decide(r, res.Class, false, end, d.th.PausedUntil())
 		outs[i] = store.Outcome{DeliveryID: r.ID, State: state, NextAt: next, Class: string(res.Class), Phase: res.Phase,

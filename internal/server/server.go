@@ -20,6 +20,7 @@ import (
 
 	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery"
 	"github.com/posthorn/posthorn/internal/queue"
@@ -132,8 +133,15 @@ func (s *Server) start(ctx context.Context) error {
 		ConnectTimeout: cfg.Delivery.ConnectTimeout.Duration, CommandTimeout: cfg.Delivery.CommandTimeout.Duration,
 		DataTimeout: cfg.Delivery.DataTimeout.Duration,
 	}, res)
+	cls := classify.Default()
+	if cfg.Classify.Rules != "" {
+		if cls, err = classify.Load(cfg.Classify.Rules, cfg.Classify.Replace); err != nil {
+			return fmt.Errorf("classify rules: %w", err)
+		}
+	}
 	s.sched = queue.New(queue.Config{
-		RetryMin: cfg.RetryMin.Duration, RetryMax: cfg.RetryMax.Duration,
+		Classifier: cls,
+		RetryMin:   cfg.RetryMin.Duration, RetryMax: cfg.RetryMax.Duration,
 		MaxConnections: cfg.Delivery.MaxConnections, MaxConnsPerDest: cfg.Delivery.MaxConnectionsPerDest,
 		MaxMsgsPerConn: cfg.Delivery.MaxMessagesPerConnection, IdleTimeout: cfg.Delivery.IdleTimeout.Duration,
 		RatePerMinute: cfg.Delivery.RatePerMinute, Cooldown: cfg.Delivery.Cooldown.Duration,

@@ -1,0 +1,86 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/posthorn/posthorn/internal/store"
+)
+
+// listDLQ is GET /v1/dlq: the tenant's dead letters, filtered like
+// GET /v1/messages plus class, code and provider.
+func (v *V1) listDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	q := r.URL.Query()
+	q.Set("state", string(store.DeadLetter))
+	f, err := ParseQueueFilter(q, v.Now())
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "invalid_filter", err.Error(), "")
+		return
+	}
+	f.TenantID = key.TenantID
+	ds, err := v.Store.ListDeliveries(r.Context(), f)
+	if err != nil {
+		v.internal(w, err)
+		return
+	}
+	if ds == nil {
+		ds = []store.Delivery{}
+	}
+	writeJSON(w, http.StatusOK, QueueList{Items: ds, Count: len(ds)})
+}
+
+// DLQRequest selects dead letters: message ids, a domain, or all.
+type DLQRequest struct {
+	IDs    []string `json:"ids,omitempty"`
+	Domain string   `json:"domain,omitempty"`
+	All    bool     `json:"all,omitempty"`
+}
+
+func (v *V1) dlqSelection(w http.ResponseWriter, r *http.Request, key *store.APIKey) (Selection, bool) {
+	var req DLQRequest
+	if _, ok := readBody(w, r, 1<<20, &req); !ok {
+		return Selection{}, false
+	}
+	if len(req.IDs) == 0 && req.Domain == "" && !req.All {
+		apiError(w, http.StatusBadRequest, "missing_field", "give ids, a domain, or all: true", "ids")
+		return Selection{}, false
+	}
+	return Selection{TenantID: key.TenantID, IDs: req.IDs, Domain: req.Domain, All: req.All}, true
+}
+
+// retryDLQ is POST /v1/dlq/retry: back to queued with a fresh lifetime.
+func (v *V1) retryDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	sel, ok := v.dlqSelection(w, r, key)
+	if !ok {
+		return
+	}
+	res, err := v.Ops.Requeue(r.Context(), sel, true)
+	if err != nil {
+		v.internal(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// purgeDLQ is POST /v1/dlq/purge: dead letters become cancelled.
+func (v *V1) purgeDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	sel, ok := v.dlqSelection(w, r, key)
+	if !ok {
+		return
+	}
+	res, err := v.Ops.Purge(r.Context(), sel)
+	if err != nil {
+		v.internal(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// destinations is GET /v1/destinations (admin): every destination's
+// limits, adapted values, connections, ready mail and pause.
+func (v *V1) destinations(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	var items any = []any{}
+	if v.Destinations != nil {
+		items = v.Destinations()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+}
