@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -30,7 +31,7 @@ func printDestinations(items []queue.DestinationInfo) error {
 	res := struct{ Items []queue.DestinationInfo }{items}
 	sort.Slice(res.Items, func(i, j int) bool { return res.Items[i].Key < res.Items[j].Key })
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "DESTINATION\tCONNS\tALLOWED/MAX\tRATE/MIN\tREADY\tSENT(1m)\tPAUSED UNTIL")
+	fmt.Fprintln(w, "DESTINATION\tCONNS\tALLOWED/MAX\tRATE/MIN\tREADY\tDEFERRED\tSENT(1m)\tPAUSED UNTIL\tRECENT")
 	for _, d := range res.Items {
 		rate := "unlimited"
 		if d.Throttle.RatePerMinute > 0 {
@@ -40,8 +41,13 @@ func printDestinations(items []queue.DestinationInfo) error {
 		if d.Paused {
 			paused = d.Throttle.PausedUntil.Format(time.RFC3339)
 		}
-		fmt.Fprintf(w, "%s\t%d\t%d/%d\t%s\t%d\t%d\t%s\n", d.Key, d.Connections, d.Throttle.Conns, d.Throttle.MaxConns, rate,
-			d.Ready, d.SentLastMin, paused)
+		var recent []string
+		for cls, n := range d.Recent {
+			recent = append(recent, fmt.Sprintf("%s:%d", cls, n))
+		}
+		sort.Strings(recent)
+		fmt.Fprintf(w, "%s\t%d\t%d/%d\t%s\t%d\t%d\t%d\t%s\t%s\n", d.Key, d.Connections, d.Throttle.Conns, d.Throttle.MaxConns, rate,
+			d.Ready, d.Waiting, d.SentLastMin, paused, strings.Join(recent, " "))
 	}
 	return w.Flush()
 }

@@ -81,6 +81,7 @@ type DestinationLimits struct {
 	Name                     string   `toml:"name"`
 	MaxConnections           int      `toml:"max_connections"`
 	MaxMessagesPerConnection int      `toml:"max_messages_per_connection"`
+	MaxRecipientsPerTx       int      `toml:"max_recipients_per_transaction"`
 	RatePerMinute            float64  `toml:"rate_per_minute"`
 	Cooldown                 Duration `toml:"cooldown"`
 }
@@ -90,9 +91,9 @@ type DestinationLimits struct {
 // rate (the adaptive throttle finds it), and long cool-downs where the
 // provider's own guidance asks for patience.
 var BuiltinDestinations = []DestinationLimits{
-	{Name: "provider:google", MaxConnections: 20, MaxMessagesPerConnection: 100},
+	{Name: "provider:google", MaxConnections: 20, MaxMessagesPerConnection: 100, MaxRecipientsPerTx: 100},
 	{Name: "provider:microsoft", MaxConnections: 8, MaxMessagesPerConnection: 50, Cooldown: Duration{5 * time.Minute}},
-	{Name: "provider:yahoo", MaxConnections: 5, MaxMessagesPerConnection: 20, Cooldown: Duration{15 * time.Minute}},
+	{Name: "provider:yahoo", MaxConnections: 5, MaxMessagesPerConnection: 20, MaxRecipientsPerTx: 100, Cooldown: Duration{15 * time.Minute}},
 	{Name: "provider:apple", MaxConnections: 5, MaxMessagesPerConnection: 50, Cooldown: Duration{5 * time.Minute}},
 	{Name: "provider:gmx", MaxConnections: 5, MaxMessagesPerConnection: 50},
 	{Name: "provider:mailru", MaxConnections: 5, MaxMessagesPerConnection: 50},
@@ -104,7 +105,8 @@ var BuiltinDestinations = []DestinationLimits{
 func (c *Config) DestinationLimitsFor(dest string) DestinationLimits {
 	out := DestinationLimits{Name: dest, MaxConnections: c.Delivery.MaxConnectionsPerDest,
 		MaxMessagesPerConnection: c.Delivery.MaxMessagesPerConnection, RatePerMinute: c.Delivery.RatePerMinute,
-		Cooldown: c.Delivery.Cooldown}
+		MaxRecipientsPerTx: c.Delivery.MaxRecipientsPerTx,
+		Cooldown:           c.Delivery.Cooldown}
 	apply := func(l DestinationLimits) {
 		if l.MaxConnections > 0 {
 			out.MaxConnections = l.MaxConnections
@@ -114,6 +116,9 @@ func (c *Config) DestinationLimitsFor(dest string) DestinationLimits {
 		}
 		if l.RatePerMinute > 0 {
 			out.RatePerMinute = l.RatePerMinute
+		}
+		if l.MaxRecipientsPerTx > 0 {
+			out.MaxRecipientsPerTx = l.MaxRecipientsPerTx
 		}
 		if l.Cooldown.Duration > 0 {
 			out.Cooldown = l.Cooldown
@@ -161,7 +166,8 @@ type Delivery struct {
 	DataTimeout              Duration `toml:"data_timeout"`
 	IdleTimeout              Duration `toml:"idle_timeout"`
 	RatePerMinute            float64  `toml:"rate_per_minute"` // per destination; 0: unlimited
-	Cooldown                 Duration `toml:"cooldown"`        // pause after a rate_limited reply
+	MaxRecipientsPerTx       int      `toml:"max_recipients_per_transaction"`
+	Cooldown                 Duration `toml:"cooldown"` // pause after a rate_limited reply
 }
 
 // Route sends mail for one domain (or "*") through a relay host.
@@ -213,6 +219,7 @@ func Default() Config {
 			DataTimeout:              Duration{10 * time.Minute},
 			IdleTimeout:              Duration{5 * time.Second},
 			Cooldown:                 Duration{time.Minute},
+			MaxRecipientsPerTx:       100,
 		},
 	}
 }

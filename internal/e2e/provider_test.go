@@ -50,3 +50,25 @@ func TestProviderGrouping(t *testing.T) {
 		t.Fatalf("no provider:google destination: %+v", dests.Items)
 	}
 }
+
+// TestRecipientsPerTransaction: a destination's recipient limit splits
+// one message's recipients over several transactions.
+func TestRecipientsPerTransaction(t *testing.T) {
+	w := newWorld(t, Options{Config: "[[destination]]\nname = \"split.test\"\nmax_recipients_per_transaction = 2\n"}, "127.0.0.2")
+	w.domain("split.test", "127.0.0.2")
+	rcpts := []string{"a@split.test", "b@split.test", "c@split.test", "d@split.test", "e@split.test"}
+	id := w.in.Send("s@app.test", rcpts, msgBody("split"))
+	d := w.in.WaitFinal(id, 20*time.Second)
+	for _, r := range rcpts {
+		if dl := delivery(t, d, r); dl.State != store.Delivered {
+			t.Fatalf("%s: %+v", r, dl)
+		}
+	}
+	var sizes []int
+	for _, m := range w.mx["127.0.0.2"].Messages() {
+		sizes = append(sizes, len(m.To))
+	}
+	if len(sizes) != 3 || sizes[0] != 2 || sizes[1] != 2 || sizes[2] != 1 {
+		t.Fatalf("transactions of %v recipients, want [2 2 1]", sizes)
+	}
+}

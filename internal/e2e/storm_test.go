@@ -112,13 +112,14 @@ func TestRateLimitStorm(t *testing.T) {
 				Conns     int  `json:"connections_allowed"`
 				Throttled bool `json:"throttled"`
 			} `json:"throttle"`
+			Recent map[string]int `json:"recent_classes"`
 		} `json:"items"`
 	}
 	in.call(t, key, "GET", "/v1/destinations", nil, nil, &dests)
 	found := false
 	for _, d := range dests.Items {
 		if d.Destination == "a.test" {
-			found = d.Throttle.Throttled && d.Throttle.Conns < 5
+			found = d.Throttle.Throttled && d.Throttle.Conns < 5 && d.Recent["rate_limited"] > 0
 		}
 	}
 	if !found {

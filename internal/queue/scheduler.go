@@ -80,7 +80,9 @@ type dest struct {
 	picks  uint64
 	th     *shaping.Throttle
 	sent   []time.Time // send times in the last minute (observed rate)
-	rekick bool        // a timer will kick this destination when its pause ends
+	recent [64]string  // classes of the latest results, a ring
+	nres   int
+	rekick bool // a timer will kick this destination when its pause ends
 }
 
 // New returns a scheduler; Start loads pending work and runs it.
@@ -220,12 +222,14 @@ func (s *Scheduler) Reschedule(ds []store.Delivery) {
 
 // DestinationInfo describes one destination for `posthorn destinations`.
 type DestinationInfo struct {
-	Key         string        `json:"destination"`
-	Connections int           `json:"connections"`
-	Ready       int           `json:"ready"`
-	SentLastMin int           `json:"sent_last_minute"`
-	Throttle    shaping.State `json:"throttle"`
-	Paused      bool          `json:"paused"`
+	Key         string         `json:"destination"`
+	Connections int            `json:"connections"`
+	Ready       int            `json:"ready"`
+	Waiting     int            `json:"deferred"` // deliveries waiting for a later attempt
+	Recent      map[string]int `json:"recent_classes"`
+	SentLastMin int            `json:"sent_last_minute"`
+	Throttle    shaping.State  `json:"throttle"`
+	Paused      bool           `json:"paused"`
 }
 
 // Destinations lists the destinations the scheduler holds state for.
@@ -233,11 +237,19 @@ func (s *Scheduler) Destinations() []DestinationInfo {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
+	waiting := map[string]int{}
+	for _, j := range s.timers {
+		waiting[s.dl.Destination(j.Domain)] += len(j.Rcpts)
+	}
 	out := make([]DestinationInfo, 0, len(s.dests))
 	for _, d := range s.dests {
 		st := d.th.State()
-		out = append(out, DestinationInfo{Key: d.key, Connections: d.active, Ready: d.nready, SentLastMin: d.recent(now),
-			Throttle: st, Paused: now.Before(st.PausedUntil)})
+		rc := map[string]int{}
+		for i := 0; i < min(d.nres, len(d.recent)); i++ {
+			rc[d.recent[i]]++
+		}
+		out = append(out, DestinationInfo{Key: d.key, Connections: d.active, Ready: d.nready, Waiting: waiting[d.key],
+			Recent: rc, SentLastMin: d.recentCount(now), Throttle: st, Paused: now.Before(st.PausedUntil)})
 	}
 	return out
 }
@@ -247,7 +259,7 @@ func (s *Scheduler) Destinations() []DestinationInfo {
 // higher (a burst shortly after start says more than a mostly empty
 // minute). Caller holds s.mu.
 func (d *dest) rateEstimate(now time.Time) int {
-	minute := d.recent(now)
+	minute := d.recentCount(now)
 	short := 0
 	for i := len(d.sent) - 1; i >= 0 && now.Sub(d.sent[i]) <= 10*time.Second; i-- {
 		short++
@@ -255,8 +267,8 @@ func (d *dest) rateEstimate(now time.Time) int {
 	return max(minute, short*6)
 }
 
-// recent counts sends in the last minute. Caller holds s.mu.
-func (d *dest) recent(now time.Time) int {
+// recentCount counts sends in the last minute. Caller holds s.mu.
+func (d *dest) recentCount(now time.Time) int {
 	cut := 0
 	for cut < len(d.sent) && now.Sub(d.sent[cut]) > time.Minute {
 		cut++

@@ -104,7 +104,8 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 	for i, r := range j.Rcpts {
 		rcpts[i] = r.Addr
 	}
-	results := conn.Send(delivery.Message{Sender: msg.Sender, Body: msg.Body, UTF8: msg.UTF8, EightBit: msg.EightBitMIM}, rcpts)
+	dm := delivery.Message{Sender: msg.Sender, Body: msg.Body, UTF8: msg.UTF8, EightBit: msg.EightBitMIM}
+	results := s.send(conn, dm, rcpts, d.th.Limits().MaxRcptsPerTx)
 	end := s.now()
 	outs := make([]store.Outcome, len(j.Rcpts))
 	for i, r := range j.Rcpts {
@@ -134,6 +135,29 @@ func (s *Scheduler) message(id string) (*store.Message, error) {
 		return m, nil
 	}
 	return s.st.GetMessage(context.Background(), "", id, true)
+}
+
+// send sends msg to rcpts in transactions of at most per recipients (the
+// destination's limit); recipients after a broken connection get its
+// failure.
+func (s *Scheduler) send(conn *delivery.Conn, msg delivery.Message, rcpts []string, per int) []delivery.Result {
+	if per <= 0 || len(rcpts) <= per {
+		return conn.Send(msg, rcpts)
+	}
+	var out []delivery.Result
+	for len(rcpts) > 0 {
+		n := min(per, len(rcpts))
+		if !conn.Usable() {
+			last := out[len(out)-1]
+			for range rcpts {
+				out = append(out, delivery.Result{Class: classify.ConnectionError, Phase: last.Phase, Err: "connection closed before this transaction"})
+			}
+			return out
+		}
+		out = append(out, conn.Send(msg, rcpts[:n])...)
+		rcpts = rcpts[n:]
+	}
+	return out
 }
 
 // lease marks j's deliveries as sending in the store; deliveries an
@@ -201,6 +225,8 @@ func (s *Scheduler) adapt(d *dest, cls classify.Class, reply smtpproto.Reply, re
 	if cls == classify.Delivered {
 		d.sent = append(d.sent, now)
 	}
+	d.recent[d.nres%len(d.recent)] = string(cls)
+	d.nres++
 	recent := d.rateEstimate(now)
 	s.mu.Unlock()
 	var ch shaping.Change

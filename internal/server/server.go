@@ -147,7 +147,7 @@ func (s *Server) start(ctx context.Context) error {
 		RatePerMinute: cfg.Delivery.RatePerMinute, Cooldown: cfg.Delivery.Cooldown.Duration,
 		Limits: func(dest string) shaping.Limits {
 			l := cfg.DestinationLimitsFor(dest)
-			return shaping.Limits{MaxConns: l.MaxConnections, MaxMsgsPerConn: l.MaxMessagesPerConnection,
+			return shaping.Limits{MaxConns: l.MaxConnections, MaxMsgsPerConn: l.MaxMessagesPerConnection, MaxRcptsPerTx: l.MaxRecipientsPerTx,
 				RatePerMinute: l.RatePerMinute, Cooldown: l.Cooldown.Duration}
 		},
 	}, s.st, dl, s.log.With("part", "queue"))

@@ -23,6 +23,7 @@ import (
 type Limits struct {
 	MaxConns       int
 	MaxMsgsPerConn int
+	MaxRcptsPerTx  int // recipients per transaction (0: no limit)
 	RatePerMinute  float64
 	Cooldown       time.Duration // pause after a rate_limited reply (default 1m)
 	RaiseEvery     int           // successes per step up (default 20)
