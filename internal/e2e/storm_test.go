@@ -137,3 +137,32 @@ func TestRateLimitStorm(t *testing.T) {
 		t.Fatal("no throttle_changed event")
 	}
 }
+
+// TestSilentServer: an MX that never answers costs one command timeout,
+// ends in a connection-class deferral, and does not hold up other mail.
+func TestSilentServer(t *testing.T) {
+	w := newWorld(t, Options{Config: "[delivery]\ncommand_timeout = \"1s\"\nconnect_timeout = \"1s\"\n", RetryMin: time.Hour, RetryMax: time.Hour},
+		"127.0.0.2", "127.0.0.3")
+	w.domain("silent.test", "127.0.0.2")
+	w.domain("fine.test", "127.0.0.3")
+	w.mx["127.0.0.2"].SetScript(testkit.Script{Stall: testkit.Stalls{Greeting: time.Minute}})
+	silent := w.in.Send("s@app.test", []string{"x@silent.test"}, msgBody("silent"))
+	fine := w.in.Send("s@app.test", []string{"y@fine.test"}, msgBody("fine"))
+	if d := w.in.WaitFinal(fine, 10*time.Second); d.Deliveries[0].State != store.Delivered {
+		t.Fatalf("fine.test: %+v", d.Deliveries[0])
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		dl := w.in.Show(silent).Deliveries[0]
+		if dl.State == store.Deferred {
+			if dl.LastClass != "connection_error" {
+				t.Fatalf("silent server gave class %q", dl.LastClass)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("silent server: still %s", dl.State)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
