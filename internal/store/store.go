@@ -43,6 +43,13 @@ type Store interface {
 	// example throttle_changed for a destination).
 	RecordEvent(ctx context.Context, e Event) error
 
+	// PutSuppressions adds or replaces suppression entries.
+	PutSuppressions(ctx context.Context, ss []Suppression) error
+	// DeleteSuppression removes one entry; it reports whether it existed.
+	DeleteSuppression(ctx context.Context, tenantID, kind, value string) (bool, error)
+	// ListSuppressions returns a tenant's entries ("" lists every tenant).
+	ListSuppressions(ctx context.Context, tenantID string) ([]Suppression, error)
+
 	// PurgeIdempotency deletes keys that expired before now.
 	PurgeIdempotency(ctx context.Context, now time.Time) (int, error)
 
@@ -151,6 +158,18 @@ type EventFilter struct {
 	Since     time.Time
 	AfterID   int64
 	Limit     int
+}
+
+// Suppression says one tenant must not mail an address, a domain or a
+// pattern. Kind is "address", "domain", "pattern" (a * glob) or "regex".
+type Suppression struct {
+	TenantID  string    `json:"tenant"`
+	Kind      string    `json:"kind"`
+	Value     string    `json:"value"`
+	Reason    string    `json:"reason"` // hard_bounce, unsubscribe, complaint, on_hold, manual
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	Detail    string    `json:"detail,omitempty"` // why: the reply or event that caused it
 }
 
 // Tenant owns messages, users, keys and (later) domains.

@@ -123,6 +123,16 @@ var migrations = []string{
 	);
 	CREATE INDEX events_message ON events(message_id);
 	CREATE INDEX events_tenant_type ON events(tenant_id, type, id);`,
+	`CREATE TABLE suppressions (
+		tenant_id TEXT NOT NULL,
+		kind TEXT NOT NULL,
+		value TEXT NOT NULL,
+		reason TEXT NOT NULL,
+		created_at INTEGER NOT NULL,
+		expires_at INTEGER NOT NULL DEFAULT 0,
+		detail TEXT NOT NULL DEFAULT '',
+		PRIMARY KEY (tenant_id, kind, value)
+	) WITHOUT ROWID;`,
 }
 
 func migrate(db *sql.DB) error {

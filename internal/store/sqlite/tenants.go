@@ -188,3 +188,61 @@ func splitScopes(s string) []string {
 	}
 	return strings.Split(s, ",")
 }
+
+// PutSuppressions implements store.Store.
+func (s *Store) PutSuppressions(ctx context.Context, ss []store.Suppression) error {
+	return s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
+		st, err := tx.Prepare(`INSERT OR REPLACE INTO suppressions (tenant_id, kind, value, reason, created_at, expires_at, detail)
+			VALUES (?,?,?,?,?,?,?)`)
+		if err != nil {
+			return fmt.Errorf("put suppressions: %w", err)
+		}
+		defer st.Close()
+		for _, x := range ss {
+			if _, err := st.Exec(x.TenantID, x.Kind, x.Value, x.Reason, ms(x.CreatedAt), ms(x.ExpiresAt), x.Detail); err != nil {
+				return fmt.Errorf("put suppression %s: %w", x.Value, err)
+			}
+		}
+		return nil
+	})
+}
+
+// DeleteSuppression implements store.Store.
+func (s *Store) DeleteSuppression(ctx context.Context, tenantID, kind, value string) (bool, error) {
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
+		res, err := tx.Exec("DELETE FROM suppressions WHERE tenant_id = ? AND kind = ? AND value = ?", tenantID, kind, value)
+		if err != nil {
+			return fmt.Errorf("delete suppression: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n > 0, err
+}
+
+// ListSuppressions implements store.Store.
+func (s *Store) ListSuppressions(ctx context.Context, tenantID string) ([]store.Suppression, error) {
+	q := "SELECT tenant_id, kind, value, reason, created_at, expires_at, detail FROM suppressions"
+	var args []any
+	if tenantID != "" {
+		q += " WHERE tenant_id = ?"
+		args = append(args, tenantID)
+	}
+	rows, err := s.r.QueryContext(ctx, q+" ORDER BY tenant_id, kind, value", args...)
+	if err != nil {
+		return nil, fmt.Errorf("list suppressions: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Suppression
+	for rows.Next() {
+		var x store.Suppression
+		var created, expires int64
+		if err := rows.Scan(&x.TenantID, &x.Kind, &x.Value, &x.Reason, &created, &expires, &x.Detail); err != nil {
+			return nil, err
+		}
+		x.CreatedAt, x.ExpiresAt = fromMS(created), fromMS(expires)
+		out = append(out, x)
+	}
+	return out, rows.Err()
+}

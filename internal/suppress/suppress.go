@@ -1,0 +1,210 @@
+// Package suppress keeps each tenant's suppression list in memory, backed
+// by the store, and answers "may this tenant mail this address?" at accept
+// time and again just before delivery. Entries are exact addresses
+// (domain case-insensitive, local part as given), whole domains, globs
+// (`*@example.com`, `sales-*@*`) or regular expressions; on_hold entries
+// expire on their own.
+package suppress
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/smtpproto"
+	"github.com/posthorn/posthorn/internal/store"
+)
+
+// Reasons an address is suppressed.
+const (
+	HardBounce  = "hard_bounce"
+	Unsubscribe = "unsubscribe"
+	Complaint   = "complaint"
+	OnHold      = "on_hold"
+	Manual      = "manual"
+)
+
+// List is every tenant's suppressions.
+type List struct {
+	st  store.Store
+	now func() time.Time
+
+	mu      sync.RWMutex
+	tenants map[string]*tenantList
+}
+
+type tenantList struct {
+	addrs    map[string]store.Suppression
+	domains  map[string]store.Suppression
+	patterns []compiled
+}
+
+type compiled struct {
+	re *regexp.Regexp
+	s  store.Suppression
+}
+
+// Load reads every entry from the store.
+func Load(ctx context.Context, st store.Store) (*List, error) {
+	l := &List{st: st, now: time.Now, tenants: map[string]*tenantList{}}
+	all, err := st.ListSuppressions(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range all {
+		if err := l.index(s); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// Parse turns user input into an entry: "user@example.com" (address),
+// "example.com" or "@example.com" (domain), "*@example.com" / "sales-*@*"
+// (pattern), "/regexp/" (regex).
+func Parse(tenantID, input, reason string) (store.Suppression, error) {
+	s := store.Suppression{TenantID: tenantID, Reason: reason}
+	in := strings.TrimSpace(input)
+	switch {
+	case len(in) > 2 && strings.HasPrefix(in, "/") && strings.HasSuffix(in, "/"):
+		s.Kind, s.Value = "regex", in[1:len(in)-1]
+		if _, err := regexp.Compile("(?i)" + s.Value); err != nil {
+			return s, fmt.Errorf("bad regular expression: %w", err)
+		}
+	case strings.Contains(in, "*"):
+		s.Kind, s.Value = "pattern", strings.ToLower(in)
+	case strings.Contains(strings.TrimPrefix(in, "@"), "@"):
+		a, err := smtpproto.ParseAddress(in, true)
+		if err != nil {
+			return s, fmt.Errorf("bad address: %w", err)
+		}
+		s.Kind, s.Value = "address", a.String()
+	default:
+		d, err := smtpproto.NormalizeDomain(strings.TrimPrefix(in, "@"), true)
+		if err != nil {
+			return s, fmt.Errorf("bad domain: %w", err)
+		}
+		s.Kind, s.Value = "domain", d
+	}
+	switch reason {
+	case HardBounce, Unsubscribe, Complaint, OnHold, Manual:
+	default:
+		return s, fmt.Errorf("unknown reason %q", reason)
+	}
+	return s, nil
+}
+
+func globToRegexp(glob string) string {
+	return "^" + strings.ReplaceAll(regexp.QuoteMeta(glob), `\*`, ".*") + "$"
+}
+
+func (l *List) index(s store.Suppression) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	t := l.tenants[s.TenantID]
+	if t == nil {
+		t = &tenantList{addrs: map[string]store.Suppression{}, domains: map[string]store.Suppression{}}
+		l.tenants[s.TenantID] = t
+	}
+	switch s.Kind {
+	case "address":
+		t.addrs[s.Value] = s
+	case "domain":
+		t.domains[s.Value] = s
+	case "pattern", "regex":
+		expr := s.Value
+		if s.Kind == "pattern" {
+			expr = globToRegexp(s.Value)
+		}
+		re, err := regexp.Compile("(?i)" + expr)
+		if err != nil {
+			return err
+		}
+		kept := t.patterns[:0]
+		for _, p := range t.patterns {
+			if p.s.Kind != s.Kind || p.s.Value != s.Value {
+				kept = append(kept, p)
+			}
+		}
+		t.patterns = append(kept, compiled{re: re, s: s})
+	}
+	return nil
+}
+
+// Add stores entries and applies them at once.
+func (l *List) Add(ctx context.Context, ss ...store.Suppression) error {
+	now := l.now().UTC()
+	for i := range ss {
+		if ss[i].CreatedAt.IsZero() {
+			ss[i].CreatedAt = now
+		}
+	}
+	if err := l.st.PutSuppressions(ctx, ss); err != nil {
+		return err
+	}
+	for _, s := range ss {
+		if err := l.index(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Remove deletes an entry given as Parse takes it.
+func (l *List) Remove(ctx context.Context, tenantID, input string) (bool, error) {
+	s, err := Parse(tenantID, input, Manual)
+	if err != nil {
+		return false, err
+	}
+	ok, err := l.st.DeleteSuppression(ctx, tenantID, s.Kind, s.Value)
+	if err != nil {
+		return false, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if t := l.tenants[tenantID]; t != nil {
+		delete(t.addrs, s.Value)
+		delete(t.domains, s.Value)
+		kept := t.patterns[:0]
+		for _, p := range t.patterns {
+			if p.s.Kind != s.Kind || p.s.Value != s.Value {
+				kept = append(kept, p)
+			}
+		}
+		t.patterns = kept
+	}
+	return ok, nil
+}
+
+// Check reports whether tenantID must not mail addr (as stored: local
+// part as given, domain lower case), and the entry that says so.
+func (l *List) Check(tenantID, addr string) (store.Suppression, bool) {
+	if l == nil {
+		return store.Suppression{}, false
+	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	t := l.tenants[tenantID]
+	if t == nil {
+		return store.Suppression{}, false
+	}
+	now := l.now()
+	live := func(s store.Suppression) bool { return s.ExpiresAt.IsZero() || now.Before(s.ExpiresAt) }
+	if s, ok := t.addrs[addr]; ok && live(s) {
+		return s, true
+	}
+	if at := strings.LastIndexByte(addr, '@'); at >= 0 {
+		if s, ok := t.domains[addr[at+1:]]; ok && live(s) {
+			return s, true
+		}
+	}
+	for _, p := range t.patterns {
+		if live(p.s) && p.re.MatchString(addr) {
+			return p.s, true
+		}
+	}
+	return store.Suppression{}, false
+}
