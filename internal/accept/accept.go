@@ -77,12 +77,15 @@ type BodyCache interface {
 
 // Pipeline accepts submissions.
 type Pipeline struct {
-	Store    store.Store
-	Sched    Enqueuer
-	Bodies   BodyCache // optional
-	Hostname string
-	Lifetime time.Duration
-	Now      func() time.Time
+	Store  store.Store
+	Sched  Enqueuer
+	Bodies BodyCache // optional
+	// Suppressed, when set, says whether a tenant must not mail an
+	// address; such recipients are stored as suppressed and not sent.
+	Suppressed func(tenantID, addr string) (reason string, ok bool)
+	Hostname   string
+	Lifetime   time.Duration
+	Now        func() time.Time
 	// IdempotencyTTL is how long a key is remembered (default 24h).
 	IdempotencyTTL time.Duration
 }
@@ -228,10 +231,16 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 			continue // one delivery per distinct recipient
 		}
 		seen[key] = true
-		d := &store.Delivery{Recipient: key, Domain: a.Domain, Lane: lane, State: state, CreatedAt: now,
+		st := state
+		if p.Suppressed != nil {
+			if _, ok := p.Suppressed(sub.TenantID, key); ok {
+				st = store.Suppressed
+			}
+		}
+		d := &store.Delivery{Recipient: key, Domain: a.Domain, Lane: lane, State: st, CreatedAt: now,
 			NextAttemptAt: next, ExpiresAt: next.Add(p.Lifetime)}
 		nm.Deliveries = append(nm.Deliveries, d)
-		res.Deliveries = append(res.Deliveries, store.Delivery{Recipient: key, Domain: a.Domain, Lane: lane, State: state})
+		res.Deliveries = append(res.Deliveries, store.Delivery{Recipient: key, Domain: a.Domain, Lane: lane, State: st})
 	}
 	if sub.IdempotencyKey != "" {
 		resp, err := json.Marshal(res)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
 )
 
@@ -25,6 +26,7 @@ type Admin struct {
 	Store        store.Store
 	Ops          *QueueOps
 	Tenants      *tenant.Manager
+	Suppress     *suppress.List
 	Stats        func() any
 	Destinations func() any
 	Log          *slog.Logger
@@ -49,6 +51,9 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("GET /admin/v1/dlq/{id}", a.showMessage)
 	mux.HandleFunc("POST /admin/v1/dlq/retry", a.op(func(ctx context.Context, sel Selection) (*OpResult, error) { return a.Ops.Requeue(ctx, sel, true) }))
 	mux.HandleFunc("POST /admin/v1/dlq/purge", a.op(a.Ops.Purge))
+	mux.HandleFunc("GET /admin/v1/suppressions", a.listSuppressions)
+	mux.HandleFunc("POST /admin/v1/suppressions", a.addSuppression)
+	mux.HandleFunc("DELETE /admin/v1/suppressions", a.removeSuppression)
 	mux.HandleFunc("GET /admin/v1/tenants", a.listTenants)
 	mux.HandleFunc("POST /admin/v1/tenants", a.createTenant)
 	mux.HandleFunc("GET /admin/v1/users", a.listUsers)
@@ -429,4 +434,86 @@ func (a *Admin) createKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, KeyResponse{Tenant: t.Name, Name: req.Name, Scopes: req.Scopes, APIKey: key})
+}
+
+// SuppressionRequest adds or removes an entry: an address, a domain, a
+// glob ("*@example.com") or "/regexp/".
+type SuppressionRequest struct {
+	Tenant string `json:"tenant,omitempty"`
+	Entry  string `json:"entry"`
+	Reason string `json:"reason,omitempty"` // default manual
+	Detail string `json:"detail,omitempty"`
+}
+
+func (a *Admin) listSuppressions(w http.ResponseWriter, r *http.Request) {
+	tenantID := ""
+	if name := r.URL.Query().Get("tenant"); name != "" {
+		t, err := a.Tenants.Resolve(r.Context(), name)
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		tenantID = t.ID
+	}
+	ss, err := a.Store.ListSuppressions(r.Context(), tenantID)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if ss == nil {
+		ss = []store.Suppression{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": ss, "count": len(ss)})
+}
+
+func (a *Admin) suppressionRequest(w http.ResponseWriter, r *http.Request) (*SuppressionRequest, string, bool) {
+	var req SuppressionRequest
+	if err := decode(r, &req); err != nil {
+		a.fail(w, err)
+		return nil, "", false
+	}
+	t, err := a.Tenants.Resolve(r.Context(), req.Tenant)
+	if err != nil {
+		a.fail(w, err)
+		return nil, "", false
+	}
+	return &req, t.ID, true
+}
+
+func (a *Admin) addSuppression(w http.ResponseWriter, r *http.Request) {
+	req, tenantID, ok := a.suppressionRequest(w, r)
+	if !ok {
+		return
+	}
+	if req.Reason == "" {
+		req.Reason = suppress.Manual
+	}
+	s, err := suppress.Parse(tenantID, req.Entry, req.Reason)
+	if err != nil {
+		a.fail(w, &badRequest{err.Error()})
+		return
+	}
+	s.Detail = req.Detail
+	if err := a.Suppress.Add(r.Context(), s); err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, s)
+}
+
+func (a *Admin) removeSuppression(w http.ResponseWriter, r *http.Request) {
+	req, tenantID, ok := a.suppressionRequest(w, r)
+	if !ok {
+		return
+	}
+	found, err := a.Suppress.Remove(r.Context(), tenantID, req.Entry)
+	if err != nil {
+		a.fail(w, &badRequest{err.Error()})
+		return
+	}
+	if !found {
+		a.fail(w, fmt.Errorf("%w: no such entry", store.ErrNotFound))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"removed": req.Entry})
 }

@@ -43,6 +43,15 @@ type Config struct {
 	Limits func(dest string) shaping.Limits
 	// Classifier decides the class of each reply (nil: the built-in rules).
 	Classifier *classify.Classifier
+	// Suppressions, when set, is checked just before each send and told
+	// about hard bounces.
+	Suppressions Suppressions
+}
+
+// Suppressions is the scheduler's view of the suppression lists.
+type Suppressions interface {
+	Check(tenantID, addr string) (store.Suppression, bool)
+	Add(ctx context.Context, ss ...store.Suppression) error
 }
 
 // Scheduler owns pending deliveries and the workers that send them.

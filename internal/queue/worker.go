@@ -68,6 +68,9 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 	if !s.lease(j) {
 		return conn
 	}
+	if !s.dropSuppressed(j) {
+		return conn
+	}
 	msg, err := s.message(j.MessageID)
 	if err != nil {
 		s.log.Error("load message for delivery", "message", j.MessageID, "err", err)
@@ -127,6 +130,36 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		return nil
 	}
 	return conn
+}
+
+// dropSuppressed records recipients that were suppressed while they
+// waited (a bounce, complaint or operator entry since they were accepted)
+// and removes them from j; it reports whether anything is left to send.
+func (s *Scheduler) dropSuppressed(j *Job) bool {
+	if s.cfg.Suppressions == nil {
+		return true
+	}
+	var outs []store.Outcome
+	var dropped []Rcpt
+	kept := j.Rcpts[:0:0]
+	now := s.now()
+	for _, r := range j.Rcpts {
+		if sup, ok := s.cfg.Suppressions.Check(j.TenantID, r.Addr); ok {
+			outs = append(outs, store.Outcome{DeliveryID: r.ID, State: store.Suppressed, Class: "suppressed", Phase: "queue",
+				Error: "suppressed before delivery (" + sup.Reason + ": " + sup.Value + ")", StartedAt: now, Event: store.EventSuppressed})
+			dropped = append(dropped, r)
+			continue
+		}
+		kept = append(kept, r)
+	}
+	if len(outs) == 0 {
+		return true
+	}
+	s.finish(&Job{MessageID: j.MessageID, TenantID: j.TenantID, Domain: j.Domain, Lane: j.Lane, Rcpts: dropped}, outs)
+	s.mu.Lock()
+	j.Rcpts = kept
+	s.mu.Unlock()
+	return len(kept) > 0
 }
 
 // message returns the message to send, from the body cache or the store.
@@ -273,6 +306,20 @@ func (s *Scheduler) finish(j *Job, outs []store.Outcome) {
 		}
 		s.log.Error("record delivery outcomes", "message", j.MessageID, "try", try+1, "err", err)
 		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+	}
+	if err == nil && s.cfg.Suppressions != nil {
+		var add []store.Suppression
+		for i, o := range outs {
+			if o.State == store.Bounced && o.Class == string(classify.HardBounce) {
+				add = append(add, store.Suppression{TenantID: j.TenantID, Kind: "address", Value: j.Rcpts[i].Addr,
+					Reason: "hard_bounce", Detail: o.Reply.String()})
+			}
+		}
+		if len(add) > 0 {
+			if err := s.cfg.Suppressions.Add(context.Background(), add...); err != nil {
+				s.log.Error("suppress hard-bounced addresses", "err", err)
+			}
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -29,6 +29,7 @@ import (
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/store/sqlite"
 	"github.com/posthorn/posthorn/internal/submission"
+	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
 )
 
@@ -46,6 +47,7 @@ type Server struct {
 	adminLn net.Listener
 	httpLn  net.Listener
 	janitor chan struct{}
+	sup     *suppress.List
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -133,6 +135,11 @@ func (s *Server) start(ctx context.Context) error {
 		ConnectTimeout: cfg.Delivery.ConnectTimeout.Duration, CommandTimeout: cfg.Delivery.CommandTimeout.Duration,
 		DataTimeout: cfg.Delivery.DataTimeout.Duration,
 	}, res)
+	sup, err := suppress.Load(ctx, s.st)
+	if err != nil {
+		return fmt.Errorf("suppression lists: %w", err)
+	}
+	s.sup = sup
 	cls := classify.Default()
 	if cfg.Classify.Rules != "" {
 		if cls, err = classify.Load(cfg.Classify.Rules, cfg.Classify.Replace); err != nil {
@@ -140,8 +147,8 @@ func (s *Server) start(ctx context.Context) error {
 		}
 	}
 	s.sched = queue.New(queue.Config{
-		Classifier: cls,
-		RetryMin:   cfg.RetryMin.Duration, RetryMax: cfg.RetryMax.Duration,
+		Classifier: cls, Suppressions: sup,
+		RetryMin: cfg.RetryMin.Duration, RetryMax: cfg.RetryMax.Duration,
 		MaxConnections: cfg.Delivery.MaxConnections, MaxConnsPerDest: cfg.Delivery.MaxConnectionsPerDest,
 		MaxMsgsPerConn: cfg.Delivery.MaxMessagesPerConnection, IdleTimeout: cfg.Delivery.IdleTimeout.Duration,
 		RatePerMinute: cfg.Delivery.RatePerMinute, Cooldown: cfg.Delivery.Cooldown.Duration,
@@ -156,7 +163,11 @@ func (s *Server) start(ctx context.Context) error {
 	}
 
 	pipe := &accept.Pipeline{Store: s.st, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
-		Lifetime: cfg.QueueLifetime.Duration, Now: time.Now, IdempotencyTTL: cfg.API.IdempotencyTTL.Duration}
+		Lifetime: cfg.QueueLifetime.Duration, Now: time.Now, IdempotencyTTL: cfg.API.IdempotencyTTL.Duration,
+		Suppressed: func(tenantID, addr string) (string, bool) {
+			x, ok := sup.Check(tenantID, addr)
+			return x.Reason, ok
+		}}
 	ops := &api.QueueOps{Store: s.st, Sched: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
 
 	if err := s.startAdmin(ops); err != nil {
@@ -219,7 +230,7 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 		ln.Close()
 		return err
 	}
-	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Stats: func() any { return s.sched.Stats() },
+	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Stats: func() any { return s.sched.Stats() },
 		Destinations: func() any { return s.sched.Destinations() }, Log: s.log.With("part", "admin")}
 	s.adminLn = ln
 	mux := http.NewServeMux()

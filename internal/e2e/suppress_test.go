@@ -1,0 +1,76 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/testkit"
+)
+
+// TestSuppression: a hard bounce suppresses the address, so the next
+// message to it is suppressed at accept while its other recipients go on;
+// an entry added while a message waits stops it before delivery; manual
+// domain and pattern entries apply.
+func TestSuppression(t *testing.T) {
+	w := newWorld(t, Options{RetryMin: 2 * time.Second, RetryMax: 2 * time.Second}, "127.0.0.2")
+	w.domain("sup.test", "127.0.0.2")
+	w.domain("blocked.test", "127.0.0.2")
+	mx := w.mx["127.0.0.2"]
+	mx.SetScript(testkit.Script{RcptReplies: map[string]testkit.Reply{
+		"gone@sup.test":  {Code: 550, Text: "5.1.1 no such user"},
+		"later@sup.test": {Code: 450, Text: "4.2.1 try later"},
+	}})
+	in := w.in
+	id := in.Send("s@app.test", []string{"gone@sup.test"}, msgBody("first"))
+	if dl := in.WaitFinal(id, 20*time.Second).Deliveries[0]; dl.State != store.Bounced {
+		t.Fatalf("first: %+v", dl)
+	}
+	var list struct {
+		Items []store.Suppression `json:"items"`
+	}
+	in.CLI(&list, "suppression", "list")
+	if len(list.Items) != 1 || list.Items[0].Value != "gone@sup.test" || list.Items[0].Reason != "hard_bounce" || !strings.Contains(list.Items[0].Detail, "5.1.1") {
+		t.Fatalf("after the bounce: %+v", list.Items)
+	}
+	// Accept time: suppressed, the other recipient goes on.
+	var res api.SendResponse
+	in.call(t, in.Creds.APIKey, "POST", "/v1/messages", map[string]any{"from": "s@app.test", "to": []string{"gone@sup.test", "ok@sup.test"}, "text": "x"}, nil, &res)
+	states := map[string]store.State{}
+	for _, r := range res.Recipients {
+		states[r.Email] = r.State
+	}
+	if states["gone@sup.test"] != store.Suppressed || states["ok@sup.test"] != store.Queued {
+		t.Fatalf("accept-time states: %v", states)
+	}
+	d := in.WaitFinal(res.ID, 20*time.Second)
+	if delivery(t, d, "ok@sup.test").State != store.Delivered {
+		t.Fatalf("ok@sup.test: %+v", d.Deliveries)
+	}
+	// Send time: deferred first, then suppressed by an operator entry.
+	late := in.Send("s@app.test", []string{"later@sup.test"}, msgBody("waits"))
+	deadline := time.Now().Add(10 * time.Second)
+	for in.Show(late).Deliveries[0].State != store.Deferred {
+		if time.Now().After(deadline) {
+			t.Fatal("not deferred")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	in.CLI(nil, "suppression", "add", "*@sup.test", "--detail", "customer asked")
+	if dl := in.WaitFinal(late, 20*time.Second).Deliveries[0]; dl.State != store.Suppressed {
+		t.Fatalf("waiting message: %+v", dl)
+	}
+	// Domain entry at accept time.
+	in.CLI(nil, "suppression", "add", "blocked.test")
+	in.call(t, in.Creds.APIKey, "POST", "/v1/messages", map[string]any{"from": "s@app.test", "to": []string{"x@blocked.test"}, "text": "x"}, nil, &res)
+	if res.Recipients[0].State != store.Suppressed {
+		t.Fatalf("domain entry: %+v", res.Recipients)
+	}
+	in.CLI(nil, "suppression", "remove", "blocked.test")
+	in.call(t, in.Creds.APIKey, "POST", "/v1/messages", map[string]any{"from": "s@app.test", "to": []string{"x@blocked.test"}, "text": "x"}, nil, &res)
+	if res.Recipients[0].State != store.Queued {
+		t.Fatalf("after removal: %+v", res.Recipients)
+	}
+}
