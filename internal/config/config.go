@@ -53,12 +53,20 @@ type Config struct {
 	API      API      `toml:"api"`
 	Delivery Delivery `toml:"delivery"`
 	Classify Classify `toml:"classify"`
+	Suppress Suppress `toml:"suppression"`
 	Routes   []Route  `toml:"route"`
 	// Providers add to or override the built-in MX-suffix groups.
 	Providers []Provider `toml:"provider"`
 	// Destinations set limits for one destination: a domain, or a
 	// provider as "provider:NAME".
 	Destinations []DestinationLimits `toml:"destination"`
+}
+
+// Suppress tunes automatic suppression.
+type Suppress struct {
+	OnHoldAfter  int      `toml:"on_hold_after"`  // soft bounces ...
+	OnHoldWindow Duration `toml:"on_hold_window"` // ... within this window ...
+	OnHoldFor    Duration `toml:"on_hold_for"`    // ... put the address on hold this long
 }
 
 // Classify points at a reply-classification rules file (TOML, the format
@@ -205,6 +213,7 @@ func Default() Config {
 			MaxAuthFailures: 10,
 			MaxErrors:       10,
 		},
+		Suppress: Suppress{OnHoldAfter: 3, OnHoldWindow: Duration{7 * 24 * time.Hour}, OnHoldFor: Duration{7 * 24 * time.Hour}},
 		API: API{
 			MaxBulk:        5000,
 			SendHorizon:    Duration{30 * 24 * time.Hour},

@@ -74,3 +74,44 @@ func TestSuppression(t *testing.T) {
 		t.Fatalf("after removal: %+v", res.Recipients)
 	}
 }
+
+// TestOnHold: three soft bounces put the address on hold; while on hold
+// new mail to it is suppressed; after the hold it is mailed again.
+func TestOnHold(t *testing.T) {
+	cfg := "[suppression]\non_hold_after = 3\non_hold_window = \"1h\"\non_hold_for = \"4s\"\n"
+	w := newWorld(t, Options{Config: cfg, Lifetime: 2 * time.Second, RetryMin: 500 * time.Millisecond, RetryMax: time.Second}, "127.0.0.2")
+	w.domain("full.test", "127.0.0.2")
+	mx := w.mx["127.0.0.2"]
+	mx.SetScript(testkit.Script{RcptReplies: map[string]testkit.Reply{"box@full.test": {Code: 452, Text: "4.2.2 mailbox full"}}})
+	in := w.in
+	var ids []string
+	for i := 0; i < 3; i++ {
+		ids = append(ids, in.Send("s@app.test", []string{"box@full.test"}, msgBody("full")))
+	}
+	for _, id := range ids {
+		if dl := in.WaitFinal(id, 20*time.Second).Deliveries[0]; dl.State != store.SoftBounced {
+			t.Fatalf("%s: %+v", id, dl)
+		}
+	}
+	var list struct {
+		Items []store.Suppression `json:"items"`
+	}
+	in.CLI(&list, "suppression", "list")
+	if len(list.Items) != 1 || list.Items[0].Reason != "on_hold" || list.Items[0].ExpiresAt.IsZero() {
+		t.Fatalf("after three soft bounces: %+v", list.Items)
+	}
+	var res api.SendResponse
+	in.call(t, in.Creds.APIKey, "POST", "/v1/messages", map[string]any{"from": "s@app.test", "to": []string{"box@full.test"}, "text": "x"}, nil, &res)
+	if res.Recipients[0].State != store.Suppressed {
+		t.Fatalf("while on hold: %+v", res.Recipients)
+	}
+	mx.SetScript(testkit.Script{})
+	time.Sleep(time.Until(list.Items[0].ExpiresAt) + 200*time.Millisecond)
+	in.call(t, in.Creds.APIKey, "POST", "/v1/messages", map[string]any{"from": "s@app.test", "to": []string{"box@full.test"}, "text": "x"}, nil, &res)
+	if res.Recipients[0].State != store.Queued {
+		t.Fatalf("after the hold: %+v", res.Recipients)
+	}
+	if dl := in.WaitFinal(res.ID, 20*time.Second).Deliveries[0]; dl.State != store.Delivered {
+		t.Fatalf("after the hold: %+v", dl)
+	}
+}

@@ -46,6 +46,11 @@ type Config struct {
 	// Suppressions, when set, is checked just before each send and told
 	// about hard bounces.
 	Suppressions Suppressions
+	// An address that soft-bounced OnHoldAfter times within OnHoldWindow
+	// is put on hold for OnHoldFor (0 disables).
+	OnHoldAfter  int
+	OnHoldWindow time.Duration
+	OnHoldFor    time.Duration
 }
 
 // Suppressions is the scheduler's view of the suppression lists.

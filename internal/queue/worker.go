@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/classify"
@@ -241,6 +242,27 @@ func (s *Scheduler) failAll(j *Job, f *delivery.Failure, start time.Time) []stor
 	return outs
 }
 
+// onHold puts an address on hold when it soft-bounced OnHoldAfter times
+// within OnHoldWindow (this outcome included), for OnHoldFor.
+func (s *Scheduler) onHold(tenantID, addr string, o store.Outcome) (store.Suppression, bool) {
+	n, window, hold := s.cfg.OnHoldAfter, s.cfg.OnHoldWindow, s.cfg.OnHoldFor
+	if n <= 0 || window <= 0 || hold <= 0 {
+		return store.Suppression{}, false
+	}
+	now := s.now()
+	evs, err := s.st.Events(context.Background(), store.EventFilter{TenantID: tenantID, Recipient: addr,
+		Type: store.EventSoftBounce, Since: now.Add(-window), Limit: n})
+	if err != nil {
+		s.log.Error("count soft bounces", "err", err)
+		return store.Suppression{}, false
+	}
+	if len(evs) < n {
+		return store.Suppression{}, false
+	}
+	return store.Suppression{TenantID: tenantID, Kind: "address", Value: addr, Reason: "on_hold", ExpiresAt: now.Add(hold),
+		Detail: fmt.Sprintf("%d soft bounces within %s; last: %s", len(evs), window, o.Reply.String())}, true
+}
+
 // d0 is the destination a job was taken from.
 func d0(j *Job) *dest { return j.dest }
 
@@ -310,9 +332,14 @@ func (s *Scheduler) finish(j *Job, outs []store.Outcome) {
 	if err == nil && s.cfg.Suppressions != nil {
 		var add []store.Suppression
 		for i, o := range outs {
-			if o.State == store.Bounced && o.Class == string(classify.HardBounce) {
+			switch {
+			case o.State == store.Bounced && o.Class == string(classify.HardBounce):
 				add = append(add, store.Suppression{TenantID: j.TenantID, Kind: "address", Value: j.Rcpts[i].Addr,
 					Reason: "hard_bounce", Detail: o.Reply.String()})
+			case o.State == store.SoftBounced:
+				if hold, ok := s.onHold(j.TenantID, j.Rcpts[i].Addr, o); ok {
+					add = append(add, hold)
+				}
 			}
 		}
 		if len(add) > 0 {

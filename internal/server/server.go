@@ -147,7 +147,8 @@ func (s *Server) start(ctx context.Context) error {
 		}
 	}
 	s.sched = queue.New(queue.Config{
-		Classifier: cls, Suppressions: sup,
+		Classifier: cls, Suppressions: sup, OnHoldAfter: cfg.Suppress.OnHoldAfter,
+		OnHoldWindow: cfg.Suppress.OnHoldWindow.Duration, OnHoldFor: cfg.Suppress.OnHoldFor.Duration,
 		RetryMin: cfg.RetryMin.Duration, RetryMax: cfg.RetryMax.Duration,
 		MaxConnections: cfg.Delivery.MaxConnections, MaxConnsPerDest: cfg.Delivery.MaxConnectionsPerDest,
 		MaxMsgsPerConn: cfg.Delivery.MaxMessagesPerConnection, IdleTimeout: cfg.Delivery.IdleTimeout.Duration,
