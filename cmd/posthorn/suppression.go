@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"encoding/csv"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -63,6 +68,130 @@ func suppressionCmd(g *globals) *cobra.Command {
 		},
 	}
 	list.Flags().StringVar(&tenantName, "tenant", "", "only this tenant")
-	cmd.AddCommand(add, remove, list)
+	cmd.AddCommand(add, remove, list, suppressionImportCmd(g), suppressionExportCmd(g))
+	return cmd
+}
+
+// importCmd reads a CSV file (entry[,reason[,detail]], an optional header
+// line starting with "entry") and sends it in batches, showing progress.
+func suppressionImportCmd(g *globals) *cobra.Command {
+	var tenantName string
+	var batch int
+	cmd := &cobra.Command{
+		Use:   "import FILE.csv",
+		Short: "Import entries from CSV: entry[,reason[,detail]] per line (reason defaults to manual)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			total := int64(0)
+			if fi, err := f.Stat(); err == nil {
+				total = fi.Size()
+			}
+			r := csv.NewReader(bufio.NewReaderSize(f, 1<<20))
+			r.FieldsPerRecord = -1
+			r.ReuseRecord = true
+			start := time.Now()
+			var added int
+			var errs []string
+			pending := make([]api.SuppressionRequest, 0, batch)
+			flush := func() error {
+				if len(pending) == 0 {
+					return nil
+				}
+				var res api.ImportResponse
+				if err := call(g, "POST", "/admin/v1/suppressions/import", api.ImportRequest{Tenant: tenantName, Entries: pending}, &res); err != nil {
+					return err
+				}
+				added += res.Added
+				errs = append(errs, res.Errors...)
+				pending = pending[:0]
+				if total > 0 && !g.json {
+					done := r.InputOffset()
+					fmt.Fprintf(os.Stderr, "\r[%-30s] %3d%%  %d entries", strings.Repeat("#", int(30*done/total)), 100*done/total, added)
+				}
+				return nil
+			}
+			for line := 1; ; line++ {
+				rec, err := r.Read()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					return fmt.Errorf("line %d: %w", line, err)
+				}
+				if len(rec) == 0 || rec[0] == "" || line == 1 && strings.EqualFold(rec[0], "entry") {
+					continue
+				}
+				e := api.SuppressionRequest{Entry: rec[0]}
+				if len(rec) > 1 {
+					e.Reason = rec[1]
+				}
+				if len(rec) > 2 {
+					e.Detail = rec[2]
+				}
+				pending = append(pending, e)
+				if len(pending) == batch {
+					if err := flush(); err != nil {
+						return err
+					}
+				}
+			}
+			if err := flush(); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(map[string]any{"added": added, "errors": errs})
+			}
+			fmt.Fprintf(os.Stderr, "\nimported %d entries in %s\n", added, time.Since(start).Round(time.Millisecond))
+			for _, e := range errs {
+				fmt.Fprintln(os.Stderr, "refused:", e)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&tenantName, "tenant", "", "tenant name or id (default: the default tenant)")
+	cmd.Flags().IntVar(&batch, "batch", 20000, "entries per request")
+	return cmd
+}
+
+func suppressionExportCmd(g *globals) *cobra.Command {
+	var tenantName string
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Write entries as CSV (entry,reason,detail,created_at,expires_at) to standard output",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			var res struct {
+				Items []store.Suppression `json:"items"`
+			}
+			if err := c.Do(context.Background(), "GET", "/admin/v1/suppressions", query(map[string]string{"tenant": tenantName}), nil, &res); err != nil {
+				return err
+			}
+			w := csv.NewWriter(os.Stdout)
+			w.Write([]string{"entry", "reason", "detail", "created_at", "expires_at"})
+			for _, s := range res.Items {
+				entry := s.Value
+				if s.Kind == "regex" {
+					entry = "/" + s.Value + "/"
+				}
+				exp := ""
+				if !s.ExpiresAt.IsZero() {
+					exp = s.ExpiresAt.Format(time.RFC3339)
+				}
+				w.Write([]string{entry, s.Reason, s.Detail, s.CreatedAt.Format(time.RFC3339), exp})
+			}
+			w.Flush()
+			return w.Error()
+		},
+	}
+	cmd.Flags().StringVar(&tenantName, "tenant", "", "only this tenant")
 	return cmd
 }

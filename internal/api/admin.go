@@ -54,6 +54,7 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("GET /admin/v1/suppressions", a.listSuppressions)
 	mux.HandleFunc("POST /admin/v1/suppressions", a.addSuppression)
 	mux.HandleFunc("DELETE /admin/v1/suppressions", a.removeSuppression)
+	mux.HandleFunc("POST /admin/v1/suppressions/import", a.importSuppressions)
 	mux.HandleFunc("GET /admin/v1/tenants", a.listTenants)
 	mux.HandleFunc("POST /admin/v1/tenants", a.createTenant)
 	mux.HandleFunc("GET /admin/v1/users", a.listUsers)
@@ -104,7 +105,7 @@ type badRequest struct{ msg string }
 func (e *badRequest) Error() string { return e.msg }
 
 func decode(r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 64<<20))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return &badRequest{"bad request body: " + err.Error()}
@@ -516,4 +517,53 @@ func (a *Admin) removeSuppression(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"removed": req.Entry})
+}
+
+// ImportRequest adds many entries at once (one write).
+type ImportRequest struct {
+	Tenant  string               `json:"tenant,omitempty"`
+	Entries []SuppressionRequest `json:"entries"`
+}
+
+// ImportResponse says how many entries were added and which were refused.
+type ImportResponse struct {
+	Added  int      `json:"added"`
+	Errors []string `json:"errors,omitempty"` // "line: reason", at most 100
+}
+
+func (a *Admin) importSuppressions(w http.ResponseWriter, r *http.Request) {
+	var req ImportRequest
+	if err := decode(r, &req); err != nil {
+		a.fail(w, err)
+		return
+	}
+	t, err := a.Tenants.Resolve(r.Context(), req.Tenant)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	var res ImportResponse
+	ss := make([]store.Suppression, 0, len(req.Entries))
+	now := time.Now().UTC()
+	for i, e := range req.Entries {
+		reason := e.Reason
+		if reason == "" {
+			reason = suppress.Manual
+		}
+		s, err := suppress.Parse(t.ID, e.Entry, reason)
+		if err != nil {
+			if len(res.Errors) < 100 {
+				res.Errors = append(res.Errors, fmt.Sprintf("%d: %s: %v", i+1, e.Entry, err))
+			}
+			continue
+		}
+		s.Detail, s.CreatedAt = e.Detail, now
+		ss = append(ss, s)
+	}
+	if err := a.Suppress.Add(r.Context(), ss...); err != nil {
+		a.fail(w, err)
+		return
+	}
+	res.Added = len(ss)
+	writeJSON(w, http.StatusOK, res)
 }

@@ -1,6 +1,10 @@
 package e2e
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -113,5 +117,51 @@ func TestOnHold(t *testing.T) {
 	}
 	if dl := in.WaitFinal(res.ID, 20*time.Second).Deliveries[0]; dl.State != store.Delivered {
 		t.Fatalf("after the hold: %+v", dl)
+	}
+}
+
+// TestSuppressionImportExport imports a CSV through the CLI, checks the
+// entries apply, and exports them again.
+func TestSuppressionImportExport(t *testing.T) {
+	w := newWorld(t, Options{}, "127.0.0.2")
+	in := w.in
+	var b strings.Builder
+	b.WriteString("entry,reason,detail\n")
+	const n = 50000
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "user%d@imp.test,unsubscribe,list import\n", i)
+	}
+	b.WriteString("*@wild.test,manual,\nnot an entry!,manual,\n")
+	path := filepath.Join(t.TempDir(), "sup.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Added  int      `json:"added"`
+		Errors []string `json:"errors"`
+	}
+	start := time.Now()
+	in.CLI(&res, "suppression", "import", path)
+	t.Logf("imported %d entries in %s", res.Added, time.Since(start))
+	if res.Added != n+1 || len(res.Errors) != 1 {
+		t.Fatalf("import: %d added, errors %v", res.Added, res.Errors)
+	}
+	var sr api.SendResponse
+	in.call(t, in.Creds.APIKey, "POST", "/v1/messages", map[string]any{"from": "s@app.test", "to": []string{"user4711@imp.test", "x@wild.test", "fine@imp.test"}, "text": "x"}, nil, &sr)
+	for _, r := range sr.Recipients {
+		want := store.Suppressed
+		if r.Email == "fine@imp.test" {
+			want = store.Queued
+		}
+		if r.State != want {
+			t.Fatalf("%s: %s, want %s", r.Email, r.State, want)
+		}
+	}
+	out, err := exec.Command(binary, "suppression", "export", "--data-dir", in.Dir).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(string(out), "\n"); lines != n+2 || !strings.Contains(string(out), "user4711@imp.test,unsubscribe,list import,") {
+		t.Fatalf("export: %d lines", lines)
 	}
 }
