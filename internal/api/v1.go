@@ -15,6 +15,7 @@ import (
 
 	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
 )
 
@@ -29,6 +30,7 @@ type V1 struct {
 	MaxMessageSize int           // bytes of one built message
 	SendHorizon    time.Duration // how far ahead send_at may be (default 30 days)
 	Destinations   func() any    // the scheduler's destinations, for admins
+	Suppress       *suppress.List
 	Now            func() time.Time
 	Log            *slog.Logger
 }
@@ -51,6 +53,9 @@ var routes = []route{
 	{"POST", "/v1/dlq/retry", tenant.ScopeSend, (*V1).retryDLQ},
 	{"POST", "/v1/dlq/purge", tenant.ScopeSend, (*V1).purgeDLQ},
 	{"GET", "/v1/destinations", tenant.ScopeAdmin, (*V1).destinations},
+	{"GET", "/v1/suppressions", tenant.ScopeRead, (*V1).listSuppressions},
+	{"POST", "/v1/suppressions", tenant.ScopeSend, (*V1).addSuppression},
+	{"DELETE", "/v1/suppressions", tenant.ScopeSend, (*V1).removeSuppression},
 }
 
 // Handler returns the /v1 routes (and the OpenAPI document, public).

@@ -165,3 +165,38 @@ func TestSuppressionImportExport(t *testing.T) {
 		t.Fatalf("export: %d lines", lines)
 	}
 }
+
+// TestSuppressionAPI: a tenant manages its own list over HTTP and cannot
+// see another tenant's.
+func TestSuppressionAPI(t *testing.T) {
+	w := newWorld(t, Options{}, "127.0.0.2")
+	in, key := w.in, w.in.Creds.APIKey
+	var s store.Suppression
+	if code := in.call(t, key, "POST", "/v1/suppressions", map[string]any{"entry": "*@api-sup.test", "reason": "complaint"}, nil, &s); code != 201 || s.Kind != "pattern" {
+		t.Fatalf("add: %d %+v", code, s)
+	}
+	var e api.APIError
+	if code := in.call(t, key, "POST", "/v1/suppressions", map[string]any{"entry": "/[/"}, nil, &e); code != 400 || e.Error.Code != "invalid_entry" {
+		t.Fatalf("bad entry: %d %+v", code, e)
+	}
+	in.CLI(nil, "tenant", "add", "other")
+	var k api.KeyResponse
+	in.CLI(&k, "apikey", "create", "--tenant", "other", "--scope", "send,read")
+	var list struct {
+		Items []store.Suppression `json:"items"`
+	}
+	in.call(t, k.APIKey, "GET", "/v1/suppressions", nil, nil, &list)
+	if len(list.Items) != 0 {
+		t.Fatalf("other tenant sees %d entries", len(list.Items))
+	}
+	if code := in.call(t, k.APIKey, "DELETE", "/v1/suppressions?entry=*@api-sup.test", nil, nil, &e); code != 404 {
+		t.Fatalf("other tenant removed an entry: %d", code)
+	}
+	in.call(t, key, "GET", "/v1/suppressions", nil, nil, &list)
+	if len(list.Items) != 1 {
+		t.Fatalf("own list: %+v", list.Items)
+	}
+	if code := in.call(t, key, "DELETE", "/v1/suppressions?entry=*@api-sup.test", nil, nil, nil); code != 200 {
+		t.Fatalf("remove: %d", code)
+	}
+}

@@ -177,7 +177,7 @@ func (s *Server) start(ctx context.Context) error {
 	if cfg.HTTPListen != "" {
 		v1 := &api.V1{Store: s.st, Tenants: s.tenants, Accept: pipe, Ops: ops, Hostname: cfg.Hostname,
 			MaxBulk: cfg.API.MaxBulk, MaxMessageSize: int(cfg.SMTP.MaxMessageSize), SendHorizon: cfg.API.SendHorizon.Duration,
-			Destinations: func() any { return s.sched.Destinations() }, Now: time.Now, Log: s.log.With("part", "api")}
+			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Now: time.Now, Log: s.log.With("part", "api")}
 		if err := s.startHTTP(v1.Handler()); err != nil {
 			return err
 		}

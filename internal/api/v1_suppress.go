@@ -1,0 +1,62 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/suppress"
+)
+
+// listSuppressions is GET /v1/suppressions: the key's tenant's entries.
+func (v *V1) listSuppressions(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	ss, err := v.Store.ListSuppressions(r.Context(), key.TenantID)
+	if err != nil {
+		v.internal(w, err)
+		return
+	}
+	if ss == nil {
+		ss = []store.Suppression{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": ss, "count": len(ss)})
+}
+
+// addSuppression is POST /v1/suppressions {entry, reason, detail}.
+func (v *V1) addSuppression(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	var req SuppressionRequest
+	if _, ok := readBody(w, r, 1<<20, &req); !ok {
+		return
+	}
+	if req.Tenant != "" {
+		apiError(w, http.StatusBadRequest, "invalid_json", "tenant is implied by the API key", "tenant")
+		return
+	}
+	if req.Reason == "" {
+		req.Reason = suppress.Manual
+	}
+	s, err := suppress.Parse(key.TenantID, req.Entry, req.Reason)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "invalid_entry", err.Error(), "entry")
+		return
+	}
+	s.Detail = req.Detail
+	if err := v.Suppress.Add(r.Context(), s); err != nil {
+		v.internal(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, s)
+}
+
+// removeSuppression is DELETE /v1/suppressions?entry=...
+func (v *V1) removeSuppression(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	entry := r.URL.Query().Get("entry")
+	found, err := v.Suppress.Remove(r.Context(), key.TenantID, entry)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "invalid_entry", err.Error(), "entry")
+		return
+	}
+	if !found {
+		apiError(w, http.StatusNotFound, "not_found", "no such entry", "entry")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"removed": entry})
+}
