@@ -19,6 +19,7 @@ import (
 func serveCmd(g *globals) *cobra.Command {
 	var (
 		smtpListen, httpListen, dnsServer, smarthost, hostname, trusted, logLevel string
+		bounceDomain, inboundListen                                               string
 		deliveryPort                                                              int
 		retryMin, retryMax, lifetime                                              time.Duration
 	)
@@ -51,6 +52,8 @@ On an empty data directory it first creates the default tenant and prints its cr
 			set("retry-max", func() { cfg.RetryMax = config.Duration{Duration: retryMax} })
 			set("queue-lifetime", func() { cfg.QueueLifetime = config.Duration{Duration: lifetime} })
 			set("log-level", func() { cfg.LogLevel = logLevel })
+			set("bounce-domain", func() { cfg.BounceDomain = bounceDomain })
+			set("inbound-listen", func() { cfg.InboundListen = inboundListen })
 			return serve(cfg)
 		},
 	}
@@ -66,6 +69,8 @@ On an empty data directory it first creates the default tenant and prints its cr
 	f.StringVar(&hostname, "hostname", "", "name in the SMTP greeting and in EHLO (default: this machine's FQDN)")
 	f.StringVar(&trusted, "trusted-networks", "", "CIDRs that may submit without AUTH, comma separated (default none)")
 	f.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default info)")
+	f.StringVar(&bounceDomain, "bounce-domain", "", "domain for VERP return paths and the inbound bounce MX (default: none, VERP off)")
+	f.StringVar(&inboundListen, "inbound-listen", "", "address of the inbound bounce MX (default :25; only with --bounce-domain)")
 	f.SortFlags = false
 	return cmd
 }

@@ -48,6 +48,10 @@ type Config struct {
 	Smarthost       string   `toml:"smarthost"`
 	TrustedNetworks []string `toml:"trusted_networks"`
 	LogLevel        string   `toml:"log_level"`
+	// BounceDomain turns on VERP return paths (bounces+<token>@domain) and
+	// the inbound listener that takes bounces and complaints for it.
+	BounceDomain  string `toml:"bounce_domain"`
+	InboundListen string `toml:"inbound_listen"`
 
 	SMTP     SMTP     `toml:"smtp"`
 	API      API      `toml:"api"`
@@ -204,6 +208,7 @@ func Default() Config {
 		RetryMax:      Duration{time.Hour},
 		QueueLifetime: Duration{5 * 24 * time.Hour},
 		LogLevel:      "info",
+		InboundListen: ":25",
 		SMTP: SMTP{
 			MaxMessageSize:  25 << 20,
 			MaxRecipients:   1000,
@@ -341,6 +346,16 @@ func (c *Config) Validate() error {
 	if c.Hostname == "" {
 		bad("hostname is empty")
 	}
+	if c.BounceDomain != "" {
+		d, err := smtpproto.NormalizeDomain(c.BounceDomain, true)
+		if err != nil {
+			bad("bounce_domain: %v", err)
+		}
+		c.BounceDomain = d
+		if _, _, err := net.SplitHostPort(c.InboundListen); err != nil {
+			bad("inbound_listen %q: %v", c.InboundListen, err)
+		}
+	}
 	for i, p := range c.Providers {
 		if p.Name == "" || len(p.MXSuffixes) == 0 {
 			bad("provider %d: needs a name and mx_suffixes", i+1)
@@ -383,3 +398,4 @@ func (c *Config) TrustedPrefixes() ([]netip.Prefix, error) {
 func (c *Config) DBPath() string      { return filepath.Join(c.DataDir, "posthorn.db") }
 func (c *Config) AdminSocket() string { return filepath.Join(c.DataDir, "admin.sock") }
 func (c *Config) TLSDir() string      { return filepath.Join(c.DataDir, "tls") }
+func (c *Config) VERPKey() string     { return filepath.Join(c.DataDir, "verp.key") }

@@ -51,6 +51,9 @@ type Config struct {
 	OnHoldAfter  int
 	OnHoldWindow time.Duration
 	OnHoldFor    time.Duration
+	// ReturnPath, when set, gives the envelope sender to use for a
+	// message (VERP); messages with the null sender keep it.
+	ReturnPath func(messageID string) (string, error)
 }
 
 // Suppressions is the scheduler's view of the suppression lists.

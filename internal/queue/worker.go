@@ -108,7 +108,13 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 	for i, r := range j.Rcpts {
 		rcpts[i] = r.Addr
 	}
-	dm := delivery.Message{Sender: msg.Sender, Body: msg.Body, UTF8: msg.UTF8, EightBit: msg.EightBitMIM}
+	sender := msg.Sender
+	if s.cfg.ReturnPath != nil && sender != "" {
+		if rp, err := s.cfg.ReturnPath(msg.ID); err == nil {
+			sender = rp
+		}
+	}
+	dm := delivery.Message{Sender: sender, Body: msg.Body, UTF8: msg.UTF8, EightBit: msg.EightBitMIM}
 	results := s.send(conn, dm, rcpts, d.th.Limits().MaxRcptsPerTx)
 	end := s.now()
 	outs := make([]store.Outcome, len(j.Rcpts))

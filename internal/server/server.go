@@ -23,6 +23,7 @@ import (
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery"
+	"github.com/posthorn/posthorn/internal/inbound"
 	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/selfsigned"
 	"github.com/posthorn/posthorn/internal/shaping"
@@ -31,6 +32,7 @@ import (
 	"github.com/posthorn/posthorn/internal/submission"
 	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
+	"github.com/posthorn/posthorn/internal/verp"
 )
 
 // Server is a running posthorn.
@@ -47,6 +49,7 @@ type Server struct {
 	adminLn net.Listener
 	httpLn  net.Listener
 	janitor chan struct{}
+	inbound *inbound.Server
 	sup     *suppress.List
 
 	// Created is set when this start created the default tenant; its
@@ -140,6 +143,14 @@ func (s *Server) start(ctx context.Context) error {
 		return fmt.Errorf("suppression lists: %w", err)
 	}
 	s.sup = sup
+	var signer *verp.Signer
+	if cfg.BounceDomain != "" {
+		key, err := verp.LoadKey(cfg.VERPKey())
+		if err != nil {
+			return err
+		}
+		signer = verp.New(key, cfg.BounceDomain, 30*24*time.Hour)
+	}
 	cls := classify.Default()
 	if cfg.Classify.Rules != "" {
 		if cls, err = classify.Load(cfg.Classify.Rules, cfg.Classify.Replace); err != nil {
@@ -147,7 +158,7 @@ func (s *Server) start(ctx context.Context) error {
 		}
 	}
 	s.sched = queue.New(queue.Config{
-		Classifier: cls, Suppressions: sup, OnHoldAfter: cfg.Suppress.OnHoldAfter,
+		Classifier: cls, Suppressions: sup, ReturnPath: returnPath(signer), OnHoldAfter: cfg.Suppress.OnHoldAfter,
 		OnHoldWindow: cfg.Suppress.OnHoldWindow.Duration, OnHoldFor: cfg.Suppress.OnHoldFor.Duration,
 		RetryMin: cfg.RetryMin.Duration, RetryMax: cfg.RetryMax.Duration,
 		MaxConnections: cfg.Delivery.MaxConnections, MaxConnsPerDest: cfg.Delivery.MaxConnectionsPerDest,
@@ -184,6 +195,14 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.janitor = make(chan struct{})
 	go s.purgeLoop(s.janitor)
+	if signer != nil {
+		s.inbound = inbound.New(inbound.Config{Listen: cfg.InboundListen, Hostname: cfg.Hostname,
+			MaxMessageSize: cfg.SMTP.MaxMessageSize}, signer, s.st, sup, s.log.With("part", "inbound"))
+		if err := s.inbound.Start(); err != nil {
+			s.inbound = nil
+			return err
+		}
+	}
 	if cfg.SMTPListen != "" {
 		tlsCfg, err := s.tlsConfig()
 		if err != nil {
@@ -245,6 +264,13 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 	return nil
 }
 
+func returnPath(s *verp.Signer) func(string) (string, error) {
+	if s == nil {
+		return nil
+	}
+	return s.ReturnPath
+}
+
 // purgeLoop deletes expired idempotency keys every hour.
 func (s *Server) purgeLoop(stop chan struct{}) {
 	t := time.NewTicker(time.Hour)
@@ -293,6 +319,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	if s.smtp != nil {
 		errs = append(errs, s.smtp.Stop(ctx))
+	}
+	if s.inbound != nil {
+		errs = append(errs, s.inbound.Stop(ctx))
 	}
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))

@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/store"
+)
+
+func dsnFor(verpAddr, rcpt, status, diag string) string {
+	return "From: MAILER-DAEMON@mx.dsn.test\r\nTo: " + verpAddr + "\r\nSubject: Undelivered Mail Returned to Sender\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"b1\"\r\n\r\n" +
+		"--b1\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n" +
+		"--b1\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.dsn.test\r\n\r\n" +
+		"Final-Recipient: rfc822; " + rcpt + "\r\nAction: failed\r\nStatus: " + status + "\r\n" +
+		"Diagnostic-Code: smtp; " + diag + "\r\n\r\n" +
+		"--b1\r\nContent-Type: text/rfc822-headers\r\n\r\nReturn-Path: <" + verpAddr + ">\r\nTo: " + rcpt + "\r\nSubject: hello\r\n\r\n--b1--\r\n"
+}
+
+func arfFor(verpAddr, rcpt string) string {
+	return "From: fbl@isp.test\r\nTo: fbl@bounces.test\r\nSubject: complaint\r\nMIME-Version: 1.0\r\n" +
+		"Content-Type: multipart/report; report-type=feedback-report; boundary=\"b2\"\r\n\r\n" +
+		"--b2\r\nContent-Type: text/plain\r\n\r\nThis is an abuse report.\r\n" +
+		"--b2\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\r\nUser-Agent: isp-fbl/1.0\r\nVersion: 1\r\n" +
+		"Original-Rcpt-To: " + rcpt + "\r\n\r\n" +
+		"--b2\r\nContent-Type: message/rfc822\r\n\r\nReturn-Path: <" + verpAddr + ">\r\nFrom: s@app.test\r\nTo: " + rcpt + "\r\nSubject: hi\r\n\r\nbody\r\n--b2--\r\n"
+}
+
+// TestInboundBounces: mail goes out with a signed VERP return path; a DSN
+// and an ARF report mailed to the inbound listener update the original
+// deliveries and the suppression list; relay tricks and forged tokens are
+// refused.
+func TestInboundBounces(t *testing.T) {
+	inPort := freePort(t)
+	w := newWorld(t, Options{Extra: []string{"--bounce-domain", "bounces.test", "--inbound-listen", fmt.Sprintf("127.0.0.1:%d", inPort)}}, "127.0.0.2")
+	w.domain("dsn.test", "127.0.0.2")
+	in, mx := w.in, w.mx["127.0.0.2"]
+	inbound := fmt.Sprintf("127.0.0.1:%d", inPort)
+
+	id := in.Send("app@app.test", []string{"gone@dsn.test", "c@dsn.test"}, msgBody("verp"))
+	in.WaitFinal(id, 20*time.Second)
+	msgs := waitMessages(t, mx, 1)
+	verpAddr := msgs[0].From
+	if !strings.HasPrefix(verpAddr, "bounces+") || !strings.HasSuffix(verpAddr, "@bounces.test") {
+		t.Fatalf("envelope sender %q is not a VERP address", verpAddr)
+	}
+
+	c, err := Dial(inbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	expect(t, c, "EHLO mx.dsn.test", 250, "")
+	expect(t, c, "MAIL FROM:<>", 250, "")
+	for _, bad := range []string{"RCPT TO:<x@other.test>", "RCPT TO:<user%other.test@bounces.test>", `RCPT TO:<"user@other.test"@bounces.test>`,
+		"RCPT TO:<@relay.test:user@bounces.test>", "RCPT TO:<bounces+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa@bounces.test>"} {
+		if text, _ := c.Cmd(0, bad); !strings.HasPrefix(text, "550") {
+			t.Errorf("%s: %q, want 550", bad, text)
+		}
+	}
+	expect(t, c, "RSET", 250, "")
+	expect(t, c, "MAIL FROM:<>", 250, "")
+	expect(t, c, "RCPT TO:<"+verpAddr+">", 250, "")
+	expect(t, c, "DATA", 354, "")
+	expect(t, c, dotStuff(dsnFor(verpAddr, "gone@dsn.test", "5.1.1", "550 5.1.1 <gone@dsn.test>: user unknown"))+".", 250, "")
+	deadline := time.Now().Add(10 * time.Second)
+	for delivery(t, in.Show(id), "gone@dsn.test").State != store.Bounced {
+		if time.Now().After(deadline) {
+			t.Fatalf("DSN not applied: %+v", in.Show(id).Deliveries)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// The ARF report, to the feedback mailbox, found through the original's Return-Path.
+	c2, err := Dial(inbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	expect(t, c2, "EHLO isp.test", 250, "")
+	expect(t, c2, "MAIL FROM:<fbl@isp.test>", 250, "")
+	expect(t, c2, "RCPT TO:<fbl@bounces.test>", 250, "")
+	expect(t, c2, "DATA", 354, "")
+	expect(t, c2, dotStuff(arfFor(verpAddr, "c@dsn.test"))+".", 250, "")
+
+	var list struct {
+		Items []store.Suppression `json:"items"`
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		in.CLI(&list, "suppression", "list")
+		reasons := map[string]string{}
+		for _, s := range list.Items {
+			reasons[s.Value] = s.Reason
+		}
+		if reasons["gone@dsn.test"] == "hard_bounce" && reasons["c@dsn.test"] == "complaint" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("suppressions: %+v", list.Items)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(strings.Join(eventTypes(in.Show(id), "c@dsn.test"), ","), "complaint") {
+		t.Fatalf("no complaint event: %v", eventTypes(in.Show(id), "c@dsn.test"))
+	}
+	var res api.SendResponse
+	in.call(t, in.Creds.APIKey, "POST", "/v1/messages", map[string]any{"from": "app@app.test", "to": []string{"gone@dsn.test"}, "text": "again"}, nil, &res)
+	if res.Recipients[0].State != store.Suppressed {
+		t.Fatalf("next message to the bounced address: %+v", res.Recipients)
+	}
+}
