@@ -58,12 +58,22 @@ type Config struct {
 	Delivery Delivery `toml:"delivery"`
 	Classify Classify `toml:"classify"`
 	Suppress Suppress `toml:"suppression"`
-	Routes   []Route  `toml:"route"`
+	// Unsubscribe adds one-click unsubscribe (RFC 8058) to mail in Lanes
+	// when BaseURL (the public URL of this server's HTTP listener) is set.
+	Unsubscribe Unsubscribe `toml:"unsubscribe"`
+	Routes      []Route     `toml:"route"`
 	// Providers add to or override the built-in MX-suffix groups.
 	Providers []Provider `toml:"provider"`
 	// Destinations set limits for one destination: a domain, or a
 	// provider as "provider:NAME".
 	Destinations []DestinationLimits `toml:"destination"`
+}
+
+// Unsubscribe configures List-Unsubscribe headers and their endpoint.
+type Unsubscribe struct {
+	BaseURL string   `toml:"base_url"`
+	Mailto  string   `toml:"mailto"`
+	Lanes   []string `toml:"lanes"`
 }
 
 // Suppress tunes automatic suppression.
@@ -218,7 +228,8 @@ func Default() Config {
 			MaxAuthFailures: 10,
 			MaxErrors:       10,
 		},
-		Suppress: Suppress{OnHoldAfter: 3, OnHoldWindow: Duration{7 * 24 * time.Hour}, OnHoldFor: Duration{7 * 24 * time.Hour}},
+		Unsubscribe: Unsubscribe{Lanes: []string{"low"}},
+		Suppress:    Suppress{OnHoldAfter: 3, OnHoldWindow: Duration{7 * 24 * time.Hour}, OnHoldFor: Duration{7 * 24 * time.Hour}},
 		API: API{
 			MaxBulk:        5000,
 			SendHorizon:    Duration{30 * 24 * time.Hour},
@@ -395,7 +406,8 @@ func (c *Config) TrustedPrefixes() ([]netip.Prefix, error) {
 }
 
 // Paths derived from the data directory.
-func (c *Config) DBPath() string      { return filepath.Join(c.DataDir, "posthorn.db") }
-func (c *Config) AdminSocket() string { return filepath.Join(c.DataDir, "admin.sock") }
-func (c *Config) TLSDir() string      { return filepath.Join(c.DataDir, "tls") }
-func (c *Config) VERPKey() string     { return filepath.Join(c.DataDir, "verp.key") }
+func (c *Config) DBPath() string         { return filepath.Join(c.DataDir, "posthorn.db") }
+func (c *Config) AdminSocket() string    { return filepath.Join(c.DataDir, "admin.sock") }
+func (c *Config) TLSDir() string         { return filepath.Join(c.DataDir, "tls") }
+func (c *Config) VERPKey() string        { return filepath.Join(c.DataDir, "verp.key") }
+func (c *Config) UnsubscribeKey() string { return filepath.Join(c.DataDir, "unsubscribe.key") }

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +111,63 @@ func TestInboundBounces(t *testing.T) {
 	in.call(t, in.Creds.APIKey, "POST", "/v1/messages", map[string]any{"from": "app@app.test", "to": []string{"gone@dsn.test"}, "text": "again"}, nil, &res)
 	if res.Recipients[0].State != store.Suppressed {
 		t.Fatalf("next message to the bounced address: %+v", res.Recipients)
+	}
+}
+
+// TestOneClickUnsubscribe: low-lane mail carries List-Unsubscribe and
+// List-Unsubscribe-Post; a POST to the URL suppresses the recipient and
+// logs an unsubscribed event; a forged token does nothing; normal-lane
+// mail has no such header.
+func TestOneClickUnsubscribe(t *testing.T) {
+	w := newWorld(t, Options{Config: "[unsubscribe]\nbase_url = \"https://mail.example.test\"\nlanes = [\"low\"]\n"}, "127.0.0.2")
+	w.domain("news.test", "127.0.0.2")
+	in, mx := w.in, w.mx["127.0.0.2"]
+	var res api.SendResponse
+	in.call(t, in.Creds.APIKey, "POST", "/v1/messages", map[string]any{"from": "news@app.test", "to": []string{"a@news.test", "b@news.test"},
+		"subject": "newsletter", "text": "news", "lane": "low"}, nil, &res)
+	in.WaitFinal(res.ID, 20*time.Second)
+	msgs := waitMessages(t, mx, 2)
+	var url string
+	for _, m := range msgs {
+		data := string(m.Data)
+		if len(m.To) != 1 || !strings.Contains(data, "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n") {
+			t.Fatalf("low-lane copy to %v lacks one-click headers:\n%s", m.To, data)
+		}
+		if m.To[0] == "a@news.test" {
+			i := strings.Index(data, "<https://mail.example.test/unsubscribe/")
+			url = data[i+len("<https://mail.example.test") : i+strings.Index(data[i:], ">")]
+		}
+	}
+	post := func(path string) int {
+		resp, err := http.Post("http://"+in.HTTP+path, "application/x-www-form-urlencoded", strings.NewReader("List-Unsubscribe=One-Click"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := post(url[:len(url)-3] + "aaa"); code != 404 {
+		t.Fatalf("forged token: %d", code)
+	}
+	if code := post(url); code != 200 {
+		t.Fatalf("unsubscribe: %d", code)
+	}
+	var list struct {
+		Items []store.Suppression `json:"items"`
+	}
+	in.CLI(&list, "suppression", "list")
+	if len(list.Items) != 1 || list.Items[0].Value != "a@news.test" || list.Items[0].Reason != "unsubscribe" {
+		t.Fatalf("suppressions: %+v", list.Items)
+	}
+	if !strings.Contains(strings.Join(eventTypes(in.Show(res.ID), "a@news.test"), ","), "unsubscribed") {
+		t.Fatal("no unsubscribed event")
+	}
+	// Normal lane: no header.
+	in.call(t, in.Creds.APIKey, "POST", "/v1/messages", map[string]any{"from": "app@app.test", "to": []string{"c@news.test"}, "text": "receipt"}, nil, &res)
+	in.WaitFinal(res.ID, 20*time.Second)
+	for _, m := range waitMessages(t, mx, 3) {
+		if m.To[0] == "c@news.test" && strings.Contains(string(m.Data), "List-Unsubscribe") {
+			t.Fatal("normal-lane mail got List-Unsubscribe")
+		}
 	}
 }

@@ -54,6 +54,11 @@ type Config struct {
 	// ReturnPath, when set, gives the envelope sender to use for a
 	// message (VERP); messages with the null sender keep it.
 	ReturnPath func(messageID string) (string, error)
+	// Unsubscribe, when set, gives the List-Unsubscribe header lines for
+	// one delivery; mail in UnsubscribeLanes gets them, one recipient per
+	// transaction (the header names the recipient).
+	Unsubscribe      func(deliveryID int64) []byte
+	UnsubscribeLanes map[store.Lane]bool
 }
 
 // Suppressions is the scheduler's view of the suppression lists.

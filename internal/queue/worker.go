@@ -115,7 +115,12 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		}
 	}
 	dm := delivery.Message{Sender: sender, Body: msg.Body, UTF8: msg.UTF8, EightBit: msg.EightBitMIM}
-	results := s.send(conn, dm, rcpts, d.th.Limits().MaxRcptsPerTx)
+	var results []delivery.Result
+	if s.cfg.Unsubscribe != nil && s.cfg.UnsubscribeLanes[j.Lane] {
+		results = s.sendUnsubscribable(conn, dm, j)
+	} else {
+		results = s.send(conn, dm, rcpts, d.th.Limits().MaxRcptsPerTx)
+	}
 	end := s.now()
 	outs := make([]store.Outcome, len(j.Rcpts))
 	for i, r := range j.Rcpts {
@@ -196,6 +201,22 @@ func (s *Scheduler) send(conn *delivery.Conn, msg delivery.Message, rcpts []stri
 		}
 		out = append(out, conn.Send(msg, rcpts[:n])...)
 		rcpts = rcpts[n:]
+	}
+	return out
+}
+
+// sendUnsubscribable sends each recipient its own copy, with the
+// List-Unsubscribe headers naming that delivery.
+func (s *Scheduler) sendUnsubscribable(conn *delivery.Conn, msg delivery.Message, j *Job) []delivery.Result {
+	out := make([]delivery.Result, 0, len(j.Rcpts))
+	for _, r := range j.Rcpts {
+		if !conn.Usable() {
+			out = append(out, delivery.Result{Class: classify.ConnectionError, Phase: "connect", Err: "connection closed before this transaction"})
+			continue
+		}
+		m := msg
+		m.Body = append(s.cfg.Unsubscribe(r.ID), msg.Body...)
+		out = append(out, conn.Send(m, []string{r.Addr})...)
 	}
 	return out
 }

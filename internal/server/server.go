@@ -15,6 +15,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -32,6 +33,7 @@ import (
 	"github.com/posthorn/posthorn/internal/submission"
 	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
+	"github.com/posthorn/posthorn/internal/unsubscribe"
 	"github.com/posthorn/posthorn/internal/verp"
 )
 
@@ -151,6 +153,23 @@ func (s *Server) start(ctx context.Context) error {
 		}
 		signer = verp.New(key, cfg.BounceDomain, 30*24*time.Hour)
 	}
+	var unsub *unsubscribe.Service
+	lanes := map[store.Lane]bool{}
+	if cfg.Unsubscribe.BaseURL != "" {
+		key, err := verp.LoadKey(cfg.UnsubscribeKey())
+		if err != nil {
+			return err
+		}
+		unsub = &unsubscribe.Service{Key: key, BaseURL: strings.TrimSuffix(cfg.Unsubscribe.BaseURL, "/"), Mailto: cfg.Unsubscribe.Mailto,
+			Store: s.st, Supp: sup, Log: s.log.With("part", "unsubscribe")}
+		for _, l := range cfg.Unsubscribe.Lanes {
+			lane, err := store.ParseLane(l)
+			if err != nil {
+				return fmt.Errorf("unsubscribe lanes: %w", err)
+			}
+			lanes[lane] = true
+		}
+	}
 	cls := classify.Default()
 	if cfg.Classify.Rules != "" {
 		if cls, err = classify.Load(cfg.Classify.Rules, cfg.Classify.Replace); err != nil {
@@ -158,7 +177,8 @@ func (s *Server) start(ctx context.Context) error {
 		}
 	}
 	s.sched = queue.New(queue.Config{
-		Classifier: cls, Suppressions: sup, ReturnPath: returnPath(signer), OnHoldAfter: cfg.Suppress.OnHoldAfter,
+		Classifier: cls, Suppressions: sup, ReturnPath: returnPath(signer), UnsubscribeLanes: lanes,
+		Unsubscribe: unsubHeaders(unsub), OnHoldAfter: cfg.Suppress.OnHoldAfter,
 		OnHoldWindow: cfg.Suppress.OnHoldWindow.Duration, OnHoldFor: cfg.Suppress.OnHoldFor.Duration,
 		RetryMin: cfg.RetryMin.Duration, RetryMax: cfg.RetryMax.Duration,
 		MaxConnections: cfg.Delivery.MaxConnections, MaxConnsPerDest: cfg.Delivery.MaxConnectionsPerDest,
@@ -189,7 +209,11 @@ func (s *Server) start(ctx context.Context) error {
 		v1 := &api.V1{Store: s.st, Tenants: s.tenants, Accept: pipe, Ops: ops, Hostname: cfg.Hostname,
 			MaxBulk: cfg.API.MaxBulk, MaxMessageSize: int(cfg.SMTP.MaxMessageSize), SendHorizon: cfg.API.SendHorizon.Duration,
 			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Now: time.Now, Log: s.log.With("part", "api")}
-		if err := s.startHTTP(v1.Handler()); err != nil {
+		var unsubH http.Handler
+		if unsub != nil {
+			unsubH = unsub.Handler()
+		}
+		if err := s.startHTTP(v1.Handler(), unsubH); err != nil {
 			return err
 		}
 	}
@@ -264,6 +288,13 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 	return nil
 }
 
+func unsubHeaders(u *unsubscribe.Service) func(int64) []byte {
+	if u == nil {
+		return nil
+	}
+	return u.Headers
+}
+
 func returnPath(s *verp.Signer) func(string) (string, error) {
 	if s == nil {
 		return nil
@@ -289,13 +320,16 @@ func (s *Server) purgeLoop(stop chan struct{}) {
 	}
 }
 
-func (s *Server) startHTTP(v1 http.Handler) error {
+func (s *Server) startHTTP(v1, unsub http.Handler) error {
 	ln, err := net.Listen("tcp", s.cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", s.cfg.HTTPListen, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", v1)
+	if unsub != nil {
+		mux.Handle("/unsubscribe/", unsub)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
