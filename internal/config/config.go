@@ -355,7 +355,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.Hostname == "" {
-		bad("hostname is empty")
+		c.Hostname = Default().Hostname // "" in a file means "the machine's name"
 	}
 	if c.BounceDomain != "" {
 		d, err := smtpproto.NormalizeDomain(c.BounceDomain, true)

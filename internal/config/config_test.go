@@ -41,3 +41,21 @@ func TestLoadRejectsUnknownKeys(t *testing.T) {
 }
 
 func writeFile(p, s string) error { return os.WriteFile(p, []byte(s), 0o600) }
+
+// TestExampleConfig keeps docs/posthorn.example.toml loadable and equal to
+// the defaults it claims to list.
+func TestExampleConfig(t *testing.T) {
+	c, err := Load("../../docs/posthorn.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := Default()
+	d.Validate()
+	if c.SMTPListen != d.SMTPListen || c.SMTP.MaxMessageSize != d.SMTP.MaxMessageSize || c.Delivery.MaxConnectionsPerDest != d.Delivery.MaxConnectionsPerDest ||
+		c.QueueLifetime != d.QueueLifetime || c.API.MaxBulk != d.API.MaxBulk || c.Suppress.OnHoldAfter != d.Suppress.OnHoldAfter {
+		t.Fatalf("example differs from the defaults:\n%+v\n%+v", c, d)
+	}
+}
