@@ -35,6 +35,7 @@ func userCmd(g *globals) *cobra.Command {
 	add.Flags().StringVar(&req.Tenant, "tenant", "", "tenant name or id (default: the default tenant)")
 	add.Flags().StringVar(&req.Password, "password", "", "password (default: generated)")
 	add.Flags().StringVar(&req.Lane, "lane", "", "default lane for this user's mail: high, normal, low")
+	add.Flags().BoolVar(&req.DSN, "dsn", false, "send the envelope sender a DSN (bounce notice) when this user's mail finally fails")
 	add.Flags().BoolVar(&req.MessageIDIdempotency, "message-id-idempotency", false, "treat the Message-ID header as an idempotency key: a resubmission is answered, not queued again")
 	cmd.AddCommand(add, listCmd(g, "list", "List SMTP users", "/admin/v1/users"))
 	return cmd

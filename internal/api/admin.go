@@ -357,6 +357,8 @@ type UserRequest struct {
 	// MessageIDIdempotency treats the user's Message-ID headers as
 	// idempotency keys.
 	MessageIDIdempotency bool `json:"message_id_idempotency,omitempty"`
+	// DSN sends the envelope sender a bounce notice when mail finally fails.
+	DSN bool `json:"dsn,omitempty"`
 }
 
 // UserResponse shows the password once.
@@ -383,7 +385,7 @@ func (a *Admin) createUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	u, pass, err := a.Tenants.AddUser(r.Context(), t.ID, req.Username, req.Password, lane, tenant.WithMessageIDIdempotency(req.MessageIDIdempotency))
+	u, pass, err := a.Tenants.AddUser(r.Context(), t.ID, req.Username, req.Password, lane, tenant.WithMessageIDIdempotency(req.MessageIDIdempotency), tenant.WithDSN(req.DSN))
 	if err != nil {
 		a.fail(w, err)
 		return

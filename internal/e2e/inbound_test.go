@@ -9,6 +9,7 @@ import (
 
 	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/testkit"
 )
 
 func dsnFor(verpAddr, rcpt, status, diag string) string {
@@ -169,5 +170,48 @@ func TestOneClickUnsubscribe(t *testing.T) {
 		if m.To[0] == "c@news.test" && strings.Contains(string(m.Data), "List-Unsubscribe") {
 			t.Fatal("normal-lane mail got List-Unsubscribe")
 		}
+	}
+}
+
+// TestDSNToSender: for an SMTP user who asked for it, a recipient that
+// bounces makes posthorn mail the envelope sender an RFC 3464 DSN from the
+// null sender; a user without the option gets none.
+func TestDSNToSender(t *testing.T) {
+	w := newWorld(t, Options{}, "127.0.0.2", "127.0.0.3")
+	w.domain("dest.test", "127.0.0.2")
+	w.domain("app.test", "127.0.0.3") // the sender's own domain receives the DSN
+	w.mx["127.0.0.2"].SetScript(testkit.Script{RcptReplies: map[string]testkit.Reply{"gone@dest.test": {Code: 550, Text: "5.1.1 no such user"}}})
+	in := w.in
+	var u api.UserResponse
+	in.CLI(&u, "user", "add", "app", "--dsn")
+	c, err := Dial(in.SMTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	expect(t, c, "EHLO app.test", 250, "")
+	expect(t, c, "AUTH PLAIN "+plain(u.Username, u.Password), 235, "")
+	id, err := c.Transaction("owner@app.test", []string{"gone@dest.test"}, msgBody("will bounce"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.WaitFinal(id, 20*time.Second)
+	msgs := waitMessages(t, w.mx["127.0.0.3"], 1)
+	m := msgs[0]
+	if m.From != "" || len(m.To) != 1 || m.To[0] != "owner@app.test" {
+		t.Fatalf("DSN envelope: from %q to %v", m.From, m.To)
+	}
+	data := string(m.Data)
+	for _, want := range []string{"report-type=delivery-status", "Final-Recipient: rfc822; gone@dest.test", "Status: 5.1.1", "Diagnostic-Code: smtp; 550 5.1.1 no such user", "Subject: will bounce"} {
+		if !strings.Contains(data, want) {
+			t.Errorf("DSN lacks %q:\n%s", want, data)
+		}
+	}
+	// The default user did not ask for DSNs.
+	id2 := in.Send("owner@app.test", []string{"gone@dest.test"}, msgBody("silent"))
+	in.WaitFinal(id2, 20*time.Second)
+	time.Sleep(500 * time.Millisecond)
+	if n := len(w.mx["127.0.0.3"].Messages()); n != 1 {
+		t.Fatalf("%d DSNs, want 1", n)
 	}
 }

@@ -59,6 +59,15 @@ type Config struct {
 	// transaction (the header names the recipient).
 	Unsubscribe      func(deliveryID int64) []byte
 	UnsubscribeLanes map[store.Lane]bool
+	// OnFailed, when set, is told (in the background) about deliveries
+	// that reached bounced, soft_bounced or dead_letter.
+	OnFailed func(messageID string, failed []FailedRcpt)
+}
+
+// FailedRcpt is one finally failed recipient, for OnFailed.
+type FailedRcpt struct {
+	Addr    string
+	Outcome store.Outcome
 }
 
 // Suppressions is the scheduler's view of the suppression lists.

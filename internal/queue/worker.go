@@ -375,6 +375,17 @@ func (s *Scheduler) finish(j *Job, outs []store.Outcome) {
 			}
 		}
 	}
+	if err == nil && s.cfg.OnFailed != nil {
+		var failed []FailedRcpt
+		for i, o := range outs {
+			if o.State == store.Bounced || o.State == store.SoftBounced || o.State == store.DeadLetter {
+				failed = append(failed, FailedRcpt{Addr: j.Rcpts[i].Addr, Outcome: o})
+			}
+		}
+		if len(failed) > 0 {
+			go s.cfg.OnFailed(j.MessageID, failed)
+		}
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var again *Job

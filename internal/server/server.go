@@ -21,6 +21,7 @@ import (
 
 	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/bounce"
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery"
@@ -51,6 +52,7 @@ type Server struct {
 	adminLn net.Listener
 	httpLn  net.Listener
 	janitor chan struct{}
+	pipe    *accept.Pipeline
 	inbound *inbound.Server
 	sup     *suppress.List
 
@@ -178,7 +180,7 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.sched = queue.New(queue.Config{
 		Classifier: cls, Suppressions: sup, ReturnPath: returnPath(signer), UnsubscribeLanes: lanes,
-		Unsubscribe: unsubHeaders(unsub), OnHoldAfter: cfg.Suppress.OnHoldAfter,
+		Unsubscribe: unsubHeaders(unsub), OnFailed: s.sendDSN, OnHoldAfter: cfg.Suppress.OnHoldAfter,
 		OnHoldWindow: cfg.Suppress.OnHoldWindow.Duration, OnHoldFor: cfg.Suppress.OnHoldFor.Duration,
 		RetryMin: cfg.RetryMin.Duration, RetryMax: cfg.RetryMax.Duration,
 		MaxConnections: cfg.Delivery.MaxConnections, MaxConnsPerDest: cfg.Delivery.MaxConnectionsPerDest,
@@ -194,12 +196,13 @@ func (s *Server) start(ctx context.Context) error {
 		return fmt.Errorf("scheduler: %w", err)
 	}
 
-	pipe := &accept.Pipeline{Store: s.st, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
+	s.pipe = &accept.Pipeline{Store: s.st, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
 		Lifetime: cfg.QueueLifetime.Duration, Now: time.Now, IdempotencyTTL: cfg.API.IdempotencyTTL.Duration,
 		Suppressed: func(tenantID, addr string) (string, bool) {
 			x, ok := sup.Check(tenantID, addr)
 			return x.Reason, ok
 		}}
+	pipe := s.pipe
 	ops := &api.QueueOps{Store: s.st, Sched: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
 
 	if err := s.startAdmin(ops); err != nil {
@@ -286,6 +289,35 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go s.admin.Serve(ln)
 	return nil
+}
+
+// sendDSN tells the envelope sender of SMTP-submitted mail, when the SMTP
+// user asked for it, that recipients finally failed: an RFC 3464 DSN with
+// the null sender (so it can never bounce back in a loop).
+func (s *Server) sendDSN(messageID string, failed []queue.FailedRcpt) {
+	ctx := context.Background()
+	m, err := s.st.GetMessage(ctx, "", messageID, true)
+	if err != nil || m.Sender == "" || m.Source != "smtp" || m.SMTPUser == "" {
+		return
+	}
+	u, err := s.st.GetSMTPUser(ctx, m.SMTPUser)
+	if err != nil || !u.SendDSN {
+		return
+	}
+	hdr := m.Body
+	if i := strings.Index(string(m.Body), "\r\n\r\n"); i >= 0 {
+		hdr = m.Body[:i+2]
+	}
+	var fs []bounce.Failed
+	for _, f := range failed {
+		fs = append(fs, bounce.Failed{Recipient: f.Addr, Reply: f.Outcome.Reply, Detail: f.Outcome.Error, RemoteMTA: f.Outcome.MX,
+			LastTry: f.Outcome.StartedAt})
+	}
+	body := bounce.Compose(s.cfg.Hostname, m.Sender, m.CreatedAt, fs, hdr, time.Now())
+	if _, err := s.pipe.Accept(ctx, &accept.Submission{TenantID: m.TenantID, Source: "dsn", Protocol: "local",
+		Sender: "", Recipients: []string{m.Sender}, Body: body, Lane: store.LaneHigh, LaneFixed: true}); err != nil {
+		s.log.Error("send DSN", "message", messageID, "err", err)
+	}
 }
 
 func unsubHeaders(u *unsubscribe.Service) func(int64) []byte {

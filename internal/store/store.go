@@ -188,8 +188,11 @@ type SMTPUser struct {
 	// IdempotentMessageID makes the Message-ID header this user's
 	// idempotency key: a resubmission of the same Message-ID within the
 	// retention window is answered with the first queue id, not queued.
-	IdempotentMessageID bool      `json:"idempotent_message_id,omitempty"`
-	CreatedAt           time.Time `json:"created_at"`
+	IdempotentMessageID bool `json:"idempotent_message_id,omitempty"`
+	// SendDSN sends the envelope sender a delivery status notification
+	// when this user's mail finally fails.
+	SendDSN   bool      `json:"send_dsn,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // APIKey is an HTTP API credential; only its hash is stored.

@@ -147,6 +147,12 @@ func WithMessageIDIdempotency(on bool) UserOption {
 	return func(u *store.SMTPUser) { u.IdempotentMessageID = on }
 }
 
+// WithDSN makes posthorn send the user's envelope senders a DSN when
+// their mail finally fails.
+func WithDSN(on bool) UserOption {
+	return func(u *store.SMTPUser) { u.SendDSN = on }
+}
+
 // CheckSMTP verifies a submission login. Successful logins are cached
 // briefly (by a digest of the password) so busy clients that log in on
 // every connection do not pay for bcrypt each time.

@@ -19,6 +19,7 @@ var migrations = []string{
 		password_hash TEXT NOT NULL,
 		default_lane TEXT NOT NULL DEFAULT 'normal',
 		idempotent_message_id INTEGER NOT NULL DEFAULT 0,
+		send_dsn INTEGER NOT NULL DEFAULT 0,
 		created_at INTEGER NOT NULL
 	);
 	CREATE TABLE api_keys (

@@ -72,8 +72,8 @@ func (s *Store) ListTenants(ctx context.Context) ([]store.Tenant, error) {
 // CreateSMTPUser implements store.Store.
 func (s *Store) CreateSMTPUser(ctx context.Context, u store.SMTPUser) error {
 	return s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
-		_, err := tx.Exec(`INSERT INTO smtp_users (username, tenant_id, password_hash, default_lane, idempotent_message_id, created_at)
-			VALUES (?,?,?,?,?,?)`, u.Username, u.TenantID, u.PasswordHash, string(u.DefaultLane), b2i(u.IdempotentMessageID), ms(u.CreatedAt))
+		_, err := tx.Exec(`INSERT INTO smtp_users (username, tenant_id, password_hash, default_lane, idempotent_message_id, send_dsn, created_at)
+			VALUES (?,?,?,?,?,?,?)`, u.Username, u.TenantID, u.PasswordHash, string(u.DefaultLane), b2i(u.IdempotentMessageID), b2i(u.SendDSN), ms(u.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("create smtp user %s: %w", u.Username, uniqueErr(err))
 		}
@@ -86,16 +86,16 @@ func (s *Store) GetSMTPUser(ctx context.Context, username string) (*store.SMTPUs
 	var u store.SMTPUser
 	var lane string
 	var created int64
-	var idem int
-	err := s.r.QueryRowContext(ctx, `SELECT username, tenant_id, password_hash, default_lane, idempotent_message_id, created_at
-		FROM smtp_users WHERE username = ?`, username).Scan(&u.Username, &u.TenantID, &u.PasswordHash, &lane, &idem, &created)
+	var idem, dsn int
+	err := s.r.QueryRowContext(ctx, `SELECT username, tenant_id, password_hash, default_lane, idempotent_message_id, send_dsn, created_at
+		FROM smtp_users WHERE username = ?`, username).Scan(&u.Username, &u.TenantID, &u.PasswordHash, &lane, &idem, &dsn, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get smtp user: %w", err)
 	}
-	u.DefaultLane, u.CreatedAt, u.IdempotentMessageID = store.Lane(lane), fromMS(created), idem == 1
+	u.DefaultLane, u.CreatedAt, u.IdempotentMessageID, u.SendDSN = store.Lane(lane), fromMS(created), idem == 1, dsn == 1
 	return &u, nil
 }
 
