@@ -88,6 +88,9 @@ func (d *Deliverer) Destination(domain string) string {
 func (d *Deliverer) Provider(domain string) string { return d.prov.lookup(domain) }
 
 // Failure says why a connection or a recipient did not go through.
+//
+// Class is set for local failures (DNS, connection, TLS, a refused relay
+// login); for other replies it is empty and the caller classifies Reply.
 type Failure struct {
 	Class     classify.Class
 	Phase     string
@@ -280,14 +283,15 @@ func failureFrom(err error, phase, host string, ip netip.Addr) *Failure {
 		if ce.Reply != nil {
 			f.Reply = *ce.Reply
 			f.Err = ""
-			f.Class = classify.Reply(f.Phase, f.Reply)
-			f.Permanent = f.Class.Permanent()
+			f.Class = "" // replies are classified by the caller, which knows the rules and the attempt
 		}
 	}
 	return f
 }
 
 // Result is the outcome for one recipient of a sent message.
+// Class is set for local failures only; a reply is left to the caller to
+// classify (with its rules and the attempt count).
 type Result struct {
 	Class classify.Class
 	Phase string
@@ -348,5 +352,5 @@ func resultFor(i int, res *smtpclient.Result, err error, ce *smtpclient.Error) R
 }
 
 func replyResult(phase string, r smtpproto.Reply) Result {
-	return Result{Class: classify.Reply(phase, r), Phase: phase, Reply: r}
+	return Result{Phase: phase, Reply: r} // the caller classifies replies
 }

@@ -124,12 +124,13 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 	end := s.now()
 	outs := make([]store.Outcome, len(j.Rcpts))
 	for i, r := range j.Rcpts {
-		res := results[i]
-		if res.Reply.Code != 0 {
-			// Some temporary replies become permanent after many attempts
-			// (a 4xx "no such user" that never changes).
-			res.Class = s.cfg.Classifier.ClassifyAttempt(res.Phase, res.Reply, r.Attempts+1).Class
+		if results[i].Reply.Code != 0 {
+			// Replies are classified here, with the configured rules and the
+			// attempt count: some temporary replies become permanent after
+			// many attempts (a 4xx "no such user" that never changes).
+			results[i].Class = s.cfg.Classifier.ClassifyAttempt(results[i].Phase, results[i].Reply, r.Attempts+1).Class
 		}
+		res := results[i]
 		state, next, ev := s.decide(r, res.Class, false, end, d.th.PausedUntil())
 		outs[i] = store.Outcome{DeliveryID: r.ID, State: state, NextAt: next, Class: string(res.Class), Phase: res.Phase,
 			Reply: res.Reply, Error: res.Err, MX: conn.MX, IP: conn.IP, TLS: conn.TLS, StartedAt: start, Provider: s.dl.Provider(j.Domain),
