@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+
+	"github.com/posthorn/posthorn/internal/smtpproto"
 )
 
 // Address is a mailbox: an optional display name and an e-mail address.
@@ -57,7 +59,7 @@ func ParseAddress(s string) (Address, error) {
 		if at < 0 {
 			return Address{}, errors.New("address has no domain")
 		}
-		email, err := canonicalEmail(quoteLocal(p.Address[:at]) + p.Address[at:])
+		email, err := canonicalEmail(smtpproto.QuoteLocal(p.Address[:at]) + p.Address[at:])
 		if err != nil {
 			return Address{}, err
 		}

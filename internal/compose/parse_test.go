@@ -19,6 +19,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/posthorn/posthorn/internal/smtpproto"
 )
 
 type mailbox struct {
@@ -108,7 +110,7 @@ func goSummary(t *testing.T, raw []byte, headers ...string) summary {
 		for _, a := range l {
 			// net/mail gives the local part unquoted.
 			at := strings.LastIndexByte(a.Address, '@')
-			out = append(out, mailbox{a.Name, quoteLocal(a.Address[:at]) + a.Address[at:]})
+			out = append(out, mailbox{a.Name, smtpproto.QuoteLocal(a.Address[:at]) + a.Address[at:]})
 		}
 		return out
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/posthorn/posthorn/internal/smtpproto"
 )
 
 // Error codes of FieldError.
@@ -243,7 +245,7 @@ func canonicalEmail(email string) (string, error) {
 	if local == "" || len(local) > 64 {
 		return "", errors.New("the local part must have 1 to 64 octets")
 	}
-	c := quoteLocal(local) + "@" + domain
+	c := smtpproto.QuoteLocal(local) + "@" + domain
 	if len(c) > 254 {
 		return "", errors.New("longer than 254 octets")
 	}
@@ -285,34 +287,6 @@ func checkDomain(d string) error {
 		return fmt.Errorf("domain %q ends in a number; write an IP address as [192.0.2.1]", clip(d))
 	}
 	return nil
-}
-
-// quoteLocal renders a local part as a dot-atom when it is one and as a
-// quoted-string otherwise.
-func quoteLocal(local string) string {
-	atom := local != "" && !strings.HasPrefix(local, ".") && !strings.HasSuffix(local, ".") && !strings.Contains(local, "..")
-	for _, r := range local {
-		if !(r == '.' || r >= utf8.RuneSelf || r < utf8.RuneSelf && isAtext(byte(r))) {
-			atom = false
-		}
-	}
-	if atom {
-		return local
-	}
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(local); i++ {
-		if local[i] == '"' || local[i] == '\\' {
-			b.WriteByte('\\')
-		}
-		b.WriteByte(local[i])
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
-func isAtext(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
 }
 
 func validFieldName(s string) bool {

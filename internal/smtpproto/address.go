@@ -30,7 +30,7 @@ func (a Address) String() string {
 	if a.Local == "" && a.Domain == "" {
 		return ""
 	}
-	return quoteLocal(a.Local) + "@" + a.Domain
+	return QuoteLocal(a.Local) + "@" + a.Domain
 }
 
 // ErrNullPath is returned by ParseAddress for the empty (null) reverse path.
@@ -210,7 +210,9 @@ func unquoteLocal(q string) string {
 	return b.String()
 }
 
-func quoteLocal(local string) string {
+// QuoteLocal renders a local part as a dot-atom when it is one and as a
+// quoted string otherwise (RFC 5321 §4.1.2).
+func QuoteLocal(local string) string {
 	if local == "" {
 		return `""`
 	}
