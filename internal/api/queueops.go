@@ -50,87 +50,74 @@ func (q *QueueOps) spec(sel Selection, from []store.State, to store.State, event
 		All: sel.All, From: from, To: to, Event: event, Now: q.Now().UTC()}, nil
 }
 
-func (q *QueueOps) run(ctx context.Context, spec store.TransitionSpec) (*OpResult, error) {
+// change moves the selected deliveries from one of the from states to
+// "to" with one event each (tweak may set due and expiry times), then
+// tells the scheduler through after.
+func (q *QueueOps) change(ctx context.Context, sel Selection, from []store.State, to store.State, event string,
+	tweak func(*store.TransitionSpec), after func([]store.Delivery)) (*OpResult, error) {
+	spec, err := q.spec(sel, from, to, event)
+	if err != nil {
+		return nil, err
+	}
+	if tweak != nil {
+		tweak(&spec)
+	}
 	ds, err := q.Store.Transition(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
+	if after != nil {
+		after(ds)
+	}
 	return &OpResult{Changed: len(ds), Deliveries: ds}, nil
 }
 
-// Flush makes deferred (and waiting queued) deliveries due now.
-func (q *QueueOps) Flush(ctx context.Context, sel Selection) (*OpResult, error) {
+func dueNow(spec *store.TransitionSpec) { spec.NextAt = spec.Now }
+
+func (q *QueueOps) remove(ds []store.Delivery) { q.Sched.Remove(ids(ds)) }
+
+// all selects everything when nothing narrower was given.
+func all(sel Selection) Selection {
 	if len(sel.IDs) == 0 && len(sel.DeliveryIDs) == 0 && sel.Domain == "" {
-		sel.All = true // postqueue -f flushes everything
+		sel.All = true
 	}
-	spec, err := q.spec(sel, []store.State{store.Deferred, store.Queued}, store.Queued, store.EventFlushed)
-	if err != nil {
-		return nil, err
-	}
-	spec.NextAt = spec.Now
-	res, err := q.run(ctx, spec)
-	if err != nil {
-		return nil, err
-	}
-	q.Sched.Reschedule(res.Deliveries)
-	return res, nil
+	return sel
+}
+
+// Flush makes deferred (and waiting queued) deliveries due now
+// (postqueue -f flushes everything).
+func (q *QueueOps) Flush(ctx context.Context, sel Selection) (*OpResult, error) {
+	return q.change(ctx, all(sel), []store.State{store.Deferred, store.Queued}, store.Queued, store.EventFlushed, dueNow, q.Sched.Reschedule)
 }
 
 // Delete cancels deliveries that are not being sent right now and not
 // already final (dead letters included: deleting them purges them).
 func (q *QueueOps) Delete(ctx context.Context, sel Selection) (*OpResult, error) {
-	spec, err := q.spec(sel, []store.State{store.Scheduled, store.Queued, store.Deferred, store.Held, store.DeadLetter}, store.Cancelled, store.EventCancelled)
-	if err != nil {
-		return nil, err
-	}
-	res, err := q.run(ctx, spec)
-	if err != nil {
-		return nil, err
-	}
-	q.Sched.Remove(ids(res.Deliveries))
-	return res, nil
+	return q.change(ctx, sel, []store.State{store.Scheduled, store.Queued, store.Deferred, store.Held, store.DeadLetter},
+		store.Cancelled, store.EventCancelled, nil, q.remove)
+}
+
+// Cancel is the API's cancel: what is not delivered yet and not being
+// sent (dead letters stay for the dead-letter queue).
+func (q *QueueOps) Cancel(ctx context.Context, sel Selection) (*OpResult, error) {
+	return q.change(ctx, sel, []store.State{store.Scheduled, store.Queued, store.Deferred, store.Held},
+		store.Cancelled, store.EventCancelled, nil, q.remove)
 }
 
 // Purge removes dead letters from the dead-letter queue (they become
 // cancelled; their history stays in the activity log).
 func (q *QueueOps) Purge(ctx context.Context, sel Selection) (*OpResult, error) {
-	if len(sel.IDs) == 0 && len(sel.DeliveryIDs) == 0 && sel.Domain == "" {
-		sel.All = true
-	}
-	spec, err := q.spec(sel, []store.State{store.DeadLetter}, store.Cancelled, store.EventPurged)
-	if err != nil {
-		return nil, err
-	}
-	return q.run(ctx, spec)
+	return q.change(ctx, all(sel), []store.State{store.DeadLetter}, store.Cancelled, store.EventPurged, nil, nil)
 }
 
 // Hold stops deliveries until released.
 func (q *QueueOps) Hold(ctx context.Context, sel Selection) (*OpResult, error) {
-	spec, err := q.spec(sel, []store.State{store.Scheduled, store.Queued, store.Deferred}, store.Held, store.EventHeld)
-	if err != nil {
-		return nil, err
-	}
-	res, err := q.run(ctx, spec)
-	if err != nil {
-		return nil, err
-	}
-	q.Sched.Remove(ids(res.Deliveries))
-	return res, nil
+	return q.change(ctx, sel, []store.State{store.Scheduled, store.Queued, store.Deferred}, store.Held, store.EventHeld, nil, q.remove)
 }
 
 // Release puts held deliveries back in the queue, due now.
 func (q *QueueOps) Release(ctx context.Context, sel Selection) (*OpResult, error) {
-	spec, err := q.spec(sel, []store.State{store.Held}, store.Queued, store.EventReleased)
-	if err != nil {
-		return nil, err
-	}
-	spec.NextAt = spec.Now
-	res, err := q.run(ctx, spec)
-	if err != nil {
-		return nil, err
-	}
-	q.Sched.Enqueue(res.Deliveries)
-	return res, nil
+	return q.change(ctx, sel, []store.State{store.Held}, store.Queued, store.EventReleased, dueNow, q.Sched.Enqueue)
 }
 
 // Requeue retries dead letters (and deferred deliveries) now, with a fresh
@@ -138,23 +125,13 @@ func (q *QueueOps) Release(ctx context.Context, sel Selection) (*OpResult, error
 func (q *QueueOps) Requeue(ctx context.Context, sel Selection, deadOnly bool) (*OpResult, error) {
 	from := []store.State{store.DeadLetter, store.Deferred, store.Queued}
 	if deadOnly {
-		from = []store.State{store.DeadLetter}
-		if len(sel.IDs) == 0 && len(sel.DeliveryIDs) == 0 && sel.Domain == "" {
-			sel.All = true
-		}
+		from, sel = []store.State{store.DeadLetter}, all(sel)
 	}
-	spec, err := q.spec(sel, from, store.Queued, store.EventRequeued)
-	if err != nil {
-		return nil, err
+	fresh := func(spec *store.TransitionSpec) {
+		spec.NextAt = spec.Now
+		spec.ExpiresAt = spec.Now.Add(q.Lifetime)
 	}
-	spec.NextAt = spec.Now
-	spec.ExpiresAt = spec.Now.Add(q.Lifetime)
-	res, err := q.run(ctx, spec)
-	if err != nil {
-		return nil, err
-	}
-	q.Sched.Reschedule(res.Deliveries)
-	return res, nil
+	return q.change(ctx, sel, from, store.Queued, store.EventRequeued, fresh, q.Sched.Reschedule)
 }
 
 func ids(ds []store.Delivery) []int64 {

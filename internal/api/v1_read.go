@@ -136,14 +136,11 @@ func (v *V1) cancel(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 		v.internal(w, err)
 		return
 	}
-	spec, _ := v.Ops.spec(Selection{TenantID: key.TenantID, IDs: []string{id}},
-		[]store.State{store.Scheduled, store.Queued, store.Deferred, store.Held}, store.Cancelled, store.EventCancelled)
-	res, err := v.Ops.run(r.Context(), spec)
+	res, err := v.Ops.Cancel(r.Context(), Selection{TenantID: key.TenantID, IDs: []string{id}})
 	if err != nil {
 		v.internal(w, err)
 		return
 	}
-	v.Ops.Sched.Remove(ids(res.Deliveries))
 	if res.Changed == 0 {
 		apiError(w, http.StatusConflict, "not_cancellable", "nothing left to cancel: every recipient is being sent or already final", "")
 		return
