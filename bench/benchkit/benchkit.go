@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/posthorn/posthorn/internal/testkit"
 )
 
 // Posthorn is a running posthorn.
@@ -156,4 +158,58 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 	}
 	i := int(float64(len(sorted)-1) * p / 100)
 	return sorted[i]
+}
+
+// World is a posthorn delivering to one fake MX host (127.0.0.2) that
+// serves one domain through a test DNS server.
+type World struct {
+	Work string
+	DNS  *testkit.DNS
+	MX   *testkit.MXServer
+	P    *Posthorn
+}
+
+// NewWorld starts the DNS server, the MX for domain with script, and
+// posthorn with config (TOML) and extra serve flags.
+func NewWorld(name, domain string, script testkit.Script, config string, extra ...string) (*World, error) {
+	w := &World{}
+	var err error
+	if w.Work, err = os.MkdirTemp("", "posthorn-"+name+"-"); err != nil {
+		return nil, err
+	}
+	if w.DNS, err = testkit.NewDNS("127.0.0.1:0"); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if w.MX, err = testkit.NewMX("127.0.0.2", 0, script); err != nil {
+		w.Close()
+		return nil, err
+	}
+	w.DNS.SetMX(domain, testkit.MX{Pref: 10, Host: "mx." + domain})
+	w.DNS.SetA("mx."+domain, "127.0.0.2")
+	cfgPath := filepath.Join(w.Work, "posthorn.toml")
+	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
+		w.Close()
+		return nil, err
+	}
+	args := append([]string{"--config", cfgPath, "--dns-server", w.DNS.Addr(), "--delivery-port", fmt.Sprint(w.MX.Port())}, extra...)
+	if w.P, err = Start(w.Work, args...); err != nil {
+		w.Close()
+		return nil, err
+	}
+	return w, nil
+}
+
+// Close stops everything and removes the working directory.
+func (w *World) Close() {
+	if w.P != nil {
+		w.P.Stop()
+	}
+	if w.MX != nil {
+		w.MX.Close()
+	}
+	if w.DNS != nil {
+		w.DNS.Close()
+	}
+	os.RemoveAll(w.Work)
 }

@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"os"
 	"strings"
 	"time"
 
@@ -27,33 +26,15 @@ func main() {
 	cooldown := flag.Duration("cooldown", 5*time.Second, "posthorn's pause after a rate_limited reply")
 	flag.Parse()
 
-	work, err := os.MkdirTemp("", "posthorn-converge-")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer os.RemoveAll(work)
-	dns, err := testkit.NewDNS("127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer dns.Close()
-	mx, err := testkit.NewMX("127.0.0.2", 0, testkit.Script{DiscardData: true,
-		RateLimit: testkit.RateLimit{Messages: *n, Window: *window, Reply: testkit.Reply{Code: 421, Text: "4.7.28 Rate limit exceeded, try again later", Close: true}}})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer mx.Close()
-	dns.SetMX("provider.test", testkit.MX{Pref: 10, Host: "mx.provider.test"})
-	dns.SetA("mx.provider.test", "127.0.0.2")
-	cfg := fmt.Sprintf("[delivery]\ncooldown = %q\nmax_connections_per_destination = 10\n", cooldown.String())
-	cfgPath := work + "/posthorn.toml"
-	os.WriteFile(cfgPath, []byte(cfg), 0o600)
-	p, err := benchkit.Start(work, "--config", cfgPath, "--dns-server", dns.Addr(), "--delivery-port", fmt.Sprint(mx.Port()),
+	w, err := benchkit.NewWorld("converge", "provider.test", testkit.Script{DiscardData: true,
+		RateLimit: testkit.RateLimit{Messages: *n, Window: *window, Reply: testkit.Reply{Code: 421, Text: "4.7.28 Rate limit exceeded, try again later", Close: true}}},
+		fmt.Sprintf("[delivery]\ncooldown = %q\nmax_connections_per_destination = 10\n", cooldown.String()),
 		"--retry-min", "5s", "--retry-max", "30s")
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer p.Stop()
+	defer w.Close()
+	p, mx := w.P, w.MX
 
 	// Keep a backlog far above what the provider takes.
 	limitPerMin := float64(*n) * float64(time.Minute) / float64(*window)

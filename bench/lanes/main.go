@@ -18,7 +18,6 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -37,33 +36,13 @@ func main() {
 	batch := flag.Int("batch", 5000, "bulk request size")
 	flag.Parse()
 
-	work, err := os.MkdirTemp("", "posthorn-lanes-")
+	w, err := benchkit.NewWorld("lanes", "slow.test", testkit.Script{DiscardData: true, Stall: testkit.Stalls{EndOfData: *stall}},
+		fmt.Sprintf("[delivery]\nmax_connections_per_destination = %d\n", *conns))
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer os.RemoveAll(work)
-	dns, err := testkit.NewDNS("127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer dns.Close()
-	mx, err := testkit.NewMX("127.0.0.2", 0, testkit.Script{DiscardData: true, Stall: testkit.Stalls{EndOfData: *stall}})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer mx.Close()
-	dns.SetMX("slow.test", testkit.MX{Pref: 10, Host: "mx.slow.test"})
-	dns.SetA("mx.slow.test", "127.0.0.2")
-	cfg := fmt.Sprintf("[delivery]\nmax_connections_per_destination = %d\n", *conns)
-	cfgPath := work + "/posthorn.toml"
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		log.Fatal(err)
-	}
-	p, err := benchkit.Start(work, "--config", cfgPath, "--dns-server", dns.Addr(), "--delivery-port", fmt.Sprint(mx.Port()))
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer p.Stop()
+	defer w.Close()
+	p, mx := w.P, w.MX
 
 	backlogLane, priorityLane, priorityKey := "low", "high", p.APIKey
 	if *mode == "tenants" {
