@@ -3,6 +3,8 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/testkit"
+	"github.com/posthorn/posthorn/internal/verp"
 )
 
 func dsnFor(verpAddr, rcpt, status, diag string) string {
@@ -213,5 +216,143 @@ func TestDSNToSender(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	if n := len(w.mx["127.0.0.3"].Messages()); n != 1 {
 		t.Fatalf("%d DSNs, want 1", n)
+	}
+}
+
+// mailInbound sends one report to the inbound listener for rcpt and
+// returns the final reply (250 expected: the listener answers after
+// recording).
+func mailInbound(t *testing.T, inbound, rcpt, report string) string {
+	t.Helper()
+	c, err := Dial(inbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	expect(t, c, "EHLO mx.remote.test", 250, "")
+	expect(t, c, "MAIL FROM:<>", 250, "")
+	expect(t, c, "RCPT TO:<"+rcpt+">", 250, "")
+	expect(t, c, "DATA", 354, "")
+	text, err := c.Cmd(250, dotStuff(report)+".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return text
+}
+
+// returnPaths sends from app@app.test to rcpts and returns the envelope
+// sender each recipient's copy was sent with.
+func returnPaths(t *testing.T, in *Instance, mx *testkit.MXServer, rcpts []string) (string, map[string]string) {
+	t.Helper()
+	id := in.Send("app@app.test", rcpts, msgBody("per-recipient return path"))
+	in.WaitFinal(id, 20*time.Second)
+	rp := map[string]string{}
+	for _, m := range mx.Messages() {
+		for _, r := range m.To {
+			rp[r] = m.From
+		}
+	}
+	for _, r := range rcpts {
+		if !strings.HasPrefix(rp[r], "bounces+") {
+			t.Fatalf("copy to %s sent with return path %q", r, rp[r])
+		}
+	}
+	return id, rp
+}
+
+func suppressed(t *testing.T, in *Instance) map[string]string {
+	t.Helper()
+	var list struct {
+		Items []store.Suppression `json:"items"`
+	}
+	in.CLI(&list, "suppression", "list")
+	out := map[string]string{}
+	for _, s := range list.Items {
+		out[s.Value] = s.Reason
+	}
+	return out
+}
+
+// TestInboundBounceForgery: each recipient's copy has its own return
+// path, and a DSN or complaint on one recipient's return path changes only
+// that recipient's delivery: alice cannot get bob bounced or suppressed by
+// mailing a DSN naming bob to her own return path (it is recorded as a
+// report_ignored event). Message-level tokens of the old form still count
+// for a message with one recipient, and only for it.
+func TestInboundBounceForgery(t *testing.T) {
+	inPort := freePort(t)
+	w := newWorld(t, Options{Extra: []string{"--bounce-domain", "bounces.test", "--inbound-listen", fmt.Sprintf("127.0.0.1:%d", inPort)}}, "127.0.0.2")
+	w.domain("y.test", "127.0.0.2")
+	in, mx := w.in, w.mx["127.0.0.2"]
+	inbound := fmt.Sprintf("127.0.0.1:%d", inPort)
+
+	id, rp := returnPaths(t, in, mx, []string{"alice@y.test", "bob@y.test"})
+	if rp["alice@y.test"] == rp["bob@y.test"] {
+		t.Fatalf("alice and bob share the return path %q", rp["alice@y.test"])
+	}
+	for _, m := range mx.Messages() {
+		if len(m.To) != 1 {
+			t.Fatalf("a transaction with %d recipients: %v", len(m.To), m.To)
+		}
+	}
+
+	// Alice forges a DSN and a complaint about bob on her own return path.
+	mailInbound(t, inbound, rp["alice@y.test"], dsnFor(rp["alice@y.test"], "bob@y.test", "5.1.1", "550 5.1.1 <bob@y.test>: user unknown"))
+	mailInbound(t, inbound, "fbl@bounces.test", arfFor(rp["alice@y.test"], "bob@y.test"))
+	d := in.Show(id)
+	for _, r := range []string{"alice@y.test", "bob@y.test"} {
+		if st := delivery(t, d, r).State; st != store.Delivered {
+			t.Fatalf("%s after alice's forged reports: %s", r, st)
+		}
+	}
+	if sup := suppressed(t, in); len(sup) != 0 {
+		t.Fatalf("forged reports suppressed %v", sup)
+	}
+	var ignored []string
+	for _, e := range d.Events {
+		if e.Type == store.EventReportIgnored {
+			ignored = append(ignored, e.Detail)
+		}
+	}
+	if len(ignored) != 2 || !strings.Contains(ignored[0], "bob@y.test") || !strings.Contains(ignored[1], "bob@y.test") {
+		t.Fatalf("report_ignored events: %q", ignored)
+	}
+
+	// The same DSN on bob's own return path bounces bob, and only bob.
+	mailInbound(t, inbound, rp["bob@y.test"], dsnFor(rp["bob@y.test"], "bob@y.test", "5.1.1", "550 5.1.1 <bob@y.test>: user unknown"))
+	d = in.Show(id)
+	if st := delivery(t, d, "bob@y.test").State; st != store.Bounced {
+		t.Fatalf("bob after a DSN on his return path: %s", st)
+	}
+	if st := delivery(t, d, "alice@y.test").State; st != store.Delivered {
+		t.Fatalf("alice after bob's DSN: %s", st)
+	}
+	if sup := suppressed(t, in); len(sup) != 1 || sup["bob@y.test"] != "hard_bounce" {
+		t.Fatalf("suppressions after bob's DSN: %v", sup)
+	}
+
+	// Old message-level tokens: honoured for a one-recipient message whose
+	// recipient the DSN names, recorded only otherwise.
+	key, err := os.ReadFile(filepath.Join(in.Dir, "verp.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer := verp.New(key, "bounces.test", 30*24*time.Hour)
+	legacy, err := signer.MessageReturnPath(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailInbound(t, inbound, legacy, dsnFor(legacy, "alice@y.test", "5.1.1", "550 5.1.1 user unknown"))
+	if st := delivery(t, in.Show(id), "alice@y.test").State; st != store.Delivered {
+		t.Fatalf("alice after a message-level DSN for a two-recipient message: %s", st)
+	}
+	solo, _ := returnPaths(t, in, mx, []string{"solo@y.test"})
+	legacy, _ = signer.MessageReturnPath(solo)
+	mailInbound(t, inbound, legacy, dsnFor(legacy, "solo@y.test", "5.1.1", "550 5.1.1 user unknown"))
+	if st := delivery(t, in.Show(solo), "solo@y.test").State; st != store.Bounced {
+		t.Fatalf("solo after a message-level DSN: %s", st)
+	}
+	if sup := suppressed(t, in); len(sup) != 2 || sup["solo@y.test"] != "hard_bounce" {
+		t.Fatalf("suppressions after the message-level DSN: %v", sup)
 	}
 }

@@ -200,3 +200,46 @@ func TestSuppressionAPI(t *testing.T) {
 		t.Fatalf("remove: %d", code)
 	}
 }
+
+// TestSuppressionCase: suppression lookups ignore case in the whole
+// address, at accept time and before each send, whichever spelling the
+// entry or the recipient uses.
+func TestSuppressionCase(t *testing.T) {
+	w := newWorld(t, Options{RetryMin: 2 * time.Second, RetryMax: 2 * time.Second}, "127.0.0.2")
+	w.domain("y.test", "127.0.0.2")
+	mx := w.mx["127.0.0.2"]
+	in := w.in
+	in.CLI(nil, "suppression", "add", "victim@y.test")
+	in.CLI(nil, "suppression", "add", "Other@Y.TEST")
+	in.CLI(nil, "suppression", "add", "/^admin[0-9]+@y\\.test$/")
+	var res api.SendResponse
+	for _, to := range []string{"Victim@Y.TEST", "VICTIM@y.test", "other@y.test", "Admin7@Y.test"} {
+		in.call(t, in.Creds.APIKey, "POST", "/v1/messages", map[string]any{"from": "s@app.test", "to": []string{to}, "text": "x"}, nil, &res)
+		if res.Recipients[0].State != store.Suppressed {
+			t.Fatalf("to %s at accept: %+v", to, res.Recipients)
+		}
+	}
+	if st := in.Show(in.Send("s@app.test", []string{"Victim@Y.TEST"}, msgBody("smtp"))).Deliveries[0].State; st != store.Suppressed {
+		t.Fatalf("SMTP submission to Victim@Y.TEST: %s", st)
+	}
+	// Before the send: the entry arrives while the message waits.
+	mx.SetScript(testkit.Script{RcptReplies: map[string]testkit.Reply{"Later@y.test": {Code: 450, Text: "4.2.1 try later"}}})
+	late := in.Send("s@app.test", []string{"Later@Y.TEST"}, msgBody("waits"))
+	deadline := time.Now().Add(10 * time.Second)
+	for in.Show(late).Deliveries[0].State != store.Deferred {
+		if time.Now().After(deadline) {
+			t.Fatal("not deferred")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	in.CLI(nil, "suppression", "add", "later@y.test")
+	if dl := in.WaitFinal(late, 20*time.Second).Deliveries[0]; dl.State != store.Suppressed {
+		t.Fatalf("waiting message to Later@Y.TEST: %+v", dl)
+	}
+	// Removal in another spelling removes the entry.
+	in.CLI(nil, "suppression", "remove", "VICTIM@y.test")
+	in.call(t, in.Creds.APIKey, "POST", "/v1/messages", map[string]any{"from": "s@app.test", "to": []string{"victim@y.test"}, "text": "x"}, nil, &res)
+	if res.Recipients[0].State != store.Queued {
+		t.Fatalf("after removal: %+v", res.Recipients)
+	}
+}

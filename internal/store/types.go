@@ -102,6 +102,10 @@ const (
 	EventThrottle     = "throttle_changed"
 	EventComplaint    = "complaint"
 	EventUnsubscribed = "unsubscribed"
+	// EventReportIgnored: a bounce or complaint claimed something its
+	// return path does not vouch for (another recipient's delivery); the
+	// claim is kept, nothing changed.
+	EventReportIgnored = "report_ignored"
 )
 
 // Message is one accepted message. Body holds the full RFC 5322 message

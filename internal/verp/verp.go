@@ -117,3 +117,6 @@ func (s *Signer) Check(addr string) (string, error) {
 	copy(id[:], b[:16])
 	return id.String(), nil
 }
+
+// MessageReturnPath TEMP
+func (s *Signer) MessageReturnPath(messageID string) (string, error) { return s.ReturnPath(messageID) }
