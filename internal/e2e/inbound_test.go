@@ -45,11 +45,9 @@ func TestInboundBounces(t *testing.T) {
 	in, mx := w.in, w.mx["127.0.0.2"]
 	inbound := fmt.Sprintf("127.0.0.1:%d", inPort)
 
-	id := in.Send("app@app.test", []string{"gone@dsn.test", "c@dsn.test"}, msgBody("verp"))
-	in.WaitFinal(id, 20*time.Second)
-	msgs := waitMessages(t, mx, 1)
-	verpAddr := msgs[0].From
-	if !strings.HasPrefix(verpAddr, "bounces+") || !strings.HasSuffix(verpAddr, "@bounces.test") {
+	id, rp := returnPaths(t, in, mx, []string{"gone@dsn.test", "c@dsn.test"})
+	verpAddr := rp["gone@dsn.test"]
+	if !strings.HasSuffix(verpAddr, "@bounces.test") {
 		t.Fatalf("envelope sender %q is not a VERP address", verpAddr)
 	}
 
@@ -88,7 +86,7 @@ func TestInboundBounces(t *testing.T) {
 	expect(t, c2, "MAIL FROM:<fbl@isp.test>", 250, "")
 	expect(t, c2, "RCPT TO:<fbl@bounces.test>", 250, "")
 	expect(t, c2, "DATA", 354, "")
-	expect(t, c2, dotStuff(arfFor(verpAddr, "c@dsn.test"))+".", 250, "")
+	expect(t, c2, dotStuff(arfFor(rp["c@dsn.test"], "c@dsn.test"))+".", 250, "")
 
 	var list struct {
 		Items []store.Suppression `json:"items"`

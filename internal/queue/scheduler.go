@@ -13,6 +13,11 @@
 //   - known holds every delivery the scheduler owns, so an operator's
 //     change (hold, delete, flush) can find and drop it, and the same
 //     delivery is never enqueued twice.
+//
+// Recipients of a job share SMTP transactions (up to the destination's
+// recipient limit), except when each copy must differ: with VERP return
+// paths (Config.ReturnPath, one per delivery) or List-Unsubscribe headers,
+// each recipient gets its own transaction on the same connection.
 package queue
 
 import (
@@ -51,9 +56,11 @@ type Config struct {
 	OnHoldAfter  int
 	OnHoldWindow time.Duration
 	OnHoldFor    time.Duration
-	// ReturnPath, when set, gives the envelope sender to use for a
-	// message (VERP); messages with the null sender keep it.
-	ReturnPath func(messageID string) (string, error)
+	// ReturnPath, when set, gives the envelope sender to use for one
+	// delivery (VERP); each recipient then goes in its own transaction,
+	// since the return path names the recipient. Messages with the null
+	// sender keep it, and their grouping.
+	ReturnPath func(messageID string, deliveryID int64) (string, error)
 	// Unsubscribe, when set, gives the List-Unsubscribe header lines for
 	// one delivery; mail in UnsubscribeLanes gets them, one recipient per
 	// transaction (the header names the recipient).

@@ -108,16 +108,12 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 	for i, r := range j.Rcpts {
 		rcpts[i] = r.Addr
 	}
-	sender := msg.Sender
-	if s.cfg.ReturnPath != nil && sender != "" {
-		if rp, err := s.cfg.ReturnPath(msg.ID); err == nil {
-			sender = rp
-		}
-	}
-	dm := delivery.Message{Sender: sender, Body: msg.Body, UTF8: msg.UTF8, EightBit: msg.EightBitMIM}
+	dm := delivery.Message{Sender: msg.Sender, Body: msg.Body, UTF8: msg.UTF8, EightBit: msg.EightBitMIM}
 	var results []delivery.Result
-	if s.cfg.Unsubscribe != nil && s.cfg.UnsubscribeLanes[j.Lane] {
-		results = s.sendUnsubscribable(conn, dm, j)
+	verp := s.cfg.ReturnPath != nil && msg.Sender != ""
+	unsub := s.cfg.Unsubscribe != nil && s.cfg.UnsubscribeLanes[j.Lane]
+	if verp || unsub {
+		results = s.sendEach(conn, dm, j, verp, unsub)
 	} else {
 		results = s.send(conn, dm, rcpts, d.th.Limits().MaxRcptsPerTx)
 	}
@@ -206,9 +202,11 @@ func (s *Scheduler) send(conn *delivery.Conn, msg delivery.Message, rcpts []stri
 	return out
 }
 
-// sendUnsubscribable sends each recipient its own copy, with the
+// sendEach sends each recipient its own copy, in its own transaction:
+// with verp, from the return path naming that delivery (so a bounce to it
+// can speak only for that recipient); with unsub, with the
 // List-Unsubscribe headers naming that delivery.
-func (s *Scheduler) sendUnsubscribable(conn *delivery.Conn, msg delivery.Message, j *Job) []delivery.Result {
+func (s *Scheduler) sendEach(conn *delivery.Conn, msg delivery.Message, j *Job, verp, unsub bool) []delivery.Result {
 	out := make([]delivery.Result, 0, len(j.Rcpts))
 	for _, r := range j.Rcpts {
 		if !conn.Usable() {
@@ -216,7 +214,16 @@ func (s *Scheduler) sendUnsubscribable(conn *delivery.Conn, msg delivery.Message
 			continue
 		}
 		m := msg
-		m.Body = append(s.cfg.Unsubscribe(r.ID), msg.Body...)
+		if verp {
+			if rp, err := s.cfg.ReturnPath(j.MessageID, r.ID); err == nil {
+				m.Sender = rp
+			} else {
+				s.log.Error("VERP return path; sending with the message's sender", "delivery", r.ID, "err", err)
+			}
+		}
+		if unsub {
+			m.Body = append(s.cfg.Unsubscribe(r.ID), msg.Body...)
+		}
 		out = append(out, conn.Send(m, []string{r.Addr})...)
 	}
 	return out

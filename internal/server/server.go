@@ -327,7 +327,7 @@ func unsubHeaders(u *unsubscribe.Service) func(int64) []byte {
 	return u.Headers
 }
 
-func returnPath(s *verp.Signer) func(string) (string, error) {
+func returnPath(s *verp.Signer) func(string, int64) (string, error) {
 	if s == nil {
 		return nil
 	}
