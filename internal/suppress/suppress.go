@@ -1,9 +1,21 @@
 // Package suppress keeps each tenant's suppression list in memory, backed
 // by the store, and answers "may this tenant mail this address?" at accept
-// time and again just before delivery. Entries are exact addresses
-// (domain case-insensitive, local part as given), whole domains, globs
-// (`*@example.com`, `sales-*@*`) or regular expressions; on_hold entries
-// expire on their own.
+// time and again just before delivery. Entries are exact addresses, whole
+// domains, globs (`*@example.com`, `sales-*@*`) or regular expressions;
+// on_hold entries expire on their own.
+//
+// Matching ignores case in the whole address, local part included:
+// `victim@y.test` suppresses `Victim@Y.TEST` and the other way round
+// (RFC 5321 lets a server treat local parts case-sensitively, but none of
+// the mailbox providers do, and a suppression that a change of case gets
+// around is no suppression). Entries keep the spelling they were added
+// with, for display; lookups fold case, so entries stored before this
+// rule apply without migration. Globs and regular expressions are matched
+// against the lower-cased address and compiled case-insensitively, so
+// write them in lower case (an inline (?-i) cannot make one
+// case-sensitive). Two entries differing only in case may both be stored
+// (added in two spellings); they match the same addresses and Remove, in
+// any spelling, deletes them all.
 package suppress
 
 import (
@@ -37,10 +49,13 @@ type List struct {
 }
 
 type tenantList struct {
-	addrs    map[string]store.Suppression
-	domains  map[string]store.Suppression
+	addrs    map[string][]store.Suppression // by fold(address): every stored spelling
+	domains  map[string]store.Suppression   // by fold(domain)
 	patterns []compiled
 }
+
+// fold is the form addresses and domains are looked up by.
+func fold(s string) string { return strings.ToLower(s) }
 
 type compiled struct {
 	re *regexp.Regexp
@@ -106,14 +121,21 @@ func (l *List) index(s store.Suppression) error {
 	defer l.mu.Unlock()
 	t := l.tenants[s.TenantID]
 	if t == nil {
-		t = &tenantList{addrs: map[string]store.Suppression{}, domains: map[string]store.Suppression{}}
+		t = &tenantList{addrs: map[string][]store.Suppression{}, domains: map[string]store.Suppression{}}
 		l.tenants[s.TenantID] = t
 	}
 	switch s.Kind {
 	case "address":
-		t.addrs[s.Value] = s
+		k := fold(s.Value)
+		kept := t.addrs[k][:0:0]
+		for _, x := range t.addrs[k] {
+			if x.Value != s.Value {
+				kept = append(kept, x)
+			}
+		}
+		t.addrs[k] = append(kept, s)
 	case "domain":
-		t.domains[s.Value] = s
+		t.domains[fold(s.Value)] = s
 	case "pattern", "regex":
 		expr := s.Value
 		if s.Kind == "pattern" {
@@ -159,15 +181,44 @@ func (l *List) Remove(ctx context.Context, tenantID, input string) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	ok, err := l.st.DeleteSuppression(ctx, tenantID, s.Kind, s.Value)
-	if err != nil {
-		return false, err
+	// Every stored spelling of the entry goes.
+	values := []string{s.Value}
+	l.mu.RLock()
+	if t := l.tenants[tenantID]; t != nil {
+		switch s.Kind {
+		case "address":
+			for _, x := range t.addrs[fold(s.Value)] {
+				values = append(values, x.Value)
+			}
+		case "domain":
+			if x, ok := t.domains[fold(s.Value)]; ok {
+				values = append(values, x.Value)
+			}
+		}
+	}
+	l.mu.RUnlock()
+	found := false
+	done := map[string]bool{}
+	for _, v := range values {
+		if done[v] {
+			continue
+		}
+		done[v] = true
+		ok, err := l.st.DeleteSuppression(ctx, tenantID, s.Kind, v)
+		if err != nil {
+			return found, fmt.Errorf("remove suppression %s: %w", v, err)
+		}
+		found = found || ok
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if t := l.tenants[tenantID]; t != nil {
-		delete(t.addrs, s.Value)
-		delete(t.domains, s.Value)
+		switch s.Kind {
+		case "address":
+			delete(t.addrs, fold(s.Value))
+		case "domain":
+			delete(t.domains, fold(s.Value))
+		}
 		kept := t.patterns[:0]
 		for _, p := range t.patterns {
 			if p.s.Kind != s.Kind || p.s.Value != s.Value {
@@ -176,11 +227,11 @@ func (l *List) Remove(ctx context.Context, tenantID, input string) (bool, error)
 		}
 		t.patterns = kept
 	}
-	return ok, nil
+	return found, nil
 }
 
-// Check reports whether tenantID must not mail addr (as stored: local
-// part as given, domain lower case), and the entry that says so.
+// Check reports whether tenantID must not mail addr (case ignored), and
+// the entry that says so.
 func (l *List) Check(tenantID, addr string) (store.Suppression, bool) {
 	if l == nil {
 		return store.Suppression{}, false
@@ -193,16 +244,19 @@ func (l *List) Check(tenantID, addr string) (store.Suppression, bool) {
 	}
 	now := l.now()
 	live := func(s store.Suppression) bool { return s.ExpiresAt.IsZero() || now.Before(s.ExpiresAt) }
-	if s, ok := t.addrs[addr]; ok && live(s) {
-		return s, true
+	key := fold(addr)
+	for _, s := range t.addrs[key] {
+		if live(s) {
+			return s, true
+		}
 	}
-	if at := strings.LastIndexByte(addr, '@'); at >= 0 {
-		if s, ok := t.domains[addr[at+1:]]; ok && live(s) {
+	if at := strings.LastIndexByte(key, '@'); at >= 0 {
+		if s, ok := t.domains[key[at+1:]]; ok && live(s) {
 			return s, true
 		}
 	}
 	for _, p := range t.patterns {
-		if live(p.s) && p.re.MatchString(addr) {
+		if live(p.s) && p.re.MatchString(key) {
 			return p.s, true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/store/sqlite"
 )
 
@@ -33,7 +34,7 @@ func TestList(t *testing.T) {
 	hold.ExpiresAt = time.Now().Add(-time.Minute) // already expired
 	l.Add(ctx, hold)
 	for addr, want := range map[string]bool{
-		"Bob@example.com": true, "bob@example.com": false, // local part as given
+		"Bob@example.com": true, "bob@example.com": true, "BOB@EXAMPLE.COM": true, // case ignored
 		"anyone@blocked.test": true, "x@spam.test": true, "sales-eu@corp.test": true, "admin7@corp.test": true,
 		"someone@else.test": false, "held@x.test": false,
 	} {
@@ -65,5 +66,81 @@ func TestList(t *testing.T) {
 	}
 	if _, err := Parse("t1", "a@b.test", "whatever"); err == nil {
 		t.Error("unknown reason accepted")
+	}
+}
+
+// TestCase: lookups fold case in the whole address for every kind of
+// entry, entries stored in any spelling (before case folding too) apply
+// after a reload, and Remove in any spelling deletes every spelling.
+func TestCase(t *testing.T) {
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	// As earlier versions stored them: local part as given.
+	now := time.Now().UTC()
+	if err := st.PutSuppressions(ctx, []store.Suppression{
+		{TenantID: "t1", Kind: "address", Value: "Victim@y.test", Reason: HardBounce, CreatedAt: now},
+		{TenantID: "t1", Kind: "regex", Value: "^Admin[0-9]+@", Reason: Manual, CreatedAt: now},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Load(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []string{"lower@y.test", "*@Spam.Test", "Blocked.TEST", `/^sales\.[a-z]+@/`} {
+		s, err := Parse("t1", in, Manual)
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if err := l.Add(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for addr, want := range map[string]bool{
+		"victim@y.test": true, "Victim@Y.TEST": true, "VICTIM@y.test": true,
+		"lower@y.test": true, "Lower@Y.Test": true, "LOWER@y.test": true,
+		"x@spam.test": true, "X@SPAM.test": true,
+		"a@blocked.test": true, "A@BLOCKED.Test": true,
+		"admin7@corp.test": true, "ADMIN7@corp.test": true,
+		"sales.eu@corp.test": true, "Sales.EU@Corp.Test": true,
+		"victim2@y.test": false, "sales@corp.test": false,
+	} {
+		if _, got := l.Check("t1", addr); got != want {
+			t.Errorf("Check(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	// A second spelling is kept for display; removal in a third removes both.
+	s, _ := Parse("t1", "VICTIM@y.test", Manual)
+	if err := l.Add(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := l.Remove(ctx, "t1", "victim@Y.TEST"); !ok || err != nil {
+		t.Fatalf("remove: %v %v", ok, err)
+	}
+	if _, ok := l.Check("t1", "Victim@y.test"); ok {
+		t.Fatal("removed address still applies")
+	}
+	all, err := st.ListSuppressions(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range all {
+		if x.Kind == "address" && x.Value != "lower@y.test" {
+			t.Errorf("left in the store: %+v", x)
+		}
+	}
+	l2, err := Load(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := l2.Check("t1", "victim@y.test"); ok {
+		t.Fatal("removed address back after reload")
+	}
+	if _, ok := l2.Check("t1", "LOWER@Y.TEST"); !ok {
+		t.Fatal("entry lost on reload")
 	}
 }
