@@ -48,8 +48,9 @@ type Config struct {
 	Smarthost       string   `toml:"smarthost"`
 	TrustedNetworks []string `toml:"trusted_networks"`
 	LogLevel        string   `toml:"log_level"`
-	// BounceDomain turns on VERP return paths (bounces+<token>@domain) and
-	// the inbound listener that takes bounces and complaints for it.
+	// BounceDomain turns on VERP return paths (bounces+<token>@domain, one
+	// per delivery, so one recipient per SMTP transaction) and the inbound
+	// listener that takes bounces and complaints for it.
 	BounceDomain  string `toml:"bounce_domain"`
 	InboundListen string `toml:"inbound_listen"`
 
