@@ -8,6 +8,13 @@
 // concurrent callers share one fsync. Reads use a separate pool of
 // connections and never wait for the writer (WAL readers see the last
 // committed state).
+//
+// States follow store's transition table: the lease, outcome, recovery
+// and pending-load statements build their state lists from it, Transition
+// and RecordOutcomes check requests against it before writing, and the
+// deliveries table has CHECK constraints on state and lane (migration 3,
+// rebuild.go), so not even a bug in this package stores an unknown state.
+// After Close, every write fails with "store is closed" at once.
 package sqlite
 
 import (
