@@ -45,7 +45,8 @@ const (
 // AllStates lists every state, pending ones first.
 var AllStates = []State{Scheduled, Queued, Sending, Deferred, Held, Delivered, Bounced, SoftBounced, DeadLetter, Suppressed, Cancelled}
 
-// PendingStates are the states a delivery can leave without an operator.
+// PendingStates are the states that are not final (held among them: it
+// waits for an operator).
 var PendingStates = []State{Scheduled, Queued, Sending, Deferred, Held}
 
 // Final reports whether no more attempts will be made.

@@ -38,7 +38,7 @@ func prepare(db *sql.DB) (*stmts, error) {
 	st.insEvent = p(`INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
 		code, enhanced, text, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
 	// The state lists come from the transition table.
-	st.lease = p(`UPDATE deliveries SET state=` + store.SQLList([]store.State{store.Sending}) + `, next_attempt_at=?, updated_at=?
+	st.lease = p(`UPDATE deliveries SET state=` + store.SQLList(store.Targets(store.OpLease)) + `, next_attempt_at=?, updated_at=?
 		WHERE id=? AND state IN (` + store.SQLList(store.FromStates(store.OpLease, store.Sending)) + `)`)
 	st.outcome = p(`UPDATE deliveries SET state=?, attempts=attempts+1,
 		first_attempt_at=CASE WHEN first_attempt_at=0 THEN ? ELSE first_attempt_at END,

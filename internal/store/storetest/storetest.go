@@ -1,5 +1,8 @@
 // Package storetest is the conformance suite every store.Store backend
 // runs: the same behaviour, tested the same way, whatever the database.
+// EveryTransition (transitions.go) tries every op on every pair of states
+// and proves the backend makes exactly the changes in store's transition
+// table and refuses, or leaves alone, everything else.
 package storetest
 
 import (
