@@ -42,20 +42,21 @@ type OpResult struct {
 
 var errNoSelection = errors.New("say which deliveries: message IDs, --domain, or --all")
 
-func (q *QueueOps) spec(sel Selection, from []store.State, to store.State, event string) (store.TransitionSpec, error) {
+func (q *QueueOps) spec(sel Selection, op store.Op) (store.TransitionSpec, error) {
 	if len(sel.IDs) == 0 && len(sel.DeliveryIDs) == 0 && sel.Domain == "" && !sel.All {
 		return store.TransitionSpec{}, errNoSelection
 	}
 	return store.TransitionSpec{TenantID: sel.TenantID, MessageIDs: sel.IDs, DeliveryIDs: sel.DeliveryIDs, Domain: sel.Domain,
-		All: sel.All, From: from, To: to, Event: event, Now: q.Now().UTC()}, nil
+		All: sel.All, Op: op, Now: q.Now().UTC()}, nil
 }
 
-// change moves the selected deliveries from one of the from states to
-// "to" with one event each (tweak may set due and expiry times), then
-// tells the scheduler through after.
-func (q *QueueOps) change(ctx context.Context, sel Selection, from []store.State, to store.State, event string,
+// change applies op to the selected deliveries, moving those in a state
+// op moves (the store's transition table says which) with one event each
+// (tweak may set due and expiry times), then tells the scheduler through
+// after.
+func (q *QueueOps) change(ctx context.Context, sel Selection, op store.Op,
 	tweak func(*store.TransitionSpec), after func([]store.Delivery)) (*OpResult, error) {
-	spec, err := q.spec(sel, from, to, event)
+	spec, err := q.spec(sel, op)
 	if err != nil {
 		return nil, err
 	}
@@ -87,51 +88,51 @@ func all(sel Selection) Selection {
 // Flush makes deferred (and waiting queued) deliveries due now
 // (postqueue -f flushes everything).
 func (q *QueueOps) Flush(ctx context.Context, sel Selection) (*OpResult, error) {
-	return q.change(ctx, all(sel), []store.State{store.Deferred, store.Queued}, store.Queued, store.EventFlushed, dueNow, q.Sched.Reschedule)
+	return q.change(ctx, all(sel), store.OpFlush, dueNow, q.Sched.Reschedule)
 }
 
 // Delete cancels deliveries that are not being sent right now and not
 // already final (dead letters included: deleting them purges them).
 func (q *QueueOps) Delete(ctx context.Context, sel Selection) (*OpResult, error) {
-	return q.change(ctx, sel, []store.State{store.Scheduled, store.Queued, store.Deferred, store.Held, store.DeadLetter},
-		store.Cancelled, store.EventCancelled, nil, q.remove)
+	return q.change(ctx, sel, store.OpDelete, nil, q.remove)
 }
 
 // Cancel is the API's cancel: what is not delivered yet and not being
 // sent (dead letters stay for the dead-letter queue).
 func (q *QueueOps) Cancel(ctx context.Context, sel Selection) (*OpResult, error) {
-	return q.change(ctx, sel, []store.State{store.Scheduled, store.Queued, store.Deferred, store.Held},
-		store.Cancelled, store.EventCancelled, nil, q.remove)
+	return q.change(ctx, sel, store.OpCancel, nil, q.remove)
 }
 
 // Purge removes dead letters from the dead-letter queue (they become
 // cancelled; their history stays in the activity log).
 func (q *QueueOps) Purge(ctx context.Context, sel Selection) (*OpResult, error) {
-	return q.change(ctx, all(sel), []store.State{store.DeadLetter}, store.Cancelled, store.EventPurged, nil, nil)
+	return q.change(ctx, all(sel), store.OpPurge, nil, nil)
 }
 
 // Hold stops deliveries until released.
 func (q *QueueOps) Hold(ctx context.Context, sel Selection) (*OpResult, error) {
-	return q.change(ctx, sel, []store.State{store.Scheduled, store.Queued, store.Deferred}, store.Held, store.EventHeld, nil, q.remove)
+	return q.change(ctx, sel, store.OpHold, nil, q.remove)
 }
 
 // Release puts held deliveries back in the queue, due now.
 func (q *QueueOps) Release(ctx context.Context, sel Selection) (*OpResult, error) {
-	return q.change(ctx, sel, []store.State{store.Held}, store.Queued, store.EventReleased, dueNow, q.Sched.Enqueue)
+	return q.change(ctx, sel, store.OpRelease, dueNow, q.Sched.Enqueue)
 }
 
 // Requeue retries dead letters (and deferred deliveries) now, with a fresh
 // queue lifetime.
 func (q *QueueOps) Requeue(ctx context.Context, sel Selection, deadOnly bool) (*OpResult, error) {
-	from := []store.State{store.DeadLetter, store.Deferred, store.Queued}
 	if deadOnly {
-		from, sel = []store.State{store.DeadLetter}, all(sel)
+		sel = all(sel)
 	}
 	fresh := func(spec *store.TransitionSpec) {
+		if deadOnly {
+			spec.From = []store.State{store.DeadLetter} // the dead-letter queue's requeue
+		}
 		spec.NextAt = spec.Now
 		spec.ExpiresAt = spec.Now.Add(q.Lifetime)
 	}
-	return q.change(ctx, sel, from, store.Queued, store.EventRequeued, fresh, q.Sched.Reschedule)
+	return q.change(ctx, sel, store.OpRequeue, fresh, q.Sched.Reschedule)
 }
 
 func ids(ds []store.Delivery) []int64 {

@@ -302,9 +302,7 @@ func (s *Server) applyBounce(ctx context.Context, d store.Delivery, r bounce.Rec
 	reply := smtpproto.Reply{Code: r.ReplyCode, Enhanced: r.Status, Text: r.Diagnostic}
 	detail := fmt.Sprintf("asynchronous bounce from %s: %s %s", r.RemoteMTA, r.Status, clip(r.Diagnostic, 300))
 	if r.Hard {
-		_, err := s.st.Transition(ctx, store.TransitionSpec{DeliveryIDs: []int64{d.ID},
-			From: []store.State{store.Delivered, store.Deferred, store.Queued, store.Scheduled, store.Held, store.DeadLetter, store.SoftBounced},
-			To:   store.Bounced, Event: store.EventBounced, Now: now, Detail: detail})
+		_, err := s.st.Transition(ctx, store.TransitionSpec{DeliveryIDs: []int64{d.ID}, Op: store.OpAsyncBounce, Now: now, Detail: detail})
 		if err != nil {
 			s.log.Error("record asynchronous bounce", "err", err)
 			return false

@@ -22,8 +22,11 @@ type Store interface {
 	Lease(ctx context.Context, ids []int64, now, retryAt time.Time) ([]int64, error)
 
 	// RecordOutcomes stores the result of attempts: the delivery's new
-	// state and last reply, one attempt row and one event per outcome. An
-	// outcome for a delivery that is no longer in state sending is ignored.
+	// state and last reply, one attempt row and one event per outcome.
+	// An outcome whose state the table does not allow after sending
+	// refuses the whole call (ErrRefused, nothing written). An outcome for
+	// a delivery that is no longer sending (changed meanwhile) is ignored
+	// and reported: its only trace is an outcome_ignored event.
 	RecordOutcomes(ctx context.Context, outs []Outcome) error
 
 	// RecoverLeases returns deliveries left in sending by a previous run to
@@ -36,7 +39,10 @@ type Store interface {
 	LoadPending(ctx context.Context, fn func(*Delivery) error) error
 
 	// Transition moves the deliveries chosen by spec to a new state, with
-	// one event each, and returns them as they are after the change.
+	// one event each, and returns them as they are after the change. The
+	// spec is checked with PrepareTransition first: a change outside the
+	// table is refused (ErrRefused, nothing written). Chosen deliveries in
+	// a state the op does not move are left alone and not returned.
 	Transition(ctx context.Context, spec TransitionSpec) ([]Delivery, error)
 
 	// RecordEvent appends one event that belongs to no state change (for
@@ -120,11 +126,15 @@ type TransitionSpec struct {
 	MessageIDs  []string
 	DeliveryIDs []int64
 	Domain      string
-	All         bool    // required when no IDs and no domain are given
-	From        []State // only deliveries in one of these states
-	To          State
-	Event       string
-	Now         time.Time
+	All         bool // required when no IDs and no domain are given
+	// Op is the operation; it must be in the transition table.
+	Op Op
+	// From narrows the states moved; empty means every state the table
+	// lets Op move (FromStates). A state outside that set is refused.
+	From  []State
+	To    State  // empty: the op's target; another state is refused
+	Event string // empty: the op's event
+	Now   time.Time
 	// NextAt sets next_attempt_at (for queued: when it is due).
 	NextAt time.Time
 	// ExpiresAt, when set, gives the deliveries a fresh lifetime (requeue).

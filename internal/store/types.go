@@ -8,8 +8,14 @@
 //   - InsertMessages returns only after message, deliveries and their events
 //     are durable (fsync'd / committed). Callers acknowledge after that.
 //   - A state change and its event are written in one transaction.
-//   - Final states never change again, except dead_letter -> queued by an
-//     operator (requeue).
+//   - States change only as the transition table (Rules, transitions.go)
+//     allows: every Store method checks it, backends build their SQL state
+//     lists from it, and storetest tries every pair of states against it.
+//     A final state changes only through the transitions listed in the
+//     table: dead_letter -> queued (requeue), dead_letter -> cancelled
+//     (delete, purge), and delivered, soft_bounced or dead_letter ->
+//     bounced (async_bounce: a DSN for a message the remote side had
+//     accepted). Bounced, suppressed and cancelled never change.
 package store
 
 import (
@@ -39,7 +45,8 @@ const (
 // AllStates lists every state, pending ones first.
 var AllStates = []State{Scheduled, Queued, Sending, Deferred, Held, Delivered, Bounced, SoftBounced, DeadLetter, Suppressed, Cancelled}
 
-// PendingStates are the states a delivery can leave without an operator.
+// PendingStates are the states that are not final (held among them: it
+// waits for an operator).
 var PendingStates = []State{Scheduled, Queued, Sending, Deferred, Held}
 
 // Final reports whether no more attempts will be made.
@@ -106,6 +113,9 @@ const (
 	// return path does not vouch for (another recipient's delivery); the
 	// claim is kept, nothing changed.
 	EventReportIgnored = "report_ignored"
+	// EventOutcomeIgnored reports an attempt's result that arrived after
+	// the delivery had left sending; the state was not changed.
+	EventOutcomeIgnored = "outcome_ignored"
 )
 
 // Message is one accepted message. Body holds the full RFC 5322 message

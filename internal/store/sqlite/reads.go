@@ -37,7 +37,7 @@ func scanDelivery(r scanner, extra ...any) (store.Delivery, error) {
 // LoadPending implements store.Store.
 func (s *Store) LoadPending(ctx context.Context, fn func(*store.Delivery) error) error {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries
-		WHERE state IN ('scheduled','queued','sending','deferred') ORDER BY id`)
+		WHERE state IN (`+store.SQLList(store.SchedulerStates())+`) ORDER BY id`)
 	if err != nil {
 		return fmt.Errorf("load pending deliveries: %w", err)
 	}

@@ -5,10 +5,22 @@ import (
 	"fmt"
 )
 
+// migration is one schema change; it runs inside the transaction that
+// also records the new schema version.
+type migration func(tx *sql.Tx) error
+
+// sqlMigration is a migration that is plain SQL.
+func sqlMigration(q string) migration {
+	return func(tx *sql.Tx) error {
+		_, err := tx.Exec(q)
+		return err
+	}
+}
+
 // migrations are applied in order, each once; user_version records how
 // many have run. Never edit a released migration: add a new one.
-var migrations = []string{
-	`CREATE TABLE tenants (
+var migrations = []migration{
+	sqlMigration(`CREATE TABLE tenants (
 		id TEXT PRIMARY KEY,
 		name TEXT NOT NULL UNIQUE,
 		created_at INTEGER NOT NULL
@@ -123,8 +135,8 @@ var migrations = []string{
 		detail TEXT NOT NULL DEFAULT ''
 	);
 	CREATE INDEX events_message ON events(message_id);
-	CREATE INDEX events_tenant_type ON events(tenant_id, type, id);`,
-	`CREATE TABLE suppressions (
+	CREATE INDEX events_tenant_type ON events(tenant_id, type, id);`),
+	sqlMigration(`CREATE TABLE suppressions (
 		tenant_id TEXT NOT NULL,
 		kind TEXT NOT NULL,
 		value TEXT NOT NULL,
@@ -133,10 +145,14 @@ var migrations = []string{
 		expires_at INTEGER NOT NULL DEFAULT 0,
 		detail TEXT NOT NULL DEFAULT '',
 		PRIMARY KEY (tenant_id, kind, value)
-	) WITHOUT ROWID;`,
+	) WITHOUT ROWID;`),
+	deliveryChecks,
 }
 
-func migrate(db *sql.DB) error {
+func migrate(db *sql.DB) error { return migrateWith(db, migrations) }
+
+// migrateWith brings db up to len(ms) (tests stop at older versions).
+func migrateWith(db *sql.DB, migrations []migration) error {
 	var version int
 	if err := db.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
 		return fmt.Errorf("read schema version: %w", err)
@@ -149,7 +165,7 @@ func migrate(db *sql.DB) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(migrations[i]); err != nil {
+		if err := migrations[i](tx); err != nil {
 			tx.Rollback()
 			return fmt.Errorf("migration %d: %w", i+1, err)
 		}

@@ -8,6 +8,13 @@
 // concurrent callers share one fsync. Reads use a separate pool of
 // connections and never wait for the writer (WAL readers see the last
 // committed state).
+//
+// States follow store's transition table: the lease, outcome, recovery
+// and pending-load statements build their state lists from it, Transition
+// and RecordOutcomes check requests against it before writing, and the
+// deliveries table has CHECK constraints on state and lane (migration 3,
+// rebuild.go), so not even a bug in this package stores an unknown state.
+// After Close, every write fails with "store is closed" at once.
 package sqlite
 
 import (
@@ -158,6 +165,13 @@ var errClosed = errors.New("store is closed")
 // write runs fn in the next group commit and waits until it is durable.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx, st *stmts) error) error {
 	req := &writeReq{fn: fn, done: make(chan error, 1)}
+	// Checked first: with room in s.reqs, the select below would pick
+	// between queueing and quitting at random.
+	select {
+	case <-s.quit:
+		return errClosed
+	default:
+	}
 	select {
 	case s.reqs <- req:
 	case <-s.quit:
@@ -166,8 +180,19 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx, st *stmts) error)
 		return ctx.Err()
 	}
 	// Once queued the write will happen; wait for it even if ctx ends so
-	// the caller never acts on an unknown outcome.
-	return <-req.done
+	// the caller never acts on an unknown outcome. A request queued while
+	// Close raced with us may find the writer gone: it never ran.
+	select {
+	case err := <-req.done:
+		return err
+	case <-s.ended:
+		select {
+		case err := <-req.done: // answered by the writer's last drain
+			return err
+		default:
+			return errClosed
+		}
+	}
 }
 
 func (s *Store) writer() {

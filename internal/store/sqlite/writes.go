@@ -37,13 +37,14 @@ func prepare(db *sql.DB) (*stmts, error) {
 		next_attempt_at, expires_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)`)
 	st.insEvent = p(`INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
 		code, enhanced, text, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
-	st.lease = p(`UPDATE deliveries SET state='sending', next_attempt_at=?, updated_at=?
-		WHERE id=? AND state IN ('queued','deferred','scheduled')`)
+	// The state lists come from the transition table.
+	st.lease = p(`UPDATE deliveries SET state=` + store.SQLList(store.Targets(store.OpLease)) + `, next_attempt_at=?, updated_at=?
+		WHERE id=? AND state IN (` + store.SQLList(store.FromStates(store.OpLease, store.Sending)) + `)`)
 	st.outcome = p(`UPDATE deliveries SET state=?, attempts=attempts+1,
 		first_attempt_at=CASE WHEN first_attempt_at=0 THEN ? ELSE first_attempt_at END,
 		last_attempt_at=?, next_attempt_at=?, last_code=?, last_enhanced=?, last_text=?, last_class=?,
 		last_phase=?, last_mx=?, last_ip=?, provider=CASE WHEN ?='' THEN provider ELSE ? END, updated_at=?
-		WHERE id=? AND state='sending'
+		WHERE id=? AND state IN (` + store.SQLList(store.OpFrom(store.OpOutcome)) + `)
 		RETURNING message_id, tenant_id, recipient, attempts`)
 	st.insAttempt = p(`INSERT INTO attempts (delivery_id, message_id, n, started_at, duration_us, mx, ip, tls,
 		code, enhanced, text, class, phase, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
@@ -96,6 +97,9 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 				return fmt.Errorf("insert message %s: %w", m.ID, err)
 			}
 			for _, d := range nm.Deliveries {
+				if err := store.CheckAccept(d); err != nil {
+					return err
+				}
 				res, err := id.Exec(m.ID, m.TenantID, d.Recipient, d.Domain, string(d.Lane), string(d.State),
 					ms(d.CreatedAt), ms(d.NextAttemptAt), ms(d.ExpiresAt), ms(d.CreatedAt))
 				if err != nil {
@@ -105,13 +109,7 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 					return err
 				}
 				d.MessageID, d.TenantID = m.ID, m.TenantID
-				ev := store.EventQueued
-				switch d.State {
-				case store.Scheduled:
-					ev = store.EventScheduled
-				case store.Suppressed:
-					ev = store.EventSuppressed
-				}
+				ev := store.AcceptEvent(d.State)
 				if _, err := ie.Exec(ms(d.CreatedAt), ev, m.TenantID, m.ID, d.ID, d.Recipient, 0, "", 0, "", "", ""); err != nil {
 					return fmt.Errorf("insert event: %w", err)
 				}
@@ -203,6 +201,9 @@ func (s *Store) Lease(ctx context.Context, ids []int64, now, retryAt time.Time) 
 
 // RecordOutcomes implements store.Store.
 func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error {
+	if err := store.CheckOutcomes(outs); err != nil {
+		return err
+	}
 	return s.write(ctx, func(tx *sql.Tx, st *stmts) error {
 		up, ia, ie := tx.Stmt(st.outcome), tx.Stmt(st.insAttempt), tx.Stmt(st.insEvent)
 		for _, o := range outs {
@@ -212,7 +213,10 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 			err := up.QueryRow(string(o.State), ms(o.StartedAt), ms(end), ms(o.NextAt), o.Reply.Code, o.Reply.Enhanced,
 				o.Reply.Text, o.Class, o.Phase, o.MX, o.IP, o.Provider, o.Provider, ms(end), o.DeliveryID).Scan(&msgID, &tenant, &rcpt, &n)
 			if errors.Is(err, sql.ErrNoRows) {
-				continue // changed by an operator meanwhile
+				if err := ignoredOutcome(tx, st, o); err != nil {
+					return err
+				}
+				continue
 			}
 			if err != nil {
 				return fmt.Errorf("record outcome of delivery %d: %w", o.DeliveryID, err)
@@ -234,11 +238,35 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 	})
 }
 
+// ignoredOutcome reports an outcome for a delivery that has left sending
+// (moved meanwhile, or an outcome recorded twice) with an event; an
+// unknown delivery gets none.
+func ignoredOutcome(tx *sql.Tx, st *stmts, o store.Outcome) error {
+	var state, msgID, tenant, rcpt string
+	var n int
+	err := tx.QueryRow(`SELECT state, message_id, tenant_id, recipient, attempts FROM deliveries WHERE id=?`, o.DeliveryID).
+		Scan(&state, &msgID, &tenant, &rcpt, &n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up delivery %d for its ignored outcome: %w", o.DeliveryID, err)
+	}
+	end := o.StartedAt.Add(o.Duration)
+	detail := fmt.Sprintf("attempt result %s (%s) not recorded: the delivery was %s by then", o.State, o.Class, state)
+	if _, err := tx.Stmt(st.insEvent).Exec(ms(end), store.EventOutcomeIgnored, tenant, msgID, o.DeliveryID, rcpt, n, o.MX,
+		o.Reply.Code, o.Reply.Enhanced, o.Reply.Text, detail); err != nil {
+		return fmt.Errorf("insert event: %w", err)
+	}
+	return nil
+}
+
 // RecoverLeases implements store.Store.
 func (s *Store) RecoverLeases(ctx context.Context, now time.Time) (int, error) {
 	var n int
 	err := s.write(ctx, func(tx *sql.Tx, st *stmts) error {
-		rows, err := tx.Query(`UPDATE deliveries SET state='queued', updated_at=? WHERE state='sending'
+		rows, err := tx.Query(`UPDATE deliveries SET state=`+store.SQLList(store.Targets(store.OpRecover))+`, updated_at=?
+			WHERE state IN (`+store.SQLList(store.FromStates(store.OpRecover, store.Queued))+`)
 			RETURNING id, message_id, tenant_id, recipient`, ms(now))
 		if err != nil {
 			return fmt.Errorf("recover leases: %w", err)
@@ -274,6 +302,9 @@ func (s *Store) RecoverLeases(ctx context.Context, now time.Time) (int, error) {
 
 // Transition implements store.Store.
 func (s *Store) Transition(ctx context.Context, spec store.TransitionSpec) ([]store.Delivery, error) {
+	if err := store.PrepareTransition(&spec); err != nil {
+		return nil, err
+	}
 	where, args, err := transitionWhere(spec)
 	if err != nil {
 		return nil, err

@@ -1,5 +1,8 @@
 // Package storetest is the conformance suite every store.Store backend
 // runs: the same behaviour, tested the same way, whatever the database.
+// EveryTransition (transitions.go) tries every op on every pair of states
+// and proves the backend makes exactly the changes in store's transition
+// table and refuses, or leaves alone, everything else.
 package storetest
 
 import (
@@ -19,6 +22,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("LeaseAndOutcome", func(t *testing.T) { testLeaseAndOutcome(t, open(t)) })
 	t.Run("RecoverLeases", func(t *testing.T) { testRecover(t, open(t)) })
 	t.Run("Transition", func(t *testing.T) { testTransition(t, open(t)) })
+	t.Run("EveryTransition", func(t *testing.T) { testEveryTransition(t, open(t)) })
 	t.Run("ConcurrentInserts", func(t *testing.T) { testConcurrent(t, open(t)) })
 	t.Run("Tenants", func(t *testing.T) { testTenants(t, open(t)) })
 	t.Run("Idempotency", func(t *testing.T) { testIdempotency(t, open(t)) })
@@ -198,14 +202,14 @@ func testTransition(t *testing.T, s store.Store) {
 			t.Fatal(err)
 		}
 	}
-	held, err := s.Transition(ctx, store.TransitionSpec{Domain: "one.test", From: []store.State{store.Queued}, To: store.Held, Event: store.EventHeld, Now: t0})
+	held, err := s.Transition(ctx, store.TransitionSpec{Domain: "one.test", Op: store.OpHold, Now: t0})
 	if err != nil || len(held) != 3 {
 		t.Fatalf("hold by domain: %d %v", len(held), err)
 	}
-	if _, err := s.Transition(ctx, store.TransitionSpec{From: []store.State{store.Queued}, To: store.Held, Event: store.EventHeld, Now: t0}); err == nil {
+	if _, err := s.Transition(ctx, store.TransitionSpec{Op: store.OpHold, Now: t0}); err == nil {
 		t.Fatal("transition without selection allowed")
 	}
-	del, err := s.Transition(ctx, store.TransitionSpec{MessageIDs: []string{"m1"}, From: []store.State{store.Queued, store.Held}, To: store.Cancelled, Event: store.EventCancelled, Now: t0})
+	del, err := s.Transition(ctx, store.TransitionSpec{MessageIDs: []string{"m1"}, Op: store.OpCancel, Now: t0})
 	if err != nil || len(del) != 2 || del[0].Sender == "" {
 		t.Fatalf("delete m1: %+v %v", del, err)
 	}
