@@ -13,8 +13,9 @@ import (
 	"github.com/posthorn/posthorn/internal/classify"
 )
 
-// The corpus is /work/shared/data/bounces-sisimai (590 real bounces with
-// go-sisimai's answers); see its README section 1. It is not copied here.
+// The corpus is testdata/bounces-sisimai: 590 real bounces (plus CR and
+// CRLF copies and two non-bounces) with go-sisimai's answers in
+// manifest.json; see testdata/bounces-sisimai/README.md.
 
 var writeFailures = flag.Bool("bounce.write-failures", false, "write testdata/corpus-failures.txt from the corpus run")
 
@@ -79,36 +80,9 @@ type manifestRow struct {
 	Diagnostic    string `json:"diagnostic_code"`
 }
 
-// corpusDir finds bounces-sisimai: $POSTHORN_SHARED_DATA/bounces-sisimai,
-// else ../shared/data/bounces-sisimai next to the module root.
-func corpusDir(t *testing.T) string {
-	t.Helper()
-	var dir string
-	if d := os.Getenv("POSTHORN_SHARED_DATA"); d != "" {
-		dir = filepath.Join(d, "bounces-sisimai")
-	} else if wd, err := os.Getwd(); err == nil {
-		for d := wd; ; d = filepath.Dir(d) {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				dir = filepath.Join(d, "..", "shared", "data", "bounces-sisimai")
-				break
-			}
-			if filepath.Dir(d) == d {
-				break
-			}
-		}
-	}
-	if dir != "" {
-		if _, err := os.Stat(filepath.Join(dir, "manifest.json")); err == nil {
-			return dir
-		}
-	}
-	msg := fmt.Sprintf("bounce corpus not found (looked for %q; set POSTHORN_SHARED_DATA to the shared data directory)", dir)
-	if os.Getenv("POSTHORN_REQUIRE_TOOLS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
+// corpusDir is the in-repo copy of the sisimai corpus; its README names
+// the source and licence.
+const corpusDir = "testdata/bounces-sisimai"
 
 // ourClass maps a recipient result to the manifest's 5-way classes.
 func ourClass(rep *Report, r *Recipient) string {
@@ -128,7 +102,7 @@ func ourClass(rep *Report, r *Recipient) string {
 type counts struct{ tp, fp, fn int }
 
 func TestCorpus(t *testing.T) {
-	dir := corpusDir(t)
+	dir := corpusDir
 	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {
 		t.Fatal(err)

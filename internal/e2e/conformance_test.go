@@ -42,10 +42,13 @@ max_errors = 5
 max_messages_per_session = 100
 `
 
+// conformanceDir is the in-repo smtp-conformance data set, which lives
+// with the smtpscript interpreter that reads it.
 func conformanceDir(t *testing.T) string {
+	t.Helper()
 	dir, err := smtpscript.ConformanceDir()
 	if err != nil {
-		requireData(t, err)
+		t.Fatal(err)
 	}
 	return dir
 }

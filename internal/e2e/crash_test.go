@@ -55,6 +55,8 @@ func TestCrashDurability(t *testing.T) {
 			}
 		}(c)
 	}
+	// The sleeps below are the load schedule (when to kill, how long to stay
+	// down, how long to keep submitting after the last restart), not waits.
 	for k := 0; k < kills; k++ {
 		time.Sleep(time.Duration(400+rand.IntN(600)) * time.Millisecond)
 		in.Kill()

@@ -110,6 +110,8 @@ func TestOnHold(t *testing.T) {
 		t.Fatalf("while on hold: %+v", res.Recipients)
 	}
 	mx.SetScript(testkit.Script{})
+	// The hold ends at a wall-clock time (checked when mail is accepted;
+	// the entry stays listed), so the wait is for that time, not an event.
 	time.Sleep(time.Until(list.Items[0].ExpiresAt) + 200*time.Millisecond)
 	in.call(t, in.Creds.APIKey, "POST", "/v1/messages", map[string]any{"from": "s@app.test", "to": []string{"box@full.test"}, "text": "x"}, nil, &res)
 	if res.Recipients[0].State != store.Queued {

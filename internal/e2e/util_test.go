@@ -17,13 +17,3 @@ func requireTool(t *testing.T, name string) {
 	}
 	t.Skipf("%s is not installed", name)
 }
-
-// requireData skips when the shared test corpora are missing, or fails in
-// CI (POSTHORN_REQUIRE_TOOLS=1), where they are always beside the checkout.
-func requireData(t *testing.T, err error) {
-	t.Helper()
-	if os.Getenv("POSTHORN_REQUIRE_TOOLS") == "1" {
-		t.Fatalf("shared test data: %v", err)
-	}
-	t.Skipf("shared test data: %v", err)
-}

@@ -183,8 +183,15 @@ func TestDNSDelayAndClose(t *testing.T) {
 	}
 
 	d.SetDelay("slow.test", time.Hour)
+	// Close while a delayed TCP query is being held: wait until the
+	// server counted it (it counts before the delay).
+	held := d.Queries("slow.test", dns.TypeA) + 1
 	go func() { _, _ = exchange(d, "tcp", "slow.test", dns.TypeA, 5*time.Second) }()
-	time.Sleep(50 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); d.Queries("slow.test", dns.TypeA) < held; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the delayed TCP query never reached the server")
+		}
+	}
 	start = time.Now()
 	d.Close()
 	d.Close()

@@ -152,7 +152,7 @@ func TestMXRateLimit(t *testing.T) {
 	if err := send(c, "a@a.test", []string{"x@b.test"}, "2\r\n"); code(err) != 450 {
 		t.Fatalf("second within window: %v", err)
 	}
-	time.Sleep(350 * time.Millisecond)
+	time.Sleep(350 * time.Millisecond) // the window (300ms) passing is what is tested; no event to wait on
 	if err := send(c, "a@a.test", []string{"x@b.test"}, "3\r\n"); err != nil {
 		t.Errorf("after window: %v", err)
 	}
@@ -413,7 +413,7 @@ func TestMXWaitTimeout(t *testing.T) {
 	m := StartMX(t, "127.0.0.1", 0, Script{})
 	ctx := ctxT(t)
 	go func() {
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // deliver after WaitMessages started waiting
 		_ = deliver(m.Addr(), "a@a.test", []string{"x@b.test"}, "x\r\n")
 	}()
 	if msgs, err := m.WaitMessages(ctx, 1); err != nil || len(msgs) != 1 {

@@ -4,7 +4,7 @@
 // Two scenario formats are supported:
 //
 //   - OpenSMTPD's historical regress language "smtpscript" (the *.scr files
-//     of the shared smtp-conformance data set). [ParseFile] turns a file
+//     of the smtp-conformance data set in testdata/, see [ConformanceDir]). [ParseFile] turns a file
 //     into a [Script]; [Script.Run] executes every test-case, each on its own
 //     TCP connection unless the case says no-autoconnect.
 //   - aiosmtpd's command/reply-code dialogues (dialogues.json).

@@ -163,38 +163,30 @@ func inParens(name string) string {
 	return " (" + name + ")"
 }
 
-// EnvSharedData names an environment variable that, when set, points to
-// the shared data directory (the one containing smtp-conformance/).
-const EnvSharedData = "POSTHORN_SHARED_DATA"
+// conformancePath is where the smtp-conformance data set lives in the
+// repository, relative to the module root (see its README.md for the
+// sources and licences).
+const conformancePath = "internal/testkit/smtpscript/testdata/smtp-conformance"
 
-// ConformanceDir locates the smtp-conformance data directory: under
-// $POSTHORN_SHARED_DATA if set, else at ../shared/data/smtp-conformance
-// relative to the module root found by walking up from the working
-// directory to go.mod.
+// ConformanceDir locates the repository's copy of the smtp-conformance
+// data set (opensmtpd-smtpscript/ and aiosmtpd/) by walking up from the
+// working directory to go.mod, so that tests of any package can use it.
 func ConformanceDir() (string, error) {
-	if root := os.Getenv(EnvSharedData); root != "" {
-		for _, d := range []string{filepath.Join(root, "smtp-conformance"), root} {
-			if isDir(filepath.Join(d, "opensmtpd-smtpscript")) {
-				return d, nil
-			}
-		}
-		return "", fmt.Errorf("%s=%s has no smtp-conformance/opensmtpd-smtpscript", EnvSharedData, root)
-	}
 	dir, err := os.Getwd()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("smtp-conformance data: %w", err)
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			d := filepath.Join(dir, "..", "shared", "data", "smtp-conformance")
-			if !isDir(d) {
-				return "", fmt.Errorf("%s not found (set %s)", filepath.Clean(d), EnvSharedData)
+			d := filepath.Join(dir, filepath.FromSlash(conformancePath))
+			if !isDir(filepath.Join(d, "opensmtpd-smtpscript")) {
+				return "", fmt.Errorf("smtp-conformance data: %s has no opensmtpd-smtpscript/", d)
 			}
-			return filepath.Clean(d), nil
+			return d, nil
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return "", errors.New("go.mod not found above the working directory (set " + EnvSharedData + ")")
+			return "", errors.New("smtp-conformance data: go.mod not found above the working directory")
 		}
 		dir = parent
 	}

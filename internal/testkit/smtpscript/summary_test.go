@@ -68,18 +68,18 @@ func TestExpectationsAndCompare(t *testing.T) {
 	}
 }
 
-func TestConformanceDirEnv(t *testing.T) {
-	root := t.TempDir()
-	d := filepath.Join(root, "smtp-conformance")
-	if err := os.MkdirAll(filepath.Join(d, "opensmtpd-smtpscript"), 0o755); err != nil {
+// TestConformanceDir finds the in-repo data set from this package's
+// directory and from a sibling package's, as the e2e tests use it.
+func TestConformanceDir(t *testing.T) {
+	d, err := ConformanceDir()
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv(EnvSharedData, root)
-	if got, err := ConformanceDir(); err != nil || got != d {
-		t.Errorf("ConformanceDir() = %q, %v; want %q", got, err, d)
+	if want, _ := filepath.Abs(filepath.Join("testdata", "smtp-conformance")); d != want {
+		t.Errorf("ConformanceDir() = %q, want %q", d, want)
 	}
-	t.Setenv(EnvSharedData, filepath.Join(root, "nowhere"))
-	if _, err := ConformanceDir(); err == nil || !strings.Contains(err.Error(), EnvSharedData) {
-		t.Errorf("missing dir: %v", err)
+	t.Chdir(filepath.Join("..", "..", "e2e"))
+	if d2, err := ConformanceDir(); err != nil || d2 != d {
+		t.Errorf("from internal/e2e: ConformanceDir() = %q, %v; want %q", d2, err, d)
 	}
 }
