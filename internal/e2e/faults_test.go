@@ -110,6 +110,19 @@ func TestReceiverFaults(t *testing.T) {
 		}
 		mx.SetScript(testkit.Script{})
 		wantDelivered(t, in.WaitFinal(id, 20*time.Second), "a@garbage.test")
+
+		// Garbage instead of a greeting.
+		w.domain("garbage-banner.test", mx.IP())
+		mx.SetScript(testkit.Script{Greeting: testkit.Reply{Raw: "SSH-2.0-OpenSSH_9.6\r\n"}})
+		id = in.Send("sender@app.test", []string{"a@garbage-banner.test"}, msgBody("garbage banner"))
+		d = waitDelivery(t, in, id, "a@garbage-banner.test", "deferred after the garbage greeting", func(dl store.Delivery) bool {
+			return dl.State == store.Deferred || dl.State.Final()
+		})
+		if dl := delivery(t, d, "a@garbage-banner.test"); dl.State != store.Deferred || dl.LastClass != "protocol_error" || dl.LastPhase != "connect" {
+			t.Fatalf("garbage greeting: %+v", dl)
+		}
+		mx.SetScript(testkit.Script{})
+		wantDelivered(t, in.WaitFinal(id, 20*time.Second), "a@garbage-banner.test")
 	})
 
 	t.Run("second unsolicited reply", func(t *testing.T) {
@@ -402,6 +415,30 @@ func TestReceiverFaults(t *testing.T) {
 		}
 		t.Logf("10000 recipients in %d transactions in %s", mx.Transactions(), took.Round(time.Millisecond))
 	})
+
+	// Nothing is left in a pending state (scheduled, queued, sending,
+	// deferred, held), and every delivery's events end in its final state.
+	var pending api.QueueList
+	in.CLI(&pending, "queue", "list", "--limit", "0")
+	if pending.Count != 0 {
+		t.Fatalf("left pending: %+v", pending.Items)
+	}
+	var all api.QueueList
+	in.CLI(&all, "queue", "list", "--state", "all", "--limit", "0")
+	checked := map[string]bool{}
+	for _, dl := range all.Items {
+		if dl.Domain == "slow.test" || checked[dl.MessageID] {
+			continue
+		}
+		checked[dl.MessageID] = true
+		d := in.Show(dl.MessageID)
+		for _, x := range d.Deliveries {
+			evs := eventTypes(d, x.Recipient)
+			if len(evs) < 2 || evs[0] != store.EventQueued || evs[len(evs)-1] != string(x.State) {
+				t.Errorf("%s: state %s, events %v", x.Recipient, x.State, evs)
+			}
+		}
+	}
 }
 
 // waitDelivery polls message id until rcpt's delivery satisfies ok.
