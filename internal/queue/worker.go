@@ -184,7 +184,7 @@ func (s *Scheduler) message(id string) (*store.Message, error) {
 // failure.
 func (s *Scheduler) send(conn *delivery.Conn, msg delivery.Message, rcpts []string, per int) []delivery.Result {
 	if per <= 0 || len(rcpts) <= per {
-		return conn.Send(msg, rcpts)
+		return sendTx(conn, msg, rcpts)
 	}
 	var out []delivery.Result
 	for len(rcpts) > 0 {
@@ -196,7 +196,7 @@ func (s *Scheduler) send(conn *delivery.Conn, msg delivery.Message, rcpts []stri
 			}
 			return out
 		}
-		out = append(out, conn.Send(msg, rcpts[:n])...)
+		out = append(out, sendTx(conn, msg, rcpts[:n])...)
 		rcpts = rcpts[n:]
 	}
 	return out

@@ -20,7 +20,9 @@
 // the caller can record per-recipient outcomes with their enhanced status
 // codes. Failures come back as *Error, which names the Phase of the
 // transaction, carries the server's Reply (or the I/O cause in Err) and
-// says whether the failure is Temporary.
+// says whether the failure is Temporary, and whether the message, sent in
+// full, may have been delivered although no reply said so
+// (MaybeDelivered).
 //
 // The client is defensive against hostile or broken servers: every read
 // and write has a deadline, replies are bounded in line length and line
