@@ -304,18 +304,27 @@ func plain(user, pass string) string {
 
 // Conn is a raw SMTP client for precise dialogues.
 type Conn struct {
-	c net.Conn
-	r *bufio.Reader
+	c        net.Conn
+	r        *bufio.Reader
+	Greeting string // the server's first reply
 }
 
 // Dial connects and reads the greeting.
-func Dial(addr string) (*Conn, error) {
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+func Dial(addr string) (*Conn, error) { return DialFrom(addr, "") }
+
+// DialFrom is Dial from a given local address (e.g. "127.0.0.5", so one
+// test can act as several client hosts); "" lets the system choose.
+func DialFrom(addr, local string) (*Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if local != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
+	}
+	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	c := &Conn{c: nc, r: bufio.NewReader(nc)}
-	if _, _, err := c.Read(); err != nil {
+	if _, c.Greeting, err = c.Read(); err != nil {
 		nc.Close()
 		return nil, err
 	}

@@ -101,6 +101,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("config: " + w)
+	}
 	s := &Server{cfg: cfg, log: log}
 	if err := s.start(ctx); err != nil {
 		s.Stop(context.Background())
@@ -243,6 +246,7 @@ func (s *Server) start(ctx context.Context) error {
 			ReadTimeout: cfg.SMTP.ReadTimeout.Duration, AllowInsecureAuth: cfg.SMTP.AllowInsecureAuth,
 			Trusted: trusted, DefaultTenantID: def.ID, MaxAuthFailures: cfg.SMTP.MaxAuthFailures,
 			MaxErrors: cfg.SMTP.MaxErrors, MaxMessagesPerSession: cfg.SMTP.MaxMessagesPerSession,
+			MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP, DataTimeout: cfg.SMTP.DataTimeout.Duration,
 		}, pipe, s.tenants, s.log.With("part", "smtp"))
 		if err := s.smtp.Start(ctx); err != nil {
 			s.smtp = nil

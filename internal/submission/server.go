@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/accept"
@@ -36,9 +35,11 @@ type Config struct {
 	ReadTimeout           time.Duration
 	AllowInsecureAuth     bool // AUTH without TLS from non-loopback clients
 	Trusted               []netip.Prefix
-	DefaultTenantID       string // tenant for trusted-network submissions
-	MaxAuthFailures       int    // per client IP per authFailWindow
-	MaxErrors             int    // bad commands before the session is closed
+	DefaultTenantID       string        // tenant for trusted-network submissions
+	MaxAuthFailures       int           // per client IP and per username per authFailWindow
+	MaxConnectionsPerIP   int           // sessions one client address may hold (0: no cap)
+	DataTimeout           time.Duration // whole DATA body (0: smtpd's default)
+	MaxErrors             int           // bad commands before the session is closed
 	MaxMessagesPerSession int
 }
 
@@ -54,21 +55,15 @@ type Server struct {
 	ln      net.Listener
 	done    chan struct{}
 
-	mu        sync.Mutex
-	authFails map[netip.Addr]*failCount
-}
-
-type failCount struct {
-	n     int
-	since time.Time
+	lockout *lockout
 }
 
 // New builds a server; Start opens the listener.
 func New(cfg Config, p *accept.Pipeline, tm *tenant.Manager, log *slog.Logger) *Server {
-	s := &Server{cfg: cfg, accept: p, tenants: tm, log: log, authFails: map[netip.Addr]*failCount{}, done: make(chan struct{})}
+	s := &Server{cfg: cfg, accept: p, tenants: tm, log: log, lockout: newLockout(cfg.MaxAuthFailures, authFailWindow), done: make(chan struct{})}
 	s.srv = smtpd.NewServer(smtpd.Config{Hostname: cfg.Hostname, TLS: cfg.TLS, MaxMessageSize: cfg.MaxMessageSize,
 		MaxRecipients: cfg.MaxRecipients, MaxLineLength: cfg.MaxLineLength, ReadTimeout: cfg.ReadTimeout,
-		MaxConnections: cfg.MaxConnections, MaxErrors: cfg.MaxErrors, MaxMessagesPerSession: cfg.MaxMessagesPerSession, Log: log}, s)
+		DataTimeout: cfg.DataTimeout, MaxConnections: cfg.MaxConnections, MaxConnectionsPerIP: cfg.MaxConnectionsPerIP, MaxErrors: cfg.MaxErrors, MaxMessagesPerSession: cfg.MaxMessagesPerSession, Log: log}, s)
 	return s
 }
 
@@ -113,33 +108,4 @@ func (s *Server) isTrusted(ip netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// authBlocked reports whether ip has failed AUTH too often lately.
-func (s *Server) authBlocked(ip netip.Addr) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := s.authFails[ip]
-	if f == nil {
-		return false
-	}
-	if time.Since(f.since) > authFailWindow {
-		delete(s.authFails, ip)
-		return false
-	}
-	return f.n >= s.cfg.MaxAuthFailures
-}
-
-func (s *Server) authFailed(ip netip.Addr) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.authFails) > 100000 {
-		clear(s.authFails) // bounded memory under a spray of addresses
-	}
-	f := s.authFails[ip]
-	if f == nil || time.Since(f.since) > authFailWindow {
-		f = &failCount{since: time.Now()}
-		s.authFails[ip] = f
-	}
-	f.n++
 }
