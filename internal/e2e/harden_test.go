@@ -2,6 +2,10 @@ package e2e
 
 import (
 	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -192,4 +196,116 @@ func TestDataTotalTimeout(t *testing.T) {
 	if list.Count != 0 {
 		t.Fatalf("a timed-out DATA queued %d deliveries", list.Count)
 	}
+}
+
+// TestDataDirRefusals: posthorn refuses to start on a data directory
+// others may write, on an empty database file, with a hostname that is
+// not a domain name and with trusted_networks 0.0.0.0/0, each with an
+// error that names the problem.
+func TestDataDirRefusals(t *testing.T) {
+	t.Run("group/world-writable directory", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "data")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(dir, 0o777)
+		out := ServeFails(t, dir)
+		if !strings.Contains(out, "chmod 700 "+dir) {
+			t.Fatalf("error does not name the fix:\n%s", out)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "posthorn.db")); err == nil {
+			t.Fatal("a database was created in the loose directory")
+		}
+	})
+	t.Run("empty database file", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "data")
+		if err := exec.Command(binary, "init", "--data-dir", dir).Run(); err != nil {
+			t.Fatal(err)
+		}
+		db := filepath.Join(dir, "posthorn.db")
+		for _, p := range []string{db + "-wal", db + "-shm"} {
+			os.Remove(p)
+		}
+		if err := os.Truncate(db, 0); err != nil {
+			t.Fatal(err)
+		}
+		out := ServeFails(t, dir)
+		if !strings.Contains(out, "empty (0-byte)") || !strings.Contains(out, db) {
+			t.Fatalf("error does not say the database is empty:\n%s", out)
+		}
+	})
+	t.Run("hostname with CRLF", func(t *testing.T) {
+		out := ServeFails(t, filepath.Join(t.TempDir(), "data"), "--hostname", "mail.test\r\n250 injected")
+		if !strings.Contains(out, "not a valid domain name") {
+			t.Fatalf("error:\n%s", out)
+		}
+	})
+	t.Run("trusted 0.0.0.0/0", func(t *testing.T) {
+		out := ServeFails(t, filepath.Join(t.TempDir(), "data"), "--trusted-networks", "127.0.0.0/8,0.0.0.0/0")
+		if !strings.Contains(out, "open relay") {
+			t.Fatalf("error:\n%s", out)
+		}
+	})
+}
+
+// TestDataDirFilesPrivate: what posthorn creates in its data directory is
+// for its own user only, and the CLI refuses an admin socket that someone
+// else could have made.
+func TestDataDirFilesPrivate(t *testing.T) {
+	in := Start(t, Options{})
+	in.Send("a@app.test", []string{"r@example.com"}, "Subject: x\r\n\r\nx\r\n") // WAL and shm in use
+	fi, err := os.Stat(in.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("data dir mode %04o, want 0700", fi.Mode().Perm())
+	}
+	seen := 0
+	filepath.WalkDir(in.Dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		want := os.FileMode(0o600)
+		switch {
+		case d.IsDir():
+			want = 0o700
+		case fi.Mode()&os.ModeSocket != 0:
+		case !fi.Mode().IsRegular():
+			return nil
+		}
+		seen++
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %04o, want %04o", strings.TrimPrefix(p, in.Dir), fi.Mode().Perm(), want)
+		}
+		return nil
+	})
+	if seen < 6 { // dir, lock, db, -wal, -shm, tls, its key and cert, admin.sock
+		t.Errorf("only %d entries checked", seen)
+	}
+
+	sock := filepath.Join(in.Dir, "admin.sock")
+	if err := os.Chmod(sock, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	err = in.TryCLI(nil, "queue", "list")
+	if err == nil || !strings.Contains(err.Error(), "refusing to use the admin socket") {
+		t.Fatalf("CLI used a 0666 admin socket: %v", err)
+	}
+	if os.Getuid() == 0 {
+		os.Chmod(sock, 0o600)
+		os.Lchown(sock, 65534, 65534)
+		err = in.TryCLI(nil, "queue", "list")
+		if err == nil || !strings.Contains(err.Error(), "owned by uid 65534") {
+			t.Fatalf("CLI used an admin socket of another user: %v", err)
+		}
+		os.Lchown(sock, 0, 0)
+	}
+	os.Chmod(sock, 0o600)
+	in.CLI(nil, "queue", "list")
 }

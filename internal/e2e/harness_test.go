@@ -179,6 +179,24 @@ func (in *Instance) start() {
 	in.t.Fatal("posthorn did not start listening")
 }
 
+// ServeFails runs posthorn serve on dataDir with extra flags, expects it to
+// refuse to start, and returns what it printed.
+func ServeFails(t testing.TB, dataDir string, extra ...string) string {
+	t.Helper()
+	args := append([]string{"serve", "--data-dir", dataDir, "--smtp-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--http-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--dns-server", "127.0.0.1:1"}, extra...)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("posthorn %s kept running; want it to refuse to start:\n%s", strings.Join(extra, " "), out)
+	}
+	if err == nil {
+		t.Fatalf("posthorn %s exited 0; want an error:\n%s", strings.Join(extra, " "), out)
+	}
+	return string(out)
+}
+
 // Stop stops posthorn gracefully (SIGTERM).
 func (in *Instance) Stop() {
 	if in.cmd == nil {
@@ -430,5 +448,3 @@ func stdSend(addr, user, pass, from string, to []string, msg string) error {
 	auth := smtp.PlainAuth("", user, pass, "127.0.0.1")
 	return smtp.SendMail(addr, auth, from, to, []byte(msg))
 }
-
-var _ = context.Background
