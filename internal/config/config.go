@@ -367,7 +367,7 @@ func (c *Config) Validate() error {
 	// The name goes verbatim into the greeting, EHLO and Received lines:
 	// anything but a plain domain name (a CR or LF above all) would
 	// corrupt or inject protocol lines.
-	if h, err := smtpproto.NormalizeDomain(c.Hostname, false); err != nil || strings.HasPrefix(c.Hostname, "[") {
+	if h, err := smtpproto.NormalizeDomain(strings.TrimSuffix(c.Hostname, "."), false); err != nil || strings.HasPrefix(c.Hostname, "[") {
 		bad("hostname %q is not a valid domain name (it is sent in the SMTP greeting and EHLO); set --hostname or hostname to this server's DNS name", clip(c.Hostname, 80))
 	} else {
 		c.Hostname = h

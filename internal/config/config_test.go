@@ -71,7 +71,7 @@ func TestHostnameMustBeADomain(t *testing.T) {
 			t.Errorf("hostname %q accepted (err %v)", h, err)
 		}
 	}
-	for _, h := range []string{"mail.example.com", "localhost", "MX1.Example.COM"} {
+	for _, h := range []string{"mail.example.com", "localhost", "MX1.Example.COM", "mail.example.com."} {
 		c := Default()
 		c.Hostname = h
 		if err := c.Validate(); err != nil {

@@ -1,6 +1,8 @@
 // Package submission is posthorn's SMTP submission listener. The protocol
 // is internal/smtpd's; this package decides policy: who may send (AUTH, or
-// a trusted network), AUTH lockouts, and the one mapping from internal
+// a trusted network), AUTH lockouts (lockout.go: attempts reserved before
+// the password check, limited per client address and per username), the
+// per-address session cap, and the one mapping from internal
 // errors to SMTP replies (reply.go). Accepted messages go to the
 // accept pipeline; the 250 is written only after it reports them durable.
 //
