@@ -56,6 +56,7 @@ func (l *lockout) reserve(ip netip.Addr, user string) (undo func(), why blockRea
 	if l.max <= 0 {
 		return func() {}, notBlocked
 	}
+	user = clip(user, 128) // bounds memory; longer names only share a count
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
