@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posthorn/posthorn/internal/config"
+	"github.com/posthorn/posthorn/internal/logthrottle"
 	"github.com/posthorn/posthorn/internal/server"
 )
 
@@ -90,7 +91,9 @@ func serve(cfg config.Config) error {
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		return fmt.Errorf("log level %q: %w", cfg.LogLevel, err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// Repeated warnings and errors (a full disk fails every write) are
+	// throttled so they cannot bury the rest of the log.
+	log := slog.New(logthrottle.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}), logthrottle.Options{}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.Start(ctx, cfg, log)

@@ -61,11 +61,12 @@ type Server struct {
 	Created *tenant.Credentials
 }
 
-// OpenStore creates the data directory, takes its lock (one posthorn per
-// data directory) and opens the store.
-func OpenStore(cfg *config.Config) (store.Store, *os.File, error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("data dir: %w", err)
+// OpenStore creates or checks the data directory, takes its lock (one
+// posthorn per data directory) and opens the store. log (nil: none) gets
+// the store's background errors.
+func OpenStore(cfg *config.Config, log *slog.Logger) (store.Store, *os.File, error) {
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return nil, nil, err
 	}
 	lock, err := os.OpenFile(filepath.Join(cfg.DataDir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -75,7 +76,11 @@ func OpenStore(cfg *config.Config) (store.Store, *os.File, error) {
 		lock.Close()
 		return nil, nil, fmt.Errorf("data dir %s is in use by another posthorn: %w", cfg.DataDir, err)
 	}
-	st, err := sqlite.Open(cfg.DBPath())
+	var opts []sqlite.Option
+	if log != nil {
+		opts = append(opts, sqlite.WithLogger(log.With("part", "store")))
+	}
+	st, err := sqlite.Open(cfg.DBPath(), opts...)
 	if err != nil {
 		lock.Close()
 		return nil, nil, err
@@ -86,7 +91,7 @@ func OpenStore(cfg *config.Config) (store.Store, *os.File, error) {
 // Init creates the default tenant and its credentials in an empty data
 // directory; it returns nil credentials if the directory was initialised.
 func Init(ctx context.Context, cfg *config.Config) (*tenant.Credentials, error) {
-	st, lock, err := OpenStore(cfg)
+	st, lock, err := OpenStore(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +106,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("config: " + w)
+	}
 	s := &Server{cfg: cfg, log: log}
 	if err := s.start(ctx); err != nil {
 		s.Stop(context.Background())
@@ -112,7 +120,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 func (s *Server) start(ctx context.Context) error {
 	cfg := &s.cfg
 	var err error
-	if s.st, s.lock, err = OpenStore(cfg); err != nil {
+	if s.st, s.lock, err = OpenStore(cfg, s.log); err != nil {
 		return err
 	}
 	s.tenants = tenant.New(s.st)
@@ -243,6 +251,7 @@ func (s *Server) start(ctx context.Context) error {
 			ReadTimeout: cfg.SMTP.ReadTimeout.Duration, AllowInsecureAuth: cfg.SMTP.AllowInsecureAuth,
 			Trusted: trusted, DefaultTenantID: def.ID, MaxAuthFailures: cfg.SMTP.MaxAuthFailures,
 			MaxErrors: cfg.SMTP.MaxErrors, MaxMessagesPerSession: cfg.SMTP.MaxMessagesPerSession,
+			MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP, DataTimeout: cfg.SMTP.DataTimeout.Duration,
 		}, pipe, s.tenants, s.log.With("part", "smtp"))
 		if err := s.smtp.Start(ctx); err != nil {
 			s.smtp = nil
