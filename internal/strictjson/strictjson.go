@@ -66,6 +66,14 @@ func Decode(data []byte, dst any) error {
 // will be decoded into; it decides how keys are compared (see the package
 // doc) and may be nil (keys are then compared ignoring case).
 func CheckKeys(data []byte, t reflect.Type) error {
+	if !json.Valid(data) { // a syntax error comes first, wherever a duplicate is
+		var v any
+		err := json.Unmarshal(data, &v)
+		if err == nil {
+			err = errors.New("invalid value")
+		}
+		return fmt.Errorf("malformed JSON: %w", err)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber() // numbers are not interpreted, only skipped
 	if err := walk(dec, t, ""); err != nil {
