@@ -10,6 +10,7 @@
 package accept
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -174,6 +175,11 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 		return nil, &Error{554, "5.5.1", "no valid recipients"}
 	}
 	body := CanonicalLineEndings(sub.Body)
+	if len(body) > 0 && !bytes.HasSuffix(body, crlf) {
+		// The last line ends like the others (and a field posthorn adds
+		// after a header-only message does not join it).
+		body = append(body[:len(body):len(body)], crlf...)
+	}
 	if i := indexNUL(body); i >= 0 {
 		return nil, &Error{554, "5.6.0", "message contains a NUL character; not accepted"}
 	}
