@@ -117,6 +117,9 @@ func (p *Pipeline) AcceptBatch(ctx context.Context, subs []*Submission) ([]*Resu
 			errs[i] = err
 			continue
 		}
+		// The prepared copy is what is stored: dropping the submission's
+		// body keeps one copy of each message of a large batch, not two.
+		sub.Body = nil
 		batch = append(batch, nm)
 		index = append(index, i)
 	}

@@ -26,7 +26,7 @@ type V1 struct {
 	Hostname       string
 	MaxBulk        int           // items per bulk request (default 5000)
 	MaxBulkBytes   int64         // body bytes of one bulk request (default 64 MiB)
-	MaxInflight    int64         // body bytes of all requests being handled together (default 256 MiB)
+	MaxInflight    int64         // body bytes of all requests being handled together (default 128 MiB)
 	MaxMessageSize int           // bytes of one built message
 	MaxLineLength  int           // octets of a line of a raw message, CRLF included (default 2000, as SMTP)
 	SendHorizon    time.Duration // how far ahead send_at may be (default 30 days)
@@ -76,7 +76,7 @@ func (v *V1) Handler() http.Handler {
 		v.MaxBulkBytes = 64 << 20
 	}
 	if v.MaxInflight <= 0 {
-		v.MaxInflight = 256 << 20
+		v.MaxInflight = 128 << 20
 	}
 	if v.MaxLineLength <= 0 {
 		v.MaxLineLength = 2000

@@ -242,7 +242,7 @@ func Default() Config {
 			IdempotencyTTL: Duration{24 * time.Hour},
 
 			MaxBulkBytes:     64 << 20,
-			MaxInflightBytes: 256 << 20,
+			MaxInflightBytes: 128 << 20,
 		},
 		Delivery: Delivery{
 			MaxConnections:           500,
