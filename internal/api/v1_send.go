@@ -315,6 +315,29 @@ func (e *APIErrorDetail) Error() string { return e.Message }
 // item's JSON in order. Errors are the body's (too large, overloaded), a
 // JSON error, or an *APIErrorDetail (too_many_messages).
 func (v *V1) readBulk(dec *json.Decoder, item func(i int, raw []byte)) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("malformed JSON: %w", err)
+	}
+	if d, ok := tok.(json.Delim); tok != nil && (!ok || d != '{') {
+		return fmt.Errorf("malformed JSON: want an object, found %v", tok)
+	}
+	if tok != nil { // null is a request without messages, as for encoding/json
+		if err := v.readBulkObject(dec, item); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if err == nil {
+			return errors.New("malformed JSON: more than one value")
+		}
+		return fmt.Errorf("malformed JSON: %w", err)
+	}
+	return nil
+}
+
+// readBulkObject reads the envelope's members after its '{'.
+func (v *V1) readBulkObject(dec *json.Decoder, item func(i int, raw []byte)) error {
 	delim := func(want json.Delim) error {
 		tok, err := dec.Token()
 		if err != nil {
@@ -324,9 +347,6 @@ func (v *V1) readBulk(dec *json.Decoder, item func(i int, raw []byte)) error {
 			return fmt.Errorf("malformed JSON: want %q, found %v", want, tok)
 		}
 		return nil
-	}
-	if err := delim('{'); err != nil {
-		return err
 	}
 	keys := strictjson.NewKeySet(reflect.TypeFor[BulkRequest](), "")
 	n := 0
@@ -367,16 +387,7 @@ func (v *V1) readBulk(dec *json.Decoder, item func(i int, raw []byte)) error {
 			return err
 		}
 	}
-	if err := delim('}'); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		if err == nil {
-			return errors.New("malformed JSON: more than one value")
-		}
-		return fmt.Errorf("malformed JSON: %w", err)
-	}
-	return nil
+	return delim('}')
 }
 
 // checkRaw refuses a raw message the pipeline cannot store faithfully: one
