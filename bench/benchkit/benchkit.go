@@ -101,6 +101,9 @@ func (p *Posthorn) Stop() {
 	}
 }
 
+// PID is the server's process id (for /proc measurements).
+func (p *Posthorn) PID() int { return p.cmd.Process.Pid }
+
 // Call makes an API request with the admin key and decodes the answer.
 func (p *Posthorn) Call(method, path string, body, out any) (int, error) {
 	var rd io.Reader

@@ -10,6 +10,7 @@
 package accept
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -116,6 +117,9 @@ func (p *Pipeline) AcceptBatch(ctx context.Context, subs []*Submission) ([]*Resu
 			errs[i] = err
 			continue
 		}
+		// The prepared copy is what is stored: dropping the submission's
+		// body keeps one copy of each message of a large batch, not two.
+		sub.Body = nil
 		batch = append(batch, nm)
 		index = append(index, i)
 	}
@@ -174,6 +178,11 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 		return nil, &Error{554, "5.5.1", "no valid recipients"}
 	}
 	body := CanonicalLineEndings(sub.Body)
+	if len(body) > 0 && !bytes.HasSuffix(body, crlf) {
+		// The last line ends like the others (and a field posthorn adds
+		// after a header-only message does not join it).
+		body = append(body[:len(body):len(body)], crlf...)
+	}
 	if i := indexNUL(body); i >= 0 {
 		return nil, &Error{554, "5.6.0", "message contains a NUL character; not accepted"}
 	}

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -27,12 +25,17 @@ type V1 struct {
 	Ops            *QueueOps
 	Hostname       string
 	MaxBulk        int           // items per bulk request (default 5000)
+	MaxBulkBytes   int64         // body bytes of one bulk request (default 64 MiB)
+	MaxInflight    int64         // body bytes of all requests being handled together (default 128 MiB)
 	MaxMessageSize int           // bytes of one built message
+	MaxLineLength  int           // octets of a line of a raw message, CRLF included (default 2000, as SMTP)
 	SendHorizon    time.Duration // how far ahead send_at may be (default 30 days)
 	Destinations   func() any    // the scheduler's destinations, for admins
 	Suppress       *suppress.List
 	Now            func() time.Time
 	Log            *slog.Logger
+
+	budget *bodyBudget
 }
 
 // route is one endpoint; the table serves both the mux and the test that
@@ -69,6 +72,17 @@ func (v *V1) Handler() http.Handler {
 	if v.MaxMessageSize <= 0 {
 		v.MaxMessageSize = 25 << 20
 	}
+	if v.MaxBulkBytes <= 0 {
+		v.MaxBulkBytes = 64 << 20
+	}
+	if v.MaxInflight <= 0 {
+		v.MaxInflight = 128 << 20
+	}
+	if v.MaxLineLength <= 0 {
+		v.MaxLineLength = 2000
+	}
+	v.MaxInflight = max(v.MaxInflight, v.MaxBulkBytes, v.bodyLimit()) // the largest request must fit
+	v.budget = &bodyBudget{max: v.MaxInflight}
 	mux := http.NewServeMux()
 	for _, rt := range routes {
 		mux.Handle(rt.method+" "+rt.path, v.auth(rt))
@@ -130,38 +144,6 @@ func (v *V1) internal(w http.ResponseWriter, err error) {
 	apiError(w, http.StatusInternalServerError, "internal", "internal error; try again", "")
 }
 
-// readBody reads a JSON body of at most limit bytes into dst, refusing
-// unknown fields, and returns the raw bytes (for idempotency hashing).
-func readBody(w http.ResponseWriter, r *http.Request, limit int64, dst any) ([]byte, bool) {
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			apiError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d bytes", limit), "")
-		} else {
-			apiError(w, http.StatusBadRequest, "bad_request", "cannot read request body", "")
-		}
-		return nil, false
-	}
-	if err := decodeStrict(raw, dst); err != nil {
-		apiError(w, http.StatusBadRequest, "invalid_json", err.Error(), "")
-		return nil, false
-	}
-	return raw, true
-}
-
-func decodeStrict(raw []byte, dst any) error {
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return fmt.Errorf("malformed JSON: %v", err)
-	}
-	if dec.More() {
-		return errors.New("malformed JSON: more than one value")
-	}
-	return nil
-}
-
 func requestHash(raw []byte) string {
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])
@@ -199,10 +181,12 @@ func (v *V1) acceptError(err error) (int, APIErrorDetail) {
 	return http.StatusServiceUnavailable, APIErrorDetail{Code: "unavailable", Message: "could not queue the message; try again"}
 }
 
-// when checks send_at: empty or now means now; the past (beyond a minute
-// of clock skew) and beyond the horizon are errors.
+// when checks send_at: absent (or null) or now means now; accepted are
+// times from a minute ago (clock skew) to SendHorizon ahead. Any time
+// given is checked, the zero time (0001-01-01T00:00:00Z) too: it is a
+// time in the past, not "now".
 func (v *V1) when(sendAt *time.Time) (time.Time, *APIErrorDetail) {
-	if sendAt == nil || sendAt.IsZero() {
+	if sendAt == nil {
 		return time.Time{}, nil
 	}
 	now := v.Now()

@@ -179,6 +179,12 @@ type API struct {
 	MaxBulk        int      `toml:"max_bulk"`        // messages per bulk request
 	SendHorizon    Duration `toml:"send_horizon"`    // how far ahead send_at may be
 	IdempotencyTTL Duration `toml:"idempotency_ttl"` // how long idempotency keys are remembered
+
+	MaxBulkBytes int64 `toml:"max_bulk_bytes"` // body bytes of one bulk request
+	// MaxInflightBytes bounds the request bodies all API requests hold at
+	// once (503 overloaded above it); at least max_bulk_bytes and twice
+	// smtp.max_message_size plus 1 MiB (the largest single send).
+	MaxInflightBytes int64 `toml:"max_inflight_bytes"`
 }
 
 // Delivery configures outbound connections.
@@ -239,6 +245,9 @@ func Default() Config {
 			MaxBulk:        5000,
 			SendHorizon:    Duration{30 * 24 * time.Hour},
 			IdempotencyTTL: Duration{24 * time.Hour},
+
+			MaxBulkBytes:     64 << 20,
+			MaxInflightBytes: 128 << 20,
 		},
 		Delivery: Delivery{
 			MaxConnections:           500,
@@ -333,6 +342,10 @@ func (c *Config) Validate() error {
 	}
 	if c.API.MaxBulk <= 0 || c.API.SendHorizon.Duration <= 0 || c.API.IdempotencyTTL.Duration <= 0 {
 		bad("api limits must be positive")
+	}
+	if c.API.MaxBulkBytes <= 0 || c.API.MaxInflightBytes < c.API.MaxBulkBytes || c.API.MaxInflightBytes < 2*c.SMTP.MaxMessageSize+1<<20 {
+		bad("api.max_inflight_bytes (%d) must be at least api.max_bulk_bytes (%d, positive) and 2*smtp.max_message_size+1MiB (%d)",
+			c.API.MaxInflightBytes, c.API.MaxBulkBytes, 2*c.SMTP.MaxMessageSize+1<<20)
 	}
 	d := &c.Delivery
 	if d.MaxConnections <= 0 || d.MaxConnectionsPerDest <= 0 || d.MaxMessagesPerConnection <= 0 {
