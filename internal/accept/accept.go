@@ -88,6 +88,11 @@ type Pipeline struct {
 	Now        func() time.Time
 	// IdempotencyTTL is how long a key is remembered (default 24h).
 	IdempotencyTTL time.Duration
+	// Senders, when set, DKIM-signs mail of the tenant's domains and
+	// refuses sender domains that are not the tenant's (unless
+	// AllowUnverifiedSenders, which lifts only that refusal).
+	Senders                Senders
+	AllowUnverifiedSenders bool
 }
 
 // LaneHeader lets a client choose a lane per message; it is removed before
@@ -204,11 +209,18 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 		h.add("Date", now.Format(time.RFC1123Z))
 	}
 	subject, _ := h.get("Subject")
+	if err := p.checkSenders(sub, h); err != nil {
+		return nil, err
+	}
 
 	var out []byte
 	out = append(out, received(sub, p.Hostname, id, now)...)
 	out = h.appendTo(out)
 	out = append(out, rest...)
+	out, err := p.dkimSign(sub, h, out)
+	if err != nil {
+		return nil, err
+	}
 
 	m := &store.Message{ID: id, TenantID: sub.TenantID, Sender: sub.Sender, Lane: lane, Source: sub.Source,
 		SMTPUser: sub.SMTPUser, ClientIP: sub.ClientIP, Size: len(out), MessageID: strings.TrimSpace(msgID),
@@ -259,6 +271,10 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 
 // IsRejection reports whether err is a client-facing rejection.
 func IsRejection(err error) (*Error, bool) {
+	var se *SenderError
+	if errors.As(err, &se) {
+		return se.Reply(), true
+	}
 	var e *Error
 	ok := errors.As(err, &e)
 	return e, ok

@@ -134,6 +134,8 @@ var migrations = []string{
 		detail TEXT NOT NULL DEFAULT '',
 		PRIMARY KEY (tenant_id, kind, value)
 	) WITHOUT ROWID;`,
+	// Sending domains and their DKIM keys (see internal/domain).
+	domainsMigration,
 }
 
 func migrate(db *sql.DB) error {
