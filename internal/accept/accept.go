@@ -209,7 +209,12 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 		h.add("Date", now.Format(time.RFC1123Z))
 	}
 	subject, _ := h.get("Subject")
-	if err := p.checkSenders(sub, h); err != nil {
+	var from []string
+	fromOK := true
+	if p.Senders != nil {
+		from, fromOK = fromDomains(h)
+	}
+	if err := p.checkSenders(sub, from, fromOK); err != nil {
 		return nil, err
 	}
 
@@ -217,7 +222,7 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 	out = append(out, received(sub, p.Hostname, id, now)...)
 	out = h.appendTo(out)
 	out = append(out, rest...)
-	out, err := p.dkimSign(sub, h, out)
+	out, err := p.dkimSign(sub, from, out)
 	if err != nil {
 		return nil, err
 	}
