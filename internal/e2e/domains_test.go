@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/domain"
@@ -194,5 +195,51 @@ func TestDomainCheckCLI(t *testing.T) {
 	out, _ := exec.Command(binary, "domain", "show", "example.org", "--data-dir", in.Dir, "--json").Output()
 	if bytes.Contains(bytes.ToLower(out), []byte("private")) {
 		t.Fatalf("show prints a private key: %s", out)
+	}
+}
+
+// TestPeriodicDomainCheck: the server re-checks domains on its own
+// ([domains] check_interval): once the DKIM record is published the
+// domain becomes verified without anyone running "domain check", and a
+// rotation completes the same way.
+func TestPeriodicDomainCheck(t *testing.T) {
+	dns := testkit.StartDNS(t)
+	in := Start(t, Options{DNS: dns.Addr(), EnforceSenders: true, Config: "[domains]\ncheck_interval = \"200ms\"\n"})
+	var d domain.Info
+	in.CLI(&d, "domain", "add", "example.org")
+	r := dkimRecord(t, &d)
+	waitDomain := func(cond func(domain.Info) bool) domain.Info {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			var shown domain.Info
+			in.CLI(&shown, "domain", "show", "example.org")
+			if cond(shown) {
+				return shown
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("domain not as expected: %+v", shown)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitDomain(func(x domain.Info) bool { return !x.CheckedAt.IsZero() }) // checked, not yet published
+	dns.SetTXT(r.Name, r.Value)
+	waitDomain(func(x domain.Info) bool { return x.Status == "verified" })
+
+	var rot domain.Info
+	in.CLI(&rot, "domain", "rotate", "example.org", "--selector", "next", "--algorithm", "ed25519")
+	for _, rec := range rot.Records {
+		if rec.Selector == "next" {
+			dns.SetTXT(rec.Name, rec.Value)
+		}
+	}
+	shown := waitDomain(func(x domain.Info) bool { return x.Selector == "next" })
+	if len(shown.Keys) != 2 || shown.Keys[0].State != "retired" || shown.Algorithm != "ed25519" {
+		t.Fatalf("after rotation: %+v", shown.Keys)
+	}
+	in.CLI(nil, "domain", "remove-key", "example.org", d.Selector)
+	if err := in.TryCLI(nil, "domain", "remove-key", "example.org", "next"); err == nil {
+		t.Fatal("the active key was removed")
 	}
 }
