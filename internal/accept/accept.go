@@ -1,8 +1,10 @@
 // Package accept is the one acceptance pipeline for every way mail comes
 // in (SMTP submission now, the HTTP API later): it validates the envelope,
 // canonicalises line endings, adds the headers an MTA owes (Received,
-// Message-ID, Date), writes message and deliveries durably, and only then
-// hands the deliveries to the scheduler. Nothing else creates messages.
+// Message-ID, Date), checks that the sender domains are the tenant's own
+// and DKIM-signs the result (senders.go, with internal/domain), writes
+// message and deliveries durably, and only then hands the deliveries to
+// the scheduler. Nothing else creates messages.
 //
 // Invariant: when Accept returns nil, the message and one delivery per
 // recipient are committed (fsync'd) and scheduled; when it returns an error,
