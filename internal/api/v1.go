@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
@@ -32,6 +33,7 @@ type V1 struct {
 	SendHorizon    time.Duration // how far ahead send_at may be (default 30 days)
 	Destinations   func() any    // the scheduler's destinations, for admins
 	Suppress       *suppress.List
+	Domains        *domain.Service
 	Now            func() time.Time
 	Log            *slog.Logger
 
@@ -59,6 +61,13 @@ var routes = []route{
 	{"GET", "/v1/suppressions", tenant.ScopeRead, (*V1).listSuppressions},
 	{"POST", "/v1/suppressions", tenant.ScopeSend, (*V1).addSuppression},
 	{"DELETE", "/v1/suppressions", tenant.ScopeSend, (*V1).removeSuppression},
+	{"GET", "/v1/domains", tenant.ScopeAdmin, (*V1).listDomains},
+	{"POST", "/v1/domains", tenant.ScopeAdmin, (*V1).addDomain},
+	{"GET", "/v1/domains/{domain}", tenant.ScopeAdmin, (*V1).getDomain},
+	{"DELETE", "/v1/domains/{domain}", tenant.ScopeAdmin, (*V1).removeDomain},
+	{"POST", "/v1/domains/{domain}/check", tenant.ScopeAdmin, (*V1).checkDomain},
+	{"POST", "/v1/domains/{domain}/rotate", tenant.ScopeAdmin, (*V1).rotateDomain},
+	{"DELETE", "/v1/domains/{domain}/keys/{selector}", tenant.ScopeAdmin, (*V1).removeDomainKey},
 }
 
 // Handler returns the /v1 routes (and the OpenAPI document, public).
@@ -173,6 +182,10 @@ func sendResponse(res *accept.Result) SendResponse {
 func (v *V1) acceptError(err error) (int, APIErrorDetail) {
 	if errors.Is(err, accept.ErrIdempotencyConflict) {
 		return http.StatusConflict, APIErrorDetail{Code: "idempotency_conflict", Message: err.Error(), Field: "idempotency_key"}
+	}
+	var se *accept.SenderError
+	if errors.As(err, &se) {
+		return http.StatusForbidden, APIErrorDetail{Code: "sender_domain_not_allowed", Message: se.Reply().Msg, Field: "from"}
 	}
 	if rej, ok := accept.IsRejection(err); ok {
 		return http.StatusUnprocessableEntity, APIErrorDetail{Code: "rejected", Message: rej.Msg}

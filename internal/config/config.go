@@ -53,6 +53,9 @@ type Config struct {
 	// listener that takes bounces and complaints for it.
 	BounceDomain  string `toml:"bounce_domain"`
 	InboundListen string `toml:"inbound_listen"`
+	// AllowUnverifiedSenders lifts the check that a tenant sends only from
+	// its own verified domains (for migrations and tests; off by default).
+	AllowUnverifiedSenders bool `toml:"allow_unverified_senders"`
 
 	SMTP     SMTP     `toml:"smtp"`
 	API      API      `toml:"api"`
@@ -68,6 +71,16 @@ type Config struct {
 	// Destinations set limits for one destination: a domain, or a
 	// provider as "provider:NAME".
 	Destinations []DestinationLimits `toml:"destination"`
+	// Domains configures sending domains (internal/domain).
+	Domains Domains `toml:"domains"`
+}
+
+// Domains configures sending domains and their DNS checks.
+type Domains struct {
+	CheckInterval Duration `toml:"check_interval"` // how often every domain's records are re-checked
+	// SPF is the mechanisms of the SPF record posthorn suggests, e.g.
+	// "ip4:192.0.2.10 include:_spf.example.net"; "" means "a:<hostname>".
+	SPF string `toml:"spf"`
 }
 
 // Unsubscribe configures List-Unsubscribe headers and their endpoint.
@@ -240,6 +253,7 @@ func Default() Config {
 			MaxErrors:           10,
 		},
 		Unsubscribe: Unsubscribe{Lanes: []string{"low"}},
+		Domains:     Domains{CheckInterval: Duration{time.Hour}},
 		Suppress:    Suppress{OnHoldAfter: 3, OnHoldWindow: Duration{7 * 24 * time.Hour}, OnHoldFor: Duration{7 * 24 * time.Hour}},
 		API: API{
 			MaxBulk:        5000,

@@ -53,6 +53,10 @@ type Options struct {
 	Trusted      string
 	Extra        []string
 	Config       string // TOML text written to a config file
+	// EnforceSenders keeps the sender-domain check on. Off by default, so
+	// tests may send from any domain: the harness passes
+	// --allow-unverified-senders unless this is set.
+	EnforceSenders bool
 }
 
 // Instance is one running posthorn.
@@ -137,6 +141,9 @@ func (in *Instance) args() []string {
 	a = append(a, "--retry-min", o.RetryMin.String(), "--retry-max", o.RetryMax.String(), "--queue-lifetime", o.Lifetime.String())
 	if o.Trusted != "" {
 		a = append(a, "--trusted-networks", o.Trusted)
+	}
+	if !o.EnforceSenders {
+		a = append(a, "--allow-unverified-senders")
 	}
 	if o.Config != "" {
 		p := filepath.Join(filepath.Dir(in.Dir), "posthorn.toml")

@@ -25,6 +25,7 @@ import (
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery"
+	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/inbound"
 	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/selfsigned"
@@ -55,6 +56,7 @@ type Server struct {
 	pipe    *accept.Pipeline
 	inbound *inbound.Server
 	sup     *suppress.List
+	domains *domain.Service
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -204,7 +206,10 @@ func (s *Server) start(ctx context.Context) error {
 		return fmt.Errorf("scheduler: %w", err)
 	}
 
-	s.pipe = &accept.Pipeline{Store: s.st, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
+	if err := s.startDomains(ctx); err != nil {
+		return err
+	}
+	s.pipe = &accept.Pipeline{Store: s.st, Senders: s.domains, AllowUnverifiedSenders: cfg.AllowUnverifiedSenders, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
 		Lifetime: cfg.QueueLifetime.Duration, Now: time.Now, IdempotencyTTL: cfg.API.IdempotencyTTL.Duration,
 		Suppressed: func(tenantID, addr string) (string, bool) {
 			x, ok := sup.Check(tenantID, addr)
@@ -220,7 +225,7 @@ func (s *Server) start(ctx context.Context) error {
 		v1 := &api.V1{Store: s.st, Tenants: s.tenants, Accept: pipe, Ops: ops, Hostname: cfg.Hostname,
 			MaxBulk: cfg.API.MaxBulk, MaxMessageSize: int(cfg.SMTP.MaxMessageSize), SendHorizon: cfg.API.SendHorizon.Duration,
 			MaxBulkBytes: cfg.API.MaxBulkBytes, MaxInflight: cfg.API.MaxInflightBytes, MaxLineLength: cfg.SMTP.MaxLineLength,
-			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Now: time.Now, Log: s.log.With("part", "api")}
+			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Domains: s.domains, Now: time.Now, Log: s.log.With("part", "api")}
 		var unsubH http.Handler
 		if unsub != nil {
 			unsubH = unsub.Handler()
@@ -262,6 +267,32 @@ func (s *Server) start(ctx context.Context) error {
 	return nil
 }
 
+// startDomains loads the sending domains (DKIM keys sealed under dkim.key
+// in the data directory) and starts their periodic DNS checks.
+func (s *Server) startDomains(ctx context.Context) error {
+	cfg := &s.cfg
+	seal, err := domain.LoadSealer(filepath.Join(cfg.DataDir, "dkim.key"))
+	if err != nil {
+		return err
+	}
+	d, err := domain.New(domain.Config{Hostname: cfg.Hostname, BounceDomain: cfg.BounceDomain, SPF: cfg.Domains.SPF,
+		DNSServer: cfg.DNSServer, CheckInterval: cfg.Domains.CheckInterval.Duration}, s.st, seal, s.log.With("part", "domains"))
+	if err != nil {
+		return fmt.Errorf("sending domains: %w", err)
+	}
+	if err := d.Load(ctx); err != nil {
+		return fmt.Errorf("sending domains: %w", err)
+	}
+	if err := d.Start(ctx); err != nil {
+		return err
+	}
+	s.domains = d
+	if cfg.AllowUnverifiedSenders {
+		s.log.Warn("SENDER CHECK OFF: allow_unverified_senders is set, tenants may send from any domain (mail of their verified domains is still DKIM-signed)")
+	}
+	return nil
+}
+
 func (s *Server) tlsConfig() (*tls.Config, error) {
 	var cert tls.Certificate
 	var err error
@@ -287,7 +318,7 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 		ln.Close()
 		return err
 	}
-	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Stats: func() any { return s.sched.Stats() },
+	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Domains: s.domains, Stats: func() any { return s.sched.Stats() },
 		Destinations: func() any { return s.sched.Destinations() }, Log: s.log.With("part", "admin")}
 	s.adminLn = ln
 	mux := http.NewServeMux()
@@ -401,6 +432,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
+	}
+	if s.domains != nil {
+		s.domains.Stop()
 	}
 	if s.sched != nil {
 		errs = append(errs, s.sched.Stop(ctx))

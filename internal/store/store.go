@@ -76,6 +76,8 @@ type Store interface {
 	GetAPIKey(ctx context.Context, id string) (*APIKey, error)
 	ListAPIKeys(ctx context.Context, tenantID string) ([]APIKey, error)
 
+	Domains
+
 	Close() error
 }
 
