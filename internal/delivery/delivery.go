@@ -44,6 +44,7 @@ type Deliverer struct {
 	res    *Resolver
 	routes map[string]config.Route
 	prov   *providerMap
+	hosts  *hostMap
 
 	mu      sync.Mutex
 	noTLSTo map[netip.Addr]time.Time // hosts whose TLS handshake failed lately
@@ -56,7 +57,7 @@ func New(cfg Config, res *Resolver) *Deliverer {
 		provs = DefaultProviders
 	}
 	d := &Deliverer{cfg: cfg, res: res, routes: map[string]config.Route{}, noTLSTo: map[netip.Addr]time.Time{},
-		prov: &providerMap{rules: provs, byDom: map[string]string{}}}
+		prov: &providerMap{rules: provs, byDom: map[string]string{}}, hosts: &hostMap{byDom: map[string][]string{}}}
 	for _, r := range cfg.Routes {
 		d.routes[r.Domain] = r
 	}
@@ -98,6 +99,12 @@ type Failure struct {
 	Err       string          // local error text when there was no reply
 	MX, IP    string
 	Permanent bool
+	// Hosts, for a failed Dial, are the hosts that were tried when every
+	// one of them failed at the host level (connect, greeting, EHLO, TLS,
+	// relay login): the failure is theirs, and other domains that would use
+	// only these hosts share it. Empty when the failure belongs to the
+	// domain (its DNS) or to nothing shared.
+	Hosts []string
 }
 
 func (f *Failure) Error() string {
@@ -130,6 +137,8 @@ type target struct {
 }
 
 // Dial connects to the destination of domain, trying each host in turn.
+// The session it returns lives until ctx ends: then any command in
+// progress fails at once.
 func (d *Deliverer) Dial(ctx context.Context, domain string) (*Conn, *Failure) {
 	rt, routed := d.route(domain)
 	var targets []target
@@ -143,11 +152,14 @@ func (d *Deliverer) Dial(ctx context.Context, domain string) (*Conn, *Failure) {
 			return nil, dnsFailure(err)
 		}
 		d.prov.learn(domain, mxs)
+		d.hosts.learn(domain, mxs)
 		for _, mx := range mxs {
 			targets = append(targets, target{host: mx.Name, port: d.cfg.Port, implicit: mx.Implicit})
 		}
 	}
 	var last *Failure
+	hostLevel := true // every target failed after its address was known
+	var tried []string
 	for _, t := range targets {
 		ips, err := d.res.LookupIP(ctx, t.host)
 		if err != nil {
@@ -156,8 +168,10 @@ func (d *Deliverer) Dial(ctx context.Context, domain string) (*Conn, *Failure) {
 			if t.implicit {
 				last.Permanent = true // no MX and no address: nowhere to deliver
 			}
+			hostLevel = false
 			continue
 		}
+		tried = append(tried, t.host)
 		for _, ip := range ips {
 			c, f := d.dialHost(ctx, t, ip, rt, routed)
 			if f == nil {
@@ -169,8 +183,23 @@ func (d *Deliverer) Dial(ctx context.Context, domain string) (*Conn, *Failure) {
 	}
 	if last == nil {
 		last = &Failure{Class: classify.DNSError, Phase: "connect", Err: "no host to connect to"}
+		hostLevel = false
+	}
+	if hostLevel {
+		last.Hosts = tried
 	}
 	return nil, last
+}
+
+// Hosts are the hosts a delivery to domain would try, as last learned:
+// the route's relay, or the domain's MX hosts from its last lookup; nil
+// when not known yet.
+func (d *Deliverer) Hosts(domain string) []string {
+	if r, ok := d.route(domain); ok {
+		host, _, _ := net.SplitHostPort(r.Host)
+		return []string{host}
+	}
+	return d.hosts.lookup(domain)
 }
 
 func dnsFailure(err error) *Failure {
@@ -228,6 +257,7 @@ func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, tlsMod
 		CommandTimeout:  d.cfg.CommandTimeout,
 		DataTimeout:     d.cfg.DataTimeout,
 		GreetingTimeout: d.cfg.CommandTimeout,
+		Context:         ctx, // the session ends with ctx (posthorn stopping)
 	})
 	if err != nil {
 		nc.Close()
