@@ -360,7 +360,9 @@ func resultFor(i int, res *smtpclient.Result, err error, ce *smtpclient.Error) R
 		if i < len(res.Rcpt) && res.Rcpt[i].Code != 0 && !res.Rcpt[i].Positive() {
 			return replyResult("rcpt", res.Rcpt[i])
 		}
-		if res.Data.Code != 0 {
+		if res.Data.Code != 0 && res.Data.Code/100 != 3 {
+			// A final reply; a 354 only means the body was invited, and
+			// the error below says what became of it.
 			return replyResult("data", res.Data)
 		}
 	}

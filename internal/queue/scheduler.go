@@ -607,8 +607,9 @@ func (s *Scheduler) workerDone(d *dest) {
 	defer s.mu.Unlock()
 	d.active--
 	s.conns--
-	if d.active == 0 && d.nready == 0 && d.idle == 0 && !d.th.State().Throttled && d.rekick == nil {
-		delete(s.dests, d.key) // a throttled destination keeps its state
+	if d.active == 0 && d.nready == 0 && d.idle == 0 && !d.th.State().Throttled && d.rekick == nil &&
+		!s.now().Before(d.th.PausedUntil()) {
+		delete(s.dests, d.key) // a throttled or paused destination keeps its state
 	}
 	for _, o := range s.dests {
 		if o.nready > 0 && o.idle == 0 && o.active < o.th.Conns() {
