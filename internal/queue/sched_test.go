@@ -3,8 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
-	_ "io"
-	"os"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -120,7 +119,7 @@ func (e *env) sched(cfg Config) *Scheduler {
 		cfg.MaxConnsPerDest = 1
 	}
 	cfg.MaxMsgsPerConn, cfg.IdleTimeout = 100, 200*time.Millisecond
-	s := New(cfg, e.st, e.dl, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	s := New(cfg, e.st, e.dl, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := s.Start(context.Background()); err != nil {
 		e.t.Fatal(err)
 	}
@@ -415,5 +414,46 @@ func TestLifetimeWhilePaused(t *testing.T) {
 	waitFor(t, "the scheduler to forget them", func() bool { return s.Stats().Known == 0 })
 	if n := mx.Connections(); n != 1 {
 		t.Errorf("%d connections, want the first attempt's only", n)
+	}
+}
+
+// TestRescueStuckLease: a delivery left in sending after its lease ended
+// (its outcome could not be recorded) is returned to the queue while
+// posthorn runs, not only at the next start, and is then delivered.
+func TestRescueStuckLease(t *testing.T) {
+	mx := testkit.StartMX(t, "127.0.0.2", 0, testkit.Script{})
+	e := newEnv(t, mx.Port(), nil)
+	e.dns.SetMX("x.test", testkit.MX{Pref: 10, Host: "mx.x.test"})
+	e.dns.SetA("mx.x.test", "127.0.0.2")
+	e.sched(Config{RetryMin: time.Second, RetryMax: time.Second})
+	// As if a worker leased it and the store then refused its outcome.
+	d := e.insert(time.Hour, "a@x.test")[0]
+	now := time.Now()
+	if ids, err := e.st.Lease(context.Background(), []int64{d.ID}, now, now.Add(200*time.Millisecond)); err != nil || len(ids) != 1 {
+		t.Fatalf("lease: %v %v", ids, err)
+	}
+	e.waitState(d, store.Delivered)
+	evs, err := e.st.Events(context.Background(), store.EventFilter{MessageID: d.MessageID, Type: store.EventRecovered})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("recovered events: %+v %v", evs, err)
+	}
+}
+
+// TestRescueSparesLongAttempt: an attempt that outlasts its lease is not
+// taken for stuck: its outcome is recorded and it is sent once.
+func TestRescueSparesLongAttempt(t *testing.T) {
+	mx := testkit.StartMX(t, "127.0.0.2", 0, testkit.Script{Stall: testkit.Stalls{EndOfData: 2500 * time.Millisecond}})
+	e := newEnv(t, mx.Port(), nil)
+	e.dns.SetMX("x.test", testkit.MX{Pref: 10, Host: "mx.x.test"})
+	e.dns.SetA("mx.x.test", "127.0.0.2")
+	d := e.insert(time.Hour, "a@x.test")[0]
+	e.sched(Config{RetryMin: time.Second, RetryMax: time.Second}) // lease 1s, rescuer every 1s
+	e.waitState(d, store.Delivered)
+	evs, err := e.st.Events(context.Background(), store.EventFilter{MessageID: d.MessageID, Type: store.EventRecovered})
+	if err != nil || len(evs) != 0 {
+		t.Fatalf("recovered events: %+v %v", evs, err)
+	}
+	if n := len(mx.Attempts()); n != 1 {
+		t.Fatalf("%d attempts, want 1", n)
 	}
 }
