@@ -426,10 +426,6 @@ func (s *Scheduler) failReady(d *dest, domain string, f *delivery.Failure, start
 	for _, j := range jobs {
 		if s.lease(j) {
 			s.finish(j, s.failAll(j, f, start))
-		} else {
-			s.mu.Lock()
-			j.where = nowhere
-			s.mu.Unlock()
 		}
 	}
 }
