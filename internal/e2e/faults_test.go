@@ -76,3 +76,41 @@ func TestLifetimeWhileDestinationPaused(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownDuringData: SIGTERM while an MX stalls after the message
+// data ends posthorn promptly (not after the data timeout); the delivery
+// is kept and delivered after the restart.
+func TestShutdownDuringData(t *testing.T) {
+	w := newWorld(t, Options{}, "127.0.0.2")
+	w.domain("slow.test", "127.0.0.2")
+	mx := w.mx["127.0.0.2"]
+	mx.SetScript(testkit.Script{Stall: testkit.Stalls{EndOfData: 5 * time.Minute}})
+	in := w.in
+	id := in.Send("s@app.test", []string{"u@slow.test"}, msgBody("stalled"))
+	deadline := time.Now().Add(20 * time.Second)
+	for !hasCommand(mx, "DATA") {
+		if time.Now().After(deadline) {
+			t.Fatal("the message never reached DATA")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	start := time.Now()
+	in.Stop()
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("shutdown took %v with a delivery in DATA", d)
+	}
+	mx.SetScript(testkit.Script{})
+	in.Restart()
+	if dl := in.WaitFinal(id, 20*time.Second).Deliveries[0]; dl.State != store.Delivered {
+		t.Fatalf("after the restart: %+v", dl)
+	}
+}
+
+func hasCommand(m *testkit.MXServer, line string) bool {
+	for _, c := range m.Commands() {
+		if c.Line == line {
+			return true
+		}
+	}
+	return false
+}
