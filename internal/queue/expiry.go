@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/classify"
+	"github.com/posthorn/posthorn/internal/smtpproto"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
@@ -84,19 +85,43 @@ func (s *Scheduler) expireReady(j *Job, now time.Time) {
 	if s.stopped {
 		return // the store still has them pending: the next start decides
 	}
+	pause := j.dest.pauseReply
+	if !now.Before(j.dest.th.PausedUntil()) {
+		pause = smtpproto.Reply{} // not paused: saturated
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.expire(ej)
+		s.expire(ej, pause)
 	}()
 }
 
 // expire moves j's recipients, not attempted since their lifetime ended,
 // to their final state with store.Transition, which keeps their last
 // reply: dead_letter, or soft_bounced when the recipient's side was the
-// last to fail (mailbox full).
-func (s *Scheduler) expire(j *Job) {
+// last to fail (mailbox full). Recipients never attempted at all (they
+// arrived while the destination was paused) are given the reply that
+// paused it, so the dead letter says why (like Postfix's "delivery
+// temporarily suspended"); that is recorded as an attempt without a
+// connection.
+func (s *Scheduler) expire(j *Job, pause smtpproto.Reply) {
 	now := s.now()
+	if pause.Code != 0 {
+		var fresh, rest []Rcpt
+		for _, r := range j.Rcpts {
+			if r.LastClass == "" {
+				fresh = append(fresh, r)
+			} else {
+				rest = append(rest, r)
+			}
+		}
+		if len(fresh) > 0 {
+			s.expireUnattempted(j, fresh, pause, now)
+			s.mu.Lock()
+			j.Rcpts = rest
+			s.mu.Unlock()
+		}
+	}
 	groups := map[store.State][]Rcpt{}
 	for _, r := range j.Rcpts {
 		st := store.DeadLetter
@@ -158,4 +183,34 @@ func (s *Scheduler) expire(j *Job) {
 		s.schedule(again, s.now())
 	}
 	j.where = nowhere
+}
+
+// expireUnattempted leases rs (taken over from j) and records them as
+// dead letters with the reply that paused their destination.
+func (s *Scheduler) expireUnattempted(j *Job, rs []Rcpt, pause smtpproto.Reply, now time.Time) {
+	fj := &Job{MessageID: j.MessageID, TenantID: j.TenantID, Domain: j.Domain, Lane: j.Lane, Rcpts: rs,
+		Due: now, hidx: -1, where: inFlight, dest: j.dest}
+	s.mu.Lock()
+	for _, r := range rs {
+		if s.known[r.ID] == j {
+			s.known[r.ID] = fj
+		}
+		if j.dropped[r.ID] {
+			if fj.dropped == nil {
+				fj.dropped = map[int64]bool{}
+			}
+			fj.dropped[r.ID] = true
+		}
+	}
+	s.mu.Unlock()
+	if !s.lease(fj) {
+		return
+	}
+	outs := make([]store.Outcome, len(fj.Rcpts))
+	for i, r := range fj.Rcpts {
+		outs[i] = store.Outcome{DeliveryID: r.ID, State: store.DeadLetter, Class: string(classify.RateLimited), Phase: "queue",
+			Reply: pause, Error: fmt.Sprintf("not attempted: destination %s was paused after this reply until the queue lifetime ended", j.dest.key),
+			Provider: s.dl.Provider(j.Domain), StartedAt: now, Event: store.EventDeadLetter}
+	}
+	s.finish(fj, outs)
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/delivery"
 	"github.com/posthorn/posthorn/internal/shaping"
+	"github.com/posthorn/posthorn/internal/smtpproto"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
@@ -131,6 +132,9 @@ type dest struct {
 	recent [64]string  // classes of the latest results, a ring
 	nres   int
 	rekick *time.Timer // kicks this destination when its pause ends
+	// pauseReply is the latest rate-limit reply: the reason for a pause,
+	// given to deliveries that expire without an attempt of their own.
+	pauseReply smtpproto.Reply
 }
 
 // New returns a scheduler; Start loads pending work and runs it.

@@ -356,6 +356,9 @@ func (s *Scheduler) adapt(d *dest, cls classify.Class, reply smtpproto.Reply, re
 	if cls == classify.Delivered {
 		d.sent = append(d.sent, now)
 	}
+	if cls == classify.RateLimited {
+		d.pauseReply = reply
+	}
 	d.recent[d.nres%len(d.recent)] = string(cls)
 	d.nres++
 	recent := d.rateEstimate(now)
