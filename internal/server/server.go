@@ -202,13 +202,11 @@ func (s *Server) start(ctx context.Context) error {
 				RatePerMinute: l.RatePerMinute, Cooldown: l.Cooldown.Duration}
 		},
 	}, s.st, dl, s.log.With("part", "queue"))
-	if err := s.sched.Start(ctx); err != nil {
-		return fmt.Errorf("scheduler: %w", err)
-	}
-
 	if err := s.startDomains(ctx); err != nil {
 		return err
 	}
+	// The pipeline exists before the scheduler starts: workers started for
+	// loaded mail may report failures at once, and sendDSN uses it.
 	s.pipe = &accept.Pipeline{Store: s.st, Senders: s.domains, AllowUnverifiedSenders: cfg.AllowUnverifiedSenders, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
 		Lifetime: cfg.QueueLifetime.Duration, Now: time.Now, IdempotencyTTL: cfg.API.IdempotencyTTL.Duration,
 		Suppressed: func(tenantID, addr string) (string, bool) {
@@ -216,6 +214,9 @@ func (s *Server) start(ctx context.Context) error {
 			return x.Reason, ok
 		}}
 	pipe := s.pipe
+	if err := s.sched.Start(ctx); err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
 	ops := &api.QueueOps{Store: s.st, Sched: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
 
 	if err := s.startAdmin(ops); err != nil {
