@@ -19,7 +19,7 @@ import (
 func serveCmd(g *globals) *cobra.Command {
 	var (
 		smtpListen, httpListen, dnsServer, smarthost, hostname, trusted, logLevel string
-		bounceDomain, inboundListen                                               string
+		bounceDomain, inboundListen, metricsListen                                string
 		deliveryPort                                                              int
 		retryMin, retryMax, lifetime                                              time.Duration
 	)
@@ -54,6 +54,7 @@ On an empty data directory it first creates the default tenant and prints its cr
 			set("log-level", func() { cfg.LogLevel = logLevel })
 			set("bounce-domain", func() { cfg.BounceDomain = bounceDomain })
 			set("inbound-listen", func() { cfg.InboundListen = inboundListen })
+			set("metrics-listen", func() { cfg.MetricsListen = metricsListen })
 			return serve(cfg)
 		},
 	}
@@ -71,6 +72,7 @@ On an empty data directory it first creates the default tenant and prints its cr
 	f.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default info)")
 	f.StringVar(&bounceDomain, "bounce-domain", "", "domain for VERP return paths and the inbound bounce MX (default: none, VERP off)")
 	f.StringVar(&inboundListen, "inbound-listen", "", "address of the inbound bounce MX (default :25; only with --bounce-domain)")
+	f.StringVar(&metricsListen, "metrics-listen", "", "address serving /metrics without authentication (default: none; /metrics on the HTTP listener needs an admin API key except from loopback)")
 	f.SortFlags = false
 	return cmd
 }

@@ -53,6 +53,9 @@ type Config struct {
 	// listener that takes bounces and complaints for it.
 	BounceDomain  string `toml:"bounce_domain"`
 	InboundListen string `toml:"inbound_listen"`
+	// MetricsListen, when set, serves /metrics there without
+	// authentication (bind it to a private address).
+	MetricsListen string `toml:"metrics_listen"`
 
 	SMTP     SMTP     `toml:"smtp"`
 	API      API      `toml:"api"`
@@ -290,7 +293,7 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir is empty")
 	}
-	for name, addr := range map[string]string{"smtp_listen": c.SMTPListen, "http_listen": c.HTTPListen} {
+	for name, addr := range map[string]string{"smtp_listen": c.SMTPListen, "http_listen": c.HTTPListen, "metrics_listen": c.MetricsListen} {
 		if addr == "" {
 			continue // disabled
 		}

@@ -26,6 +26,7 @@ import (
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery"
 	"github.com/posthorn/posthorn/internal/inbound"
+	"github.com/posthorn/posthorn/internal/metrics"
 	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/selfsigned"
 	"github.com/posthorn/posthorn/internal/shaping"
@@ -55,6 +56,10 @@ type Server struct {
 	pipe    *accept.Pipeline
 	inbound *inbound.Server
 	sup     *suppress.List
+
+	metrics    *metrics.Collector // metrics.go
+	metricsH   http.Handler
+	metricsSrv *http.Server
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -194,6 +199,9 @@ func (s *Server) start(ctx context.Context) error {
 	}, s.st, dl, s.log.With("part", "queue"))
 	if err := s.sched.Start(ctx); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
+	}
+	if err := s.startMetrics(dl); err != nil {
+		return err
 	}
 
 	s.pipe = &accept.Pipeline{Store: s.st, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
@@ -362,6 +370,9 @@ func (s *Server) startHTTP(v1, unsub http.Handler) error {
 	if unsub != nil {
 		mux.Handle("/unsubscribe/", unsub)
 	}
+	if s.metricsH != nil {
+		mux.Handle("GET /metrics", s.metricsH)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
@@ -392,6 +403,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 	}
+	errs = append(errs, s.stopMetrics(ctx))
 	if s.sched != nil {
 		errs = append(errs, s.sched.Stop(ctx))
 	}
