@@ -149,7 +149,7 @@ func explain(d store.Delivery, in queue.Inspection, hold store.Event, now time.T
 	case in.Place == queue.PlaceWaiting || (in.Place == queue.PlaceUnknown && d.NextAttemptAt.After(now)):
 		next := d.NextAttemptAt
 		if in.Place == queue.PlaceWaiting {
-			next = in.Due
+			next = in.Due.Truncate(time.Millisecond) // the store's precision
 		}
 		it.NextAttemptAt = next
 		if d.LastClass == string(classify.RateLimited) {
