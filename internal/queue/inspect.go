@@ -83,9 +83,10 @@ func (s *Scheduler) Inspect(domains map[int64]string) map[int64]Inspection {
 }
 
 // aheadOf counts the ready deliveries d serves before j: those in higher
-// lanes, and those before j in its own lane (its tenant's earlier jobs,
-// and one turn of every other tenant per job of its own, as the
-// round-robin serves them). Caller holds s.mu.
+// lanes, and those before j in its own lane: its tenant's earlier jobs,
+// and the jobs of the other tenants that the round-robin serves before j
+// (one per turn; a tenant before j's in the ring order gets one turn
+// more). Lower lanes' guaranteed share is left out. Caller holds s.mu.
 func aheadOf(d *dest, j *Job) (higher, inLane int) {
 	li := laneIndex(j.Lane)
 	for l := 0; l < li; l++ {
@@ -106,13 +107,27 @@ func aheadOf(d *dest, j *Job) (higher, inLane int) {
 			}
 		}
 	}
+	// Offsets in the ring from the tenant served next.
+	offset := func(t string) int {
+		for i, r := range q.ring {
+			if r == t {
+				return (i - q.next + len(q.ring)) % len(q.ring)
+			}
+		}
+		return len(q.ring)
+	}
+	mine := offset(j.TenantID)
 	for t, f := range q.byTenant {
 		if t == j.TenantID {
 			continue
 		}
+		turns := pos
+		if offset(t) < mine {
+			turns++
+		}
 		n := 0
 		for _, x := range f.items[f.head:] {
-			if n > pos {
+			if n >= turns {
 				break
 			}
 			if !x.removed {
