@@ -200,8 +200,13 @@ func TestMetricsMatchStore(t *testing.T) {
 	}
 	var op api.OpResult
 	in.CLI(&op, "queue", "hold", held)
+	in.CLI(nil, "suppression", "add", "blocked@ok.test", "--reason", "unsubscribe")
+	blocked := in.Send("sender@app.test", []string{"blocked@ok.test"}, msgBody("suppressed"))
+	if st := in.Show(blocked).Deliveries[0].State; st != store.Suppressed {
+		t.Fatalf("delivery to a suppressed address: %s", st)
+	}
 	ids = append(ids, later...)
-	ids = append(ids, held, sched)
+	ids = append(ids, held, sched, blocked)
 
 	var pending api.QueueList
 	deadline := time.Now().Add(10 * time.Second)
@@ -255,6 +260,9 @@ func TestMetricsMatchStore(t *testing.T) {
 	checkCounters(t, fams, tr, len(ids)-2) // two were sent over HTTP
 	if a := series(fams, "posthorn_accepted_total")["http"]; a != 2 {
 		t.Errorf("accepted over http: %v, want 2", a)
+	}
+	if s := series(fams, "posthorn_suppressed_total"); len(s) != 1 || s["unsubscribe"] != 1 {
+		t.Errorf("suppressed: %v, want unsubscribe 1", s)
 	}
 	if f := fams["posthorn_webhook_outbox_depth"]; f == nil || f.Metric[0].Gauge.GetValue() != 0 {
 		t.Errorf("webhook outbox gauge: %v", f)
