@@ -26,6 +26,12 @@
 //
 // Lock order: Collector.mu, then the scheduler's lock (inside
 // DestinationGauges); the store takes no lock of ours.
+//
+// Tests: metrics_test.go proves the destination labels stay bounded and
+// that a collector started again on the same store (a restart) reports
+// the same totals; internal/e2e TestMetricsMatchStore scrapes the built
+// binary and checks every queue and counter figure against the store's
+// state read through the CLI, before and after a restart.
 package metrics
 
 import (
