@@ -27,6 +27,7 @@ import (
 	"github.com/posthorn/posthorn/internal/delivery"
 	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/inbound"
+	"github.com/posthorn/posthorn/internal/metrics"
 	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/selfsigned"
 	"github.com/posthorn/posthorn/internal/shaping"
@@ -57,6 +58,10 @@ type Server struct {
 	inbound *inbound.Server
 	sup     *suppress.List
 	domains *domain.Service
+
+	metrics    *metrics.Collector // metrics.go
+	metricsH   http.Handler
+	metricsSrv *http.Server
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -205,6 +210,9 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.startDomains(ctx); err != nil {
 		return err
 	}
+	if err := s.startMetrics(dl); err != nil {
+		return err
+	}
 	// The pipeline exists before the scheduler starts: workers started for
 	// loaded mail may report failures at once, and sendDSN uses it.
 	s.pipe = &accept.Pipeline{Store: s.st, Senders: s.domains, AllowUnverifiedSenders: cfg.AllowUnverifiedSenders, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
@@ -217,7 +225,7 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.sched.Start(ctx); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
-	ops := &api.QueueOps{Store: s.st, Sched: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
+	ops := &api.QueueOps{Store: s.st, Sched: s.sched, Inspect: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
 
 	if err := s.startAdmin(ops); err != nil {
 		return err
@@ -404,6 +412,9 @@ func (s *Server) startHTTP(v1, unsub http.Handler) error {
 	if unsub != nil {
 		mux.Handle("/unsubscribe/", unsub)
 	}
+	if s.metricsH != nil {
+		mux.Handle("GET /metrics", s.metricsH)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
@@ -437,6 +448,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.domains != nil {
 		s.domains.Stop()
 	}
+	errs = append(errs, s.stopMetrics(ctx))
 	if s.sched != nil {
 		errs = append(errs, s.sched.Stop(ctx))
 	}

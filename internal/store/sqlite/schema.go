@@ -149,6 +149,7 @@ var migrations = []migration{
 	deliveryChecks,
 	// Sending domains and their DKIM keys (see internal/domain).
 	sqlMigration(domainsMigration),
+	shapeIndex, // observe.go
 }
 
 func migrate(db *sql.DB) error { return migrateWith(db, migrations) }
