@@ -136,6 +136,9 @@ var migrations = []string{
 	) WITHOUT ROWID;`,
 	// Sending domains and their DKIM keys (see internal/domain).
 	domainsMigration,
+	// Accounts and roles; per-domain, sandbox and expiring credentials
+	// (see internal/tenant).
+	credentialsMigration,
 }
 
 func migrate(db *sql.DB) error {
