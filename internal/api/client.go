@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -49,7 +50,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach posthorn's admin socket (is the server running with this --data-dir?): %w", err)
+		return fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
@@ -59,9 +60,9 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	if resp.StatusCode >= 300 {
 		var eb ErrorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
-			return fmt.Errorf("%s", eb.Error.Message)
+			return &StatusError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
 		}
-		return fmt.Errorf("server answered %s", resp.Status)
+		return &StatusError{Status: resp.StatusCode, Message: "server answered " + resp.Status}
 	}
 	if out == nil {
 		return nil
@@ -72,3 +73,16 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	}
 	return json.Unmarshal(data, out)
 }
+
+// ErrUnreachable is returned when the admin socket cannot be reached
+// (the server is down, or another --data-dir).
+var ErrUnreachable = errors.New("cannot reach posthorn's admin socket (is the server running with this --data-dir?)")
+
+// StatusError is an error answer of the server.
+type StatusError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *StatusError) Error() string { return e.Message }

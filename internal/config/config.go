@@ -72,6 +72,14 @@ type Config struct {
 	Destinations []DestinationLimits `toml:"destination"`
 	// Domains configures sending domains (internal/domain).
 	Domains Domains `toml:"domains"`
+	// Sendmail configures the sendmail-compatible command.
+	Sendmail Sendmail `toml:"sendmail"`
+}
+
+// Sendmail configures `posthorn sendmail` (and posthorn installed as
+// /usr/sbin/sendmail): the tenant its mail is queued for.
+type Sendmail struct {
+	Tenant string `toml:"tenant"` // name or id; "" is the default tenant
 }
 
 // Domains configures sending domains and their DNS checks.
