@@ -25,18 +25,18 @@ import (
 
 // Admin serves the admin API.
 type Admin struct {
-	Store        store.Store
-	Ops          *QueueOps
-	Tenants      *tenant.Manager
-	Suppress     *suppress.List
-	Domains      *domain.Service
-	Accept       *accept.Pipeline // for sendmail
+	Store    store.Store
+	Ops      *QueueOps
+	Tenants  *tenant.Manager
+	Suppress *suppress.List
+	Domains  *domain.Service
+	Accept   *accept.Pipeline // for sendmail
 	// SendmailTenant is the tenant (name or id; "" the default) that
 	// posthorn sendmail submits as.
 	SendmailTenant string
 	Stats          func() any
-	Destinations func() any
-	Log          *slog.Logger
+	Destinations   func() any
+	Log            *slog.Logger
 }
 
 // Handler returns the admin routes.
@@ -379,8 +379,8 @@ type UserRequest struct {
 
 // UserResponse shows the password once.
 type UserResponse struct {
-	Tenant   string `json:"tenant"`
-	Username string `json:"username"`
+	Tenant   string   `json:"tenant"`
+	Username string   `json:"username"`
 	Password string   `json:"password"`
 	Lane     string   `json:"lane"`
 	Domains  []string `json:"domains,omitempty"`
