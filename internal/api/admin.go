@@ -25,18 +25,19 @@ import (
 
 // Admin serves the admin API.
 type Admin struct {
-	Store    store.Store
-	Ops      *QueueOps
-	Tenants  *tenant.Manager
-	Suppress *suppress.List
-	Domains  *domain.Service
-	Accept   *accept.Pipeline // for sendmail
-	// SendmailTenant is the tenant (name or id; "" the default) that
-	// posthorn sendmail submits as.
+	Store        store.Store
+	Ops          *QueueOps
+	Tenants      *tenant.Manager
+	Suppress     *suppress.List
+	Domains      *domain.Service
+	Stats        func() any
+	Destinations func() any
+	Log          *slog.Logger
+
+	// Accept queues posthorn sendmail's messages as SendmailTenant (name
+	// or id; "" the default tenant).
+	Accept         *accept.Pipeline
 	SendmailTenant string
-	Stats          func() any
-	Destinations   func() any
-	Log            *slog.Logger
 }
 
 // Handler returns the admin routes.
