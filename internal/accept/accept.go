@@ -1,8 +1,10 @@
 // Package accept is the one acceptance pipeline for every way mail comes
 // in (SMTP submission now, the HTTP API later): it validates the envelope,
 // canonicalises line endings, adds the headers an MTA owes (Received,
-// Message-ID, Date), writes message and deliveries durably, and only then
-// hands the deliveries to the scheduler. Nothing else creates messages.
+// Message-ID, Date), checks that the sender domains are the tenant's own
+// and DKIM-signs the result (senders.go, with internal/domain), writes
+// message and deliveries durably, and only then hands the deliveries to
+// the scheduler. Nothing else creates messages.
 //
 // Invariant: when Accept returns nil, the message and one delivery per
 // recipient are committed (fsync'd) and scheduled; when it returns an error,
@@ -216,7 +218,12 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 		h.add("Date", now.Format(time.RFC1123Z))
 	}
 	subject, _ := h.get("Subject")
-	if err := p.checkSenders(sub, h); err != nil {
+	var from []string
+	fromOK := true
+	if p.Senders != nil {
+		from, fromOK = fromDomains(h)
+	}
+	if err := p.checkSenders(sub, from, fromOK); err != nil {
 		return nil, err
 	}
 	if err := checkAllowedDomains(sub, h); err != nil {
@@ -227,7 +234,7 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 	out = append(out, received(sub, p.Hostname, id, now)...)
 	out = h.appendTo(out)
 	out = append(out, rest...)
-	out, err := p.dkimSign(sub, h, out)
+	out, err := p.dkimSign(sub, from, out)
 	if err != nil {
 		return nil, err
 	}

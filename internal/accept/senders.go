@@ -65,7 +65,7 @@ func addrDomain(addr string) string {
 
 // fromDomains returns the domains of every address in every From field;
 // ok is false when a From field has no parseable address.
-func fromDomains(h *header) (domains []string, present, ok bool) {
+func fromDomains(h *header) (domains []string, ok bool) {
 	parser := mail.AddressParser{WordDecoder: &mime.WordDecoder{
 		// Only the addresses matter: display names in any charset pass.
 		CharsetReader: func(_ string, r io.Reader) (io.Reader, error) { return r, nil },
@@ -74,23 +74,22 @@ func fromDomains(h *header) (domains []string, present, ok bool) {
 		if !strings.EqualFold(f.name, "From") {
 			continue
 		}
-		present = true
 		v := f.raw[bytes.IndexByte(f.raw, ':')+1:]
 		list, err := parser.ParseList(strings.ReplaceAll(string(v), "\r\n", ""))
 		if err != nil || len(list) == 0 {
-			return nil, true, false
+			return nil, false
 		}
 		for _, a := range list {
 			domains = append(domains, addrDomain(a.Address))
 		}
 	}
-	return domains, present, true
+	return domains, true
 }
 
 // checkSenders enforces that the envelope sender and every From address
 // are the tenant's own domains. Messages posthorn makes itself (DSNs) are
 // exempt.
-func (p *Pipeline) checkSenders(sub *Submission, h *header) error {
+func (p *Pipeline) checkSenders(sub *Submission, from []string, fromOK bool) error {
 	if p.Senders == nil || p.AllowUnverifiedSenders || sub.Source == "dsn" {
 		return nil
 	}
@@ -99,11 +98,10 @@ func (p *Pipeline) checkSenders(sub *Submission, h *header) error {
 			return err
 		}
 	}
-	domains, _, ok := fromDomains(h)
-	if !ok {
+	if !fromOK {
 		return &Error{553, "5.7.1", "the From header has no address that can be checked"}
 	}
-	for _, d := range domains {
+	for _, d := range from {
 		if err := p.allowed(sub.TenantID, d); err != nil {
 			return err
 		}
@@ -113,15 +111,11 @@ func (p *Pipeline) checkSenders(sub *Submission, h *header) error {
 
 // dkimSign prepends a DKIM-Signature of the first From address's domain
 // when the tenant owns it and it has a key; otherwise msg is unchanged.
-func (p *Pipeline) dkimSign(sub *Submission, h *header, msg []byte) ([]byte, error) {
-	if p.Senders == nil {
+func (p *Pipeline) dkimSign(sub *Submission, from []string, msg []byte) ([]byte, error) {
+	if p.Senders == nil || len(from) == 0 {
 		return msg, nil
 	}
-	domains, _, ok := fromDomains(h)
-	if !ok || len(domains) == 0 {
-		return msg, nil
-	}
-	d, err := smtpproto.NormalizeDomain(domains[0], true)
+	d, err := smtpproto.NormalizeDomain(from[0], true)
 	if err != nil {
 		return msg, nil
 	}
