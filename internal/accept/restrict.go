@@ -26,7 +26,7 @@ func checkAllowedDomains(sub *Submission, h *header) error {
 	if err := CheckAllowedSender(sub.AllowedDomains, sub.Sender); err != nil {
 		return err
 	}
-	domains, _, ok := fromDomains(h)
+	domains, ok := fromDomains(h)
 	if !ok || len(domains) == 0 {
 		return &Error{553, "5.7.1", "the From header has no address that can be checked"}
 	}
