@@ -152,7 +152,7 @@ func runSendmail(g *globals, args []string, stdin io.Reader, stderr io.Writer) i
 		}
 		return fail(exDataErr, "%v", err)
 	}
-	c, err := g.client()
+	c, err := g.sendmailClient()
 	if err != nil {
 		return fail(exConfig, "%v", err)
 	}
@@ -310,4 +310,19 @@ func localHostname() string {
 		return "localhost"
 	}
 	return h
+}
+
+// sendmailClient talks to the sendmail socket when it exists (local users
+// may use it), else to the admin socket (root, posthorn's own user).
+func (g *globals) sendmailClient() (*api.Client, error) {
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	if p := cfg.SendmailSocket(); p != "" {
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return api.NewSendmailClient(p), nil
+		}
+	}
+	return api.NewClient(cfg.AdminSocket()), nil
 }

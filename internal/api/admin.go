@@ -38,6 +38,7 @@ type Admin struct {
 	// or id; "" the default tenant).
 	Accept         *accept.Pipeline
 	SendmailTenant string
+	MaxMessageSize int // bytes a sendmail message may have
 }
 
 // Handler returns the admin routes.

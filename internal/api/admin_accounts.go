@@ -188,6 +188,10 @@ type SendmailResponse struct {
 	Deliveries []store.Delivery `json:"deliveries"`
 }
 
+// SendmailHandler is the sendmail endpoint alone, for the sendmail
+// socket.
+func (a *Admin) SendmailHandler() http.Handler { return http.HandlerFunc(a.sendmail) }
+
 // sendmail queues a local message through the acceptance pipeline as the
 // configured sendmail tenant. Rejections are 422 (sender domains 403),
 // a failure to store 503: the CLI maps them to sysexits codes.
@@ -195,6 +199,10 @@ func (a *Admin) sendmail(w http.ResponseWriter, r *http.Request) {
 	var req SendmailRequest
 	if err := decode(r, &req); err != nil {
 		a.fail(w, err)
+		return
+	}
+	if a.MaxMessageSize > 0 && len(req.Message) > a.MaxMessageSize {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("message over %d bytes", a.MaxMessageSize))
 		return
 	}
 	t, err := a.Tenants.Resolve(r.Context(), a.SendmailTenant)

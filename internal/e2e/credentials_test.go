@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
+	"errors"
 	"encoding/json"
 	"net"
 	"os"
@@ -85,6 +87,17 @@ func TestSendmailCommand(t *testing.T) {
 	in.CLI(&list, "queue", "list", "--state", "all")
 	if len(list.Items) == 0 || list.Items[0].TenantID != in.Creds.TenantID {
 		t.Fatalf("sendmail mail is not the default tenant's: %+v", list.Items)
+	}
+
+	// The sendmail socket is open to local users and serves nothing else.
+	sock := filepath.Join(in.Dir, "sendmail.sock")
+	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o666 {
+		t.Fatalf("sendmail socket: %v %v", fi, err)
+	}
+	var se *api.StatusError
+	err := api.NewSendmailClient(sock).Do(context.Background(), "GET", "/admin/v1/apikeys", nil, nil, nil)
+	if !errors.As(err, &se) || se.Status != 404 && se.Status != 405 {
+		t.Fatalf("the sendmail socket serves the admin API: %v", err)
 	}
 
 	// Installed as /usr/sbin/sendmail: a link named sendmail.
