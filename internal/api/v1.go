@@ -157,28 +157,26 @@ func (v *V1) auth(rt route) http.Handler {
 	})
 }
 
-// checkKey verifies a bearer key under the login limit (per client
-// address); it writes the refusal and returns nil for a bad or expired
-// key, and returns an error only for an internal failure.
+// checkKey verifies a bearer key; it writes the refusal and returns nil
+// for a bad or expired key, and returns an error only for an internal
+// failure. Bad keys are not blocked per address: a 192-bit secret cannot
+// be guessed, and many clients may share one address (a proxy), so one
+// misconfigured client must not lock the others out. The login limit
+// only bounds how many auth_failed events an address writes.
 func (v *V1) checkKey(w http.ResponseWriter, r *http.Request, token string) (*store.APIKey, error) {
-	ip := clientIP(r)
-	undo, ok := v.logins.reserve("ip:" + ip)
-	if !ok {
-		apiError(w, http.StatusTooManyRequests, "too_many_attempts", "too many failed logins; try again later", "")
-		return nil, nil
-	}
 	key, err := v.Tenants.CheckAPIKey(r.Context(), token)
 	switch {
 	case errors.Is(err, tenant.ErrBadCredentials):
-		v.authFailed(r, ip, keyPrefixOf(token))
+		ip := clientIP(r)
+		if _, ok := v.logins.reserve("key-ip:" + ip); ok {
+			v.authFailed(r, ip, keyPrefixOf(token))
+		}
 		apiError(w, http.StatusUnauthorized, "unauthorized", "invalid API key", "")
 		return nil, nil
 	case errors.Is(err, tenant.ErrKeyExpired):
-		undo()
 		apiError(w, http.StatusUnauthorized, "key_expired", "this API key has expired", "")
 		return nil, nil
 	}
-	undo()
 	return key, err
 }
 

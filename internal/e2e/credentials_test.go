@@ -250,3 +250,41 @@ func nonLoopbackIP(t *testing.T) string {
 	t.Skip("no non-loopback IPv4 address")
 	return ""
 }
+
+// TestLoginLimits: wrong passwords on /v1/apikeys are blocked (429) per
+// email after 10, even with the right password then; bad API keys are
+// never blocked, and write at most 10 auth_failed events per address.
+func TestLoginLimits(t *testing.T) {
+	in := Start(t, Options{})
+	in.CLI(nil, "account", "add", "ops@alpha.test", "--tenant", "default", "--role", "admin", "--password", "right-password")
+	for i := range 10 {
+		if code, _ := in.basic(t, "ops@alpha.test", "wrong-password", "GET", "/v1/apikeys", nil); code != 401 {
+			t.Fatalf("wrong password %d: %d", i, code)
+		}
+	}
+	if code, out := in.basic(t, "ops@alpha.test", "right-password", "GET", "/v1/apikeys", nil); code != 429 {
+		t.Fatalf("after 10 failures: %d %s", code, out)
+	}
+	for i := range 15 {
+		if code, _ := in.raw(t, "ph_live_nosuchkey00_secret", "GET", "/v1/events", nil); code != 401 {
+			t.Fatalf("bad key %d: %d", i, code)
+		}
+	}
+	if code, _ := in.raw(t, in.Creds.APIKey, "GET", "/v1/events", nil); code != 200 {
+		t.Fatalf("a good key from the same address: %d", code)
+	}
+	var evs struct{ Items []store.Event }
+	in.CLI(&evs, "events", "--type", "auth_failed")
+	keys, users := 0, 0
+	for _, e := range evs.Items {
+		if strings.Contains(e.Detail, `user="ph_live_nosuchkey00"`) {
+			keys++
+		}
+		if strings.Contains(e.Detail, `user="ops@alpha.test"`) {
+			users++
+		}
+	}
+	if keys != 10 || users != 10 {
+		t.Fatalf("auth_failed events: %d for the bad key (want 10), %d for the password (want 10)", keys, users)
+	}
+}
