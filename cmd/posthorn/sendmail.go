@@ -145,7 +145,15 @@ func runSendmail(g *globals, args []string, stdin io.Reader, stderr io.Writer) i
 	if err != nil {
 		return fail(exDataErr, "read message: %v", err)
 	}
-	req, err := buildSendmail(o, raw, localLogin(), localHostname())
+	cfg, err := g.loadConfig()
+	if err != nil {
+		return fail(exConfig, "%v", err)
+	}
+	host := cfg.Hostname
+	if host == "" {
+		host = localHostname()
+	}
+	req, err := buildSendmail(o, raw, localLogin(), host)
 	if err != nil {
 		if errors.Is(err, errNoRecipients) {
 			return fail(exUsage, "%v", err)
@@ -178,7 +186,8 @@ var errNoRecipients = errors.New("no recipients: give them as arguments, or use 
 // buildSendmail turns stdin and the options into the envelope and the
 // message to queue: the end of input at a lone dot (without -i), the
 // recipients of -t (Bcc removed), the envelope sender (-f, else the From
-// address, else login@hostname) and a From header when there is none.
+// address, else login@hostname), a From header when there is none, and
+// bare local names ("root") qualified with @hostname.
 func buildSendmail(o *sendmailOpts, raw []byte, login, hostname string) (*api.SendmailRequest, error) {
 	raw = bytes.ReplaceAll(raw, []byte("\r\n"), []byte("\n"))
 	if !o.ignoreDots {
@@ -225,6 +234,9 @@ func buildSendmail(o *sendmailOpts, raw []byte, login, hostname string) (*api.Se
 	if len(rcpts) == 0 {
 		return nil, errNoRecipients
 	}
+	for i, r := range rcpts {
+		rcpts[i] = qualify(r, hostname)
+	}
 	sender := o.sender
 	if !o.senderSet {
 		sender = from
@@ -236,6 +248,9 @@ func buildSendmail(o *sendmailOpts, raw []byte, login, hostname string) (*api.Se
 		sender = login + "@" + hostname
 	}
 	sender = strings.Trim(sender, "<>")
+	if sender != "" {
+		sender = qualify(sender, hostname)
+	}
 	var msg bytes.Buffer
 	if from == "" {
 		addr := sender
@@ -249,6 +264,15 @@ func buildSendmail(o *sendmailOpts, raw []byte, login, hostname string) (*api.Se
 	}
 	msg.Write(body)
 	return &api.SendmailRequest{Sender: sender, Recipients: rcpts, Message: msg.Bytes(), LocalUser: login}, nil
+}
+
+// qualify adds @hostname to a bare local name ("root", as cron sends
+// to), as sendmail does.
+func qualify(addr, hostname string) string {
+	if strings.Contains(addr, "@") {
+		return addr
+	}
+	return addr + "@" + hostname
 }
 
 // newMailParser reads addresses whatever the charset of display names.

@@ -45,6 +45,15 @@ func TestSendmailMessage(t *testing.T) {
 	if err != nil || req.Sender != "" || !strings.HasPrefix(string(req.Message), "From: \"Cron Daemon\" <root@h.test>\n") {
 		t.Fatalf("%+v %q %v", req, req.Message, err)
 	}
+	// cron: sendmail -FCronDaemon -i -B8BITMIME -oem root
+	o, err := parseSendmailArgs(&globals{}, []string{"-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err = buildSendmail(o, []byte("Subject: Cron <root@h> backup\n\nok\n"), "root", "h.test")
+	if err != nil || req.Recipients[0] != "root@h.test" || req.Sender != "root@h.test" || !strings.HasPrefix(string(req.Message), "From: \"CronDaemon\" <root@h.test>") {
+		t.Fatalf("cron: %+v %q %v", req, req.Message, err)
+	}
 	if _, err := buildSendmail(&sendmailOpts{extract: true}, []byte("Subject: x\n\nbody\n"), "u", "h"); err != errNoRecipients {
 		t.Fatalf("no recipients: %v", err)
 	}
