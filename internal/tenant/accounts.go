@@ -38,7 +38,7 @@ func (m *Manager) AddAccount(ctx context.Context, email, tenantID, role, passwor
 	if len(password) < 8 {
 		return nil, "", errors.New("a password needs at least 8 characters")
 	}
-	hash, err := HashPassword(password)
+	hash, err := m.hashPassword(ctx, password)
 	if err != nil {
 		return nil, "", err
 	}
@@ -55,13 +55,13 @@ func (m *Manager) AddAccount(ctx context.Context, email, tenantID, role, passwor
 func (m *Manager) CheckAccount(ctx context.Context, email, password string) (*store.Account, error) {
 	a, err := m.st.GetAccount(ctx, email)
 	if errors.Is(err, store.ErrNotFound) {
-		CheckPassword(dummyHash, password)
+		m.checkPassword(ctx, dummyHash, password)
 		return nil, ErrBadCredentials
 	}
 	if err != nil {
 		return nil, err
 	}
-	ok, rehash, err := CheckPassword(a.PasswordHash, password)
+	ok, rehash, err := m.checkPassword(ctx, a.PasswordHash, password)
 	if err != nil {
 		return nil, fmt.Errorf("check password of %s: %w", a.Email, err)
 	}
@@ -69,7 +69,7 @@ func (m *Manager) CheckAccount(ctx context.Context, email, password string) (*st
 		return nil, ErrBadCredentials
 	}
 	if rehash {
-		if h, err := HashPassword(password); err == nil {
+		if h, err := m.hashPassword(ctx, password); err == nil {
 			m.st.SetAccountPassword(ctx, a.Email, h) // best effort, like CheckSMTP
 		}
 	}
@@ -82,7 +82,7 @@ func (m *Manager) SetAccountPassword(ctx context.Context, email, password string
 	if len(password) < 8 {
 		return errors.New("a password needs at least 8 characters")
 	}
-	hash, err := HashPassword(password)
+	hash, err := m.hashPassword(ctx, password)
 	if err != nil {
 		return err
 	}

@@ -166,3 +166,26 @@ func TestAccountsRolesAndKeys(t *testing.T) {
 		t.Fatalf("auth_failed events: %+v", evs)
 	}
 }
+
+// TestPasswordHashesBounded: at most cap(hashing) argon2id hashes run at
+// once (each takes 19 MiB); a login waits for a slot or its context.
+func TestPasswordHashesBounded(t *testing.T) {
+	ctx := context.Background()
+	m := newManager(t)
+	tn, _ := m.CreateTenant(ctx, "acme")
+	if _, _, err := m.AddUser(ctx, tn.ID, "bob", "bob-password", store.LaneNormal); err != nil {
+		t.Fatal(err)
+	}
+	for range cap(m.hashing) {
+		m.hashing <- struct{}{} // every slot taken
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := m.CheckSMTP(short, "bob", "bob-password"); err == nil || errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("login with every hash slot taken: %v, want a context error", err)
+	}
+	<-m.hashing // one slot free
+	if _, err := m.CheckSMTP(ctx, "bob", "bob-password"); err != nil {
+		t.Fatalf("login with a free slot: %v", err)
+	}
+}

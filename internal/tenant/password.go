@@ -1,6 +1,7 @@
 package tenant
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -76,4 +77,34 @@ func CheckPassword(hash, pw string) (ok, rehash bool, err error) {
 		return false, false, nil
 	}
 	return true, m != argonMemory || t != argonTime || p != argonThreads || len(sum) != argonKeyLen, nil
+}
+
+// Each argon2id hash takes argonMemory of memory while it runs, so a burst
+// of logins (or of guesses) could take gigabytes. The Manager lets at most
+// cap(m.hashing) hashes run at once (two per CPU: the CPU is the limit
+// anyway); the others wait their turn or give up with their context.
+
+func (m *Manager) hashPassword(ctx context.Context, pw string) (string, error) {
+	if err := m.acquireHash(ctx); err != nil {
+		return "", err
+	}
+	defer func() { <-m.hashing }()
+	return HashPassword(pw)
+}
+
+func (m *Manager) checkPassword(ctx context.Context, hash, pw string) (ok, rehash bool, err error) {
+	if err := m.acquireHash(ctx); err != nil {
+		return false, false, err
+	}
+	defer func() { <-m.hashing }()
+	return CheckPassword(hash, pw)
+}
+
+func (m *Manager) acquireHash(ctx context.Context) error {
+	select {
+	case m.hashing <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting to check a password: %w", ctx.Err())
+	}
 }

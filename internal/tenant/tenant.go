@@ -23,6 +23,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -52,6 +53,7 @@ type Manager struct {
 	mu      sync.Mutex
 	cache   map[string]authCacheEntry // username -> last good password digest
 	touched map[string]time.Time      // API key id -> when last_used_at was written
+	hashing chan struct{}             // bounds password hashes in flight (password.go)
 }
 
 type authCacheEntry struct {
@@ -62,7 +64,8 @@ type authCacheEntry struct {
 
 // New returns a Manager over st.
 func New(st store.Store) *Manager {
-	return &Manager{st: st, now: time.Now, cache: map[string]authCacheEntry{}, touched: map[string]time.Time{}}
+	return &Manager{st: st, now: time.Now, cache: map[string]authCacheEntry{}, touched: map[string]time.Time{},
+		hashing: make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0)))}
 }
 
 // Credentials are what first start prints once.
@@ -133,7 +136,7 @@ func (m *Manager) AddUser(ctx context.Context, tenantID, username, password stri
 	if password == "" {
 		password = randomToken(20)
 	}
-	hash, err := HashPassword(password)
+	hash, err := m.hashPassword(ctx, password)
 	if err != nil {
 		return nil, "", err
 	}
@@ -186,13 +189,13 @@ func (m *Manager) CheckSMTP(ctx context.Context, username, password string) (*st
 	u, err := m.st.GetSMTPUser(ctx, username)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the same time as a real check.
-		CheckPassword(dummyHash, password)
+		m.checkPassword(ctx, dummyHash, password)
 		return nil, ErrBadCredentials
 	}
 	if err != nil {
 		return nil, err
 	}
-	ok, rehash, err := CheckPassword(u.PasswordHash, password)
+	ok, rehash, err := m.checkPassword(ctx, u.PasswordHash, password)
 	if err != nil {
 		return nil, fmt.Errorf("check password of %s: %w", username, err)
 	}
@@ -200,7 +203,7 @@ func (m *Manager) CheckSMTP(ctx context.Context, username, password string) (*st
 		return nil, ErrBadCredentials
 	}
 	if rehash {
-		if h, err := HashPassword(password); err == nil {
+		if h, err := m.hashPassword(ctx, password); err == nil {
 			// Best effort: the login stands even if the upgrade fails.
 			if m.st.SetSMTPUserPassword(ctx, username, h) == nil {
 				u.PasswordHash = h
