@@ -170,13 +170,11 @@ func runSendmail(g *globals, args []string, stdin io.Reader, stderr io.Writer) i
 	switch {
 	case err == nil:
 		return exOK
-	case errors.Is(err, api.ErrUnreachable):
-		return fail(exTempFail, "%v", err)
 	case errors.As(err, &se) && se.Status == http.StatusForbidden:
 		return fail(exNoPerm, "%s", se.Message)
 	case errors.As(err, &se) && se.Status < 500:
 		return fail(exDataErr, "%s", se.Message)
-	default:
+	default: // the server is not there, or failed: try again later
 		return fail(exTempFail, "%v", err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -60,7 +59,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrUnreachable, err)
+		return fmt.Errorf("cannot reach posthorn's admin socket (is the server running with this --data-dir?): %w", err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
@@ -83,10 +82,6 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	}
 	return json.Unmarshal(data, out)
 }
-
-// ErrUnreachable is returned when the admin socket cannot be reached
-// (the server is down, or another --data-dir).
-var ErrUnreachable = errors.New("cannot reach posthorn's admin socket (is the server running with this --data-dir?)")
 
 // StatusError is an error answer of the server.
 type StatusError struct {
