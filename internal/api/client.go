@@ -26,16 +26,6 @@ func NewClient(socket string) *Client {
 	return &Client{hc: &http.Client{Transport: tr, Timeout: 5 * time.Minute}}
 }
 
-// NewSendmailClient returns a client for the sendmail socket, which any
-// local user may be allowed to use (it only queues mail).
-func NewSendmailClient(socket string) *Client {
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", socket)
-	}}
-	return &Client{hc: &http.Client{Transport: tr, Timeout: 5 * time.Minute}}
-}
-
 // Do sends a request (body marshalled as JSON when not nil) and decodes the
 // answer into out (when not nil). Error answers become Go errors with the
 // server's message.
@@ -82,12 +72,3 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	}
 	return json.Unmarshal(data, out)
 }
-
-// StatusError is an error answer of the server.
-type StatusError struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *StatusError) Error() string { return e.Message }
