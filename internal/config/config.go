@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -76,6 +77,40 @@ type Config struct {
 	Destinations []DestinationLimits `toml:"destination"`
 	// Domains configures sending domains (internal/domain).
 	Domains Domains `toml:"domains"`
+	// Sendmail configures the sendmail-compatible command.
+	Sendmail Sendmail `toml:"sendmail"`
+}
+
+// Sendmail configures `posthorn sendmail` (and posthorn installed as
+// /usr/sbin/sendmail): the tenant its mail is queued for, and the socket
+// local users reach it through. That socket serves nothing but queueing
+// a message for Tenant, so it may be open to every local user (like
+// sendmail, which any local user may run); the admin socket stays 0600.
+type Sendmail struct {
+	Tenant     string `toml:"tenant"`      // name or id; "" is the default tenant
+	Socket     string `toml:"socket"`      // "" is <data_dir>/sendmail.sock; "off": no socket (sendmail uses the admin socket)
+	SocketMode string `toml:"socket_mode"` // octal permissions of the socket
+}
+
+// SendmailSocket is the sendmail socket's path ("" when it is off).
+func (c *Config) SendmailSocket() string {
+	switch c.Sendmail.Socket {
+	case "off":
+		return ""
+	case "":
+		return filepath.Join(c.DataDir, "sendmail.sock")
+	}
+	return c.Sendmail.Socket
+}
+
+// SendmailSocketMode is the socket's permissions (0666 when unparsable;
+// Validate reports that).
+func (c *Config) SendmailSocketMode() os.FileMode {
+	m, err := strconv.ParseUint(c.Sendmail.SocketMode, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0o666
+	}
+	return os.FileMode(m)
 }
 
 // Domains configures sending domains and their DNS checks.
@@ -257,6 +292,7 @@ func Default() Config {
 		},
 		Unsubscribe: Unsubscribe{Lanes: []string{"low"}},
 		Domains:     Domains{CheckInterval: Duration{time.Hour}},
+		Sendmail:    Sendmail{SocketMode: "0666"},
 		Suppress:    Suppress{OnHoldAfter: 3, OnHoldWindow: Duration{7 * 24 * time.Hour}, OnHoldFor: Duration{7 * 24 * time.Hour}},
 		API: API{
 			MaxBulk:        5000,
@@ -319,6 +355,9 @@ func (c *Config) Validate() error {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if c.DataDir == "" {
 		bad("data_dir is empty")
+	}
+	if m, err := strconv.ParseUint(c.Sendmail.SocketMode, 8, 32); err != nil || m > 0o777 {
+		bad("sendmail.socket_mode %q: want octal permissions such as 0660", c.Sendmail.SocketMode)
 	}
 	for name, addr := range map[string]string{"smtp_listen": c.SMTPListen, "http_listen": c.HTTPListen, "metrics_listen": c.MetricsListen} {
 		if addr == "" {

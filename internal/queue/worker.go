@@ -78,6 +78,10 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		s.finish(j, s.failAll(j, &delivery.Failure{Class: classify.ProtocolError, Phase: "queue", Err: "message unreadable: " + err.Error()}, s.now()))
 		return conn
 	}
+	if msg.Sandbox {
+		s.finish(j, sandboxOutcomes(j, s.now()))
+		return conn
+	}
 	if conn != nil && (!conn.Usable() || conn.Sent >= max(1, d.th.Limits().MaxMsgsPerConn)) {
 		conn.Close()
 		conn = nil
@@ -559,4 +563,16 @@ func (s *Scheduler) reportFinal(j *Job, outs []store.Outcome) {
 			}()
 		}
 	}
+}
+
+// sandboxOutcomes records a sandbox message's recipients as delivered to
+// the sandbox: no connection is made. The attempt's class and MX say
+// "sandbox", so the delivered event's detail does too.
+func sandboxOutcomes(j *Job, now time.Time) []store.Outcome {
+	outs := make([]store.Outcome, len(j.Rcpts))
+	for i, r := range j.Rcpts {
+		outs[i] = store.Outcome{DeliveryID: r.ID, State: store.Delivered, Class: "sandbox", Phase: "sandbox", MX: "sandbox",
+			Reply: smtpproto.Reply{Code: 250, Enhanced: "2.0.0", Text: "sandbox: accepted, not sent"}, StartedAt: now, Event: store.EventDelivered}
+	}
+	return outs
 }

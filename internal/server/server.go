@@ -58,6 +58,8 @@ type Server struct {
 	inbound *inbound.Server
 	sup     *suppress.List
 	domains *domain.Service
+	// sendmail serves posthorn sendmail on its own socket (sendmail.go).
+	sendmail *http.Server
 
 	metrics    *metrics.Collector // metrics.go
 	metricsH   http.Handler
@@ -327,7 +329,7 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 		ln.Close()
 		return err
 	}
-	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Domains: s.domains, Stats: func() any { return s.sched.Stats() },
+	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Domains: s.domains, Accept: s.pipe, SendmailTenant: s.cfg.Sendmail.Tenant, MaxMessageSize: int(s.cfg.SMTP.MaxMessageSize), Stats: func() any { return s.sched.Stats() },
 		Destinations: func() any { return s.sched.Destinations() }, Log: s.log.With("part", "admin")}
 	s.adminLn = ln
 	mux := http.NewServeMux()
@@ -338,7 +340,7 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go s.admin.Serve(ln)
-	return nil
+	return s.startSendmail(adm)
 }
 
 // sendDSN tells the envelope sender of SMTP-submitted mail, when the SMTP
@@ -455,6 +457,10 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.admin != nil {
 		errs = append(errs, s.admin.Shutdown(ctx))
 		os.Remove(s.cfg.AdminSocket())
+	}
+	if s.sendmail != nil {
+		errs = append(errs, s.sendmail.Shutdown(ctx))
+		os.Remove(s.cfg.SendmailSocket())
 	}
 	if s.st != nil {
 		errs = append(errs, s.st.Close())

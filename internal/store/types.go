@@ -116,6 +116,9 @@ const (
 	// EventOutcomeIgnored reports an attempt's result that arrived after
 	// the delivery had left sending; the state was not changed.
 	EventOutcomeIgnored = "outcome_ignored"
+	// EventAuthFailed is a failed login (SMTP AUTH, API password); it
+	// belongs to no message. Detail holds protocol, ip and user.
+	EventAuthFailed = "auth_failed"
 )
 
 // Message is one accepted message. Body holds the full RFC 5322 message
@@ -139,6 +142,9 @@ type Message struct {
 	EightBitMIM bool              `json:"8bitmime,omitempty"`
 	Tags        []string          `json:"tags,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
+	// Sandbox mail is accepted and stored but never sent: the queue
+	// records it delivered to the sandbox without dialling.
+	Sandbox bool `json:"sandbox,omitempty"`
 }
 
 // Delivery is one recipient of one message and everything known about

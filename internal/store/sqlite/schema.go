@@ -150,6 +150,9 @@ var migrations = []migration{
 	// Sending domains and their DKIM keys (see internal/domain).
 	sqlMigration(domainsMigration),
 	shapeIndex, // observe.go
+	// Accounts and roles; per-domain, sandbox and expiring credentials
+	// (see internal/tenant).
+	sqlMigration(credentialsMigration),
 }
 
 func migrate(db *sql.DB) error { return migrateWith(db, migrations) }
