@@ -68,6 +68,10 @@ type Config struct {
 	// Destinations set limits for one destination: a domain, or a
 	// provider as "provider:NAME".
 	Destinations []DestinationLimits `toml:"destination"`
+	// Webhooks, alert evaluation and alert rules: events.go.
+	Webhooks   Webhooks    `toml:"webhooks"`
+	Alerts     Alerts      `toml:"alerts"`
+	AlertRules []AlertRule `toml:"alert"`
 }
 
 // Unsubscribe configures List-Unsubscribe headers and their endpoint.
@@ -236,6 +240,8 @@ func Default() Config {
 			SendHorizon:    Duration{30 * 24 * time.Hour},
 			IdempotencyTTL: Duration{24 * time.Hour},
 		},
+		Webhooks: defaultWebhooks(),
+		Alerts:   defaultAlerts(),
 		Delivery: Delivery{
 			MaxConnections:           500,
 			MaxConnectionsPerDest:    20,
@@ -378,6 +384,7 @@ func (c *Config) Validate() error {
 			bad("destination %d: needs a name and non-negative limits", i+1)
 		}
 	}
+	c.validateEvents(bad)
 	return errors.Join(errs...)
 }
 

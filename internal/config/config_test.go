@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -57,5 +58,8 @@ func TestExampleConfig(t *testing.T) {
 	if c.SMTPListen != d.SMTPListen || c.SMTP.MaxMessageSize != d.SMTP.MaxMessageSize || c.Delivery.MaxConnectionsPerDest != d.Delivery.MaxConnectionsPerDest ||
 		c.QueueLifetime != d.QueueLifetime || c.API.MaxBulk != d.API.MaxBulk || c.Suppress.OnHoldAfter != d.Suppress.OnHoldAfter {
 		t.Fatalf("example differs from the defaults:\n%+v\n%+v", c, d)
+	}
+	if !reflect.DeepEqual(c.Webhooks, d.Webhooks) || !reflect.DeepEqual(c.Alerts, d.Alerts) {
+		t.Fatalf("example [webhooks]/[alerts] differ from the defaults:\n%+v %+v\n%+v %+v", c.Webhooks, c.Alerts, d.Webhooks, d.Alerts)
 	}
 }

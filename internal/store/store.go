@@ -76,6 +76,9 @@ type Store interface {
 	GetAPIKey(ctx context.Context, id string) (*APIKey, error)
 	ListAPIKeys(ctx context.Context, tenantID string) ([]APIKey, error)
 
+	Webhooks // webhooks.go
+	Alerts
+
 	Close() error
 }
 

@@ -109,6 +109,11 @@ func Open(path string) (*Store, error) {
 	}
 	s := &Store{path: path, w: w, r: r, st: st, reqs: make(chan *writeReq, 4096), quit: make(chan struct{}), ended: make(chan struct{}),
 		ckptDone: make(chan struct{})}
+	if err := s.reloadSubscriptions(context.Background()); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
 	go s.writer()
 	go s.checkpointer()
 	return s, nil
@@ -302,6 +307,12 @@ func (s *Store) runBatch(batch []*writeReq) (errs []error, ok bool) {
 	s.execNS.Add(int64(t1.Sub(t0)))
 	err = tx.Commit()
 	s.commitNS.Add(int64(time.Since(t1)))
+	if s.st.subs.added {
+		s.st.subs.added = false
+		if err == nil {
+			s.st.subs.poke() // the webhook sender has new work
+		}
+	}
 	if err != nil {
 		for i := range errs {
 			errs[i] = fmt.Errorf("commit: %w", err)
