@@ -34,8 +34,9 @@ type Webhooks interface {
 	// endpoints, oldest first, with the event and message fields the
 	// payload needs.
 	DueWebhooks(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error)
-	// NextWebhookDue is when the earliest pending row is due (zero: none).
-	NextWebhookDue(ctx context.Context) (time.Time, error)
+	// NextWebhookDue is when the earliest pending row due after now is
+	// due (zero: none).
+	NextWebhookDue(ctx context.Context, now time.Time) (time.Time, error)
 	// RecordWebhookAttempt stores one request's result: the attempt row,
 	// and the outbox row deleted (delivered), rescheduled at NextAt, or
 	// marked failed (GiveUp). With Disable the endpoint is disabled and a
@@ -76,6 +77,8 @@ type OutboxItem struct {
 	URL        string
 	Secret     string
 	Attempts   int // requests made so far
+	// FailingSince is when the endpoint's current run of failures began.
+	FailingSince time.Time
 	Key        string
 	Event      Event
 	Class      string // the attempt's class, for outcome events

@@ -315,7 +315,7 @@ func (s *Store) QueueTestWebhook(ctx context.Context, tenantID, id string, now t
 // come and no older pending row of the same endpoint and key exists: that
 // is how one message's webhooks stay in order.
 func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]store.OutboxItem, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT o.id, o.endpoint_id, w.url, w.secret, o.attempts, o.okey, o.event_id,
+	rows, err := s.r.QueryContext(ctx, `SELECT o.id, o.endpoint_id, w.url, w.secret, o.attempts, w.failing_since, o.okey, o.event_id,
 		e.id IS NULL, COALESCE(e.at, 0), COALESCE(e.type, ''), COALESCE(e.tenant_id, ''), COALESCE(e.message_id, ''),
 		COALESCE(e.delivery_id, 0), COALESCE(e.recipient, ''), COALESCE(e.attempt, 0), COALESCE(e.mx, ''), COALESCE(e.code, 0),
 		COALESCE(e.enhanced, ''), COALESCE(e.text, ''), COALESCE(e.detail, ''), COALESCE(m.tags, ''), COALESCE(m.metadata, ''),
@@ -336,17 +336,17 @@ func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]st
 	var out []store.OutboxItem
 	for rows.Next() {
 		var it store.OutboxItem
-		var at int64
+		var at, failing int64
 		var eventID int64
 		var r smtpproto.Reply
 		var tags, meta string
 		e := &it.Event
-		if err := rows.Scan(&it.ID, &it.EndpointID, &it.URL, &it.Secret, &it.Attempts, &it.Key, &eventID, &it.Missing, &at, &e.Type,
+		if err := rows.Scan(&it.ID, &it.EndpointID, &it.URL, &it.Secret, &it.Attempts, &failing, &it.Key, &eventID, &it.Missing, &at, &e.Type,
 			&e.TenantID, &e.MessageID, &e.DeliveryID, &e.Recipient, &e.Attempt, &e.MX, &r.Code, &r.Enhanced, &r.Text, &e.Detail,
 			&tags, &meta, &it.Class); err != nil {
 			return nil, err
 		}
-		e.ID, e.At, e.Reply = eventID, fromMS(at), r
+		e.ID, e.At, e.Reply, it.FailingSince = eventID, fromMS(at), r, fromMS(failing)
 		if tags != "" {
 			json.Unmarshal([]byte(tags), &it.Tags)
 		}
@@ -359,18 +359,15 @@ func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]st
 }
 
 // NextWebhookDue implements store.Webhooks.
-func (s *Store) NextWebhookDue(ctx context.Context) (time.Time, error) {
+func (s *Store) NextWebhookDue(ctx context.Context, now time.Time) (time.Time, error) {
 	var next sql.NullInt64
 	err := s.r.QueryRowContext(ctx, `SELECT min(o.next_at) FROM webhook_outbox o JOIN webhook_endpoints w ON w.id = o.endpoint_id
-		AND w.disabled_at = 0 WHERE o.state = 'pending'`).Scan(&next)
+		AND w.disabled_at = 0 WHERE o.state = 'pending' AND o.next_at > ?`, ms(now)).Scan(&next)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("next webhook: %w", err)
 	}
 	if !next.Valid {
 		return time.Time{}, nil
-	}
-	if next.Int64 == 0 {
-		return time.UnixMilli(1), nil // due now
 	}
 	return fromMS(next.Int64), nil
 }
