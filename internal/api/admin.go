@@ -27,6 +27,7 @@ type Admin struct {
 	Ops          *QueueOps
 	Tenants      *tenant.Manager
 	Suppress     *suppress.List
+	Alerts       AlertService
 	Stats        func() any
 	Destinations func() any
 	Log          *slog.Logger
@@ -61,6 +62,7 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/v1/users", a.createUser)
 	mux.HandleFunc("GET /admin/v1/apikeys", a.listKeys)
 	mux.HandleFunc("POST /admin/v1/apikeys", a.createKey)
+	a.webhookRoutes(mux) // webhooks.go: webhooks and alerts
 	return mux
 }
 

@@ -31,6 +31,7 @@ type V1 struct {
 	SendHorizon    time.Duration // how far ahead send_at may be (default 30 days)
 	Destinations   func() any    // the scheduler's destinations, for admins
 	Suppress       *suppress.List
+	Alerts         AlertService
 	Now            func() time.Time
 	Log            *slog.Logger
 }
@@ -56,6 +57,13 @@ var routes = []route{
 	{"GET", "/v1/suppressions", tenant.ScopeRead, (*V1).listSuppressions},
 	{"POST", "/v1/suppressions", tenant.ScopeSend, (*V1).addSuppression},
 	{"DELETE", "/v1/suppressions", tenant.ScopeSend, (*V1).removeSuppression},
+	{"GET", "/v1/webhooks", tenant.ScopeAdmin, (*V1).listWebhooks},
+	{"POST", "/v1/webhooks", tenant.ScopeAdmin, (*V1).createWebhook},
+	{"GET", "/v1/webhooks/{id}", tenant.ScopeAdmin, (*V1).getWebhook},
+	{"DELETE", "/v1/webhooks/{id}", tenant.ScopeAdmin, (*V1).deleteWebhook},
+	{"POST", "/v1/webhooks/{id}/test", tenant.ScopeAdmin, (*V1).testWebhook},
+	{"GET", "/v1/webhooks/{id}/attempts", tenant.ScopeAdmin, (*V1).webhookAttempts},
+	{"GET", "/v1/alerts", tenant.ScopeAdmin, (*V1).listAlerts},
 }
 
 // Handler returns the /v1 routes (and the OpenAPI document, public).

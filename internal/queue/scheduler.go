@@ -97,6 +97,7 @@ type Scheduler struct {
 	known  map[int64]*Job
 	conns  int
 	seq    uint64
+	hooks  alertHooks // alerthooks.go: rate caps and held lanes
 
 	// Bodies holds recently accepted messages for their first attempt.
 	Bodies *Bodies
@@ -355,6 +356,9 @@ func (s *Scheduler) schedule(j *Job, now time.Time) {
 }
 
 func (s *Scheduler) makeReady(j *Job) {
+	if s.park(j) {
+		return
+	}
 	key := s.dl.Destination(j.Domain)
 	d := s.dests[key]
 	if d == nil {
@@ -374,6 +378,7 @@ func (s *Scheduler) newDest(key string) *dest {
 	}
 	d := &dest{key: key, avail: make(chan struct{}, max(1, lim.MaxConns)), th: shaping.New(lim)}
 	s.dests[key] = d
+	s.applyCap(d)
 	return d
 }
 

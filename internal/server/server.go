@@ -25,6 +25,8 @@ import (
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery"
+	"github.com/posthorn/posthorn/internal/events/alerts"
+	"github.com/posthorn/posthorn/internal/events/webhook"
 	"github.com/posthorn/posthorn/internal/inbound"
 	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/selfsigned"
@@ -55,6 +57,9 @@ type Server struct {
 	pipe    *accept.Pipeline
 	inbound *inbound.Server
 	sup     *suppress.List
+
+	webhooks *webhook.Sender // events.go
+	alerts   *alerts.Service
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -192,8 +197,14 @@ func (s *Server) start(ctx context.Context) error {
 				RatePerMinute: l.RatePerMinute, Cooldown: l.Cooldown.Duration}
 		},
 	}, s.st, dl, s.log.With("part", "queue"))
+	if err := s.startAlerts(ctx, dl); err != nil { // events.go; before the scheduler starts, so held lanes stay held
+		return err
+	}
 	if err := s.sched.Start(ctx); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
+	}
+	if err := s.startWebhooks(ctx, res); err != nil {
+		return err
 	}
 
 	s.pipe = &accept.Pipeline{Store: s.st, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
@@ -211,7 +222,7 @@ func (s *Server) start(ctx context.Context) error {
 	if cfg.HTTPListen != "" {
 		v1 := &api.V1{Store: s.st, Tenants: s.tenants, Accept: pipe, Ops: ops, Hostname: cfg.Hostname,
 			MaxBulk: cfg.API.MaxBulk, MaxMessageSize: int(cfg.SMTP.MaxMessageSize), SendHorizon: cfg.API.SendHorizon.Duration,
-			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Now: time.Now, Log: s.log.With("part", "api")}
+			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Alerts: s.alertsAPI(), Now: time.Now, Log: s.log.With("part", "api")}
 		var unsubH http.Handler
 		if unsub != nil {
 			unsubH = unsub.Handler()
@@ -277,7 +288,7 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 		ln.Close()
 		return err
 	}
-	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Stats: func() any { return s.sched.Stats() },
+	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Alerts: s.alertsAPI(), Stats: func() any { return s.sched.Stats() },
 		Destinations: func() any { return s.sched.Destinations() }, Log: s.log.With("part", "admin")}
 	s.adminLn = ln
 	mux := http.NewServeMux()
@@ -392,8 +403,14 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 	}
+	if s.alerts != nil {
+		s.alerts.Stop()
+	}
 	if s.sched != nil {
 		errs = append(errs, s.sched.Stop(ctx))
+	}
+	if s.webhooks != nil {
+		s.webhooks.Stop()
 	}
 	if s.admin != nil {
 		errs = append(errs, s.admin.Shutdown(ctx))

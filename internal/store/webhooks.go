@@ -79,12 +79,12 @@ type OutboxItem struct {
 	Attempts   int // requests made so far
 	// FailingSince is when the endpoint's current run of failures began.
 	FailingSince time.Time
-	Key        string
-	Event      Event
-	Class      string // the attempt's class, for outcome events
-	Tags       []string
-	Metadata   map[string]string
-	Missing    bool // the event row is gone (purged): nothing to send
+	Key          string
+	Event        Event
+	Class        string // the attempt's class, for outcome events
+	Tags         []string
+	Metadata     map[string]string
+	Missing      bool // the event row is gone (purged): nothing to send
 }
 
 // WebhookResult is one request's outcome.
