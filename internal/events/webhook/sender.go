@@ -52,6 +52,11 @@ type Sender struct {
 	perEP   map[string]int
 	total   int
 	settled chan struct{} // a request finished
+	// gen counts outbox reads; finished holds, for requests that ended
+	// recently, the gen current when they were recorded. A read that
+	// began before a record may still hold that row: it is skipped.
+	gen      uint64
+	finished map[int64]uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -83,7 +88,7 @@ func New(cfg Config, st store.Store) *Sender {
 	client := &http.Client{Transport: tr, Timeout: cfg.Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Sender{cfg: cfg, st: st, client: client, ids: map[int64]bool{}, keys: map[[2]string]bool{}, perEP: map[string]int{},
+	return &Sender{cfg: cfg, st: st, client: client, ids: map[int64]bool{}, keys: map[[2]string]bool{}, perEP: map[string]int{}, finished: map[int64]uint64{},
 		settled: make(chan struct{}, 1), ctx: ctx, cancel: cancel}
 }
 
@@ -135,6 +140,8 @@ func (s *Sender) loop() {
 func (s *Sender) dispatch(now time.Time) error {
 	s.mu.Lock()
 	limit := 256 + s.total
+	s.gen++
+	read := s.gen
 	s.mu.Unlock()
 	items, err := s.st.DueWebhooks(s.ctx, now, limit)
 	if err != nil {
@@ -142,10 +149,18 @@ func (s *Sender) dispatch(now time.Time) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for id, g := range s.finished {
+		if g < read {
+			delete(s.finished, id) // recorded before this read began: the read saw it
+		}
+	}
 	for _, it := range items {
 		k := [2]string{it.EndpointID, it.Key}
 		if s.ids[it.ID] || s.keys[k] || s.perEP[it.EndpointID] >= s.cfg.MaxInFlight || s.total >= maxTotal {
 			continue
+		}
+		if _, stale := s.finished[it.ID]; stale {
+			continue // sent while this read ran; the next read knows better
 		}
 		s.ids[it.ID], s.keys[k] = true, true
 		s.perEP[it.EndpointID]++
@@ -155,6 +170,7 @@ func (s *Sender) dispatch(now time.Time) error {
 			defer s.wg.Done()
 			s.send(it)
 			s.mu.Lock()
+			s.finished[it.ID] = s.gen
 			delete(s.ids, it.ID)
 			delete(s.keys, k)
 			s.perEP[it.EndpointID]--
