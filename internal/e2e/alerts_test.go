@@ -154,3 +154,80 @@ fraction = 0.5
 		t.Fatalf("alert webhooks: %v", types)
 	}
 }
+
+// TestAlertHoldLane: an oldest_queued alert holds the low lane: low-lane
+// mail waits while normal mail to the same domain goes, also across a
+// restart; an operator's release lets it go; the alert resolves once the
+// old message is delivered.
+func TestAlertHoldLane(t *testing.T) {
+	dns := testkit.StartDNS(t)
+	var deferring atomic.Bool
+	deferring.Store(true)
+	mx := testkit.StartMX(t, "127.0.0.2", 0, testkit.Script{Data: func(m *testkit.Message, _ int) testkit.Reply {
+		if deferring.Load() && len(m.To) > 0 && m.To[0] == "old@stuck.test" {
+			return testkit.Reply{Code: 451, Text: "4.3.0 not now"}
+		}
+		return testkit.Reply{}
+	}})
+	for _, d := range []string{"stuck.test", "fine.test"} {
+		dns.SetA("mx."+d, "127.0.0.2")
+		dns.SetMX(d, testkit.MX{Pref: 10, Host: "mx." + d})
+	}
+	cfg := `
+[alerts]
+interval = "200ms"
+
+[[alert]]
+name = "queue-stuck"
+kind = "oldest_queued"
+age = "1s"
+action = "hold_lane"
+lane = "low"
+`
+	in := Start(t, Options{DNS: dns.Addr(), DeliveryPort: mx.Port(), RetryMin: 300 * time.Millisecond, RetryMax: 600 * time.Millisecond,
+		Config: cfg})
+	old := in.Send("sender@app.test", []string{"old@stuck.test"}, msgBody("old"))
+	waitFor(t, "alert firing", 20*time.Second, func() bool {
+		as := in.alerts(t)
+		return len(as) == 1 && as[0].Firing && as[0].ActionState == "applied"
+	})
+	send := func(lane, to string) string {
+		body := apiSend(to)
+		body["lane"] = lane
+		var res struct {
+			ID string `json:"id"`
+		}
+		if code := in.call(t, in.Creds.APIKey, "POST", "/v1/messages", body, nil, &res); code != 202 {
+			t.Fatalf("send: %d", code)
+		}
+		return res.ID
+	}
+	low := send("low", "bulk@fine.test")
+	normal := send("normal", "receipt@fine.test")
+	in.WaitFinal(normal, 20*time.Second)
+	if d := in.Show(low).Deliveries[0]; d.State != store.Queued || d.Attempts != 0 {
+		t.Fatalf("low-lane mail while its lane is held: %+v", d)
+	}
+	// Still held after a crash: the firing alert's action comes back
+	// before the scheduler starts.
+	in.Kill()
+	in.Restart()
+	normal2 := send("normal", "receipt2@fine.test")
+	in.WaitFinal(normal2, 20*time.Second)
+	if d := in.Show(low).Deliveries[0]; d.State != store.Queued || d.Attempts != 0 {
+		t.Fatalf("low-lane mail after the restart: %+v", d)
+	}
+	// The operator lets it go; the alert keeps firing.
+	var rel store.Alert
+	in.CLI(&rel, "alerts", "release", "queue-stuck")
+	if !rel.Firing || rel.ActionState != "released" {
+		t.Fatalf("released: %+v", rel)
+	}
+	in.WaitFinal(low, 20*time.Second)
+	deferring.Store(false)
+	in.WaitFinal(old, 20*time.Second)
+	waitFor(t, "alert resolved", 20*time.Second, func() bool {
+		as := in.alerts(t)
+		return len(as) == 1 && !as[0].Firing && as[0].ActionState == "released"
+	})
+}
