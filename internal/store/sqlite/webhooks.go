@@ -40,6 +40,7 @@ const webhookSchema = `CREATE TABLE webhook_endpoints (
 	);
 	CREATE INDEX webhook_outbox_key ON webhook_outbox(endpoint_id, okey, id) WHERE state = 'pending';
 	CREATE INDEX webhook_outbox_due ON webhook_outbox(next_at) WHERE state = 'pending';
+	CREATE INDEX webhook_outbox_failed ON webhook_outbox(endpoint_id, id) WHERE state = 'failed';
 	CREATE TABLE webhook_attempts (
 		id INTEGER PRIMARY KEY,
 		endpoint_id TEXT NOT NULL,
@@ -395,6 +396,9 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, r store.WebhookResult)
 		if err == nil && !r.OK {
 			_, err = tx.Exec("UPDATE webhook_endpoints SET failing_since = ? WHERE id = ? AND failing_since = 0", ms(r.At), r.EndpointID)
 		}
+		if err == nil {
+			err = pruneWebhookHistory(tx, r.EndpointID, r.GiveUp)
+		}
 		if err != nil {
 			return fmt.Errorf("record webhook attempt: %w", err)
 		}
@@ -419,6 +423,26 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, r store.WebhookResult)
 		return s.reloadSubscriptions(ctx)
 	}
 	return nil
+}
+
+// keepWebhookHistory is how many attempts, and given-up webhooks, are
+// kept per endpoint: the newest, so the tables stay bounded.
+const keepWebhookHistory = 1000
+
+// pruneWebhookHistory drops an endpoint's oldest attempts (and, after a
+// give-up, its oldest given-up rows) beyond keepWebhookHistory. Both
+// deletes walk an index from the newest row.
+func pruneWebhookHistory(tx *sql.Tx, endpoint string, gaveUp bool) error {
+	if _, err := tx.Exec(`DELETE FROM webhook_attempts WHERE endpoint_id = ? AND id <= (SELECT id FROM webhook_attempts
+		WHERE endpoint_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?)`, endpoint, endpoint, keepWebhookHistory); err != nil {
+		return err
+	}
+	if !gaveUp {
+		return nil
+	}
+	_, err := tx.Exec(`DELETE FROM webhook_outbox WHERE endpoint_id = ? AND state = 'failed' AND id <= (SELECT id FROM webhook_outbox
+		WHERE endpoint_id = ? AND state = 'failed' ORDER BY id DESC LIMIT 1 OFFSET ?)`, endpoint, endpoint, keepWebhookHistory)
+	return err
 }
 
 // WebhookAttempts implements store.Webhooks.
