@@ -79,7 +79,10 @@ type subscriptions struct {
 	reload sync.Mutex // one reload at a time, so an older one never lands last
 	added  bool       // writer only: the batch added outbox rows
 	signal chan struct{}
+	ins    *sql.Stmt // inserts an outbox row, prepared on the writer
 }
+
+const insOutboxSQL = `INSERT INTO webhook_outbox (endpoint_id, event_id, okey, created_at) VALUES (?,?,?,?)`
 
 type subKey struct{ tenant, typ string }
 
@@ -102,9 +105,10 @@ func (s *subscriptions) poke() {
 // arguments: at, type, tenant, message id, delivery id, recipient,
 // attempt, mx, code, enhanced, text, detail.
 type eventInserter struct {
-	tx   *sql.Tx
-	ins  *sql.Stmt
-	subs *subscriptions
+	tx     *sql.Tx
+	ins    *sql.Stmt
+	outbox *sql.Stmt // tx's copy of subs.ins, made on first use
+	subs   *subscriptions
 }
 
 // events returns the event writer for tx: every event insert goes
@@ -130,9 +134,12 @@ func (e *eventInserter) Exec(args ...any) (sql.Result, error) {
 	}
 	msgID, _ := args[3].(string)
 	at, _ := args[0].(int64)
+	if e.outbox == nil {
+		e.outbox = e.tx.Stmt(e.subs.ins)
+	}
 	for _, ep := range eps {
-		if err := insertOutbox(e.tx, ep, id, msgID, at); err != nil {
-			return res, err
+		if _, err := e.outbox.Exec(ep, id, msgID, at); err != nil {
+			return res, fmt.Errorf("insert webhook outbox row: %w", err)
 		}
 	}
 	e.subs.added = true
@@ -140,8 +147,7 @@ func (e *eventInserter) Exec(args ...any) (sql.Result, error) {
 }
 
 func insertOutbox(tx *sql.Tx, endpoint string, eventID int64, key string, at int64) error {
-	if _, err := tx.Exec(`INSERT INTO webhook_outbox (endpoint_id, event_id, okey, created_at) VALUES (?,?,?,?)`,
-		endpoint, eventID, key, at); err != nil {
+	if _, err := tx.Exec(insOutboxSQL, endpoint, eventID, key, at); err != nil {
 		return fmt.Errorf("insert webhook outbox row: %w", err)
 	}
 	return nil

@@ -49,6 +49,7 @@ func prepare(db *sql.DB) (*stmts, error) {
 		last_phase=?, last_mx=?, last_ip=?, provider=CASE WHEN ?='' THEN provider ELSE ? END, updated_at=?
 		WHERE id=? AND state IN (` + store.SQLList(store.OpFrom(store.OpOutcome)) + `)
 		RETURNING message_id, tenant_id, recipient, attempts`)
+	st.subs.ins = p(insOutboxSQL) // webhooks.go
 	st.insAttempt = p(`INSERT INTO attempts (delivery_id, message_id, n, started_at, duration_us, mx, ip, tls,
 		code, enhanced, text, class, phase, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
@@ -58,7 +59,7 @@ func prepare(db *sql.DB) (*stmts, error) {
 }
 
 func (st *stmts) close() {
-	for _, s := range []*sql.Stmt{st.insMessage, st.insDelivery, st.insEventRow, st.lease, st.outcome, st.insAttempt} {
+	for _, s := range []*sql.Stmt{st.insMessage, st.insDelivery, st.insEventRow, st.lease, st.outcome, st.insAttempt, st.subs.ins} {
 		if s != nil {
 			s.Close()
 		}
