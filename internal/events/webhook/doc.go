@@ -14,7 +14,8 @@
 //     the previous was delivered or given up. Different messages go in
 //     parallel, up to MaxInFlight requests per endpoint.
 //   - Retries. A failed request (no answer, or not 2xx; redirects are not
-//     followed) is retried after Schedule[n] (plus up to 10% jitter); after
+//     followed) is retried after Schedule[n] (plus up to 10% jitter, or a
+//     longer Retry-After of a 429 or 503, at most an hour); after
 //     the last step the webhook is given up (state failed, still listed).
 //     An endpoint whose requests have all failed for DisableAfter, or that
 //     answers 410 Gone, is disabled with a webhook_disabled event.

@@ -190,10 +190,11 @@ func (s *Sender) send(it store.OutboxItem) {
 	start := s.cfg.Now()
 	res := store.WebhookResult{OutboxID: it.ID, EndpointID: it.EndpointID, EventID: it.Event.ID, EventType: it.Event.Type,
 		N: it.Attempts + 1, At: start}
+	var retryAfter time.Duration
 	if it.Missing {
 		res.GiveUp, res.Error = true, "the event is no longer stored"
 	} else {
-		s.request(it, &res)
+		retryAfter = s.request(it, &res)
 	}
 	res.Duration = s.cfg.Now().Sub(start)
 	if s.ctx.Err() != nil && !res.OK {
@@ -205,6 +206,9 @@ func (s *Sender) send(it store.OutboxItem) {
 		} else {
 			d := s.cfg.Schedule[res.N-1]
 			res.NextAt = start.Add(d + time.Duration(rand.Int64N(int64(d)/10+1)))
+			if ra := start.Add(retryAfter); ra.After(res.NextAt) {
+				res.NextAt = ra // the receiver asked for more patience
+			}
 		}
 		failing := it.FailingSince
 		if failing.IsZero() {
@@ -231,23 +235,25 @@ func (s *Sender) send(it store.OutboxItem) {
 		"status", res.Status, "ok", res.OK, "err", res.Error)
 }
 
-func (s *Sender) request(it store.OutboxItem, res *store.WebhookResult) {
+// request sends it and fills res; for a 429 or 503 it returns the wait
+// the answer's Retry-After asks for (at most an hour).
+func (s *Sender) request(it store.OutboxItem, res *store.WebhookResult) (retryAfter time.Duration) {
 	body, err := Body(it)
 	if err != nil {
 		res.GiveUp, res.Error = true, "build payload: "+err.Error()
-		return
+		return 0
 	}
 	id := store.WebhookID(it.ID)
 	ts := s.cfg.Now().Unix()
 	sig, err := Sign(it.Secret, id, ts, body)
 	if err != nil {
 		res.GiveUp, res.Error = true, err.Error()
-		return
+		return 0
 	}
 	req, err := http.NewRequestWithContext(s.ctx, http.MethodPost, it.URL, bytes.NewReader(body))
 	if err != nil {
 		res.GiveUp, res.Error = true, "bad URL: "+err.Error()
-		return
+		return 0
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "posthorn-webhooks/1")
@@ -260,7 +266,7 @@ func (s *Sender) request(it store.OutboxItem, res *store.WebhookResult) {
 		if errors.Is(err, ErrForbidden) {
 			res.Error = "refused: " + err.Error()
 		}
-		return
+		return 0
 	}
 	defer resp.Body.Close()
 	got, _ := io.ReadAll(io.LimitReader(resp.Body, responseCap))
@@ -273,7 +279,22 @@ func (s *Sender) request(it store.OutboxItem, res *store.WebhookResult) {
 		res.Error = fmt.Sprintf("redirect not followed (%d to %q): update the endpoint's URL", resp.StatusCode, resp.Header.Get("Location"))
 	default:
 		res.Error = "answered " + resp.Status
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			return parseRetryAfter(resp.Header.Get("Retry-After"), s.cfg.Now())
+		}
 	}
+	return 0
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date, capped at an hour.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	var d time.Duration
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), time.Hour)
 }
 
 // firstBytes is up to n bytes of b, cut at a character boundary.

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
+	"time"
 )
 
 // TestSignStandardVector signs the reference library's test vector
@@ -69,5 +70,15 @@ func TestSecretPadding(t *testing.T) {
 	sec, err := NewSecret()
 	if err != nil || len(sec) < 40 {
 		t.Fatalf("NewSecret = %q, %v", sec, err)
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for v, want := range map[string]time.Duration{"120": 2 * time.Minute, "": 0, "-5": 0, "99999": time.Hour, "soon": 0,
+		"Tue, 01 Dec 2026 12:00:30 GMT": 30 * time.Second} {
+		if got := parseRetryAfter(v, now); got != want {
+			t.Errorf("%q: %s, want %s", v, got, want)
+		}
 	}
 }
