@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/testkit"
 )
@@ -503,4 +504,61 @@ func TestWebhookSSRF(t *testing.T) {
 		t.Errorf("the redirect was followed: %d requests at its target", target.requests)
 	}
 	target.mu.Unlock()
+}
+
+// TestWebhookAPI: /v1/webhooks is for admin keys, scoped to the key's
+// tenant: another tenant's endpoint is 404 for every operation.
+func TestWebhookAPI(t *testing.T) {
+	in := Start(t, Options{Config: webhookConfig(true)})
+	in.CLI(nil, "tenant", "add", "other")
+	var other, reader api.KeyResponse
+	in.CLI(&other, "apikey", "create", "--tenant", "other", "--scope", "admin")
+	in.CLI(&reader, "apikey", "create", "--scope", "send,read")
+	key := in.Creds.APIKey
+
+	var created webhookCreated
+	if code := in.call(t, key, "POST", "/v1/webhooks", map[string]any{"url": "https://hooks.example/a", "events": []string{"delivered", "bounced"}},
+		nil, &created); code != 201 || created.ID == "" || !strings.HasPrefix(created.Secret, "whsec_") {
+		t.Fatalf("create: %d %+v", code, created)
+	}
+	if code := in.call(t, key, "POST", "/v1/webhooks", map[string]any{"url": "https://hooks.example/a", "events": []string{"nonsense"}}, nil, nil); code != 400 {
+		t.Fatalf("unknown event type: %d", code)
+	}
+	if code := in.call(t, key, "POST", "/v1/webhooks", map[string]any{"url": "ftp://hooks.example/a", "events": []string{"delivered"}}, nil, nil); code != 400 {
+		t.Fatalf("ftp URL: %d", code)
+	}
+	if code := in.call(t, reader.APIKey, "GET", "/v1/webhooks", nil, nil, nil); code != 403 {
+		t.Fatalf("send,read key listed webhooks: %d", code)
+	}
+	var list struct {
+		Items []store.WebhookEndpoint `json:"items"`
+	}
+	if code := in.call(t, key, "GET", "/v1/webhooks", nil, nil, &list); code != 200 || len(list.Items) != 1 || list.Items[0].ID != created.ID {
+		t.Fatalf("list: %d %+v", code, list)
+	}
+	if code := in.call(t, other.APIKey, "GET", "/v1/webhooks", nil, nil, &list); code != 200 || len(list.Items) != 0 {
+		t.Fatalf("other tenant's list: %d %+v", code, list)
+	}
+	for _, op := range [][2]string{{"GET", ""}, {"POST", "/test"}, {"GET", "/attempts"}, {"DELETE", ""}} {
+		if code := in.call(t, other.APIKey, op[0], "/v1/webhooks/"+created.ID+op[1], nil, nil, nil); code != 404 {
+			t.Errorf("other tenant %s %s: %d, want 404", op[0], op[1], code)
+		}
+	}
+	var got store.WebhookEndpoint
+	if code := in.call(t, key, "GET", "/v1/webhooks/"+created.ID, nil, nil, &got); code != 200 || got.URL != "https://hooks.example/a" {
+		t.Fatalf("get: %d %+v", code, got)
+	}
+	if code := in.call(t, key, "DELETE", "/v1/webhooks/"+created.ID, nil, nil, nil); code != 200 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code := in.call(t, key, "GET", "/v1/webhooks/"+created.ID, nil, nil, nil); code != 404 {
+		t.Fatalf("get after delete: %d", code)
+	}
+	// Alerts: an admin key of the alert tenant sees the (empty) list.
+	var alerts struct {
+		Items []store.Alert `json:"items"`
+	}
+	if code := in.call(t, key, "GET", "/v1/alerts", nil, nil, &alerts); code != 200 || alerts.Items == nil {
+		t.Fatalf("alerts: %d %+v", code, alerts)
+	}
 }
