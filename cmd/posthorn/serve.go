@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posthorn/posthorn/internal/config"
+	"github.com/posthorn/posthorn/internal/logthrottle"
 	"github.com/posthorn/posthorn/internal/server"
 )
 
@@ -21,6 +22,7 @@ func serveCmd(g *globals) *cobra.Command {
 		smtpListen, httpListen, dnsServer, smarthost, hostname, trusted, logLevel string
 		bounceDomain, inboundListen                                               string
 		deliveryPort                                                              int
+		allowUnverified                                                           bool
 		retryMin, retryMax, lifetime                                              time.Duration
 	)
 	cmd := &cobra.Command{
@@ -54,6 +56,7 @@ On an empty data directory it first creates the default tenant and prints its cr
 			set("log-level", func() { cfg.LogLevel = logLevel })
 			set("bounce-domain", func() { cfg.BounceDomain = bounceDomain })
 			set("inbound-listen", func() { cfg.InboundListen = inboundListen })
+			set("allow-unverified-senders", func() { cfg.AllowUnverifiedSenders = allowUnverified })
 			return serve(cfg)
 		},
 	}
@@ -71,6 +74,7 @@ On an empty data directory it first creates the default tenant and prints its cr
 	f.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default info)")
 	f.StringVar(&bounceDomain, "bounce-domain", "", "domain for VERP return paths and the inbound bounce MX (default: none, VERP off)")
 	f.StringVar(&inboundListen, "inbound-listen", "", "address of the inbound bounce MX (default :25; only with --bounce-domain)")
+	f.BoolVar(&allowUnverified, "allow-unverified-senders", false, "let tenants send from domains that are not their verified sending domains (default: refused)")
 	f.SortFlags = false
 	return cmd
 }
@@ -90,7 +94,9 @@ func serve(cfg config.Config) error {
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		return fmt.Errorf("log level %q: %w", cfg.LogLevel, err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// Repeated warnings and errors (a full disk fails every write) are
+	// throttled so they cannot bury the rest of the log.
+	log := slog.New(logthrottle.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}), logthrottle.Options{}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	srv, err := server.Start(ctx, cfg, log)

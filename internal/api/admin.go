@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
@@ -27,6 +28,7 @@ type Admin struct {
 	Ops          *QueueOps
 	Tenants      *tenant.Manager
 	Suppress     *suppress.List
+	Domains      *domain.Service
 	Alerts       AlertService
 	Stats        func() any
 	Destinations func() any
@@ -62,6 +64,7 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/v1/users", a.createUser)
 	mux.HandleFunc("GET /admin/v1/apikeys", a.listKeys)
 	mux.HandleFunc("POST /admin/v1/apikeys", a.createKey)
+	a.domainRoutes(mux)
 	a.webhookRoutes(mux) // webhooks.go: webhooks and alerts
 	return mux
 }

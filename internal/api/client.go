@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"syscall"
 	"time"
 )
 
@@ -17,11 +20,27 @@ type Client struct {
 	hc *http.Client
 }
 
-// NewClient returns a client for the admin socket at path.
+// NewClient returns a client for the admin socket at path. Before each
+// connection it checks that the socket is one posthorn could have made for
+// this user: owned by this user or root, mode 0600, and (on Linux) served
+// by a process of this user or root. Otherwise another local user may have
+// put their own socket there to capture what the CLI sends (passwords given
+// to "user add", API keys in answers).
 func NewClient(socket string) *Client {
 	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		if err := checkSocket(socket); err != nil {
+			return nil, err
+		}
 		var d net.Dialer
-		return d.DialContext(ctx, "unix", socket)
+		c, err := d.DialContext(ctx, "unix", socket)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkPeer(c, socket); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
 	}}
 	return &Client{hc: &http.Client{Transport: tr, Timeout: 5 * time.Minute}}
 }
@@ -48,6 +67,10 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.hc.Do(req)
+	var unsafe *UnsafeSocketError
+	if errors.As(err, &unsafe) {
+		return unsafe
+	}
 	if err != nil {
 		return fmt.Errorf("cannot reach posthorn's admin socket (is the server running with this --data-dir?): %w", err)
 	}
@@ -72,3 +95,36 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	}
 	return json.Unmarshal(data, out)
 }
+
+// UnsafeSocketError is a refusal to talk to an admin socket that someone
+// other than this user (or root) could have made.
+type UnsafeSocketError struct {
+	Path, Problem string
+}
+
+func (e *UnsafeSocketError) Error() string {
+	return fmt.Sprintf("refusing to use the admin socket %s: %s; another local user may have replaced it "+
+		"(check who can write its directory, remove it and restart posthorn)", e.Path, e.Problem)
+}
+
+// checkSocket checks the socket file's type, owner and mode. A missing
+// socket is left to the dial (the usual "is the server running?" error).
+func checkSocket(path string) error {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return nil
+	}
+	if fi.Mode()&os.ModeSocket == 0 {
+		return &UnsafeSocketError{path, "it is not a socket (" + fi.Mode().Type().String() + ")"}
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && !trustedUID(st.Uid) {
+		return &UnsafeSocketError{path, fmt.Sprintf("it is owned by uid %d, not by you (uid %d) or root", st.Uid, os.Getuid())}
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return &UnsafeSocketError{path, fmt.Sprintf("its mode is %04o, not 0600 as posthorn makes it", perm)}
+	}
+	return nil
+}
+
+// trustedUID: this user or root.
+func trustedUID(uid uint32) bool { return uid == 0 || int64(uid) == int64(os.Getuid()) }

@@ -22,9 +22,11 @@ func (v *V1) listWebhooks(w http.ResponseWriter, r *http.Request, key *store.API
 
 func (v *V1) createWebhook(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	var req WebhookRequest
-	if _, ok := readBody(w, r, 1<<20, &req); !ok {
+	_, release, ok := v.readBody(w, r, 1<<20, &req)
+	if !ok {
 		return
 	}
+	defer release()
 	if req.Tenant != "" {
 		apiError(w, http.StatusBadRequest, "invalid_json", "tenant is implied by the API key", "tenant")
 		return

@@ -53,6 +53,9 @@ type Config struct {
 	// listener that takes bounces and complaints for it.
 	BounceDomain  string `toml:"bounce_domain"`
 	InboundListen string `toml:"inbound_listen"`
+	// AllowUnverifiedSenders lifts the check that a tenant sends only from
+	// its own verified domains (for migrations and tests; off by default).
+	AllowUnverifiedSenders bool `toml:"allow_unverified_senders"`
 
 	SMTP     SMTP     `toml:"smtp"`
 	API      API      `toml:"api"`
@@ -68,10 +71,20 @@ type Config struct {
 	// Destinations set limits for one destination: a domain, or a
 	// provider as "provider:NAME".
 	Destinations []DestinationLimits `toml:"destination"`
+	// Domains configures sending domains (internal/domain).
+	Domains Domains `toml:"domains"`
 	// Webhooks, alert evaluation and alert rules: events.go.
 	Webhooks   Webhooks    `toml:"webhooks"`
 	Alerts     Alerts      `toml:"alerts"`
 	AlertRules []AlertRule `toml:"alert"`
+}
+
+// Domains configures sending domains and their DNS checks.
+type Domains struct {
+	CheckInterval Duration `toml:"check_interval"` // how often every domain's records are re-checked
+	// SPF is the mechanisms of the SPF record posthorn suggests, e.g.
+	// "ip4:192.0.2.10 include:_spf.example.net"; "" means "a:<hostname>".
+	SPF string `toml:"spf"`
 }
 
 // Unsubscribe configures List-Unsubscribe headers and their endpoint.
@@ -167,11 +180,13 @@ type SMTP struct {
 	MaxRecipients         int      `toml:"max_recipients"`
 	MaxLineLength         int      `toml:"max_line_length"`
 	MaxConnections        int      `toml:"max_connections"`
+	MaxConnectionsPerIP   int      `toml:"max_connections_per_ip"` // sessions one client address may hold; 0: no cap
 	ReadTimeout           Duration `toml:"read_timeout"`
+	DataTimeout           Duration `toml:"data_timeout"` // the whole DATA body, however slowly it arrives
 	TLSCert               string   `toml:"tls_cert"`
 	TLSKey                string   `toml:"tls_key"`
 	AllowInsecureAuth     bool     `toml:"allow_insecure_auth"`
-	MaxAuthFailures       int      `toml:"max_auth_failures"`        // per client IP per 10 minutes
+	MaxAuthFailures       int      `toml:"max_auth_failures"`        // per client IP and per username per 10 minutes
 	MaxErrors             int      `toml:"max_errors"`               // bad commands before the session is closed
 	MaxMessagesPerSession int      `toml:"max_messages_per_session"` // 0: unlimited
 }
@@ -181,6 +196,12 @@ type API struct {
 	MaxBulk        int      `toml:"max_bulk"`        // messages per bulk request
 	SendHorizon    Duration `toml:"send_horizon"`    // how far ahead send_at may be
 	IdempotencyTTL Duration `toml:"idempotency_ttl"` // how long idempotency keys are remembered
+
+	MaxBulkBytes int64 `toml:"max_bulk_bytes"` // body bytes of one bulk request
+	// MaxInflightBytes bounds the request bodies all API requests hold at
+	// once (503 overloaded above it); at least max_bulk_bytes and twice
+	// smtp.max_message_size plus 1 MiB (the largest single send).
+	MaxInflightBytes int64 `toml:"max_inflight_bytes"`
 }
 
 // Delivery configures outbound connections.
@@ -225,20 +246,26 @@ func Default() Config {
 		LogLevel:      "info",
 		InboundListen: ":25",
 		SMTP: SMTP{
-			MaxMessageSize:  25 << 20,
-			MaxRecipients:   1000,
-			MaxLineLength:   2000,
-			MaxConnections:  1000,
-			ReadTimeout:     Duration{5 * time.Minute},
-			MaxAuthFailures: 10,
-			MaxErrors:       10,
+			MaxMessageSize:      25 << 20,
+			MaxRecipients:       1000,
+			MaxLineLength:       2000,
+			MaxConnections:      1000,
+			MaxConnectionsPerIP: 100,
+			ReadTimeout:         Duration{5 * time.Minute},
+			DataTimeout:         Duration{10 * time.Minute},
+			MaxAuthFailures:     10,
+			MaxErrors:           10,
 		},
 		Unsubscribe: Unsubscribe{Lanes: []string{"low"}},
+		Domains:     Domains{CheckInterval: Duration{time.Hour}},
 		Suppress:    Suppress{OnHoldAfter: 3, OnHoldWindow: Duration{7 * 24 * time.Hour}, OnHoldFor: Duration{7 * 24 * time.Hour}},
 		API: API{
 			MaxBulk:        5000,
 			SendHorizon:    Duration{30 * 24 * time.Hour},
 			IdempotencyTTL: Duration{24 * time.Hour},
+
+			MaxBulkBytes:     64 << 20,
+			MaxInflightBytes: 128 << 20,
 		},
 		Webhooks: defaultWebhooks(),
 		Alerts:   defaultAlerts(),
@@ -327,11 +354,18 @@ func (c *Config) Validate() error {
 	if c.SMTP.MaxMessageSize <= 0 || c.SMTP.MaxRecipients <= 0 || c.SMTP.MaxLineLength < 512 {
 		bad("smtp limits must be positive (max_line_length at least 512)")
 	}
+	if c.SMTP.MaxConnectionsPerIP < 0 || c.SMTP.DataTimeout.Duration <= 0 || c.SMTP.ReadTimeout.Duration <= 0 {
+		bad("smtp.max_connections_per_ip must not be negative, smtp.data_timeout and smtp.read_timeout must be positive")
+	}
 	if (c.SMTP.TLSCert == "") != (c.SMTP.TLSKey == "") {
 		bad("smtp.tls_cert and smtp.tls_key go together")
 	}
 	if c.API.MaxBulk <= 0 || c.API.SendHorizon.Duration <= 0 || c.API.IdempotencyTTL.Duration <= 0 {
 		bad("api limits must be positive")
+	}
+	if c.API.MaxBulkBytes <= 0 || c.API.MaxInflightBytes < c.API.MaxBulkBytes || c.API.MaxInflightBytes < 2*c.SMTP.MaxMessageSize+1<<20 {
+		bad("api.max_inflight_bytes (%d) must be at least api.max_bulk_bytes (%d, positive) and 2*smtp.max_message_size+1MiB (%d)",
+			c.API.MaxInflightBytes, c.API.MaxBulkBytes, 2*c.SMTP.MaxMessageSize+1<<20)
 	}
 	d := &c.Delivery
 	if d.MaxConnections <= 0 || d.MaxConnectionsPerDest <= 0 || d.MaxMessagesPerConnection <= 0 {
@@ -364,6 +398,14 @@ func (c *Config) Validate() error {
 	if c.Hostname == "" {
 		c.Hostname = Default().Hostname // "" in a file means "the machine's name"
 	}
+	// The name goes verbatim into the greeting, EHLO and Received lines:
+	// anything but a plain domain name (a CR or LF above all) would
+	// corrupt or inject protocol lines.
+	if h, err := smtpproto.NormalizeDomain(strings.TrimSuffix(c.Hostname, "."), false); err != nil || strings.HasPrefix(c.Hostname, "[") {
+		bad("hostname %q is not a valid domain name (it is sent in the SMTP greeting and EHLO); set --hostname or hostname to this server's DNS name", clip(c.Hostname, 80))
+	} else {
+		c.Hostname = h
+	}
 	if c.BounceDomain != "" {
 		d, err := smtpproto.NormalizeDomain(c.BounceDomain, true)
 		if err != nil {
@@ -388,7 +430,45 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+func clip(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// Warnings are settings that are allowed but look dangerous; the server
+// logs them at start.
+func (c *Config) Warnings() []string {
+	var out []string
+	ps, _ := c.TrustedPrefixes()
+	for _, p := range ps {
+		if !privatePrefix(p) && (p.Addr().Is4() && p.Bits() < 24 || p.Addr().Is6() && p.Bits() < 48) {
+			out = append(out, fmt.Sprintf("trusted_networks: %s is a large public range: every host in it may send mail through posthorn without AUTH", p))
+		}
+	}
+	return out
+}
+
+// privateRanges are the address blocks not routed on the public internet.
+var privateRanges = []netip.Prefix{
+	netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12"), netip.MustParsePrefix("192.168.0.0/16"),
+	netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("100.64.0.0/10"), netip.MustParsePrefix("169.254.0.0/16"),
+	netip.MustParsePrefix("::1/128"), netip.MustParsePrefix("fc00::/7"), netip.MustParsePrefix("fe80::/10"),
+}
+
+func privatePrefix(p netip.Prefix) bool {
+	for _, r := range privateRanges {
+		if r.Bits() <= p.Bits() && r.Contains(p.Addr()) {
+			return true
+		}
+	}
+	return false
+}
+
 // TrustedPrefixes parses trusted_networks. Bare IPs count as /32 or /128.
+// A range of every address (0.0.0.0/0, ::/0) is refused: it would make
+// posthorn an open relay.
 func (c *Config) TrustedPrefixes() ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range c.TrustedNetworks {
@@ -407,6 +487,9 @@ func (c *Config) TrustedPrefixes() ([]netip.Prefix, error) {
 		p, err := netip.ParsePrefix(s)
 		if err != nil {
 			return nil, fmt.Errorf("trusted_networks: %q: %v", s, err)
+		}
+		if p.Bits() == 0 {
+			return nil, fmt.Errorf("trusted_networks: %q trusts every address on the internet and would make posthorn an open relay; list the networks of your own clients instead", s)
 		}
 		out = append(out, p.Masked())
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -56,10 +57,55 @@ func TestExampleConfig(t *testing.T) {
 	d := Default()
 	d.Validate()
 	if c.SMTPListen != d.SMTPListen || c.SMTP.MaxMessageSize != d.SMTP.MaxMessageSize || c.Delivery.MaxConnectionsPerDest != d.Delivery.MaxConnectionsPerDest ||
-		c.QueueLifetime != d.QueueLifetime || c.API.MaxBulk != d.API.MaxBulk || c.Suppress.OnHoldAfter != d.Suppress.OnHoldAfter {
+		c.QueueLifetime != d.QueueLifetime || c.API.MaxBulk != d.API.MaxBulk || c.Suppress.OnHoldAfter != d.Suppress.OnHoldAfter ||
+		c.SMTP.MaxConnectionsPerIP != d.SMTP.MaxConnectionsPerIP || c.SMTP.DataTimeout != d.SMTP.DataTimeout || c.SMTP.MaxAuthFailures != d.SMTP.MaxAuthFailures {
 		t.Fatalf("example differs from the defaults:\n%+v\n%+v", c, d)
 	}
 	if !reflect.DeepEqual(c.Webhooks, d.Webhooks) || !reflect.DeepEqual(c.Alerts, d.Alerts) {
 		t.Fatalf("example [webhooks]/[alerts] differ from the defaults:\n%+v %+v\n%+v %+v", c.Webhooks, c.Alerts, d.Webhooks, d.Alerts)
+	}
+}
+
+func TestHostnameMustBeADomain(t *testing.T) {
+	for _, h := range []string{"mail.example.com\r\n250 injected", "mail example.com", "bad_name.example", "[127.0.0.1]", "-x.example"} {
+		c := Default()
+		c.Hostname = h
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "hostname") {
+			t.Errorf("hostname %q accepted (err %v)", h, err)
+		}
+	}
+	for _, h := range []string{"mail.example.com", "localhost", "MX1.Example.COM", "mail.example.com."} {
+		c := Default()
+		c.Hostname = h
+		if err := c.Validate(); err != nil {
+			t.Errorf("hostname %q refused: %v", h, err)
+		}
+	}
+}
+
+func TestTrustedNetworksOpenRelay(t *testing.T) {
+	for _, n := range []string{"0.0.0.0/0", "::/0", "10.0.0.0/8, 0.0.0.0/0"} {
+		c := Default()
+		c.TrustedNetworks = strings.Split(n, ",")
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "open relay") {
+			t.Errorf("trusted_networks %s: err %v, want an open relay error", n, err)
+		}
+	}
+	c := Default()
+	c.TrustedNetworks = []string{"127.0.0.0/8", "10.0.0.0/8", "192.168.1.0/24", "fd00::/8", "203.0.113.7", "198.51.100.0/24"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Warnings(); len(w) != 0 {
+		t.Fatalf("private and small ranges warned about: %q", w)
+	}
+	c.TrustedNetworks = []string{"8.0.0.0/8", "2001:db8::/32"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Warnings(); len(w) != 2 || !strings.Contains(w[0], "8.0.0.0/8") {
+		t.Fatalf("warnings for large public ranges: %q", w)
 	}
 }

@@ -7,6 +7,27 @@
 //
 // It keeps no queue state: the queue package decides what to send and
 // what each result means for the delivery.
+//
+// Faults of the receiving side, and what delivery makes of them:
+//   - No reply after the final dot (a timeout, a close, garbage): the
+//     result's Err starts with PossibleDuplicate, since the receiver may
+//     have taken the message (RFC 1047); the retry may deliver it twice. A
+//     connection reset before the reply is not flagged: the receiver closed
+//     with our data unread, so it never read the dot.
+//   - A reply out of sequence (two replies to one command, a 3xx after the
+//     dot): a protocol_error for every recipient, whatever the replies said,
+//     since none of them can be matched to its command any more.
+//   - A failed TLS handshake with an opportunistic host: one more try in
+//     cleartext; the results then carry a note saying so in Err.
+//   - MX hosts that are this server (by name, or greeting with our
+//     hostname): they and all less preferred hosts are skipped (RFC 5321
+//     §5.1); when this server is the best MX, the mail loops: a permanent
+//     dns_error naming the loop.
+//   - An MX target that is an IP address (invalid, but seen) is used as
+//     that address; an MX target that is a CNAME is followed.
+//   - A domain without MX whose address lookup fails temporarily (SERVFAIL,
+//     timeout) is retried; only a definite "no such host" or "no address"
+//     is permanent.
 package delivery
 
 import (
@@ -16,6 +37,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +66,7 @@ type Deliverer struct {
 	res    *Resolver
 	routes map[string]config.Route
 	prov   *providerMap
+	hosts  *hostMap
 
 	mu      sync.Mutex
 	noTLSTo map[netip.Addr]time.Time // hosts whose TLS handshake failed lately
@@ -56,7 +79,7 @@ func New(cfg Config, res *Resolver) *Deliverer {
 		provs = DefaultProviders
 	}
 	d := &Deliverer{cfg: cfg, res: res, routes: map[string]config.Route{}, noTLSTo: map[netip.Addr]time.Time{},
-		prov: &providerMap{rules: provs, byDom: map[string]string{}}}
+		prov: &providerMap{rules: provs, byDom: map[string]string{}}, hosts: &hostMap{byDom: map[string][]string{}}}
 	for _, r := range cfg.Routes {
 		d.routes[r.Domain] = r
 	}
@@ -98,6 +121,13 @@ type Failure struct {
 	Err       string          // local error text when there was no reply
 	MX, IP    string
 	Permanent bool
+	loop      bool // the host is this server
+	// Hosts, for a failed Dial, are the hosts that were tried when every
+	// one of them failed at the host level (connect, greeting, EHLO, TLS,
+	// relay login): the failure is theirs, and other domains that would use
+	// only these hosts share it. Empty when the failure belongs to the
+	// domain (its DNS) or to nothing shared.
+	Hosts []string
 }
 
 func (f *Failure) Error() string {
@@ -115,6 +145,9 @@ type Conn struct {
 	IP     string
 	TLS    bool
 	Sent   int
+	// tlsNote says why a host that offers STARTTLS got the mail in
+	// cleartext; it goes into every result's Err.
+	tlsNote string
 }
 
 // Close ends the session politely.
@@ -130,6 +163,8 @@ type target struct {
 }
 
 // Dial connects to the destination of domain, trying each host in turn.
+// The session it returns lives until ctx ends: then any command in
+// progress fails at once.
 func (d *Deliverer) Dial(ctx context.Context, domain string) (*Conn, *Failure) {
 	rt, routed := d.route(domain)
 	var targets []target
@@ -143,34 +178,90 @@ func (d *Deliverer) Dial(ctx context.Context, domain string) (*Conn, *Failure) {
 			return nil, dnsFailure(err)
 		}
 		d.prov.learn(domain, mxs)
+		var self string
+		if mxs, self = d.withoutSelf(mxs); len(mxs) == 0 {
+			return nil, &Failure{Class: classify.DNSError, Phase: "dns", MX: self, Permanent: true, loop: true,
+				Err: fmt.Sprintf("mail for %s loops back to myself: its best MX host %s is this server (RFC 5321 §5.1)", domain, self)}
+		}
+		d.hosts.learn(domain, mxs)
 		for _, mx := range mxs {
 			targets = append(targets, target{host: mx.Name, port: d.cfg.Port, implicit: mx.Implicit})
 		}
 	}
 	var last *Failure
+	hostLevel := true // every target failed after its address was known
+	var tried []string
 	for _, t := range targets {
 		ips, err := d.res.LookupIP(ctx, t.host)
 		if err != nil {
 			last = dnsFailure(err)
 			last.MX = t.host
-			if t.implicit {
+			var de *DNSError
+			if t.implicit && errors.As(err, &de) && de.NoAddress {
 				last.Permanent = true // no MX and no address: nowhere to deliver
 			}
+			hostLevel = false
 			continue
 		}
+		tried = append(tried, t.host)
 		for _, ip := range ips {
 			c, f := d.dialHost(ctx, t, ip, rt, routed)
 			if f == nil {
 				c.Dest = d.Destination(domain)
 				return c, nil
 			}
+			if f.loop {
+				// This host is us: it and every host after it are out
+				// (RFC 5321 §5.1). A better host that failed decides.
+				if last != nil {
+					return nil, last
+				}
+				f.Err = fmt.Sprintf("mail for %s loops back to myself: %s", domain, f.Err)
+				return nil, f
+			}
 			last = f
 		}
 	}
 	if last == nil {
 		last = &Failure{Class: classify.DNSError, Phase: "connect", Err: "no host to connect to"}
+		hostLevel = false
+	}
+	if hostLevel {
+		last.Hosts = tried
 	}
 	return nil, last
+}
+
+// isSelf reports whether name is this server's hostname. Names without a
+// dot and "localhost..." are never taken for us: misconfigured receivers
+// greet with them.
+func (d *Deliverer) isSelf(name string) bool {
+	name = strings.TrimSuffix(name, ".")
+	own := d.cfg.Hostname
+	return name != "" && strings.Contains(own, ".") && !strings.HasPrefix(strings.ToLower(own), "localhost") &&
+		strings.EqualFold(name, own)
+}
+
+// withoutSelf drops this server and every host not preferred over it from
+// the MX list (RFC 5321 §5.1); self names the host that was us, if any.
+func (d *Deliverer) withoutSelf(mxs []MXHost) (kept []MXHost, self string) {
+	for _, mx := range mxs { // sorted by preference: the first match is the best
+		if d.isSelf(mx.Name) {
+			return slices.DeleteFunc(slices.Clone(mxs), func(h MXHost) bool { return h.Pref >= mx.Pref }), mx.Name
+		}
+	}
+	return mxs, ""
+}
+
+// Hosts are the hosts a delivery to domain would try, as last learned:
+// the route's relay, or the domain's MX hosts from its last lookup; nil
+// when not known yet.
+func (d *Deliverer) Hosts(domain string) []string {
+	if r, ok := d.route(domain); ok {
+		host, _, _ := net.SplitHostPort(r.Host)
+		return []string{host}
+	}
+	return d.hosts.lookup(domain)
 }
 
 func dnsFailure(err error) *Failure {
@@ -190,10 +281,15 @@ func (d *Deliverer) dialHost(ctx context.Context, t target, ip netip.Addr, rt co
 	if routed {
 		tlsMode = rt.TLS
 	}
-	tryTLS := tlsMode != "none" && !d.recentTLSFailure(ip)
+	recent := d.recentTLSFailure(ip)
+	tryTLS := tlsMode != "none" && !recent
+	note := "sent without TLS: STARTTLS failed with this host in the last hour"
 	for {
 		c, f, tlsFailed := d.session(ctx, t, ip, tlsMode, tryTLS)
 		if f == nil {
+			if _, offered := c.client.Extension("STARTTLS"); offered && !c.TLS && !tryTLS && tlsMode != "none" {
+				c.tlsNote = note
+			}
 			if routed && rt.Username != "" {
 				if err := c.client.Auth(rt.Username, rt.Password); err != nil {
 					c.client.Close()
@@ -210,6 +306,7 @@ func (d *Deliverer) dialHost(ctx context.Context, t target, ip netip.Addr, rt co
 		if tlsFailed && tlsMode == "opportunistic" && tryTLS {
 			d.markTLSFailure(ip)
 			tryTLS = false
+			note = "sent without TLS: STARTTLS failed: " + f.Err
 			continue // once more, in cleartext
 		}
 		return nil, f
@@ -228,10 +325,16 @@ func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, tlsMod
 		CommandTimeout:  d.cfg.CommandTimeout,
 		DataTimeout:     d.cfg.DataTimeout,
 		GreetingTimeout: d.cfg.CommandTimeout,
+		Context:         ctx, // the session ends with ctx (posthorn stopping)
 	})
 	if err != nil {
 		nc.Close()
 		return nil, failureFrom(err, "connect", t.host, ip), false
+	}
+	if g := strings.Fields(cl.Greeting().Text); len(g) > 0 && d.isSelf(g[0]) {
+		cl.Quit()
+		return nil, &Failure{Class: classify.DNSError, Phase: "connect", MX: t.host, IP: ip.String(), Permanent: true, loop: true,
+			Err: fmt.Sprintf("%s (%s) greets as %s, this server's own name", t.host, ip, g[0])}, false
 	}
 	if err := cl.Hello(); err != nil {
 		cl.Close()
@@ -275,6 +378,10 @@ func (d *Deliverer) markTLSFailure(ip netip.Addr) {
 // failureFrom turns a client error into a Failure.
 func failureFrom(err error, phase, host string, ip netip.Addr) *Failure {
 	f := &Failure{Phase: phase, MX: host, IP: ip.String(), Class: classify.ConnectionError, Err: err.Error()}
+	var pe *smtpclient.ProtocolError
+	if errors.As(err, &pe) {
+		f.Class = classify.ProtocolError // garbage instead of a greeting or EHLO reply
+	}
 	var ce *smtpclient.Error
 	if errors.As(err, &ce) {
 		if ce.Phase != "" {
@@ -318,11 +425,25 @@ func (c *Conn) Send(msg Message, rcpts []string) []Result {
 	errors.As(err, &ce)
 	for i := range rcpts {
 		out[i] = resultFor(i, res, err, ce)
+		if out[i].Err == "" && c.tlsNote != "" {
+			out[i].Err = c.tlsNote
+		}
 	}
 	return out
 }
 
+// PossibleDuplicate starts the Err of a result whose message was sent in
+// full, final dot included, without a reply saying what became of it: the
+// receiver may have it, and the retry may deliver it a second time.
+const PossibleDuplicate = "possible duplicate"
+
 func resultFor(i int, res *smtpclient.Result, err error, ce *smtpclient.Error) Result {
+	if ce != nil && ce.Reply != nil && ce.Err != nil {
+		// A reply out of sequence: no reply of this dialogue can be matched
+		// to its command (the 250 meant for RCPT may have come as the
+		// answer to DATA), so none of them decides anything.
+		return Result{Class: classify.ProtocolError, Phase: string(ce.Phase), Err: errText(err, ce)}
+	}
 	if res != nil {
 		if res.Mail.Code != 0 && !res.Mail.Positive() {
 			return replyResult("mail", res.Mail)
@@ -330,9 +451,12 @@ func resultFor(i int, res *smtpclient.Result, err error, ce *smtpclient.Error) R
 		if i < len(res.Rcpt) && res.Rcpt[i].Code != 0 && !res.Rcpt[i].Positive() {
 			return replyResult("rcpt", res.Rcpt[i])
 		}
-		if res.Data.Code != 0 {
+		if res.Data.Code != 0 && (res.Data.Code/100 != 3 || err == nil) {
+			// A final reply; a 354 only means the body was invited, and
+			// the error below says what became of it.
 			return replyResult("data", res.Data)
 		}
+		// A 354 followed by an error: the error is the result.
 	}
 	if err == nil {
 		return Result{Class: classify.ProtocolError, Phase: "data", Err: "no reply recorded"}
@@ -345,10 +469,19 @@ func resultFor(i int, res *smtpclient.Result, err error, ce *smtpclient.Error) R
 		}
 	}
 	cls := classify.ConnectionError
-	if strings.Contains(err.Error(), "protocol") {
+	var pe *smtpclient.ProtocolError
+	if errors.As(err, &pe) || strings.Contains(err.Error(), "protocol") {
 		cls = classify.ProtocolError
 	}
-	return Result{Class: cls, Phase: phase, Err: err.Error()}
+	return Result{Class: cls, Phase: phase, Err: errText(err, ce)}
+}
+
+// errText is err's text, flagged when the message may have arrived.
+func errText(err error, ce *smtpclient.Error) string {
+	if ce != nil && ce.MaybeDelivered {
+		return PossibleDuplicate + " (the message was sent but no reply came; the receiver may have it): " + err.Error()
+	}
+	return err.Error()
 }
 
 func replyResult(phase string, r smtpproto.Reply) Result {

@@ -27,6 +27,9 @@ type MXHost struct {
 type DNSError struct {
 	Name      string
 	Permanent bool
+	// NoAddress: the host exists but has neither A nor AAAA records (a
+	// definite answer, unlike a failed lookup).
+	NoAddress bool
 	Msg       string
 }
 
@@ -200,7 +203,7 @@ func (r *Resolver) LookupIP(ctx context.Context, host string) ([]netip.Addr, err
 		if firstErr != nil {
 			return nil, firstErr
 		}
-		return nil, &DNSError{Name: host, Permanent: false, Msg: "host has no A or AAAA record"}
+		return nil, &DNSError{Name: host, Permanent: false, NoAddress: true, Msg: "host has no A or AAAA record"}
 	}
 	return addrs, nil
 }

@@ -55,15 +55,24 @@ func TestCrashDurability(t *testing.T) {
 			}
 		}(c)
 	}
-	// The sleeps below are the load schedule (when to kill, how long to stay
-	// down, how long to keep submitting after the last restart), not waits.
+	// Each kill comes after a random number of fresh acknowledgements (not
+	// after a fixed time), so a slow, loaded machine still exercises the
+	// same amount of crash-and-recover; the 100 ms down time is the load
+	// schedule, not a wait.
+	ackedNow := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	waitAcks := func(n int) {
+		target := ackedNow() + n
+		for deadline := time.Now().Add(30 * time.Second); ackedNow() < target && time.Now().Before(deadline); {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
 	for k := 0; k < kills; k++ {
-		time.Sleep(time.Duration(400+rand.IntN(600)) * time.Millisecond)
+		waitAcks(40 + rand.IntN(80))
 		in.Kill()
 		time.Sleep(100 * time.Millisecond)
 		in.Restart()
 	}
-	time.Sleep(500 * time.Millisecond)
+	waitAcks(60)
 	stop.Store(true)
 	wg.Wait()
 

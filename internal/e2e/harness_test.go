@@ -53,6 +53,10 @@ type Options struct {
 	Trusted      string
 	Extra        []string
 	Config       string // TOML text written to a config file
+	// EnforceSenders keeps the sender-domain check on. Off by default, so
+	// tests may send from any domain: the harness passes
+	// --allow-unverified-senders unless this is set.
+	EnforceSenders bool
 }
 
 // Instance is one running posthorn.
@@ -138,6 +142,9 @@ func (in *Instance) args() []string {
 	if o.Trusted != "" {
 		a = append(a, "--trusted-networks", o.Trusted)
 	}
+	if !o.EnforceSenders {
+		a = append(a, "--allow-unverified-senders")
+	}
 	if o.Config != "" {
 		p := filepath.Join(filepath.Dir(in.Dir), "posthorn.toml")
 		if err := os.WriteFile(p, []byte(o.Config), 0o600); err != nil {
@@ -177,6 +184,24 @@ func (in *Instance) start() {
 		}
 	}
 	in.t.Fatal("posthorn did not start listening")
+}
+
+// ServeFails runs posthorn serve on dataDir with extra flags, expects it to
+// refuse to start, and returns what it printed.
+func ServeFails(t testing.TB, dataDir string, extra ...string) string {
+	t.Helper()
+	args := append([]string{"serve", "--data-dir", dataDir, "--smtp-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--http-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)), "--dns-server", "127.0.0.1:1"}, extra...)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("posthorn %s kept running; want it to refuse to start:\n%s", strings.Join(extra, " "), out)
+	}
+	if err == nil {
+		t.Fatalf("posthorn %s exited 0; want an error:\n%s", strings.Join(extra, " "), out)
+	}
+	return string(out)
 }
 
 // Stop stops posthorn gracefully (SIGTERM).
@@ -304,18 +329,27 @@ func plain(user, pass string) string {
 
 // Conn is a raw SMTP client for precise dialogues.
 type Conn struct {
-	c net.Conn
-	r *bufio.Reader
+	c        net.Conn
+	r        *bufio.Reader
+	Greeting string // the server's first reply
 }
 
 // Dial connects and reads the greeting.
-func Dial(addr string) (*Conn, error) {
-	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+func Dial(addr string) (*Conn, error) { return DialFrom(addr, "") }
+
+// DialFrom is Dial from a given local address (e.g. "127.0.0.5", so one
+// test can act as several client hosts); "" lets the system choose.
+func DialFrom(addr, local string) (*Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if local != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
+	}
+	nc, err := d.Dial("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
 	c := &Conn{c: nc, r: bufio.NewReader(nc)}
-	if _, _, err := c.Read(); err != nil {
+	if _, c.Greeting, err = c.Read(); err != nil {
 		nc.Close()
 		return nil, err
 	}
@@ -421,5 +455,3 @@ func stdSend(addr, user, pass, from string, to []string, msg string) error {
 	auth := smtp.PlainAuth("", user, pass, "127.0.0.1")
 	return smtp.SendMail(addr, auth, from, to, []byte(msg))
 }
-
-var _ = context.Background

@@ -90,6 +90,7 @@ func (s *Scheduler) HoldLane(lane store.Lane, hold bool) {
 		for _, d := range s.dests {
 			for j := d.ready[li].pop(); j != nil; j = d.ready[li].pop() {
 				d.nready--
+				s.unwatch(j) // no lifetime deadline while parked
 				j.where, j.dest = parked, nil
 				s.hooks.parked = append(s.hooks.parked, j)
 			}
@@ -109,7 +110,7 @@ func (s *Scheduler) HoldLane(lane store.Lane, hold bool) {
 	}
 	s.hooks.parked = keep
 	for _, j := range resume {
-		s.makeReady(j)
+		s.makeReady(j, s.now())
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery"
+	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/events/alerts"
 	"github.com/posthorn/posthorn/internal/events/webhook"
 	"github.com/posthorn/posthorn/internal/inbound"
@@ -57,6 +58,7 @@ type Server struct {
 	pipe    *accept.Pipeline
 	inbound *inbound.Server
 	sup     *suppress.List
+	domains *domain.Service
 
 	webhooks *webhook.Sender // events.go
 	alerts   *alerts.Service
@@ -66,11 +68,12 @@ type Server struct {
 	Created *tenant.Credentials
 }
 
-// OpenStore creates the data directory, takes its lock (one posthorn per
-// data directory) and opens the store.
-func OpenStore(cfg *config.Config) (store.Store, *os.File, error) {
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("data dir: %w", err)
+// OpenStore creates or checks the data directory, takes its lock (one
+// posthorn per data directory) and opens the store. log (nil: none) gets
+// the store's background errors.
+func OpenStore(cfg *config.Config, log *slog.Logger) (store.Store, *os.File, error) {
+	if err := prepareDataDir(cfg.DataDir); err != nil {
+		return nil, nil, err
 	}
 	lock, err := os.OpenFile(filepath.Join(cfg.DataDir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -80,7 +83,11 @@ func OpenStore(cfg *config.Config) (store.Store, *os.File, error) {
 		lock.Close()
 		return nil, nil, fmt.Errorf("data dir %s is in use by another posthorn: %w", cfg.DataDir, err)
 	}
-	st, err := sqlite.Open(cfg.DBPath())
+	var opts []sqlite.Option
+	if log != nil {
+		opts = append(opts, sqlite.WithLogger(log.With("part", "store")))
+	}
+	st, err := sqlite.Open(cfg.DBPath(), opts...)
 	if err != nil {
 		lock.Close()
 		return nil, nil, err
@@ -91,7 +98,7 @@ func OpenStore(cfg *config.Config) (store.Store, *os.File, error) {
 // Init creates the default tenant and its credentials in an empty data
 // directory; it returns nil credentials if the directory was initialised.
 func Init(ctx context.Context, cfg *config.Config) (*tenant.Credentials, error) {
-	st, lock, err := OpenStore(cfg)
+	st, lock, err := OpenStore(cfg, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +113,9 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("config: " + w)
+	}
 	s := &Server{cfg: cfg, log: log}
 	if err := s.start(ctx); err != nil {
 		s.Stop(context.Background())
@@ -117,7 +127,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 func (s *Server) start(ctx context.Context) error {
 	cfg := &s.cfg
 	var err error
-	if s.st, s.lock, err = OpenStore(cfg); err != nil {
+	if s.st, s.lock, err = OpenStore(cfg, s.log); err != nil {
 		return err
 	}
 	s.tenants = tenant.New(s.st)
@@ -197,6 +207,18 @@ func (s *Server) start(ctx context.Context) error {
 				RatePerMinute: l.RatePerMinute, Cooldown: l.Cooldown.Duration}
 		},
 	}, s.st, dl, s.log.With("part", "queue"))
+	if err := s.startDomains(ctx); err != nil {
+		return err
+	}
+	// The pipeline exists before the scheduler starts: workers started for
+	// loaded mail may report failures at once, and sendDSN uses it.
+	s.pipe = &accept.Pipeline{Store: s.st, Senders: s.domains, AllowUnverifiedSenders: cfg.AllowUnverifiedSenders, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
+		Lifetime: cfg.QueueLifetime.Duration, Now: time.Now, IdempotencyTTL: cfg.API.IdempotencyTTL.Duration,
+		Suppressed: func(tenantID, addr string) (string, bool) {
+			x, ok := sup.Check(tenantID, addr)
+			return x.Reason, ok
+		}}
+	pipe := s.pipe
 	if err := s.startAlerts(ctx, dl); err != nil { // events.go; before the scheduler starts, so held lanes stay held
 		return err
 	}
@@ -206,14 +228,6 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.startWebhooks(ctx, res); err != nil {
 		return err
 	}
-
-	s.pipe = &accept.Pipeline{Store: s.st, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
-		Lifetime: cfg.QueueLifetime.Duration, Now: time.Now, IdempotencyTTL: cfg.API.IdempotencyTTL.Duration,
-		Suppressed: func(tenantID, addr string) (string, bool) {
-			x, ok := sup.Check(tenantID, addr)
-			return x.Reason, ok
-		}}
-	pipe := s.pipe
 	ops := &api.QueueOps{Store: s.st, Sched: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
 
 	if err := s.startAdmin(ops); err != nil {
@@ -222,7 +236,8 @@ func (s *Server) start(ctx context.Context) error {
 	if cfg.HTTPListen != "" {
 		v1 := &api.V1{Store: s.st, Tenants: s.tenants, Accept: pipe, Ops: ops, Hostname: cfg.Hostname,
 			MaxBulk: cfg.API.MaxBulk, MaxMessageSize: int(cfg.SMTP.MaxMessageSize), SendHorizon: cfg.API.SendHorizon.Duration,
-			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Alerts: s.alertsAPI(), Now: time.Now, Log: s.log.With("part", "api")}
+			MaxBulkBytes: cfg.API.MaxBulkBytes, MaxInflight: cfg.API.MaxInflightBytes, MaxLineLength: cfg.SMTP.MaxLineLength,
+			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Now: time.Now, Log: s.log.With("part", "api")}
 		var unsubH http.Handler
 		if unsub != nil {
 			unsubH = unsub.Handler()
@@ -254,11 +269,38 @@ func (s *Server) start(ctx context.Context) error {
 			ReadTimeout: cfg.SMTP.ReadTimeout.Duration, AllowInsecureAuth: cfg.SMTP.AllowInsecureAuth,
 			Trusted: trusted, DefaultTenantID: def.ID, MaxAuthFailures: cfg.SMTP.MaxAuthFailures,
 			MaxErrors: cfg.SMTP.MaxErrors, MaxMessagesPerSession: cfg.SMTP.MaxMessagesPerSession,
+			MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP, DataTimeout: cfg.SMTP.DataTimeout.Duration,
 		}, pipe, s.tenants, s.log.With("part", "smtp"))
 		if err := s.smtp.Start(ctx); err != nil {
 			s.smtp = nil
 			return err
 		}
+	}
+	return nil
+}
+
+// startDomains loads the sending domains (DKIM keys sealed under dkim.key
+// in the data directory) and starts their periodic DNS checks.
+func (s *Server) startDomains(ctx context.Context) error {
+	cfg := &s.cfg
+	seal, err := domain.LoadSealer(filepath.Join(cfg.DataDir, "dkim.key"))
+	if err != nil {
+		return err
+	}
+	d, err := domain.New(domain.Config{Hostname: cfg.Hostname, BounceDomain: cfg.BounceDomain, SPF: cfg.Domains.SPF,
+		DNSServer: cfg.DNSServer, CheckInterval: cfg.Domains.CheckInterval.Duration}, s.st, seal, s.log.With("part", "domains"))
+	if err != nil {
+		return fmt.Errorf("sending domains: %w", err)
+	}
+	if err := d.Load(ctx); err != nil {
+		return fmt.Errorf("sending domains: %w", err)
+	}
+	if err := d.Start(ctx); err != nil {
+		return err
+	}
+	s.domains = d
+	if cfg.AllowUnverifiedSenders {
+		s.log.Warn("SENDER CHECK OFF: allow_unverified_senders is set, tenants may send from any domain (mail of their verified domains is still DKIM-signed)")
 	}
 	return nil
 }
@@ -288,7 +330,7 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 		ln.Close()
 		return err
 	}
-	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Alerts: s.alertsAPI(), Stats: func() any { return s.sched.Stats() },
+	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Stats: func() any { return s.sched.Stats() },
 		Destinations: func() any { return s.sched.Destinations() }, Log: s.log.With("part", "admin")}
 	s.adminLn = ln
 	mux := http.NewServeMux()
@@ -402,6 +444,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
+	}
+	if s.domains != nil {
+		s.domains.Stop()
 	}
 	if s.alerts != nil {
 		s.alerts.Stop()

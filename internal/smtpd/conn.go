@@ -41,8 +41,10 @@ func newConn(s *Server, nc net.Conn) *Conn {
 }
 
 // RemoteIP is the client's address.
-func (c *Conn) RemoteIP() netip.Addr {
-	if ap, err := netip.ParseAddrPort(c.nc.RemoteAddr().String()); err == nil {
+func (c *Conn) RemoteIP() netip.Addr { return remoteIP(c.nc) }
+
+func remoteIP(nc net.Conn) netip.Addr {
+	if ap, err := netip.ParseAddrPort(nc.RemoteAddr().String()); err == nil {
 		return ap.Addr().Unmap()
 	}
 	return netip.Addr{}

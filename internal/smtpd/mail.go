@@ -302,6 +302,12 @@ func (c *Conn) data(arg string) bool {
 	c.inData.Store(true)
 	defer c.inData.Store(false)
 	body, tooBig, longLine, err := c.readData()
+	if isTimeout(err) {
+		// The whole body must arrive within DataTimeout, however slowly
+		// the bytes trickle in: a slow sender cannot hold a slot forever.
+		c.reply(421, "4.4.2", c.srv.cfg.Hostname+" message data not received within "+c.srv.cfg.DataTimeout.String()+"; nothing was queued, closing connection")
+		return false
+	}
 	if err != nil {
 		return false // connection lost mid-DATA: nothing was accepted
 	}
@@ -329,7 +335,9 @@ func (c *Conn) data(arg string) bool {
 
 // readData reads the body up to the line ".": only CRLF "." CRLF ends it
 // (a bare LF or CR never does), leading dots are unstuffed, and the size
-// and line limits are enforced while the rest is read and dropped.
+// and line limits are enforced while the rest is read and dropped. One read
+// deadline covers the whole body (not each read), so it bounds the DATA
+// phase's total time.
 func (c *Conn) readData() (body []byte, tooBig, longLine bool, err error) {
 	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.DataTimeout))
 	var buf bytes.Buffer

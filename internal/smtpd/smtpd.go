@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,10 @@ type Config struct {
 	DataTimeout    time.Duration // whole DATA body
 	MaxErrors      int           // consecutive-ish bad commands before 421 (default 10)
 	MaxConnections int
+	// MaxConnectionsPerIP > 0 caps the sessions one client address may
+	// hold at once, so one host cannot take every slot (no address is
+	// exempt, loopback included). 0: no per-address cap.
+	MaxConnectionsPerIP int
 	// MaxMessagesPerSession > 0 ends a session (421) that tries more.
 	MaxMessagesPerSession int
 	Log                   *slog.Logger
@@ -99,6 +104,7 @@ type Server struct {
 	mu     sync.Mutex
 	ln     net.Listener
 	conns  map[*Conn]struct{}
+	perIP  map[netip.Addr]int // open sessions per client address
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -124,7 +130,7 @@ func NewServer(cfg Config, b Backend) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{cfg: cfg, backend: b, log: log, conns: map[*Conn]struct{}{}}
+	return &Server{cfg: cfg, backend: b, log: log, conns: map[*Conn]struct{}{}, perIP: map[netip.Addr]int{}}
 }
 
 // Serve accepts connections until the listener is closed.
@@ -148,15 +154,24 @@ func (s *Server) Serve(ln net.Listener) error {
 			nc.Close()
 			return net.ErrClosed
 		}
-		if len(s.conns) >= s.cfg.MaxConnections {
+		ip := remoteIP(nc)
+		refuse := ""
+		switch {
+		case len(s.conns) >= s.cfg.MaxConnections:
+			refuse = "too many connections"
+		case s.cfg.MaxConnectionsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnectionsPerIP:
+			refuse = "too many connections from your address"
+		}
+		if refuse != "" {
 			s.mu.Unlock()
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
-			fmt.Fprintf(nc, "421 4.7.0 %s too many connections, try again later\r\n", s.cfg.Hostname)
+			fmt.Fprintf(nc, "421 4.7.0 %s %s, try again later\r\n", s.cfg.Hostname, refuse)
 			nc.Close()
 			continue
 		}
 		c := newConn(s, nc)
 		s.conns[c] = struct{}{}
+		s.perIP[ip]++
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go func() {
@@ -164,6 +179,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			c.serve()
 			s.mu.Lock()
 			delete(s.conns, c)
+			if s.perIP[ip]--; s.perIP[ip] <= 0 {
+				delete(s.perIP, ip)
+			}
 			s.mu.Unlock()
 		}()
 	}

@@ -11,6 +11,7 @@ var (
 	errAuthRequired        = smtpd.Reply(530, "5.7.0", "Authentication required")
 	errAuthFailed          = smtpd.Reply(535, "5.7.8", "Authentication credentials invalid")
 	errTooManyAuthFailures = smtpd.Reply(421, "4.7.0", "Too many failed logins from your address; try again later")
+	errUserLockedOut       = smtpd.Reply(454, "4.7.0", "Too many failed logins for this user; try again later")
 	errTemporary           = smtpd.Reply(451, "4.3.0", "Temporary local problem; try again later")
 )
 

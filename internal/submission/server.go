@@ -1,6 +1,8 @@
 // Package submission is posthorn's SMTP submission listener. The protocol
 // is internal/smtpd's; this package decides policy: who may send (AUTH, or
-// a trusted network), AUTH lockouts, and the one mapping from internal
+// a trusted network), AUTH lockouts (lockout.go: attempts reserved before
+// the password check, limited per client address and per username), the
+// per-address session cap, and the one mapping from internal
 // errors to SMTP replies (reply.go). Accepted messages go to the
 // accept pipeline; the 250 is written only after it reports them durable.
 //
@@ -16,7 +18,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/accept"
@@ -36,9 +37,11 @@ type Config struct {
 	ReadTimeout           time.Duration
 	AllowInsecureAuth     bool // AUTH without TLS from non-loopback clients
 	Trusted               []netip.Prefix
-	DefaultTenantID       string // tenant for trusted-network submissions
-	MaxAuthFailures       int    // per client IP per authFailWindow
-	MaxErrors             int    // bad commands before the session is closed
+	DefaultTenantID       string        // tenant for trusted-network submissions
+	MaxAuthFailures       int           // per client IP and per username per authFailWindow
+	MaxConnectionsPerIP   int           // sessions one client address may hold (0: no cap)
+	DataTimeout           time.Duration // whole DATA body (0: smtpd's default)
+	MaxErrors             int           // bad commands before the session is closed
 	MaxMessagesPerSession int
 }
 
@@ -54,21 +57,15 @@ type Server struct {
 	ln      net.Listener
 	done    chan struct{}
 
-	mu        sync.Mutex
-	authFails map[netip.Addr]*failCount
-}
-
-type failCount struct {
-	n     int
-	since time.Time
+	lockout *lockout
 }
 
 // New builds a server; Start opens the listener.
 func New(cfg Config, p *accept.Pipeline, tm *tenant.Manager, log *slog.Logger) *Server {
-	s := &Server{cfg: cfg, accept: p, tenants: tm, log: log, authFails: map[netip.Addr]*failCount{}, done: make(chan struct{})}
+	s := &Server{cfg: cfg, accept: p, tenants: tm, log: log, lockout: newLockout(cfg.MaxAuthFailures, authFailWindow), done: make(chan struct{})}
 	s.srv = smtpd.NewServer(smtpd.Config{Hostname: cfg.Hostname, TLS: cfg.TLS, MaxMessageSize: cfg.MaxMessageSize,
 		MaxRecipients: cfg.MaxRecipients, MaxLineLength: cfg.MaxLineLength, ReadTimeout: cfg.ReadTimeout,
-		MaxConnections: cfg.MaxConnections, MaxErrors: cfg.MaxErrors, MaxMessagesPerSession: cfg.MaxMessagesPerSession, Log: log}, s)
+		DataTimeout: cfg.DataTimeout, MaxConnections: cfg.MaxConnections, MaxConnectionsPerIP: cfg.MaxConnectionsPerIP, MaxErrors: cfg.MaxErrors, MaxMessagesPerSession: cfg.MaxMessagesPerSession, Log: log}, s)
 	return s
 }
 
@@ -113,33 +110,4 @@ func (s *Server) isTrusted(ip netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// authBlocked reports whether ip has failed AUTH too often lately.
-func (s *Server) authBlocked(ip netip.Addr) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f := s.authFails[ip]
-	if f == nil {
-		return false
-	}
-	if time.Since(f.since) > authFailWindow {
-		delete(s.authFails, ip)
-		return false
-	}
-	return f.n >= s.cfg.MaxAuthFailures
-}
-
-func (s *Server) authFailed(ip netip.Addr) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.authFails) > 100000 {
-		clear(s.authFails) // bounded memory under a spray of addresses
-	}
-	f := s.authFails[ip]
-	if f == nil || time.Since(f.since) > authFailWindow {
-		f = &failCount{since: time.Now()}
-		s.authFails[ip] = f
-	}
-	f.n++
 }

@@ -38,23 +38,28 @@ func (s *session) AuthMechanisms() []string {
 }
 
 func (s *session) Auth(mech, identity, username, password string) error {
-	if s.srv.authBlocked(s.ip) {
+	undo, why := s.srv.lockout.reserve(s.ip, username)
+	switch why {
+	case ipBlocked:
 		return errTooManyAuthFailures
+	case userBlocked:
+		s.srv.log.Info("smtp auth refused: user locked out", "ip", s.ip.String(), "user", clip(username, 64))
+		return errUserLockedOut
 	}
 	if identity != "" && identity != username {
-		s.srv.authFailed(s.ip)
 		return errAuthFailed
 	}
 	u, err := s.srv.tenants.CheckSMTP(context.Background(), username, password)
 	if errors.Is(err, tenant.ErrBadCredentials) {
-		s.srv.authFailed(s.ip)
 		s.srv.log.Info("smtp auth failed", "ip", s.ip.String(), "user", clip(username, 64))
 		return errAuthFailed
 	}
 	if err != nil {
+		undo() // our failure, not the client's
 		s.srv.log.Error("smtp auth", "err", err)
 		return errTemporary
 	}
+	undo()
 	s.user = u
 	return nil
 }
@@ -68,10 +73,22 @@ func (s *session) Mail(from smtpd.Path, p smtpd.MailParams) error {
 	s.from = ""
 	if !from.Null {
 		s.from = from.Addr.String()
+		if err := s.srv.accept.CheckEnvelopeSender(s.tenantID(), s.from); err != nil {
+			s.from = ""
+			return s.srv.replyFor(err)
+		}
 	}
 	s.utf8, s.eight = p.UTF8, p.EightBit
 	s.rcpts = s.rcpts[:0]
 	return nil
+}
+
+// tenantID is the tenant this session submits for.
+func (s *session) tenantID() string {
+	if s.user != nil {
+		return s.user.TenantID
+	}
+	return s.srv.cfg.DefaultTenantID
 }
 
 func (s *session) Rcpt(to smtpd.Path) error {

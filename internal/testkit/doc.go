@@ -49,8 +49,12 @@
 //	// msgs[0].From, .To (accepted recipients), .Data (bytes after
 //	// dot-unstuffing), .TLS, .AuthUser, .Conn, .Txn
 //
-// Other behaviours: stalls per phase (Script.Stall), dropping the
-// connection mid-DATA (DropDataAfter) or after any reply (Reply.Close),
+// Other behaviours: stalls per phase (Script.Stall; a long EndOfData stall
+// is "no reply after the final dot"), dropping the connection mid-DATA
+// (DropDataAfter) or after any reply (Reply.Close), raw bytes instead of a
+// reply (Reply.Raw: garbage, or a second unsolicited reply), 452 4.5.3 after
+// MaxRcptsPerTxn recipients, a failing TLS handshake after STARTTLS
+// (BreakTLS),
 // a message rate limit across connections answered with 421 4.7.28
 // (Script.RateLimit), a cap on simultaneous connections (MaxConns), and
 // Stop/Start/Restart of the listener (connections are then refused).

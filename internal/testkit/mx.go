@@ -23,16 +23,22 @@ const CodeDrop = -1
 // code, e.g. Reply{Code: 550, Text: "5.1.1 no such user"}. Close makes the
 // server close the connection after sending it. The zero Reply means "the
 // default reply" wherever a script field holds one.
+//
+// Raw, when set, is written as is instead of Code and Text (no line ending
+// is added): a garbage line, a reply cut short, or several replies where
+// one is due (an unsolicited extra reply). Code still decides what the
+// server itself makes of its answer (a 2xx to RCPT accepts the recipient).
 type Reply struct {
 	Code  int
 	Text  string
 	Close bool
+	Raw   string
 }
 
 func (r Reply) ok() bool { return r.Code >= 200 && r.Code < 300 }
 
 func (r Reply) or(def Reply) Reply {
-	if r.Code == 0 {
+	if r.Code == 0 && r.Raw == "" {
 		return def
 	}
 	return r
@@ -81,10 +87,14 @@ type Script struct {
 	// DropDataAfter > 0 closes the connection once that many bytes of
 	// message data have been read (mid-DATA), before the final dot.
 	DropDataAfter int
+	// MaxRcptsPerTxn is how many recipients one transaction may have; the
+	// RCPTs after that get 452 4.5.3 (RFC 5321 §4.5.3.1.10). Default 1000.
+	MaxRcptsPerTxn int
 
 	Stall Stalls
 
 	StartTLS    bool              // advertise and accept STARTTLS
+	BreakTLS    bool              // after 220 to STARTTLS, send garbage instead of a TLS handshake and hang up
 	RequireTLS  bool              // MAIL before STARTTLS gets 530
 	TLSCert     *tls.Certificate  // default: the server's self-signed cert
 	Auth        map[string]string // user → password; non-empty advertises AUTH PLAIN LOGIN
@@ -105,6 +115,7 @@ type Script struct {
 
 const (
 	defaultMaxSize = 10 << 20
+	defaultMaxRcpt = 1000
 	defaultMaxLine = 4096
 	defaultIdle    = 30 * time.Second
 	maxCommandLog  = 100000

@@ -146,6 +146,14 @@ func (s *session) send(r Reply) bool {
 		_ = s.w.Flush()
 		return false
 	}
+	if r.Raw != "" {
+		s.w.WriteString(r.Raw)
+		if r.Close {
+			_ = s.w.Flush()
+			return false
+		}
+		return true
+	}
 	lines := strings.Split(strings.TrimRight(r.Text, "\n"), "\n")
 	for i, l := range lines {
 		sep := "-"
@@ -287,6 +295,12 @@ func (s *session) startTLS(arg string) bool {
 		return false
 	}
 	if s.w.Flush() != nil || s.r.Buffered() > 0 { // plaintext injected after STARTTLS
+		return false
+	}
+	if s.sc.BreakTLS {
+		// Whatever the client sends as its ClientHello gets this back: not
+		// a TLS record, so its handshake fails.
+		_, _ = s.conn.Write([]byte("554 5.7.0 no TLS here after all\r\n"))
 		return false
 	}
 	cert := s.m.cert
@@ -462,7 +476,11 @@ func (s *session) rcpt(arg string) bool {
 		return false
 	}
 	r := Reply{Code: 250, Text: "2.1.5 OK"}
-	if len(s.rcpts) >= 1000 {
+	maxRcpt := s.sc.MaxRcptsPerTxn
+	if maxRcpt <= 0 {
+		maxRcpt = defaultMaxRcpt
+	}
+	if len(s.rcpts) >= maxRcpt {
 		r = Reply{Code: 452, Text: "4.5.3 Too many recipients"}
 	} else if rr, found := lookupFold(s.sc.RcptReplies, to); found {
 		r = rr.or(r)

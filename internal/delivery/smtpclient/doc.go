@@ -20,7 +20,9 @@
 // the caller can record per-recipient outcomes with their enhanced status
 // codes. Failures come back as *Error, which names the Phase of the
 // transaction, carries the server's Reply (or the I/O cause in Err) and
-// says whether the failure is Temporary.
+// says whether the failure is Temporary, and whether the message, sent in
+// full, may have been delivered although no reply said so
+// (MaybeDelivered).
 //
 // The client is defensive against hostile or broken servers: every read
 // and write has a deadline, replies are bounded in line length and line
@@ -34,6 +36,10 @@
 // through a 32 KiB buffer, turns any bare LF or bare CR into CRLF (so no
 // "smuggled" end-of-data sequence can reach the server) and appends the
 // terminating "<CRLF>.<CRLF>".
+//
+// Options.Context bounds a whole session: when it ends, the connection is
+// closed, so a command waiting for its (possibly minutes-long) timeout
+// fails at once, and the Client is Broken.
 //
 // A Client is not safe for concurrent use by multiple goroutines.
 package smtpclient

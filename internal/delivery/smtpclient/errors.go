@@ -44,6 +44,14 @@ type Error struct {
 	// 4xx replies, I/O errors, timeouts and protocol errors; false for 5xx
 	// replies and for local errors such as a missing extension.
 	Temporary bool
+	// MaybeDelivered is set when the whole message and its final dot were
+	// sent but no proper reply came back (a timeout, the connection
+	// closed, garbage): the server may have accepted the message, and
+	// sending it again may deliver it twice (RFC 1047). It is not set when
+	// the connection was reset: a server that closes with data of ours
+	// still unread makes its TCP stack send a reset, so it did not read
+	// the final dot.
+	MaybeDelivered bool
 }
 
 func (e *Error) Error() string {

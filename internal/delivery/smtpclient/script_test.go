@@ -479,3 +479,49 @@ func TestOutOfSequenceReplies(t *testing.T) {
 		})
 	}
 }
+
+// TestMaybeDelivered: only a failure after the whole message and its final
+// dot went out may have delivered it; a reset (the server closed with our
+// data unread) and a failure before the dot did not.
+func TestMaybeDelivered(t *testing.T) {
+	opts := testOpts()
+	opts.DataTimeout = 150 * time.Millisecond
+	envelope := func(f *fakeConn) {
+		f.send("220 fake")
+		f.ehlo("PIPELINING")
+		f.expect("MAIL")
+		f.expect("RCPT")
+		f.expect("DATA")
+		f.send("250 ok", "250 ok", "354 go")
+	}
+	cases := []struct {
+		name   string
+		server func(f *fakeConn)
+		want   bool
+	}{
+		{"no reply after the dot", func(f *fakeConn) { envelope(f); f.data(); io.Copy(io.Discard, f.r) }, true},
+		{"closed after the dot", func(f *fakeConn) { envelope(f); f.data(); f.c.Close() }, true},
+		{"garbage after the dot", func(f *fakeConn) { envelope(f); f.data(); f.sendRaw("OK!\r\n") }, true},
+		{"354 again after the dot", func(f *fakeConn) { envelope(f); f.data(); f.send("354 go on") }, true},
+		{"reset before the dot", func(f *fakeConn) { envelope(f); f.r.Peek(10); f.c.Close() }, false},
+		{"refused after the dot", func(f *fakeConn) { envelope(f); f.data(); f.send("451 4.3.0 later") }, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			addr, wait := startFake(t, tc.server)
+			c, err := dialClient(t, addr, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Bigger than the fake's read buffer: data left unread at a close.
+			body := []byte(strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\r\n", 300))
+			_, err = c.Send("s@z.test", []string{"a@x.test"}, body, SendOptions{})
+			c.Close()
+			var e *Error
+			if !errors.As(err, &e) || e.MaybeDelivered != tc.want {
+				t.Fatalf("error %v: MaybeDelivered %v, want %v", err, e != nil && e.MaybeDelivered, tc.want)
+			}
+			wait()
+		})
+	}
+}

@@ -3,8 +3,10 @@ package smtpclient
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/smtpproto"
@@ -190,11 +192,16 @@ func (c *Client) Send(from string, rcpts []string, body []byte, opts SendOptions
 	}
 	r, err := c.read(PhaseDataEnd, c.opts.DataTimeout)
 	if err != nil {
+		if e, ok := err.(*Error); ok && !errors.Is(err, syscall.ECONNRESET) {
+			e.MaybeDelivered = true
+		}
 		return res, err
 	}
 	res.Data = r
 	if r.Code/100 == 3 {
-		return res, c.outOfSequence(PhaseDataEnd, r)
+		e := c.outOfSequence(PhaseDataEnd, r)
+		e.MaybeDelivered = true // the real reply to the dot may follow it
+		return res, e
 	}
 	if r.Code/100 != 2 {
 		// RFC 5321 §4.1.1.4 says the transaction is over either way;

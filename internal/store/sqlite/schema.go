@@ -147,6 +147,8 @@ var migrations = []migration{
 		PRIMARY KEY (tenant_id, kind, value)
 	) WITHOUT ROWID;`),
 	deliveryChecks,
+	// Sending domains and their DKIM keys (see internal/domain).
+	sqlMigration(domainsMigration),
 	sqlMigration(webhookSchema), // webhooks.go
 }
 

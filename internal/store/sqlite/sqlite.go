@@ -22,6 +22,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"sync/atomic"
@@ -52,6 +53,7 @@ type Store struct {
 	ended    chan struct{}
 	path     string
 	ckptDone chan struct{}
+	log      *slog.Logger
 
 	commits, requests atomic.Uint64 // group commit statistics
 	lastBatch         int           // size of the previous batch (writer only)
@@ -66,8 +68,20 @@ func (s *Store) CommitStats() (commits, requests uint64) {
 
 var _ store.Store = (*Store)(nil)
 
+// Option changes how Open sets up the store.
+type Option func(*Store)
+
+// WithLogger sets where the store reports background problems (failed
+// checkpoints); the default discards them.
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
 // Open opens (creating if needed) the database at path and migrates it.
-func Open(path string) (*Store, error) {
+// A new database file is created readable by its owner only; an existing
+// empty (0-byte) one is refused rather than taken for a fresh install.
+func Open(path string, opts ...Option) (*Store, error) {
+	if err := prepareFile(path); err != nil {
+		return nil, err
+	}
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "FULL")
@@ -108,7 +122,10 @@ func Open(path string) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{path: path, w: w, r: r, st: st, reqs: make(chan *writeReq, 4096), quit: make(chan struct{}), ended: make(chan struct{}),
-		ckptDone: make(chan struct{})}
+		ckptDone: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(s)
+	}
 	if err := s.reloadSubscriptions(context.Background()); err != nil {
 		w.Close()
 		r.Close()
@@ -119,35 +136,117 @@ func Open(path string) (*Store, error) {
 	return s, nil
 }
 
+// prepareFile creates the database file with mode 0600 before SQLite
+// does (SQLite gives the -wal and -shm files the database file's mode, and
+// would create it 0644: the password and API key hashes are in it), or
+// checks an existing one: a 0-byte file is refused, since SQLite would
+// silently start it as an empty database.
+func prepareFile(path string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("create database %s: %w", path, err)
+		}
+		return f.Close()
+	case err != nil:
+		return fmt.Errorf("database %s: %w", path, err)
+	case !fi.Mode().IsRegular():
+		return fmt.Errorf("database %s is not a regular file", path)
+	case fi.Size() == 0:
+		return fmt.Errorf("database %s is an empty (0-byte) file where a database was expected; "+
+			"restore it from a backup (or, only if this data directory never held mail, delete the file to start afresh)", path)
+	}
+	// Tighten files that an earlier version created readable by others.
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, 0o600); err != nil {
+				return fmt.Errorf("database file %s: %w", p, err)
+			}
+		}
+	}
+	return nil
+}
+
 // checkpointer copies the WAL back into the database file in the
 // background (the writer has automatic checkpoints turned off), so a
 // commit never pays for a checkpoint. A passive checkpoint runs alongside
 // readers and the writer; when the WAL has grown large, a restarting one
-// lets the next writes reuse it from the start.
+// lets the next writes reuse it from the start. Once writes have stopped
+// for idleTruncate, a truncating checkpoint shrinks the WAL file to zero,
+// so a burst of load does not leave a large WAL behind for good. Failures
+// are logged and retried on the next tick.
 func (s *Store) checkpointer() {
 	defer close(s.ckptDone)
-	t := time.NewTicker(500 * time.Millisecond)
+	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
-	conn, err := s.r.Conn(context.Background())
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	// This connection writes to the database file, unlike other readers.
-	conn.ExecContext(context.Background(), "PRAGMA query_only=0")
+	var (
+		conn       *sql.Conn
+		lastCommit = s.commits.Load()
+		idleSince  = time.Now()
+		truncated  = false // the WAL was truncated and nothing was written since
+	)
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
 	for {
 		select {
 		case <-s.quit:
 			return
 		case <-t.C:
 		}
-		mode := "PASSIVE"
-		if fi, err := os.Stat(s.path + "-wal"); err == nil && fi.Size() > walRestartSize {
-			mode = "RESTART"
+		if conn == nil {
+			c, err := s.r.Conn(context.Background())
+			if err != nil {
+				s.log.Error("wal checkpoint: connect", "err", err)
+				continue
+			}
+			// This connection writes to the database file, unlike other readers.
+			if _, err := c.ExecContext(context.Background(), "PRAGMA query_only=0"); err != nil {
+				s.log.Error("wal checkpoint: connect", "err", err)
+				c.Close()
+				continue
+			}
+			conn = c
 		}
-		conn.ExecContext(context.Background(), "PRAGMA wal_checkpoint("+mode+")")
+		if n := s.commits.Load(); n != lastCommit {
+			lastCommit, idleSince, truncated = n, time.Now(), false
+		}
+		mode := "PASSIVE"
+		switch {
+		case !truncated && time.Since(idleSince) >= idleTruncate:
+			mode = "TRUNCATE"
+		case truncated:
+			continue // nothing new to copy back
+		default:
+			if fi, err := os.Stat(s.path + "-wal"); err == nil && fi.Size() > walRestartSize {
+				mode = "RESTART"
+			}
+		}
+		var busy, logFrames, done int
+		err := conn.QueryRowContext(context.Background(), "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &logFrames, &done)
+		switch {
+		case err != nil:
+			s.log.Error("wal checkpoint failed; retrying", "mode", mode, "err", err)
+			conn.Close() // a fresh connection for the retry
+			conn = nil
+		case busy != 0 && mode != "PASSIVE":
+			s.log.Debug("wal checkpoint busy; retrying", "mode", mode)
+		case mode == "TRUNCATE":
+			truncated = true
+		}
 	}
 }
+
+const (
+	checkpointEvery = 500 * time.Millisecond
+	// idleTruncate is how long writes must have stopped before the WAL
+	// file is truncated.
+	idleTruncate = 2 * time.Second
+)
 
 // walRestartSize is the WAL size above which the checkpointer restarts
 // the WAL instead of only copying it back.
