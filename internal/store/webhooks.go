@@ -29,10 +29,10 @@ type Webhooks interface {
 	// QueueTestWebhook writes a webhook_test event for the endpoint's
 	// tenant and an outbox row for that endpoint only.
 	QueueTestWebhook(ctx context.Context, tenantID, id string, now time.Time) error
-	// DueWebhooks returns up to limit outbox rows due at now, each the
-	// oldest pending row of its (endpoint, order key), of enabled
-	// endpoints, oldest first, with the event and message fields the
-	// payload needs.
+	// DueWebhooks returns up to limit outbox rows per enabled endpoint that
+	// are due at now, each the oldest pending row of its (endpoint, order
+	// key), oldest first, with the event and message fields the payload
+	// needs.
 	DueWebhooks(ctx context.Context, now time.Time, limit int) ([]OutboxItem, error)
 	// NextWebhookDue is when the earliest pending row due after now is
 	// due (zero: none).

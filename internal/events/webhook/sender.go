@@ -31,6 +31,9 @@ type Config struct {
 // maxTotal bounds requests in flight across all endpoints.
 const maxTotal = 64
 
+// minPass is the least time between two reads of the outbox.
+const minPass = 10 * time.Millisecond
+
 // responseCap is how much of an answer is read; responseKeep how much of
 // it is recorded with the attempt.
 const (
@@ -110,7 +113,18 @@ func (s *Sender) loop() {
 	defer s.wg.Done()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	var last time.Time
 	for {
+		// Under a stream of events the store pokes after every commit:
+		// passes are spaced so reading the outbox stays a small cost.
+		if wait := minPass - time.Since(last); wait > 0 {
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+		last = time.Now()
 		now := s.cfg.Now()
 		if err := s.dispatch(now); err != nil && s.ctx.Err() == nil {
 			s.cfg.Log.Error("webhooks: read outbox", "err", err)

@@ -1,11 +1,13 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,7 +42,7 @@ const webhookSchema = `CREATE TABLE webhook_endpoints (
 	);
 	CREATE INDEX webhook_outbox_key ON webhook_outbox(endpoint_id, okey, id) WHERE state = 'pending';
 	CREATE INDEX webhook_outbox_due ON webhook_outbox(next_at) WHERE state = 'pending';
-	CREATE INDEX webhook_outbox_failed ON webhook_outbox(endpoint_id, id) WHERE state = 'failed';
+	CREATE INDEX webhook_outbox_endpoint ON webhook_outbox(endpoint_id, state, id);
 	CREATE TABLE webhook_attempts (
 		id INTEGER PRIMARY KEY,
 		endpoint_id TEXT NOT NULL,
@@ -320,8 +322,39 @@ func (s *Store) QueueTestWebhook(ctx context.Context, tenantID, id string, now t
 
 // DueWebhooks implements store.Webhooks. A row is due when its time has
 // come and no older pending row of the same endpoint and key exists: that
-// is how one message's webhooks stay in order.
+// is how one message's webhooks stay in order. Each enabled endpoint is
+// read on its own, up to limit rows, so one endpoint's backlog never
+// hides another's webhooks.
 func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]store.OutboxItem, error) {
+	eps, err := s.r.QueryContext(ctx, `SELECT id FROM webhook_endpoints WHERE disabled_at = 0 ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("due webhooks: %w", err)
+	}
+	var ids []string
+	for eps.Next() {
+		var id string
+		if err := eps.Scan(&id); err != nil {
+			eps.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	if err := eps.Close(); err != nil {
+		return nil, err
+	}
+	var out []store.OutboxItem
+	for _, id := range ids {
+		items, err := s.dueWebhooks(ctx, id, now, limit)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, items...)
+	}
+	slices.SortFunc(out, func(a, b store.OutboxItem) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+func (s *Store) dueWebhooks(ctx context.Context, endpoint string, now time.Time, limit int) ([]store.OutboxItem, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT o.id, o.endpoint_id, w.url, w.secret, o.attempts, w.failing_since, o.okey, o.event_id,
 		e.id IS NULL, COALESCE(e.at, 0), COALESCE(e.type, ''), COALESCE(e.tenant_id, ''), COALESCE(e.message_id, ''),
 		COALESCE(e.delivery_id, 0), COALESCE(e.recipient, ''), COALESCE(e.attempt, 0), COALESCE(e.mx, ''), COALESCE(e.code, 0),
@@ -332,10 +365,10 @@ func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]st
 		JOIN webhook_endpoints w ON w.id = o.endpoint_id AND w.disabled_at = 0
 		LEFT JOIN events e ON e.id = o.event_id
 		LEFT JOIN messages m ON m.id = e.message_id AND e.message_id != ''
-		WHERE o.state = 'pending' AND o.next_at <= ?
+		WHERE o.endpoint_id = ? AND o.state = 'pending' AND o.next_at <= ?
 		AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = o.endpoint_id AND p.okey = o.okey
 			AND p.state = 'pending' AND p.id < o.id)
-		ORDER BY o.id LIMIT ?`, ms(now), limit)
+		ORDER BY o.id LIMIT ?`, endpoint, ms(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("due webhooks: %w", err)
 	}

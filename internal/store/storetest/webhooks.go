@@ -92,6 +92,10 @@ func testWebhookOutbox(t *testing.T, s store.Store) {
 	if len(d["ep1"]) != 1 || len(d["ep2"]) != 2 || len(d["ep3"]) != 0 || d["ep1"][0].Event.MessageID != "m9" {
 		t.Fatalf("due after delivered events: %+v", d)
 	}
+	// The limit is per endpoint: ep2's backlog does not hide ep1's row.
+	if items, err := s.DueWebhooks(ctx, retry, 1); err != nil || len(items) != 2 || items[0].EndpointID == items[1].EndpointID {
+		t.Fatalf("due with limit 1: %+v %v", items, err)
+	}
 	// Given up: the row stays as failed, the message's next may go.
 	if err := s.RecordWebhookAttempt(ctx, store.WebhookResult{OutboxID: second.ID, EndpointID: "ep2", N: 9, At: retry, GiveUp: true,
 		Error: "refused"}); err != nil {
