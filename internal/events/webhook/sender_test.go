@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -105,5 +106,59 @@ func TestSenderOrderAndRetries(t *testing.T) {
 			t.Fatal("the endpoint answering 410 was not disabled")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSenderDisablesFailingEndpoint: an endpoint whose requests all fail
+// for DisableAfter is disabled with a webhook_disabled event, and its
+// webhook stays in the outbox.
+func TestSenderDisablesFailingEndpoint(t *testing.T) {
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }))
+	defer srv.Close()
+	if err := st.CreateEndpoint(ctx, store.WebhookEndpoint{ID: "ep1", TenantID: "t1", URL: srv.URL, Events: []string{"queued"},
+		Secret: "whsec_c2VjcmV0", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	sched := make([]time.Duration, 1000)
+	for i := range sched {
+		sched[i] = 20 * time.Millisecond
+	}
+	s := New(Config{Schedule: sched, DisableAfter: 300 * time.Millisecond, Guard: &Guard{AllowPrivate: true},
+		Log: slog.New(slog.DiscardHandler)}, st)
+	s.Start(ctx)
+	defer s.Stop()
+	if err := st.InsertMessages(ctx, []*store.NewMessage{storetest.NewTestMessage("m1", "a@one.test")}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		evs, err := st.Events(ctx, store.EventFilter{Type: store.EventWebhookDisabled})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 1 {
+			if evs[0].TenantID != "t1" || !strings.Contains(evs[0].Detail, "every request failed since") {
+				t.Fatalf("event: %+v", evs[0])
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("not disabled")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e, err := st.GetEndpoint(ctx, "t1", "ep1")
+	if err != nil || e.DisabledAt.IsZero() || e.Pending != 1 {
+		t.Fatalf("endpoint: %+v %v", e, err)
+	}
+	as, err := st.WebhookAttempts(ctx, "t1", "ep1", 0)
+	if err != nil || len(as) < 2 || as[0].Status != 500 || as[len(as)-1].At.Add(300*time.Millisecond).After(as[0].At.Add(time.Millisecond)) {
+		t.Fatalf("attempts: %d, first %v last %v (%v)", len(as), as[len(as)-1].At, as[0].At, err)
 	}
 }
