@@ -20,7 +20,7 @@ import (
 func serveCmd(g *globals) *cobra.Command {
 	var (
 		smtpListen, httpListen, dnsServer, smarthost, hostname, trusted, logLevel string
-		bounceDomain, inboundListen                                               string
+		bounceDomain, inboundListen, metricsListen                                string
 		deliveryPort                                                              int
 		allowUnverified                                                           bool
 		retryMin, retryMax, lifetime                                              time.Duration
@@ -57,6 +57,7 @@ On an empty data directory it first creates the default tenant and prints its cr
 			set("bounce-domain", func() { cfg.BounceDomain = bounceDomain })
 			set("inbound-listen", func() { cfg.InboundListen = inboundListen })
 			set("allow-unverified-senders", func() { cfg.AllowUnverifiedSenders = allowUnverified })
+			set("metrics-listen", func() { cfg.MetricsListen = metricsListen })
 			return serve(cfg)
 		},
 	}
@@ -75,6 +76,7 @@ On an empty data directory it first creates the default tenant and prints its cr
 	f.StringVar(&bounceDomain, "bounce-domain", "", "domain for VERP return paths and the inbound bounce MX (default: none, VERP off)")
 	f.StringVar(&inboundListen, "inbound-listen", "", "address of the inbound bounce MX (default :25; only with --bounce-domain)")
 	f.BoolVar(&allowUnverified, "allow-unverified-senders", false, "let tenants send from domains that are not their verified sending domains (default: refused)")
+	f.StringVar(&metricsListen, "metrics-listen", "", "address serving /metrics without authentication (default: none; /metrics on the HTTP listener needs an admin API key except from loopback)")
 	f.SortFlags = false
 	return cmd
 }

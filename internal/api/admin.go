@@ -41,6 +41,8 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("GET /admin/v1/status", a.status)
 	mux.HandleFunc("GET /admin/v1/queue", a.listQueue)
 	mux.HandleFunc("GET /admin/v1/queue/{id}", a.showMessage)
+	mux.HandleFunc("GET /admin/v1/queue/{id}/why", a.why)    // why.go
+	mux.HandleFunc("GET /admin/v1/queue/summary", a.summary) // why.go
 	mux.HandleFunc("POST /admin/v1/queue/flush", a.op(a.Ops.Flush))
 	mux.HandleFunc("POST /admin/v1/queue/delete", a.op(a.Ops.Delete))
 	mux.HandleFunc("POST /admin/v1/queue/hold", a.op(a.Ops.Hold))

@@ -54,6 +54,7 @@ var routes = []route{
 	{"POST", "/v1/messages/bulk", tenant.ScopeSend, (*V1).sendBulk},
 	{"GET", "/v1/messages", tenant.ScopeRead, (*V1).list},
 	{"GET", "/v1/messages/{id}", tenant.ScopeRead, (*V1).get},
+	{"GET", "/v1/messages/{id}/why", tenant.ScopeRead, (*V1).why},
 	{"DELETE", "/v1/messages/{id}", tenant.ScopeSend, (*V1).cancel},
 	{"GET", "/v1/dlq", tenant.ScopeRead, (*V1).listDLQ},
 	{"POST", "/v1/dlq/retry", tenant.ScopeSend, (*V1).retryDLQ},

@@ -56,6 +56,9 @@ type Config struct {
 	// AllowUnverifiedSenders lifts the check that a tenant sends only from
 	// its own verified domains (for migrations and tests; off by default).
 	AllowUnverifiedSenders bool `toml:"allow_unverified_senders"`
+	// MetricsListen, when set, serves /metrics there without
+	// authentication (bind it to a private address).
+	MetricsListen string `toml:"metrics_listen"`
 
 	SMTP     SMTP     `toml:"smtp"`
 	API      API      `toml:"api"`
@@ -323,7 +326,7 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir is empty")
 	}
-	for name, addr := range map[string]string{"smtp_listen": c.SMTPListen, "http_listen": c.HTTPListen} {
+	for name, addr := range map[string]string{"smtp_listen": c.SMTPListen, "http_listen": c.HTTPListen, "metrics_listen": c.MetricsListen} {
 		if addr == "" {
 			continue // disabled
 		}

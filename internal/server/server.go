@@ -29,6 +29,7 @@ import (
 	"github.com/posthorn/posthorn/internal/events/alerts"
 	"github.com/posthorn/posthorn/internal/events/webhook"
 	"github.com/posthorn/posthorn/internal/inbound"
+	"github.com/posthorn/posthorn/internal/metrics"
 	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/selfsigned"
 	"github.com/posthorn/posthorn/internal/shaping"
@@ -60,8 +61,11 @@ type Server struct {
 	sup     *suppress.List
 	domains *domain.Service
 
-	webhooks *webhook.Sender // events.go
-	alerts   *alerts.Service
+	metrics    *metrics.Collector // metrics.go
+	metricsH   http.Handler
+	metricsSrv *http.Server
+	webhooks   *webhook.Sender // events.go
+	alerts     *alerts.Service
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -210,6 +214,9 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.startDomains(ctx); err != nil {
 		return err
 	}
+	if err := s.startMetrics(dl); err != nil {
+		return err
+	}
 	// The pipeline exists before the scheduler starts: workers started for
 	// loaded mail may report failures at once, and sendDSN uses it.
 	s.pipe = &accept.Pipeline{Store: s.st, Senders: s.domains, AllowUnverifiedSenders: cfg.AllowUnverifiedSenders, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
@@ -228,7 +235,7 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.startWebhooks(ctx, res); err != nil {
 		return err
 	}
-	ops := &api.QueueOps{Store: s.st, Sched: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
+	ops := &api.QueueOps{Store: s.st, Sched: s.sched, Inspect: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
 
 	if err := s.startAdmin(ops); err != nil {
 		return err
@@ -415,6 +422,9 @@ func (s *Server) startHTTP(v1, unsub http.Handler) error {
 	if unsub != nil {
 		mux.Handle("/unsubscribe/", unsub)
 	}
+	if s.metricsH != nil {
+		mux.Handle("GET /metrics", s.metricsH)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
@@ -448,6 +458,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.domains != nil {
 		s.domains.Stop()
 	}
+	errs = append(errs, s.stopMetrics(ctx))
 	if s.alerts != nil {
 		s.alerts.Stop()
 	}

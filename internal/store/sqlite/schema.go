@@ -149,7 +149,9 @@ var migrations = []migration{
 	deliveryChecks,
 	// Sending domains and their DKIM keys (see internal/domain).
 	sqlMigration(domainsMigration),
-	sqlMigration(webhookSchema), // webhooks.go
+	shapeIndex, // observe.go
+	// Webhook endpoints, outbox and attempts; alert states (webhooks.go).
+	sqlMigration(webhookSchema),
 }
 
 func migrate(db *sql.DB) error { return migrateWith(db, migrations) }
