@@ -41,7 +41,8 @@ func main() {
 		os.Exit(runSendmail(g, os.Args[1:], os.Stdin, os.Stderr))
 	}
 	root.AddCommand(serveCmd(g), initCmd(g), queueCmd(g), dlqCmd(g), destinationsCmd(g), eventsCmd(g), classifyCmd(g), bounceCmd(g), suppressionCmd(g), userCmd(g), apikeyCmd(g), tenantCmd(g), domainCmd(g),
-		accountCmd(g), sendmailCmd(g))
+		accountCmd(g), sendmailCmd(g),
+		webhookCmd(g), alertsCmd(g)) // webhook.go
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "posthorn:", err)
 		os.Exit(1)

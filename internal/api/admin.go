@@ -30,6 +30,7 @@ type Admin struct {
 	Tenants      *tenant.Manager
 	Suppress     *suppress.List
 	Domains      *domain.Service
+	Alerts       AlertService
 	Stats        func() any
 	Destinations func() any
 	Log          *slog.Logger
@@ -74,6 +75,7 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/v1/apikeys", a.createKey)
 	a.domainRoutes(mux)
 	a.accountRoutes(mux)
+	a.webhookRoutes(mux) // webhooks.go: webhooks and alerts
 	return mux
 }
 

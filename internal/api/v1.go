@@ -34,6 +34,7 @@ type V1 struct {
 	Destinations   func() any    // the scheduler's destinations, for admins
 	Suppress       *suppress.List
 	Domains        *domain.Service
+	Alerts         AlertService
 	Now            func() time.Time
 	Log            *slog.Logger
 
@@ -82,6 +83,13 @@ var routes = []route{
 	{"GET", "/v1/users", tenant.ScopeAdmin, (*V1).listUsers},
 	{"POST", "/v1/users", tenant.ScopeAdmin, (*V1).createUser},
 	{"DELETE", "/v1/users/{username}", tenant.ScopeAdmin, (*V1).removeUser},
+	{"GET", "/v1/webhooks", tenant.ScopeAdmin, (*V1).listWebhooks},
+	{"POST", "/v1/webhooks", tenant.ScopeAdmin, (*V1).createWebhook},
+	{"GET", "/v1/webhooks/{id}", tenant.ScopeAdmin, (*V1).getWebhook},
+	{"DELETE", "/v1/webhooks/{id}", tenant.ScopeAdmin, (*V1).deleteWebhook},
+	{"POST", "/v1/webhooks/{id}/test", tenant.ScopeAdmin, (*V1).testWebhook},
+	{"GET", "/v1/webhooks/{id}/attempts", tenant.ScopeAdmin, (*V1).webhookAttempts},
+	{"GET", "/v1/alerts", tenant.ScopeAdmin, (*V1).listAlerts},
 }
 
 // Handler returns the /v1 routes (and the OpenAPI document, public).

@@ -79,6 +79,10 @@ type Config struct {
 	Domains Domains `toml:"domains"`
 	// Sendmail configures the sendmail-compatible command.
 	Sendmail Sendmail `toml:"sendmail"`
+	// Webhooks, alert evaluation and alert rules: events.go.
+	Webhooks   Webhooks    `toml:"webhooks"`
+	Alerts     Alerts      `toml:"alerts"`
+	AlertRules []AlertRule `toml:"alert"`
 }
 
 // Sendmail configures `posthorn sendmail` (and posthorn installed as
@@ -302,6 +306,8 @@ func Default() Config {
 			MaxBulkBytes:     64 << 20,
 			MaxInflightBytes: 128 << 20,
 		},
+		Webhooks: defaultWebhooks(),
+		Alerts:   defaultAlerts(),
 		Delivery: Delivery{
 			MaxConnections:           500,
 			MaxConnectionsPerDest:    20,
@@ -462,6 +468,7 @@ func (c *Config) Validate() error {
 			bad("destination %d: needs a name and non-negative limits", i+1)
 		}
 	}
+	c.validateEvents(bad)
 	return errors.Join(errs...)
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -59,6 +60,9 @@ func TestExampleConfig(t *testing.T) {
 		c.QueueLifetime != d.QueueLifetime || c.API.MaxBulk != d.API.MaxBulk || c.Suppress.OnHoldAfter != d.Suppress.OnHoldAfter ||
 		c.SMTP.MaxConnectionsPerIP != d.SMTP.MaxConnectionsPerIP || c.SMTP.DataTimeout != d.SMTP.DataTimeout || c.SMTP.MaxAuthFailures != d.SMTP.MaxAuthFailures {
 		t.Fatalf("example differs from the defaults:\n%+v\n%+v", c, d)
+	}
+	if !reflect.DeepEqual(c.Webhooks, d.Webhooks) || !reflect.DeepEqual(c.Alerts, d.Alerts) {
+		t.Fatalf("example [webhooks]/[alerts] differ from the defaults:\n%+v %+v\n%+v %+v", c.Webhooks, c.Alerts, d.Webhooks, d.Alerts)
 	}
 }
 

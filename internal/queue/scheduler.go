@@ -114,7 +114,8 @@ type Scheduler struct {
 	leased   map[int64]bool // deliveries this scheduler holds in sending
 	conns    int
 	seq      uint64
-	stopped  bool // no goroutine may start any more
+	stopped  bool       // no goroutine may start any more
+	hooks    alertHooks // alerthooks.go: rate caps and held lanes
 
 	// Bodies holds recently accepted messages for their first attempt.
 	Bodies *Bodies
@@ -415,6 +416,9 @@ func (s *Scheduler) schedule(j *Job, now time.Time) {
 }
 
 func (s *Scheduler) makeReady(j *Job, now time.Time) {
+	if s.park(j) {
+		return
+	}
 	key := s.dl.Destination(j.Domain)
 	d := s.dests[key]
 	if d == nil {
@@ -435,6 +439,7 @@ func (s *Scheduler) newDest(key string) *dest {
 	}
 	d := &dest{key: key, avail: make(chan struct{}, max(1, lim.MaxConns)), th: shaping.New(lim)}
 	s.dests[key] = d
+	s.applyCap(d)
 	return d
 }
 

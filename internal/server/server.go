@@ -26,6 +26,8 @@ import (
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery"
 	"github.com/posthorn/posthorn/internal/domain"
+	"github.com/posthorn/posthorn/internal/events/alerts"
+	"github.com/posthorn/posthorn/internal/events/webhook"
 	"github.com/posthorn/posthorn/internal/inbound"
 	"github.com/posthorn/posthorn/internal/metrics"
 	"github.com/posthorn/posthorn/internal/queue"
@@ -64,6 +66,8 @@ type Server struct {
 	metrics    *metrics.Collector // metrics.go
 	metricsH   http.Handler
 	metricsSrv *http.Server
+	webhooks   *webhook.Sender // events.go
+	alerts     *alerts.Service
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -224,8 +228,14 @@ func (s *Server) start(ctx context.Context) error {
 			return x.Reason, ok
 		}}
 	pipe := s.pipe
+	if err := s.startAlerts(ctx, dl); err != nil { // events.go; before the scheduler starts, so held lanes stay held
+		return err
+	}
 	if err := s.sched.Start(ctx); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
+	}
+	if err := s.startWebhooks(ctx, res); err != nil {
+		return err
 	}
 	ops := &api.QueueOps{Store: s.st, Sched: s.sched, Inspect: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
 
@@ -236,7 +246,7 @@ func (s *Server) start(ctx context.Context) error {
 		v1 := &api.V1{Store: s.st, Tenants: s.tenants, Accept: pipe, Ops: ops, Hostname: cfg.Hostname,
 			MaxBulk: cfg.API.MaxBulk, MaxMessageSize: int(cfg.SMTP.MaxMessageSize), SendHorizon: cfg.API.SendHorizon.Duration,
 			MaxBulkBytes: cfg.API.MaxBulkBytes, MaxInflight: cfg.API.MaxInflightBytes, MaxLineLength: cfg.SMTP.MaxLineLength,
-			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Domains: s.domains, Now: time.Now, Log: s.log.With("part", "api")}
+			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Now: time.Now, Log: s.log.With("part", "api")}
 		var unsubH http.Handler
 		if unsub != nil {
 			unsubH = unsub.Handler()
@@ -329,7 +339,7 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 		ln.Close()
 		return err
 	}
-	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Domains: s.domains, Accept: s.pipe, SendmailTenant: s.cfg.Sendmail.Tenant, MaxMessageSize: int(s.cfg.SMTP.MaxMessageSize), Stats: func() any { return s.sched.Stats() },
+	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Accept: s.pipe, SendmailTenant: s.cfg.Sendmail.Tenant, MaxMessageSize: int(s.cfg.SMTP.MaxMessageSize), Stats: func() any { return s.sched.Stats() },
 		Destinations: func() any { return s.sched.Destinations() }, Log: s.log.With("part", "admin")}
 	s.adminLn = ln
 	mux := http.NewServeMux()
@@ -451,8 +461,14 @@ func (s *Server) Stop(ctx context.Context) error {
 		s.domains.Stop()
 	}
 	errs = append(errs, s.stopMetrics(ctx))
+	if s.alerts != nil {
+		s.alerts.Stop()
+	}
 	if s.sched != nil {
 		errs = append(errs, s.sched.Stop(ctx))
+	}
+	if s.webhooks != nil {
+		s.webhooks.Stop()
 	}
 	if s.admin != nil {
 		errs = append(errs, s.admin.Shutdown(ctx))

@@ -85,6 +85,8 @@ type Store interface {
 
 	Domains
 	Credentials
+	Webhooks // webhooks.go
+	Alerts
 
 	Close() error
 }

@@ -153,6 +153,8 @@ var migrations = []migration{
 	// Accounts and roles; per-domain, sandbox and expiring credentials
 	// (see internal/tenant).
 	sqlMigration(credentialsMigration),
+	// Webhook endpoints, outbox and attempts; alert states (webhooks.go).
+	sqlMigration(webhookSchema),
 }
 
 func migrate(db *sql.DB) error { return migrateWith(db, migrations) }

@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("ConcurrentInserts", func(t *testing.T) { testConcurrent(t, open(t)) })
 	t.Run("Tenants", func(t *testing.T) { testTenants(t, open(t)) })
 	t.Run("Idempotency", func(t *testing.T) { testIdempotency(t, open(t)) })
+	t.Run("WebhookOutbox", func(t *testing.T) { testWebhookOutbox(t, open(t)) })
 }
 
 func testIdempotency(t *testing.T, s store.Store) {
