@@ -46,6 +46,7 @@ import (
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery/smtpclient"
+	"github.com/posthorn/posthorn/internal/delivery/tlsrpt"
 	"github.com/posthorn/posthorn/internal/smtpproto"
 )
 
@@ -58,6 +59,7 @@ type Config struct {
 	DataTimeout    time.Duration
 	Routes         []config.Route // "*" is the smarthost
 	Providers      []Provider     // MX suffix groups; nil: DefaultProviders
+	TLS            TLSConfig      // TLS policy: MTA-STS, DANE, configured policies (tlspolicy.go)
 }
 
 // Deliverer opens connections to destinations.
@@ -120,7 +122,8 @@ type Failure struct {
 	Err       string          // local error text when there was no reply
 	MX, IP    string
 	Permanent bool
-	loop      bool // the host is this server
+	TLS       TLSInfo // the TLS policy and certificate check, when TLS was involved
+	loop      bool    // the host is this server
 }
 
 func (f *Failure) Error() string {
@@ -137,7 +140,10 @@ type Conn struct {
 	MX     string
 	IP     string
 	TLS    bool
-	Sent   int
+	// TLSInfo is the session's TLS version, cipher, policy and
+	// certificate check, recorded with every attempt on the connection.
+	TLSInfo TLSInfo
+	Sent    int
 	// tlsNote says why a host that offers STARTTLS got the mail in
 	// cleartext; it goes into every result's Err.
 	tlsNote string
@@ -153,6 +159,7 @@ type target struct {
 	host     string
 	port     int
 	implicit bool
+	pol      hostPolicy
 }
 
 // Dial connects to the destination of domain, trying each host in turn.
@@ -162,7 +169,7 @@ func (d *Deliverer) Dial(ctx context.Context, domain string) (*Conn, *Failure) {
 	if routed {
 		host, port, _ := net.SplitHostPort(rt.Host)
 		p, _ := strconv.Atoi(port)
-		targets = []target{{host: host, port: p}}
+		targets = []target{{host: host, port: p, pol: routePolicy(rt.TLS, host)}}
 	} else {
 		mxs, err := d.res.LookupMX(ctx, domain)
 		if err != nil {
@@ -178,8 +185,20 @@ func (d *Deliverer) Dial(ctx context.Context, domain string) (*Conn, *Failure) {
 			targets = append(targets, target{host: mx.Name, port: d.cfg.Port, implicit: mx.Implicit})
 		}
 	}
+	var plan *domainPlan
+	if !routed {
+		plan = d.planTLS(ctx, domain)
+	}
 	var last *Failure
 	for _, t := range targets {
+		if plan != nil {
+			pol, f := d.forHost(ctx, plan, t.host)
+			if f != nil {
+				last = f
+				continue
+			}
+			t.pol = pol
+		}
 		ips, err := d.res.LookupIP(ctx, t.host)
 		if err != nil {
 			last = dnsFailure(err)
@@ -246,20 +265,24 @@ func dnsFailure(err error) *Failure {
 
 // dialHost opens a session with one address: greeting, EHLO, STARTTLS
 // when offered (falling back to cleartext once if the handshake fails and
-// TLS is not required), AUTH for relays with credentials.
+// the host's policy does not require TLS), AUTH for relays with
+// credentials.
 func (d *Deliverer) dialHost(ctx context.Context, t target, ip netip.Addr, rt config.Route, routed bool) (*Conn, *Failure) {
-	tlsMode := "opportunistic"
-	if routed {
-		tlsMode = rt.TLS
+	hp := t.pol
+	if hp.level == "" {
+		hp = hostPolicy{level: PolicyMay, name: "may"}
 	}
-	recent := d.recentTLSFailure(ip)
-	tryTLS := tlsMode != "none" && !recent
+	// Only a policy that does not insist on TLS may skip it after a
+	// recent failure, or fall back to cleartext.
+	optional := hp.level == PolicyMay || !hp.enforce
+	tryTLS := hp.level != PolicyNone && !(optional && d.recentTLSFailure(ip))
 	note := "sent without TLS: STARTTLS failed with this host in the last hour"
 	for {
-		c, f, tlsFailed := d.session(ctx, t, ip, tlsMode, tryTLS)
+		c, f, tlsFailed := d.session(ctx, t, ip, hp, tryTLS)
 		if f == nil {
-			if _, offered := c.client.Extension("STARTTLS"); offered && !c.TLS && !tryTLS && tlsMode != "none" {
+			if _, offered := c.client.Extension("STARTTLS"); offered && !c.TLS && !tryTLS && hp.level != PolicyNone {
 				c.tlsNote = note
+				c.TLSInfo = TLSInfo{Policy: hp.name, Result: "no TLS: " + strings.TrimPrefix(note, "sent without TLS: ")}
 			}
 			if routed && rt.Username != "" {
 				if err := c.client.Auth(rt.Username, rt.Password); err != nil {
@@ -274,7 +297,7 @@ func (d *Deliverer) dialHost(ctx context.Context, t target, ip netip.Addr, rt co
 			}
 			return c, nil
 		}
-		if tlsFailed && tlsMode == "opportunistic" && tryTLS {
+		if tlsFailed && optional && tryTLS {
 			d.markTLSFailure(ip)
 			tryTLS = false
 			note = "sent without TLS: STARTTLS failed: " + f.Err
@@ -284,12 +307,16 @@ func (d *Deliverer) dialHost(ctx context.Context, t target, ip netip.Addr, rt co
 	}
 }
 
-func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, tlsMode string, tryTLS bool) (*Conn, *Failure, bool) {
+func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, hp hostPolicy, tryTLS bool) (*Conn, *Failure, bool) {
 	addr := net.JoinHostPort(ip.String(), strconv.Itoa(t.port))
 	dialer := net.Dialer{Timeout: d.cfg.ConnectTimeout}
 	nc, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, &Failure{Class: classify.ConnectionError, Phase: "connect", Err: err.Error(), MX: t.host, IP: ip.String()}, false
+	}
+	local := ""
+	if la, ok := nc.LocalAddr().(*net.TCPAddr); ok {
+		local = la.IP.String()
 	}
 	cl, err := smtpclient.New(nc, smtpclient.Options{
 		LocalName:       d.cfg.Hostname,
@@ -310,24 +337,51 @@ func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, tlsMod
 		cl.Close()
 		return nil, failureFrom(err, "ehlo", t.host, ip), false
 	}
-	c := &Conn{client: cl, MX: t.host, IP: ip.String()}
-	if _, ok := cl.Extension("STARTTLS"); ok && tryTLS {
-		cfg := &tls.Config{ServerName: t.host, MinVersion: tls.VersionTLS12}
-		if tlsMode != "required" {
-			// Opportunistic TLS encrypts against passive listeners; MX
-			// certificates are commonly not verifiable (RFC 7435).
-			cfg.InsecureSkipVerify = true
-		}
-		if err := cl.StartTLS(cfg); err != nil {
+	c := &Conn{client: cl, MX: t.host, IP: ip.String(), TLSInfo: TLSInfo{Policy: hp.name, Result: "no TLS"}}
+	_, offered := cl.Extension("STARTTLS")
+	if offered && tryTLS {
+		cc := &certCheck{}
+		if err := cl.StartTLS(d.tlsConfig(t.host, hp, cc)); err != nil {
 			cl.Close()
 			f := failureFrom(err, "starttls", t.host, ip)
 			f.Class = classify.TLSError
+			cc.mu.Lock()
+			certErr, result := cc.err, cc.result
+			cc.mu.Unlock()
+			f.TLS = TLSInfo{Policy: hp.name, Result: result}
+			if certErr != nil && hp.required() {
+				f.Class = classify.TLSPolicy
+				f.Err = fmt.Sprintf("tls_policy: %s: the certificate of %s is not acceptable: %v", hp.name, t.host, certErr)
+				d.report(hp.report, false, resultType(hp, certErr), local, t.host, ip.String(), certErr.Error())
+			} else if hp.required() {
+				f.Class = classify.TLSPolicy
+				f.Err = fmt.Sprintf("tls_policy: %s requires TLS; the handshake with %s failed: %s", hp.name, t.host, f.Err)
+				d.report(hp.report, false, tlsrpt.ValidationFailure, local, t.host, ip.String(), "handshake failed: "+f.Err)
+			}
 			return nil, f, true
 		}
-		c.TLS = true
-	} else if tlsMode == "required" {
-		cl.Quit()
-		return nil, &Failure{Class: classify.TLSError, Phase: "starttls", Err: "TLS required but not available", MX: t.host, IP: ip.String()}, false
+		st, _ := cl.TLS()
+		cc.mu.Lock()
+		c.TLS, c.TLSInfo = true, TLSInfo{Version: tls.VersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite), Policy: hp.name, Result: cc.result}
+		certErr := cc.err
+		cc.mu.Unlock()
+		if certErr != nil {
+			d.report(hp.report, false, resultType(hp, certErr), local, t.host, ip.String(), certErr.Error())
+		} else {
+			d.report(hp.report, true, "", local, t.host, ip.String(), "")
+		}
+	} else if hp.level != PolicyNone && hp.level != PolicyMay {
+		reason := fmt.Sprintf("%s does not offer STARTTLS", t.host)
+		if offered {
+			reason = fmt.Sprintf("STARTTLS with %s failed in the last hour", t.host)
+		}
+		d.report(hp.report, false, tlsrpt.StartTLSNotSupported, local, t.host, ip.String(), reason)
+		if hp.enforce {
+			cl.Quit()
+			return nil, &Failure{Class: classify.TLSPolicy, Phase: "starttls", MX: t.host, IP: ip.String(),
+				Err: fmt.Sprintf("tls_policy: %s requires TLS, but %s", hp.name, reason), TLS: TLSInfo{Policy: hp.name, Result: "no TLS: " + reason}}, false
+		}
+		c.TLSInfo.Result = "no TLS (not enforced): " + reason
 	}
 	return c, nil, false
 }

@@ -147,6 +147,12 @@ var migrations = []migration{
 		PRIMARY KEY (tenant_id, kind, value)
 	) WITHOUT ROWID;`),
 	deliveryChecks,
+	// The TLS session of each attempt: version, cipher, the policy that
+	// applied (MTA-STS, DANE, tls_policy) and the certificate check.
+	sqlMigration(`ALTER TABLE attempts ADD COLUMN tls_version TEXT NOT NULL DEFAULT '';
+	ALTER TABLE attempts ADD COLUMN tls_cipher TEXT NOT NULL DEFAULT '';
+	ALTER TABLE attempts ADD COLUMN tls_policy TEXT NOT NULL DEFAULT '';
+	ALTER TABLE attempts ADD COLUMN tls_result TEXT NOT NULL DEFAULT '';`),
 }
 
 func migrate(db *sql.DB) error { return migrateWith(db, migrations) }
