@@ -24,7 +24,7 @@ func TestMTASTSEnforce(t *testing.T) {
 	mxs := testkit.StartMXGroup(t, testkit.Script{}, "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
 	mxs[0].SetScript(testkit.Script{StartTLS: true, TLSCert: e.cert("mx.good.test", "mx.unlisted.test", "a.wild.test")})
 	mxs[1].SetScript(testkit.Script{StartTLS: true, TLSCert: e.cert("someone-else.test")}) // valid chain, wrong name
-	mxs[2].SetScript(testkit.Script{})                                                      // no STARTTLS
+	mxs[2].SetScript(testkit.Script{})                                                     // no STARTTLS
 	for _, d := range domains {
 		e.setSTS(d, "1", strings.ReplaceAll(stsEnforce, "mx.good.test", "mx."+d))
 	}

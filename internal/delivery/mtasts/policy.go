@@ -99,7 +99,7 @@ func Parse(body []byte) (*Policy, error) {
 			if err != nil || len(v) > 10 {
 				return nil, fmt.Errorf("policy max_age %q: want seconds", clip(v))
 			}
-			p.MaxAge = min(time.Duration(n)*time.Second, maxMaxAge)
+			p.MaxAge = time.Duration(min(n, uint64(maxMaxAge/time.Second))) * time.Second
 			haveAge = true
 		case "mx":
 			if !validPattern(v) {
