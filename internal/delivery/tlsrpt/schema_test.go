@@ -193,7 +193,9 @@ func TestValidator(t *testing.T) {
 		func(s string) string { return strings.Replace(s, `"organization-name"`, `"organisation-name"`, 1) },
 		func(s string) string { return strings.Replace(s, `"sts-policy-fetch-error"`, `"fetch-error"`, 1) },
 		func(s string) string { return strings.Replace(s, `"2024-02-22T00:00:00Z"`, `"22.02.2024"`, 1) },
-		func(s string) string { return strings.Replace(s, `"failed-session-count": 1`, `"failed-session-count": "1"`, 1) },
+		func(s string) string {
+			return strings.Replace(s, `"failed-session-count": 1`, `"failed-session-count": "1"`, 1)
+		},
 		func(s string) string { return strings.Replace(s, `"policy-type": "sts"`, `"policy-type": "dane"`, 1) },
 		func(s string) string { return strings.Replace(s, `"total-failure-session-count": 1,`, ``, 1) },
 	} {
