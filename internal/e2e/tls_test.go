@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"github.com/posthorn/posthorn/internal/testkit"
 	"net"
 	"os"
 	"os/exec"
@@ -14,7 +15,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"github.com/posthorn/posthorn/internal/testkit"
 )
 
 // peerCert reads the certificate swaks saved with --tls-get-peer-cert.
