@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"github.com/posthorn/posthorn/internal/testkit"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/posthorn/posthorn/internal/testkit"
 )
 
 // peerCert reads the certificate swaks saved with --tls-get-peer-cert.
