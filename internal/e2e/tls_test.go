@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/testkit"
 )
 
@@ -140,5 +142,118 @@ func TestSelfSignedWarning(t *testing.T) {
 	b, _ := os.ReadFile(in.logFile)
 	if !strings.Contains(string(b), "listening beyond loopback with the self-signed certificate") {
 		t.Fatalf("no warning about the self-signed certificate in the log:\n%s", tail(string(b), 3000))
+	}
+}
+
+// TestDeliveryTLSPolicies runs posthorn with DNSSEC trusted from the test
+// DNS server (on loopback, setting the AD bit), a [[tls_policy]] map and a
+// test CA in tls_ca_file: DANE with a matching TLSA record delivers, with
+// a non-matching one defers with class tls_policy (in the attempt and the
+// activity log); "verify" delivers to a certificate from the test CA and
+// defers for a self-signed one. Every attempt records its TLS version,
+// cipher, policy and certificate check.
+func TestDeliveryTLSPolicies(t *testing.T) {
+	ca, err := testkit.NewCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPath := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caPath, ca.PEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`[delivery]
+dnssec = true
+tls_ca_file = %q
+
+[[tls_policy]]
+domain = "verify-ok.test"
+policy = "verify"
+
+[[tls_policy]]
+domain = "verify-bad.test"
+policy = "verify"
+`, caPath)
+	w := newWorld(t, Options{Config: cfg}, "127.0.0.2", "127.0.0.3", "127.0.0.4")
+	w.dns.SetAD(true)
+	caCert, _ := ca.Issue("mx1.verify-ok.test")
+	w.mx["127.0.0.4"].SetScript(testkit.Script{StartTLS: true, TLSCert: &caCert})
+	w.domain("dane-ok.test", "127.0.0.2")
+	w.domain("dane-bad.test", "127.0.0.3")
+	w.domain("verify-ok.test", "127.0.0.4")
+	w.domain("verify-bad.test", "127.0.0.3") // self-signed certificate
+	w.dns.SetTLSA("_25._tcp.mx1.dane-ok.test", testkit.TLSAFor(w.mx["127.0.0.2"].Certificate().Leaf, 3, 1, 1))
+	w.dns.SetTLSA("_25._tcp.mx1.dane-bad.test", testkit.TLSAFor(caCert.Leaf, 3, 1, 1))
+
+	id := w.in.Send("sender@app.test", []string{"a@dane-ok.test", "b@dane-bad.test", "c@verify-ok.test", "d@verify-bad.test"}, "Subject: tls\r\n\r\nhi\r\n")
+	deadline := time.Now().Add(30 * time.Second)
+	var d api.MessageDetail
+	for {
+		d = w.in.Show(id)
+		done := 0
+		for _, dl := range d.Deliveries {
+			if dl.State == store.Delivered || dl.State == store.Deferred {
+				done++
+			}
+		}
+		if done == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries not settled: %+v", states(d))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	byRcpt := map[int64]string{}
+	for _, dl := range d.Deliveries {
+		byRcpt[dl.ID] = dl.Recipient
+	}
+	want := map[string]struct {
+		state  store.State
+		policy string
+		result string
+	}{
+		"a@dane-ok.test":    {store.Delivered, "dane", "dane-ee 3 1 1"},
+		"b@dane-bad.test":   {store.Deferred, "dane", "failed: "},
+		"c@verify-ok.test":  {store.Delivered, "verify (configured)", "pkix ok"},
+		"d@verify-bad.test": {store.Deferred, "verify (configured)", "failed: "},
+	}
+	for _, dl := range d.Deliveries {
+		wn := want[dl.Recipient]
+		if dl.State != wn.state {
+			t.Errorf("%s: state %s (class %s), want %s", dl.Recipient, dl.State, dl.LastClass, wn.state)
+		}
+		if wn.state == store.Deferred && dl.LastClass != "tls_policy" {
+			t.Errorf("%s: last class %q, want tls_policy", dl.Recipient, dl.LastClass)
+		}
+	}
+	seen := map[string]bool{}
+	for _, a := range d.Attempts {
+		r := byRcpt[a.DeliveryID]
+		if seen[r] {
+			continue
+		}
+		seen[r] = true
+		wn := want[r]
+		if a.TLSDetail.Policy != wn.policy || !strings.HasPrefix(a.TLSDetail.Result, wn.result) {
+			t.Errorf("%s: attempt TLS %+v, want policy %q result %q...", r, a.TLSDetail, wn.policy, wn.result)
+		}
+		if wn.state == store.Delivered && (a.TLSDetail.Version == "" || a.TLSDetail.Cipher == "" || !a.TLS) {
+			t.Errorf("%s: attempt without TLS version and cipher: %+v", r, a)
+		}
+		if wn.state == store.Deferred && (a.Class != "tls_policy" || !strings.HasPrefix(a.Error, "tls_policy: ")) {
+			t.Errorf("%s: attempt %+v, want class tls_policy and an error saying why", r, a)
+		}
+	}
+	logged := 0
+	for _, ev := range d.Events {
+		if ev.Type == store.EventDeferred && strings.Contains(ev.Detail+ev.Reply.Text, "tls_policy") {
+			logged++
+		}
+	}
+	if logged < 2 {
+		t.Errorf("activity log: %d deferrals naming tls_policy, want 2: %+v", logged, d.Events)
+	}
+	if n := len(w.mx["127.0.0.3"].Messages()); n != 0 {
+		t.Errorf("%d messages reached the host whose certificate the policy refuses", n)
 	}
 }
