@@ -8,6 +8,14 @@
 // It keeps no queue state: the queue package decides what to send and
 // what each result means for the delivery.
 //
+// TLS policy (tlspolicy.go, docs/tls.md): each host gets one policy, a
+// configured one, DANE (subpackage dane, TLSA records through a trusted
+// validating resolver), MTA-STS (subpackage mtasts), or opportunistic
+// "may"; a mandatory policy that is not met is a tls_policy failure.
+// Every session's TLS version, cipher, policy and certificate check are
+// in Conn.TLSInfo (Failure.TLS), and sessions under a policy are counted
+// for TLS reports (subpackage tlsrpt).
+//
 // Faults of the receiving side, and what delivery makes of them:
 //   - No reply after the final dot (a timeout, a close, garbage): the
 //     result's Err starts with PossibleDuplicate, since the receiver may
