@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -500,8 +501,9 @@ func (c *Config) TLSPolicyMap() map[string]string {
 // logs them at start.
 func (c *Config) Warnings() []string {
 	var out []string
-	for d, p := range c.TLSPolicyMap() {
-		if p == "dane" && !c.Delivery.DNSSEC {
+	pm := c.TLSPolicyMap()
+	for _, d := range slices.Sorted(maps.Keys(pm)) {
+		if p := pm[d]; p == "dane" && !c.Delivery.DNSSEC {
 			out = append(out, fmt.Sprintf("tls_policy %s = dane, but delivery.dnssec is off: without trusted DNSSEC answers there is no DANE, and delivery to %s is opportunistic", d, d))
 		}
 	}
