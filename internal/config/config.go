@@ -6,10 +6,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
-	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
