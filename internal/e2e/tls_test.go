@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/delivery/tlsrpt"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/testkit"
 )
@@ -165,6 +167,9 @@ func TestDeliveryTLSPolicies(t *testing.T) {
 dnssec = true
 tls_ca_file = %q
 
+[tlsrpt]
+enabled = true
+
 [[tls_policy]]
 domain = "verify-ok.test"
 policy = "verify"
@@ -255,5 +260,41 @@ policy = "verify"
 	}
 	if n := len(w.mx["127.0.0.3"].Messages()); n != 0 {
 		t.Errorf("%d messages reached the host whose certificate the policy refuses", n)
+	}
+
+	// The DANE sessions were counted for today's TLS reports, saved at
+	// shutdown (sent after the day: internal/delivery/tlsrpt tests that).
+	w.in.Stop()
+	day := time.Now().UTC().Format("2006-01-02")
+	b, err := os.ReadFile(filepath.Join(w.in.Dir, "tlsrpt", day+".json"))
+	if err != nil {
+		t.Fatalf("no TLS report counts saved: %v", err)
+	}
+	var counts map[string]struct {
+		Policies map[string]struct {
+			Policy  tlsrpt.PolicyDesc `json:"policy"`
+			Summary tlsrpt.Summary    `json:"summary"`
+		} `json:"policies"`
+	}
+	if err := json.Unmarshal(b, &counts); err != nil {
+		t.Fatal(err)
+	}
+	sum := func(dom string) (ok, failed int64) {
+		for _, p := range counts[dom].Policies {
+			if p.Policy.Type != tlsrpt.TLSA {
+				t.Errorf("%s: policy type %q", dom, p.Policy.Type)
+			}
+			ok, failed = ok+p.Summary.Successful, failed+p.Summary.Failed
+		}
+		return
+	}
+	if ok, failed := sum("dane-ok.test"); ok < 1 || failed != 0 {
+		t.Errorf("dane-ok.test: %d successful, %d failed sessions counted", ok, failed)
+	}
+	if ok, failed := sum("dane-bad.test"); ok != 0 || failed < 1 {
+		t.Errorf("dane-bad.test: %d successful, %d failed sessions counted", ok, failed)
+	}
+	if _, counted := counts["verify-ok.test"]; counted {
+		t.Error("a domain without MTA-STS or DANE counted for TLS reports")
 	}
 }
