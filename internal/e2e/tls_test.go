@@ -92,6 +92,11 @@ func TestSubmissionListenersTLS(t *testing.T) {
 		t.Fatalf("STARTTLS inside implicit TLS:\n%s", out)
 	}
 	waitMessages(t, w.mx["127.0.0.2"], 2)
+	// TLS 1.2 is the minimum on both ports.
+	if c, err := tls.Dial("tcp", smtps, &tls.Config{RootCAs: ca.Pool, ServerName: "posthorn.test", MaxVersion: tls.VersionTLS11}); err == nil {
+		c.Close()
+		t.Fatal("implicit TLS port accepted TLS 1.1")
+	}
 
 	// A session opened before the change keeps its connection.
 	old, err := tls.Dial("tcp", smtps, &tls.Config{RootCAs: ca.Pool, ServerName: "posthorn.test"})
