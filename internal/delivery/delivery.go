@@ -357,7 +357,7 @@ func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, hp hos
 			certErr, result := cc.err, cc.result
 			cc.mu.Unlock()
 			f.TLS = TLSInfo{Policy: hp.name, Result: result}
-			if certErr != nil && hp.required() {
+			if certErr != nil && hp.required() && strings.HasPrefix(result, "failed: ") {
 				f.Class = classify.TLSPolicy
 				f.Err = fmt.Sprintf("tls_policy: %s: the certificate of %s is not acceptable: %v", hp.name, t.host, certErr)
 				d.report(hp.report, false, resultType(hp, certErr), local, t.host, ip.String(), certErr.Error())
@@ -373,7 +373,9 @@ func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, hp hos
 		c.TLS, c.TLSInfo = true, TLSInfo{Version: tls.VersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite), Policy: hp.name, Result: cc.result}
 		certErr := cc.err
 		cc.mu.Unlock()
-		if certErr != nil {
+		if certErr != nil && (hp.level == PolicyVerify || hp.level == PolicyDANE) {
+			// Only a policy that authenticates counts a certificate it
+			// could not check as a failure (MTA-STS testing lands here).
 			d.report(hp.report, false, resultType(hp, certErr), local, t.host, ip.String(), certErr.Error())
 		} else {
 			d.report(hp.report, true, "", local, t.host, ip.String(), "")

@@ -270,7 +270,7 @@ func (d *Deliverer) tlsConfig(host string, hp hostPolicy, cc *certCheck) *tls.Co
 			if err != nil {
 				cc.err = err
 				switch {
-				case hp.required():
+				case hp.enforce && (hp.level == PolicyVerify || hp.level == PolicyDANE):
 					cc.result = "failed: " + err.Error()
 					return err
 				case hp.level == PolicyVerify:
