@@ -3,12 +3,17 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"mime"
+	"mime/multipart"
 	"net"
+	"net/mail"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -301,5 +306,77 @@ policy = "verify"
 	}
 	if _, counted := counts["verify-ok.test"]; counted {
 		t.Error("a domain without MTA-STS or DANE counted for TLS reports")
+	}
+}
+
+// TestTLSReportMailed: counts of a day that ended while posthorn was
+// stopped are reported at the next start: the report goes by mail,
+// through posthorn's own queue, to the rua of the domain's _smtp._tls
+// record, as multipart/report with the gzipped JSON.
+func TestTLSReportMailed(t *testing.T) {
+	w := newWorld(t, Options{Config: "[tlsrpt]\nenabled = true\norganization = \"E2E Org\"\n"}, "127.0.0.2")
+	w.domain("rua.test", "127.0.0.2")
+	w.dns.SetTXT("_smtp._tls.rpt.test", "v=TLSRPTv1; rua=mailto:reports@rua.test")
+	w.in.Stop()
+	day := time.Now().UTC().Add(-24 * time.Hour).Format("2006-01-02")
+	counts := `{"rpt.test":{"policies":{"sts":{"policy":{"policy-type":"sts","policy-string":["version: STSv1","mode: enforce","mx: mx.rpt.test","max_age: 86400"],"policy-domain":"rpt.test","mx-host":["mx.rpt.test"]},
+		"summary":{"total-successful-session-count":5,"total-failure-session-count":1},
+		"failures":{"x":{"result-type":"certificate-expired","receiving-mx-hostname":"mx.rpt.test","receiving-ip":"192.0.2.25","failed-session-count":1}}}}}}`
+	if err := os.MkdirAll(filepath.Join(w.in.Dir, "tlsrpt"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(w.in.Dir, "tlsrpt", day+".json"), []byte(counts), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.in.Restart()
+	msgs := waitMessages(t, w.mx["127.0.0.2"], 1)
+	m := msgs[0]
+	if m.From != "" || len(m.To) != 1 || m.To[0] != "reports@rua.test" {
+		t.Fatalf("report envelope: from %q to %v", m.From, m.To)
+	}
+	msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Header.Get("TLS-Report-Domain") != "rpt.test" || msg.Header.Get("TLS-Report-Submitter") != "posthorn.test" {
+		t.Fatalf("report headers: %v", msg.Header)
+	}
+	_, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
+	if err != nil || params["report-type"] != "tlsrpt" {
+		t.Fatalf("Content-Type %q", msg.Header.Get("Content-Type"))
+	}
+	mr := multipart.NewReader(msg.Body, params["boundary"])
+	var rep tlsrpt.Report
+	for {
+		p, err := mr.NextPart()
+		if err != nil {
+			t.Fatalf("no report part: %v", err)
+		}
+		if p.Header.Get("Content-Type") != "application/tlsrpt+gzip" {
+			continue
+		}
+		zr, err := gzip.NewReader(base64.NewDecoder(base64.StdEncoding, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.NewDecoder(zr).Decode(&rep); err != nil {
+			t.Fatal(err)
+		}
+		break
+	}
+	if rep.OrganizationName != "E2E Org" || len(rep.Policies) != 1 || rep.Policies[0].Summary.Successful != 5 ||
+		rep.Policies[0].Summary.Failed != 1 || rep.Policies[0].FailureDetails[0].ResultType != "certificate-expired" {
+		t.Fatalf("report %+v", rep)
+	}
+	// Sent: the day's counts are gone.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(w.in.Dir, "tlsrpt", day+".json")); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the sent day's counts were kept")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

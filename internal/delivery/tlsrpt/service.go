@@ -141,11 +141,13 @@ func (s *Service) Record(x Session) {
 	s.dirty = true
 }
 
-// Start saves counts and sends finished days every Interval.
+// Start sends the days that ended while posthorn was not running, then
+// saves counts and sends finished days every Interval.
 func (s *Service) Start(ctx context.Context) {
 	s.stop, s.done = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(s.done)
+		s.SendDue(ctx)
 		t := time.NewTicker(s.cfg.Interval)
 		defer t.Stop()
 		for {
