@@ -10,8 +10,9 @@
 //   - Counts are kept in memory and written to one JSON file per day in
 //     its directory (every minute and at Stop), so a restart loses at most
 //     a minute of counts and never a finished day.
-//   - A day's reports go out after the day ends (UTC); a domain whose
-//     sending failed is tried again each hour for a day, then dropped.
+//   - A day's reports go out after the day ends (UTC), or at the next
+//     Start for days that ended while stopped; a domain whose sending
+//     failed is tried again each hour for a day, then dropped.
 //   - https: report URIs must not resolve to private, loopback or
 //     link-local addresses unless AllowPrivate (a report URI is chosen by
 //     the remote domain, and must not be a way into our network); the

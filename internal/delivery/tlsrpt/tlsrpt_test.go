@@ -224,3 +224,23 @@ func TestDailyReport(t *testing.T) {
 		t.Fatalf("refused report not kept for a retry: %s %v", b, err)
 	}
 }
+
+func TestRUA(t *testing.T) {
+	dns := testkit.StartDNS(t)
+	res, err := delivery.NewResolver(dns.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns.SetTXT("_smtp._tls.one.test", "v=spf1 -all", "v=TLSRPTv1; rua=mailto:a@one.test, https://r.one.test/x ;")
+	dns.SetTXT("_smtp._tls.two.test", "v=TLSRPTv1; rua=mailto:a@two.test", "v=TLSRPTv1; rua=mailto:b@two.test")
+	dns.SetTXT("_smtp._tls.none.test", "v=TLSRPTv1;")
+	ctx := context.Background()
+	if r, err := tlsrpt.RUA(ctx, res, "one.test"); err != nil || len(r) != 2 || r[0] != "mailto:a@one.test" || r[1] != "https://r.one.test/x" {
+		t.Fatalf("one.test: %q %v", r, err)
+	}
+	for _, d := range []string{"two.test", "none.test", "missing.test"} {
+		if r, err := tlsrpt.RUA(ctx, res, d); err == nil {
+			t.Errorf("%s: %q accepted (two records, no rua, no record: no reports)", d, r)
+		}
+	}
+}
