@@ -417,11 +417,11 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 	}
-	if s.tlsrpt != nil {
-		errs = append(errs, s.tlsrpt.Stop()) // saves the day's counts
-	}
 	if s.sched != nil {
 		errs = append(errs, s.sched.Stop(ctx))
+	}
+	if s.tlsrpt != nil {
+		errs = append(errs, s.tlsrpt.Stop()) // after the last delivery: saves the day's counts
 	}
 	if s.admin != nil {
 		errs = append(errs, s.admin.Shutdown(ctx))
