@@ -152,8 +152,8 @@ func TestMTASTSCache(t *testing.T) {
 	}
 	check("first use", 1, "mx.cache.test")
 	check("again", 1, "mx.cache.test")
-	clk.add(59 * time.Minute)
-	check("before max_age", 1, "mx.cache.test")
+	clk.add(29 * time.Minute)
+	check("younger than half its max_age", 1, "mx.cache.test")
 
 	// A new id: fetched again at once.
 	e.setSTS("cache.test", "a2", "version: STSv1\nmode: enforce\nmx: mx2.cache.test\nmax_age: 3600\n")
@@ -163,9 +163,11 @@ func TestMTASTSCache(t *testing.T) {
 	mgr = e.manager(file, clk.now)
 	check("after restart", 2, "mx2.cache.test")
 
-	// max_age over: fetched again, though the id is the same.
-	clk.add(61 * time.Minute)
-	check("expired", 3, "mx2.cache.test")
+	// Older than half its max_age: fetched again, though the id is the
+	// same, so that it is renewed before it expires.
+	clk.add(31 * time.Minute)
+	check("refreshed", 3, "mx2.cache.test")
+	check("refreshed, again", 3, "mx2.cache.test")
 
 	// The policy server fails: the cached policy still holds until it expires.
 	e.mu.Lock()

@@ -116,7 +116,7 @@ func (m *Manager) Policy(ctx context.Context, domain string) Lookup {
 			return Lookup{FetchErr: fmt.Errorf("_mta-sts TXT record: %w", perr)}
 		}
 		return Lookup{}
-	case valid && cached.ID == id:
+	case valid && cached.ID == id && now.Before(cached.Fetched.Add(refreshAfter(cached.Policy))):
 		return Lookup{Policy: cached.Policy, ID: id, Cached: true}
 	}
 	pol, err := m.fetchOnce(ctx, domain, id)
@@ -129,6 +129,12 @@ func (m *Manager) Policy(ctx context.Context, domain string) Lookup {
 	}
 	return Lookup{Policy: pol, ID: id}
 }
+
+// refreshAfter is the age at which a cached policy is fetched again
+// though its id did not change: half its max_age, at most a day. RFC 8461
+// §5.1 asks senders to refresh policies before they expire, so that an
+// attacker blocking the fetch at expiry time cannot remove the policy.
+func refreshAfter(p *Policy) time.Duration { return min(p.MaxAge/2, 24*time.Hour) }
 
 // fetchOnce fetches domain's policy, sharing one fetch among concurrent
 // callers, and caches it.

@@ -16,6 +16,9 @@
 //     sts-policy-fetch-error).
 //   - A domain whose TXT record disappears keeps its cached policy until
 //     it expires (§5.1).
+//   - A cached policy older than half its max_age (at most a day) is
+//     fetched again on its next use, so it is renewed before it expires;
+//     if that fetch fails the cached policy still applies.
 //   - The cache (a JSON file in the data directory) is written atomically
 //     after every change, so a restart does not refetch every policy.
 //
