@@ -362,9 +362,15 @@ func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, hp hos
 				f.Err = fmt.Sprintf("tls_policy: %s: the certificate of %s is not acceptable: %v", hp.name, t.host, certErr)
 				d.report(hp.report, false, resultType(hp, certErr), local, t.host, ip.String(), certErr.Error())
 			} else if hp.required() {
+				reason, rt := "the handshake failed: "+f.Err, tlsrpt.ValidationFailure
+				if f.Reply.Code != 0 {
+					// A refused STARTTLS: the policy decides, not the reply
+					// rules, so the reply goes into the text.
+					reason, rt, f.Reply = "STARTTLS was answered "+f.Reply.String(), tlsrpt.StartTLSNotSupported, smtpproto.Reply{}
+				}
 				f.Class = classify.TLSPolicy
-				f.Err = fmt.Sprintf("tls_policy: %s requires TLS; the handshake with %s failed: %s", hp.name, t.host, f.Err)
-				d.report(hp.report, false, tlsrpt.ValidationFailure, local, t.host, ip.String(), "handshake failed: "+f.Err)
+				f.Err = fmt.Sprintf("tls_policy: %s requires TLS; with %s %s", hp.name, t.host, reason)
+				d.report(hp.report, false, rt, local, t.host, ip.String(), reason)
 			}
 			return nil, f, true
 		}

@@ -60,6 +60,25 @@ func TestConfiguredPolicies(t *testing.T) {
 			t.Errorf("%s: %+v, want tls_policy with %q", dom, f, want)
 		}
 	}
+	// A required policy and a STARTTLS that is refused or breaks: a
+	// tls_policy failure whatever the reply rules would say of the reply.
+	refuse := testkit.StartMX(t, "127.0.0.4", mxs[0].Port(), testkit.Script{Ehlo: testkit.Reply{Code: 250, Text: "mx\nSTARTTLS"}})
+	broken := testkit.StartMX(t, "127.0.0.5", mxs[0].Port(), testkit.Script{StartTLS: true, BreakTLS: true})
+	for dom, ip := range map[string]string{"refuse.test": refuse.IP(), "broken.test": broken.IP()} {
+		e.dns.SetMX(dom, testkit.MX{Pref: 10, Host: "mx." + dom})
+		e.dns.SetA("mx."+dom, ip)
+		d.cfg.TLS.Policies[dom] = "encrypt"
+	}
+	for dom, want := range map[string]string{"refuse.test": "STARTTLS was answered 502", "broken.test": "the handshake failed"} {
+		c, f := d.Dial(ctx, dom)
+		if f == nil {
+			c.Close()
+			t.Fatalf("%s: connected without TLS under encrypt", dom)
+		}
+		if f.Class != classify.TLSPolicy || f.Reply.Code != 0 || !strings.Contains(f.Err, want) {
+			t.Errorf("%s: %+v, want tls_policy without a reply to reclassify, text %q", dom, f, want)
+		}
+	}
 	// "*" applies to a domain of no provider.
 	e.dns.SetMX("star.test", testkit.MX{Pref: 10, Host: "mx.star.test"})
 	e.dns.SetA("mx.star.test", "127.0.0.2")
