@@ -154,7 +154,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		res := results[i]
 		state, next, ev := s.decide(r, res.Class, false, end, d.th.PausedUntil())
 		outs[i] = store.Outcome{DeliveryID: r.ID, State: state, NextAt: next, Class: string(res.Class), Phase: res.Phase,
-			Reply: res.Reply, Error: res.Err, MX: conn.MX, IP: conn.IP, TLS: conn.TLS, StartedAt: start, Provider: s.dl.Provider(j.Domain),
+			Reply: res.Reply, Error: res.Err, MX: conn.MX, IP: conn.IP, TLS: conn.TLS, TLSDetail: store.TLSDetail(conn.TLSInfo), StartedAt: start, Provider: s.dl.Provider(j.Domain),
 			Duration: end.Sub(start), Event: ev}
 	}
 	s.adapt(d, results[0].Class, results[0].Reply, results, end)
@@ -324,7 +324,7 @@ func (s *Scheduler) failAll(j *Job, f *delivery.Failure, start time.Time) []stor
 	for i, r := range j.Rcpts {
 		state, next, ev := s.decide(r, f.Class, f.Permanent, end, d0(j).th.PausedUntil())
 		outs[i] = store.Outcome{DeliveryID: r.ID, State: state, NextAt: next, Class: string(f.Class), Phase: f.Phase,
-			Reply: f.Reply, Error: f.Err, MX: f.MX, IP: f.IP, StartedAt: start, Duration: end.Sub(start), Event: ev}
+			Reply: f.Reply, Error: f.Err, MX: f.MX, IP: f.IP, TLSDetail: store.TLSDetail(f.TLS), StartedAt: start, Duration: end.Sub(start), Event: ev}
 	}
 	return outs
 }

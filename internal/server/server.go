@@ -6,7 +6,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,16 +27,17 @@ import (
 	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/events/alerts"
 	"github.com/posthorn/posthorn/internal/events/webhook"
+	"github.com/posthorn/posthorn/internal/delivery/tlsrpt"
 	"github.com/posthorn/posthorn/internal/inbound"
 	"github.com/posthorn/posthorn/internal/metrics"
 	"github.com/posthorn/posthorn/internal/queue"
-	"github.com/posthorn/posthorn/internal/selfsigned"
 	"github.com/posthorn/posthorn/internal/shaping"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/store/sqlite"
 	"github.com/posthorn/posthorn/internal/submission"
 	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
+	"github.com/posthorn/posthorn/internal/tlscert"
 	"github.com/posthorn/posthorn/internal/unsubscribe"
 	"github.com/posthorn/posthorn/internal/verp"
 )
@@ -51,6 +51,9 @@ type Server struct {
 	tenants *tenant.Manager
 	sched   *queue.Scheduler
 	smtp    *submission.Server
+	smtps   *submission.Server // implicit TLS (submissions_listen)
+	certs   *tlscert.Reloader  // the listeners' certificate files; nil with the self-signed one
+	tlsrpt  *tlsrpt.Service    // TLS reports; nil when off
 	http    *http.Server
 	admin   *http.Server
 	adminLn net.Listener
@@ -153,6 +156,10 @@ func (s *Server) start(ctx context.Context) error {
 	if cfg.Smarthost != "" {
 		routes = append(routes, config.Route{Domain: "*", Host: cfg.Smarthost, TLS: "opportunistic"})
 	}
+	tlsPolicy, err := s.deliveryTLS(res)
+	if err != nil {
+		return err
+	}
 	var provs []delivery.Provider
 	for _, p := range cfg.Providers {
 		provs = append(provs, delivery.Provider{Name: p.Name, MXSuffixes: p.MXSuffixes})
@@ -161,7 +168,7 @@ func (s *Server) start(ctx context.Context) error {
 		Hostname: cfg.Hostname, Port: cfg.DeliveryPort, Routes: routes,
 		Providers:      delivery.MergeProviders(delivery.DefaultProviders, provs),
 		ConnectTimeout: cfg.Delivery.ConnectTimeout.Duration, CommandTimeout: cfg.Delivery.CommandTimeout.Duration,
-		DataTimeout: cfg.Delivery.DataTimeout.Duration,
+		DataTimeout: cfg.Delivery.DataTimeout.Duration, TLS: tlsPolicy,
 	}, res)
 	sup, err := suppress.Load(ctx, s.st)
 	if err != nil {
@@ -237,6 +244,9 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.startWebhooks(ctx, res); err != nil {
 		return err
 	}
+	if s.tlsrpt != nil {
+		s.tlsrpt.Start(ctx)
+	}
 	ops := &api.QueueOps{Store: s.st, Sched: s.sched, Inspect: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
 
 	if err := s.startAdmin(ops); err != nil {
@@ -265,14 +275,24 @@ func (s *Server) start(ctx context.Context) error {
 			return err
 		}
 	}
-	if cfg.SMTPListen != "" {
-		tlsCfg, err := s.tlsConfig()
-		if err != nil {
-			return err
+	if cfg.SMTPListen == "" && cfg.SubmissionsListen == "" {
+		return nil
+	}
+	tlsCfg, err := s.listenerTLS()
+	if err != nil {
+		return err
+	}
+	for _, l := range []struct {
+		addr     string
+		implicit bool
+		srv      **submission.Server
+	}{{cfg.SMTPListen, false, &s.smtp}, {cfg.SubmissionsListen, true, &s.smtps}} {
+		if l.addr == "" {
+			continue
 		}
 		trusted, _ := cfg.TrustedPrefixes()
-		s.smtp = submission.New(submission.Config{
-			Listen: cfg.SMTPListen, Hostname: cfg.Hostname, TLS: tlsCfg,
+		srv := submission.New(submission.Config{
+			Listen: l.addr, Hostname: cfg.Hostname, TLS: tlsCfg, ImplicitTLS: l.implicit,
 			MaxMessageSize: cfg.SMTP.MaxMessageSize, MaxRecipients: cfg.SMTP.MaxRecipients,
 			MaxLineLength: cfg.SMTP.MaxLineLength, MaxConnections: cfg.SMTP.MaxConnections,
 			ReadTimeout: cfg.SMTP.ReadTimeout.Duration, AllowInsecureAuth: cfg.SMTP.AllowInsecureAuth,
@@ -280,10 +300,10 @@ func (s *Server) start(ctx context.Context) error {
 			MaxErrors: cfg.SMTP.MaxErrors, MaxMessagesPerSession: cfg.SMTP.MaxMessagesPerSession,
 			MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP, DataTimeout: cfg.SMTP.DataTimeout.Duration,
 		}, pipe, s.tenants, s.log.With("part", "smtp"))
-		if err := s.smtp.Start(ctx); err != nil {
-			s.smtp = nil
+		if err := srv.Start(ctx); err != nil {
 			return err
 		}
+		*l.srv = srv
 	}
 	return nil
 }
@@ -312,20 +332,6 @@ func (s *Server) startDomains(ctx context.Context) error {
 		s.log.Warn("SENDER CHECK OFF: allow_unverified_senders is set, tenants may send from any domain (mail of their verified domains is still DKIM-signed)")
 	}
 	return nil
-}
-
-func (s *Server) tlsConfig() (*tls.Config, error) {
-	var cert tls.Certificate
-	var err error
-	if s.cfg.SMTP.TLSCert != "" {
-		cert, err = tls.LoadX509KeyPair(s.cfg.SMTP.TLSCert, s.cfg.SMTP.TLSKey)
-	} else {
-		cert, err = selfsigned.LoadOrCreate(s.cfg.TLSDir(), s.cfg.Hostname)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("tls certificate: %w", err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 func (s *Server) startAdmin(ops *api.QueueOps) error {
@@ -441,6 +447,9 @@ func (s *Server) startHTTP(v1, unsub http.Handler) error {
 // SMTPAddr is the submission listener's address.
 func (s *Server) SMTPAddr() net.Addr { return s.smtp.Addr() }
 
+// SubmissionsAddr is the implicit-TLS submission listener's address.
+func (s *Server) SubmissionsAddr() net.Addr { return s.smtps.Addr() }
+
 // Stop shuts down in order: stop taking mail, let deliveries in flight
 // finish, then close the store.
 func (s *Server) Stop(ctx context.Context) error {
@@ -450,6 +459,12 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	if s.smtp != nil {
 		errs = append(errs, s.smtp.Stop(ctx))
+	}
+	if s.smtps != nil {
+		errs = append(errs, s.smtps.Stop(ctx))
+	}
+	if s.certs != nil {
+		s.certs.Stop()
 	}
 	if s.inbound != nil {
 		errs = append(errs, s.inbound.Stop(ctx))
@@ -469,6 +484,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	if s.webhooks != nil {
 		s.webhooks.Stop()
+	}
+	if s.tlsrpt != nil {
+		errs = append(errs, s.tlsrpt.Stop()) // after the last delivery: saves the day's counts
 	}
 	if s.admin != nil {
 		errs = append(errs, s.admin.Shutdown(ctx))

@@ -127,6 +127,7 @@ type Outcome struct {
 	MX, IP     string
 	Provider   string
 	TLS        bool
+	TLSDetail  TLSDetail // version, cipher, policy and certificate check of the session
 	StartedAt  time.Time
 	Duration   time.Duration
 	Event      string // event type to log

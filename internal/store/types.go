@@ -188,6 +188,19 @@ type Attempt struct {
 	Class      string          `json:"class"`
 	Phase      string          `json:"phase,omitempty"`
 	Error      string          `json:"error,omitempty"` // local error (DNS, connect, TLS) when there is no reply
+	TLSDetail  TLSDetail       `json:"tls_detail,omitzero"`
+}
+
+// TLSDetail is what an attempt's TLS session was: the protocol version
+// and cipher suite negotiated, the policy that applied to the host
+// ("may", "mta-sts enforce", "dane", ...) and the result of checking the
+// server's certificate against it ("pkix ok", "dane-ee match", "not
+// verified: ...", or the failure).
+type TLSDetail struct {
+	Version string `json:"version,omitempty"`
+	Cipher  string `json:"cipher,omitempty"`
+	Policy  string `json:"policy,omitempty"`
+	Result  string `json:"result,omitempty"`
 }
 
 // Event is one line of the activity log.
