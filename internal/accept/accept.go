@@ -35,6 +35,7 @@ type Enqueuer interface {
 type Submission struct {
 	TenantID   string
 	SMTPUser   string
+	APIKey     string // the API key's ID for HTTP submissions
 	Source     string // "smtp" or "http"
 	ClientIP   string
 	Helo       string
@@ -219,6 +220,9 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time, v *Verdict) (*store.N
 		return nil, &Error{Code: 554, Enhanced: "5.6.0", Msg: "message contains a NUL character; not accepted"}
 	}
 	id := ulid.Make().String()
+	if v != nil && v.id != "" {
+		id = v.id
+	}
 	hdr, rest := splitHeader(body)
 	h := parseHeader(hdr)
 

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/posthorn/posthorn/internal/store"
 )
 
@@ -21,6 +23,9 @@ type Check interface {
 
 // CheckInput is what a check sees of one submission.
 type CheckInput struct {
+	// ID is the queue ID the message will have if stored (for the
+	// scanner's Queue-Id and logs).
+	ID   string
 	Sub  *Submission
 	Body []byte     // the message as submitted, CRLF line endings
 	Lane store.Lane // the lane the message will go in (header override applied)
@@ -41,6 +46,8 @@ type Verdict struct {
 	// Done is called once with whether the message was stored (false: an
 	// error after this check, a failed write, an idempotent repeat).
 	Done func(stored bool)
+
+	id string // the queue ID given to the checks
 }
 
 // merge adds v's decisions to the combined verdict.
@@ -92,8 +99,8 @@ func (p *Pipeline) runChecks(ctx context.Context, subs []*Submission) ([]*Verdic
 	}
 	one := func(i int) {
 		sub := subs[i]
-		in := &CheckInput{Sub: sub, Body: CanonicalLineEndings(sub.Body), Lane: laneOf(sub)}
-		all := &Verdict{}
+		in := &CheckInput{ID: ulid.Make().String(), Sub: sub, Body: CanonicalLineEndings(sub.Body), Lane: laneOf(sub)}
+		all := &Verdict{id: in.ID}
 		for _, c := range p.Checks {
 			v, err := c.Check(ctx, in)
 			if err != nil {
