@@ -17,7 +17,7 @@ type Rules struct {
 	// (168: a week).
 	BaselineHours int
 	// Factor: the current rate (scaled to an hour) above Factor times the
-	// baseline (the p95 of the sender's hourly counts) is a jump...
+	// baseline (the p95 of the sender's hourly counts) is a jump (0: off)...
 	Factor float64
 	// ... when the window holds at least MinVolume messages.
 	MinVolume int
@@ -101,7 +101,7 @@ func (h *history) observe(r *Rules, now time.Time, domains []string) *Alert {
 	if base < 1 {
 		base = 1 // a sender who sent nothing per hour may still send a little
 	}
-	if rate > r.Factor*base {
+	if r.Factor > 0 && rate > r.Factor*base {
 		return &Alert{Rule: "rate_jump", At: now, WindowCount: n, Window: r.Window.String(), RatePerHour: round2(rate),
 			BaselineP95: h.p95, BaselineHours: r.BaselineHours, Factor: r.Factor}
 	}

@@ -99,6 +99,9 @@ func (p *Pipeline) runChecks(ctx context.Context, subs []*Submission) ([]*Verdic
 	}
 	one := func(i int) {
 		sub := subs[i]
+		if sub.Source == "dsn" {
+			return // mail posthorn writes itself is not checked
+		}
 		in := &CheckInput{ID: ulid.Make().String(), Sub: sub, Body: CanonicalLineEndings(sub.Body), Lane: laneOf(sub)}
 		all := &Verdict{id: in.ID}
 		for _, c := range p.Checks {

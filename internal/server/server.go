@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/abuse"
 	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/bounce"
@@ -28,6 +29,7 @@ import (
 	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/inbound"
 	"github.com/posthorn/posthorn/internal/queue"
+	"github.com/posthorn/posthorn/internal/scan"
 	"github.com/posthorn/posthorn/internal/selfsigned"
 	"github.com/posthorn/posthorn/internal/shaping"
 	"github.com/posthorn/posthorn/internal/store"
@@ -57,6 +59,8 @@ type Server struct {
 	inbound *inbound.Server
 	sup     *suppress.List
 	domains *domain.Service
+	guard   *abuse.Guard // quotas and the anomaly detector
+	scan    *scan.Check  // nil: no content scanning
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -213,6 +217,10 @@ func (s *Server) start(ctx context.Context) error {
 			x, ok := sup.Check(tenantID, addr)
 			return x.Reason, ok
 		}}
+	if s.pipe.Checks, err = s.protection(ctx, lanes); err != nil {
+		return err
+	}
+	s.pipe.OnEventError = func(e store.Event, err error) { s.log.Error("record accept event", "type", e.Type, "err", err) }
 	pipe := s.pipe
 	if err := s.sched.Start(ctx); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
@@ -324,6 +332,8 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 	s.adminLn = ln
 	mux := http.NewServeMux()
 	mux.Handle("/admin/", adm.Handler())
+	mux.Handle("/admin/v1/abuse", s.abuseAdmin(ops))
+	mux.Handle("/admin/v1/abuse/", s.abuseAdmin(ops))
 	// Profiling for operators, reachable only through the admin socket.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
