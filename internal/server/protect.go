@@ -85,7 +85,10 @@ func (s *Server) protection(ctx context.Context, unsubLanes map[store.Lane]bool)
 			}
 			return base
 		}
-		s.scan = &scan.Check{Scanner: &scan.Rspamd{URL: sc.RspamdURL, HTTP: &http.Client{}}, Timeout: sc.Timeout.Duration,
+		s.scan = &scan.Check{Scanner: &scan.Rspamd{URL: sc.RspamdURL,
+			// Connections are kept for every concurrent scan (the default
+			// keeps two, and reconnects for the rest).
+			HTTP: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, IdleConnTimeout: time.Minute}}}, Timeout: sc.Timeout.Duration,
 			Default: pol(sc.Fail, sc.ActionReject, scan.Policy{}), Tenants: map[string]scan.Policy{}, Events: s.st,
 			Log: s.log.With("part", "scan"), Now: time.Now}
 		for _, t := range sc.Tenants {

@@ -55,14 +55,17 @@ logging {
 worker "normal" {
     bind_socket = "%s";
     .include "$CONFDIR/worker-normal.inc"
-    count = 1;
+    count = %d;
     task_timeout = 8s;
 }
 `
 
-// Start starts rspamd and waits until it answers (rspamd loads its rules
-// for a few seconds).
-func Start(timeout time.Duration) (*Server, error) {
+// Start starts rspamd with one normal worker and waits until it answers
+// (rspamd loads its rules for a few seconds).
+func Start(timeout time.Duration) (*Server, error) { return StartWorkers(timeout, 1) }
+
+// StartWorkers is Start with n normal workers (benchmarks).
+func StartWorkers(timeout time.Duration, n int) (*Server, error) {
 	bin, err := exec.LookPath("rspamd")
 	if err != nil {
 		return nil, ErrMissing
@@ -97,7 +100,7 @@ func Start(timeout time.Duration) (*Server, error) {
 		return fail(err)
 	}
 	cfg := filepath.Join(dir, "rspamd.conf")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(conf, addr)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(conf, addr, max(n, 1))), 0o644); err != nil {
 		return fail(err)
 	}
 	args := []string{"-f", "-c", cfg, "--var=DBDIR=" + db, "--var=RUNDIR=" + db, "--var=LOGDIR=" + db,
