@@ -1,6 +1,9 @@
 // Package accept is the one acceptance pipeline for every way mail comes
 // in (SMTP submission now, the HTTP API later): it validates the envelope,
-// canonicalises line endings, adds the headers an MTA owes (Received,
+// runs the abuse-protection checks (checks.go: content policy, quotas and
+// the compromised-account detector, content scanning; they may refuse,
+// hold or tag a message), canonicalises line endings, adds the headers an
+// MTA owes (Received,
 // Message-ID, Date), checks that the sender domains are the tenant's own
 // and DKIM-signs the result (senders.go, with internal/domain), writes
 // message and deliveries durably, and only then hands the deliveries to
