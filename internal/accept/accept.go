@@ -3,8 +3,7 @@
 // runs the abuse-protection checks (checks.go: content policy, quotas and
 // the compromised-account detector, content scanning; they may refuse,
 // hold or tag a message), canonicalises line endings, adds the headers an
-// MTA owes (Received,
-// Message-ID, Date), checks that the sender domains are the tenant's own
+// MTA owes (Received, Message-ID, Date), checks that the sender domains are the tenant's own
 // and DKIM-signs the result (senders.go, with internal/domain), writes
 // message and deliveries durably, and only then hands the deliveries to
 // the scheduler. Nothing else creates messages.
