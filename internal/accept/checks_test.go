@@ -56,7 +56,7 @@ func TestChecks(t *testing.T) {
 			}
 			v := &Verdict{Headers: []string{"X-Checked: yes"}, Tags: []string{"checked"},
 				Events: []store.Event{{Type: "scanned", Detail: `{"score":1}`}},
-				Done: func(stored bool) { mu.Lock(); done[subject] = stored; mu.Unlock() }}
+				Done:   func(stored bool) { mu.Lock(); done[subject] = stored; mu.Unlock() }}
 			v.Hold = subject == "hold"
 			return v, nil
 		})}}
