@@ -72,3 +72,57 @@ func abuseCmd(g *globals) *cobra.Command {
 		},
 	}
 }
+
+func addQuotaFlags(c *cobra.Command) {
+	c.Flags().Int("quota-hour", 0, "messages this sender may send per hour (0: no limit; default: the config's)")
+	c.Flags().Int("quota-day", 0, "messages this sender may send per day (0: no limit; default: the config's)")
+}
+
+// quotaFlags builds a quota request from the flags that were given.
+func quotaFlags(cmd *cobra.Command, what, name string) (abuse.QuotaRequest, bool) {
+	req := abuse.QuotaRequest{}
+	if what == "user" {
+		req.User = name
+	} else {
+		req.APIKey = name
+	}
+	set := false
+	for flag, dst := range map[string]**int{"quota-hour": &req.Hour, "quota-day": &req.Day} {
+		if cmd.Flags().Changed(flag) {
+			v, _ := cmd.Flags().GetInt(flag)
+			*dst, set = &v, true
+		}
+	}
+	if c, _ := cmd.Flags().GetBool("clear-quota"); c {
+		req.Clear, set = true, true
+	}
+	return req, set
+}
+
+// quotaSetCmd is `user set NAME` and `apikey set ID`: for now, the
+// sender's quotas (kept in the data directory's quotas.json).
+func quotaSetCmd(g *globals, what string) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "set " + map[string]string{"user": "NAME", "apikey": "ID"}[what],
+		Short: "Change a sender's quotas (messages per hour and per day)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			req, ok := quotaFlags(cmd, what, args[0])
+			if !ok {
+				return fmt.Errorf("nothing to change: give --quota-hour, --quota-day or --clear-quota")
+			}
+			var res abuse.QuotaResponse
+			if err := call(g, "POST", "/admin/v1/abuse/quota", req, &res); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(res)
+			}
+			fmt.Printf("%s: %d messages per hour, %d per day (0: no limit)\n", res.Principal, res.Hour, res.Day)
+			return nil
+		},
+	}
+	addQuotaFlags(c)
+	c.Flags().Bool("clear-quota", false, "go back to the quotas of the config file")
+	return c
+}

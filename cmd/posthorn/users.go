@@ -25,6 +25,11 @@ func userCmd(g *globals) *cobra.Command {
 			if err := call(g, "POST", "/admin/v1/users", req, &res); err != nil {
 				return err
 			}
+			if q, ok := quotaFlags(cmd, "user", args[0]); ok {
+				if err := call(g, "POST", "/admin/v1/abuse/quota", q, nil); err != nil {
+					return fmt.Errorf("user %s added, but its quota was not set: %w", args[0], err)
+				}
+			}
 			if g.json {
 				return printJSON(res)
 			}
@@ -37,7 +42,8 @@ func userCmd(g *globals) *cobra.Command {
 	add.Flags().StringVar(&req.Lane, "lane", "", "default lane for this user's mail: high, normal, low")
 	add.Flags().BoolVar(&req.DSN, "dsn", false, "send the envelope sender a DSN (bounce notice) when this user's mail finally fails")
 	add.Flags().BoolVar(&req.MessageIDIdempotency, "message-id-idempotency", false, "treat the Message-ID header as an idempotency key: a resubmission is answered, not queued again")
-	cmd.AddCommand(add, listCmd(g, "list", "List SMTP users", "/admin/v1/users"), releaseCmd(g, "user"))
+	addQuotaFlags(add)
+	cmd.AddCommand(add, listCmd(g, "list", "List SMTP users", "/admin/v1/users"), releaseCmd(g, "user"), quotaSetCmd(g, "user"))
 	return cmd
 }
 
@@ -65,7 +71,7 @@ func apikeyCmd(g *globals) *cobra.Command {
 	create.Flags().StringVar(&req.Tenant, "tenant", "", "tenant name or id (default: the default tenant)")
 	create.Flags().StringVar(&req.Name, "name", "", "a name to recognise the key by")
 	create.Flags().StringVar(&scopes, "scope", "send,read", "scopes, comma separated: send, read, admin")
-	cmd.AddCommand(create, listCmd(g, "list", "List API keys (without secrets)", "/admin/v1/apikeys"), releaseCmd(g, "apikey"))
+	cmd.AddCommand(create, listCmd(g, "list", "List API keys (without secrets)", "/admin/v1/apikeys"), releaseCmd(g, "apikey"), quotaSetCmd(g, "apikey"))
 	return cmd
 }
 

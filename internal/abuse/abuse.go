@@ -73,9 +73,11 @@ type Guard struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	mu      sync.Mutex
-	users   map[string]*sender
-	tenants map[string]*counter
+	mu        sync.Mutex
+	users     map[string]*sender
+	tenants   map[string]*counter
+	set       map[string]Quota // set by the operator (quotas.json), by sender
+	quotaFile string
 }
 
 // sender is one principal's state.
@@ -193,6 +195,9 @@ func quotaError(whose string, wait time.Duration) error {
 }
 
 func (g *Guard) userQuota(p string) Quota {
+	if q, ok := g.set[p]; ok {
+		return q
+	}
 	if q, ok := g.cfg.Users[p]; ok {
 		return q
 	}
@@ -321,4 +326,46 @@ func (g *Guard) Load(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// SetQuota sets (or with nil, removes) one sender's quota as the operator
+// asked (posthorn user set --quota-hour/--quota-day); it overrides the
+// config file and is saved in the quota file.
+func (g *Guard) SetQuota(principal string, q *Quota) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	next := make(map[string]Quota, len(g.set)+1)
+	for k, v := range g.set {
+		next[k] = v
+	}
+	if q == nil {
+		delete(next, principal)
+	} else {
+		next[principal] = *q
+	}
+	if g.quotaFile != "" {
+		if err := saveQuotas(g.quotaFile, next); err != nil {
+			return err
+		}
+	}
+	g.set = next
+	return nil
+}
+
+// QuotaOf is the quota that applies to a sender now.
+func (g *Guard) QuotaOf(principal string) Quota {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.userQuota(principal)
+}
+
+// Quotas returns the operator-set quotas by sender.
+func (g *Guard) Quotas() map[string]Quota {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string]Quota, len(g.set))
+	for k, v := range g.set {
+		out[k] = v
+	}
+	return out
 }

@@ -267,17 +267,27 @@ func TestSenderAnomalyHeld(t *testing.T) {
 	}
 }
 
-// TestQuotaExceeded: with an hour of 4s and 3 messages per hour, the
-// fourth message gets 452 4.7.1 over SMTP (429 with Retry-After over
-// HTTP) and is not queued; the next hour it goes through.
+// TestQuotaExceeded: with an hour of 4s, API keys at the config's 3
+// messages per hour and the SMTP user at 2 (set with the CLI, kept over a
+// restart), the message over quota gets 452 4.7.1 over SMTP (429 with
+// Retry-After over HTTP) and is not queued; the next hour it goes through.
 func TestQuotaExceeded(t *testing.T) {
 	in := Start(t, Options{Config: "[abuse]\nhour = \"4s\"\nuser_quota_hour = 3\nfactor = 0.0\n"})
+	var q abuse.QuotaResponse
+	in.CLI(&q, "user", "set", in.Creds.SMTPUsername, "--quota-hour", "2")
+	if q.Hour != 2 || q.Day != 0 {
+		t.Fatalf("user set: %+v", q)
+	}
+	in.Stop()
+	in.Restart()
 	// Start just after an hour boundary (hours are aligned to the Unix
 	// epoch, as posthorn counts them), so the sends share one hour.
 	hour := 4 * time.Second
 	time.Sleep(time.Until(time.Now().Truncate(hour).Add(hour + 100*time.Millisecond)))
 	for i := range 3 {
-		in.Send("app@app.test", []string{"rcpt@example.org"}, cleanBody)
+		if i < 2 {
+			in.Send("app@app.test", []string{"rcpt@example.org"}, cleanBody)
+		}
 		if st := in.call(t, in.Creds.APIKey, "POST", "/v1/messages", apiSend("rcpt@example.org"), nil, nil); st != http.StatusAccepted {
 			t.Fatalf("API message %d: %d", i, st)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/abuse"
@@ -71,6 +72,9 @@ func (s *Server) protection(ctx context.Context, unsubLanes map[store.Lane]bool)
 	}
 	s.guard = abuse.New(ac, s.st, s.log.With("part", "abuse"), time.Now)
 	if err := s.guard.Load(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.guard.UseQuotaFile(filepath.Join(cfg.DataDir, "quotas.json")); err != nil {
 		return nil, err
 	}
 	checks = append(checks, s.guard)
