@@ -78,7 +78,16 @@ type Guard struct {
 	tenants   map[string]*counter
 	set       map[string]Quota // set by the operator (quotas.json), by sender
 	quotaFile string
+	// sentBy remembers the sender of recent messages for their bounces
+	// (bounded: the oldest are forgotten first).
+	sentBy    map[string]string
+	sentOrder []string
+	sentNext  int
 }
+
+// maxRemembered bounds how many messages' senders are remembered for
+// the bounce rule (about 10 MB).
+const maxRemembered = 200000
 
 // sender is one principal's state.
 type sender struct {
@@ -169,11 +178,14 @@ func (g *Guard) Check(ctx context.Context, in *accept.CheckInput) (*accept.Verdi
 		g.record(ctx, EventAlertFired, sub.TenantID, fired)
 	}
 	v := &accept.Verdict{Done: func(stored bool) {
-		if stored {
-			return
-		}
 		g.mu.Lock()
 		defer g.mu.Unlock()
+		if stored {
+			if p != "" {
+				g.remember(in.ID, p)
+			}
+			return
+		}
 		tc.undo(th, td)
 		if s != nil {
 			s.quota.undo(sh, sd)
@@ -184,6 +196,46 @@ func (g *Guard) Check(ctx context.Context, in *accept.CheckInput) (*accept.Verdi
 		v.Hold, v.Tags = true, []string{"held:abuse"}
 	}
 	return v, nil
+}
+
+// remember notes the sender of a stored message (g.mu held).
+func (g *Guard) remember(id, p string) {
+	if g.sentBy == nil {
+		g.sentBy = map[string]string{}
+	}
+	if len(g.sentOrder) < maxRemembered {
+		g.sentOrder = append(g.sentOrder, id)
+	} else {
+		delete(g.sentBy, g.sentOrder[g.sentNext])
+		g.sentOrder[g.sentNext] = id
+		g.sentNext = (g.sentNext + 1) % maxRemembered
+	}
+	g.sentBy[id] = p
+}
+
+// HardBounced tells the detector that n recipients of a message finally
+// hard-bounced (the scheduler's OnFailed). Messages it no longer
+// remembers (older, or from before a restart) are not counted.
+func (g *Guard) HardBounced(ctx context.Context, messageID, tenantID string, n int) {
+	if n <= 0 {
+		return
+	}
+	now := g.now()
+	g.mu.Lock()
+	p := g.sentBy[messageID]
+	s := g.users[p]
+	var fired *Alert
+	if s != nil {
+		if a := s.hist.bounced(&g.cfg.Rules, now, n); a != nil && s.alert == nil {
+			a.Principal, a.Tenant = p, tenantID
+			s.alert, s.held, fired = a, map[string]struct{}{}, a
+		}
+	}
+	g.mu.Unlock()
+	if fired != nil {
+		g.log.Warn("sender flagged: new mail is held until an operator releases it", "principal", p, "tenant", tenantID, "why", fired.summary())
+		g.record(ctx, EventAlertFired, tenantID, fired)
+	}
 }
 
 func quotaError(whose string, wait time.Duration) error {

@@ -3,6 +3,7 @@ package abuse
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -162,5 +163,40 @@ func TestQuota(t *testing.T) {
 	}
 	if _, err := send(t, g, "big", 10); err != nil {
 		t.Fatalf("user override: %v", err)
+	}
+}
+
+// TestHardBounceShare: more than 10% hard bounces over 100+ recipients
+// flags the sender; bounces of messages it did not send do not count.
+func TestHardBounceShare(t *testing.T) {
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	ev := &events{}
+	g := New(Config{Rules: Rules{Hour: time.Hour, Window: 10 * time.Minute, BaselineHours: 168, BounceShare: 0.1, BounceMin: 100, BounceHours: 24}},
+		ev, slog.New(slog.NewTextHandler(io.Discard, nil)), c.now)
+	var ids []string
+	for i := range 120 {
+		id := fmt.Sprintf("m%d", i)
+		ids = append(ids, id)
+		v, err := g.Check(context.Background(), &accept.CheckInput{ID: id, Sub: &accept.Submission{TenantID: "t1", SMTPUser: "alice", Recipients: []string{"a@example.org"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v.Done(true)
+		c.t = c.t.Add(time.Minute)
+	}
+	g.HardBounced(context.Background(), "unknown", "t1", 50)
+	for _, id := range ids[:12] { // 12 of 120: exactly 10%, not above
+		g.HardBounced(context.Background(), id, "t1", 1)
+	}
+	if len(g.Flagged()) != 0 {
+		t.Fatalf("flagged at 10%%: %+v", g.Flagged())
+	}
+	g.HardBounced(context.Background(), ids[12], "t1", 1)
+	f := g.Flagged()
+	if len(f) != 1 || f[0].Rule != "hard_bounce_share" || f[0].HardBounces != 13 || f[0].Recipients != 120 {
+		t.Fatalf("flags: %+v", f)
+	}
+	if held, err := send(t, g, "alice", 1); err != nil || held != 1 {
+		t.Fatalf("after the alert: held %d, err %v", held, err)
 	}
 }

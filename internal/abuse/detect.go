@@ -24,13 +24,19 @@ type Rules struct {
 	// MaxDomains: more distinct recipient domains than this within one
 	// window is suspicious on its own (0: off).
 	MaxDomains int
+	// BounceShare: hard bounces above this share of the recipients the
+	// sender was accepted for over the last BounceHours hours, once there
+	// are at least BounceMin recipients (0 share: off).
+	BounceShare float64
+	BounceMin   int
+	BounceHours int
 }
 
 // Alert is why a sender was flagged, with the figures.
 type Alert struct {
 	Principal string    `json:"principal"`
 	Tenant    string    `json:"tenant"`
-	Rule      string    `json:"rule"` // rate_jump, recipient_domains
+	Rule      string    `json:"rule"` // rate_jump, recipient_domains, hard_bounce_share
 	At        time.Time `json:"at"`
 	// rate_jump
 	WindowCount   int     `json:"window_count,omitempty"`
@@ -42,6 +48,12 @@ type Alert struct {
 	// recipient_domains
 	Domains    int `json:"recipient_domains,omitempty"`
 	MaxDomains int `json:"max_domains,omitempty"`
+	// hard_bounce_share
+	Recipients  int     `json:"recipients,omitempty"`
+	HardBounces int     `json:"hard_bounces,omitempty"`
+	Share       float64 `json:"hard_bounce_share,omitempty"`
+	MaxShare    float64 `json:"max_hard_bounce_share,omitempty"`
+	Hours       int     `json:"over_hours,omitempty"`
 }
 
 // history is one sender's recent traffic.
@@ -50,13 +62,16 @@ type history struct {
 	recent  []time.Time          // accepted messages within the window, oldest first
 	hours   map[int64]int        // messages per hour index, over the baseline
 	domains map[string]time.Time // recipient domain -> last seen
+	rcpts   map[int64]int        // recipients accepted per hour index, over BounceHours
+	bounces map[int64]int        // hard bounces per hour index
 	p95At   int64                // the hour index p95 was computed for
 	p95     float64
 	p95OK   bool // at least one complete hour of history
 }
 
 func newHistory(now time.Time) *history {
-	return &history{first: now, hours: map[int64]int{}, domains: map[string]time.Time{}, p95At: -1}
+	return &history{first: now, hours: map[int64]int{}, domains: map[string]time.Time{}, rcpts: map[int64]int{},
+		bounces: map[int64]int{}, p95At: -1}
 }
 
 // maxRecent bounds the timestamps kept for one sender's window.
@@ -76,6 +91,7 @@ func (h *history) observe(r *Rules, now time.Time, domains []string) *Alert {
 	}
 	hour := now.UnixNano() / int64(r.Hour)
 	h.hours[hour]++
+	h.rcpts[hour] += len(domains)
 	for _, d := range domains {
 		h.domains[d] = now
 	}
@@ -140,12 +156,47 @@ func (h *history) reset() {
 	clear(h.domains)
 }
 
+// bounced adds hard bounces and returns an alert when their share of
+// the sender's recipients over the last BounceHours breaks the rule.
+func (h *history) bounced(r *Rules, now time.Time, n int) *Alert {
+	hour := now.UnixNano() / int64(r.Hour)
+	h.bounces[hour] += n
+	if r.BounceShare <= 0 {
+		return nil
+	}
+	from := hour - int64(max(r.BounceHours, 1)) + 1
+	rc, bo := 0, 0
+	for _, m := range []map[int64]int{h.rcpts, h.bounces} {
+		for k := range m {
+			if k < from {
+				delete(m, k)
+			}
+		}
+	}
+	for _, v := range h.rcpts {
+		rc += v
+	}
+	for _, v := range h.bounces {
+		bo += v
+	}
+	if rc < r.BounceMin || rc == 0 {
+		return nil
+	}
+	if share := float64(bo) / float64(rc); share > r.BounceShare {
+		return &Alert{Rule: "hard_bounce_share", At: now, Window: (time.Duration(r.BounceHours) * r.Hour).String(), Recipients: rc,
+			HardBounces: bo, Share: round2(share), MaxShare: r.BounceShare, Hours: r.BounceHours}
+	}
+	return nil
+}
+
 func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
 
 func (a *Alert) summary() string {
 	switch a.Rule {
 	case "recipient_domains":
 		return fmt.Sprintf("%d recipient domains within %s (max %d)", a.Domains, a.Window, a.MaxDomains)
+	case "hard_bounce_share":
+		return fmt.Sprintf("%d hard bounces of %d recipients (%.0f%%, max %.0f%%) over %d hours", a.HardBounces, a.Recipients, a.Share*100, a.MaxShare*100, a.Hours)
 	}
 	return fmt.Sprintf("%d messages within %s (%.0f/h) against a baseline p95 of %.0f/h (factor %.1f)", a.WindowCount, a.Window, a.RatePerHour, a.BaselineP95, a.Factor)
 }

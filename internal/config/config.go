@@ -107,11 +107,17 @@ type Abuse struct {
 	Factor              float64  `toml:"factor"`         // rate above factor x baseline p95 per hour is a jump; 0: off
 	MinVolume           int      `toml:"min_volume"`     // ... with at least this many messages in the window
 	MaxRecipientDomains int      `toml:"max_recipient_domains"`
-	UserQuotaHour       int      `toml:"user_quota_hour"` // messages per sender (SMTP user, API key); 0: none
-	UserQuotaDay        int      `toml:"user_quota_day"`
-	TenantQuotaHour     int      `toml:"tenant_quota_hour"`
-	TenantQuotaDay      int      `toml:"tenant_quota_day"`
-	Quotas              []Quota  `toml:"quota"`
+	// Hard bounces above bounce_share of a sender's recipients over the
+	// last bounce_hours hours, once there are bounce_min_recipients, hold
+	// its new mail too (0 share: off).
+	BounceShare         float64 `toml:"bounce_share"`
+	BounceMinRecipients int     `toml:"bounce_min_recipients"`
+	BounceHours         int     `toml:"bounce_hours"`
+	UserQuotaHour       int     `toml:"user_quota_hour"` // messages per sender (SMTP user, API key); 0: none
+	UserQuotaDay        int     `toml:"user_quota_day"`
+	TenantQuotaHour     int     `toml:"tenant_quota_hour"`
+	TenantQuotaDay      int     `toml:"tenant_quota_day"`
+	Quotas              []Quota `toml:"quota"`
 }
 
 // Quota sets the quotas of one SMTP user, API key (ID) or tenant (name or
@@ -321,7 +327,7 @@ func Default() Config {
 		Unsubscribe: Unsubscribe{Lanes: []string{"low"}},
 		Scan:        Scan{Timeout: Duration{5 * time.Second}, Fail: "open", ActionReject: "reject"},
 		Abuse: Abuse{Hour: Duration{time.Hour}, Window: Duration{10 * time.Minute}, BaselineHours: 168, Factor: 10,
-			MinVolume: 100},
+			MinVolume: 100, BounceShare: 0.10, BounceMinRecipients: 100, BounceHours: 24},
 		Policy:   Policy{BlockExecutables: true},
 		Domains:  Domains{CheckInterval: Duration{time.Hour}},
 		Suppress: Suppress{OnHoldAfter: 3, OnHoldWindow: Duration{7 * 24 * time.Hour}, OnHoldFor: Duration{7 * 24 * time.Hour}},
@@ -523,6 +529,9 @@ func (c *Config) validateProtection() []error {
 	a := &c.Abuse
 	if a.Hour.Duration <= 0 || a.Window.Duration <= 0 || a.BaselineHours <= 0 || a.Factor < 0 || a.MinVolume < 0 || a.MaxRecipientDomains < 0 {
 		bad("abuse: hour, window and baseline_hours must be positive; factor, min_volume and max_recipient_domains not negative")
+	}
+	if a.BounceShare < 0 || a.BounceShare > 1 || a.BounceMinRecipients < 0 || a.BounceHours <= 0 {
+		bad("abuse: bounce_share must be within 0..1, bounce_min_recipients not negative, bounce_hours positive")
 	}
 	if a.UserQuotaHour < 0 || a.UserQuotaDay < 0 || a.TenantQuotaHour < 0 || a.TenantQuotaDay < 0 {
 		bad("abuse quotas must not be negative")

@@ -10,6 +10,7 @@ import (
 	"github.com/posthorn/posthorn/internal/abuse"
 	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/scan"
 	"github.com/posthorn/posthorn/internal/sendpolicy"
 	"github.com/posthorn/posthorn/internal/store"
@@ -52,7 +53,8 @@ func (s *Server) protection(ctx context.Context, unsubLanes map[store.Lane]bool)
 
 	a := &cfg.Abuse
 	ac := abuse.Config{Rules: abuse.Rules{Hour: a.Hour.Duration, Window: a.Window.Duration, BaselineHours: a.BaselineHours,
-		Factor: a.Factor, MinVolume: a.MinVolume, MaxDomains: a.MaxRecipientDomains},
+		Factor: a.Factor, MinVolume: a.MinVolume, MaxDomains: a.MaxRecipientDomains,
+		BounceShare: a.BounceShare, BounceMin: a.BounceMinRecipients, BounceHours: a.BounceHours},
 		UserQuota: abuse.Quota{PerHour: a.UserQuotaHour, PerDay: a.UserQuotaDay}, TenantQuota: abuse.Quota{PerHour: a.TenantQuotaHour, PerDay: a.TenantQuotaDay},
 		Users: map[string]abuse.Quota{}, Tenants: map[string]abuse.Quota{}}
 	for _, q := range a.Quotas {
@@ -108,6 +110,27 @@ func (s *Server) protection(ctx context.Context, unsubLanes map[store.Lane]bool)
 		s.log.Info("content scanning on", "rspamd", sc.RspamdURL, "fail", sc.Fail, "action_reject", sc.ActionReject)
 	}
 	return checks, nil
+}
+
+// onFailed tells the detector about hard bounces (the scheduler's
+// OnFailed, next to the DSN for the sender).
+func (s *Server) onFailed(messageID string, failed []queue.FailedRcpt) {
+	s.sendDSN(messageID, failed)
+	if s.guard == nil {
+		return
+	}
+	n, tenant := 0, ""
+	for _, f := range failed {
+		if f.Outcome.State == store.Bounced {
+			n++
+		}
+	}
+	if n > 0 {
+		if m, err := s.st.GetMessage(context.Background(), "", messageID, false); err == nil {
+			tenant = m.TenantID
+		}
+		s.guard.HardBounced(context.Background(), messageID, tenant, n)
+	}
 }
 
 // abuseAdmin serves /admin/v1/abuse on the admin socket.
