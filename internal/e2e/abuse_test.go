@@ -49,7 +49,8 @@ const cleanBody = "From: app@app.test\r\nTo: rcpt@example.org\r\nSubject: your r
 // TestRspamdScanning: GTUBE is refused over SMTP (550 5.7.1) and HTTP
 // (422 content_rejected), with rspamd's symbols in a scan_rejected event
 // and not in the reply; a clean message passes with a scanned event; a
-// bulk request is scanned item by item; with rspamd stopped, fail open
+// bulk request is scanned item by item; a tenant's policy "hold" holds
+// spam instead; with rspamd stopped, fail open
 // accepts (scan_failed on the message) and fail closed answers 451 / 503.
 func TestRspamdScanning(t *testing.T) {
 	rs := startRspamd(t)
@@ -117,6 +118,18 @@ func TestRspamdScanning(t *testing.T) {
 		if i != 3 && len(in.events("scanned", it.ID)) != 1 {
 			t.Fatalf("bulk item %d (%s) has no scanned event", i, it.ID)
 		}
+	}
+
+	// The tenant's policy holds spam instead: accepted, held, tagged.
+	in.Stop()
+	in.opts.Config = conf("open") + "[[scan.tenant]]\ntenant = \"default\"\naction_reject = \"hold\"\n"
+	in.Restart()
+	id = in.Send("app@app.test", []string{"rcpt@example.org"}, spamBody)
+	if d := in.Show(id); len(d.Deliveries) != 1 || d.Deliveries[0].State != store.Held || !strings.Contains(strings.Join(d.Message.Tags, ","), "spam") {
+		t.Fatalf("spam under the hold policy: %+v, tags %v", states(d), d.Message.Tags)
+	}
+	if sc := in.events("scanned", id); len(sc) != 1 || !strings.Contains(sc[0].Detail, `"policy":"hold"`) || !strings.Contains(sc[0].Detail, "GTUBE") {
+		t.Fatalf("scanned event under the hold policy: %+v", sc)
 	}
 
 	// rspamd stops: fail open accepts, unscanned, and says so.
