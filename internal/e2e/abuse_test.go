@@ -48,7 +48,8 @@ const cleanBody = "From: app@app.test\r\nTo: rcpt@example.org\r\nSubject: your r
 
 // TestRspamdScanning: GTUBE is refused over SMTP (550 5.7.1) and HTTP
 // (422 content_rejected), with rspamd's symbols in a scan_rejected event
-// and not in the reply; a clean message passes with a scanned event; a
+// and not in the reply; a clean message passes with a scanned event; an
+// "add header" verdict tags the message and adds X-Spam headers; a
 // bulk request is scanned item by item; a tenant's policy "hold" holds
 // spam instead; with rspamd stopped, fail open
 // accepts (scan_failed on the message) and fail closed answers 451 / 503.
@@ -92,6 +93,13 @@ func TestRspamdScanning(t *testing.T) {
 	}
 	if d := in.Show(id); len(d.Deliveries) != 1 || d.Deliveries[0].State == store.Held {
 		t.Fatalf("clean message: %+v", states(d))
+	}
+
+	// "add header": accepted, with X-Spam headers and the tag spam.
+	id = in.Send("app@app.test", []string{"rcpt@example.org"}, strings.Replace(cleanBody, "Thank you for your order.", rspamd.GTUBEAddHeader, 1))
+	if d := in.Show(id); !strings.Contains(d.Headers, "X-Spam: yes\r\n") || !strings.Contains(d.Headers, "X-Spam-Score: ") ||
+		strings.Join(d.Message.Tags, ",") != "spam" || d.Deliveries[0].State == store.Held {
+		t.Fatalf("add header: tags %v, state %v, headers %q", d.Message.Tags, d.Deliveries[0].State, d.Headers)
 	}
 
 	// Bulk: the items are scanned (concurrently); the spam one fails alone.

@@ -48,6 +48,10 @@ func TestRspamdVerdicts(t *testing.T) {
 	if res.Action != "reject" || !strings.Contains(strings.Join(res.Symbols, " "), "GTUBE") {
 		t.Fatalf("GTUBE: %+v", res)
 	}
+	res, err = r.Scan(context.Background(), &Request{Body: []byte(strings.Replace(cleanMsg, "Hello there.", rspamd.GTUBEAddHeader, 1))})
+	if err != nil || res.Action != "add header" {
+		t.Fatalf("add-header pattern: %+v %v", res, err)
+	}
 	res, err = r.Scan(context.Background(), &Request{Body: []byte(cleanMsg), From: "a@app.test", Rcpts: []string{"b@example.org"}, IP: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)

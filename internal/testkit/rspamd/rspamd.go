@@ -27,6 +27,10 @@ import (
 // GTUBE is the spam test pattern rspamd rejects.
 const GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
+// GTUBEAddHeader is rspamd's test pattern for "add header" (with
+// enable_test_patterns, which this package's rspamd has on).
+const GTUBEAddHeader = "YJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
 // ErrMissing is returned when rspamd is not installed.
 var ErrMissing = errors.New("rspamd is not installed")
 
@@ -44,6 +48,7 @@ options {
     filters = "chartable,dkim,regexp";
     url_tld = "$DBDIR/tld.dat";
     disable_hyperscan = true;
+    enable_test_patterns = true;
     tempdir = "$DBDIR";
     dns { nameserver = ["127.0.0.1:1"]; timeout = 0.1s; retransmits = 0; }
 }
