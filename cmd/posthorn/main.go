@@ -42,7 +42,8 @@ func main() {
 	}
 	root.AddCommand(serveCmd(g), initCmd(g), queueCmd(g), dlqCmd(g), destinationsCmd(g), eventsCmd(g), classifyCmd(g), bounceCmd(g), suppressionCmd(g), userCmd(g), apikeyCmd(g), tenantCmd(g), domainCmd(g),
 		accountCmd(g), sendmailCmd(g),
-		webhookCmd(g), alertsCmd(g)) // webhook.go
+		webhookCmd(g), alertsCmd(g), // webhook.go
+		abuseCmd(g))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "posthorn:", err)
 		os.Exit(1)

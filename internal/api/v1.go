@@ -251,6 +251,9 @@ func (v *V1) acceptError(err error) (int, APIErrorDetail) {
 		return http.StatusForbidden, APIErrorDetail{Code: "sender_domain_not_allowed", Message: se.Reply().Msg, Field: "from"}
 	}
 	if rej, ok := accept.IsRejection(err); ok {
+		if rej.HTTPStatus != 0 { // abuse protection's refusals carry their own answer
+			return rej.HTTPStatus, APIErrorDetail{Code: rej.APICode, Message: rej.Msg}
+		}
 		return http.StatusUnprocessableEntity, APIErrorDetail{Code: "rejected", Message: rej.Msg}
 	}
 	v.Log.Error("api accept", "err", err)

@@ -18,19 +18,21 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/abuse"
 	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/bounce"
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery"
+	"github.com/posthorn/posthorn/internal/delivery/tlsrpt"
 	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/events/alerts"
 	"github.com/posthorn/posthorn/internal/events/webhook"
-	"github.com/posthorn/posthorn/internal/delivery/tlsrpt"
 	"github.com/posthorn/posthorn/internal/inbound"
 	"github.com/posthorn/posthorn/internal/metrics"
 	"github.com/posthorn/posthorn/internal/queue"
+	"github.com/posthorn/posthorn/internal/scan"
 	"github.com/posthorn/posthorn/internal/shaping"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/store/sqlite"
@@ -71,6 +73,8 @@ type Server struct {
 	metricsSrv *http.Server
 	webhooks   *webhook.Sender // events.go
 	alerts     *alerts.Service
+	guard      *abuse.Guard // quotas and the anomaly detector
+	scan       *scan.Check  // nil: no content scanning
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -208,7 +212,7 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.sched = queue.New(queue.Config{
 		Classifier: cls, Suppressions: sup, ReturnPath: returnPath(signer), UnsubscribeLanes: lanes,
-		Unsubscribe: unsubHeaders(unsub), OnFailed: s.sendDSN, OnHoldAfter: cfg.Suppress.OnHoldAfter,
+		Unsubscribe: unsubHeaders(unsub), OnFailed: s.onFailed, OnHoldAfter: cfg.Suppress.OnHoldAfter,
 		OnHoldWindow: cfg.Suppress.OnHoldWindow.Duration, OnHoldFor: cfg.Suppress.OnHoldFor.Duration,
 		RetryMin: cfg.RetryMin.Duration, RetryMax: cfg.RetryMax.Duration,
 		MaxConnections: cfg.Delivery.MaxConnections, MaxConnsPerDest: cfg.Delivery.MaxConnectionsPerDest,
@@ -234,6 +238,10 @@ func (s *Server) start(ctx context.Context) error {
 			x, ok := sup.Check(tenantID, addr)
 			return x.Reason, ok
 		}}
+	if s.pipe.Checks, err = s.protection(ctx, lanes); err != nil {
+		return err
+	}
+	s.pipe.OnEventError = func(e store.Event, err error) { s.log.Error("record accept event", "type", e.Type, "err", err) }
 	pipe := s.pipe
 	if err := s.startAlerts(ctx, dl); err != nil { // events.go; before the scheduler starts, so held lanes stay held
 		return err
@@ -350,6 +358,8 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 	s.adminLn = ln
 	mux := http.NewServeMux()
 	mux.Handle("/admin/", adm.Handler())
+	mux.Handle("/admin/v1/abuse", s.abuseAdmin(ops))
+	mux.Handle("/admin/v1/abuse/", s.abuseAdmin(ops))
 	// Profiling for operators, reachable only through the admin socket.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
