@@ -139,6 +139,8 @@ type Message struct {
 	EightBitMIM bool              `json:"8bitmime,omitempty"`
 	Tags        []string          `json:"tags,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
+	// BodyPrunedAt is set when body retention dropped the body.
+	BodyPrunedAt time.Time `json:"body_pruned_at,omitzero"`
 }
 
 // Delivery is one recipient of one message and everything known about
@@ -197,6 +199,10 @@ type Event struct {
 	MX         string          `json:"mx,omitempty"`
 	Reply      smtpproto.Reply `json:"reply,omitzero"`
 	Detail     string          `json:"detail,omitempty"`
+	// The recipient's domain, and for attempts the destination (the
+	// provider, or else the domain) they went to.
+	Domain      string `json:"domain,omitempty"`
+	Destination string `json:"destination,omitempty"`
 }
 
 // ErrNotFound is returned when a looked-up row does not exist (or belongs

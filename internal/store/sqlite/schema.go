@@ -147,6 +147,7 @@ var migrations = []migration{
 		PRIMARY KEY (tenant_id, kind, value)
 	) WITHOUT ROWID;`),
 	deliveryChecks,
+	eventLogMigration,
 }
 
 func migrate(db *sql.DB) error { return migrateWith(db, migrations) }

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -9,12 +10,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/smtpproto"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
 // stmts are the hot-path statements, prepared once on the writer.
 type stmts struct {
 	insMessage, insDelivery, insEvent, lease, outcome, insAttempt *sql.Stmt
+	ev                                                            *evLog // the event log's writes (events.go)
 }
 
 func prepare(db *sql.DB) (*stmts, error) {
@@ -36,7 +39,7 @@ func prepare(db *sql.DB) (*stmts, error) {
 	st.insDelivery = p(`INSERT INTO deliveries (message_id, tenant_id, recipient, domain, lane, state, created_at,
 		next_attempt_at, expires_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)`)
 	st.insEvent = p(`INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
-		code, enhanced, text, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
+		code, enhanced, text, detail, domain, destination) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	// The state lists come from the transition table.
 	st.lease = p(`UPDATE deliveries SET state=` + store.SQLList(store.Targets(store.OpLease)) + `, next_attempt_at=?, updated_at=?
 		WHERE id=? AND state IN (` + store.SQLList(store.FromStates(store.OpLease, store.Sending)) + `)`)
@@ -51,6 +54,9 @@ func prepare(db *sql.DB) (*stmts, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st.ev, err = newEvLog(db); err != nil {
+		return nil, err
+	}
 	return &st, nil
 }
 
@@ -59,6 +65,9 @@ func (st *stmts) close() {
 		if s != nil {
 			s.Close()
 		}
+	}
+	if st.ev != nil {
+		st.ev.close()
 	}
 }
 
@@ -109,9 +118,10 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 					return err
 				}
 				d.MessageID, d.TenantID = m.ID, m.TenantID
-				ev := store.AcceptEvent(d.State)
-				if _, err := ie.Exec(ms(d.CreatedAt), ev, m.TenantID, m.ID, d.ID, d.Recipient, 0, "", 0, "", "", ""); err != nil {
-					return fmt.Errorf("insert event: %w", err)
+				ev := store.Event{At: d.CreatedAt, Type: store.AcceptEvent(d.State), TenantID: m.TenantID, MessageID: m.ID,
+					DeliveryID: d.ID, Recipient: d.Recipient, Domain: d.Domain}
+				if err := st.ev.write(tx, ie, ev, &accepted{m.Tags}); err != nil {
+					return err
 				}
 			}
 		}
@@ -140,12 +150,7 @@ func lookupIdempotency(tx *sql.Tx, tenant, key string, now time.Time) (*store.Id
 // RecordEvent implements store.Store.
 func (s *Store) RecordEvent(ctx context.Context, e store.Event) error {
 	return s.write(ctx, func(tx *sql.Tx, st *stmts) error {
-		_, err := tx.Stmt(st.insEvent).Exec(ms(e.At), e.Type, e.TenantID, e.MessageID, e.DeliveryID, e.Recipient, e.Attempt,
-			e.MX, e.Reply.Code, e.Reply.Enhanced, e.Reply.Text, e.Detail)
-		if err != nil {
-			return fmt.Errorf("record event: %w", err)
-		}
-		return nil
+		return st.ev.write(tx, tx.Stmt(st.insEvent), e, nil)
 	})
 }
 
@@ -229,9 +234,13 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 			if o.Reply.Code == 0 {
 				text = o.Error
 			}
-			if _, err := ie.Exec(ms(end), o.Event, tenant, msgID, o.DeliveryID, rcpt, n, o.MX, o.Reply.Code,
-				o.Reply.Enhanced, text, o.Class); err != nil {
-				return fmt.Errorf("insert event: %w", err)
+			dom := recipientDomain(rcpt)
+			dest := cmp.Or(o.Provider, dom)
+			if err := st.ev.write(tx, ie, store.Event{At: end, Type: o.Event, TenantID: tenant, MessageID: msgID,
+				DeliveryID: o.DeliveryID, Recipient: rcpt, Attempt: n, MX: o.MX,
+				Reply: smtpproto.Reply{Code: o.Reply.Code, Enhanced: o.Reply.Enhanced, Text: text}, Detail: o.Class,
+				Domain: dom, Destination: dest}, nil); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -254,11 +263,8 @@ func ignoredOutcome(tx *sql.Tx, st *stmts, o store.Outcome) error {
 	}
 	end := o.StartedAt.Add(o.Duration)
 	detail := fmt.Sprintf("attempt result %s (%s) not recorded: the delivery was %s by then", o.State, o.Class, state)
-	if _, err := tx.Stmt(st.insEvent).Exec(ms(end), store.EventOutcomeIgnored, tenant, msgID, o.DeliveryID, rcpt, n, o.MX,
-		o.Reply.Code, o.Reply.Enhanced, o.Reply.Text, detail); err != nil {
-		return fmt.Errorf("insert event: %w", err)
-	}
-	return nil
+	return st.ev.write(tx, tx.Stmt(st.insEvent), store.Event{At: end, Type: store.EventOutcomeIgnored, TenantID: tenant,
+		MessageID: msgID, DeliveryID: o.DeliveryID, Recipient: rcpt, Attempt: n, MX: o.MX, Reply: o.Reply, Detail: detail}, nil)
 }
 
 // RecoverLeases implements store.Store.
@@ -289,8 +295,8 @@ func (s *Store) RecoverLeases(ctx context.Context, now time.Time) (int, error) {
 		}
 		ie := tx.Stmt(st.insEvent)
 		for _, r := range recs {
-			if _, err := ie.Exec(ms(now), store.EventRecovered, r.ten, r.msg, r.id, r.rcpt, 0, "", 0, "", "",
-				"was being sent when posthorn stopped; retried after its lease"); err != nil {
+			if err := st.ev.write(tx, ie, store.Event{At: now, Type: store.EventRecovered, TenantID: r.ten, MessageID: r.msg,
+				DeliveryID: r.id, Recipient: r.rcpt, Detail: "was being sent when posthorn stopped; retried after its lease"}, nil); err != nil {
 				return err
 			}
 		}
@@ -339,8 +345,10 @@ func (s *Store) Transition(ctx context.Context, spec store.TransitionSpec) ([]st
 		}
 		ie := tx.Stmt(st.insEvent)
 		for _, d := range out {
-			if _, err := ie.Exec(ms(spec.Now), spec.Event, d.TenantID, d.MessageID, d.ID, d.Recipient, d.Attempts, "", 0, "", "", spec.Detail); err != nil {
-				return fmt.Errorf("insert event: %w", err)
+			if err := st.ev.write(tx, ie, store.Event{At: spec.Now, Type: spec.Event, TenantID: d.TenantID, MessageID: d.MessageID,
+				DeliveryID: d.ID, Recipient: d.Recipient, Attempt: d.Attempts, Detail: spec.Detail, Domain: d.Domain,
+				Destination: cmp.Or(d.Provider, d.Domain)}, nil); err != nil {
+				return err
 			}
 		}
 		return nil
