@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/events"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
@@ -31,6 +32,8 @@ type V1 struct {
 	SendHorizon    time.Duration // how far ahead send_at may be (default 30 days)
 	Destinations   func() any    // the scheduler's destinations, for admins
 	Suppress       *suppress.List
+	Live           *events.Broadcaster // committed events, for GET /v1/events/stream
+	Heartbeat      time.Duration       // between stream keep-alives (default 15s)
 	Now            func() time.Time
 	Log            *slog.Logger
 }
@@ -56,6 +59,9 @@ var routes = []route{
 	{"GET", "/v1/suppressions", tenant.ScopeRead, (*V1).listSuppressions},
 	{"POST", "/v1/suppressions", tenant.ScopeSend, (*V1).addSuppression},
 	{"DELETE", "/v1/suppressions", tenant.ScopeSend, (*V1).removeSuppression},
+	{"GET", "/v1/events", tenant.ScopeRead, (*V1).listEvents},
+	{"GET", "/v1/events/stream", tenant.ScopeRead, (*V1).streamEvents},
+	{"GET", "/v1/reports/deliverability", tenant.ScopeRead, (*V1).report},
 }
 
 // Handler returns the /v1 routes (and the OpenAPI document, public).

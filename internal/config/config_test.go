@@ -55,7 +55,8 @@ func TestExampleConfig(t *testing.T) {
 	d := Default()
 	d.Validate()
 	if c.SMTPListen != d.SMTPListen || c.SMTP.MaxMessageSize != d.SMTP.MaxMessageSize || c.Delivery.MaxConnectionsPerDest != d.Delivery.MaxConnectionsPerDest ||
-		c.QueueLifetime != d.QueueLifetime || c.API.MaxBulk != d.API.MaxBulk || c.Suppress.OnHoldAfter != d.Suppress.OnHoldAfter {
+		c.QueueLifetime != d.QueueLifetime || c.API.MaxBulk != d.API.MaxBulk || c.Suppress.OnHoldAfter != d.Suppress.OnHoldAfter ||
+		c.EventsRetention != d.EventsRetention || c.BodyRetention != d.BodyRetention {
 		t.Fatalf("example differs from the defaults:\n%+v\n%+v", c, d)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery"
+	"github.com/posthorn/posthorn/internal/events"
 	"github.com/posthorn/posthorn/internal/inbound"
 	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/selfsigned"
@@ -55,6 +56,8 @@ type Server struct {
 	pipe    *accept.Pipeline
 	inbound *inbound.Server
 	sup     *suppress.List
+	live    *events.Broadcaster // committed events for the live streams
+	pruner  *events.Pruner
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -114,6 +117,13 @@ func (s *Server) start(ctx context.Context) error {
 	var err error
 	if s.st, s.lock, err = OpenStore(cfg); err != nil {
 		return err
+	}
+	s.live = events.NewBroadcaster()
+	if el, ok := s.st.(store.EventLog); ok {
+		el.SetEventSink(s.live.Publish)
+		s.pruner = &events.Pruner{Store: el, EventsRetention: cfg.EventsRetention.Duration, BodyRetention: cfg.BodyRetention.Duration,
+			Log: s.log.With("part", "retention")}
+		s.pruner.Start(ctx)
 	}
 	s.tenants = tenant.New(s.st)
 	if s.Created, err = s.tenants.EnsureDefault(ctx); err != nil {
@@ -211,7 +221,8 @@ func (s *Server) start(ctx context.Context) error {
 	if cfg.HTTPListen != "" {
 		v1 := &api.V1{Store: s.st, Tenants: s.tenants, Accept: pipe, Ops: ops, Hostname: cfg.Hostname,
 			MaxBulk: cfg.API.MaxBulk, MaxMessageSize: int(cfg.SMTP.MaxMessageSize), SendHorizon: cfg.API.SendHorizon.Duration,
-			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Now: time.Now, Log: s.log.With("part", "api")}
+			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Now: time.Now, Log: s.log.With("part", "api"),
+			Live: s.live}
 		var unsubH http.Handler
 		if unsub != nil {
 			unsubH = unsub.Handler()
@@ -278,7 +289,7 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 		return err
 	}
 	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Stats: func() any { return s.sched.Stats() },
-		Destinations: func() any { return s.sched.Destinations() }, Log: s.log.With("part", "admin")}
+		Destinations: func() any { return s.sched.Destinations() }, Log: s.log.With("part", "admin"), Live: s.live}
 	s.adminLn = ln
 	mux := http.NewServeMux()
 	mux.Handle("/admin/", adm.Handler())
@@ -389,6 +400,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.inbound != nil {
 		errs = append(errs, s.inbound.Stop(ctx))
 	}
+	if s.live != nil {
+		s.live.Close() // ends the event streams, which Shutdown would wait for
+	}
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 	}
@@ -398,6 +412,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.admin != nil {
 		errs = append(errs, s.admin.Shutdown(ctx))
 		os.Remove(s.cfg.AdminSocket())
+	}
+	if s.pruner != nil {
+		s.pruner.Stop()
 	}
 	if s.st != nil {
 		errs = append(errs, s.st.Close())

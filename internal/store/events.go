@@ -49,6 +49,9 @@ type EventLog interface {
 	// events each transaction wrote, after it committed. It must not
 	// block (the writer waits for it).
 	SetEventSink(fn func([]Event))
+	// CountEvents counts the events f selects (its Limit and cursors
+	// aside), stopping at max: a count costs a scan of what it counts.
+	CountEvents(ctx context.Context, f EventFilter, max int) (int, error)
 }
 
 // Report groupings.

@@ -210,8 +210,8 @@ func (s *Store) SetEventSink(fn func([]store.Event)) {
 	s.st.ev.sink.Store(&fn)
 }
 
-// Events implements store.Store.
-func (s *Store) Events(ctx context.Context, f store.EventFilter) ([]store.Event, error) {
+// eventWhere builds the WHERE clause for f ("" when nothing filters).
+func eventWhere(f store.EventFilter) (string, []any) {
 	var conds []string
 	var args []any
 	add := func(c string, v ...any) { conds = append(conds, c); args = append(args, v...) }
@@ -255,11 +255,29 @@ func (s *Store) Events(ctx context.Context, f store.EventFilter) ([]store.Event,
 	if f.BeforeID > 0 {
 		add("id < ?", f.BeforeID)
 	}
-	q := `SELECT id, at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx, code, enhanced, text, detail,
-		domain, destination FROM events`
-	if len(conds) > 0 {
-		q += " WHERE " + strings.Join(conds, " AND ")
+	if len(conds) == 0 {
+		return "", nil
 	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// CountEvents implements store.EventLog.
+func (s *Store) CountEvents(ctx context.Context, f store.EventFilter, max int) (int, error) {
+	f.AfterID, f.BeforeID = 0, 0
+	where, args := eventWhere(f)
+	var n int
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM events`+where+fmt.Sprintf(" LIMIT %d)", max), args...).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count events: %w", err)
+	}
+	return n, nil
+}
+
+// Events implements store.Store.
+func (s *Store) Events(ctx context.Context, f store.EventFilter) ([]store.Event, error) {
+	where, args := eventWhere(f)
+	q := `SELECT id, at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx, code, enhanced, text, detail,
+		domain, destination FROM events` + where
 	if f.Desc {
 		q += " ORDER BY id DESC"
 	} else {
