@@ -109,10 +109,10 @@ func (p *Pruner) RunOnce(ctx context.Context) (events, bodies int, err error) {
 		for {
 			n, err := p.Store.PruneEvents(ctx, cutoff, p.Batch)
 			events += n
-			if err != nil || n < p.Batch {
-				if err != nil {
-					return events, bodies, err
-				}
+			if err != nil {
+				return events, bodies, err
+			}
+			if n == 0 {
 				break
 			}
 			if !p.pause(ctx) {

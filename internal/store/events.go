@@ -34,9 +34,9 @@ type EventLog interface {
 	// Report sums the rollup counters of one tenant ("" every tenant)
 	// over whole UTC days [From, To] grouped as q.GroupBy says.
 	Report(ctx context.Context, q ReportQuery) ([]ReportRow, error)
-	// PruneEvents deletes at most limit of the oldest events written
-	// before cutoff; it returns how many it deleted (fewer than limit:
-	// nothing older is left).
+	// PruneEvents deletes at most limit events written before cutoff,
+	// looking only at the oldest few times limit events (so it never
+	// scans the log); it returns how many it deleted (0: done).
 	PruneEvents(ctx context.Context, cutoff time.Time, limit int) (int, error)
 	// PruneBodies looks at up to limit messages after the cursor after
 	// (0: from the first) and drops the bodies of those created before

@@ -312,12 +312,13 @@ func escapeLike(s string) string {
 }
 
 // PruneEvents implements store.EventLog. It looks only at the oldest
-// limit rows (by ID, which follows time), so it never scans the table.
+// 4*limit rows (by ID, which follows time give or take events written
+// with an earlier time), so it never scans the table.
 func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
 		res, err := tx.Exec(`DELETE FROM events WHERE id IN
-			(SELECT id FROM (SELECT id, at FROM events ORDER BY id LIMIT ?) WHERE at < ?)`, limit, ms(cutoff))
+			(SELECT id FROM (SELECT id, at FROM events ORDER BY id LIMIT ?) WHERE at < ? LIMIT ?)`, 4*limit, ms(cutoff), limit)
 		if err != nil {
 			return fmt.Errorf("prune events: %w", err)
 		}
