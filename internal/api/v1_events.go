@@ -286,6 +286,9 @@ func streamEvents(w http.ResponseWriter, r *http.Request, st store.Store, b *eve
 	if heartbeat <= 0 {
 		heartbeat = heartbeatEvery
 	}
+	// Subscribed before the first line goes out: a client that has read
+	// it misses nothing committed afterwards.
+	sub := b.Subscribe(matcher(f))
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -303,7 +306,9 @@ func streamEvents(w http.ResponseWriter, r *http.Request, st store.Store, b *eve
 	tick := time.NewTicker(heartbeat)
 	defer tick.Stop()
 	for {
-		sub := b.Subscribe(matcher(f))
+		if sub == nil {
+			sub = b.Subscribe(matcher(f))
+		}
 		if last > 0 { // catch up from the store, then follow
 			cf := f
 			cf.Desc, cf.Limit = false, exportBatch
@@ -341,6 +346,7 @@ func streamEvents(w http.ResponseWriter, r *http.Request, st store.Store, b *eve
 			case evs, ok := <-sub.C:
 				if !ok {
 					if sub.Lagged() {
+						sub = nil
 						break follow // catch up from the store
 					}
 					return nil // shutting down
