@@ -41,6 +41,7 @@ const eventsColumns = `
 	UPDATE events SET domain = lower(substr(recipient, instr(recipient, '@') + 1)) WHERE instr(recipient, '@') > 0;
 	CREATE INDEX events_recipient ON events(recipient);
 	CREATE INDEX events_domain ON events(domain);
+	CREATE INDEX events_tenant ON events(tenant_id);
 	ALTER TABLE messages ADD COLUMN body_pruned_at INTEGER NOT NULL DEFAULT 0;`
 
 // eventLogMigration adds what the activity log, its retention and the
