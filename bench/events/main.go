@@ -229,12 +229,16 @@ func exportBench(p *benchkit.Posthorn, pid, n int) {
 	first := time.Duration(0)
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var along []string // RSS as the export goes: flat, not growing with it
 	for sc.Scan() {
 		if lines == 0 {
 			first = time.Since(t)
 		}
 		lines++
 		bytes += int64(len(sc.Bytes())) + 1
+		if lines%(int64(n)/5) == 0 {
+			along = append(along, fmt.Sprintf("%d%%: %d MB", lines*100/int64(n), rssKB(pid)/1024))
+		}
 	}
 	resp.Body.Close()
 	el := time.Since(t)
@@ -244,7 +248,8 @@ func exportBench(p *benchkit.Posthorn, pid, n int) {
 	}
 	fmt.Printf("export NDJSON: %d events, %.0f MB in %s (%.0f events/s; first line after %s)\n", lines, float64(bytes)/1e6,
 		el.Round(time.Millisecond), float64(lines)/el.Seconds(), first.Round(time.Millisecond))
-	fmt.Printf("server RSS: %d MB before, %d MB peak during the export\n", before/1024, peak.Load()/1024)
+	fmt.Printf("server RSS: %d MB before, %d MB peak during the export; along the way %s\n", before/1024, peak.Load()/1024,
+		strings.Join(along, ", "))
 }
 
 // fillRollups writes the rollup rows n events over the last 30 days,
