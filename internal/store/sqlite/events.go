@@ -45,6 +45,7 @@ type evLog struct {
 	daily                   map[dailyKey]*store.Counters
 	tags                    map[tagKey]*store.Counters
 	msgTags                 map[string][]string // tags looked up in this transaction
+	handedOff               bool                // evs belongs to the sink now
 	sink                    atomic.Pointer[func([]store.Event)]
 }
 
@@ -88,8 +89,8 @@ func (l *evLog) close() {
 
 // reset starts a transaction afresh.
 func (l *evLog) reset() {
-	if l.sink.Load() != nil {
-		l.evs = nil // the sink owns the last batch's slice
+	if l.handedOff {
+		l.evs, l.handedOff = nil, false // the sink owns the last batch's slice
 	} else {
 		l.evs = l.evs[:0]
 	}
@@ -190,6 +191,7 @@ func (l *evLog) flush(tx *sql.Tx) error {
 // published hands the committed events to the sink.
 func (l *evLog) published() {
 	if fn := l.sink.Load(); fn != nil && len(l.evs) > 0 {
+		l.handedOff = true
 		(*fn)(l.evs)
 	}
 }
