@@ -65,6 +65,11 @@ type Config struct {
 	// MetricsListen, when set, serves /metrics there without
 	// authentication (bind it to a private address).
 	MetricsListen string `toml:"metrics_listen"`
+	// EventsRetention is how long the activity log keeps events and
+	// BodyRetention how long finished messages keep their bodies (the
+	// message rows stay); 0 keeps them forever.
+	EventsRetention Duration `toml:"events_retention"`
+	BodyRetention   Duration `toml:"body_retention"`
 
 	SMTP     SMTP     `toml:"smtp"`
 	API      API      `toml:"api"`
@@ -402,6 +407,9 @@ func Default() Config {
 		QueueLifetime: Duration{5 * 24 * time.Hour},
 		LogLevel:      "info",
 		InboundListen: ":25",
+
+		EventsRetention: Duration{30 * 24 * time.Hour},
+		BodyRetention:   Duration{7 * 24 * time.Hour},
 		SMTP: SMTP{
 			MaxMessageSize:      25 << 20,
 			MaxRecipients:       1000,
@@ -513,6 +521,9 @@ func (c *Config) Validate() error {
 	}
 	if c.QueueLifetime.Duration <= 0 {
 		bad("queue_lifetime must be positive")
+	}
+	if c.EventsRetention.Duration < 0 || c.BodyRetention.Duration < 0 {
+		bad("events_retention and body_retention must not be negative (0 keeps forever)")
 	}
 	if _, err := c.TrustedPrefixes(); err != nil {
 		bad("%v", err)

@@ -27,6 +27,7 @@ import (
 	"github.com/posthorn/posthorn/internal/delivery"
 	"github.com/posthorn/posthorn/internal/delivery/tlsrpt"
 	"github.com/posthorn/posthorn/internal/domain"
+	"github.com/posthorn/posthorn/internal/events"
 	"github.com/posthorn/posthorn/internal/events/alerts"
 	"github.com/posthorn/posthorn/internal/events/webhook"
 	"github.com/posthorn/posthorn/internal/inbound"
@@ -73,8 +74,10 @@ type Server struct {
 	metricsSrv *http.Server
 	webhooks   *webhook.Sender // events.go
 	alerts     *alerts.Service
-	guard      *abuse.Guard // quotas and the anomaly detector
-	scan       *scan.Check  // nil: no content scanning
+	guard      *abuse.Guard        // quotas and the anomaly detector
+	scan       *scan.Check         // nil: no content scanning
+	live       *events.Broadcaster // committed events for the live streams
+	pruner     *events.Pruner
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -142,6 +145,13 @@ func (s *Server) start(ctx context.Context) error {
 	var err error
 	if s.st, s.lock, err = OpenStore(cfg, s.log); err != nil {
 		return err
+	}
+	s.live = events.NewBroadcaster()
+	if el, ok := s.st.(store.EventLog); ok {
+		el.SetEventSink(s.live.Publish)
+		s.pruner = &events.Pruner{Store: el, EventsRetention: cfg.EventsRetention.Duration, BodyRetention: cfg.BodyRetention.Duration,
+			Log: s.log.With("part", "retention")}
+		s.pruner.Start(ctx)
 	}
 	s.tenants = tenant.New(s.st)
 	if s.Created, err = s.tenants.EnsureDefault(ctx); err != nil {
@@ -264,7 +274,8 @@ func (s *Server) start(ctx context.Context) error {
 		v1 := &api.V1{Store: s.st, Tenants: s.tenants, Accept: pipe, Ops: ops, Hostname: cfg.Hostname,
 			MaxBulk: cfg.API.MaxBulk, MaxMessageSize: int(cfg.SMTP.MaxMessageSize), SendHorizon: cfg.API.SendHorizon.Duration,
 			MaxBulkBytes: cfg.API.MaxBulkBytes, MaxInflight: cfg.API.MaxInflightBytes, MaxLineLength: cfg.SMTP.MaxLineLength,
-			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Now: time.Now, Log: s.log.With("part", "api")}
+			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Now: time.Now, Log: s.log.With("part", "api"),
+			Live: s.live}
 		var unsubH http.Handler
 		if unsub != nil {
 			unsubH = unsub.Handler()
@@ -354,7 +365,7 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 		return err
 	}
 	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Accept: s.pipe, SendmailTenant: s.cfg.Sendmail.Tenant, MaxMessageSize: int(s.cfg.SMTP.MaxMessageSize), Stats: func() any { return s.sched.Stats() },
-		Destinations: func() any { return s.sched.Destinations() }, Log: s.log.With("part", "admin")}
+		Destinations: func() any { return s.sched.Destinations() }, Log: s.log.With("part", "admin"), Live: s.live}
 	s.adminLn = ln
 	mux := http.NewServeMux()
 	mux.Handle("/admin/", adm.Handler())
@@ -479,6 +490,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.inbound != nil {
 		errs = append(errs, s.inbound.Stop(ctx))
 	}
+	if s.live != nil {
+		s.live.Close() // ends the event streams, which Shutdown would wait for
+	}
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 	}
@@ -505,6 +519,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.sendmail != nil {
 		errs = append(errs, s.sendmail.Shutdown(ctx))
 		os.Remove(s.cfg.SendmailSocket())
+	}
+	if s.pruner != nil {
+		s.pruner.Stop()
 	}
 	if s.st != nil {
 		errs = append(errs, s.st.Close())
