@@ -41,11 +41,11 @@ import (
 	"github.com/posthorn/posthorn/internal/store"
 )
 
-// Event types the detector writes (they reach webhooks through the event
-// log like every other event).
+// The detector writes the store's alert events (they reach webhooks
+// through the event log like every other event).
 const (
-	EventAlertFired    = "alert_fired"
-	EventAlertResolved = "alert_resolved"
+	EventAlertFired    = store.EventAlertFired
+	EventAlertResolved = store.EventAlertResolved
 )
 
 // Config is the detector's and the quotas' settings.

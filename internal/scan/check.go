@@ -14,9 +14,9 @@ import (
 
 // Event types the scanner writes.
 const (
-	EventScanned  = "scanned"       // on the message: action and score
-	EventRejected = "scan_rejected" // no message stored: action, score, symbols
-	EventFailed   = "scan_failed"   // the scanner did not answer in time
+	EventScanned  = store.EventScanned      // on the message: action and score
+	EventRejected = store.EventScanRejected // no message stored: action, score, symbols
+	EventFailed   = store.EventScanFailed   // the scanner did not answer in time
 )
 
 // Policy is what a tenant's scanning does.

@@ -119,6 +119,11 @@ const (
 	// EventAuthFailed is a failed login (SMTP AUTH, API password); it
 	// belongs to no message. Detail holds protocol, ip and user.
 	EventAuthFailed = "auth_failed"
+	// Content scanning (internal/scan): a scanned message, a refused
+	// one (no message stored), a scanner that did not answer.
+	EventScanned      = "scanned"
+	EventScanRejected = "scan_rejected"
+	EventScanFailed   = "scan_failed"
 )
 
 // Message is one accepted message. Body holds the full RFC 5322 message
