@@ -73,6 +73,12 @@ type Config struct {
 	Destinations []DestinationLimits `toml:"destination"`
 	// Domains configures sending domains (internal/domain).
 	Domains Domains `toml:"domains"`
+	// Sender reputation (reputation.go): source pools, warm-up,
+	// blocklist monitoring, DMARC aggregate reports.
+	Pools      []Pool     `toml:"pool"`
+	Warmup     Warmup     `toml:"warmup"`
+	Blocklists Blocklists `toml:"blocklists"`
+	DMARC      DMARC      `toml:"dmarc"`
 }
 
 // Domains configures sending domains and their DNS checks.
@@ -230,7 +236,7 @@ func Default() Config {
 	if host == "" {
 		host = "localhost"
 	}
-	return Config{
+	c := Config{
 		DataDir:       "posthorn-data",
 		Hostname:      fqdn(host),
 		SMTPListen:    "127.0.0.1:2525",
@@ -275,6 +281,8 @@ func Default() Config {
 			MaxRecipientsPerTx:       100,
 		},
 	}
+	c.reputationDefaults()
+	return c
 }
 
 // fqdn asks the resolver for the canonical name of host; it falls back to
@@ -420,6 +428,7 @@ func (c *Config) Validate() error {
 			bad("destination %d: needs a name and non-negative limits", i+1)
 		}
 	}
+	c.validateReputation(bad)
 	return errors.Join(errs...)
 }
 

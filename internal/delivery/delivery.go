@@ -143,6 +143,7 @@ type Conn struct {
 	Dest   string
 	MX     string
 	IP     string
+	Source string // the local address, when a source pool chose it
 	TLS    bool
 	Sent   int
 	// tlsNote says why a host that offers STARTTLS got the mail in
@@ -315,13 +316,22 @@ func (d *Deliverer) dialHost(ctx context.Context, t target, ip netip.Addr, rt co
 
 func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, tlsMode string, tryTLS bool) (*Conn, *Failure, bool) {
 	addr := net.JoinHostPort(ip.String(), strconv.Itoa(t.port))
+	src := sourceOf(ctx)
+	local, ok := src.localAddr(ip)
+	if !ok {
+		return nil, &Failure{Class: classify.ConnectionError, Phase: "connect", MX: t.host, IP: ip.String(),
+			Err: fmt.Sprintf("source address %s cannot reach %s (another address family)", src.IP, ip)}, false
+	}
 	dialer := net.Dialer{Timeout: d.cfg.ConnectTimeout}
+	if local != nil {
+		dialer.LocalAddr = local // never a typed nil in the interface
+	}
 	nc, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, &Failure{Class: classify.ConnectionError, Phase: "connect", Err: err.Error(), MX: t.host, IP: ip.String()}, false
 	}
 	cl, err := smtpclient.New(nc, smtpclient.Options{
-		LocalName:       d.cfg.Hostname,
+		LocalName:       src.name(d.cfg.Hostname),
 		CommandTimeout:  d.cfg.CommandTimeout,
 		DataTimeout:     d.cfg.DataTimeout,
 		GreetingTimeout: d.cfg.CommandTimeout,
@@ -341,6 +351,9 @@ func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, tlsMod
 		return nil, failureFrom(err, "ehlo", t.host, ip), false
 	}
 	c := &Conn{client: cl, MX: t.host, IP: ip.String()}
+	if src.IP.IsValid() {
+		c.Source = src.IP.String()
+	}
 	if _, ok := cl.Extension("STARTTLS"); ok && tryTLS {
 		cfg := &tls.Config{ServerName: t.host, MinVersion: tls.VersionTLS12}
 		if tlsMode != "required" {

@@ -84,6 +84,7 @@ type Store interface {
 	ListAPIKeys(ctx context.Context, tenantID string) ([]APIKey, error)
 
 	Domains
+	DMARC
 
 	Close() error
 }
@@ -122,6 +123,7 @@ type Outcome struct {
 	Reply      smtpproto.Reply
 	Error      string // local error text when there was no reply
 	MX, IP     string
+	SourceIP   string // the local address the attempt left from (a source pool's), if chosen
 	Provider   string
 	TLS        bool
 	StartedAt  time.Time

@@ -149,6 +149,9 @@ var migrations = []migration{
 	deliveryChecks,
 	// Sending domains and their DKIM keys (see internal/domain).
 	sqlMigration(domainsMigration),
+	// Sender reputation: the source address of each attempt, DMARC
+	// aggregate reports (see reputation.go).
+	sqlMigration(reputationMigration),
 }
 
 func migrate(db *sql.DB) error { return migrateWith(db, migrations) }

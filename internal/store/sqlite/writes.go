@@ -47,7 +47,7 @@ func prepare(db *sql.DB) (*stmts, error) {
 		WHERE id=? AND state IN (` + store.SQLList(store.OpFrom(store.OpOutcome)) + `)
 		RETURNING message_id, tenant_id, recipient, attempts`)
 	st.insAttempt = p(`INSERT INTO attempts (delivery_id, message_id, n, started_at, duration_us, mx, ip, tls,
-		code, enhanced, text, class, phase, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		code, enhanced, text, class, phase, error, source_ip) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +222,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 				return fmt.Errorf("record outcome of delivery %d: %w", o.DeliveryID, err)
 			}
 			if _, err := ia.Exec(o.DeliveryID, msgID, n, ms(o.StartedAt), o.Duration.Microseconds(), o.MX, o.IP, b2i(o.TLS),
-				o.Reply.Code, o.Reply.Enhanced, o.Reply.Text, o.Class, o.Phase, o.Error); err != nil {
+				o.Reply.Code, o.Reply.Enhanced, o.Reply.Text, o.Class, o.Phase, o.Error, o.SourceIP); err != nil {
 				return fmt.Errorf("insert attempt: %w", err)
 			}
 			text := o.Reply.Text

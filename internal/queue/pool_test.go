@@ -1,0 +1,122 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/config"
+	"github.com/posthorn/posthorn/internal/delivery"
+	"github.com/posthorn/posthorn/internal/pool"
+	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/testkit"
+)
+
+// insertLane stores one message in lane from sender to rcpt, due now.
+func (e *env) insertLane(lane store.Lane, sender, rcpt string) store.Delivery {
+	e.t.Helper()
+	now := e.now()
+	e.n++
+	m := &store.Message{ID: fmt.Sprintf("m%d", e.n), TenantID: "t1", Sender: sender, Lane: lane,
+		Source: "http", Body: []byte("Subject: test\r\n\r\nhello\r\n"), CreatedAt: now}
+	m.Size = len(m.Body)
+	d := &store.Delivery{Recipient: rcpt, Domain: rcpt[strings.IndexByte(rcpt, '@')+1:], Lane: lane, State: store.Queued,
+		CreatedAt: now, NextAttemptAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := e.st.InsertMessages(context.Background(), []*store.NewMessage{{Message: m, Deliveries: []*store.Delivery{d}}}); err != nil {
+		e.t.Fatal(err)
+	}
+	return *d
+}
+
+// poolSource adapts a pool.Set to Config.Source, as the server does.
+func poolSource(ps *pool.Set) func(q SourceQuery) (delivery.Source, time.Time, bool) {
+	return func(q SourceQuery) (delivery.Source, time.Time, bool) {
+		dom := ""
+		if i := strings.LastIndexByte(q.Sender, '@'); i >= 0 {
+			dom = q.Sender[i+1:]
+		}
+		c, wait, ok := ps.Pick(pool.Mail{Lane: string(q.Lane), Tenant: q.TenantID, SenderDomain: dom}, q.Dest, q.N, q.Now)
+		return delivery.Source{IP: c.Addr, EHLO: c.EHLO}, wait, ok
+	}
+}
+
+// TestPoolsOnLoopback: marketing (low lane) mail leaves from one loopback
+// address and transactional mail from another, each with its pool's EHLO
+// name, and the attempts record the source address. A storm of 421s
+// against the marketing address throttles that address only: the
+// transactional address keeps its full rate and connections.
+func TestPoolsOnLoopback(t *testing.T) {
+	const mkt, trx = "127.0.0.11", "127.0.0.12"
+	mx := testkit.StartMX(t, "127.0.0.2", 0, testkit.Script{Data: func(m *testkit.Message, _ int) testkit.Reply {
+		if m.Remote == mkt && strings.Contains(string(m.Data), "storm") {
+			return testkit.Reply{Code: 421, Text: "4.7.0 Too many messages from your IP, slow down"}
+		}
+		return testkit.Reply{Code: 250, Text: "2.0.0 OK"}
+	}})
+	e := newEnv(t, mx.Port(), nil)
+	e.dns.SetMX("x.test", testkit.MX{Pref: 10, Host: "mx.x.test"})
+	e.dns.SetA("mx.x.test", "127.0.0.2")
+	ps, err := pool.New(pool.Config{Pools: []config.Pool{
+		{Name: "marketing", Addresses: []string{mkt}, EHLO: "bulk.posthorn.test", Lanes: []string{"low"}},
+		{Name: "default", Addresses: []string{trx}, EHLO: "tx.posthorn.test"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := e.sched(Config{Source: poolSource(ps), MaxConnsPerDest: 4, Cooldown: time.Hour})
+
+	low := e.insertLane(store.LaneLow, "news@app.test", "a@x.test")
+	high := e.insertLane(store.LaneHigh, "noreply@app.test", "b@x.test")
+	s.Enqueue([]store.Delivery{low, high})
+	e.waitState(low, store.Delivered)
+	e.waitState(high, store.Delivered)
+	got := map[string]string{}
+	for _, m := range mx.Messages() {
+		got[m.To[0]] = m.Remote + " " + m.Helo
+	}
+	if got["a@x.test"] != mkt+" bulk.posthorn.test" || got["b@x.test"] != trx+" tx.posthorn.test" {
+		t.Fatalf("sources seen by the MX: %v", got)
+	}
+	as, err := e.st.Attempts(context.Background(), low.MessageID)
+	if err != nil || len(as) != 1 || as[0].SourceIP != mkt {
+		t.Fatalf("attempt of the low-lane message: %+v %v", as, err)
+	}
+
+	// The storm: the MX refuses the marketing address with 421.
+	e.n++
+	storm := e.insertStorm(store.LaneLow, "storm@x.test")
+	s.Enqueue([]store.Delivery{storm})
+	e.waitState(storm, store.Deferred)
+	after := e.insertLane(store.LaneNormal, "noreply@app.test", "c@x.test")
+	s.Enqueue([]store.Delivery{after})
+	e.waitState(after, store.Delivered)
+	states := map[string]DestinationInfo{}
+	for _, d := range s.Destinations() {
+		states[d.Key] = d
+	}
+	m, tx := states["x.test|"+mkt], states["x.test|"+trx]
+	if !m.Throttle.Throttled || !m.Paused {
+		t.Errorf("marketing address not throttled after a 421: %+v", m)
+	}
+	if tx.Throttle.Throttled || tx.Paused || tx.Throttle.Conns != 4 {
+		t.Errorf("transactional address slowed by the other's 421: %+v", tx)
+	}
+}
+
+// insertStorm stores a low-lane message whose body makes the MX answer 421
+// to the marketing address.
+func (e *env) insertStorm(lane store.Lane, rcpt string) store.Delivery {
+	e.t.Helper()
+	now := e.now()
+	m := &store.Message{ID: fmt.Sprintf("storm%d", e.n), TenantID: "t1", Sender: "news@app.test", Lane: lane,
+		Source: "http", Body: []byte("Subject: storm\r\n\r\nstorm\r\n"), CreatedAt: now}
+	m.Size = len(m.Body)
+	d := &store.Delivery{Recipient: rcpt, Domain: "x.test", Lane: lane, State: store.Queued,
+		CreatedAt: now, NextAttemptAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := e.st.InsertMessages(context.Background(), []*store.NewMessage{{Message: m, Deliveries: []*store.Delivery{d}}}); err != nil {
+		e.t.Fatal(err)
+	}
+	return *d
+}
