@@ -67,7 +67,6 @@ type Config struct {
 type member struct {
 	addr     netip.Addr
 	weight   int
-	cur      int // smooth weighted round-robin state
 	warming  bool
 	start    time.Time
 	schedule []int
@@ -79,6 +78,9 @@ type pool struct {
 	lanes   map[string]bool
 	tenants map[string]bool
 	domains map[string]bool
+	// cur is the smooth weighted round-robin state per destination, so
+	// each destination sees every address in its share.
+	cur map[string][]int
 }
 
 type countKey struct {
@@ -117,7 +119,7 @@ func New(cfg Config) (*Set, error) {
 	}
 	s := &Set{cfg: cfg, counts: map[countKey]int{}}
 	for _, pc := range cfg.Pools {
-		p := &pool{cfg: pc, lanes: set(pc.Lanes), tenants: set(pc.Tenants), domains: set(pc.Domains)}
+		p := &pool{cfg: pc, lanes: set(pc.Lanes), tenants: set(pc.Tenants), domains: set(pc.Domains), cur: map[string][]int{}}
 		warming := map[netip.Addr]bool{}
 		for _, w := range pc.Warming {
 			a, err := netip.ParseAddr(w)
@@ -224,9 +226,14 @@ func (s *Set) Pick(m Mail, dest string, n int, now time.Time) (c Choice, wait ti
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var best *member
+	cur := p.cur[dest]
+	if cur == nil {
+		cur = make([]int, len(p.members))
+		p.cur[dest] = cur
+	}
+	best := -1
 	total := 0
-	for _, mb := range p.members {
+	for i, mb := range p.members {
 		if d := s.day(mb, now); d > 0 {
 			if s.counts[countKey{mb.addr.String(), dest, d}]+n > mb.schedule[d-1] {
 				next := mb.start.Add(time.Duration(d) * s.cfg.DayLength)
@@ -236,20 +243,21 @@ func (s *Set) Pick(m Mail, dest string, n int, now time.Time) (c Choice, wait ti
 				continue
 			}
 		}
-		mb.cur += mb.weight
+		cur[i] += mb.weight
 		total += mb.weight
-		if best == nil || mb.cur > best.cur {
-			best = mb
+		if best < 0 || cur[i] > cur[best] {
+			best = i
 		}
 	}
-	if best == nil {
+	if best < 0 {
 		return Choice{}, wait, false
 	}
-	best.cur -= total
-	s.counts[countKey{best.addr.String(), dest, s.dayIndex(best, now)}] += n
+	cur[best] -= total
+	mb := p.members[best]
+	s.counts[countKey{mb.addr.String(), dest, s.dayIndex(mb, now)}] += n
 	s.dirty = true
 	ehlo := p.cfg.EHLO
-	return Choice{Pool: p.cfg.Name, Addr: best.addr, EHLO: ehlo}, time.Time{}, true
+	return Choice{Pool: p.cfg.Name, Addr: mb.addr, EHLO: ehlo}, time.Time{}, true
 }
 
 // Addresses lists every pool address.
