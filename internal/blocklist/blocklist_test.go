@@ -55,16 +55,18 @@ func TestListingsFireAndResolve(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	d.SetA("2.0.0.127.zen.test", "127.0.0.4")   // 127.0.0.2: the list's test entry
+	d.SetA("2.0.0.127.zen.test", "127.0.0.4")    // 127.0.0.2: the list's test entry
 	d.SetA("spam.example.dbl.test", "127.0.1.2") // a listed domain
 	d.SetRcode("2.0.0.127.broken.test", 0, dns.RcodeServerFailure)
 	d.SetDelay("2.0.0.127.slow.test", 3*time.Second)
 	m, err := New(Config{
 		IPZones:     []string{"zen.test", "broken.test", "slow.test"},
 		DomainZones: []string{"dbl.test"},
-		IPs:         func() []netip.Addr { return []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")} },
-		Domains:     func(context.Context) []string { return []string{"spam.example", "fine.example"} },
-		DNSServer:   d.Addr(), Timeout: 500 * time.Millisecond, Events: st,
+		IPs: func() []netip.Addr {
+			return []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")}
+		},
+		Domains:   func(context.Context) []string { return []string{"spam.example", "fine.example"} },
+		DNSServer: d.Addr(), Timeout: 500 * time.Millisecond, Events: st,
 		Lists: []config.BlocklistInfo{
 			{Zone: "zen.test", Name: "Test ZEN", Weight: 9, RemovalURL: "https://zen.test/remove", Codes: map[string]string{"127.0.0.4": "XBL: exploited host"}},
 			{Zone: "dbl.test", Name: "Test DBL", Weight: 10, RemovalURL: "https://dbl.test/remove", Codes: map[string]string{"127.0.1.2": "DBL: spam domain"}},

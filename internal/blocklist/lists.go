@@ -89,7 +89,9 @@ func DefaultIPZones() []string {
 }
 
 // DefaultDomainZones: see DefaultIPZones.
-func DefaultDomainZones() []string { return []string{"dbl.spamhaus.org", "multi.surbl.org", "multi.uribl.com"} }
+func DefaultDomainZones() []string {
+	return []string{"dbl.spamhaus.org", "multi.surbl.org", "multi.uribl.com"}
+}
 
 // table merges the built-in lists with the config's overrides (by zone:
 // set fields replace, codes are added or replaced one by one).
