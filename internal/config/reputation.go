@@ -81,7 +81,7 @@ func (c *Config) reputationDefaults() {
 	c.Warmup.DayLength = Duration{DefaultWarmupDay}
 	c.Blocklists.Interval = Duration{4 * time.Hour}
 	c.Blocklists.Timeout = Duration{5 * time.Second}
-	c.DMARC = DMARC{MaxReportBytes: 1 << 20, MaxXMLBytes: 20 << 20, MaxRecords: 100000, MaxCompressRatio: 100}
+	c.DMARC = DMARC{MaxReportBytes: 1 << 20, MaxXMLBytes: 20 << 20, MaxRecords: 100000, MaxCompressRatio: 1000}
 }
 
 // validateReputation checks [[pool]], [warmup], [blocklists] and [dmarc].
