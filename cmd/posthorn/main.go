@@ -34,7 +34,7 @@ func main() {
 	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", "", "data directory (default \"posthorn-data\", or data_dir in the config)")
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "TOML configuration file")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON")
-	root.AddCommand(serveCmd(g), initCmd(g), queueCmd(g), dlqCmd(g), destinationsCmd(g), eventsCmd(g), classifyCmd(g), bounceCmd(g), suppressionCmd(g), userCmd(g), apikeyCmd(g), tenantCmd(g), domainCmd(g))
+	root.AddCommand(serveCmd(g), initCmd(g), queueCmd(g), dlqCmd(g), destinationsCmd(g), eventsCmd(g), classifyCmd(g), bounceCmd(g), suppressionCmd(g), userCmd(g), apikeyCmd(g), tenantCmd(g), domainCmd(g), poolsCmd(g), blocklistCmd(g), dmarcCmd(g))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "posthorn:", err)
 		os.Exit(1)

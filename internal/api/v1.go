@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +35,7 @@ type V1 struct {
 	Destinations   func() any    // the scheduler's destinations, for admins
 	Suppress       *suppress.List
 	Domains        *domain.Service
+	Reputation     *Reputation // source pools, DMARC summaries (v1_reputation.go)
 	Now            func() time.Time
 	Log            *slog.Logger
 
@@ -93,7 +95,7 @@ func (v *V1) Handler() http.Handler {
 	v.MaxInflight = max(v.MaxInflight, v.MaxBulkBytes, v.bodyLimit()) // the largest request must fit
 	v.budget = &bodyBudget{max: v.MaxInflight}
 	mux := http.NewServeMux()
-	for _, rt := range routes {
+	for _, rt := range slices.Concat(routes, reputationRoutes) {
 		mux.Handle(rt.method+" "+rt.path, v.auth(rt))
 	}
 	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {

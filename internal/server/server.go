@@ -57,6 +57,7 @@ type Server struct {
 	inbound *inbound.Server
 	sup     *suppress.List
 	domains *domain.Service
+	rep     reputation // source pools, blocklists, DMARC (reputation.go)
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -182,6 +183,9 @@ func (s *Server) start(ctx context.Context) error {
 			lanes[lane] = true
 		}
 	}
+	if err := s.startPools(); err != nil {
+		return err
+	}
 	cls := classify.Default()
 	if cfg.Classify.Rules != "" {
 		if cls, err = classify.Load(cfg.Classify.Rules, cfg.Classify.Replace); err != nil {
@@ -190,7 +194,7 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.sched = queue.New(queue.Config{
 		Classifier: cls, Suppressions: sup, ReturnPath: returnPath(signer), UnsubscribeLanes: lanes,
-		Unsubscribe: unsubHeaders(unsub), OnFailed: s.sendDSN, OnHoldAfter: cfg.Suppress.OnHoldAfter,
+		Unsubscribe: unsubHeaders(unsub), OnFailed: s.sendDSN, Source: s.poolSource(), OnHoldAfter: cfg.Suppress.OnHoldAfter,
 		OnHoldWindow: cfg.Suppress.OnHoldWindow.Duration, OnHoldFor: cfg.Suppress.OnHoldFor.Duration,
 		RetryMin: cfg.RetryMin.Duration, RetryMax: cfg.RetryMax.Duration,
 		MaxConnections: cfg.Delivery.MaxConnections, MaxConnsPerDest: cfg.Delivery.MaxConnectionsPerDest,
@@ -205,6 +209,10 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.startDomains(ctx); err != nil {
 		return err
 	}
+	if err := s.startBlocklists(); err != nil {
+		return err
+	}
+	s.dmarcIntake()
 	// The pipeline exists before the scheduler starts: workers started for
 	// loaded mail may report failures at once, and sendDSN uses it.
 	s.pipe = &accept.Pipeline{Store: s.st, Senders: s.domains, AllowUnverifiedSenders: cfg.AllowUnverifiedSenders, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
@@ -226,7 +234,8 @@ func (s *Server) start(ctx context.Context) error {
 		v1 := &api.V1{Store: s.st, Tenants: s.tenants, Accept: pipe, Ops: ops, Hostname: cfg.Hostname,
 			MaxBulk: cfg.API.MaxBulk, MaxMessageSize: int(cfg.SMTP.MaxMessageSize), SendHorizon: cfg.API.SendHorizon.Duration,
 			MaxBulkBytes: cfg.API.MaxBulkBytes, MaxInflight: cfg.API.MaxInflightBytes, MaxLineLength: cfg.SMTP.MaxLineLength,
-			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Domains: s.domains, Now: time.Now, Log: s.log.With("part", "api")}
+			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Domains: s.domains, Now: time.Now, Log: s.log.With("part", "api"),
+			Reputation: s.reputationAPI()}
 		var unsubH http.Handler
 		if unsub != nil {
 			unsubH = unsub.Handler()
@@ -238,8 +247,11 @@ func (s *Server) start(ctx context.Context) error {
 	s.janitor = make(chan struct{})
 	go s.purgeLoop(s.janitor)
 	if signer != nil {
-		s.inbound = inbound.New(inbound.Config{Listen: cfg.InboundListen, Hostname: cfg.Hostname,
-			MaxMessageSize: cfg.SMTP.MaxMessageSize}, signer, s.st, sup, s.log.With("part", "inbound"))
+		icfg := inbound.Config{Listen: cfg.InboundListen, Hostname: cfg.Hostname, MaxMessageSize: cfg.SMTP.MaxMessageSize}
+		if s.rep.dmarc != nil {
+			icfg.RUA, icfg.Reports = cfg.DMARC.RUA, reportIntake{s.rep.dmarc}
+		}
+		s.inbound = inbound.New(icfg, signer, s.st, sup, s.log.With("part", "inbound"))
 		if err := s.inbound.Start(); err != nil {
 			s.inbound = nil
 			return err
@@ -324,6 +336,10 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 	s.adminLn = ln
 	mux := http.NewServeMux()
 	mux.Handle("/admin/", adm.Handler())
+	rep := s.reputationAPI().Handler()
+	for _, p := range []string{"GET /admin/v1/pools", "POST /admin/v1/blocklists/check", "GET /admin/v1/dmarc"} {
+		mux.Handle(p, rep)
+	}
 	// Profiling for operators, reachable only through the admin socket.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -440,6 +456,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.sched != nil {
 		errs = append(errs, s.sched.Stop(ctx))
 	}
+	s.stopReputation()
 	if s.admin != nil {
 		errs = append(errs, s.admin.Shutdown(ctx))
 		os.Remove(s.cfg.AdminSocket())
