@@ -57,7 +57,9 @@ func TestExampleConfig(t *testing.T) {
 	d.Validate()
 	if c.SMTPListen != d.SMTPListen || c.SMTP.MaxMessageSize != d.SMTP.MaxMessageSize || c.Delivery.MaxConnectionsPerDest != d.Delivery.MaxConnectionsPerDest ||
 		c.QueueLifetime != d.QueueLifetime || c.API.MaxBulk != d.API.MaxBulk || c.Suppress.OnHoldAfter != d.Suppress.OnHoldAfter ||
-		c.SMTP.MaxConnectionsPerIP != d.SMTP.MaxConnectionsPerIP || c.SMTP.DataTimeout != d.SMTP.DataTimeout || c.SMTP.MaxAuthFailures != d.SMTP.MaxAuthFailures {
+		c.SMTP.MaxConnectionsPerIP != d.SMTP.MaxConnectionsPerIP || c.SMTP.DataTimeout != d.SMTP.DataTimeout || c.SMTP.MaxAuthFailures != d.SMTP.MaxAuthFailures ||
+		c.Warmup.DayLength != d.Warmup.DayLength || c.Blocklists.Enabled != d.Blocklists.Enabled || c.Blocklists.Interval != d.Blocklists.Interval ||
+		c.Blocklists.Timeout != d.Blocklists.Timeout || c.DMARC != d.DMARC {
 		t.Fatalf("example differs from the defaults:\n%+v\n%+v", c, d)
 	}
 }
