@@ -24,7 +24,9 @@ func TestReputationValidation(t *testing.T) {
 			c.Pools = []Pool{{Name: "a", Addresses: []string{"192.0.2.1"}, Warming: []string{"192.0.2.1"}, WarmupStart: "tomorrow"}}
 		}, "warmup_start"},
 		{"weights", func(c *Config) { c.Pools = []Pool{{Name: "a", Addresses: []string{"192.0.2.1"}, Weights: []int{1, 2}}} }, "one entry per address"},
-		{"lane", func(c *Config) { c.Pools = []Pool{{Name: "a", Addresses: []string{"192.0.2.1"}, Lanes: []string{"bulk"}}} }, `lane "bulk"`},
+		{"lane", func(c *Config) {
+			c.Pools = []Pool{{Name: "a", Addresses: []string{"192.0.2.1"}, Lanes: []string{"bulk"}}}
+		}, `lane "bulk"`},
 		{"rua elsewhere", func(c *Config) { c.BounceDomain, c.DMARC.RUA = "bounces.example.com", "dmarc@example.com" }, "must be an address at bounce_domain"},
 		{"blocklist ip", func(c *Config) { c.Blocklists.IPs = []string{"nope"} }, "blocklists.ips"},
 	} {
