@@ -21,7 +21,8 @@ type Pool struct {
 	Tenants []string `toml:"tenants"`
 	Domains []string `toml:"domains"` // envelope sender domains
 	// Warm-up: the addresses in Warming follow the schedule from day 1 on
-	// WarmupStart (YYYY-MM-DD, UTC); Warmup overrides [warmup] schedule.
+	// WarmupStart (YYYY-MM-DD, UTC midnight, or an RFC 3339 time);
+	// Warmup overrides [warmup] schedule.
 	Warming     []string `toml:"warming"`
 	WarmupStart string   `toml:"warmup_start"`
 	Warmup      []int    `toml:"warmup"`
@@ -138,8 +139,8 @@ func (c *Config) validateReputation(bad func(string, ...any)) {
 			}
 		}
 		if len(p.Warming) > 0 {
-			if _, err := time.Parse(time.DateOnly, p.WarmupStart); err != nil {
-				bad("pool %s: warmup_start %q: want YYYY-MM-DD", p.Name, p.WarmupStart)
+			if _, err := ParseWarmupStart(p.WarmupStart); err != nil {
+				bad("pool %s: %v", p.Name, err)
 			}
 		}
 		for _, n := range p.Warmup {
@@ -185,6 +186,18 @@ func (c *Config) validateReputation(bad func(string, ...any)) {
 	if d.MaxReportBytes <= 0 || d.MaxXMLBytes <= 0 || d.MaxRecords <= 0 || d.MaxCompressRatio <= 0 {
 		bad("dmarc limits must be positive")
 	}
+}
+
+// ParseWarmupStart reads a warmup_start: a date (its UTC midnight) or an
+// RFC 3339 time.
+func ParseWarmupStart(s string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("warmup_start %q: want YYYY-MM-DD or an RFC 3339 time", s)
 }
 
 // PoolAddresses lists every pool's addresses.

@@ -131,8 +131,8 @@ func New(cfg Config) (*Set, error) {
 		var start time.Time
 		if len(warming) > 0 {
 			var err error
-			if start, err = time.Parse(time.DateOnly, pc.WarmupStart); err != nil {
-				return nil, fmt.Errorf("pool %s: warmup_start: %w", pc.Name, err)
+			if start, err = config.ParseWarmupStart(pc.WarmupStart); err != nil {
+				return nil, fmt.Errorf("pool %s: %w", pc.Name, err)
 			}
 		}
 		sched := pc.Warmup

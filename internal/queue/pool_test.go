@@ -120,3 +120,50 @@ func (e *env) insertStorm(lane store.Lane, rcpt string) store.Delivery {
 	}
 	return *d
 }
+
+// TestWarmupWaitsForNextDay: with one warming address (caps 2 then 3 per
+// destination, a "day" of 600ms), mail beyond the day's cap waits in the
+// timer heap, not attempted, until the next day; no attempt of a later
+// day starts before that day; and after the schedule everything goes.
+func TestWarmupWaitsForNextDay(t *testing.T) {
+	mx := testkit.StartMX(t, "127.0.0.2", 0, testkit.Script{})
+	e := newEnv(t, mx.Port(), nil)
+	e.dns.SetMX("x.test", testkit.MX{Pref: 10, Host: "mx.x.test"})
+	e.dns.SetA("mx.x.test", "127.0.0.2")
+	day := 600 * time.Millisecond
+	start := time.Now().UTC() // day 1 begins here
+	ps, err := pool.New(pool.Config{DayLength: day, Pools: []config.Pool{{Name: "default", Addresses: []string{"127.0.0.13"},
+		Warming: []string{"127.0.0.13"}, WarmupStart: start.Format(time.RFC3339Nano), Warmup: []int{2, 3}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []store.Delivery
+	for i := range 9 {
+		ds = append(ds, e.insertLane(store.LaneNormal, "a@app.test", fmt.Sprintf("r%d@x.test", i)))
+	}
+	s := e.sched(Config{Source: poolSource(ps)})
+	s.Enqueue(ds)
+	if time.Since(start) > day/2 {
+		t.Skip("the machine is too slow for 600ms days")
+	}
+	// Day 1: two go, seven wait in the timer heap for day 2.
+	waitFor(t, "day 1's two deliveries and seven jobs waiting", func() bool {
+		return len(mx.Messages()) == 2 && s.Stats().Waiting == 7
+	})
+	for _, d := range ds {
+		e.waitState(d, store.Delivered)
+	}
+	// Each attempt's warm-up day: no day over its cap, and the schedule
+	// completed (day 3 on, the address is warm and takes the rest).
+	perDay := map[int]int{}
+	for _, d := range ds {
+		as, err := e.st.Attempts(context.Background(), d.MessageID)
+		if err != nil || len(as) != 1 || as[0].SourceIP != "127.0.0.13" {
+			t.Fatalf("%s: attempts %+v %v (waiting for capacity must not count as an attempt)", d.Recipient, as, err)
+		}
+		perDay[int(as[0].StartedAt.Sub(start)/day)+1]++
+	}
+	if perDay[1] != 2 || perDay[2] != 3 || perDay[1]+perDay[2]+perDay[3] != 9 {
+		t.Errorf("deliveries per warm-up day %v, want 2, 3, then the remaining 4", perDay)
+	}
+}
