@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/blocklist"
 	"github.com/posthorn/posthorn/internal/dmarc"
 	"github.com/posthorn/posthorn/internal/pool"
@@ -121,6 +122,31 @@ addresses = ["127.0.0.12"]
 	if sum.Messages != 13 || sum.DMARCPass != 10 || len(sum.NotOurs) != 1 || sum.NotOurs[0] != "198.51.100.7" {
 		t.Errorf("dmarc summary: %+v", sum)
 	}
+	// The HTTP API: admin sees pools and any domain's summary; a read-only
+	// key sees only its tenant's sending domains.
+	var items struct {
+		Items []pool.MemberStatus `json:"items"`
+	}
+	if code := in.call(t, in.Creds.APIKey, "GET", "/v1/pools", nil, nil, &items); code != 200 || len(items.Items) != 2 {
+		t.Errorf("GET /v1/pools: %d %+v", code, items)
+	}
+	var viaAPI dmarc.Summary
+	if code := in.call(t, in.Creds.APIKey, "GET", "/v1/dmarc?domain=news.test&since=72h", nil, nil, &viaAPI); code != 200 || viaAPI.Messages != 13 {
+		t.Errorf("GET /v1/dmarc: %d %+v", code, viaAPI)
+	}
+	var key api.KeyResponse
+	in.CLI(&key, "apikey", "create", "--scope", "read", "--name", "reader")
+	if code := in.call(t, key.APIKey, "GET", "/v1/dmarc?domain=news.test", nil, nil, nil); code != 403 {
+		t.Errorf("read key, not its domain: %d, want 403", code)
+	}
+	if code := in.call(t, key.APIKey, "GET", "/v1/pools", nil, nil, nil); code != 403 {
+		t.Errorf("read key, pools: %d, want 403", code)
+	}
+	in.CLI(nil, "domain", "add", "news.test")
+	if code := in.call(t, key.APIKey, "GET", "/v1/dmarc?domain=news.test", nil, nil, &viaAPI); code != 200 || viaAPI.Messages != 13 {
+		t.Errorf("read key, its own domain: %d %+v", code, viaAPI)
+	}
+
 	// A malformed report: refused, the listener lives on.
 	c, err := Dial(inbound)
 	if err != nil {
