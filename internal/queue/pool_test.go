@@ -83,6 +83,10 @@ func TestPoolsOnLoopback(t *testing.T) {
 	if err != nil || len(as) != 1 || as[0].SourceIP != mkt {
 		t.Fatalf("attempt of the low-lane message: %+v %v", as, err)
 	}
+	evs, err := e.st.Events(context.Background(), store.EventFilter{MessageID: low.MessageID, Type: store.EventDelivered})
+	if err != nil || len(evs) != 1 || !strings.Contains(evs[0].Detail, "source_ip="+mkt) {
+		t.Fatalf("delivered event of the low-lane message: %+v %v", evs, err)
+	}
 
 	// The storm: the MX refuses the marketing address with 421.
 	e.n++

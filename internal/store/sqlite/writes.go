@@ -229,8 +229,12 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 			if o.Reply.Code == 0 {
 				text = o.Error
 			}
+			detail := o.Class
+			if o.SourceIP != "" {
+				detail += " source_ip=" + o.SourceIP // the source pool's address (webhooks see it)
+			}
 			if _, err := ie.Exec(ms(end), o.Event, tenant, msgID, o.DeliveryID, rcpt, n, o.MX, o.Reply.Code,
-				o.Reply.Enhanced, text, o.Class); err != nil {
+				o.Reply.Enhanced, text, detail); err != nil {
 				return fmt.Errorf("insert event: %w", err)
 			}
 		}
