@@ -18,7 +18,7 @@ type Pool struct {
 	EHLO      string   `toml:"ehlo"`      // EHLO name for this pool's connections ("" = hostname)
 	// Selectors: mail matches a pool when every non-empty list matches it.
 	Lanes   []string `toml:"lanes"`
-	Tenants []string `toml:"tenants"`
+	Tenants []string `toml:"tenants"` // names (resolved at start) or IDs
 	Domains []string `toml:"domains"` // envelope sender domains
 	// Warm-up: the addresses in Warming follow the schedule from day 1 on
 	// WarmupStart (YYYY-MM-DD, UTC midnight, or an RFC 3339 time);

@@ -5,15 +5,18 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/blocklist"
+	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery"
 	"github.com/posthorn/posthorn/internal/dmarc"
 	"github.com/posthorn/posthorn/internal/pool"
 	"github.com/posthorn/posthorn/internal/queue"
+	"github.com/posthorn/posthorn/internal/store"
 )
 
 // reputation holds the sender reputation parts: source pools with their
@@ -32,7 +35,11 @@ func (s *Server) startPools() error {
 	if file == "" {
 		file = filepath.Join(cfg.DataDir, "warmup.json")
 	}
-	ps, err := pool.New(pool.Config{Pools: cfg.Pools, Schedule: cfg.Warmup.Schedule, DayLength: cfg.Warmup.DayLength.Duration,
+	pools, err := s.poolsWithTenantIDs()
+	if err != nil {
+		return err
+	}
+	ps, err := pool.New(pool.Config{Pools: pools, Schedule: cfg.Warmup.Schedule, DayLength: cfg.Warmup.DayLength.Duration,
 		CountsFile: file, Log: s.log.With("part", "pools")})
 	if err != nil {
 		return fmt.Errorf("source pools: %w", err)
@@ -42,6 +49,34 @@ func (s *Server) startPools() error {
 		ps.Start()
 	}
 	return nil
+}
+
+// poolsWithTenantIDs lets a pool's tenants name tenants by name or ID:
+// names are turned into IDs (what the scheduler knows of a job).
+func (s *Server) poolsWithTenantIDs() ([]config.Pool, error) {
+	pools := slices.Clone(s.cfg.Pools)
+	var ts []store.Tenant
+	for i := range pools {
+		if len(pools[i].Tenants) == 0 {
+			continue
+		}
+		if ts == nil {
+			var err error
+			if ts, err = s.st.ListTenants(context.Background()); err != nil {
+				return nil, fmt.Errorf("source pools: tenants: %w", err)
+			}
+		}
+		ids := slices.Clone(pools[i].Tenants)
+		for _, name := range pools[i].Tenants {
+			for _, t := range ts {
+				if strings.EqualFold(t.Name, name) {
+					ids = append(ids, t.ID)
+				}
+			}
+		}
+		pools[i].Tenants = ids
+	}
+	return pools, nil
 }
 
 // poolSource is the scheduler's Source: nil without pools.
