@@ -83,6 +83,12 @@ type pool struct {
 	cur map[string][]int
 }
 
+// maxRRState bounds the per-destination round-robin state of a pool.
+const maxRRState = 10000
+
+// allDests is the count key of a warm address's daily total.
+const allDests = "*"
+
 type countKey struct {
 	Addr string `json:"addr"`
 	Dest string `json:"dest"`
@@ -228,6 +234,9 @@ func (s *Set) Pick(m Mail, dest string, n int, now time.Time) (c Choice, wait ti
 	defer s.mu.Unlock()
 	cur := p.cur[dest]
 	if cur == nil {
+		if len(p.cur) >= maxRRState {
+			clear(p.cur) // many destinations: start their turns afresh rather than grow
+		}
 		cur = make([]int, len(p.members))
 		p.cur[dest] = cur
 	}
@@ -254,7 +263,11 @@ func (s *Set) Pick(m Mail, dest string, n int, now time.Time) (c Choice, wait ti
 	}
 	cur[best] -= total
 	mb := p.members[best]
-	s.counts[countKey{mb.addr.String(), dest, s.dayIndex(mb, now)}] += n
+	key := countKey{mb.addr.String(), allDests, s.dayIndex(mb, now)}
+	if s.day(mb, now) > 0 {
+		key.Dest = dest // caps are per destination; warm addresses count only their total
+	}
+	s.counts[key] += n
 	s.dirty = true
 	ehlo := p.cfg.EHLO
 	return Choice{Pool: p.cfg.Name, Addr: mb.addr, EHLO: ehlo}, time.Time{}, true
@@ -285,7 +298,7 @@ type MemberStatus struct {
 	Days     int            `json:"warmup_days,omitempty"`
 	Cap      int            `json:"cap_per_destination,omitempty"` // today's cap per destination
 	Today    int            `json:"sent_today"`                    // all destinations
-	PerDest  map[string]int `json:"sent_today_by_destination,omitempty"`
+	PerDest  map[string]int `json:"sent_today_by_destination,omitempty"` // warming addresses only
 	Selected string         `json:"selects,omitempty"`
 }
 
@@ -311,7 +324,9 @@ func (s *Set) Status(now time.Time) []MemberStatus {
 			idx := s.dayIndex(mb, now)
 			for k, n := range s.counts {
 				if k.Addr == st.Address && k.Day == idx {
-					st.PerDest[k.Dest] += n
+					if k.Dest != allDests {
+						st.PerDest[k.Dest] += n
+					}
 					st.Today += n
 				}
 			}
