@@ -296,8 +296,8 @@ type MemberStatus struct {
 	Warming  bool           `json:"warming"` // on its schedule today
 	Day      int            `json:"warmup_day,omitempty"`
 	Days     int            `json:"warmup_days,omitempty"`
-	Cap      int            `json:"cap_per_destination,omitempty"` // today's cap per destination
-	Today    int            `json:"sent_today"`                    // all destinations
+	Cap      int            `json:"cap_per_destination,omitempty"`       // today's cap per destination
+	Today    int            `json:"sent_today"`                          // all destinations
 	PerDest  map[string]int `json:"sent_today_by_destination,omitempty"` // warming addresses only
 	Selected string         `json:"selects,omitempty"`
 }
