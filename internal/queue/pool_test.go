@@ -14,8 +14,14 @@ import (
 	"github.com/posthorn/posthorn/internal/testkit"
 )
 
-// insertLane stores one message in lane from sender to rcpt, due now.
+// insertLane stores one message in lane from sender to rcpt, due now,
+// with a lifetime of an hour.
 func (e *env) insertLane(lane store.Lane, sender, rcpt string) store.Delivery {
+	e.t.Helper()
+	return e.insertLaneFor(lane, sender, rcpt, time.Hour)
+}
+
+func (e *env) insertLaneFor(lane store.Lane, sender, rcpt string, lifetime time.Duration) store.Delivery {
 	e.t.Helper()
 	now := e.now()
 	e.n++
@@ -23,7 +29,7 @@ func (e *env) insertLane(lane store.Lane, sender, rcpt string) store.Delivery {
 		Source: "http", Body: []byte("Subject: test\r\n\r\nhello\r\n"), CreatedAt: now}
 	m.Size = len(m.Body)
 	d := &store.Delivery{Recipient: rcpt, Domain: rcpt[strings.IndexByte(rcpt, '@')+1:], Lane: lane, State: store.Queued,
-		CreatedAt: now, NextAttemptAt: now, ExpiresAt: now.Add(time.Hour)}
+		CreatedAt: now, NextAttemptAt: now, ExpiresAt: now.Add(lifetime)}
 	if err := e.st.InsertMessages(context.Background(), []*store.NewMessage{{Message: m, Deliveries: []*store.Delivery{d}}}); err != nil {
 		e.t.Fatal(err)
 	}
@@ -169,5 +175,32 @@ func TestWarmupWaitsForNextDay(t *testing.T) {
 	}
 	if perDay[1] != 2 || perDay[2] != 3 || perDay[1]+perDay[2]+perDay[3] != 9 {
 		t.Errorf("deliveries per warm-up day %v, want 2, 3, then the remaining 4", perDay)
+	}
+}
+
+// TestWarmupWaitEndsWithLifetime: mail waiting for warm-up capacity is
+// given up when its queue lifetime ends (a dead letter saying why), not
+// kept until the next warm-up day.
+func TestWarmupWaitEndsWithLifetime(t *testing.T) {
+	mx := testkit.StartMX(t, "127.0.0.2", 0, testkit.Script{})
+	e := newEnv(t, mx.Port(), nil)
+	e.dns.SetMX("x.test", testkit.MX{Pref: 10, Host: "mx.x.test"})
+	e.dns.SetA("mx.x.test", "127.0.0.2")
+	ps, err := pool.New(pool.Config{DayLength: time.Hour, Pools: []config.Pool{{Name: "default", Addresses: []string{"127.0.0.13"},
+		Warming: []string{"127.0.0.13"}, WarmupStart: time.Now().UTC().Format(time.RFC3339Nano), Warmup: []int{1}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := e.insertLaneFor(store.LaneNormal, "a@app.test", "r1@x.test", time.Hour)
+	second := e.insertLaneFor(store.LaneNormal, "a@app.test", "r2@x.test", 300*time.Millisecond)
+	s := e.sched(Config{Source: poolSource(ps)})
+	s.Enqueue([]store.Delivery{first, second})
+	e.waitState(first, store.Delivered)
+	d := e.waitState(second, store.DeadLetter)
+	if d.LastClass != "rate_limited" {
+		t.Errorf("given up: %+v", d)
+	}
+	if n := len(mx.Messages()); n != 1 {
+		t.Errorf("MX got %d messages, want 1 (the cap)", n)
 	}
 }

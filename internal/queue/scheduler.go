@@ -423,8 +423,7 @@ func (s *Scheduler) schedule(j *Job, now time.Time) {
 func (s *Scheduler) makeReady(j *Job, now time.Time) {
 	key, src, wait := s.destKey(j, now)
 	if !wait.IsZero() {
-		j.Due = wait // every source address is at its warm-up cap
-		s.schedule(j, now)
+		s.waitForSource(j, wait, now)
 		return
 	}
 	d := s.dests[key]

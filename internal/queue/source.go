@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/delivery"
 	"github.com/posthorn/posthorn/internal/store"
 )
@@ -84,4 +85,54 @@ func (s *Scheduler) fillSenders(ds []store.Delivery) {
 		}
 		d.Sender = sender
 	}
+}
+
+// waitForSource puts j back in the timer heap until wait (every source
+// address of its pool is at its warm-up cap for the destination), or, when
+// its recipients' lifetime ends first, until then; once it has ended, j is
+// given up without an attempt. Caller holds s.mu.
+func (s *Scheduler) waitForSource(j *Job, wait, now time.Time) {
+	var last time.Time
+	for _, r := range j.Rcpts {
+		if r.ExpiresAt.IsZero() {
+			last = time.Time{}
+			break
+		}
+		if r.ExpiresAt.After(last) {
+			last = r.ExpiresAt
+		}
+	}
+	if !last.IsZero() && !now.Before(last) {
+		s.giveUpWaiting(j, now)
+		return
+	}
+	if !last.IsZero() && last.Before(wait) {
+		wait = last
+	}
+	j.Due = wait
+	s.schedule(j, now)
+}
+
+// giveUpWaiting records j's recipients as dead letters: their lifetime
+// ended while every source address was at its warm-up cap. Caller holds
+// s.mu; the store is written in the background.
+func (s *Scheduler) giveUpWaiting(j *Job, now time.Time) {
+	j.where = inFlight
+	if s.stopped {
+		return // still pending in the store: the next start decides
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if !s.lease(j) {
+			return
+		}
+		outs := make([]store.Outcome, len(j.Rcpts))
+		for i, r := range j.Rcpts {
+			outs[i] = store.Outcome{DeliveryID: r.ID, State: store.DeadLetter, Class: string(classify.RateLimited), Phase: "queue",
+				Error:    "not attempted: every source address of its pool was at its warm-up cap for this destination until the queue lifetime ended",
+				Provider: s.dl.Provider(j.Domain), StartedAt: now, Event: store.EventDeadLetter}
+		}
+		s.finish(j, outs)
+	}()
 }
