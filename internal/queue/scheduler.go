@@ -329,7 +329,7 @@ type DestinationInfo struct {
 	Key         string         `json:"destination"`
 	Connections int            `json:"connections"`
 	Ready       int            `json:"ready"`
-	Waiting     int            `json:"deferred"` // deliveries waiting for a later attempt
+	Waiting     int            `json:"deferred"` // deliveries waiting for a later attempt (to the destination from any source address)
 	Recent      map[string]int `json:"recent_classes"`
 	SentLastMin int            `json:"sent_last_minute"`
 	Throttle    shaping.State  `json:"throttle"`
@@ -352,7 +352,7 @@ func (s *Scheduler) Destinations() []DestinationInfo {
 		for i := 0; i < min(d.nres, len(d.recent)); i++ {
 			rc[d.recent[i]]++
 		}
-		out = append(out, DestinationInfo{Key: d.key, Connections: d.active, Ready: d.nready, Waiting: waiting[d.key],
+		out = append(out, DestinationInfo{Key: d.key, Connections: d.active, Ready: d.nready, Waiting: waiting[baseDest(d.key)],
 			Recent: rc, SentLastMin: d.recentCount(now), Throttle: st, Paused: now.Before(st.PausedUntil)})
 	}
 	return out
