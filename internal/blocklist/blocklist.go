@@ -12,7 +12,8 @@
 //     "unknown": neither clean nor listed, and it never fires or
 //     resolves an alert.
 //   - Alerts are edge-triggered: one alert_fired per listing (per target
-//     and zone), one alert_resolved when a later check finds it clean.
+//     and zone), one alert_resolved when a later check finds it clean;
+//     the state survives restarts (StateFile).
 //   - Queries go to the configured resolver (dns_server) only.
 //
 // Tests (blocklist_test.go) run against the test kit's DNS server with a
@@ -28,6 +29,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -95,6 +97,9 @@ type Config struct {
 	Interval  time.Duration
 	Lists     []config.BlocklistInfo
 	Events    Recorder
+	// StateFile keeps the last definite state across restarts, so a
+	// listing that persists does not fire again ("" = memory only).
+	StateFile string
 	Log       *slog.Logger
 	Now       func() time.Time
 }
@@ -127,6 +132,9 @@ func New(cfg Config) (*Monitor, error) {
 	}
 	m := &Monitor{cfg: cfg, lists: table(cfg.Lists), state: map[string]Result{},
 		client: &dns.Client{Timeout: cfg.Timeout}}
+	if err := m.load(); err != nil {
+		return nil, err
+	}
 	if cfg.DNSServer != "" {
 		m.servers = []string{cfg.DNSServer}
 	} else {
@@ -317,6 +325,14 @@ func (m *Monitor) update(ctx context.Context, rs []Result) {
 		}
 		m.cfg.Log.Warn("blocklist "+e.Type, "detail", e.Detail)
 	}
+	// Saved after the alerts are written (checks run one at a time): a
+	// crash between the two repeats an alert at the next start rather
+	// than losing it.
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.save(); err != nil {
+		m.cfg.Log.Error("blocklist state", "err", err)
+	}
 }
 
 // AlertDetail is the JSON detail of a blocklist alert event.
@@ -364,4 +380,43 @@ func reverseIP(ip netip.Addr) string {
 		fmt.Fprintf(&sb, "%x.%x.", b[i]&0xf, b[i]>>4)
 	}
 	return strings.TrimSuffix(sb.String(), ".")
+}
+
+// load reads the saved state, if any.
+func (m *Monitor) load() error {
+	if m.cfg.StateFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(m.cfg.StateFile)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("blocklist state: %w", err)
+	}
+	var rs []Result
+	if err := json.Unmarshal(b, &rs); err != nil {
+		return fmt.Errorf("blocklist state %s: %w", m.cfg.StateFile, err)
+	}
+	for _, r := range rs {
+		m.state[r.Target+" "+r.Zone] = r
+	}
+	return nil
+}
+
+// save writes the state (caller holds m.mu).
+func (m *Monitor) save() error {
+	if m.cfg.StateFile == "" {
+		return nil
+	}
+	rs := make([]Result, 0, len(m.state))
+	for _, r := range m.state {
+		rs = append(rs, r)
+	}
+	b, _ := json.Marshal(rs)
+	tmp := m.cfg.StateFile + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, m.cfg.StateFile)
 }

@@ -66,7 +66,7 @@ func TestListingsFireAndResolve(t *testing.T) {
 			return []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")}
 		},
 		Domains:   func(context.Context) []string { return []string{"spam.example", "fine.example"} },
-		DNSServer: d.Addr(), Timeout: 500 * time.Millisecond, Events: st,
+		DNSServer: d.Addr(), Timeout: 500 * time.Millisecond, Events: st, StateFile: filepath.Join(t.TempDir(), "blocklists.json"),
 		Lists: []config.BlocklistInfo{
 			{Zone: "zen.test", Name: "Test ZEN", Weight: 9, RemovalURL: "https://zen.test/remove", Codes: map[string]string{"127.0.0.4": "XBL: exploited host"}},
 			{Zone: "dbl.test", Name: "Test DBL", Weight: 10, RemovalURL: "https://dbl.test/remove", Codes: map[string]string{"127.0.1.2": "DBL: spam domain"}},
@@ -94,6 +94,15 @@ func TestListingsFireAndResolve(t *testing.T) {
 	}
 	if r := got["127.0.0.2 zen.test"]; r.Code != "127.0.0.4" || r.Meaning != "XBL: exploited host" || r.Weight != 9 {
 		t.Errorf("listed IP: %+v", r)
+	}
+	// A restart (a new monitor on the same state file) does not fire the
+	// listings again.
+	m, err = New(m.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Check(ctx); err != nil {
+		t.Fatal(err)
 	}
 	fired := alerts(t, st, EventAlertFired)
 	if len(fired) != 2 {

@@ -129,7 +129,7 @@ func (s *Server) startBlocklists() error {
 			return out
 		},
 		DNSServer: s.cfg.DNSServer, Timeout: b.Timeout.Duration, Interval: b.Interval.Duration, Lists: b.Lists,
-		Events: s.st, Log: s.log.With("part", "blocklists")})
+		Events: s.st, StateFile: filepath.Join(s.cfg.DataDir, "blocklists.json"), Log: s.log.With("part", "blocklists")})
 	if err != nil {
 		return err
 	}
