@@ -114,7 +114,7 @@ func New(cfg Config) (*Set, error) {
 	if cfg.DayLength <= 0 {
 		cfg.DayLength = config.DefaultWarmupDay
 	}
-	if cfg.Schedule == nil {
+	if len(cfg.Schedule) == 0 { // "schedule = []" in the config means the built-in ramp
 		cfg.Schedule = DefaultSchedule
 	}
 	if cfg.Now == nil {

@@ -151,3 +151,14 @@ func TestWarmupCountsSurviveRestart(t *testing.T) {
 		t.Fatal("after a restart the day's cap was open again")
 	}
 }
+
+// TestEmptyScheduleMeansDefault: "schedule = []" (as in the example
+// config) is the built-in ramp, not "no warm-up".
+func TestEmptyScheduleMeansDefault(t *testing.T) {
+	now := time.Now()
+	s := mustNew(t, Config{Schedule: []int{}, Pools: []config.Pool{{Name: "default", Addresses: []string{"192.0.2.9"},
+		Warming: []string{"192.0.2.9"}, WarmupStart: now.UTC().Format(time.RFC3339Nano)}}})
+	if st := s.Status(now); len(st) != 1 || !st[0].Warming || st[0].Day != 1 || st[0].Cap != DefaultSchedule[0] {
+		t.Fatalf("status %+v", st)
+	}
+}
