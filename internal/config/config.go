@@ -101,6 +101,12 @@ type Config struct {
 	Scan   Scan   `toml:"scan"`
 	Abuse  Abuse  `toml:"abuse"`
 	Policy Policy `toml:"policy"`
+	// Sender reputation (reputation.go): source pools, warm-up,
+	// blocklist monitoring, DMARC aggregate reports.
+	Pools      []Pool     `toml:"pool"`
+	Warmup     Warmup     `toml:"warmup"`
+	Blocklists Blocklists `toml:"blocklists"`
+	DMARC      DMARC      `toml:"dmarc"`
 }
 
 // TLSPolicy is one [[tls_policy]] entry: the policy for delivery to a
@@ -396,7 +402,7 @@ func Default() Config {
 	if host == "" {
 		host = "localhost"
 	}
-	return Config{
+	c := Config{
 		DataDir:       "posthorn-data",
 		Hostname:      fqdn(host),
 		SMTPListen:    "127.0.0.1:2525",
@@ -452,6 +458,8 @@ func Default() Config {
 			MTASTS:                   true,
 		},
 	}
+	c.reputationDefaults()
+	return c
 }
 
 // fqdn asks the resolver for the canonical name of host; it falls back to
@@ -623,6 +631,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateEvents(bad)
+	c.validateReputation(bad)
 	return errors.Join(errs...)
 }
 
