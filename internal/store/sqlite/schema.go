@@ -149,7 +149,8 @@ var migrations = []migration{
 	deliveryChecks,
 	// Sending domains and their DKIM keys (see internal/domain).
 	sqlMigration(domainsMigration),
-	shapeIndex, // observe.go
+	shapeIndex,         // observe.go
+	suppressionsFolded, // suppressions.go
 }
 
 func migrate(db *sql.DB) error { return migrateWith(db, migrations) }

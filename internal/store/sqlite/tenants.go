@@ -189,17 +189,23 @@ func splitScopes(s string) []string {
 	return strings.Split(s, ",")
 }
 
-// PutSuppressions implements store.Store.
+// PutSuppressions implements store.Store. Address entries are stored with
+// their folded value too (store.FoldAddress), indexed for
+// AddressSuppressions.
 func (s *Store) PutSuppressions(ctx context.Context, ss []store.Suppression) error {
 	return s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
-		st, err := tx.Prepare(`INSERT OR REPLACE INTO suppressions (tenant_id, kind, value, reason, created_at, expires_at, detail)
-			VALUES (?,?,?,?,?,?,?)`)
+		st, err := tx.Prepare(`INSERT OR REPLACE INTO suppressions (tenant_id, kind, value, reason, created_at, expires_at, detail, folded)
+			VALUES (?,?,?,?,?,?,?,?)`)
 		if err != nil {
 			return fmt.Errorf("put suppressions: %w", err)
 		}
 		defer st.Close()
 		for _, x := range ss {
-			if _, err := st.Exec(x.TenantID, x.Kind, x.Value, x.Reason, ms(x.CreatedAt), ms(x.ExpiresAt), x.Detail); err != nil {
+			folded := ""
+			if x.Kind == "address" {
+				folded = store.FoldAddress(x.Value)
+			}
+			if _, err := st.Exec(x.TenantID, x.Kind, x.Value, x.Reason, ms(x.CreatedAt), ms(x.ExpiresAt), x.Detail, folded); err != nil {
 				return fmt.Errorf("put suppression %s: %w", x.Value, err)
 			}
 		}
@@ -223,7 +229,20 @@ func (s *Store) DeleteSuppression(ctx context.Context, tenantID, kind, value str
 
 // ListSuppressions implements store.Store.
 func (s *Store) ListSuppressions(ctx context.Context, tenantID string) ([]store.Suppression, error) {
-	q := "SELECT tenant_id, kind, value, reason, created_at, expires_at, detail FROM suppressions"
+	var out []store.Suppression
+	err := s.EachSuppression(ctx, tenantID, func(x store.Suppression) error {
+		out = append(out, x)
+		return nil
+	})
+	return out, err
+}
+
+const suppressionCols = "tenant_id, kind, value, reason, created_at, expires_at, detail"
+
+// EachSuppression implements store.Store: one read transaction over the
+// primary key's order, rows handed over as they are read.
+func (s *Store) EachSuppression(ctx context.Context, tenantID string, fn func(store.Suppression) error) error {
+	q := "SELECT " + suppressionCols + " FROM suppressions"
 	var args []any
 	if tenantID != "" {
 		q += " WHERE tenant_id = ?"
@@ -231,18 +250,49 @@ func (s *Store) ListSuppressions(ctx context.Context, tenantID string) ([]store.
 	}
 	rows, err := s.r.QueryContext(ctx, q+" ORDER BY tenant_id, kind, value", args...)
 	if err != nil {
-		return nil, fmt.Errorf("list suppressions: %w", err)
+		return fmt.Errorf("list suppressions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		x, err := scanSuppression(rows)
+		if err != nil {
+			return fmt.Errorf("list suppressions: %w", err)
+		}
+		if err := fn(x); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("list suppressions: %w", err)
+	}
+	return nil
+}
+
+// AddressSuppressions implements store.Store (an index probe on
+// suppressions_folded).
+func (s *Store) AddressSuppressions(ctx context.Context, tenantID, folded string) ([]store.Suppression, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT "+suppressionCols+" FROM suppressions WHERE tenant_id = ? AND kind = 'address' AND folded = ?", tenantID, folded)
+	if err != nil {
+		return nil, fmt.Errorf("address suppressions: %w", err)
 	}
 	defer rows.Close()
 	var out []store.Suppression
 	for rows.Next() {
-		var x store.Suppression
-		var created, expires int64
-		if err := rows.Scan(&x.TenantID, &x.Kind, &x.Value, &x.Reason, &created, &expires, &x.Detail); err != nil {
-			return nil, err
+		x, err := scanSuppression(rows)
+		if err != nil {
+			return nil, fmt.Errorf("address suppressions: %w", err)
 		}
-		x.CreatedAt, x.ExpiresAt = fromMS(created), fromMS(expires)
 		out = append(out, x)
 	}
 	return out, rows.Err()
+}
+
+func scanSuppression(rows *sql.Rows) (store.Suppression, error) {
+	var x store.Suppression
+	var created, expires int64
+	if err := rows.Scan(&x.TenantID, &x.Kind, &x.Value, &x.Reason, &created, &expires, &x.Detail); err != nil {
+		return x, err
+	}
+	x.CreatedAt, x.ExpiresAt = fromMS(created), fromMS(expires)
+	return x, nil
 }
