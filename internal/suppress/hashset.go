@@ -33,7 +33,7 @@ func (h *hashSet) add(x uint64) {
 	h.settle()
 }
 
-// addMany adds xs (in any order; xs is sorted in place).
+// addMany adds xs (in any order; xs is reused).
 func (h *hashSet) addMany(xs []uint64) {
 	if len(xs) < 64 {
 		for _, x := range xs {
@@ -41,7 +41,13 @@ func (h *hashSet) addMany(xs []uint64) {
 		}
 		return
 	}
-	h.recent = merge(h.recent, sortedSet(xs))
+	fresh := xs[:0]
+	for _, x := range xs {
+		if _, ok := slices.BinarySearch(h.main, x); !ok {
+			fresh = append(fresh, x)
+		}
+	}
+	h.recent = merge(h.recent, sortedSet(fresh))
 	h.settle()
 }
 
