@@ -190,7 +190,7 @@ func splitScopes(s string) []string {
 }
 
 // PutSuppressions implements store.Store. Address entries are stored with
-// their folded value too (store.FoldAddress), indexed for
+// their folded value too (store.FoldAddress), in the key, for
 // AddressSuppressions.
 func (s *Store) PutSuppressions(ctx context.Context, ss []store.Suppression) error {
 	return s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
@@ -200,12 +200,8 @@ func (s *Store) PutSuppressions(ctx context.Context, ss []store.Suppression) err
 			return fmt.Errorf("put suppressions: %w", err)
 		}
 		defer st.Close()
-		for _, x := range ss {
-			folded := ""
-			if x.Kind == "address" {
-				folded = store.FoldAddress(x.Value)
-			}
-			if _, err := st.Exec(x.TenantID, x.Kind, x.Value, x.Reason, ms(x.CreatedAt), ms(x.ExpiresAt), x.Detail, folded); err != nil {
+		for _, x := range inKeyOrder(ss) {
+			if _, err := st.Exec(x.TenantID, x.Kind, x.Value, x.Reason, ms(x.CreatedAt), ms(x.ExpiresAt), x.Detail, foldedKey(x.Kind, x.Value)); err != nil {
 				return fmt.Errorf("put suppression %s: %w", x.Value, err)
 			}
 		}
@@ -217,7 +213,7 @@ func (s *Store) PutSuppressions(ctx context.Context, ss []store.Suppression) err
 func (s *Store) DeleteSuppression(ctx context.Context, tenantID, kind, value string) (bool, error) {
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
-		res, err := tx.Exec("DELETE FROM suppressions WHERE tenant_id = ? AND kind = ? AND value = ?", tenantID, kind, value)
+		res, err := tx.Exec("DELETE FROM suppressions WHERE tenant_id = ? AND kind = ? AND folded = ? AND value = ?", tenantID, kind, foldedKey(kind, value), value)
 		if err != nil {
 			return fmt.Errorf("delete suppression: %w", err)
 		}
@@ -239,8 +235,9 @@ func (s *Store) ListSuppressions(ctx context.Context, tenantID string) ([]store.
 
 const suppressionCols = "tenant_id, kind, value, reason, created_at, expires_at, detail"
 
-// EachSuppression implements store.Store: one read transaction over the
-// primary key's order, rows handed over as they are read.
+// EachSuppression implements store.Store: one read transaction in the
+// primary key's order (addresses case-insensitively sorted), rows handed
+// over as they are read.
 func (s *Store) EachSuppression(ctx context.Context, tenantID string, fn func(store.Suppression) error) error {
 	q := "SELECT " + suppressionCols + " FROM suppressions"
 	var args []any
@@ -248,7 +245,7 @@ func (s *Store) EachSuppression(ctx context.Context, tenantID string, fn func(st
 		q += " WHERE tenant_id = ?"
 		args = append(args, tenantID)
 	}
-	rows, err := s.r.QueryContext(ctx, q+" ORDER BY tenant_id, kind, value", args...)
+	rows, err := s.r.QueryContext(ctx, q+" ORDER BY tenant_id, kind, folded, value", args...)
 	if err != nil {
 		return fmt.Errorf("list suppressions: %w", err)
 	}
@@ -268,8 +265,7 @@ func (s *Store) EachSuppression(ctx context.Context, tenantID string, fn func(st
 	return nil
 }
 
-// AddressSuppressions implements store.Store (an index probe on
-// suppressions_folded).
+// AddressSuppressions implements store.Store (a key range).
 func (s *Store) AddressSuppressions(ctx context.Context, tenantID, folded string) ([]store.Suppression, error) {
 	rows, err := s.r.QueryContext(ctx, "SELECT "+suppressionCols+" FROM suppressions WHERE tenant_id = ? AND kind = 'address' AND folded = ?", tenantID, folded)
 	if err != nil {
