@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/posthorn/posthorn/internal/store"
 )
@@ -90,4 +91,16 @@ func inKeyOrder(ss []store.Suppression) []store.Suppression {
 			cmp.Compare(foldedKey(a.Kind, a.Value), foldedKey(b.Kind, b.Value)), cmp.Compare(a.Value, b.Value))
 	})
 	return out
+}
+
+// lazyStmt is a statement prepared on first use.
+type lazyStmt struct {
+	once sync.Once
+	st   *sql.Stmt
+	err  error
+}
+
+func (l *lazyStmt) get(db *sql.DB, q string) (*sql.Stmt, error) {
+	l.once.Do(func() { l.st, l.err = db.Prepare(q) })
+	return l.st, l.err
 }
