@@ -89,6 +89,8 @@ func main() {
 
 	// 1. Import.
 	mon := watchRSS(p.PID())
+	serverCPU0 := procCPU(p.PID())
+	var cliCPU time.Duration
 	start := time.Now()
 	for t, f := range files {
 		cmd := exec.Command(p.Bin, "suppression", "import", f, "--tenant", tenantName(t), "--data-dir", p.Dir, "--json")
@@ -97,6 +99,7 @@ func main() {
 		if err != nil {
 			log.Fatalf("import %s: %v", f, err)
 		}
+		cliCPU += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 		var res struct {
 			Added  int      `json:"added"`
 			Errors []string `json:"errors"`
@@ -106,9 +109,14 @@ func main() {
 		}
 	}
 	took := time.Since(start)
+	serverCPU := procCPU(p.PID()) - serverCPU0
 	peak, _ := mon.stop()
+	lines := float64(per * *tenants)
 	fmt.Printf("import: %d lines in %s = %.0f lines/s; server RSS peak %s\n", per**tenants, took.Round(time.Millisecond),
-		float64(per**tenants)/took.Seconds(), mib(peak))
+		lines/took.Seconds(), mib(peak))
+	fmt.Printf("import CPU: server %s (%.1f µs/line), CLI %s (%.1f µs/line); load average now %s\n",
+		serverCPU.Round(time.Millisecond), float64(serverCPU.Microseconds())/lines,
+		cliCPU.Round(time.Millisecond), float64(cliCPU.Microseconds())/lines, loadavg())
 
 	// 2. Restart.
 	start = time.Now()
@@ -260,6 +268,31 @@ func procKB(pid int, name string) int64 {
 		}
 	}
 	return 0
+}
+
+// procCPU is the user and system CPU time a process used so far
+// (/proc/PID/stat, in clock ticks of 1/100 s).
+func procCPU(pid int) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+func loadavg() string {
+	data, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(data)); len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
 }
 
 func mib(kb int64) string { return fmt.Sprintf("%.0f MiB", float64(kb)/1024) }

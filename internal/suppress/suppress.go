@@ -16,6 +16,16 @@
 // case-sensitive). Two entries differing only in case may both be stored
 // (added in two spellings); they match the same addresses and Remove, in
 // any spelling, deletes them all.
+//
+// Lists reach millions of addresses (docs/performance.md), so address
+// entries are not held as rows: each tenant keeps a sorted set of 64-bit
+// hashes of the folded addresses (hash/maphash, seeded per process: the
+// set is rebuilt at every start), 8 bytes an entry, and a lookup that hits
+// reads the address's rows from the store (one key range on the folded
+// value) to confirm it and to report which entry matched, so a hash
+// collision never suppresses another address. A miss, the common case,
+// never touches the store. Domains, globs and regular expressions are few
+// and stay in memory as entries.
 package suppress
 
 import (
