@@ -154,7 +154,9 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&tenantName, "tenant", "", "tenant name or id (default: the default tenant)")
-	cmd.Flags().IntVar(&batch, "batch", 20000, "entries per request")
+	// Each request is one transaction: larger ones write each page of the
+	// table fewer times (100,000 took a quarter less CPU than 20,000).
+	cmd.Flags().IntVar(&batch, "batch", 100000, "entries per request")
 	return cmd
 }
 

@@ -245,3 +245,38 @@ func migrationIndex(t *testing.T, m migration) int {
 	t.Fatal("migration not in the list")
 	return 0
 }
+
+// TestPutSuppressionsOrder: a batch is written in key order, yet of two
+// writes of one entry in a batch the later still wins.
+func TestPutSuppressionsOrder(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "posthorn.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now()
+	batch := []store.Suppression{
+		{TenantID: "t1", Kind: "address", Value: "z@x.test", Reason: "manual", CreatedAt: now},
+		{TenantID: "t1", Kind: "address", Value: "a@x.test", Reason: "manual", CreatedAt: now},
+		{TenantID: "t1", Kind: "address", Value: "z@x.test", Reason: "hard_bounce", CreatedAt: now},
+		{TenantID: "t1", Kind: "address", Value: "A@x.test", Reason: "complaint", CreatedAt: now},
+	}
+	if err := s.PutSuppressions(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	if batch[0].Value != "z@x.test" {
+		t.Error("the caller's batch was reordered")
+	}
+	all, err := s.ListSuppressions(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range all {
+		got = append(got, x.Value+" "+x.Reason)
+	}
+	if want := []string{"A@x.test complaint", "a@x.test manual", "z@x.test hard_bounce"}; !slices.Equal(got, want) {
+		t.Errorf("stored %q, want %q", got, want)
+	}
+}

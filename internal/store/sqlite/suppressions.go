@@ -76,19 +76,26 @@ func foldedKey(kind, value string) string {
 	return ""
 }
 
-// inKeyOrder returns entries sorted by the table's key (a copy, stable: of
-// two writes of one entry the later still wins). Inserted in that order,
-// a batch of random addresses walks the B-trees' pages once, in order,
-// instead of jumping between them: measured, it cut the CPU of an
-// import of 500,000 by 40%.
-func inKeyOrder(ss []store.Suppression) []store.Suppression {
-	if len(ss) < 2 {
-		return ss
+// keyed is an entry of a batch with its folded key column.
+type keyed struct {
+	x      *store.Suppression
+	folded string
+}
+
+// inKeyOrder returns a batch's entries with their folded key, sorted by
+// the table's key (stable: of two writes of one entry the later still
+// wins; the caller's slice is left as it is). Inserted in that order, a
+// batch of random addresses walks the B-tree's pages once, in order,
+// instead of jumping between them: measured, it cut the CPU of an import
+// of 500,000 by 40%.
+func inKeyOrder(ss []store.Suppression) []keyed {
+	out := make([]keyed, len(ss))
+	for i := range ss {
+		out[i] = keyed{&ss[i], foldedKey(ss[i].Kind, ss[i].Value)}
 	}
-	out := slices.Clone(ss)
-	slices.SortStableFunc(out, func(a, b store.Suppression) int {
-		return cmp.Or(cmp.Compare(a.TenantID, b.TenantID), cmp.Compare(a.Kind, b.Kind),
-			cmp.Compare(foldedKey(a.Kind, a.Value), foldedKey(b.Kind, b.Value)), cmp.Compare(a.Value, b.Value))
+	slices.SortStableFunc(out, func(a, b keyed) int {
+		return cmp.Or(cmp.Compare(a.x.TenantID, b.x.TenantID), cmp.Compare(a.x.Kind, b.x.Kind),
+			cmp.Compare(a.folded, b.folded), cmp.Compare(a.x.Value, b.x.Value))
 	})
 	return out
 }

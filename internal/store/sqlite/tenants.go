@@ -200,8 +200,9 @@ func (s *Store) PutSuppressions(ctx context.Context, ss []store.Suppression) err
 			return fmt.Errorf("put suppressions: %w", err)
 		}
 		defer st.Close()
-		for _, x := range inKeyOrder(ss) {
-			if _, err := st.Exec(x.TenantID, x.Kind, x.Value, x.Reason, ms(x.CreatedAt), ms(x.ExpiresAt), x.Detail, foldedKey(x.Kind, x.Value)); err != nil {
+		for _, k := range inKeyOrder(ss) {
+			x := k.x
+			if _, err := st.Exec(x.TenantID, x.Kind, x.Value, x.Reason, ms(x.CreatedAt), ms(x.ExpiresAt), x.Detail, k.folded); err != nil {
 				return fmt.Errorf("put suppression %s: %w", x.Value, err)
 			}
 		}
