@@ -194,20 +194,49 @@ func splitScopes(s string) []string {
 // AddressSuppressions.
 func (s *Store) PutSuppressions(ctx context.Context, ss []store.Suppression) error {
 	return s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
-		st, err := tx.Prepare(`INSERT OR REPLACE INTO suppressions (tenant_id, kind, value, reason, created_at, expires_at, detail, folded)
-			VALUES (?,?,?,?,?,?,?,?)`)
-		if err != nil {
-			return fmt.Errorf("put suppressions: %w", err)
-		}
-		defer st.Close()
-		for _, k := range inKeyOrder(ss) {
-			x := k.x
-			if _, err := st.Exec(x.TenantID, x.Kind, x.Value, x.Reason, ms(x.CreatedAt), ms(x.ExpiresAt), x.Detail, k.folded); err != nil {
-				return fmt.Errorf("put suppression %s: %w", x.Value, err)
+		rows := inKeyOrder(ss)
+		// Many rows a statement: per row, a call through database/sql and
+		// cgo costs about as much as SQLite's insert.
+		for len(rows) > 0 {
+			n := min(len(rows), putRows)
+			st, err := tx.Prepare(putSuppressionsSQL(n))
+			if err != nil {
+				return fmt.Errorf("put suppressions: %w", err)
 			}
+			for len(rows) >= n {
+				args := make([]any, 0, 8*n)
+				for _, k := range rows[:n] {
+					x := k.x
+					args = append(args, x.TenantID, x.Kind, x.Value, x.Reason, ms(x.CreatedAt), ms(x.ExpiresAt), x.Detail, k.folded)
+				}
+				if _, err := st.Exec(args...); err != nil {
+					st.Close()
+					return fmt.Errorf("put suppressions (%s...): %w", rows[0].x.Value, err)
+				}
+				rows = rows[n:]
+			}
+			st.Close()
 		}
 		return nil
 	})
+}
+
+// putRows is how many entries one INSERT writes (8 parameters each, far
+// below SQLite's limit of 32766).
+const putRows = 128
+
+// putSuppressionsSQL is an INSERT of n entries; SQLite applies its rows in
+// order, so of two for one entry the later wins, as with one at a time.
+func putSuppressionsSQL(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT OR REPLACE INTO suppressions (tenant_id, kind, value, reason, created_at, expires_at, detail, folded) VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?,?)")
+	}
+	return b.String()
 }
 
 // DeleteSuppression implements store.Store.
