@@ -2,6 +2,7 @@ package suppress
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -236,5 +237,62 @@ func TestHashSet(t *testing.T) {
 	}
 	if len(h.main) == 0 {
 		t.Error("never merged: the test does not cover merging")
+	}
+}
+
+// TestConcurrent: lookups run while entries are added (merging the hash
+// set) and removed; run with -race.
+func TestConcurrent(t *testing.T) {
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := context.Background()
+	l, err := Load(ctx, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, _ := Parse("t1", "kept@x.test", Manual)
+	if err := l.Add(ctx, kept); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error)
+	go func() {
+		for b := 0; b < 10; b++ {
+			var ss []store.Suppression
+			for i := 0; i < 1000; i++ {
+				s, _ := Parse("t1", fmt.Sprintf("u%d.%d@x.test", b, i), Manual)
+				ss = append(ss, s)
+			}
+			if err := l.Add(ctx, ss...); err != nil {
+				done <- err
+				return
+			}
+			if _, err := l.Remove(ctx, "t1", fmt.Sprintf("u%d.0@x.test", b)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for checking := true; checking; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			checking = false
+		default:
+			if _, ok := l.Check("t1", "KEPT@x.test"); !ok {
+				t.Fatal("an entry vanished while others were added")
+			}
+		}
+	}
+	if _, ok := l.Check("t1", "u9.999@x.test"); !ok {
+		t.Error("last added entry missing")
+	}
+	if _, ok := l.Check("t1", "u3.0@x.test"); ok {
+		t.Error("removed entry still applies")
 	}
 }
