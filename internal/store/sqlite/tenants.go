@@ -297,8 +297,8 @@ func (s *Store) EachSuppression(ctx context.Context, tenantID string, fn func(st
 
 // AddressSuppressions implements store.Store (a key range). It runs for
 // every accept-time hit of the suppression list's hash set: the statement
-// is prepared once (database/sql keeps it per reader connection), which
-// halves the cost of the lookup.
+// is prepared once (database/sql keeps it per reader connection) rather
+// than parsed again for each call.
 func (s *Store) AddressSuppressions(ctx context.Context, tenantID, folded string) ([]store.Suppression, error) {
 	st, err := s.byFolded.get(s.r, "SELECT "+suppressionCols+" FROM suppressions WHERE tenant_id = ? AND kind = 'address' AND folded = ?")
 	if err != nil {
