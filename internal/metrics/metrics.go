@@ -72,11 +72,11 @@ type Config struct {
 	WebhookOutboxDepth func() int
 	// Blocklists are the current DNS blocklist results (nil: none are
 	// monitored); each is posthorn_blocklist_listed{list, target}.
-	Blocklists func() []BlocklistResult
-	ShapeTTL           time.Duration // default 1s
-	TopDestinations    int           // default 50
-	Now                func() time.Time
-	Log                *slog.Logger
+	Blocklists      func() []BlocklistResult
+	ShapeTTL        time.Duration // default 1s
+	TopDestinations int           // default 50
+	Now             func() time.Time
+	Log             *slog.Logger
 }
 
 // BlocklistResult is one target's state on one DNS blocklist.
