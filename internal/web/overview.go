@@ -95,30 +95,41 @@ func (d *Dashboard) loadOverview(ctx context.Context, s *session) (*Overview, er
 			}
 		}
 	} else {
-		ds, err := d.cfg.Store.ListDeliveries(ctx, store.DeliveryFilter{TenantID: s.TenantID, States: overviewStates})
+		// A tenant's counts by state (the store has no per-tenant lane
+		// aggregate): shown on one row for all lanes, with the oldest
+		// pending delivery (ids grow with acceptance).
+		counts, err := d.cfg.Store.CountDeliveries(ctx, s.TenantID)
 		if err != nil {
 			return nil, err
 		}
-		for _, x := range ds {
-			lr := lanes[x.Lane]
-			if lr == nil {
-				continue
-			}
-			lr.Counts[x.State]++
-			if x.State != store.DeadLetter && (oldest[x.Lane].IsZero() || x.CreatedAt.Before(oldest[x.Lane])) {
-				oldest[x.Lane] = x.CreatedAt
-			}
+		all := &LaneRow{Lane: "all", Counts: map[store.State]int{}}
+		for _, st := range overviewStates {
+			all.Counts[st] = counts[st]
 		}
+		first, err := d.cfg.Store.ListDeliveries(ctx, store.DeliveryFilter{TenantID: s.TenantID,
+			States: []store.State{store.Scheduled, store.Queued, store.Sending, store.Deferred, store.Held}, Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		if len(first) > 0 {
+			all.Oldest = age(now.Sub(first[0].CreatedAt))
+		}
+		ov.DeadLetters = all.Counts[store.DeadLetter]
+		ov.Lanes = []LaneRow{*all}
+		lanes = nil
 	}
 	for _, l := range laneOrder {
 		lr := lanes[l]
+		if lr == nil {
+			break // a tenant's single row, above
+		}
 		if !oldest[l].IsZero() {
 			lr.Oldest = age(now.Sub(oldest[l]))
 		}
 		ov.DeadLetters += lr.Counts[store.DeadLetter]
 		ov.Lanes = append(ov.Lanes, *lr)
 	}
-	if err := d.countEvents(ctx, s, now, ov); err != nil {
+	if err := d.cachedCounts(ctx, s, now, ov); err != nil {
 		return nil, err
 	}
 	if d.cfg.Destinations != nil && s.can(tenant.ScopeAdmin) { // as GET /v1/destinations
@@ -144,6 +155,64 @@ func (d *Dashboard) loadOverview(ctx context.Context, s *session) (*Overview, er
 	return ov, nil
 }
 
+// countsTTL is how long the event counts are reused: they read a day of
+// events, and the page refreshes every few seconds.
+const countsTTL = 5 * time.Second
+
+type countsEntry struct {
+	at       time.Time
+	counts   []CountRow
+	chart    []Bar
+	chartMax int
+}
+
+// cachedCounts fills the counts and chart from a recent count for the
+// same tenant, or counts afresh.
+func (d *Dashboard) cachedCounts(ctx context.Context, s *session, now time.Time, ov *Overview) error {
+	d.countsMu.Lock()
+	e, ok := d.counts[s.TenantID]
+	d.countsMu.Unlock()
+	if !ok || now.Sub(e.at) > countsTTL || now.Before(e.at) {
+		if err := d.countEvents(ctx, s, now, ov); err != nil {
+			return err
+		}
+		e = countsEntry{at: now, counts: ov.Counts, chart: ov.Chart, chartMax: ov.ChartMax}
+		d.countsMu.Lock()
+		d.counts[s.TenantID] = e
+		d.countsMu.Unlock()
+	}
+	ov.Counts, ov.Chart, ov.ChartMax = e.counts, e.chart, e.chartMax
+	return nil
+}
+
+// firstEventSince finds the first event ID at or after since by binary
+// search on the events' IDs (each probe one primary-key seek), so the
+// counts read only the day's events through the (tenant, type, id)
+// index. Event IDs grow with time; an event recorded out of order only
+// moves the bound a little and the Since filter still applies.
+func (d *Dashboard) firstEventSince(ctx context.Context, since time.Time) (int64, error) {
+	hi, err := d.cfg.Store.LastEventID(ctx)
+	if err != nil {
+		return 0, err
+	}
+	lo := int64(0) // every event after lo may be at or after since
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		evs, err := d.cfg.Store.Events(ctx, store.EventFilter{AfterID: mid, Limit: 1})
+		if err != nil {
+			return 0, err
+		}
+		if len(evs) == 0 {
+			hi = mid
+		} else if evs[0].At.Before(since) {
+			lo = evs[0].ID
+		} else {
+			hi = mid
+		}
+	}
+	return lo, nil
+}
+
 // countEvents counts the outcome events of the last hour and day and
 // buckets them by hour for the chart.
 func (d *Dashboard) countEvents(ctx context.Context, s *session, now time.Time, ov *Overview) error {
@@ -165,10 +234,14 @@ func (d *Dashboard) countEvents(ctx context.Context, s *session, now time.Time, 
 			tenants = append(tenants, t.ID)
 		}
 	}
+	after, err := d.firstEventSince(ctx, dayAgo)
+	if err != nil {
+		return err
+	}
 	for _, typ := range chartTypes {
 		row := CountRow{Type: typ}
 		for _, tid := range tenants {
-			evs, err := d.cfg.Store.Events(ctx, store.EventFilter{TenantID: tid, Type: typ, Since: dayAgo, Limit: countCap})
+			evs, err := d.cfg.Store.Events(ctx, store.EventFilter{TenantID: tid, Type: typ, Since: dayAgo, AfterID: after, Limit: countCap})
 			if err != nil {
 				return err
 			}

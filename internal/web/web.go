@@ -30,6 +30,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/api"
@@ -63,6 +64,9 @@ type Dashboard struct {
 	pages    map[string]*template.Template
 	sessions *sessions
 	logins   *loginLimit
+
+	countsMu sync.Mutex
+	counts   map[string]countsEntry // by tenant ("" the installation)
 }
 
 // New parses the templates and returns the dashboard.
@@ -76,7 +80,7 @@ func New(cfg Config) (*Dashboard, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	d := &Dashboard{cfg: cfg, pages: map[string]*template.Template{},
+	d := &Dashboard{cfg: cfg, pages: map[string]*template.Template{}, counts: map[string]countsEntry{},
 		sessions: newSessions(cfg.SessionTTL, cfg.Now),
 		logins:   &loginLimit{max: 10, window: 10 * time.Minute, now: cfg.Now, m: map[string]*loginCount{}}}
 	names, err := fs.Glob(templateFS, "templates/*.html")
