@@ -2,7 +2,7 @@
 // fills a SQLite store through the store API with -queued pending
 // deliveries (one message each) and -events events in all (the deliveries'
 // own queued events plus delivered, deferred and bounced ones spread over
-// the last -days days), then renders the overview, the activity list and a
+// the last -days days, in time order as they are recorded live), then renders the overview, the activity list and a
 // message page in-process (internal/web's handler, as posthorn serve
 // mounts it) -runs times each, for an installation owner and for a tenant
 // admin, and prints the median and worst times.
@@ -88,8 +88,9 @@ func main() {
 					log.Fatalf("GET %s: %d", p, code)
 				}
 			}
+			first := times[0] // the overview's first render counts events; later ones reuse the counts for 5s
 			slices.Sort(times)
-			fmt.Printf("  %-50s median %8s  worst %8s\n", p, times[len(times)/2].Round(time.Millisecond/10), times[len(times)-1].Round(time.Millisecond/10))
+			fmt.Printf("  %-50s first %8s  median %8s  worst %8s\n", p, first.Round(time.Millisecond/10), times[len(times)/2].Round(time.Millisecond/10), times[len(times)-1].Round(time.Millisecond/10))
 		}
 	}
 }
@@ -131,7 +132,7 @@ func addEvents(ctx context.Context, st store.Store, n int, ids []string, now tim
 			defer wg.Done()
 			for i := w; i < n; i += workers {
 				id := ids[i%len(ids)]
-				e := store.Event{At: now.Add(-time.Duration(int64(i) * int64(span) / int64(n))), Type: types[i%len(types)],
+				e := store.Event{At: now.Add(-span + time.Duration(int64(i)*int64(span)/int64(n))), // in time order, as recorded live Type: types[i%len(types)],
 					TenantID: "t1", MessageID: id, Recipient: "r@bench.test", Detail: "bench"}
 				if err := st.RecordEvent(ctx, e); err != nil {
 					log.Fatal(err)
