@@ -132,7 +132,8 @@ func addEvents(ctx context.Context, st store.Store, n int, ids []string, now tim
 			defer wg.Done()
 			for i := w; i < n; i += workers {
 				id := ids[i%len(ids)]
-				e := store.Event{At: now.Add(-span + time.Duration(int64(i)*int64(span)/int64(n))), // in time order, as recorded live Type: types[i%len(types)],
+				// In time order, as recorded live.
+				e := store.Event{At: now.Add(-span + time.Duration(int64(i)*int64(span)/int64(n))), Type: types[i%len(types)],
 					TenantID: "t1", MessageID: id, Recipient: "r@bench.test", Detail: "bench"}
 				if err := st.RecordEvent(ctx, e); err != nil {
 					log.Fatal(err)
