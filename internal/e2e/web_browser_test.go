@@ -211,6 +211,16 @@ func TestWebDashboard(t *testing.T) {
 	b.click(`#supps button[aria-label="remove blocked@dest.test"]`)
 	b.wait("the suppression removed", `document.querySelector(".flash").innerText.includes("removed") && !document.querySelector("#supps").innerText.includes("blocked@dest.test")`, 5*time.Second)
 
+	// Sending domains: the records to publish, and a check on demand.
+	if code, body := in.raw(t, in.Creds.APIKey, "POST", "/v1/domains", map[string]any{"domain": "brand.test"}); code != 201 {
+		t.Fatalf("add a domain: %d %s", code, body)
+	}
+	b.open("/ui/domains", `[id="domain-brand.test"]`)
+	b.wait("the DKIM record", `document.querySelector("main").innerText.includes("._domainkey.brand.test")`, 5*time.Second)
+	b.click(`[id="domain-brand.test"] button[value=check]`)
+	b.wait("the check's result", `document.querySelector(".flash") && document.querySelector(".flash").innerText.includes("checked brand.test")`, 10*time.Second)
+	b.shot("domains")
+
 	// Phone width and dark mode.
 	b.open("/ui/", "#queue")
 	b.do("dark mode", func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
@@ -228,6 +238,9 @@ func TestWebDashboard(t *testing.T) {
 	b.open("/ui/", "#queue")
 	b.click(`.logout button`)
 	b.login("viewer@alpha.test", "viewer-password")
+	if code, _ := in.webLogin(t, "viewer@alpha.test", "viewer-password").get("/ui/domains"); code != 403 {
+		t.Errorf("viewer opens domains: %d, want 403", code)
+	}
 	for _, p := range []string{"/ui/messages/" + live, "/ui/dlq", "/ui/suppressions"} {
 		b.open(p, "main")
 		if n := b.eval(`String(document.querySelectorAll("main form[method=post], main input[name=id], main button[name=action], main button[name=do]").length)`); n != "0" {

@@ -147,6 +147,7 @@ func TestWebCSRF(t *testing.T) {
 		{"/ui/dlq", url.Values{"action": {"purge"}, "id": {"1"}}},
 		{"/ui/suppressions", url.Values{"entry": {"csrf@dest.test"}, "kind": {"address"}, "reason": {"manual"}}},
 		{"/ui/suppressions/remove", url.Values{"entry": {"csrf@dest.test"}}},
+		{"/ui/domains/dest.test/check", nil},
 		{"/ui/logout", nil},
 	}
 	for _, f := range forms {

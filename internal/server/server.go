@@ -263,7 +263,7 @@ func (s *Server) start(ctx context.Context) error {
 			unsubH = unsub.Handler()
 		}
 		ui, err := web.New(web.Config{Store: s.st, Tenants: s.tenants, Ops: ops, Suppress: s.sup,
-			Destinations: s.sched.Destinations, Now: time.Now, Log: s.log.With("part", "web")})
+			Destinations: s.sched.Destinations, Domains: s.domains, Now: time.Now, Log: s.log.With("part", "web")})
 		if err != nil {
 			return fmt.Errorf("dashboard: %w", err)
 		}

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/suppress"
@@ -53,6 +54,7 @@ type Config struct {
 	Ops          *api.QueueOps
 	Suppress     *suppress.List
 	Destinations func() []queue.DestinationInfo // nil: no scheduler view
+	Domains      *domain.Service                // nil: no domains page
 	Now          func() time.Time
 	Log          *slog.Logger
 	SessionTTL   time.Duration // 0: 12 hours
@@ -120,6 +122,8 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("POST /ui/suppressions", d.post(tenant.ScopeSend, d.addSuppression))
 	mux.HandleFunc("POST /ui/suppressions/remove", d.post(tenant.ScopeSend, d.removeSuppression))
 	mux.HandleFunc("GET /ui/suppressions.csv", d.get(d.suppressionsCSV))
+	mux.HandleFunc("GET /ui/domains", d.get(d.domains))
+	mux.HandleFunc("POST /ui/domains/{domain}/check", d.post(tenant.ScopeAdmin, d.checkDomain))
 	mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
 	return secureHeaders(mux)
 }
