@@ -221,6 +221,13 @@ func TestWebDashboard(t *testing.T) {
 	b.wait("the check's result", `document.querySelector(".flash") && document.querySelector(".flash").innerText.includes("checked brand.test")`, 10*time.Second)
 	b.shot("domains")
 
+	// API keys: the secret is shown once.
+	b.open("/ui/keys", "#create-key")
+	b.do("name the key", chromedp.SetValue(chromedp.CSS(`#create-key input[name=name]`), "billing-app"))
+	b.click(`#create-key button`)
+	b.wait("the new key's secret", `document.querySelector("#secret") && document.querySelector("#secret").innerText.startsWith("ph_live_")`, 5*time.Second)
+	b.shot("keys")
+
 	// Phone width and dark mode.
 	b.open("/ui/", "#queue")
 	b.do("dark mode", func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {

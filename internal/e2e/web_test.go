@@ -148,6 +148,8 @@ func TestWebCSRF(t *testing.T) {
 		{"/ui/suppressions", url.Values{"entry": {"csrf@dest.test"}, "kind": {"address"}, "reason": {"manual"}}},
 		{"/ui/suppressions/remove", url.Values{"entry": {"csrf@dest.test"}}},
 		{"/ui/domains/dest.test/check", nil},
+		{"/ui/keys", url.Values{"name": {"csrf-key"}, "scope": {"read"}}},
+		{"/ui/keys/nokey/revoke", nil},
 		{"/ui/logout", nil},
 	}
 	for _, f := range forms {
@@ -276,8 +278,13 @@ func TestWebViewerCannotAct(t *testing.T) {
 			t.Errorf("viewer POST %s: %d, want 403", p.path, code)
 		}
 	}
-	if code, _ := v.get("/ui/destinations"); code != http.StatusForbidden {
-		t.Errorf("viewer opens destinations: %d, want 403", code)
+	for _, p := range []string{"/ui/destinations", "/ui/domains", "/ui/keys"} {
+		if code, _ := v.get(p); code != http.StatusForbidden {
+			t.Errorf("viewer opens %s: %d, want 403", p, code)
+		}
+	}
+	if code, _ := v.post("/ui/keys", url.Values{"name": {"viewer-key"}, "scope": {"read"}}); code != http.StatusForbidden {
+		t.Errorf("viewer creates a key: %d, want 403", code)
 	}
 }
 
@@ -328,5 +335,54 @@ func TestWebLogin(t *testing.T) {
 	}
 	if code, _ := anon.postRaw("/ui/login", url.Values{"email": {"admin@alpha.test"}, "password": {"alpha-password"}}); code != http.StatusTooManyRequests {
 		t.Fatalf("login after 10 failures: %d, want 429", code)
+	}
+}
+
+var secretRE = regexp.MustCompile(`<pre id="secret">(ph_live_[a-z0-9]+_[A-Za-z0-9_-]+)</pre>`)
+
+// TestWebAPIKeys: an admin creates a key on the dashboard, sees its secret
+// once (the list shows only its prefix), the key works on the API, and
+// after revoking it from the dashboard it is refused. Scopes beyond the
+// role are refused.
+func TestWebAPIKeys(t *testing.T) {
+	w := webWorld(t, Options{})
+	in := w.in
+	wc := in.webLogin(t, "admin@alpha.test", "alpha-password")
+	code, body := wc.post("/ui/keys", url.Values{"name": {"reporting"}, "scope": {"read"}})
+	m := secretRE.FindStringSubmatch(body)
+	if code != 200 || m == nil {
+		t.Fatalf("create key: %d, secret shown: %v", code, m != nil)
+	}
+	secret := m[1]
+	if code, _ := in.raw(t, secret, "GET", "/v1/messages", nil); code != 200 {
+		t.Fatalf("the new key on the API: %d", code)
+	}
+	if code, _ := in.raw(t, secret, "POST", "/v1/messages", apiSend("r@dest.test")); code != 403 {
+		t.Fatalf("a read key sends: %d, want 403", code)
+	}
+	_, list := wc.get("/ui/keys")
+	if strings.Contains(list, secret) || !strings.Contains(list, "reporting") {
+		t.Fatalf("the list shows the secret or lacks the key")
+	}
+	id := strings.Split(strings.TrimPrefix(secret, "ph_live_"), "_")[0]
+	if code, loc := wc.post("/ui/keys/"+id+"/revoke", nil); code != http.StatusSeeOther || !strings.Contains(loc, "flash=") {
+		t.Fatalf("revoke: %d %s", code, loc)
+	}
+	if code, _ := in.raw(t, secret, "GET", "/v1/messages", nil); code != 401 {
+		t.Fatalf("the revoked key on the API: %d, want 401", code)
+	}
+	// Beta's admin cannot revoke alpha's keys.
+	_, body = wc.post("/ui/keys", url.Values{"name": {"second"}, "scope": {"read"}})
+	m = secretRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("second key not shown")
+	}
+	id2 := strings.Split(strings.TrimPrefix(m[1], "ph_live_"), "_")[0]
+	beta := in.webLogin(t, "admin@beta.test", "beta-password")
+	if code, _ := beta.post("/ui/keys/"+id2+"/revoke", nil); code != http.StatusNotFound {
+		t.Fatalf("beta revokes alpha's key: %d, want 404", code)
+	}
+	if code, _ := in.raw(t, m[1], "GET", "/v1/messages", nil); code != 200 {
+		t.Fatalf("alpha's key after beta's try: %d", code)
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -123,6 +124,9 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("POST /ui/suppressions/remove", d.post(tenant.ScopeSend, d.removeSuppression))
 	mux.HandleFunc("GET /ui/suppressions.csv", d.get(d.suppressionsCSV))
 	mux.HandleFunc("GET /ui/domains", d.get(d.domains))
+	mux.HandleFunc("GET /ui/keys", d.get(d.keys))
+	mux.HandleFunc("POST /ui/keys", d.post(tenant.ScopeAdmin, d.createKey))
+	mux.HandleFunc("POST /ui/keys/{id}/revoke", d.post(tenant.ScopeAdmin, d.revokeKey))
 	mux.HandleFunc("POST /ui/domains/{domain}/check", d.post(tenant.ScopeAdmin, d.checkDomain))
 	mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
 	return secureHeaders(mux)
@@ -203,11 +207,13 @@ type page struct {
 	CanAdmin bool
 	Flash    string
 	Error    string
+	Back     string // this page's URL without its flash, for forms to return to
 	Data     any
 }
 
 func (d *Dashboard) render(w http.ResponseWriter, r *http.Request, s *session, name, title string, data any) {
-	p := page{Title: title, Nav: name, S: s, Data: data, Flash: r.URL.Query().Get("flash"), Error: r.URL.Query().Get("error")}
+	p := page{Title: title, Nav: name, S: s, Data: data, Flash: r.URL.Query().Get("flash"), Error: r.URL.Query().Get("error"),
+		Back: withoutFlash(r.URL.RequestURI())}
 	if s != nil {
 		p.CanSend, p.CanAdmin = s.can(tenant.ScopeSend), s.can(tenant.ScopeAdmin)
 	}
@@ -243,12 +249,26 @@ func clientIP(r *http.Request) string {
 	return h
 }
 
+// withoutFlash drops the flash and error parameters from a local URL.
+func withoutFlash(u string) string {
+	x, err := url.Parse(u)
+	if err != nil {
+		return "/ui/"
+	}
+	q := x.Query()
+	q.Del("flash")
+	q.Del("error")
+	x.RawQuery = q.Encode()
+	return x.RequestURI()
+}
+
 // back redirects after an action to where the form said, on this site.
 func back(w http.ResponseWriter, r *http.Request, fallback, flash, errText string) {
 	to := r.PostFormValue("back")
-	if !strings.HasPrefix(to, "/ui/") || strings.HasPrefix(to, "//") {
+	if !strings.HasPrefix(to, "/ui/") || strings.HasPrefix(to, "//") || strings.Contains(to, "\\") {
 		to = fallback
 	}
+	to = withoutFlash(to)
 	sep := "?"
 	if strings.Contains(to, "?") {
 		sep = "&"
