@@ -386,3 +386,43 @@ func TestWebAPIKeys(t *testing.T) {
 		t.Fatalf("alpha's key after beta's try: %d", code)
 	}
 }
+
+// TestWebInstallationOwner: an owner without a tenant sees every tenant's
+// messages and acts on them; a tenant's admin sees its own only.
+func TestWebInstallationOwner(t *testing.T) {
+	w := webWorld(t, Options{})
+	in := w.in
+	in.CLI(nil, "account", "add", "root@ops.test", "--role", "owner", "--password", "root-password")
+	var kb api.KeyResponse
+	in.CLI(&kb, "apikey", "create", "--tenant", "beta", "--role", "admin", "--name", "b")
+	var sb api.SendResponse
+	if code := in.call(t, kb.APIKey, "POST", "/v1/messages", apiSend("beta-rcpt@dest.test"), nil, &sb); code != 202 {
+		t.Fatalf("beta sends: %d", code)
+	}
+	alpha := in.sendAPI(t, "alpha's", "alpha-rcpt@dest.test")
+	in.waitState(t, sb.ID, store.Delivered)
+	in.waitState(t, alpha, store.Delivered)
+	root := in.webLogin(t, "root@ops.test", "root-password")
+	_, list := root.get("/ui/messages?state=all")
+	if !strings.Contains(list, "beta-rcpt@dest.test") || !strings.Contains(list, "alpha-rcpt@dest.test") {
+		t.Fatal("the owner's activity list lacks a tenant's message")
+	}
+	if code, _ := root.get("/ui/messages/" + sb.ID); code != 200 {
+		t.Fatalf("owner opens beta's message: %d", code)
+	}
+	if code, _ := root.get("/ui/"); code != 200 {
+		t.Fatalf("owner's overview: %d", code)
+	}
+	if code, loc := root.post("/ui/suppressions", url.Values{"tenant": {kb.Tenant}, "entry": {"x@dest.test"}, "kind": {"address"}}); code != http.StatusSeeOther || !strings.Contains(loc, "flash=") {
+		t.Fatalf("owner adds a suppression for beta: %d %s", code, loc)
+	}
+	if code, loc := root.post("/ui/suppressions", url.Values{"tenant": {"no-such-tenant"}, "entry": {"y@dest.test"}, "kind": {"address"}}); code != http.StatusSeeOther || !strings.Contains(loc, "error=") {
+		t.Fatalf("owner adds a suppression for a tenant that does not exist: %d %s", code, loc)
+	}
+	beta := in.webLogin(t, "admin@beta.test", "beta-password")
+	_, bl := beta.get("/ui/suppressions")
+	_, al := in.webLogin(t, "admin@alpha.test", "alpha-password").get("/ui/suppressions")
+	if !strings.Contains(bl, "x@dest.test") || strings.Contains(al, "x@dest.test") {
+		t.Fatalf("the owner's suppression is not beta's alone: beta has it %v, alpha has it %v (tenant %q)", strings.Contains(bl, "x@dest.test"), strings.Contains(al, "x@dest.test"), kb.Tenant)
+	}
+}

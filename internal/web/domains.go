@@ -50,10 +50,7 @@ func (d *Dashboard) checkDomain(w http.ResponseWriter, r *http.Request, s *sessi
 		return
 	}
 	name := r.PathValue("domain")
-	tid := s.TenantID
-	if tid == "" {
-		tid = r.PostFormValue("tenant")
-	}
+	tid := d.tenantFor(r, s)
 	rep, err := d.cfg.Domains.Check(r.Context(), tid, name)
 	if err != nil {
 		d.notFoundOr(w, r, err)

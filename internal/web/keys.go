@@ -50,8 +50,12 @@ func (d *Dashboard) keys(w http.ResponseWriter, r *http.Request, s *session) {
 // answers with the page showing its secret once (no redirect: the secret
 // is never in a URL; pages are sent with Cache-Control: no-store).
 func (d *Dashboard) createKey(w http.ResponseWriter, r *http.Request, s *session) {
-	spec := tenant.KeySpec{TenantID: tenantFor(r, s), Name: strings.TrimSpace(r.PostFormValue("name")), Scopes: r.PostForm["scope"],
+	spec := tenant.KeySpec{TenantID: d.tenantFor(r, s), Name: strings.TrimSpace(r.PostFormValue("name")), Scopes: r.PostForm["scope"],
 		Sandbox: r.PostFormValue("sandbox") == "on"}
+	if spec.TenantID == "" {
+		back(w, r, "/ui/keys", "", "choose a tenant that exists")
+		return
+	}
 	if spec.Name == "" {
 		back(w, r, "/ui/keys", "", "give the key a name")
 		return

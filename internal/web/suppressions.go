@@ -81,19 +81,28 @@ func (d *Dashboard) suppressions(w http.ResponseWriter, r *http.Request, s *sess
 }
 
 // tenantFor is the tenant an action applies to: the session's, or for an
-// installation owner the one the form names.
-func tenantFor(r *http.Request, s *session) string {
+// installation owner the one the form names (by id or name; "" when it
+// names none that exists).
+func (d *Dashboard) tenantFor(r *http.Request, s *session) string {
 	if s.TenantID != "" {
 		return s.TenantID
 	}
-	return r.PostFormValue("tenant")
+	name := r.PostFormValue("tenant")
+	if name == "" {
+		return ""
+	}
+	t, err := d.cfg.Tenants.Resolve(r.Context(), name)
+	if err != nil {
+		return ""
+	}
+	return t.ID
 }
 
 // addSuppression adds an address, domain or pattern with a reason.
 func (d *Dashboard) addSuppression(w http.ResponseWriter, r *http.Request, s *session) {
-	tid := tenantFor(r, s)
+	tid := d.tenantFor(r, s)
 	if tid == "" {
-		back(w, r, "/ui/suppressions", "", "choose a tenant")
+		back(w, r, "/ui/suppressions", "", "choose a tenant that exists")
 		return
 	}
 	reason := r.PostFormValue("reason")
@@ -135,7 +144,7 @@ func (e errKind) Error() string {
 }
 
 func (d *Dashboard) removeSuppression(w http.ResponseWriter, r *http.Request, s *session) {
-	tid := tenantFor(r, s)
+	tid := d.tenantFor(r, s)
 	entry := r.PostFormValue("entry")
 	found, err := d.cfg.Suppress.Remove(r.Context(), tid, entry)
 	if err != nil {
