@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -210,6 +211,20 @@ func TestWebDashboard(t *testing.T) {
 	b.shot("suppressions")
 	b.click(`#supps button[aria-label="remove blocked@dest.test"]`)
 	b.wait("the suppression removed", `document.querySelector(".flash").innerText.includes("removed") && !document.querySelector("#supps").innerText.includes("blocked@dest.test")`, 5*time.Second)
+
+	// Import a file of 1,200 addresses: sent in chunks with a progress bar.
+	var csvText strings.Builder
+	for i := range 1200 {
+		fmt.Fprintf(&csvText, "imported%d@dest.test\n", i)
+	}
+	csvPath := filepath.Join(t.TempDir(), "list.csv")
+	if err := os.WriteFile(csvPath, []byte(csvText.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.do("choose the file", chromedp.SetUploadFiles(chromedp.CSS(`#import-suppressions input[type=file]`), []string{csvPath}))
+	b.click(`#import-suppressions button`)
+	b.wait("the import's result", `document.querySelector(".flash") && document.querySelector(".flash").innerText.includes("imported 1200 entries")`, 20*time.Second)
+	b.wait("the imported entries", `document.querySelector("main").innerText.includes("1200 entries")`, 5*time.Second)
 
 	// Sending domains: the records to publish, and a check on demand.
 	if code, body := in.raw(t, in.Creds.APIKey, "POST", "/v1/domains", map[string]any{"domain": "brand.test"}); code != 201 {

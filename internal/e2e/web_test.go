@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -424,5 +426,52 @@ func TestWebInstallationOwner(t *testing.T) {
 	_, al := in.webLogin(t, "admin@alpha.test", "alpha-password").get("/ui/suppressions")
 	if !strings.Contains(bl, "x@dest.test") || strings.Contains(al, "x@dest.test") {
 		t.Fatalf("the owner's suppression is not beta's alone: beta has it %v, alpha has it %v (tenant %q)", strings.Contains(bl, "x@dest.test"), strings.Contains(al, "x@dest.test"), kb.Tenant)
+	}
+}
+
+// TestWebSuppressionExportImport: the CSV export, imported as a file into
+// another tenant, gives the same entries with their reasons; a bad line
+// is reported and the rest imported.
+func TestWebSuppressionExportImport(t *testing.T) {
+	w := webWorld(t, Options{})
+	in := w.in
+	alpha := in.webLogin(t, "admin@alpha.test", "alpha-password")
+	for _, f := range []url.Values{
+		{"entry": {"one@dest.test"}, "kind": {"address"}, "reason": {"complaint"}, "detail": {"=cmd|' /C calc'!A0"}},
+		{"entry": {"blocked.test"}, "kind": {"domain"}, "reason": {"manual"}},
+		{"entry": {"*@spam.test"}, "kind": {"pattern"}, "reason": {"manual"}},
+	} {
+		if code, loc := alpha.post("/ui/suppressions", f); code != http.StatusSeeOther || !strings.Contains(loc, "flash=") {
+			t.Fatalf("add %v: %d %s", f, code, loc)
+		}
+	}
+	code, csvText := alpha.get("/ui/suppressions.csv")
+	if code != 200 || !strings.Contains(csvText, "'=cmd") {
+		t.Fatalf("export: %d, formula guarded: %v\n%s", code, strings.Contains(csvText, "'=cmd"), csvText)
+	}
+	csvText += "tn_x,address,not an address,manual,,,\n"
+	beta := in.webLogin(t, "admin@beta.test", "beta-password")
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	mw.WriteField("csrf", beta.csrf)
+	fw, _ := mw.CreateFormFile("file", "list.csv")
+	fw.Write([]byte(csvText))
+	mw.Close()
+	req, _ := http.NewRequest("POST", beta.base+"/ui/suppressions/import", &buf)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := beta.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(loc, "imported+3+entries") || !strings.Contains(loc, "1+refused") {
+		t.Fatalf("import: %d %s", resp.StatusCode, loc)
+	}
+	_, list := beta.get("/ui/suppressions")
+	for _, want := range []string{"one@dest.test", "@blocked.test", "*@spam.test", "complaint"} {
+		if !strings.Contains(list, want) {
+			t.Errorf("beta's list after import lacks %q", want)
+		}
 	}
 }

@@ -123,6 +123,7 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("POST /ui/suppressions", d.post(tenant.ScopeSend, d.addSuppression))
 	mux.HandleFunc("POST /ui/suppressions/remove", d.post(tenant.ScopeSend, d.removeSuppression))
 	mux.HandleFunc("GET /ui/suppressions.csv", d.get(d.suppressionsCSV))
+	mux.HandleFunc("POST /ui/suppressions/import", d.post(tenant.ScopeSend, d.importSuppressions))
 	mux.HandleFunc("GET /ui/domains", d.get(d.domains))
 	mux.HandleFunc("GET /ui/keys", d.get(d.keys))
 	mux.HandleFunc("POST /ui/keys", d.post(tenant.ScopeAdmin, d.createKey))
@@ -178,7 +179,13 @@ func (d *Dashboard) post(scope string, h handler) http.HandlerFunc {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, 4<<20)
-		if err := r.ParseForm(); err != nil {
+		var err error
+		if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
+			err = r.ParseMultipartForm(4 << 20) // the suppression import's file
+		} else {
+			err = r.ParseForm()
+		}
+		if err != nil {
 			http.Error(w, "bad form", http.StatusBadRequest)
 			return
 		}
