@@ -152,6 +152,9 @@ func TestWebCSRF(t *testing.T) {
 		{"/ui/domains/dest.test/check", nil},
 		{"/ui/keys", url.Values{"name": {"csrf-key"}, "scope": {"read"}}},
 		{"/ui/keys/nokey/revoke", nil},
+		{"/ui/users", url.Values{"username": {"csrf-user"}}},
+		{"/ui/users/nouser/remove", nil},
+		{"/ui/suppressions/import", url.Values{"entries": {"csrf2@dest.test"}}},
 		{"/ui/logout", nil},
 	}
 	for _, f := range forms {
@@ -171,6 +174,20 @@ func TestWebCSRF(t *testing.T) {
 	// Nothing happened: the suppression is not there, the session lives.
 	if code, body := wc.get("/ui/suppressions"); code != 200 || strings.Contains(body, "csrf@dest.test") {
 		t.Fatalf("suppressions after refused posts: %d, has entry: %v", code, strings.Contains(body, "csrf@dest.test"))
+	}
+	// A request from another site's page is refused even with the token
+	// (its Origin names that site), and so is a login from there.
+	req, _ := http.NewRequest("POST", wc.base+"/ui/suppressions", strings.NewReader(url.Values{"csrf": {wc.csrf}, "entry": {"csrf@dest.test"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://evil.test")
+	if resp, err := wc.c.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-origin POST with the token: %v %v", resp.StatusCode, err)
+	}
+	req, _ = http.NewRequest("POST", wc.base+"/ui/login", strings.NewReader(url.Values{"email": {"admin@alpha.test"}, "password": {"alpha-password"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://evil.test")
+	if resp, err := wc.c.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-origin login: %v %v", resp.StatusCode, err)
 	}
 	// With the token the same form works.
 	if code, loc := wc.post("/ui/suppressions", forms[6].form); code != http.StatusSeeOther || !strings.Contains(loc, "flash=") {
@@ -280,7 +297,7 @@ func TestWebViewerCannotAct(t *testing.T) {
 			t.Errorf("viewer POST %s: %d, want 403", p.path, code)
 		}
 	}
-	for _, p := range []string{"/ui/destinations", "/ui/domains", "/ui/keys"} {
+	for _, p := range []string{"/ui/destinations", "/ui/domains", "/ui/keys", "/ui/users"} {
 		if code, _ := v.get(p); code != http.StatusForbidden {
 			t.Errorf("viewer opens %s: %d, want 403", p, code)
 		}
@@ -474,4 +491,41 @@ func TestWebSuppressionExportImport(t *testing.T) {
 			t.Errorf("beta's list after import lacks %q", want)
 		}
 	}
+}
+
+var passwordRE = regexp.MustCompile(`<pre id="password">([^<]+)</pre>`)
+
+// TestWebSMTPUsers: an admin creates an SMTP user on the dashboard, its
+// generated password is shown once and logs in to submission; removed
+// from the dashboard, it no longer does.
+func TestWebSMTPUsers(t *testing.T) {
+	w := webWorld(t, Options{})
+	in := w.in
+	wc := in.webLogin(t, "admin@alpha.test", "alpha-password")
+	code, body := wc.post("/ui/users", url.Values{"username": {"newsletter"}, "lane": {"low"}})
+	m := passwordRE.FindStringSubmatch(body)
+	if code != 200 || m == nil {
+		t.Fatalf("create user: %d, password shown: %v", code, m != nil)
+	}
+	auth := func(want int) {
+		t.Helper()
+		c, err := Dial(in.SMTP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		expect(t, c, "EHLO app.test", 250, "")
+		expect(t, c, "AUTH PLAIN "+plain("newsletter", m[1]), want, "")
+	}
+	auth(235)
+	if _, list := wc.get("/ui/users"); strings.Contains(list, m[1]) || !strings.Contains(list, "newsletter") {
+		t.Fatal("the list shows the password or lacks the user")
+	}
+	if code, _ := in.webLogin(t, "admin@beta.test", "beta-password").post("/ui/users/newsletter/remove", nil); code != http.StatusNotFound {
+		t.Fatalf("beta removes alpha's user: %d, want 404", code)
+	}
+	if code, loc := wc.post("/ui/users/newsletter/remove", nil); code != http.StatusSeeOther || !strings.Contains(loc, "flash=") {
+		t.Fatalf("remove: %d %s", code, loc)
+	}
+	auth(535)
 }

@@ -31,6 +31,10 @@ func (d *Dashboard) loginPage(w http.ResponseWriter, r *http.Request) {
 // login checks the account's password (rate-limited per address and per
 // email) and starts a session.
 func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		http.Error(w, "cross-origin request refused", http.StatusForbidden)
+		return
+	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		http.Error(w, "bad form", http.StatusBadRequest)

@@ -128,6 +128,9 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("GET /ui/keys", d.get(d.keys))
 	mux.HandleFunc("POST /ui/keys", d.post(tenant.ScopeAdmin, d.createKey))
 	mux.HandleFunc("POST /ui/keys/{id}/revoke", d.post(tenant.ScopeAdmin, d.revokeKey))
+	mux.HandleFunc("GET /ui/users", d.get(d.users))
+	mux.HandleFunc("POST /ui/users", d.post(tenant.ScopeAdmin, d.createUser))
+	mux.HandleFunc("POST /ui/users/{username}/remove", d.post(tenant.ScopeAdmin, d.removeUser))
 	mux.HandleFunc("POST /ui/domains/{domain}/check", d.post(tenant.ScopeAdmin, d.checkDomain))
 	mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
 	return secureHeaders(mux)
@@ -173,6 +176,10 @@ func (d *Dashboard) get(h handler) http.HandlerFunc {
 // post requires a session, the session's CSRF token and scope.
 func (d *Dashboard) post(scope string, h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if !sameOrigin(r) {
+			http.Error(w, "cross-origin request refused", http.StatusForbidden)
+			return
+		}
 		s := d.session(r)
 		if s == nil {
 			http.Error(w, "log in first", http.StatusUnauthorized)
@@ -199,6 +206,17 @@ func (d *Dashboard) post(scope string, h handler) http.HandlerFunc {
 		}
 		h(w, r, s)
 	}
+}
+
+// sameOrigin refuses a POST whose Origin header (browsers send it) names
+// another site: besides the CSRF token, and for the login form too.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host == r.Host
 }
 
 func (s *session) can(scope string) bool {
