@@ -529,3 +529,39 @@ func TestWebSMTPUsers(t *testing.T) {
 	}
 	auth(535)
 }
+
+// TestWebWebhooks: the webhooks page lists an endpoint; "Send a test
+// event" from the dashboard reaches the receiver, and the attempt shows on
+// the page. Another tenant's admin cannot test it (404).
+func TestWebWebhooks(t *testing.T) {
+	w := webWorld(t, Options{Config: webhookConfig(true)})
+	in := w.in
+	r := startReceiver(t)
+	hook := in.addWebhook(t, r.URL("/hook"), "delivered")
+	r.mu.Lock()
+	r.secret = hook.Secret
+	r.mu.Unlock()
+	wc := in.webLogin(t, "admin@alpha.test", "alpha-password")
+	if code, body := wc.get("/ui/webhooks"); code != 200 || !strings.Contains(body, r.URL("/hook")) {
+		t.Fatalf("webhooks page: %d, lists the endpoint: %v", code, strings.Contains(body, r.URL("/hook")))
+	}
+	if code, _ := in.webLogin(t, "admin@beta.test", "beta-password").post("/ui/webhooks/"+hook.ID+"/test", nil); code != http.StatusNotFound {
+		t.Fatalf("beta tests alpha's webhook: %d, want 404", code)
+	}
+	if code, loc := wc.post("/ui/webhooks/"+hook.ID+"/test", nil); code != http.StatusSeeOther || !strings.Contains(loc, "flash=") {
+		t.Fatalf("test webhook: %d %s", code, loc)
+	}
+	r.wait("the test event", 20*time.Second, func() bool { return len(r.byID) >= 1 })
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body := wc.get("/ui/webhooks")
+		if strings.Contains(body, "webhook_test") && strings.Contains(body, `badge ok">204`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			i := strings.Index(body, "<tbody>")
+			t.Fatalf("the test webhook's attempt is not on the page:\n%s", body[i:min(len(body), i+1500)])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

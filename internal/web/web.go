@@ -128,6 +128,8 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("GET /ui/keys", d.get(d.keys))
 	mux.HandleFunc("POST /ui/keys", d.post(tenant.ScopeAdmin, d.createKey))
 	mux.HandleFunc("POST /ui/keys/{id}/revoke", d.post(tenant.ScopeAdmin, d.revokeKey))
+	mux.HandleFunc("GET /ui/webhooks", d.get(d.webhooks))
+	mux.HandleFunc("POST /ui/webhooks/{id}/{action}", d.post(tenant.ScopeAdmin, d.webhookAction))
 	mux.HandleFunc("GET /ui/users", d.get(d.users))
 	mux.HandleFunc("POST /ui/users", d.post(tenant.ScopeAdmin, d.createUser))
 	mux.HandleFunc("POST /ui/users/{username}/remove", d.post(tenant.ScopeAdmin, d.removeUser))
