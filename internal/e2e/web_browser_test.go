@@ -153,9 +153,13 @@ func TestWebDashboard(t *testing.T) {
 		t.Fatalf("delivered last hour before sending: %s", got)
 	}
 	b.eval(`window.notReloaded = "yes"`)
-	first := in.sendAPI(t, "Hello from the dashboard test", "first@dest.test")
+	in.sendAPI(t, "Hello from the dashboard test", "first@dest.test")
 	b.wait("the delivery on the overview", delivered+` === "1" && window.notReloaded === "yes"`, 20*time.Second)
 	b.shot("overview")
+	// The count links to the events behind it.
+	b.click(`#counts tbody tr:first-child td a`)
+	b.wait("the delivered event behind the count", `document.querySelector("#events") && document.querySelector("#events").innerText.includes("first@dest.test")`, 5*time.Second)
+	b.shot("events")
 
 	// Activity: a new message appears in the list, no reload.
 	b.open("/ui/messages", "#activity")
@@ -171,7 +175,6 @@ func TestWebDashboard(t *testing.T) {
 	b.wait("the journey", `document.querySelector("#journey") && document.querySelector("h1").innerText.includes(`+strconv.Quote(live)+`)`, 10*time.Second)
 	b.wait("the attempt in the journey", `document.querySelector("#journey").innerText.includes("MX mx1.dest.test") && document.querySelector("#journey").innerText.includes("250")`, 5*time.Second)
 	b.shot("message")
-	_ = first
 
 	// A destination answering 451: the exact reply on the message page.
 	busy := in.sendAPI(t, "Deferred one", "busy@dest.test")

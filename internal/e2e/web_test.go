@@ -216,7 +216,7 @@ func TestWebEscaping(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	wc := in.webLogin(t, "admin@alpha.test", "alpha-password")
-	for _, path := range []string{"/ui/messages/" + id, "/ui/messages?state=all", "/ui/messages?recipient=script"} {
+	for _, path := range []string{"/ui/messages/" + id, "/ui/messages?state=all", "/ui/messages?recipient=script", "/ui/events?since=24h"} {
 		code, body := wc.get(path)
 		if code != 200 {
 			t.Fatalf("%s: %d", path, code)

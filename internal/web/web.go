@@ -116,6 +116,7 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("GET /ui/messages", d.get(d.messages))
 	mux.HandleFunc("GET /ui/messages/{id}", d.get(d.message))
 	mux.HandleFunc("POST /ui/messages/{id}/{action}", d.post(tenant.ScopeSend, d.messageAction))
+	mux.HandleFunc("GET /ui/events", d.get(d.events))
 	mux.HandleFunc("GET /ui/destinations", d.get(d.destinations))
 	mux.HandleFunc("GET /ui/dlq", d.get(d.dlq))
 	mux.HandleFunc("POST /ui/dlq", d.post(tenant.ScopeSend, d.dlqAction))
