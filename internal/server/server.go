@@ -43,6 +43,7 @@ import (
 	"github.com/posthorn/posthorn/internal/tlscert"
 	"github.com/posthorn/posthorn/internal/unsubscribe"
 	"github.com/posthorn/posthorn/internal/verp"
+	"github.com/posthorn/posthorn/internal/web"
 )
 
 // Server is a running posthorn.
@@ -288,7 +289,12 @@ func (s *Server) start(ctx context.Context) error {
 		if unsub != nil {
 			unsubH = unsub.Handler()
 		}
-		if err := s.startHTTP(v1.Handler(), unsubH); err != nil {
+		ui, err := web.New(web.Config{Store: s.st, Tenants: s.tenants, Ops: ops, Suppress: s.sup,
+			Destinations: s.sched.Destinations, Domains: s.domains, Now: time.Now, Log: s.log.With("part", "web")})
+		if err != nil {
+			return fmt.Errorf("dashboard: %w", err)
+		}
+		if err := s.startHTTP(v1.Handler(), unsubH, ui.Handler()); err != nil {
 			return err
 		}
 	}
@@ -456,13 +462,15 @@ func (s *Server) purgeLoop(stop chan struct{}) {
 	}
 }
 
-func (s *Server) startHTTP(v1, unsub http.Handler) error {
+func (s *Server) startHTTP(v1, unsub, ui http.Handler) error {
 	ln, err := net.Listen("tcp", s.cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", s.cfg.HTTPListen, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/v1/", v1)
+	mux.Handle("/ui/", ui) // the dashboard (internal/web)
+	mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusMovedPermanently))
 	if unsub != nil {
 		mux.Handle("/unsubscribe/", unsub)
 	}

@@ -179,7 +179,11 @@ type DeliveryFilter struct {
 	OlderThan time.Time // created before
 	Since     time.Time // created at or after
 	AfterID   int64     // cursor: deliveries with a larger ID
-	Limit     int
+	// Newest lists newest first (the dashboard's activity list); AfterID
+	// then does not apply and BeforeID is the cursor.
+	Newest   bool
+	BeforeID int64 // deliveries with a smaller ID
+	Limit    int
 }
 
 // EventFilter selects events. Zero fields do not filter. Events come

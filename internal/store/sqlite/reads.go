@@ -108,15 +108,22 @@ func deliveryQuery(f store.DeliveryFilter) (string, []any) {
 		conds = append(conds, "instr(m.tags, ?) > 0")
 		args = append(args, string(tag))
 	}
-	if f.AfterID > 0 {
+	if f.AfterID > 0 && !f.Newest {
 		conds = append(conds, "d.id > ?")
 		args = append(args, f.AfterID)
+	}
+	if f.BeforeID > 0 {
+		conds = append(conds, "d.id < ?")
+		args = append(args, f.BeforeID)
 	}
 	q := `SELECT ` + prefixed("d.", deliveryCols) + `, m.sender, m.size FROM deliveries d JOIN messages m ON m.id = d.message_id`
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
 	}
 	q += " ORDER BY d.id"
+	if f.Newest {
+		q += " DESC"
+	}
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}

@@ -27,6 +27,31 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Tenants", func(t *testing.T) { testTenants(t, open(t)) })
 	t.Run("Idempotency", func(t *testing.T) { testIdempotency(t, open(t)) })
 	t.Run("WebhookOutbox", func(t *testing.T) { testWebhookOutbox(t, open(t)) })
+	t.Run("NewestFirst", func(t *testing.T) { testNewestFirst(t, open(t)) })
+}
+
+// testNewestFirst: DeliveryFilter.Newest lists newest first, BeforeID
+// pages back from a cursor, and filters still apply.
+func testNewestFirst(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for i := range 5 {
+		if err := s.InsertMessages(ctx, []*store.NewMessage{NewTestMessage(fmt.Sprintf("n%d", i), "a@one.test", "b@two.test")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds, err := s.ListDeliveries(ctx, store.DeliveryFilter{Newest: true, Limit: 3})
+	if err != nil || len(ds) != 3 || ds[0].MessageID != "n4" || ds[0].ID <= ds[1].ID || ds[1].ID <= ds[2].ID {
+		t.Fatalf("newest three: %v %+v", err, ds)
+	}
+	older, err := s.ListDeliveries(ctx, store.DeliveryFilter{Newest: true, BeforeID: ds[2].ID, Domain: "one.test"})
+	if err != nil || len(older) != 4 { // ids 7, 5, 3, 1
+		t.Fatalf("older at one.test: %v %+v", err, older)
+	}
+	for i, d := range older {
+		if d.ID >= ds[2].ID || d.Domain != "one.test" || (i > 0 && d.ID >= older[i-1].ID) {
+			t.Fatalf("older page wrong at %d: %+v", i, older)
+		}
+	}
 }
 
 func testIdempotency(t *testing.T, s store.Store) {

@@ -1,0 +1,137 @@
+package web
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"net/http"
+	"sync"
+	"time"
+)
+
+const cookieName = "posthorn_ui"
+
+// session is one logged-in account. Sessions live in memory only: a
+// restart logs everyone out (documented in docs/dashboard.md).
+type session struct {
+	ID       string
+	Email    string
+	TenantID string // "" with role owner: the whole installation
+	Role     string
+	CSRF     string // per-session token every POST must carry
+	Expires  time.Time
+}
+
+// sessions holds the live sessions, each expiring ttl after login.
+type sessions struct {
+	ttl time.Duration
+	now func() time.Time
+
+	mu sync.Mutex
+	m  map[string]*session
+}
+
+func newSessions(ttl time.Duration, now func() time.Time) *sessions {
+	return &sessions{ttl: ttl, now: now, m: map[string]*session{}}
+}
+
+func token() string {
+	b := make([]byte, 32)
+	rand.Read(b) // crypto/rand never fails on Linux (Go 1.24+ panics instead)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (s *sessions) create(email, tenantID, role string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	for id, x := range s.m { // drop expired ones while we hold the lock
+		if now.After(x.Expires) {
+			delete(s.m, id)
+		}
+	}
+	x := &session{ID: token(), Email: email, TenantID: tenantID, Role: role, CSRF: token(), Expires: now.Add(s.ttl)}
+	s.m[x.ID] = x
+	return x
+}
+
+func (s *sessions) get(id string) *session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	x := s.m[id]
+	if x == nil {
+		return nil
+	}
+	if s.now().After(x.Expires) {
+		delete(s.m, id)
+		return nil
+	}
+	c := *x
+	return &c
+}
+
+func (s *sessions) delete(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, id)
+}
+
+func (x *session) csrfOK(r *http.Request) bool {
+	got := r.PostFormValue("csrf")
+	if got == "" {
+		got = r.Header.Get("X-CSRF-Token")
+	}
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(x.CSRF)) == 1
+}
+
+// loginLimit allows at most max failed (or in-flight) logins per client
+// address and per email within window; an attempt is reserved before the
+// slow password check so parallel guesses cannot slip under the limit.
+type loginLimit struct {
+	max    int
+	window time.Duration
+	now    func() time.Time
+
+	mu sync.Mutex
+	m  map[string]*loginCount
+}
+
+type loginCount struct {
+	n     int
+	since time.Time
+}
+
+func (l *loginLimit) reserve(keys ...string) (undo func(), ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	for _, k := range keys {
+		if c := l.m[k]; c != nil {
+			if now.Sub(c.since) > l.window {
+				delete(l.m, k)
+			} else if c.n >= l.max {
+				return nil, false
+			}
+		}
+	}
+	var cs []*loginCount
+	for _, k := range keys {
+		c := l.m[k]
+		if c == nil {
+			if len(l.m) >= 100000 {
+				clear(l.m) // bounded memory under a spray of addresses
+			}
+			c = &loginCount{since: now}
+			l.m[k] = c
+		}
+		c.n++
+		cs = append(cs, c)
+	}
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		for _, c := range cs {
+			c.n--
+		}
+	}, true
+}
