@@ -24,7 +24,9 @@ func initCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if c == nil {
-				return fmt.Errorf("%s is already initialised", cfg.DataDir)
+				return fmt.Errorf("%s is already initialised: its default tenant and credentials exist (they are shown only once).\n"+
+					"Next: start it with 'posthorn serve --data-dir %s'; make new credentials with 'posthorn user add NAME' or "+
+					"'posthorn apikey create' while it runs; to start afresh, stop posthorn and remove %s", cfg.DataDir, cfg.DataDir, cfg.DataDir)
 			}
 			if g.json {
 				return printJSON(c)

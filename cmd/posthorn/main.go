@@ -14,6 +14,7 @@ import (
 
 	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/config"
+	"github.com/posthorn/posthorn/internal/server"
 )
 
 // globals are the flags every command shares.
@@ -31,24 +32,27 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", "", "data directory (default \"posthorn-data\", or data_dir in the config)")
-	root.PersistentFlags().StringVar(&g.configPath, "config", "", "TOML configuration file")
+	root.Version = server.Version()
+	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", "", "data directory (default $"+envDataDir+", else data_dir in the config, else \"posthorn-data\")")
+	root.PersistentFlags().StringVar(&g.configPath, "config", "", "TOML configuration file (default $"+envConfig+", else "+systemConfig+" when it exists)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON")
-	root.AddCommand(serveCmd(g), initCmd(g), queueCmd(g), dlqCmd(g), destinationsCmd(g), eventsCmd(g), classifyCmd(g), bounceCmd(g), suppressionCmd(g), userCmd(g), apikeyCmd(g), tenantCmd(g))
+	root.AddCommand(serveCmd(g), initCmd(g), queueCmd(g), dlqCmd(g), destinationsCmd(g), eventsCmd(g), classifyCmd(g), bounceCmd(g), suppressionCmd(g), userCmd(g), apikeyCmd(g), tenantCmd(g),
+		reloadCmd(g), statusCmd(g), backupCmd(g), restoreCmd(g), configCmd(g))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "posthorn:", err)
 		os.Exit(1)
 	}
 }
 
-// loadConfig reads --config and applies --data-dir.
+// loadConfig reads the configuration file and applies the data directory
+// (see configPath and dataDirOverride).
 func (g *globals) loadConfig() (config.Config, error) {
-	cfg, err := config.Load(g.configPath)
+	cfg, err := config.Load(g.resolveConfigPath())
 	if err != nil {
 		return cfg, err
 	}
-	if g.dataDir != "" {
-		cfg.DataDir = g.dataDir
+	if d := g.dataDirOverride(); d != "" {
+		cfg.DataDir = d
 	}
 	return cfg, nil
 }

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -88,6 +89,9 @@ type Pipeline struct {
 	Now        func() time.Time
 	// IdempotencyTTL is how long a key is remembered (default 24h).
 	IdempotencyTTL time.Duration
+	// Log, when set, gets the mail log line of each queued message
+	// (internal/deliverylog).
+	Log *slog.Logger
 }
 
 // LaneHeader lets a client choose a lane per message; it is removed before
@@ -142,6 +146,7 @@ func (p *Pipeline) AcceptBatch(ctx context.Context, subs []*Submission) ([]*Resu
 			res.Deliveries[j] = *d
 		}
 		results[i] = res
+		p.logAccepted(subs[i], m, res.Deliveries)
 		if p.Bodies != nil {
 			p.Bodies.Put(m)
 		}

@@ -101,6 +101,8 @@ type Scheduler struct {
 	// Bodies holds recently accepted messages for their first attempt.
 	Bodies *Bodies
 
+	live live // settings a configuration reload changes (reload.go)
+
 	wake   chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc

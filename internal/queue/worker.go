@@ -87,7 +87,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		c, f := s.dl.Dial(s.ctx, j.Domain)
 		if f != nil && f.Reply.Code != 0 && f.Phase != "auth" {
 			// The configured rules decide what a refusal at connect or EHLO means.
-			f.Class = s.cfg.Classifier.ClassifyAttempt(f.Phase, f.Reply, j.Rcpts[0].Attempts+1).Class
+			f.Class = s.classifier().ClassifyAttempt(f.Phase, f.Reply, j.Rcpts[0].Attempts+1).Class
 			f.Permanent = f.Class.Permanent()
 		}
 		if f != nil {
@@ -124,7 +124,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 			// Replies are classified here, with the configured rules and the
 			// attempt count: some temporary replies become permanent after
 			// many attempts (a 4xx "no such user" that never changes).
-			results[i].Class = s.cfg.Classifier.ClassifyAttempt(results[i].Phase, results[i].Reply, r.Attempts+1).Class
+			results[i].Class = s.classifier().ClassifyAttempt(results[i].Phase, results[i].Reply, r.Attempts+1).Class
 		}
 		res := results[i]
 		state, next, ev := s.decide(r, res.Class, false, end, d.th.PausedUntil())
@@ -280,7 +280,7 @@ func (s *Scheduler) failAll(j *Job, f *delivery.Failure, start time.Time) []stor
 // onHold puts an address on hold when it soft-bounced OnHoldAfter times
 // within OnHoldWindow (this outcome included), for OnHoldFor.
 func (s *Scheduler) onHold(tenantID, addr string, o store.Outcome) (store.Suppression, bool) {
-	n, window, hold := s.cfg.OnHoldAfter, s.cfg.OnHoldWindow, s.cfg.OnHoldFor
+	n, window, hold := s.onHoldSettings()
 	if n <= 0 || window <= 0 || hold <= 0 {
 		return store.Suppression{}, false
 	}
@@ -363,6 +363,9 @@ func (s *Scheduler) finish(j *Job, outs []store.Outcome) {
 		}
 		s.log.Error("record delivery outcomes", "message", j.MessageID, "try", try+1, "err", err)
 		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
+	}
+	if err == nil {
+		s.logOutcomes(j, outs)
 	}
 	if err == nil && s.cfg.Suppressions != nil {
 		var add []store.Suppression

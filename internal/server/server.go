@@ -55,6 +55,8 @@ type Server struct {
 	pipe    *accept.Pipeline
 	inbound *inbound.Server
 	sup     *suppress.List
+	dl      *delivery.Deliverer
+	ops     opsState // reload, drain, status (reload.go, shutdown.go, ops.go)
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -110,6 +112,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		log.Warn("config: " + w)
 	}
 	s := &Server{cfg: cfg, log: log}
+	s.ops.started = time.Now()
 	if err := s.start(ctx); err != nil {
 		s.Stop(context.Background())
 		return nil, err
@@ -136,20 +139,18 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	routes := append([]config.Route(nil), cfg.Routes...)
-	if cfg.Smarthost != "" {
-		routes = append(routes, config.Route{Domain: "*", Host: cfg.Smarthost, TLS: "opportunistic"})
-	}
+	routes := routesOf(cfg)
 	var provs []delivery.Provider
 	for _, p := range cfg.Providers {
 		provs = append(provs, delivery.Provider{Name: p.Name, MXSuffixes: p.MXSuffixes})
 	}
-	dl := delivery.New(delivery.Config{
+	s.dl = delivery.New(delivery.Config{
 		Hostname: cfg.Hostname, Port: cfg.DeliveryPort, Routes: routes,
 		Providers:      delivery.MergeProviders(delivery.DefaultProviders, provs),
 		ConnectTimeout: cfg.Delivery.ConnectTimeout.Duration, CommandTimeout: cfg.Delivery.CommandTimeout.Duration,
 		DataTimeout: cfg.Delivery.DataTimeout.Duration,
 	}, res)
+	dl := s.dl
 	sup, err := suppress.Load(ctx, s.st)
 	if err != nil {
 		return fmt.Errorf("suppression lists: %w", err)
@@ -195,7 +196,7 @@ func (s *Server) start(ctx context.Context) error {
 		MaxMsgsPerConn: cfg.Delivery.MaxMessagesPerConnection, IdleTimeout: cfg.Delivery.IdleTimeout.Duration,
 		RatePerMinute: cfg.Delivery.RatePerMinute, Cooldown: cfg.Delivery.Cooldown.Duration,
 		Limits: func(dest string) shaping.Limits {
-			l := cfg.DestinationLimitsFor(dest)
+			l := s.current().DestinationLimitsFor(dest) // reloadable
 			return shaping.Limits{MaxConns: l.MaxConnections, MaxMsgsPerConn: l.MaxMessagesPerConnection, MaxRcptsPerTx: l.MaxRecipientsPerTx,
 				RatePerMinute: l.RatePerMinute, Cooldown: l.Cooldown.Duration}
 		},
@@ -205,7 +206,7 @@ func (s *Server) start(ctx context.Context) error {
 	}
 
 	s.pipe = &accept.Pipeline{Store: s.st, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
-		Lifetime: cfg.QueueLifetime.Duration, Now: time.Now, IdempotencyTTL: cfg.API.IdempotencyTTL.Duration,
+		Lifetime: cfg.QueueLifetime.Duration, Now: time.Now, IdempotencyTTL: cfg.API.IdempotencyTTL.Duration, Log: s.log.With("part", "accept"),
 		Suppressed: func(tenantID, addr string) (string, bool) {
 			x, ok := sup.Check(tenantID, addr)
 			return x.Reason, ok
@@ -272,7 +273,10 @@ func (s *Server) tlsConfig() (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tls certificate: %w", err)
 	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
+	s.ops.cert.Store(&cert)
+	// The certificate is looked up per handshake, so a reload can replace it.
+	return &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.ops.cert.Load(), nil },
+		MinVersion: tls.VersionTLS12}, nil
 }
 
 func (s *Server) startAdmin(ops *api.QueueOps) error {
@@ -295,6 +299,7 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.opsRoutes(mux)
 	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go s.admin.Serve(ln)
 	return nil
@@ -376,7 +381,7 @@ func (s *Server) startHTTP(v1, unsub http.Handler) error {
 		w.Write([]byte("ok\n"))
 	})
 	s.httpLn = ln
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.http = &http.Server{Handler: s.refuseWhileDraining(mux), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	go s.http.Serve(ln)
 	s.log.Info("http listening", "addr", ln.Addr().String())
 	return nil
