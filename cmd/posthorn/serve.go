@@ -128,11 +128,11 @@ func serve(cfg config.Config, load func() (config.Config, error)) error {
 			srv.Reload() // logs what changed, or why it was refused
 			continue
 		}
-		log.Info("received "+sig.String()+": shutting down", "signal", sig.String())
+		log.Info(signalName(sig) + ": shutting down")
 		go func() {
 			for sig := range sigs {
 				if sig != syscall.SIGHUP {
-					log.Warn("second " + sig.String() + ": exiting now; deliveries in flight are retried after the next start")
+					log.Warn("second " + signalName(sig) + ": exiting now; deliveries in flight are retried after the next start")
 					os.Exit(1)
 				}
 			}
@@ -140,4 +140,14 @@ func serve(cfg config.Config, load func() (config.Config, error)) error {
 		return srv.Shutdown()
 	}
 	return nil
+}
+
+func signalName(s os.Signal) string {
+	switch s {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case os.Interrupt:
+		return "SIGINT"
+	}
+	return s.String()
 }

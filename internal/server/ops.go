@@ -176,7 +176,7 @@ func Version() string {
 		}
 		return "devel-" + rev + dirty
 	}
-	if v == "" {
+	if v == "" || v == "(devel)" {
 		return "devel"
 	}
 	return v

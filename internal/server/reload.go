@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
@@ -76,22 +77,30 @@ type ReloadReport struct {
 }
 
 // Reload reads the configuration again and applies what can change while
-// running. On error nothing was changed. Every outcome is logged.
+// running. On error nothing was changed. Every outcome is logged, whatever
+// the log level (old or new): an operator asked for it.
 func (s *Server) Reload() (ReloadReport, error) {
 	rep, err := s.reload()
 	if err != nil {
-		s.log.Error("configuration reload refused; keeping the running configuration", "err", err)
+		s.logAlways(slog.LevelError, "configuration reload refused; keeping the running configuration", "err", err)
 		return rep, err
 	}
 	for _, k := range rep.NeedsRestart {
-		s.log.Warn("configuration reload: changed setting needs a restart, not applied", "setting", k)
+		s.logAlways(slog.LevelWarn, "configuration reload: changed setting needs a restart, not applied", "setting", k)
 	}
 	if len(rep.Applied) == 0 {
-		s.log.Info("configuration reloaded: nothing to apply", "needs_restart", len(rep.NeedsRestart))
+		s.logAlways(slog.LevelInfo, "configuration reloaded: nothing to apply", "needs_restart", len(rep.NeedsRestart))
 	} else {
-		s.log.Info("configuration reloaded", "applied", strings.Join(rep.Applied, "; "), "needs_restart", len(rep.NeedsRestart))
+		s.logAlways(slog.LevelInfo, "configuration reloaded", "applied", strings.Join(rep.Applied, "; "), "needs_restart", len(rep.NeedsRestart))
 	}
 	return rep, nil
+}
+
+// logAlways logs past the level filter.
+func (s *Server) logAlways(level slog.Level, msg string, args ...any) {
+	r := slog.NewRecord(time.Now(), level, msg, 0)
+	r.Add(args...)
+	s.log.Handler().Handle(context.Background(), r)
 }
 
 func (s *Server) reload() (ReloadReport, error) {
