@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
 	"fmt"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 
 	_ "github.com/mattn/go-sqlite3"
 
+	"github.com/posthorn/posthorn/internal/selfsigned"
 	"github.com/posthorn/posthorn/internal/server"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/testkit"
@@ -25,7 +27,7 @@ import (
 
 // TestMailLog: the server's log has one grep-friendly line per accepted
 // message and one per delivery attempt, for a delivered, a deferred (then
-// delivered) and a bounced recipient.
+// delivered), a bounced and a suppressed recipient.
 func TestMailLog(t *testing.T) {
 	w := newWorld(t, Options{RetryMin: 200 * time.Millisecond, RetryMax: 400 * time.Millisecond}, "127.0.0.2")
 	w.domain("ok.test", "127.0.0.2")
@@ -42,11 +44,13 @@ func TestMailLog(t *testing.T) {
 			return testkit.Reply{}
 		},
 	})
-	id := w.in.Send("sender@app.test", []string{"a@ok.test", "b@later.test", "nobody@gone.test"}, "Subject: log\r\n\r\nhi\r\n")
+	w.in.CLI(nil, "suppression", "add", "blocked@ok.test")
+	id := w.in.Send("sender@app.test", []string{"a@ok.test", "b@later.test", "nobody@gone.test", "blocked@ok.test"}, "Subject: log\r\n\r\nhi\r\n")
 	w.in.WaitFinal(id, 20*time.Second)
 
 	q := "queue_id=" + id
-	w.in.WaitLog(10*time.Second, "msg=accepted", q, "from=<sender@app.test>", "nrcpt=3", "source=smtp", "client=127.0.0.1")
+	w.in.WaitLog(10*time.Second, "msg=accepted", q, "from=<sender@app.test>", "nrcpt=4", "source=smtp", "client=127.0.0.1")
+	w.in.WaitLog(10*time.Second, "msg=delivery", q, "to=<blocked@ok.test>", "relay=none", "status=suppressed")
 	sent := w.in.WaitLog(10*time.Second, "msg=delivery", q, "to=<a@ok.test>", "relay=mx1.ok.test[127.0.0.2]", "dsn=2.0.0", "status=sent")
 	for _, want := range []string{"delivery=", "delay=", "delays=", "attempt=1", `reply="250 `} {
 		if !strings.Contains(sent, want) {
@@ -474,4 +478,70 @@ func TestOpsCLI(t *testing.T) {
 	if err == nil || !strings.Contains(out, "chmod 700") {
 		t.Errorf("config check of a group-writable data dir: %v\n%s", err, out)
 	}
+}
+
+// TestReloadTLSCertificate: SIGHUP re-reads the certificate files even
+// when their names did not change (a renewal), and a broken file is
+// refused with the old certificate kept in use.
+func TestReloadTLSCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeCert := func(host string) {
+		c, k, err := selfsigned.Generate(host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(certFile, c, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(keyFile, k, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeCert("one.test")
+	in := Start(t, Options{Config: fmt.Sprintf("[smtp]\ntls_cert = %q\ntls_key = %q\n", certFile, keyFile)})
+	if got := starttlsName(t, in.SMTP); got != "one.test" {
+		t.Fatalf("certificate for %q, want one.test", got)
+	}
+	writeCert("two.test")
+	in.Signal(syscall.SIGHUP)
+	in.WaitLog(10*time.Second, `msg="configuration reloaded"`, "tls certificate", "re-read")
+	if got := starttlsName(t, in.SMTP); got != "two.test" {
+		t.Fatalf("after reload: certificate for %q, want two.test", got)
+	}
+	if err := os.WriteFile(certFile, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in.Signal(syscall.SIGHUP)
+	in.WaitLog(10*time.Second, "configuration reload refused", "tls certificate")
+	if got := starttlsName(t, in.SMTP); got != "two.test" {
+		t.Fatalf("after a refused reload: certificate for %q, want two.test", got)
+	}
+}
+
+// starttlsName does EHLO and STARTTLS and returns the name in the
+// server's certificate.
+func starttlsName(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Cmd(250, "EHLO client.test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Cmd(220, "STARTTLS"); err != nil {
+		t.Fatal(err)
+	}
+	tc := tls.Client(c.c, &tls.Config{InsecureSkipVerify: true})
+	tc.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	leaf := tc.ConnectionState().PeerCertificates[0]
+	if len(leaf.DNSNames) > 0 {
+		return leaf.DNSNames[0]
+	}
+	return leaf.Subject.CommonName
 }
