@@ -1,7 +1,9 @@
 // Package server wires posthorn's parts together in one place, with every
 // dependency explicit: store, tenants, scheduler, delivery, the accept
 // pipeline, the SMTP listener and the HTTP and admin APIs. It owns their
-// start and stop order.
+// start and stop order, the graceful shutdown (shutdown.go), configuration
+// reloads (reload.go) and the operator endpoints of the admin socket:
+// status, reload, backup (ops.go).
 package server
 
 import (
