@@ -29,17 +29,19 @@ func (s *Server) Shutdown() error {
 	if s.smtp != nil {
 		s.smtp.Drain()
 	}
+	grace := stopGrace
 	if s.sched != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		err := s.sched.Stop(ctx)
 		cancel()
 		if err != nil {
 			s.log.Warn("shutdown timeout reached with deliveries in flight; they are retried after the next start", "timeout", timeout.String())
+			grace = time.Second // do not wait for them a second time
 		} else {
 			s.log.Info("deliveries in flight finished")
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), stopGrace)
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	err := s.Stop(ctx)
 	if err != nil {
