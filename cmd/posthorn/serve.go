@@ -32,7 +32,9 @@ With no config file and no flags it uses ./posthorn-data, SMTP on 127.0.0.1:2525
 On an empty data directory it first creates the default tenant and prints its credentials once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// load reads the file and applies the flags; SIGHUP runs it again.
+			// load reads the file and applies the flags; SIGHUP runs it again
+			// on the file found now (not one that appears later).
+			g.configPath = g.resolveConfigPath()
 			load := func() (config.Config, error) {
 				cfg, err := g.loadConfig()
 				if err != nil {
