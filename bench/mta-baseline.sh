@@ -438,7 +438,7 @@ posthorn_start() {
 		die "posthorn init failed (see $RUN/log/posthorn.log)"
 	(cg_join mta; exec "$POSTHORN_BIN" serve --data-dir "$PH_DATA" --smtp-listen "127.0.0.1:$POSTHORN_PORT" \
 		--http-listen "127.0.0.1:$POSTHORN_HTTP_PORT" --smarthost "127.0.0.1:$SINK_PORT" \
-		--trusted-networks 127.0.0.0/8 --hostname bench.posthorn.test) >>"$RUN/log/posthorn.log" 2>&1 &
+		--trusted-networks 127.0.0.0/8 --hostname bench.posthorn.test --allow-unverified-senders) >>"$RUN/log/posthorn.log" 2>&1 &
 	POSTHORN_PID=$!
 	wait_port "$POSTHORN_PORT" 30 || die "posthorn is not listening on $POSTHORN_PORT (see $RUN/log/posthorn.log)"
 }

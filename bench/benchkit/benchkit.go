@@ -36,7 +36,8 @@ func freePort() (int, error) {
 }
 
 // Start builds ./cmd/posthorn (from the module root, found from the working
-// directory) and runs serve with extra flags.
+// directory) and runs serve with extra flags. Benchmarks send from any
+// domain, so the sender-domain check is off (--allow-unverified-senders).
 func Start(work string, extra ...string) (*Posthorn, error) {
 	root, err := moduleRoot()
 	if err != nil {
@@ -72,7 +73,7 @@ func Start(work string, extra ...string) (*Posthorn, error) {
 	}
 	p.SMTP, p.HTTP = fmt.Sprintf("127.0.0.1:%d", sp), fmt.Sprintf("127.0.0.1:%d", hp)
 	args := append([]string{"serve", "--data-dir", p.Dir, "--smtp-listen", p.SMTP, "--http-listen", p.HTTP,
-		"--hostname", "bench.posthorn.test", "--log-level", "warn"}, extra...)
+		"--hostname", "bench.posthorn.test", "--log-level", "warn", "--allow-unverified-senders"}, extra...)
 	logf, err := os.Create(filepath.Join(work, "posthorn.log"))
 	if err != nil {
 		return nil, err
@@ -100,6 +101,9 @@ func (p *Posthorn) Stop() {
 		p.cmd.Wait()
 	}
 }
+
+// PID is the server's process id (for /proc measurements).
+func (p *Posthorn) PID() int { return p.cmd.Process.Pid }
 
 // Call makes an API request with the admin key and decodes the answer.
 func (p *Posthorn) Call(method, path string, body, out any) (int, error) {

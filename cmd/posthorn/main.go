@@ -36,7 +36,7 @@ func main() {
 	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", "", "data directory (default $"+envDataDir+", else data_dir in the config, else \"posthorn-data\")")
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "TOML configuration file (default $"+envConfig+", else "+systemConfig+" when it exists)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON")
-	root.AddCommand(serveCmd(g), initCmd(g), queueCmd(g), dlqCmd(g), destinationsCmd(g), eventsCmd(g), classifyCmd(g), bounceCmd(g), suppressionCmd(g), userCmd(g), apikeyCmd(g), tenantCmd(g),
+	root.AddCommand(serveCmd(g), initCmd(g), queueCmd(g), dlqCmd(g), destinationsCmd(g), eventsCmd(g), classifyCmd(g), bounceCmd(g), suppressionCmd(g), userCmd(g), apikeyCmd(g), tenantCmd(g), domainCmd(g),
 		reloadCmd(g), statusCmd(g), backupCmd(g), restoreCmd(g), configCmd(g))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "posthorn:", err)

@@ -22,7 +22,7 @@ func queueCmd(g *globals) *cobra.Command {
 		queueOpCmd(g, "delete", "Delete deliveries (postsuper -d ID / -d ALL)", "/admin/v1/queue/delete", true),
 		queueOpCmd(g, "hold", "Hold deliveries until released (postsuper -h)", "/admin/v1/queue/hold", true),
 		queueOpCmd(g, "release", "Release held deliveries (postsuper -H)", "/admin/v1/queue/release", true),
-		queueRequeueCmd(g))
+		queueRequeueCmd(g), queueWhyCmd(g), queueSummaryCmd(g))
 	return cmd
 }
 
@@ -115,9 +115,13 @@ func queueShowCmd(g *globals) *cobra.Command {
 			fmt.Printf("Message %s  (tenant %s, lane %s, %d bytes, via %s, accepted %s)\nSender: %s\n\n%s\n",
 				m.ID, m.TenantID, m.Lane, m.Size, m.Source, m.CreatedAt.Format(time.RFC3339), sender, strings.TrimRight(d.Headers, "\r\n"))
 			fmt.Println("\nDeliveries:")
+			why := whyOf(c, m.ID)
 			for _, dl := range d.Deliveries {
 				fmt.Printf("  %-40s %-12s attempts=%d next=%s last=%s\n", dl.Recipient, dl.State, dl.Attempts,
 					fmtTime(dl.NextAttemptAt), dl.LastReply.String())
+				if it, ok := why[dl.ID]; ok && !dl.State.Final() {
+					fmt.Printf("  %-40s why: %s\n", "", it.Detail)
+				}
 			}
 			fmt.Println("\nAttempts:")
 			for _, a := range d.Attempts {

@@ -20,9 +20,10 @@ import (
 func serveCmd(g *globals) *cobra.Command {
 	var (
 		smtpListen, httpListen, dnsServer, smarthost, hostname, trusted, logLevel string
-		bounceDomain, inboundListen                                               string
+		bounceDomain, inboundListen, metricsListen                                string
 		deliveryPort                                                              int
-		retryMin, retryMax, lifetime                                              time.Duration
+		allowUnverified                                                           bool
+		retryMin, retryMax, lifetime, shutdownTimeout                             time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -56,9 +57,12 @@ On an empty data directory it first creates the default tenant and prints its cr
 				set("retry-min", func() { cfg.RetryMin = config.Duration{Duration: retryMin} })
 				set("retry-max", func() { cfg.RetryMax = config.Duration{Duration: retryMax} })
 				set("queue-lifetime", func() { cfg.QueueLifetime = config.Duration{Duration: lifetime} })
+				set("shutdown-timeout", func() { cfg.ShutdownTimeout = config.Duration{Duration: shutdownTimeout} })
 				set("log-level", func() { cfg.LogLevel = logLevel })
 				set("bounce-domain", func() { cfg.BounceDomain = bounceDomain })
 				set("inbound-listen", func() { cfg.InboundListen = inboundListen })
+				set("allow-unverified-senders", func() { cfg.AllowUnverifiedSenders = allowUnverified })
+				set("metrics-listen", func() { cfg.MetricsListen = metricsListen })
 				return cfg, nil
 			}
 			cfg, err := load()
@@ -76,12 +80,15 @@ On an empty data directory it first creates the default tenant and prints its cr
 	f.DurationVar(&retryMin, "retry-min", 0, "first retry delay (default 5m)")
 	f.DurationVar(&retryMax, "retry-max", 0, "longest retry delay (default 1h)")
 	f.DurationVar(&lifetime, "queue-lifetime", 0, "give up on a delivery after this long (default 120h)")
+	f.DurationVar(&shutdownTimeout, "shutdown-timeout", 0, "on SIGTERM, wait this long for deliveries in flight (default 30s)")
 	f.StringVar(&smarthost, "smarthost", "", "relay all mail through host:port (like Postfix's relayhost)")
 	f.StringVar(&hostname, "hostname", "", "name in the SMTP greeting and in EHLO (default: this machine's FQDN)")
 	f.StringVar(&trusted, "trusted-networks", "", "CIDRs that may submit without AUTH, comma separated (default none)")
 	f.StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default info)")
 	f.StringVar(&bounceDomain, "bounce-domain", "", "domain for VERP return paths and the inbound bounce MX (default: none, VERP off)")
 	f.StringVar(&inboundListen, "inbound-listen", "", "address of the inbound bounce MX (default :25; only with --bounce-domain)")
+	f.BoolVar(&allowUnverified, "allow-unverified-senders", false, "let tenants send from domains that are not their verified sending domains (default: refused)")
+	f.StringVar(&metricsListen, "metrics-listen", "", "address serving /metrics without authentication (default: none; /metrics on the HTTP listener needs an admin API key except from loopback)")
 	f.SortFlags = false
 	return cmd
 }

@@ -1,8 +1,10 @@
 // Package accept is the one acceptance pipeline for every way mail comes
 // in (SMTP submission now, the HTTP API later): it validates the envelope,
 // canonicalises line endings, adds the headers an MTA owes (Received,
-// Message-ID, Date), writes message and deliveries durably, and only then
-// hands the deliveries to the scheduler. Nothing else creates messages.
+// Message-ID, Date), checks that the sender domains are the tenant's own
+// and DKIM-signs the result (senders.go, with internal/domain), writes
+// message and deliveries durably, and only then hands the deliveries to
+// the scheduler. Nothing else creates messages.
 //
 // Invariant: when Accept returns nil, the message and one delivery per
 // recipient are committed (fsync'd) and scheduled; when it returns an error,
@@ -10,6 +12,7 @@
 package accept
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -89,6 +92,11 @@ type Pipeline struct {
 	Now        func() time.Time
 	// IdempotencyTTL is how long a key is remembered (default 24h).
 	IdempotencyTTL time.Duration
+	// Senders, when set, DKIM-signs mail of the tenant's domains and
+	// refuses sender domains that are not the tenant's (unless
+	// AllowUnverifiedSenders, which lifts only that refusal).
+	Senders                Senders
+	AllowUnverifiedSenders bool
 	// Log, when set, gets the mail log line of each queued message
 	// (internal/deliverylog).
 	Log *slog.Logger
@@ -120,6 +128,9 @@ func (p *Pipeline) AcceptBatch(ctx context.Context, subs []*Submission) ([]*Resu
 			errs[i] = err
 			continue
 		}
+		// The prepared copy is what is stored: dropping the submission's
+		// body keeps one copy of each message of a large batch, not two.
+		sub.Body = nil
 		batch = append(batch, nm)
 		index = append(index, i)
 	}
@@ -179,6 +190,11 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 		return nil, &Error{554, "5.5.1", "no valid recipients"}
 	}
 	body := CanonicalLineEndings(sub.Body)
+	if len(body) > 0 && !bytes.HasSuffix(body, crlf) {
+		// The last line ends like the others (and a field posthorn adds
+		// after a header-only message does not join it).
+		body = append(body[:len(body):len(body)], crlf...)
+	}
 	if i := indexNUL(body); i >= 0 {
 		return nil, &Error{554, "5.6.0", "message contains a NUL character; not accepted"}
 	}
@@ -209,11 +225,23 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 		h.add("Date", now.Format(time.RFC1123Z))
 	}
 	subject, _ := h.get("Subject")
+	var from []string
+	fromOK := true
+	if p.Senders != nil {
+		from, fromOK = fromDomains(h)
+	}
+	if err := p.checkSenders(sub, from, fromOK); err != nil {
+		return nil, err
+	}
 
 	var out []byte
 	out = append(out, received(sub, p.Hostname, id, now)...)
 	out = h.appendTo(out)
 	out = append(out, rest...)
+	out, err := p.dkimSign(sub, from, out)
+	if err != nil {
+		return nil, err
+	}
 
 	m := &store.Message{ID: id, TenantID: sub.TenantID, Sender: sub.Sender, Lane: lane, Source: sub.Source,
 		SMTPUser: sub.SMTPUser, ClientIP: sub.ClientIP, Size: len(out), MessageID: strings.TrimSpace(msgID),
@@ -264,6 +292,10 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 
 // IsRejection reports whether err is a client-facing rejection.
 func IsRejection(err error) (*Error, bool) {
+	var se *SenderError
+	if errors.As(err, &se) {
+		return se.Reply(), true
+	}
 	var e *Error
 	ok := errors.As(err, &e)
 	return e, ok

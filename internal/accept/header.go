@@ -5,18 +5,74 @@ import (
 	"strings"
 )
 
-// splitHeader splits a CRLF message into its header block (each field
-// ending in CRLF, without the blank line) and the rest (the blank line and
-// body). A message without a blank line is all header if every line looks
-// like a field, else all body.
+// splitHeader splits a CRLF message into its header section (whole
+// fields, each ending in CRLF) and the rest, which starts with the blank
+// line before the body. The header section ends at the first empty line,
+// or at the first line that is neither a header field nor the
+// continuation of one: that line starts the body, and rest gets the blank
+// line the message lacked, so that body text never mixes with the fields
+// posthorn adds (a message with no header at all is all body). A message
+// that is only header gets an empty body.
 func splitHeader(b []byte) (hdr, rest []byte) {
-	if bytes.HasPrefix(b, []byte("\r\n")) {
-		return nil, b
+	i := 0
+	for i < len(b) {
+		end := bytes.Index(b[i:], crlf)
+		if end < 0 {
+			end = len(b)
+		} else {
+			end += i + 2
+		}
+		line := b[i:end]
+		if bytes.Equal(line, crlf) {
+			return b[:i], b[i:]
+		}
+		if !isField(line) && !(i > 0 && isContinuation(line)) {
+			break
+		}
+		i = end
 	}
-	if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
-		return b[:i+2], b[i+2:]
+	if i == len(b) {
+		return b, crlf
 	}
-	return b, []byte("\r\n")
+	rest = make([]byte, 0, len(b)-i+2)
+	rest = append(append(rest, crlf...), b[i:]...)
+	return b[:i], rest
+}
+
+var crlf = []byte("\r\n")
+
+// isField reports whether line starts a header field: a name of printable
+// ASCII without colon (RFC 5322 ftext), then a colon (white space before
+// the colon is the obsolete syntax, still accepted).
+func isField(line []byte) bool {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return false
+	}
+	name := bytes.TrimRight(line[:colon], " \t")
+	if len(name) == 0 {
+		return false
+	}
+	for _, c := range name {
+		if c < 33 || c > 126 {
+			return false
+		}
+	}
+	return true
+}
+
+func isContinuation(line []byte) bool {
+	return len(line) > 0 && (line[0] == ' ' || line[0] == '\t')
+}
+
+// HasHeader reports whether msg starts with a header field (a message
+// without one would be all body).
+func HasHeader(msg []byte) bool {
+	end := bytes.IndexAny(msg, "\r\n")
+	if end < 0 {
+		end = len(msg)
+	}
+	return isField(msg[:end])
 }
 
 type field struct {

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
@@ -27,6 +28,7 @@ type Admin struct {
 	Ops          *QueueOps
 	Tenants      *tenant.Manager
 	Suppress     *suppress.List
+	Domains      *domain.Service
 	Stats        func() any
 	Destinations func() any
 	Log          *slog.Logger
@@ -38,6 +40,8 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("GET /admin/v1/status", a.status)
 	mux.HandleFunc("GET /admin/v1/queue", a.listQueue)
 	mux.HandleFunc("GET /admin/v1/queue/{id}", a.showMessage)
+	mux.HandleFunc("GET /admin/v1/queue/{id}/why", a.why)    // why.go
+	mux.HandleFunc("GET /admin/v1/queue/summary", a.summary) // why.go
 	mux.HandleFunc("POST /admin/v1/queue/flush", a.op(a.Ops.Flush))
 	mux.HandleFunc("POST /admin/v1/queue/delete", a.op(a.Ops.Delete))
 	mux.HandleFunc("POST /admin/v1/queue/hold", a.op(a.Ops.Hold))
@@ -61,6 +65,7 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/v1/users", a.createUser)
 	mux.HandleFunc("GET /admin/v1/apikeys", a.listKeys)
 	mux.HandleFunc("POST /admin/v1/apikeys", a.createKey)
+	a.domainRoutes(mux)
 	return mux
 }
 

@@ -21,6 +21,7 @@ type Scheduler interface {
 type QueueOps struct {
 	Store    store.Store
 	Sched    Scheduler
+	Inspect  Inspector // read-only view for why and summary (nil: the store's view alone)
 	Lifetime time.Duration
 	Now      func() time.Time
 }

@@ -4,16 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
@@ -27,12 +26,18 @@ type V1 struct {
 	Ops            *QueueOps
 	Hostname       string
 	MaxBulk        int           // items per bulk request (default 5000)
+	MaxBulkBytes   int64         // body bytes of one bulk request (default 64 MiB)
+	MaxInflight    int64         // body bytes of all requests being handled together (default 128 MiB)
 	MaxMessageSize int           // bytes of one built message
+	MaxLineLength  int           // octets of a line of a raw message, CRLF included (default 2000, as SMTP)
 	SendHorizon    time.Duration // how far ahead send_at may be (default 30 days)
 	Destinations   func() any    // the scheduler's destinations, for admins
 	Suppress       *suppress.List
+	Domains        *domain.Service
 	Now            func() time.Time
 	Log            *slog.Logger
+
+	budget *bodyBudget
 }
 
 // route is one endpoint; the table serves both the mux and the test that
@@ -48,6 +53,7 @@ var routes = []route{
 	{"POST", "/v1/messages/bulk", tenant.ScopeSend, (*V1).sendBulk},
 	{"GET", "/v1/messages", tenant.ScopeRead, (*V1).list},
 	{"GET", "/v1/messages/{id}", tenant.ScopeRead, (*V1).get},
+	{"GET", "/v1/messages/{id}/why", tenant.ScopeRead, (*V1).why},
 	{"DELETE", "/v1/messages/{id}", tenant.ScopeSend, (*V1).cancel},
 	{"GET", "/v1/dlq", tenant.ScopeRead, (*V1).listDLQ},
 	{"POST", "/v1/dlq/retry", tenant.ScopeSend, (*V1).retryDLQ},
@@ -56,6 +62,13 @@ var routes = []route{
 	{"GET", "/v1/suppressions", tenant.ScopeRead, (*V1).listSuppressions},
 	{"POST", "/v1/suppressions", tenant.ScopeSend, (*V1).addSuppression},
 	{"DELETE", "/v1/suppressions", tenant.ScopeSend, (*V1).removeSuppression},
+	{"GET", "/v1/domains", tenant.ScopeAdmin, (*V1).listDomains},
+	{"POST", "/v1/domains", tenant.ScopeAdmin, (*V1).addDomain},
+	{"GET", "/v1/domains/{domain}", tenant.ScopeAdmin, (*V1).getDomain},
+	{"DELETE", "/v1/domains/{domain}", tenant.ScopeAdmin, (*V1).removeDomain},
+	{"POST", "/v1/domains/{domain}/check", tenant.ScopeAdmin, (*V1).checkDomain},
+	{"POST", "/v1/domains/{domain}/rotate", tenant.ScopeAdmin, (*V1).rotateDomain},
+	{"DELETE", "/v1/domains/{domain}/keys/{selector}", tenant.ScopeAdmin, (*V1).removeDomainKey},
 }
 
 // Handler returns the /v1 routes (and the OpenAPI document, public).
@@ -69,6 +82,17 @@ func (v *V1) Handler() http.Handler {
 	if v.MaxMessageSize <= 0 {
 		v.MaxMessageSize = 25 << 20
 	}
+	if v.MaxBulkBytes <= 0 {
+		v.MaxBulkBytes = 64 << 20
+	}
+	if v.MaxInflight <= 0 {
+		v.MaxInflight = 128 << 20
+	}
+	if v.MaxLineLength <= 0 {
+		v.MaxLineLength = 2000
+	}
+	v.MaxInflight = max(v.MaxInflight, v.MaxBulkBytes, v.bodyLimit()) // the largest request must fit
+	v.budget = &bodyBudget{max: v.MaxInflight}
 	mux := http.NewServeMux()
 	for _, rt := range routes {
 		mux.Handle(rt.method+" "+rt.path, v.auth(rt))
@@ -130,38 +154,6 @@ func (v *V1) internal(w http.ResponseWriter, err error) {
 	apiError(w, http.StatusInternalServerError, "internal", "internal error; try again", "")
 }
 
-// readBody reads a JSON body of at most limit bytes into dst, refusing
-// unknown fields, and returns the raw bytes (for idempotency hashing).
-func readBody(w http.ResponseWriter, r *http.Request, limit int64, dst any) ([]byte, bool) {
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var mb *http.MaxBytesError
-		if errors.As(err, &mb) {
-			apiError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("request body over %d bytes", limit), "")
-		} else {
-			apiError(w, http.StatusBadRequest, "bad_request", "cannot read request body", "")
-		}
-		return nil, false
-	}
-	if err := decodeStrict(raw, dst); err != nil {
-		apiError(w, http.StatusBadRequest, "invalid_json", err.Error(), "")
-		return nil, false
-	}
-	return raw, true
-}
-
-func decodeStrict(raw []byte, dst any) error {
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		return fmt.Errorf("malformed JSON: %v", err)
-	}
-	if dec.More() {
-		return errors.New("malformed JSON: more than one value")
-	}
-	return nil
-}
-
 func requestHash(raw []byte) string {
 	sum := sha256.Sum256(raw)
 	return hex.EncodeToString(sum[:])
@@ -192,6 +184,10 @@ func (v *V1) acceptError(err error) (int, APIErrorDetail) {
 	if errors.Is(err, accept.ErrIdempotencyConflict) {
 		return http.StatusConflict, APIErrorDetail{Code: "idempotency_conflict", Message: err.Error(), Field: "idempotency_key"}
 	}
+	var se *accept.SenderError
+	if errors.As(err, &se) {
+		return http.StatusForbidden, APIErrorDetail{Code: "sender_domain_not_allowed", Message: se.Reply().Msg, Field: "from"}
+	}
 	if rej, ok := accept.IsRejection(err); ok {
 		return http.StatusUnprocessableEntity, APIErrorDetail{Code: "rejected", Message: rej.Msg}
 	}
@@ -199,10 +195,12 @@ func (v *V1) acceptError(err error) (int, APIErrorDetail) {
 	return http.StatusServiceUnavailable, APIErrorDetail{Code: "unavailable", Message: "could not queue the message; try again"}
 }
 
-// when checks send_at: empty or now means now; the past (beyond a minute
-// of clock skew) and beyond the horizon are errors.
+// when checks send_at: absent (or null) or now means now; accepted are
+// times from a minute ago (clock skew) to SendHorizon ahead. Any time
+// given is checked, the zero time (0001-01-01T00:00:00Z) too: it is a
+// time in the past, not "now".
 func (v *V1) when(sendAt *time.Time) (time.Time, *APIErrorDetail) {
-	if sendAt == nil || sendAt.IsZero() {
+	if sendAt == nil {
 		return time.Time{}, nil
 	}
 	now := v.Now()

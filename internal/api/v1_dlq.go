@@ -37,9 +37,11 @@ type DLQRequest struct {
 
 func (v *V1) dlqSelection(w http.ResponseWriter, r *http.Request, key *store.APIKey) (Selection, bool) {
 	var req DLQRequest
-	if _, ok := readBody(w, r, 1<<20, &req); !ok {
+	_, release, ok := v.readBody(w, r, 1<<20, &req)
+	if !ok {
 		return Selection{}, false
 	}
+	release() // the selection is small; the body is not kept
 	if len(req.IDs) == 0 && req.Domain == "" && !req.All {
 		apiError(w, http.StatusBadRequest, "missing_field", "give ids, a domain, or all: true", "ids")
 		return Selection{}, false

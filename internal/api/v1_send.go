@@ -1,10 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"reflect"
 	"strings"
 	"time"
 
@@ -14,6 +18,7 @@ import (
 	"github.com/posthorn/posthorn/internal/compose"
 	"github.com/posthorn/posthorn/internal/smtpproto"
 	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/strictjson"
 )
 
 // SendRequest is the body of POST /v1/messages (and one bulk item).
@@ -118,19 +123,29 @@ func needsUTF8(from string, to []string) bool {
 
 func (v *V1) send(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	var req SendRequest
-	raw, ok := readBody(w, r, v.bodyLimit(), &req)
+	raw, release, ok := v.readBody(w, r, v.bodyLimit(), &req)
 	if !ok {
 		return
 	}
+	defer release()
 	if h := r.Header.Get("Idempotency-Key"); h != "" {
 		req.IdempotencyKey = h
 	}
 	sub, e := v.submission(&req, key, requestHash(raw))
 	if e != nil {
-		apiError(w, http.StatusBadRequest, e.Code, e.Message, e.Field)
+		apiError(w, statusOf(e), e.Code, e.Message, e.Field)
 		return
 	}
 	v.acceptOne(w, r, sub)
+}
+
+// statusOf is the HTTP status of a validation error: 413 for a message
+// over the size limit, as for an oversize body; 400 for the rest.
+func statusOf(e *APIErrorDetail) int {
+	if e.Code == compose.CodeTooLarge {
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusBadRequest
 }
 
 func (v *V1) acceptOne(w http.ResponseWriter, r *http.Request, sub *accept.Submission) {
@@ -149,10 +164,11 @@ func (v *V1) acceptOne(w http.ResponseWriter, r *http.Request, sub *accept.Submi
 
 func (v *V1) sendRaw(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	var req RawRequest
-	raw, ok := readBody(w, r, v.bodyLimit(), &req)
+	raw, release, ok := v.readBody(w, r, v.bodyLimit(), &req)
 	if !ok {
 		return
 	}
+	defer release()
 	if h := r.Header.Get("Idempotency-Key"); h != "" {
 		req.IdempotencyKey = h
 	}
@@ -176,6 +192,14 @@ func (v *V1) sendRaw(w http.ResponseWriter, r *http.Request, key *store.APIKey) 
 	}
 	if len(body) > v.MaxMessageSize {
 		apiError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("message over %d bytes", v.MaxMessageSize), "raw")
+		return
+	}
+	field := "raw"
+	if req.RawBase64 != "" {
+		field = "raw_base64"
+	}
+	if e := checkRaw(body, v.MaxLineLength, field); e != nil {
+		fail(e.Code, e.Message, e.Field)
 		return
 	}
 	if req.From != "" {
@@ -214,37 +238,52 @@ func (v *V1) sendRaw(w http.ResponseWriter, r *http.Request, key *store.APIKey) 
 		EightBit: true, Tags: req.Tags, Metadata: req.Metadata, IdempotencyKey: req.IdempotencyKey, RequestHash: requestHash(raw)})
 }
 
+// sendBulk decodes the body as a stream: the envelope token by token and
+// each item on its own, validated and built, its JSON then dropped, so a
+// request holds about what its valid messages need, not several times its
+// body. Valid items are committed together at the end.
 func (v *V1) sendBulk(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
-	var req BulkRequest
-	if _, ok := readBody(w, r, int64(v.MaxBulk)*(64<<10)+(64<<20), &req); !ok {
+	body, ok := v.openBody(w, r, v.MaxBulkBytes)
+	if !ok {
 		return
 	}
-	if len(req.Messages) == 0 {
-		apiError(w, http.StatusBadRequest, "missing_field", "messages is empty", "messages")
-		return
-	}
-	if len(req.Messages) > v.MaxBulk {
-		apiError(w, http.StatusRequestEntityTooLarge, "too_many_messages", fmt.Sprintf("at most %d messages per bulk request", v.MaxBulk), "messages")
-		return
-	}
-	items := make([]BulkItem, len(req.Messages))
+	defer body.release()
+	var items []BulkItem
 	var subs []*accept.Submission
 	var index []int
-	for i, rawItem := range req.Messages {
-		items[i].Index = i
+	err := v.readBulk(json.NewDecoder(body), func(i int, rawItem []byte) {
+		items = append(items, BulkItem{Index: i})
 		var item SendRequest
-		if err := decodeStrict(rawItem, &item); err != nil {
-			items[i].Error = &APIErrorDetail{Code: "invalid_json", Message: err.Error(), Field: fmt.Sprintf("messages[%d]", i)}
-			continue
+		if err := strictjson.Decode(rawItem, &item); err != nil {
+			items[i].Error = jsonErrorDetail(err, fmt.Sprintf("messages[%d]", i))
+			return
 		}
 		sub, e := v.submission(&item, key, requestHash(rawItem))
 		if e != nil {
-			e.Field = fmt.Sprintf("messages[%d].%s", i, e.Field)
+			e.Field = joinField(fmt.Sprintf("messages[%d]", i), e.Field)
 			items[i].Error = e
-			continue
+			return
 		}
 		subs = append(subs, sub)
 		index = append(index, i)
+	})
+	if err != nil {
+		if !bodyError(w, err) {
+			var e *APIErrorDetail
+			if !errors.As(err, &e) {
+				e = jsonErrorDetail(err, "")
+			}
+			status := http.StatusBadRequest
+			if e.Code == "too_many_messages" {
+				status = http.StatusRequestEntityTooLarge
+			}
+			apiError(w, status, e.Code, e.Message, e.Field)
+		}
+		return
+	}
+	if len(items) == 0 {
+		apiError(w, http.StatusBadRequest, "missing_field", "messages is empty", "messages")
+		return
 	}
 	if len(subs) > 0 {
 		results, errs := v.Accept.AcceptBatch(ctxOf(r), subs)
@@ -268,4 +307,117 @@ func (v *V1) sendBulk(w http.ResponseWriter, r *http.Request, key *store.APIKey)
 		}
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+func (e *APIErrorDetail) Error() string { return e.Message }
+
+// readBulk walks {"messages": [item, ...]} and calls item with each
+// item's JSON in order. Errors are the body's (too large, overloaded), a
+// JSON error, or an *APIErrorDetail (too_many_messages).
+func (v *V1) readBulk(dec *json.Decoder, item func(i int, raw []byte)) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return fmt.Errorf("malformed JSON: %w", err)
+	}
+	if d, ok := tok.(json.Delim); tok != nil && (!ok || d != '{') {
+		return fmt.Errorf("malformed JSON: want an object, found %v", tok)
+	}
+	if tok != nil { // null is a request without messages, as for encoding/json
+		if err := v.readBulkObject(dec, item); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		if err == nil {
+			return errors.New("malformed JSON: more than one value")
+		}
+		return fmt.Errorf("malformed JSON: %w", err)
+	}
+	return nil
+}
+
+// readBulkObject reads the envelope's members after its '{'.
+func (v *V1) readBulkObject(dec *json.Decoder, item func(i int, raw []byte)) error {
+	delim := func(want json.Delim) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("malformed JSON: %w", err)
+		}
+		if d, ok := tok.(json.Delim); !ok || d != want {
+			return fmt.Errorf("malformed JSON: want %q, found %v", want, tok)
+		}
+		return nil
+	}
+	keys := strictjson.NewKeySet(reflect.TypeFor[BulkRequest](), "")
+	n := 0
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return fmt.Errorf("malformed JSON: %w", err)
+		}
+		name, _ := tok.(string)
+		if err := keys.Add(name); err != nil {
+			return err
+		}
+		if !strings.EqualFold(name, "messages") {
+			return fmt.Errorf("malformed JSON: json: unknown field %q", name)
+		}
+		tok, err = dec.Token()
+		if err != nil {
+			return fmt.Errorf("malformed JSON: %w", err)
+		}
+		if tok == nil {
+			continue // null: no messages
+		}
+		if d, ok := tok.(json.Delim); !ok || d != '[' {
+			return fmt.Errorf("malformed JSON: messages must be an array, not %v", tok)
+		}
+		for dec.More() {
+			if n == v.MaxBulk {
+				return &APIErrorDetail{Code: "too_many_messages", Message: fmt.Sprintf("at most %d messages per bulk request", v.MaxBulk), Field: "messages"}
+			}
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				return fmt.Errorf("malformed JSON: %w", err)
+			}
+			item(n, raw)
+			n++
+		}
+		if err := delim(']'); err != nil {
+			return err
+		}
+	}
+	return delim('}')
+}
+
+// checkRaw refuses a raw message the pipeline cannot store faithfully: one
+// without a header section (its first line is not a header field), and
+// one with a line longer than SMTP accepts in DATA (maxLine octets, CRLF
+// included; smtp.max_line_length). Both are refused, not repaired: folding
+// a body line would change the content, and guessing headers for a body
+// would send a message nobody wrote.
+func checkRaw(body []byte, maxLine int, field string) *APIErrorDetail {
+	if !accept.HasHeader(body) {
+		return &APIErrorDetail{Code: "missing_header", Field: field,
+			Message: "the raw message must start with its header section (fields such as From: and Subject:), then a blank line and the body"}
+	}
+	for line := 1; len(body) > 0; line++ {
+		end := bytes.IndexAny(body, "\r\n")
+		n := end
+		if end < 0 {
+			n = len(body)
+		}
+		if n+2 > maxLine {
+			return &APIErrorDetail{Code: "line_too_long", Field: field,
+				Message: fmt.Sprintf("line %d is %d octets long with its CRLF; at most %d are accepted, as in SMTP", line, n+2, maxLine)}
+		}
+		if end < 0 {
+			break
+		}
+		if body[end] == '\r' && end+1 < len(body) && body[end+1] == '\n' {
+			end++
+		}
+		body = body[end+1:]
+	}
+	return nil
 }

@@ -23,9 +23,11 @@ func (v *V1) listSuppressions(w http.ResponseWriter, r *http.Request, key *store
 // addSuppression is POST /v1/suppressions {entry, reason, detail}.
 func (v *V1) addSuppression(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	var req SuppressionRequest
-	if _, ok := readBody(w, r, 1<<20, &req); !ok {
+	_, release, ok := v.readBody(w, r, 1<<20, &req)
+	if !ok {
 		return
 	}
+	defer release()
 	if req.Tenant != "" {
 		apiError(w, http.StatusBadRequest, "invalid_json", "tenant is implied by the API key", "tenant")
 		return

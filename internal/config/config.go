@@ -57,6 +57,12 @@ type Config struct {
 	// listener that takes bounces and complaints for it.
 	BounceDomain  string `toml:"bounce_domain"`
 	InboundListen string `toml:"inbound_listen"`
+	// AllowUnverifiedSenders lifts the check that a tenant sends only from
+	// its own verified domains (for migrations and tests; off by default).
+	AllowUnverifiedSenders bool `toml:"allow_unverified_senders"`
+	// MetricsListen, when set, serves /metrics there without
+	// authentication (bind it to a private address).
+	MetricsListen string `toml:"metrics_listen"`
 
 	SMTP     SMTP     `toml:"smtp"`
 	API      API      `toml:"api"`
@@ -72,6 +78,16 @@ type Config struct {
 	// Destinations set limits for one destination: a domain, or a
 	// provider as "provider:NAME".
 	Destinations []DestinationLimits `toml:"destination"`
+	// Domains configures sending domains (internal/domain).
+	Domains Domains `toml:"domains"`
+}
+
+// Domains configures sending domains and their DNS checks.
+type Domains struct {
+	CheckInterval Duration `toml:"check_interval"` // how often every domain's records are re-checked
+	// SPF is the mechanisms of the SPF record posthorn suggests, e.g.
+	// "ip4:192.0.2.10 include:_spf.example.net"; "" means "a:<hostname>".
+	SPF string `toml:"spf"`
 }
 
 // Unsubscribe configures List-Unsubscribe headers and their endpoint.
@@ -183,6 +199,12 @@ type API struct {
 	MaxBulk        int      `toml:"max_bulk"`        // messages per bulk request
 	SendHorizon    Duration `toml:"send_horizon"`    // how far ahead send_at may be
 	IdempotencyTTL Duration `toml:"idempotency_ttl"` // how long idempotency keys are remembered
+
+	MaxBulkBytes int64 `toml:"max_bulk_bytes"` // body bytes of one bulk request
+	// MaxInflightBytes bounds the request bodies all API requests hold at
+	// once (503 overloaded above it); at least max_bulk_bytes and twice
+	// smtp.max_message_size plus 1 MiB (the largest single send).
+	MaxInflightBytes int64 `toml:"max_inflight_bytes"`
 }
 
 // Delivery configures outbound connections.
@@ -239,11 +261,15 @@ func Default() Config {
 			MaxErrors:           10,
 		},
 		Unsubscribe: Unsubscribe{Lanes: []string{"low"}},
+		Domains:     Domains{CheckInterval: Duration{time.Hour}},
 		Suppress:    Suppress{OnHoldAfter: 3, OnHoldWindow: Duration{7 * 24 * time.Hour}, OnHoldFor: Duration{7 * 24 * time.Hour}},
 		API: API{
 			MaxBulk:        5000,
 			SendHorizon:    Duration{30 * 24 * time.Hour},
 			IdempotencyTTL: Duration{24 * time.Hour},
+
+			MaxBulkBytes:     64 << 20,
+			MaxInflightBytes: 128 << 20,
 		},
 		Delivery: Delivery{
 			MaxConnections:           500,
@@ -299,7 +325,7 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir is empty")
 	}
-	for name, addr := range map[string]string{"smtp_listen": c.SMTPListen, "http_listen": c.HTTPListen} {
+	for name, addr := range map[string]string{"smtp_listen": c.SMTPListen, "http_listen": c.HTTPListen, "metrics_listen": c.MetricsListen} {
 		if addr == "" {
 			continue // disabled
 		}
@@ -345,6 +371,10 @@ func (c *Config) Validate() error {
 	}
 	if c.API.MaxBulk <= 0 || c.API.SendHorizon.Duration <= 0 || c.API.IdempotencyTTL.Duration <= 0 {
 		bad("api limits must be positive")
+	}
+	if c.API.MaxBulkBytes <= 0 || c.API.MaxInflightBytes < c.API.MaxBulkBytes || c.API.MaxInflightBytes < 2*c.SMTP.MaxMessageSize+1<<20 {
+		bad("api.max_inflight_bytes (%d) must be at least api.max_bulk_bytes (%d, positive) and 2*smtp.max_message_size+1MiB (%d)",
+			c.API.MaxInflightBytes, c.API.MaxBulkBytes, 2*c.SMTP.MaxMessageSize+1<<20)
 	}
 	d := &c.Delivery
 	if d.MaxConnections <= 0 || d.MaxConnectionsPerDest <= 0 || d.MaxMessagesPerConnection <= 0 {

@@ -67,6 +67,7 @@ type Deliverer struct {
 	res    *Resolver
 	routes atomic.Pointer[map[string]config.Route] // by domain, "*" the smarthost; replaced by SetRoutes
 	prov   *providerMap
+	hosts  *hostMap
 
 	mu      sync.Mutex
 	noTLSTo map[netip.Addr]time.Time // hosts whose TLS handshake failed lately
@@ -79,7 +80,7 @@ func New(cfg Config, res *Resolver) *Deliverer {
 		provs = DefaultProviders
 	}
 	d := &Deliverer{cfg: cfg, res: res, noTLSTo: map[netip.Addr]time.Time{},
-		prov: &providerMap{rules: provs, byDom: map[string]string{}}}
+		prov: &providerMap{rules: provs, byDom: map[string]string{}}, hosts: &hostMap{byDom: map[string][]string{}}}
 	d.SetRoutes(cfg.Routes)
 	return d
 }
@@ -131,6 +132,12 @@ type Failure struct {
 	MX, IP    string
 	Permanent bool
 	loop      bool // the host is this server
+	// Hosts, for a failed Dial, are the hosts that were tried when every
+	// one of them failed at the host level (connect, greeting, EHLO, TLS,
+	// relay login): the failure is theirs, and other domains that would use
+	// only these hosts share it. Empty when the failure belongs to the
+	// domain (its DNS) or to nothing shared.
+	Hosts []string
 }
 
 func (f *Failure) Error() string {
@@ -166,6 +173,8 @@ type target struct {
 }
 
 // Dial connects to the destination of domain, trying each host in turn.
+// The session it returns lives until ctx ends: then any command in
+// progress fails at once.
 func (d *Deliverer) Dial(ctx context.Context, domain string) (*Conn, *Failure) {
 	rt, routed := d.route(domain)
 	var targets []target
@@ -184,11 +193,14 @@ func (d *Deliverer) Dial(ctx context.Context, domain string) (*Conn, *Failure) {
 			return nil, &Failure{Class: classify.DNSError, Phase: "dns", MX: self, Permanent: true, loop: true,
 				Err: fmt.Sprintf("mail for %s loops back to myself: its best MX host %s is this server (RFC 5321 §5.1)", domain, self)}
 		}
+		d.hosts.learn(domain, mxs)
 		for _, mx := range mxs {
 			targets = append(targets, target{host: mx.Name, port: d.cfg.Port, implicit: mx.Implicit})
 		}
 	}
 	var last *Failure
+	hostLevel := true // every target failed after its address was known
+	var tried []string
 	for _, t := range targets {
 		ips, err := d.res.LookupIP(ctx, t.host)
 		if err != nil {
@@ -198,8 +210,10 @@ func (d *Deliverer) Dial(ctx context.Context, domain string) (*Conn, *Failure) {
 			if t.implicit && errors.As(err, &de) && de.NoAddress {
 				last.Permanent = true // no MX and no address: nowhere to deliver
 			}
+			hostLevel = false
 			continue
 		}
+		tried = append(tried, t.host)
 		for _, ip := range ips {
 			c, f := d.dialHost(ctx, t, ip, rt, routed)
 			if f == nil {
@@ -220,6 +234,10 @@ func (d *Deliverer) Dial(ctx context.Context, domain string) (*Conn, *Failure) {
 	}
 	if last == nil {
 		last = &Failure{Class: classify.DNSError, Phase: "connect", Err: "no host to connect to"}
+		hostLevel = false
+	}
+	if hostLevel {
+		last.Hosts = tried
 	}
 	return nil, last
 }
@@ -243,6 +261,17 @@ func (d *Deliverer) withoutSelf(mxs []MXHost) (kept []MXHost, self string) {
 		}
 	}
 	return mxs, ""
+}
+
+// Hosts are the hosts a delivery to domain would try, as last learned:
+// the route's relay, or the domain's MX hosts from its last lookup; nil
+// when not known yet.
+func (d *Deliverer) Hosts(domain string) []string {
+	if r, ok := d.route(domain); ok {
+		host, _, _ := net.SplitHostPort(r.Host)
+		return []string{host}
+	}
+	return d.hosts.lookup(domain)
 }
 
 func dnsFailure(err error) *Failure {
@@ -306,6 +335,7 @@ func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, tlsMod
 		CommandTimeout:  d.cfg.CommandTimeout,
 		DataTimeout:     d.cfg.DataTimeout,
 		GreetingTimeout: d.cfg.CommandTimeout,
+		Context:         ctx, // the session ends with ctx (posthorn stopping)
 	})
 	if err != nil {
 		nc.Close()
@@ -432,6 +462,8 @@ func resultFor(i int, res *smtpclient.Result, err error, ce *smtpclient.Error) R
 			return replyResult("rcpt", res.Rcpt[i])
 		}
 		if res.Data.Code != 0 && (res.Data.Code/100 != 3 || err == nil) {
+			// A final reply; a 354 only means the body was invited, and
+			// the error below says what became of it.
 			return replyResult("data", res.Data)
 		}
 		// A 354 followed by an error: the error is the result.

@@ -83,3 +83,29 @@ func MergeProviders(base, extra []Provider) []Provider {
 	}
 	return out
 }
+
+// hostMap remembers each domain's MX host names from its last lookup, so
+// the queue can tell which domains a failing host would also fail.
+type hostMap struct {
+	mu    sync.Mutex
+	byDom map[string][]string
+}
+
+func (h *hostMap) learn(domain string, mxs []MXHost) {
+	names := make([]string, len(mxs))
+	for i, mx := range mxs {
+		names[i] = mx.Name
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.byDom) > 1_000_000 {
+		clear(h.byDom)
+	}
+	h.byDom[domain] = names
+}
+
+func (h *hostMap) lookup(domain string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.byDom[domain]
+}

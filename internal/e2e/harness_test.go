@@ -53,9 +53,16 @@ type Options struct {
 	Trusted      string
 	Extra        []string
 	Config       string // TOML text written to a config file
+	// ShutdownTimeout is passed as --shutdown-timeout; default 2s, so that
+	// stopping a test's posthorn does not wait long for a stalled MX.
+	ShutdownTimeout time.Duration
 	// LogLevelFromConfig leaves out --log-level debug, so the config's
 	// log_level applies (and a reload can change it).
 	LogLevelFromConfig bool
+	// EnforceSenders keeps the sender-domain check on. Off by default, so
+	// tests may send from any domain: the harness passes
+	// --allow-unverified-senders unless this is set.
+	EnforceSenders bool
 }
 
 // Instance is one running posthorn.
@@ -156,9 +163,16 @@ func (in *Instance) args() []string {
 	if o.Lifetime == 0 {
 		o.Lifetime = time.Hour
 	}
-	a = append(a, "--retry-min", o.RetryMin.String(), "--retry-max", o.RetryMax.String(), "--queue-lifetime", o.Lifetime.String())
+	if o.ShutdownTimeout == 0 {
+		o.ShutdownTimeout = 2 * time.Second
+	}
+	a = append(a, "--retry-min", o.RetryMin.String(), "--retry-max", o.RetryMax.String(), "--queue-lifetime", o.Lifetime.String(),
+		"--shutdown-timeout", o.ShutdownTimeout.String())
 	if o.Trusted != "" {
 		a = append(a, "--trusted-networks", o.Trusted)
+	}
+	if !o.EnforceSenders {
+		a = append(a, "--allow-unverified-senders")
 	}
 	if o.Config != "" {
 		if err := os.WriteFile(in.ConfigPath(), []byte(o.Config), 0o600); err != nil {

@@ -167,7 +167,7 @@ func TestReloadSIGHUP(t *testing.T) {
 // the delivery completes; posthorn exits 0, logs each step, and after a
 // restart the delivery is recorded as delivered and not sent again.
 func TestShutdownFinishesDelivery(t *testing.T) {
-	w := newWorld(t, Options{}, "127.0.0.2")
+	w := newWorld(t, Options{ShutdownTimeout: 30 * time.Second}, "127.0.0.2")
 	w.domain("slow.test", "127.0.0.2")
 	mx := w.mx["127.0.0.2"]
 	mx.SetScript(testkit.Script{Stall: testkit.Stalls{EndOfData: 2 * time.Second}})
@@ -219,7 +219,7 @@ func TestShutdownFinishesDelivery(t *testing.T) {
 // hold the exit: posthorn exits 0 at the deadline, and the delivery, left
 // leased, is retried after the restart.
 func TestShutdownDeadline(t *testing.T) {
-	w := newWorld(t, Options{Config: "shutdown_timeout = \"500ms\"\n"}, "127.0.0.2")
+	w := newWorld(t, Options{ShutdownTimeout: 500 * time.Millisecond}, "127.0.0.2")
 	w.domain("slow.test", "127.0.0.2")
 	mx := w.mx["127.0.0.2"]
 	mx.SetScript(testkit.Script{Stall: testkit.Stalls{EndOfData: 20 * time.Second}})

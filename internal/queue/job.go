@@ -22,6 +22,14 @@ type Job struct {
 	hidx    int // index in the timer heap while where == inHeap
 	dest    *dest
 	removed bool // lazily dropped from a ready list
+	// While ready: when the job is given up for good if it is still
+	// waiting (its lifetime ended and no attempt could be made), and its
+	// place in the expiry heap plus one (0: not in it).
+	expireAt time.Time
+	eidx     int
+	// dropped holds deliveries an operator changed in the store while j
+	// was in flight; finish asks the store what became of them.
+	dropped map[int64]bool
 }
 
 // Rcpt is one delivery inside a job.
@@ -30,6 +38,7 @@ type Rcpt struct {
 	Addr      string
 	Attempts  int
 	ExpiresAt time.Time
+	LastClass string // of the latest attempt: what an expiry turns it into
 }
 
 type place uint8
@@ -79,6 +88,29 @@ func (h *jobHeap) Pop() any {
 
 var _ heap.Interface = (*jobHeap)(nil)
 
+// expiryHeap orders ready jobs by expireAt.
+type expiryHeap []*Job
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].expireAt.Before(h[j].expireAt) }
+func (h expiryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].eidx, h[j].eidx = i+1, j+1
+}
+func (h *expiryHeap) Push(x any) {
+	j := x.(*Job)
+	*h = append(*h, j)
+	j.eidx = len(*h)
+}
+func (h *expiryHeap) Pop() any {
+	old := *h
+	j := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	j.eidx = 0
+	return j
+}
+
 // fifo is a queue of jobs; removed jobs are skipped when popped.
 type fifo struct {
 	items []*Job
@@ -123,6 +155,20 @@ func (q *laneQueue) push(j *Job) {
 		q.ring = append(q.ring, j.TenantID)
 	}
 	f.push(j)
+}
+
+// jobs returns the jobs waiting in q (removed ones left out).
+func (q *laneQueue) jobs() []*Job {
+	var out []*Job
+	for _, t := range q.ring {
+		f := q.byTenant[t]
+		for _, j := range f.items[f.head:] {
+			if !j.removed {
+				out = append(out, j)
+			}
+		}
+	}
+	return out
 }
 
 // pop takes the next job of the next tenant in turn.

@@ -13,6 +13,17 @@
 //   - known holds every delivery the scheduler owns, so an operator's
 //     change (hold, delete, flush) can find and drop it, and the same
 //     delivery is never enqueued twice.
+//   - A delivery's queue lifetime is kept whatever its destination does:
+//     a job still waiting in a ready list RetryMin/2 after its lifetime
+//     ended (the destination paused or saturated) ends as dead_letter (or
+//     soft_bounced) without another attempt, its last reply kept.
+//   - Failures are shared only where they belong: a DNS failure stays
+//     with its domain; a host-level failure (connect, greeting, TLS) is
+//     given to the other ready jobs that would use only the failed hosts.
+//   - A delivery left in sending after its lease ended (its outcome could
+//     not be recorded) is returned to the queue by a periodic rescuer.
+//   - Stop cancels dials and SMTP sessions in progress; an interrupted
+//     attempt is recorded as deferred, due at once on the next start.
 //
 // Recipients of a job share SMTP transactions (up to the destination's
 // recipient limit), except when each copy must differ: with VERP return
@@ -30,6 +41,7 @@ import (
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/delivery"
 	"github.com/posthorn/posthorn/internal/shaping"
+	"github.com/posthorn/posthorn/internal/smtpproto"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
@@ -69,6 +81,9 @@ type Config struct {
 	// OnFailed, when set, is told (in the background) about deliveries
 	// that reached bounced, soft_bounced or dead_letter.
 	OnFailed func(messageID string, failed []FailedRcpt)
+	// Now is the clock (nil: time.Now). Timers still run in real time:
+	// a test that moves the clock calls Poke.
+	Now func() time.Time
 }
 
 // FailedRcpt is one finally failed recipient, for OnFailed.
@@ -91,12 +106,16 @@ type Scheduler struct {
 	log *slog.Logger
 	now func() time.Time
 
-	mu     sync.Mutex
-	timers jobHeap
-	dests  map[string]*dest
-	known  map[int64]*Job
-	conns  int
-	seq    uint64
+	mu       sync.Mutex
+	timers   jobHeap
+	expiring expiryHeap // ready jobs, by when they are given up
+	dests    map[string]*dest
+	known    map[int64]*Job
+	leased   map[int64]bool // deliveries this scheduler holds in sending
+	conns    int
+	seq      uint64
+	stopped  bool          // no goroutine may start any more
+	drainCh  chan struct{} // closed by Drain (drain.go): no job starts any more
 
 	// Bodies holds recently accepted messages for their first attempt.
 	Bodies *Bodies
@@ -122,7 +141,10 @@ type dest struct {
 	sent   []time.Time // send times in the last minute (observed rate)
 	recent [64]string  // classes of the latest results, a ring
 	nres   int
-	rekick bool // a timer will kick this destination when its pause ends
+	rekick *time.Timer // kicks this destination when its pause ends
+	// pauseReply is the latest rate-limit reply: the reason for a pause,
+	// given to deliveries that expire without an attempt of their own.
+	pauseReply smtpproto.Reply
 }
 
 // New returns a scheduler; Start loads pending work and runs it.
@@ -130,9 +152,22 @@ func New(cfg Config, st store.Store, dl *delivery.Deliverer, log *slog.Logger) *
 	if cfg.Classifier == nil {
 		cfg.Classifier = classify.Default()
 	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Scheduler{cfg: cfg, st: st, dl: dl, log: log, now: time.Now, ctx: ctx, cancel: cancel, Bodies: NewBodies(64 << 20),
-		dests: map[string]*dest{}, known: map[int64]*Job{}, wake: make(chan struct{}, 1)}
+	return &Scheduler{cfg: cfg, st: st, dl: dl, log: log, now: now, ctx: ctx, cancel: cancel, Bodies: NewBodies(64 << 20),
+		dests: map[string]*dest{}, known: map[int64]*Job{}, leased: map[int64]bool{}, wake: make(chan struct{}, 1)}
+}
+
+// Poke makes the timer loop look at the clock again (for tests that move
+// an injected clock).
+func (s *Scheduler) Poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Start recovers deliveries a previous run left in sending, loads every
@@ -162,14 +197,30 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	s.Enqueue(batch)
 	total += len(batch)
 	s.log.Info("scheduler started", "pending", total)
-	s.wg.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return nil
+	}
+	s.wg.Add(2)
 	go s.timerLoop()
+	go s.rescueLoop()
 	return nil
 }
 
-// Stop ends the timer loop and lets workers finish the job they hold; it
-// waits until they have, or ctx ends.
+// Stop ends the timer loop, cancels dials and SMTP sessions in progress
+// (their deliveries are recorded as deferred) and waits until workers have
+// recorded what they hold, or ctx ends.
 func (s *Scheduler) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopped = true // from here on, nothing calls s.wg.Add from outside a counted goroutine
+	for _, d := range s.dests {
+		if d.rekick != nil {
+			d.rekick.Stop()
+			d.rekick = nil
+		}
+	}
+	s.mu.Unlock()
 	s.cancel()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
@@ -205,7 +256,7 @@ func (s *Scheduler) Enqueue(ds []store.Delivery) {
 			groups[k] = j
 			order = append(order, j)
 		}
-		j.Rcpts = append(j.Rcpts, Rcpt{ID: d.ID, Addr: d.Recipient, Attempts: d.Attempts, ExpiresAt: d.ExpiresAt})
+		j.Rcpts = append(j.Rcpts, Rcpt{ID: d.ID, Addr: d.Recipient, Attempts: d.Attempts, ExpiresAt: d.ExpiresAt, LastClass: d.LastClass})
 		s.known[d.ID] = j
 	}
 	now := s.now()
@@ -214,20 +265,29 @@ func (s *Scheduler) Enqueue(ds []store.Delivery) {
 	}
 }
 
-// Remove drops deliveries the scheduler holds but is not sending right now
-// (an operator held, deleted or rescheduled them). It returns the IDs it
-// dropped.
+// Remove drops deliveries the store no longer has pending as the
+// scheduler knows them (an operator held, deleted or rescheduled them). A
+// delivery in flight is marked so that its attempt, once recorded, is not
+// rescheduled from memory: finish reads what the store says. It returns
+// the IDs it dropped.
 func (s *Scheduler) Remove(ids []int64) []int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []int64
 	for _, id := range ids {
 		j := s.known[id]
-		if j == nil || j.where == inFlight {
+		if j == nil {
 			continue
 		}
 		delete(s.known, id)
 		out = append(out, id)
+		if j.where == inFlight {
+			if j.dropped == nil {
+				j.dropped = map[int64]bool{}
+			}
+			j.dropped[id] = true
+			continue
+		}
 		for i, r := range j.Rcpts {
 			if r.ID == id {
 				j.Rcpts = append(j.Rcpts[:i], j.Rcpts[i+1:]...)
@@ -243,6 +303,7 @@ func (s *Scheduler) Remove(ids []int64) []int64 {
 		case inReady:
 			j.removed = true
 			j.dest.nready--
+			s.unwatch(j)
 		}
 		j.where = nowhere
 	}
@@ -353,10 +414,10 @@ func (s *Scheduler) schedule(j *Job, now time.Time) {
 		}
 		return
 	}
-	s.makeReady(j)
+	s.makeReady(j, now)
 }
 
-func (s *Scheduler) makeReady(j *Job) {
+func (s *Scheduler) makeReady(j *Job, now time.Time) {
 	key := s.dl.Destination(j.Domain)
 	d := s.dests[key]
 	if d == nil {
@@ -365,6 +426,7 @@ func (s *Scheduler) makeReady(j *Job) {
 	j.dest, j.where = d, inReady
 	d.ready[laneIndex(j.Lane)].push(j)
 	d.nready++
+	s.watch(j, now)
 	s.kick(d)
 }
 
@@ -392,7 +454,7 @@ func (s *Scheduler) kick(d *dest) {
 		}
 		return
 	}
-	if d.active >= d.th.Conns() || s.conns >= s.cfg.MaxConnections || s.ctx.Err() != nil {
+	if d.active >= d.th.Conns() || s.conns >= s.cfg.MaxConnections || s.stopped || s.draining() {
 		return
 	}
 	if until := d.th.PausedUntil(); s.now().Before(until) {
@@ -407,18 +469,22 @@ func (s *Scheduler) kick(d *dest) {
 
 // kickAt kicks d again at t (when its pause ends). Caller holds s.mu.
 func (s *Scheduler) kickAt(d *dest, t time.Time) {
-	if d.rekick {
+	if d.rekick != nil || s.stopped {
 		return
 	}
-	d.rekick = true
-	time.AfterFunc(time.Until(t)+time.Millisecond, func() {
+	var tm *time.Timer
+	tm = time.AfterFunc(t.Sub(s.now())+time.Millisecond, func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		d.rekick = false
+		if d.rekick != tm {
+			return // stopped
+		}
+		d.rekick = nil
 		if s.dests[d.key] == d {
 			s.kick(d)
 		}
 	})
+	d.rekick = tm
 }
 
 func (s *Scheduler) timerLoop() {
@@ -430,11 +496,17 @@ func (s *Scheduler) timerLoop() {
 		now := s.now()
 		for len(s.timers) > 0 && !s.timers[0].Due.After(now) {
 			j := heap.Pop(&s.timers).(*Job)
-			s.makeReady(j)
+			s.makeReady(j, now)
+		}
+		for len(s.expiring) > 0 && !s.expiring[0].expireAt.After(now) {
+			s.expireReady(heap.Pop(&s.expiring).(*Job), now)
 		}
 		wait := time.Hour
 		if len(s.timers) > 0 {
 			wait = s.timers[0].Due.Sub(now)
+		}
+		if len(s.expiring) > 0 {
+			wait = min(wait, s.expiring[0].expireAt.Sub(now))
 		}
 		s.mu.Unlock()
 		t.Reset(wait)
@@ -466,10 +538,11 @@ func (s *Scheduler) take(d *dest, wait bool) *Job {
 	}()
 	for {
 		s.mu.Lock()
-		if s.ctx.Err() != nil || d.active > d.th.Conns() {
+		if s.ctx.Err() != nil || s.draining() || d.active > d.th.Conns() {
 			s.mu.Unlock()
 			return nil // stopping, or this destination was throttled down
 		}
+		drain := s.drainCh // nil (never ready) until Drain
 		if d.nready > 0 {
 			if w := d.th.Take(s.now()); w > 0 {
 				if w > s.cfg.IdleTimeout {
@@ -483,6 +556,7 @@ func (s *Scheduler) take(d *dest, wait bool) *Job {
 				select {
 				case <-time.After(w):
 				case <-s.ctx.Done():
+				case <-drain:
 				}
 				continue
 			}
@@ -506,6 +580,7 @@ func (s *Scheduler) take(d *dest, wait bool) *Job {
 			got = true
 		case <-timer.C:
 		case <-s.ctx.Done():
+		case <-drain:
 		}
 		s.mu.Lock()
 		d.idle--
@@ -535,6 +610,7 @@ func (s *Scheduler) popReady(d *dest) *Job {
 		if j := d.ready[l].pop(); j != nil {
 			d.nready--
 			j.where = inFlight
+			s.unwatch(j)
 			return j
 		}
 	}
@@ -548,8 +624,9 @@ func (s *Scheduler) workerDone(d *dest) {
 	defer s.mu.Unlock()
 	d.active--
 	s.conns--
-	if d.active == 0 && d.nready == 0 && d.idle == 0 && !d.th.State().Throttled && !d.rekick {
-		delete(s.dests, d.key) // a throttled destination keeps its state
+	if d.active == 0 && d.nready == 0 && d.idle == 0 && !d.th.State().Throttled && d.rekick == nil &&
+		!s.now().Before(d.th.PausedUntil()) {
+		delete(s.dests, d.key) // a throttled or paused destination keeps its state
 	}
 	for _, o := range s.dests {
 		if o.nready > 0 && o.idle == 0 && o.active < o.th.Conns() {

@@ -85,6 +85,11 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 	if conn == nil {
 		start := s.now()
 		c, f := s.dl.Dial(s.ctx, j.Domain)
+		if f != nil && s.ctx.Err() != nil {
+			// Stopping: this was no verdict on the destination.
+			s.finish(j, s.interrupted(j, f.Phase, f.Error(), start))
+			return nil
+		}
 		if f != nil && f.Reply.Code != 0 && f.Phase != "auth" {
 			// The configured rules decide what a refusal at connect or EHLO means.
 			f.Class = s.classifier().ClassifyAttempt(f.Phase, f.Reply, j.Rcpts[0].Attempts+1).Class
@@ -95,10 +100,11 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 			s.adapt(d, f.Class, f.Reply, nil, start)
 			outs := s.failAll(j, f, start)
 			s.finish(j, outs)
-			// The destination is unreachable: defer everything else that is
-			// ready for it now rather than dialling again for each job
-			// (like Postfix's dead-destination handling).
-			s.failReady(d, f, start)
+			// The hosts are unreachable: give the same failure to the other
+			// jobs ready now that would use only these hosts, rather than
+			// dialling again for each (like Postfix's dead-destination
+			// handling). A DNS failure is its domain's alone.
+			s.failReady(d, j.Domain, f, start)
 			return nil
 		}
 		conn = c
@@ -118,6 +124,21 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		results = s.send(conn, dm, rcpts, d.th.Limits().MaxRcptsPerTx)
 	}
 	end := s.now()
+	if s.ctx.Err() != nil && results[0].Reply.Code == 0 {
+		// Stop cut the session short; replies already received stand.
+		outs := s.interrupted(j, results[0].Phase, results[0].Err, start)
+		for i, res := range results {
+			if res.Reply.Code != 0 {
+				res.Class = s.classifier().ClassifyAttempt(res.Phase, res.Reply, j.Rcpts[i].Attempts+1).Class
+				st, next, ev := s.decide(j.Rcpts[i], res.Class, false, end, d.th.PausedUntil())
+				outs[i] = store.Outcome{DeliveryID: j.Rcpts[i].ID, State: st, NextAt: next, Class: string(res.Class), Phase: res.Phase,
+					Reply: res.Reply, MX: conn.MX, IP: conn.IP, TLS: conn.TLS, StartedAt: start, Duration: end.Sub(start), Event: ev}
+			}
+		}
+		s.finishAsync(w, j, outs)
+		conn.Close()
+		return nil
+	}
 	outs := make([]store.Outcome, len(j.Rcpts))
 	for i, r := range j.Rcpts {
 		if results[i].Reply.Code != 0 {
@@ -166,6 +187,11 @@ func (s *Scheduler) dropSuppressed(j *Job) bool {
 	}
 	s.finish(&Job{MessageID: j.MessageID, TenantID: j.TenantID, Domain: j.Domain, Lane: j.Lane, Rcpts: dropped}, outs)
 	s.mu.Lock()
+	for _, r := range dropped {
+		if s.known[r.ID] == j {
+			delete(s.known, r.ID)
+		}
+	}
 	j.Rcpts = kept
 	s.mu.Unlock()
 	return len(kept) > 0
@@ -244,25 +270,47 @@ func (s *Scheduler) lease(j *Job) bool {
 		s.mu.Unlock()
 		return false
 	}
-	if len(leased) == len(j.Rcpts) {
-		return true
-	}
-	ok := map[int64]bool{}
+	ok := make(map[int64]bool, len(leased))
 	for _, id := range leased {
 		ok[id] = true
 	}
 	s.mu.Lock()
 	kept := j.Rcpts[:0]
 	for _, r := range j.Rcpts {
-		if ok[r.ID] {
-			kept = append(kept, r)
-		} else {
-			delete(s.known, r.ID)
+		if !ok[r.ID] {
+			if s.known[r.ID] == j {
+				delete(s.known, r.ID)
+			}
+			continue
+		}
+		kept = append(kept, r)
+		s.leased[r.ID] = true
+		if j.dropped[r.ID] {
+			// The operator's change came before our lease (nothing can
+			// select a delivery in sending): this attempt is the one that
+			// counts, and finish records it as usual.
+			delete(j.dropped, r.ID)
+			if s.known[r.ID] == nil {
+				s.known[r.ID] = j
+			}
 		}
 	}
 	j.Rcpts = kept
 	s.mu.Unlock()
 	return len(kept) > 0
+}
+
+// interrupted gives every recipient of j an attempt cut short by Stop:
+// deferred and due at once, so the next start retries it.
+func (s *Scheduler) interrupted(j *Job, phase, why string, start time.Time) []store.Outcome {
+	end := s.now()
+	outs := make([]store.Outcome, len(j.Rcpts))
+	for i, r := range j.Rcpts {
+		outs[i] = store.Outcome{DeliveryID: r.ID, State: store.Deferred, NextAt: end, Class: string(classify.ConnectionError),
+			Phase: phase, Error: "interrupted: posthorn stopped during the attempt (" + why + ")", StartedAt: start,
+			Duration: end.Sub(start), Event: store.EventDeferred}
+	}
+	return outs
 }
 
 // failAll gives every recipient of j the same failure.
@@ -315,6 +363,9 @@ func (s *Scheduler) adapt(d *dest, cls classify.Class, reply smtpproto.Reply, re
 	if cls == classify.Delivered {
 		d.sent = append(d.sent, now)
 	}
+	if cls == classify.RateLimited {
+		d.pauseReply = reply
+	}
 	d.recent[d.nres%len(d.recent)] = string(cls)
 	d.nres++
 	recent := d.rateEstimate(now)
@@ -337,15 +388,52 @@ func (s *Scheduler) adapt(d *dest, cls classify.Class, reply smtpproto.Reply, re
 	}
 }
 
-// failReady applies a connection failure to every job now ready for d.
-func (s *Scheduler) failReady(d *dest, f *delivery.Failure, start time.Time) {
-	for {
-		s.mu.Lock()
-		j := s.popReady(d) // no throttle check: nothing is sent
-		s.mu.Unlock()
-		if j == nil {
-			return
+// failReady applies a failed dial for domain to the jobs now ready for d
+// that it concerns: those of the same domain, and, when the failure was
+// the hosts' (f.Hosts), those of domains that would use only these hosts.
+// A destination groups domains by provider or relay, so its other domains
+// may resolve differently or use other hosts: their jobs stay ready.
+func (s *Scheduler) failReady(d *dest, domain string, f *delivery.Failure, start time.Time) {
+	failed := make(map[string]bool, len(f.Hosts))
+	for _, h := range f.Hosts {
+		failed[h] = true
+	}
+	shares := func(dom string) bool {
+		if dom == domain {
+			return true
 		}
+		if len(failed) == 0 {
+			return false
+		}
+		hosts := s.dl.Hosts(dom)
+		for _, h := range hosts {
+			if !failed[h] {
+				return false
+			}
+		}
+		return len(hosts) > 0
+	}
+	verdict := map[string]bool{}
+	s.mu.Lock()
+	var jobs []*Job
+	for l := range d.ready {
+		for _, j := range d.ready[l].jobs() {
+			ok, seen := verdict[j.Domain]
+			if !seen {
+				ok = shares(j.Domain)
+				verdict[j.Domain] = ok
+			}
+			if ok {
+				j.removed = true // lazily dropped from the lane's queue
+				d.nready--
+				j.where = inFlight
+				s.unwatch(j)
+				jobs = append(jobs, j)
+			}
+		}
+	}
+	s.mu.Unlock()
+	for _, j := range jobs {
 		if s.lease(j) {
 			s.finish(j, s.failAll(j, f, start))
 		}
@@ -354,7 +442,8 @@ func (s *Scheduler) failReady(d *dest, f *delivery.Failure, start time.Time) {
 
 // finish records outcomes and reschedules what was deferred. If the
 // store cannot record them, the deliveries stay leased in the store and
-// are retried after a restart (a possible duplicate, never a loss).
+// the rescuer returns them to the queue once their lease has ended (a
+// possible duplicate, never a loss).
 func (s *Scheduler) finish(j *Job, outs []store.Outcome) {
 	var err error
 	for try := 0; try < 5; try++ {
@@ -366,8 +455,76 @@ func (s *Scheduler) finish(j *Job, outs []store.Outcome) {
 	}
 	if err == nil {
 		s.logOutcomes(j, outs)
+		s.reportFinal(j, outs)
 	}
-	if err == nil && s.cfg.Suppressions != nil {
+	s.mu.Lock()
+	var recheck []int64
+	var again *Job
+	for i, o := range outs {
+		r := j.Rcpts[i]
+		delete(s.leased, r.ID)
+		if j.dropped[r.ID] {
+			// An operator changed it after this attempt was recorded: the
+			// store knows what it is now.
+			recheck = append(recheck, r.ID)
+			continue
+		}
+		if err != nil || o.State != store.Deferred {
+			// Final, or left in sending for the rescuer to return.
+			if s.known[r.ID] == j {
+				delete(s.known, r.ID)
+			}
+			continue
+		}
+		if o.Class != string(classify.RateLimited) {
+			r.Attempts++ // a rate limit does not burn the message's backoff
+		}
+		r.LastClass = o.Class
+		if again == nil || !again.Due.Equal(o.NextAt) {
+			if again != nil {
+				s.schedule(again, s.now())
+			}
+			again = &Job{MessageID: j.MessageID, TenantID: j.TenantID, Domain: j.Domain, Lane: j.Lane, Due: o.NextAt, hidx: -1}
+		}
+		again.Rcpts = append(again.Rcpts, r)
+		s.known[r.ID] = again
+	}
+	if again != nil {
+		s.schedule(again, s.now())
+	}
+	j.where = nowhere
+	s.mu.Unlock()
+	if len(recheck) > 0 {
+		s.reload(j.MessageID, recheck)
+	}
+}
+
+// reload enqueues the deliveries among ids that the store still has
+// pending (after an operator's change raced an attempt).
+func (s *Scheduler) reload(messageID string, ids []int64) {
+	ds, err := s.st.MessageDeliveries(context.Background(), messageID)
+	if err != nil {
+		s.log.Error("reload deliveries", "message", messageID, "err", err)
+		return // the next start loads them
+	}
+	want := make(map[int64]bool, len(ids))
+	for _, id := range ids {
+		want[id] = true
+	}
+	var pending []store.Delivery
+	for _, d := range ds {
+		if want[d.ID] && !d.State.Final() && d.State != store.Held && d.State != store.Sending {
+			pending = append(pending, d)
+		}
+	}
+	s.Enqueue(pending)
+}
+
+// reportFinal adds suppressions for hard bounces (and on-hold entries for
+// repeated soft bounces) and tells OnFailed about final failures; outs[i]
+// belongs to j.Rcpts[i] and is recorded.
+func (s *Scheduler) reportFinal(j *Job, outs []store.Outcome) {
+	if s.cfg.Suppressions != nil {
 		var add []store.Suppression
 		for i, o := range outs {
 			switch {
@@ -386,7 +543,7 @@ func (s *Scheduler) finish(j *Job, outs []store.Outcome) {
 			}
 		}
 	}
-	if err == nil && s.cfg.OnFailed != nil {
+	if s.cfg.OnFailed != nil {
 		var failed []FailedRcpt
 		for i, o := range outs {
 			if o.State == store.Bounced || o.State == store.SoftBounced || o.State == store.DeadLetter {
@@ -394,32 +551,13 @@ func (s *Scheduler) finish(j *Job, outs []store.Outcome) {
 			}
 		}
 		if len(failed) > 0 {
-			go s.cfg.OnFailed(j.MessageID, failed)
+			// Counted, so Stop waits for it (the caller is a counted
+			// goroutine itself, so this Add cannot race Wait).
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				s.cfg.OnFailed(j.MessageID, failed)
+			}()
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var again *Job
-	for i, o := range outs {
-		r := j.Rcpts[i]
-		if err != nil || o.State != store.Deferred {
-			delete(s.known, r.ID)
-			continue
-		}
-		if o.Class != string(classify.RateLimited) {
-			r.Attempts++ // a rate limit does not burn the message's backoff
-		}
-		if again == nil || !again.Due.Equal(o.NextAt) {
-			if again != nil {
-				s.schedule(again, s.now())
-			}
-			again = &Job{MessageID: j.MessageID, TenantID: j.TenantID, Domain: j.Domain, Lane: j.Lane, Due: o.NextAt, hidx: -1}
-		}
-		again.Rcpts = append(again.Rcpts, r)
-		s.known[r.ID] = again
-	}
-	if again != nil {
-		s.schedule(again, s.now())
-	}
-	j.where = nowhere
 }

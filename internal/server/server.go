@@ -27,7 +27,9 @@ import (
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery"
+	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/inbound"
+	"github.com/posthorn/posthorn/internal/metrics"
 	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/selfsigned"
 	"github.com/posthorn/posthorn/internal/shaping"
@@ -59,6 +61,11 @@ type Server struct {
 	sup     *suppress.List
 	dl      *delivery.Deliverer
 	ops     opsState // reload, drain, status (reload.go, shutdown.go, ops.go)
+	domains *domain.Service
+
+	metrics    *metrics.Collector // metrics.go
+	metricsH   http.Handler
+	metricsSrv *http.Server
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -203,18 +210,25 @@ func (s *Server) start(ctx context.Context) error {
 				RatePerMinute: l.RatePerMinute, Cooldown: l.Cooldown.Duration}
 		},
 	}, s.st, dl, s.log.With("part", "queue"))
-	if err := s.sched.Start(ctx); err != nil {
-		return fmt.Errorf("scheduler: %w", err)
+	if err := s.startDomains(ctx); err != nil {
+		return err
 	}
-
-	s.pipe = &accept.Pipeline{Store: s.st, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
+	if err := s.startMetrics(dl); err != nil {
+		return err
+	}
+	// The pipeline exists before the scheduler starts: workers started for
+	// loaded mail may report failures at once, and sendDSN uses it.
+	s.pipe = &accept.Pipeline{Store: s.st, Senders: s.domains, AllowUnverifiedSenders: cfg.AllowUnverifiedSenders, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
 		Lifetime: cfg.QueueLifetime.Duration, Now: time.Now, IdempotencyTTL: cfg.API.IdempotencyTTL.Duration, Log: s.log.With("part", "accept"),
 		Suppressed: func(tenantID, addr string) (string, bool) {
 			x, ok := sup.Check(tenantID, addr)
 			return x.Reason, ok
 		}}
 	pipe := s.pipe
-	ops := &api.QueueOps{Store: s.st, Sched: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
+	if err := s.sched.Start(ctx); err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	ops := &api.QueueOps{Store: s.st, Sched: s.sched, Inspect: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
 
 	if err := s.startAdmin(ops); err != nil {
 		return err
@@ -222,7 +236,8 @@ func (s *Server) start(ctx context.Context) error {
 	if cfg.HTTPListen != "" {
 		v1 := &api.V1{Store: s.st, Tenants: s.tenants, Accept: pipe, Ops: ops, Hostname: cfg.Hostname,
 			MaxBulk: cfg.API.MaxBulk, MaxMessageSize: int(cfg.SMTP.MaxMessageSize), SendHorizon: cfg.API.SendHorizon.Duration,
-			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Now: time.Now, Log: s.log.With("part", "api")}
+			MaxBulkBytes: cfg.API.MaxBulkBytes, MaxInflight: cfg.API.MaxInflightBytes, MaxLineLength: cfg.SMTP.MaxLineLength,
+			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Domains: s.domains, Now: time.Now, Log: s.log.With("part", "api")}
 		var unsubH http.Handler
 		if unsub != nil {
 			unsubH = unsub.Handler()
@@ -264,6 +279,32 @@ func (s *Server) start(ctx context.Context) error {
 	return nil
 }
 
+// startDomains loads the sending domains (DKIM keys sealed under dkim.key
+// in the data directory) and starts their periodic DNS checks.
+func (s *Server) startDomains(ctx context.Context) error {
+	cfg := &s.cfg
+	seal, err := domain.LoadSealer(filepath.Join(cfg.DataDir, "dkim.key"))
+	if err != nil {
+		return err
+	}
+	d, err := domain.New(domain.Config{Hostname: cfg.Hostname, BounceDomain: cfg.BounceDomain, SPF: cfg.Domains.SPF,
+		DNSServer: cfg.DNSServer, CheckInterval: cfg.Domains.CheckInterval.Duration}, s.st, seal, s.log.With("part", "domains"))
+	if err != nil {
+		return fmt.Errorf("sending domains: %w", err)
+	}
+	if err := d.Load(ctx); err != nil {
+		return fmt.Errorf("sending domains: %w", err)
+	}
+	if err := d.Start(ctx); err != nil {
+		return err
+	}
+	s.domains = d
+	if cfg.AllowUnverifiedSenders {
+		s.log.Warn("SENDER CHECK OFF: allow_unverified_senders is set, tenants may send from any domain (mail of their verified domains is still DKIM-signed)")
+	}
+	return nil
+}
+
 func (s *Server) tlsConfig() (*tls.Config, error) {
 	var cert tls.Certificate
 	var err error
@@ -292,7 +333,7 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 		ln.Close()
 		return err
 	}
-	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Stats: func() any { return s.sched.Stats() },
+	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Domains: s.domains, Stats: func() any { return s.sched.Stats() },
 		Destinations: func() any { return s.sched.Destinations() }, Log: s.log.With("part", "admin")}
 	s.adminLn = ln
 	mux := http.NewServeMux()
@@ -378,6 +419,9 @@ func (s *Server) startHTTP(v1, unsub http.Handler) error {
 	if unsub != nil {
 		mux.Handle("/unsubscribe/", unsub)
 	}
+	if s.metricsH != nil {
+		mux.Handle("GET /metrics", s.metricsH)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
@@ -408,6 +452,10 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 	}
+	if s.domains != nil {
+		s.domains.Stop()
+	}
+	errs = append(errs, s.stopMetrics(ctx))
 	if s.sched != nil {
 		errs = append(errs, s.sched.Stop(ctx))
 	}

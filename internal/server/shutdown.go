@@ -18,10 +18,11 @@ const stopGrace = 5 * time.Second
 // Shutdown stops posthorn gracefully (SIGTERM): it stops taking mail (new
 // SMTP sessions get 421 4.3.2, HTTP requests 503) while the listeners stay
 // open, lets the deliveries in flight finish for up to shutdown_timeout,
-// then stops everything. Deliveries still being sent at the deadline stay
-// leased in the store and are retried after the next start (their lease
-// recovery), so a deadline loses nothing. It returns an error only for a
-// failure beyond the deadline (the store could not be closed).
+// then stops everything. Deliveries still being sent at the deadline are
+// cancelled and recorded as deferred (or, if even that cannot be written,
+// left leased for the next start's recovery), so a deadline loses
+// nothing. It returns an error only for a failure beyond the deadline (the
+// store could not be closed).
 func (s *Server) Shutdown() error {
 	timeout := s.current().ShutdownTimeout.Duration
 	s.log.Info("shutting down: refusing new mail, waiting for deliveries in flight", "timeout", timeout.String())
@@ -29,19 +30,19 @@ func (s *Server) Shutdown() error {
 	if s.smtp != nil {
 		s.smtp.Drain()
 	}
-	grace := stopGrace
 	if s.sched != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		err := s.sched.Stop(ctx)
+		err := s.sched.Drain(ctx)
 		cancel()
 		if err != nil {
-			s.log.Warn("shutdown timeout reached with deliveries in flight; they are retried after the next start", "timeout", timeout.String())
-			grace = time.Second // do not wait for them a second time
+			s.log.Warn("shutdown timeout reached with deliveries in flight; they are interrupted and retried after the next start", "timeout", timeout.String())
 		} else {
 			s.log.Info("deliveries in flight finished")
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	// Stop cancels what is still in progress; the grace lets interrupted
+	// deliveries record their outcome and sessions in DATA commit.
+	ctx, cancel := context.WithTimeout(context.Background(), stopGrace)
 	defer cancel()
 	err := s.Stop(ctx)
 	if err != nil {

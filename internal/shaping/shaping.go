@@ -36,6 +36,8 @@ type State struct {
 	RatePerMinute float64   `json:"rate_per_minute"` // 0: unlimited
 	PausedUntil   time.Time `json:"paused_until,omitzero"`
 	Throttled     bool      `json:"throttled"` // below its configured limits
+	// Reason is the reply behind the last cut or pause ("" before any).
+	Reason string `json:"reason,omitempty"`
 }
 
 // Throttle is one destination's adaptive limits.
@@ -52,6 +54,7 @@ type Throttle struct {
 	sinceCut  int     // successes since the last cut
 	probes    int     // raises above the ceiling since the last cut
 	pause     time.Duration
+	reason    string // the reply that caused the last cut or pause
 }
 
 // New returns a throttle at its configured limits.
@@ -109,6 +112,28 @@ func (t *Throttle) Take(now time.Time) time.Duration {
 	return max(time.Millisecond, time.Duration((1-t.tokens)/t.rate*float64(time.Minute)))
 }
 
+// Wait is what Take would answer at now, without taking anything: 0 when a
+// message may go, or how long it must wait (paused, or the bucket is
+// empty). For inspection ("why is this not sent yet?").
+func (t *Throttle) Wait(now time.Time) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if now.Before(t.paused) {
+		return t.paused.Sub(now)
+	}
+	if t.rate <= 0 {
+		return 0
+	}
+	tokens := t.tokens
+	if !t.last.IsZero() {
+		tokens = math.Min(burst(t.rate), tokens+now.Sub(t.last).Minutes()*t.rate)
+	}
+	if tokens >= 1-1e-9 {
+		return 0
+	}
+	return max(time.Millisecond, time.Duration((1-tokens)/t.rate*float64(time.Minute)))
+}
+
 // Change describes an adaptation, for the throttle_changed event.
 type Change struct {
 	From, To State
@@ -138,6 +163,7 @@ func (t *Throttle) RateLimited(now time.Time, msgsLastMinute int, reason string)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	from := t.stateLocked()
+	t.reason = reason
 	if t.sinceCut == 0 && !t.paused.IsZero() {
 		t.pause = min(2*t.pause, 4*t.lim.Cooldown)
 		t.paused = now.Add(t.pause)
@@ -223,7 +249,7 @@ func (t *Throttle) State() State {
 
 func (t *Throttle) stateLocked() State {
 	return State{MaxConns: t.lim.MaxConns, Conns: int(t.conns), RatePerMinute: t.rate, PausedUntil: t.paused,
-		Throttled: t.throttledLocked()}
+		Throttled: t.throttledLocked(), Reason: t.reason}
 }
 
 func (t *Throttle) throttledLocked() bool {

@@ -34,6 +34,13 @@ type Store interface {
 	// many it recovered.
 	RecoverLeases(ctx context.Context, now time.Time) (int, error)
 
+	// RescueLeases returns the deliveries among ids that are still in
+	// sending with a lease that ended (next_attempt_at not after now) to
+	// queued, with a recovered event each, and returns them as they are
+	// now. The scheduler calls it for leases it no longer holds (their
+	// outcome could not be recorded).
+	RescueLeases(ctx context.Context, ids []int64, now time.Time) ([]Delivery, error)
+
 	// LoadPending calls fn for every delivery that is not final and not
 	// held, in no particular order, to rebuild the scheduler.
 	LoadPending(ctx context.Context, fn func(*Delivery) error) error
@@ -75,6 +82,8 @@ type Store interface {
 	CreateAPIKey(ctx context.Context, k APIKey) error
 	GetAPIKey(ctx context.Context, id string) (*APIKey, error)
 	ListAPIKeys(ctx context.Context, tenantID string) ([]APIKey, error)
+
+	Domains
 
 	Close() error
 }

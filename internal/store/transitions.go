@@ -24,6 +24,8 @@ const (
 	OpDelete      Op = "delete"       // operator (postsuper -d): cancel, dead letters included
 	OpPurge       Op = "purge"        // operator: empty the dead-letter queue
 	OpAsyncBounce Op = "async_bounce" // inbound: a DSN reports a permanent failure after the fact
+	OpExpire      Op = "expire"       // scheduler: the queue lifetime ended while the delivery waited
+	OpExpireSoft  Op = "expire_soft"  // the same, when the recipient's side failed last (mailbox full)
 )
 
 // Rule allows Op to move a delivery in one of From to To, writing an event
@@ -56,6 +58,12 @@ var rules = []Rule{
 	{OpOutcome, []State{Sending}, Suppressed, EventSuppressed},
 
 	{OpRecover, []State{Sending}, Queued, EventRecovered},
+
+	// The queue lifetime ended while the delivery waited for a paused or
+	// saturated destination: it fails without another attempt, its last
+	// reply kept.
+	{OpExpire, []State{Scheduled, Queued, Deferred}, DeadLetter, EventDeadLetter},
+	{OpExpireSoft, []State{Scheduled, Queued, Deferred}, SoftBounced, EventSoftBounce},
 
 	{OpHold, []State{Scheduled, Queued, Deferred}, Held, EventHeld},
 	{OpRelease, []State{Held}, Queued, EventReleased},

@@ -73,10 +73,22 @@ func (s *session) Mail(from smtpd.Path, p smtpd.MailParams) error {
 	s.from = ""
 	if !from.Null {
 		s.from = from.Addr.String()
+		if err := s.srv.accept.CheckEnvelopeSender(s.tenantID(), s.from); err != nil {
+			s.from = ""
+			return s.srv.replyFor(err)
+		}
 	}
 	s.utf8, s.eight = p.UTF8, p.EightBit
 	s.rcpts = s.rcpts[:0]
 	return nil
+}
+
+// tenantID is the tenant this session submits for.
+func (s *session) tenantID() string {
+	if s.user != nil {
+		return s.user.TenantID
+	}
+	return s.srv.cfg.DefaultTenantID
 }
 
 func (s *session) Rcpt(to smtpd.Path) error {

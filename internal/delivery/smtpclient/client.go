@@ -2,6 +2,7 @@ package smtpclient
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"encoding/base64"
 	"fmt"
@@ -40,6 +41,10 @@ type Options struct {
 	DataTimeout time.Duration
 	// GreetingTimeout bounds the wait for the server's greeting.
 	GreetingTimeout time.Duration
+	// Context, when set, bounds the whole session: once it ends, the
+	// connection is closed, a command in progress fails at once (instead
+	// of waiting out its timeout) and the Client is Broken.
+	Context context.Context
 }
 
 func (o Options) withDefaults() Options {
@@ -79,6 +84,9 @@ type Client struct {
 
 	lines   []string // scratch for readReply
 	scratch [24]byte // scratch for formatting numbers
+
+	ctx     context.Context // Options.Context, or nil
+	unwatch func() bool     // stops closing the connection when ctx ends
 }
 
 // New starts an SMTP session on conn: it reads the server's greeting. A
@@ -100,6 +108,12 @@ func New(conn net.Conn, opts Options) (*Client, error) {
 		bw:    bufio.NewWriterSize(conn, writeBufferSize),
 		opts:  opts,
 		lines: make([]string, 0, 16),
+	}
+	if ctx := opts.Context; ctx != nil {
+		// Closing the raw connection unblocks any read or write, TLS or
+		// not; deadlines set per command cannot undo it.
+		c.ctx = ctx
+		c.unwatch = context.AfterFunc(ctx, func() { conn.Close() })
 	}
 	r, err := c.read(PhaseConnect, opts.GreetingTimeout)
 	if err != nil {
@@ -359,6 +373,9 @@ func (c *Client) Close() error {
 		return nil
 	}
 	c.closed, c.broken = true, true
+	if c.unwatch != nil {
+		c.unwatch()
+	}
 	return c.conn.Close()
 }
 
@@ -366,6 +383,10 @@ func (c *Client) Close() error {
 func (c *Client) usable(p Phase) error {
 	if c.broken {
 		return &Error{Phase: p, Err: ErrBroken, Temporary: true}
+	}
+	if c.ctx != nil && c.ctx.Err() != nil {
+		c.broken = true
+		return &Error{Phase: p, Err: fmt.Errorf("session aborted: %w", context.Cause(c.ctx)), Temporary: true}
 	}
 	return nil
 }
@@ -411,6 +432,9 @@ func (c *Client) read(p Phase, timeout time.Duration) (smtpproto.Reply, error) {
 // ioError marks the Client Broken and wraps err.
 func (c *Client) ioError(p Phase, err error) *Error {
 	c.broken = true
+	if c.ctx != nil && c.ctx.Err() != nil {
+		err = fmt.Errorf("session aborted: %w (%v)", context.Cause(c.ctx), err)
+	}
 	return &Error{Phase: p, Err: err, Temporary: true}
 }
 

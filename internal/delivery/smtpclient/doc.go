@@ -37,5 +37,9 @@
 // "smuggled" end-of-data sequence can reach the server) and appends the
 // terminating "<CRLF>.<CRLF>".
 //
+// Options.Context bounds a whole session: when it ends, the connection is
+// closed, so a command waiting for its (possibly minutes-long) timeout
+// fails at once, and the Client is Broken.
+//
 // A Client is not safe for concurrent use by multiple goroutines.
 package smtpclient

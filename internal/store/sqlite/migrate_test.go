@@ -88,7 +88,9 @@ func TestMigrationAddsDeliveryChecks(t *testing.T) {
 	if v := version(t, s.w); v != len(migrations) {
 		t.Fatalf("schema version %d, want %d", v, len(migrations))
 	}
-	if after := schemaObjects(t, s.w, "deliveries"); !slices.Equal(after, before) {
+	// Later migrations may add indexes of their own (4: deliveries_shape).
+	later := func(o string) bool { return o == "index deliveries_shape" }
+	if after := slices.DeleteFunc(schemaObjects(t, s.w, "deliveries"), later); !slices.Equal(after, before) {
 		t.Fatalf("indexes and triggers after the rebuild:\n%v\nbefore:\n%v", after, before)
 	}
 	ds, err := s.ListDeliveries(context.Background(), store.DeliveryFilter{})

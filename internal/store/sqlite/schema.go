@@ -147,6 +147,9 @@ var migrations = []migration{
 		PRIMARY KEY (tenant_id, kind, value)
 	) WITHOUT ROWID;`),
 	deliveryChecks,
+	// Sending domains and their DKIM keys (see internal/domain).
+	sqlMigration(domainsMigration),
+	shapeIndex, // observe.go
 }
 
 func migrate(db *sql.DB) error { return migrateWith(db, migrations) }

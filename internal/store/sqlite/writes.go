@@ -300,6 +300,50 @@ func (s *Store) RecoverLeases(ctx context.Context, now time.Time) (int, error) {
 	return n, err
 }
 
+// RescueLeases implements store.Store.
+func (s *Store) RescueLeases(ctx context.Context, ids []int64, now time.Time) ([]store.Delivery, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var out []store.Delivery
+	err := s.write(ctx, func(tx *sql.Tx, st *stmts) error {
+		out = out[:0]
+		args := []any{ms(now), ms(now)}
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		rows, err := tx.Query(`UPDATE deliveries SET state='`+string(store.Queued)+`', updated_at=?
+			WHERE state IN (`+store.SQLList(store.FromStates(store.OpRecover, store.Queued))+`) AND next_attempt_at <= ?
+			AND id IN (`+placeholders(len(ids))+`) RETURNING `+deliveryCols, args...)
+		if err != nil {
+			return fmt.Errorf("rescue leases: %w", err)
+		}
+		for rows.Next() {
+			d, err := scanDelivery(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			out = append(out, d)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		ie := tx.Stmt(st.insEvent)
+		for _, d := range out {
+			if _, err := ie.Exec(ms(now), store.EventRecovered, d.TenantID, d.MessageID, d.ID, d.Recipient, d.Attempts, "", 0, "", "",
+				"left in sending after its lease ended (outcome not recorded); retried"); err != nil {
+				return fmt.Errorf("insert event: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Transition implements store.Store.
 func (s *Store) Transition(ctx context.Context, spec store.TransitionSpec) ([]store.Delivery, error) {
 	if err := store.PrepareTransition(&spec); err != nil {

@@ -1,0 +1,96 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/posthorn/posthorn/internal/domain"
+	"github.com/posthorn/posthorn/internal/store"
+)
+
+// The /v1/domains endpoints: a tenant's sending domains (admin scope). A
+// domain of another tenant is answered 404, as if it did not exist.
+
+func (v *V1) domainFail(w http.ResponseWriter, err error) {
+	code, kind := domainError(err)
+	if code == http.StatusInternalServerError {
+		v.internal(w, err)
+		return
+	}
+	apiError(w, code, kind, err.Error(), "")
+}
+
+func (v *V1) listDomains(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	ds, err := v.Domains.List(r.Context(), key.TenantID)
+	if err != nil {
+		v.domainFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": ds, "count": len(ds)})
+}
+
+func (v *V1) addDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	var req V1DomainRequest
+	_, release, ok := v.readBody(w, r, 64<<10, &req)
+	if !ok {
+		return
+	}
+	release()
+	info, err := v.Domains.Add(r.Context(), domain.AddRequest{TenantID: key.TenantID, Domain: req.Domain, Algorithm: req.Algorithm,
+		Selector: req.Selector, UnverifiedOK: req.UnverifiedOK})
+	if err != nil {
+		v.domainFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, info)
+}
+
+func (v *V1) getDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	info, err := v.Domains.Get(r.Context(), key.TenantID, r.PathValue("domain"))
+	if err != nil {
+		v.domainFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+func (v *V1) removeDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	if err := v.Domains.Remove(r.Context(), key.TenantID, r.PathValue("domain")); err != nil {
+		v.domainFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("domain")})
+}
+
+func (v *V1) checkDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	rep, err := v.Domains.Check(r.Context(), key.TenantID, r.PathValue("domain"))
+	if err != nil {
+		v.domainFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+func (v *V1) rotateDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	var req RotateRequest
+	if r.ContentLength != 0 {
+		_, release, ok := v.readBody(w, r, 64<<10, &req)
+		if !ok {
+			return
+		}
+		release()
+	}
+	info, err := v.Domains.Rotate(r.Context(), key.TenantID, r.PathValue("domain"), req.Algorithm, req.Selector)
+	if err != nil {
+		v.domainFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, info)
+}
+
+func (v *V1) removeDomainKey(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	if err := v.Domains.RemoveKey(r.Context(), key.TenantID, r.PathValue("domain"), r.PathValue("selector")); err != nil {
+		v.domainFail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("selector")})
+}

@@ -1,0 +1,79 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Observer is the read side that metrics and the operator's queue
+// summary use: cheap aggregates of the deliveries table, and the rows of
+// the append-only tables (attempts, events, messages) added since a
+// cursor, so that counters can be kept equal to the store without a
+// full scan per scrape. Backends implement it beside Store.
+//
+// The cursors are row IDs that grow in commit order (SQLite has one
+// writer; a backend with concurrent writers must hand out cursors that
+// never skip a row committed later with a smaller ID).
+type Observer interface {
+	// QueueShape counts deliveries in the pending states and in
+	// dead_letter, by state and lane, with the oldest created_at of each.
+	QueueShape(ctx context.Context) ([]ShapeRow, error)
+	// PendingAges counts pending deliveries (states, or every pending
+	// state when empty) by recipient domain and age bucket: bucket i
+	// holds those created in (now-edges[i], now-edges[i-1]]; the last
+	// bucket (index len(edges)) everything older.
+	PendingAges(ctx context.Context, now time.Time, edges []time.Duration, states []State) ([]DomainAges, error)
+	// AttemptsAfter returns up to limit attempts with an ID above after,
+	// in ID order.
+	AttemptsAfter(ctx context.Context, after int64, limit int) ([]AttemptRow, error)
+	// EventsAfter returns up to limit events of the given types with an ID
+	// above after, in ID order, with their delivery's lane and creation
+	// time. It also returns the highest event ID it looked at (the next
+	// cursor), so events of other types are not read again.
+	EventsAfter(ctx context.Context, after int64, types []string, limit int) ([]EventRow, int64, error)
+	// MessagesAfter returns up to limit accepted messages (cursor, source)
+	// with a cursor above after, in order.
+	MessagesAfter(ctx context.Context, after int64, limit int) ([]MessageRow, error)
+}
+
+// ShapeRow is one (state, lane) cell of QueueShape.
+type ShapeRow struct {
+	State  State
+	Lane   Lane
+	Count  int
+	Oldest time.Time // created_at of the oldest delivery in the cell
+}
+
+// DomainAges is one recipient domain's pending deliveries by age bucket.
+type DomainAges struct {
+	Domain   string
+	Provider string // last provider seen for the domain ("" unknown)
+	Buckets  []int
+}
+
+// AttemptRow is one attempt with its delivery's domain and provider.
+type AttemptRow struct {
+	ID       int64
+	Class    string
+	Domain   string
+	Provider string
+}
+
+// EventRow is one event with what metrics need of its delivery.
+type EventRow struct {
+	ID        int64
+	Type      string
+	At        time.Time
+	TenantID  string
+	Recipient string
+	Text      string // the reply text or local error
+	Detail    string
+	Lane      Lane      // of the delivery ("" when the event has none)
+	CreatedAt time.Time // the delivery's acceptance time
+}
+
+// MessageRow is one accepted message.
+type MessageRow struct {
+	Cursor int64
+	Source string
+}

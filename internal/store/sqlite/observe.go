@@ -1,0 +1,170 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/store"
+)
+
+// The read side of metrics and the queue summary (store.Observer).
+//
+// QueueShape reads only the covering index deliveries_shape (migration 4:
+// state, lane, created_at over the pending states and dead_letter), so a
+// scrape with a million pending deliveries counts index entries and never
+// touches the table. The *After methods walk the append-only tables from a
+// cursor by primary key; SQLite's single writer assigns row IDs in commit
+// order, so a reader never sees a later commit with a smaller ID.
+
+var _ store.Observer = (*Store)(nil)
+
+// shapeStates are the states the shape index covers.
+var shapeStates = append(append([]store.State(nil), store.PendingStates...), store.DeadLetter)
+
+// shapeIndex is migration 4. Its state list is written out: a released
+// migration never changes.
+var shapeIndex = sqlMigration(`CREATE INDEX deliveries_shape ON deliveries(state, lane, created_at)
+	WHERE state IN ('scheduled','queued','sending','deferred','held','dead_letter')`)
+
+// QueueShape implements store.Observer.
+func (s *Store) QueueShape(ctx context.Context) ([]store.ShapeRow, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT state, lane, count(*), min(created_at) FROM deliveries INDEXED BY deliveries_shape
+		WHERE state IN (`+store.SQLList(shapeStates)+`) GROUP BY state, lane`)
+	if err != nil {
+		return nil, fmt.Errorf("queue shape: %w", err)
+	}
+	defer rows.Close()
+	var out []store.ShapeRow
+	for rows.Next() {
+		var r store.ShapeRow
+		var state, lane string
+		var oldest int64
+		if err := rows.Scan(&state, &lane, &r.Count, &oldest); err != nil {
+			return nil, fmt.Errorf("queue shape: %w", err)
+		}
+		r.State, r.Lane, r.Oldest = store.State(state), store.Lane(lane), fromMS(oldest)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// PendingAges implements store.Observer.
+func (s *Store) PendingAges(ctx context.Context, now time.Time, edges []time.Duration, states []store.State) ([]store.DomainAges, error) {
+	if len(states) == 0 {
+		states = store.PendingStates
+	}
+	for _, st := range states {
+		if !st.Valid() {
+			return nil, fmt.Errorf("pending ages: unknown state %q", st)
+		}
+	}
+	var cases strings.Builder
+	cases.WriteString("CASE")
+	for i, e := range edges {
+		fmt.Fprintf(&cases, " WHEN created_at > %d THEN %d", ms(now.Add(-e)), i)
+	}
+	fmt.Fprintf(&cases, " ELSE %d END", len(edges))
+	rows, err := s.r.QueryContext(ctx, `SELECT domain, max(provider), `+cases.String()+` AS b, count(*) FROM deliveries
+		WHERE state IN (`+store.SQLList(states)+`) GROUP BY domain, b ORDER BY domain`)
+	if err != nil {
+		return nil, fmt.Errorf("pending ages: %w", err)
+	}
+	defer rows.Close()
+	var out []store.DomainAges
+	for rows.Next() {
+		var domain, prov string
+		var b, n int
+		if err := rows.Scan(&domain, &prov, &b, &n); err != nil {
+			return nil, fmt.Errorf("pending ages: %w", err)
+		}
+		if len(out) == 0 || out[len(out)-1].Domain != domain {
+			out = append(out, store.DomainAges{Domain: domain, Buckets: make([]int, len(edges)+1)})
+		}
+		last := &out[len(out)-1]
+		last.Buckets[b] += n
+		if prov != "" {
+			last.Provider = prov
+		}
+	}
+	return out, rows.Err()
+}
+
+// AttemptsAfter implements store.Observer.
+func (s *Store) AttemptsAfter(ctx context.Context, after int64, limit int) ([]store.AttemptRow, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT a.id, a.class, coalesce(d.domain, ''), coalesce(d.provider, '')
+		FROM attempts a LEFT JOIN deliveries d ON d.id = a.delivery_id WHERE a.id > ? ORDER BY a.id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("attempts after %d: %w", after, err)
+	}
+	defer rows.Close()
+	var out []store.AttemptRow
+	for rows.Next() {
+		var a store.AttemptRow
+		if err := rows.Scan(&a.ID, &a.Class, &a.Domain, &a.Provider); err != nil {
+			return nil, fmt.Errorf("attempts after %d: %w", after, err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// EventsAfter implements store.Observer.
+func (s *Store) EventsAfter(ctx context.Context, after int64, types []string, limit int) ([]store.EventRow, int64, error) {
+	// The cursor first: the highest event ID now, bounded to limit rows
+	// ahead, so the typed query below reads a fixed window.
+	var top int64
+	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(id), ?) FROM (SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?)`,
+		after, after, limit).Scan(&top); err != nil {
+		return nil, after, fmt.Errorf("events after %d: %w", after, err)
+	}
+	if top <= after || len(types) == 0 {
+		return nil, top, nil
+	}
+	args := []any{after, top}
+	for _, t := range types {
+		args = append(args, t)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT e.id, e.type, e.at, e.tenant_id, e.recipient, e.text, e.detail,
+		coalesce(d.lane, ''), coalesce(d.created_at, 0)
+		FROM events e LEFT JOIN deliveries d ON d.id = e.delivery_id AND e.delivery_id != 0
+		WHERE e.id > ? AND e.id <= ? AND e.type IN (`+placeholders(len(types))+`) ORDER BY e.id`, args...)
+	if err != nil {
+		return nil, after, fmt.Errorf("events after %d: %w", after, err)
+	}
+	defer rows.Close()
+	var out []store.EventRow
+	for rows.Next() {
+		var e store.EventRow
+		var at, created int64
+		var lane string
+		if err := rows.Scan(&e.ID, &e.Type, &at, &e.TenantID, &e.Recipient, &e.Text, &e.Detail, &lane, &created); err != nil {
+			return nil, after, fmt.Errorf("events after %d: %w", after, err)
+		}
+		e.At, e.Lane, e.CreatedAt = fromMS(at), store.Lane(lane), fromMS(created)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, after, err
+	}
+	return out, top, nil
+}
+
+// MessagesAfter implements store.Observer.
+func (s *Store) MessagesAfter(ctx context.Context, after int64, limit int) ([]store.MessageRow, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT rowid, source FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("messages after %d: %w", after, err)
+	}
+	defer rows.Close()
+	var out []store.MessageRow
+	for rows.Next() {
+		var m store.MessageRow
+		if err := rows.Scan(&m.Cursor, &m.Source); err != nil {
+			return nil, fmt.Errorf("messages after %d: %w", after, err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
