@@ -1,9 +1,9 @@
 // Package backup writes and restores a posthorn backup: one gzip-compressed
 // tar file holding a consistent copy of the database (taken by the running
 // server through SQLite's online backup API) and every other file of the
-// data directory that mail depends on — the VERP and unsubscribe keys
-// (without them, bounces and unsubscribe links of mail already sent no
-// longer verify), DKIM keys kept as files, and the TLS certificate — with a
+// data directory that mail depends on — the key sealing the DKIM keys, the
+// VERP and unsubscribe keys (without them, bounces and unsubscribe links
+// of mail already sent no longer verify), and the TLS certificate — with a
 // MANIFEST.json at the end listing each file's size and SHA-256.
 //
 // Left out: the database's -wal and -shm files (the copy is

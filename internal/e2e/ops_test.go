@@ -27,10 +27,11 @@ import (
 
 // TestMailLog: the server's log has one grep-friendly line per accepted
 // message and one per delivery attempt, for a delivered, a deferred (then
-// delivered), a bounced and a suppressed recipient.
+// delivered), a bounced, a suppressed and a dead-lettered recipient.
 func TestMailLog(t *testing.T) {
-	w := newWorld(t, Options{RetryMin: 200 * time.Millisecond, RetryMax: 400 * time.Millisecond}, "127.0.0.2")
+	w := newWorld(t, Options{RetryMin: 200 * time.Millisecond, RetryMax: 400 * time.Millisecond, Lifetime: 3 * time.Second}, "127.0.0.2")
 	w.domain("ok.test", "127.0.0.2")
+	w.domain("never.test", "127.0.0.2")
 	w.domain("later.test", "127.0.0.2")
 	w.domain("gone.test", "127.0.0.2")
 	mx := w.mx["127.0.0.2"]
@@ -38,6 +39,9 @@ func TestMailLog(t *testing.T) {
 	mx.SetScript(testkit.Script{
 		RcptReplies: map[string]testkit.Reply{"nobody@gone.test": {Code: 550, Text: "5.1.1 no such user here"}},
 		Rcpt: func(rcpt string) testkit.Reply {
+			if rcpt == "c@never.test" {
+				return testkit.Reply{Code: 451, Text: "4.2.1 mailbox busy, try later"}
+			}
 			if rcpt == "b@later.test" && deferOnce.CompareAndSwap(false, true) {
 				return testkit.Reply{Code: 451, Text: "4.7.1 greylisted, come back later"}
 			}
@@ -45,11 +49,11 @@ func TestMailLog(t *testing.T) {
 		},
 	})
 	w.in.CLI(nil, "suppression", "add", "blocked@ok.test")
-	id := w.in.Send("sender@app.test", []string{"a@ok.test", "b@later.test", "nobody@gone.test", "blocked@ok.test"}, "Subject: log\r\n\r\nhi\r\n")
-	w.in.WaitFinal(id, 20*time.Second)
+	id := w.in.Send("sender@app.test", []string{"a@ok.test", "b@later.test", "nobody@gone.test", "blocked@ok.test", "c@never.test"}, "Subject: log\r\n\r\nhi\r\n")
+	w.in.WaitFinal(id, 30*time.Second)
 
 	q := "queue_id=" + id
-	w.in.WaitLog(10*time.Second, "msg=accepted", q, "from=<sender@app.test>", "nrcpt=4", "source=smtp", "client=127.0.0.1")
+	w.in.WaitLog(10*time.Second, "msg=accepted", q, "from=<sender@app.test>", "nrcpt=5", "source=smtp", "client=127.0.0.1")
 	w.in.WaitLog(10*time.Second, "msg=delivery", q, "to=<blocked@ok.test>", "relay=none", "status=suppressed")
 	sent := w.in.WaitLog(10*time.Second, "msg=delivery", q, "to=<a@ok.test>", "relay=mx1.ok.test[127.0.0.2]", "dsn=2.0.0", "status=sent")
 	for _, want := range []string{"delivery=", "delay=", "delays=", "attempt=1", `reply="250 `} {
@@ -61,6 +65,7 @@ func TestMailLog(t *testing.T) {
 	w.in.WaitLog(10*time.Second, "msg=delivery", q, "to=<b@later.test>", "status=sent", "attempt=2")
 	w.in.WaitLog(10*time.Second, "msg=delivery", q, "to=<nobody@gone.test>", "dsn=5.1.1", "status=bounced", "class=hard_bounce",
 		`reply="550 5.1.1 no such user here"`)
+	w.in.WaitLog(10*time.Second, "msg=delivery", q, "to=<c@never.test>", "dsn=4.2.1", "status=dead_letter")
 }
 
 // limitConfig is a configuration with a per-destination connection limit
@@ -321,6 +326,27 @@ func TestBackupUnderLoad(t *testing.T) {
 	out, err := exec.Command(binary, "restore", file, "--data-dir", restored).CombinedOutput()
 	if err != nil {
 		t.Fatalf("restore: %v: %s", err, out)
+	}
+	// Every key file came along, byte for byte.
+	keyFiles := 0
+	filepath.WalkDir(in.Dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !d.Type().IsRegular() {
+			return err
+		}
+		rel, _ := filepath.Rel(in.Dir, p)
+		if strings.HasPrefix(rel, "posthorn.db") || rel == "lock" {
+			return nil
+		}
+		want, _ := os.ReadFile(p)
+		got, err := os.ReadFile(filepath.Join(restored, rel))
+		if err != nil || string(got) != string(want) {
+			t.Errorf("%s not restored as it was: %v", rel, err)
+		}
+		keyFiles++
+		return nil
+	})
+	if keyFiles == 0 {
+		t.Error("the data directory had no key files to compare")
 	}
 	// Restoring over it again is refused without --force.
 	if out, err := exec.Command(binary, "restore", file, "--data-dir", restored).CombinedOutput(); err == nil || !strings.Contains(string(out), "not empty") {

@@ -454,7 +454,7 @@ func (s *Scheduler) finish(j *Job, outs []store.Outcome) {
 		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
 	}
 	if err == nil {
-		s.logOutcomes(j, outs)
+		s.logOutcomes(j, outs, true)
 		s.reportFinal(j, outs)
 	}
 	s.mu.Lock()

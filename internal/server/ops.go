@@ -132,6 +132,9 @@ func (s *Server) Status(ctx context.Context) (*Status, error) {
 	if s.inbound != nil {
 		st.Listeners["inbound"] = s.cfg.InboundListen
 	}
+	if s.metricsSrv != nil {
+		st.Listeners["metrics"] = s.cfg.MetricsListen
+	}
 	now := time.Now()
 	for _, d := range s.sched.Destinations() {
 		if now.Before(d.Throttle.PausedUntil) {
