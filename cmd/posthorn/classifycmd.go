@@ -25,7 +25,7 @@ func classifyCmd(g *globals) *cobra.Command {
 		Short: "Classify an SMTP reply as the delivery engine would (offline)",
 		Long: `Classify one SMTP reply, as a remote server sent it, into the class that decides
 what posthorn does next: delivered, deferred, rate_limited, mailbox_full,
-hard_bounce, policy_block, connection_error, dns_error, tls_error or
+hard_bounce, policy_block, connection_error, dns_error, tls_error, tls_policy or
 protocol_error. No server is needed.
 
 The reply is one line ("550 5.1.1 user unknown") or several separated by

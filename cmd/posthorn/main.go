@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -36,7 +37,14 @@ func main() {
 	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", "", "data directory (default $"+envDataDir+", else data_dir in the config, else \"posthorn-data\")")
 	root.PersistentFlags().StringVar(&g.configPath, "config", "", "TOML configuration file (default $"+envConfig+", else "+systemConfig+" when it exists)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON")
+	// Installed as /usr/sbin/sendmail (a link named sendmail), posthorn is
+	// the sendmail command.
+	if filepath.Base(os.Args[0]) == "sendmail" {
+		os.Exit(runSendmail(g, os.Args[1:], os.Stdin, os.Stderr))
+	}
 	root.AddCommand(serveCmd(g), initCmd(g), queueCmd(g), dlqCmd(g), destinationsCmd(g), eventsCmd(g), classifyCmd(g), bounceCmd(g), suppressionCmd(g), userCmd(g), apikeyCmd(g), tenantCmd(g), domainCmd(g),
+		accountCmd(g), sendmailCmd(g),
+		webhookCmd(g), alertsCmd(g), // webhook.go
 		reloadCmd(g), statusCmd(g), backupCmd(g), restoreCmd(g), configCmd(g))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "posthorn:", err)

@@ -17,7 +17,7 @@ func reloadCmd(g *globals) *cobra.Command {
 		Short: "Reload the running server's configuration (like kill -HUP; postfix reload)",
 		Long: `Ask the running server to read its configuration again and apply what can change while it runs:
 log level, trusted networks, smarthost and relay routes, destination and delivery limits, classifier rules,
-the TLS certificate (files re-read), suppression hold settings, shutdown_timeout. Other changed settings are
+the TLS certificate files (re-read), suppression hold settings, shutdown_timeout. Other changed settings are
 listed as needing a restart. An invalid configuration is refused and the running one kept (exit status 1).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -131,6 +131,9 @@ func queueShowCmd(g *globals) *cobra.Command {
 				}
 				fmt.Printf("  #%d delivery %d at %s via %s [%s] tls=%v %s/%s: %s\n", a.N, a.DeliveryID,
 					a.StartedAt.Format(time.RFC3339), a.MX, a.IP, a.TLS, a.Phase, a.Class, reply)
+				if t := a.TLSDetail; t.Policy != "" || t.Version != "" {
+					fmt.Printf("      tls %s %s policy=%q check=%q\n", t.Version, t.Cipher, t.Policy, t.Result)
+				}
 			}
 			fmt.Println("\nEvents:")
 			for _, e := range d.Events {

@@ -21,6 +21,7 @@ func serveCmd(g *globals) *cobra.Command {
 	var (
 		smtpListen, httpListen, dnsServer, smarthost, hostname, trusted, logLevel string
 		bounceDomain, inboundListen, metricsListen                                string
+		submissionsListen, tlsCert, tlsKey                                        string
 		deliveryPort                                                              int
 		allowUnverified                                                           bool
 		retryMin, retryMax, lifetime, shutdownTimeout                             time.Duration
@@ -63,6 +64,9 @@ On an empty data directory it first creates the default tenant and prints its cr
 				set("inbound-listen", func() { cfg.InboundListen = inboundListen })
 				set("allow-unverified-senders", func() { cfg.AllowUnverifiedSenders = allowUnverified })
 				set("metrics-listen", func() { cfg.MetricsListen = metricsListen })
+				set("submissions-listen", func() { cfg.SubmissionsListen = submissionsListen })
+				set("tls-cert", func() { cfg.SMTP.TLSCert = tlsCert })
+				set("tls-key", func() { cfg.SMTP.TLSKey = tlsKey })
 				return cfg, nil
 			}
 			cfg, err := load()
@@ -73,7 +77,10 @@ On an empty data directory it first creates the default tenant and prints its cr
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&smtpListen, "smtp-listen", "", "SMTP submission address (default 127.0.0.1:2525)")
+	f.StringVar(&smtpListen, "smtp-listen", "", "SMTP submission address, with STARTTLS (default 127.0.0.1:2525; e.g. :587)")
+	f.StringVar(&submissionsListen, "submissions-listen", "", "SMTP submission over implicit TLS, RFC 8314 (default: off; e.g. :465)")
+	f.StringVar(&tlsCert, "tls-cert", "", "certificate chain (PEM) for the SMTP listeners, reloaded when the file changes (default: self-signed, for loopback)")
+	f.StringVar(&tlsKey, "tls-key", "", "private key (PEM) of --tls-cert")
 	f.StringVar(&httpListen, "http-listen", "", "HTTP API address (default 127.0.0.1:8025)")
 	f.StringVar(&dnsServer, "dns-server", "", "DNS server host:port for MX lookups (default: /etc/resolv.conf)")
 	f.IntVar(&deliveryPort, "delivery-port", 25, "TCP port of MX hosts")

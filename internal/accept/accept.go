@@ -55,6 +55,13 @@ type Submission struct {
 	// nothing; the same key with another hash is ErrIdempotencyConflict.
 	IdempotencyKey string
 	RequestHash    string
+	// AllowedDomains, when not empty, are the only sender domains
+	// (envelope and From) the submitting user or key may use
+	// (restrict.go); this holds even with AllowUnverifiedSenders.
+	AllowedDomains []string
+	// Sandbox mail is validated and stored, then recorded as delivered
+	// by the queue without being sent.
+	Sandbox bool
 }
 
 // Result says what was stored. Deliveries of a Duplicate are as they
@@ -233,6 +240,9 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 	if err := p.checkSenders(sub, from, fromOK); err != nil {
 		return nil, err
 	}
+	if err := checkAllowedDomains(sub, h); err != nil {
+		return nil, err
+	}
 
 	var out []byte
 	out = append(out, received(sub, p.Hostname, id, now)...)
@@ -246,7 +256,7 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 	m := &store.Message{ID: id, TenantID: sub.TenantID, Sender: sub.Sender, Lane: lane, Source: sub.Source,
 		SMTPUser: sub.SMTPUser, ClientIP: sub.ClientIP, Size: len(out), MessageID: strings.TrimSpace(msgID),
 		Subject: clip(strings.TrimSpace(subject), 200), CreatedAt: now, SendAt: sub.SendAt, Body: out,
-		UTF8: sub.UTF8, EightBitMIM: sub.EightBit, Tags: sub.Tags, Metadata: sub.Metadata}
+		UTF8: sub.UTF8, EightBitMIM: sub.EightBit, Tags: sub.Tags, Metadata: sub.Metadata, Sandbox: sub.Sandbox}
 	nm := &store.NewMessage{Message: m}
 	seen := make(map[string]bool, len(sub.Recipients))
 	state, next := store.Queued, now

@@ -18,13 +18,20 @@ type Senders interface {
 	Sending(tenantID, domain string) (sign func(msg []byte) (field []byte, err error), ok bool)
 }
 
-// SenderError refuses a sender domain the tenant may not use.
-type SenderError struct{ Domain string }
+// SenderError refuses a sender domain the tenant may not use, or (with
+// Restricted) one outside the SMTP user's or API key's own domain list.
+type SenderError struct {
+	Domain     string
+	Restricted bool
+}
 
 func (e *SenderError) Error() string { return e.Reply().Error() }
 
 // Reply is the SMTP answer to the refusal.
 func (e *SenderError) Reply() *Error {
+	if e.Restricted {
+		return &Error{553, "5.7.1", "sender domain " + e.Domain + " is not allowed for this user or key"}
+	}
 	return &Error{553, "5.7.1", "sender domain " + e.Domain + " is not a verified domain of this account"}
 }
 

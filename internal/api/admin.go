@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/suppress"
@@ -29,9 +30,16 @@ type Admin struct {
 	Tenants      *tenant.Manager
 	Suppress     *suppress.List
 	Domains      *domain.Service
+	Alerts       AlertService
 	Stats        func() any
 	Destinations func() any
 	Log          *slog.Logger
+
+	// Accept queues posthorn sendmail's messages as SendmailTenant (name
+	// or id; "" the default tenant).
+	Accept         *accept.Pipeline
+	SendmailTenant string
+	MaxMessageSize int // bytes a sendmail message may have
 }
 
 // Handler returns the admin routes.
@@ -66,6 +74,8 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("GET /admin/v1/apikeys", a.listKeys)
 	mux.HandleFunc("POST /admin/v1/apikeys", a.createKey)
 	a.domainRoutes(mux)
+	a.accountRoutes(mux)
+	a.webhookRoutes(mux) // webhooks.go: webhooks and alerts
 	return mux
 }
 
@@ -345,7 +355,12 @@ func (a *Admin) createTenant(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Admin) listUsers(w http.ResponseWriter, r *http.Request) {
-	us, err := a.Store.ListSMTPUsers(r.Context(), "")
+	tenantID, err := a.tenantFilter(r)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	us, err := a.Store.ListSMTPUsers(r.Context(), tenantID)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -364,14 +379,17 @@ type UserRequest struct {
 	MessageIDIdempotency bool `json:"message_id_idempotency,omitempty"`
 	// DSN sends the envelope sender a bounce notice when mail finally fails.
 	DSN bool `json:"dsn,omitempty"`
+	// Domains restricts the user to these sender domains.
+	Domains []string `json:"domains,omitempty"`
 }
 
 // UserResponse shows the password once.
 type UserResponse struct {
-	Tenant   string `json:"tenant"`
-	Username string `json:"username"`
-	Password string `json:"password"`
-	Lane     string `json:"lane"`
+	Tenant   string   `json:"tenant"`
+	Username string   `json:"username"`
+	Password string   `json:"password"`
+	Lane     string   `json:"lane"`
+	Domains  []string `json:"domains,omitempty"`
 }
 
 func (a *Admin) createUser(w http.ResponseWriter, r *http.Request) {
@@ -390,16 +408,25 @@ func (a *Admin) createUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	u, pass, err := a.Tenants.AddUser(r.Context(), t.ID, req.Username, req.Password, lane, tenant.WithMessageIDIdempotency(req.MessageIDIdempotency), tenant.WithDSN(req.DSN))
+	u, pass, err := a.Tenants.AddUser(r.Context(), t.ID, req.Username, req.Password, lane, tenant.WithMessageIDIdempotency(req.MessageIDIdempotency), tenant.WithDSN(req.DSN), tenant.WithDomains(req.Domains))
+	if errors.Is(err, store.ErrConflict) {
+		a.fail(w, err)
+		return
+	}
+	if err != nil {
+		a.fail(w, &badRequest{err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusCreated, UserResponse{Tenant: t.Name, Username: u.Username, Password: pass, Lane: string(lane), Domains: u.Domains})
+}
+
+func (a *Admin) listKeys(w http.ResponseWriter, r *http.Request) {
+	tenantID, err := a.tenantFilter(r)
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, UserResponse{Tenant: t.Name, Username: u.Username, Password: pass, Lane: string(lane)})
-}
-
-func (a *Admin) listKeys(w http.ResponseWriter, r *http.Request) {
-	ks, err := a.Store.ListAPIKeys(r.Context(), "")
+	ks, err := a.Store.ListAPIKeys(r.Context(), tenantID)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -409,17 +436,25 @@ func (a *Admin) listKeys(w http.ResponseWriter, r *http.Request) {
 
 // KeyRequest creates an API key.
 type KeyRequest struct {
-	Tenant string   `json:"tenant"`
-	Name   string   `json:"name"`
-	Scopes []string `json:"scopes"`
+	Tenant    string     `json:"tenant"`
+	Name      string     `json:"name"`
+	Scopes    []string   `json:"scopes"`
+	Domains   []string   `json:"domains,omitempty"`
+	Sandbox   bool       `json:"sandbox,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 }
 
 // KeyResponse shows the key once.
 type KeyResponse struct {
-	Tenant string   `json:"tenant"`
-	Name   string   `json:"name"`
-	Scopes []string `json:"scopes"`
-	APIKey string   `json:"api_key"`
+	ID        string    `json:"id"`
+	Prefix    string    `json:"prefix"`
+	Tenant    string    `json:"tenant"`
+	Name      string    `json:"name"`
+	Scopes    []string  `json:"scopes"`
+	Domains   []string  `json:"domains,omitempty"`
+	Sandbox   bool      `json:"sandbox,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	APIKey    string    `json:"api_key"`
 }
 
 func (a *Admin) createKey(w http.ResponseWriter, r *http.Request) {
@@ -436,12 +471,17 @@ func (a *Admin) createKey(w http.ResponseWriter, r *http.Request) {
 	if len(req.Scopes) == 0 {
 		req.Scopes = []string{tenant.ScopeSend, tenant.ScopeRead}
 	}
-	key, err := a.Tenants.CreateAPIKey(r.Context(), t.ID, req.Name, req.Scopes)
+	spec := tenant.KeySpec{TenantID: t.ID, Name: req.Name, Scopes: req.Scopes, Domains: req.Domains, Sandbox: req.Sandbox}
+	if req.ExpiresAt != nil {
+		spec.ExpiresAt = *req.ExpiresAt
+	}
+	secret, k, err := a.Tenants.CreateKey(r.Context(), spec)
 	if err != nil {
 		a.fail(w, &badRequest{err.Error()})
 		return
 	}
-	writeJSON(w, http.StatusCreated, KeyResponse{Tenant: t.Name, Name: req.Name, Scopes: req.Scopes, APIKey: key})
+	writeJSON(w, http.StatusCreated, KeyResponse{ID: k.ID, Prefix: k.Prefix, Tenant: t.Name, Name: k.Name, Scopes: k.Scopes,
+		Domains: k.Domains, Sandbox: k.Sandbox, ExpiresAt: k.ExpiresAt, APIKey: secret})
 }
 
 // SuppressionRequest adds or removes an entry: an address, a domain, a

@@ -82,9 +82,9 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	if resp.StatusCode >= 300 {
 		var eb ErrorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
-			return fmt.Errorf("%s", eb.Error.Message)
+			return &StatusError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
 		}
-		return fmt.Errorf("server answered %s", resp.Status)
+		return &StatusError{Status: resp.StatusCode, Message: "server answered " + resp.Status}
 	}
 	if out == nil {
 		return nil

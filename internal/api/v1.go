@@ -34,10 +34,12 @@ type V1 struct {
 	Destinations   func() any    // the scheduler's destinations, for admins
 	Suppress       *suppress.List
 	Domains        *domain.Service
+	Alerts         AlertService
 	Now            func() time.Time
 	Log            *slog.Logger
 
 	budget *bodyBudget
+	logins *loginLimit // failed logins per client address and per account
 }
 
 // route is one endpoint; the table serves both the mux and the test that
@@ -46,6 +48,11 @@ type route struct {
 	method, path, scope string
 	handle              func(v *V1, w http.ResponseWriter, r *http.Request, key *store.APIKey)
 }
+
+// scopeAccount marks the key-management routes: any API key, or an
+// account with HTTP basic auth (email and password); the handler checks
+// what the caller may do.
+const scopeAccount = "account"
 
 var routes = []route{
 	{"POST", "/v1/messages", tenant.ScopeSend, (*V1).send},
@@ -69,6 +76,20 @@ var routes = []route{
 	{"POST", "/v1/domains/{domain}/check", tenant.ScopeAdmin, (*V1).checkDomain},
 	{"POST", "/v1/domains/{domain}/rotate", tenant.ScopeAdmin, (*V1).rotateDomain},
 	{"DELETE", "/v1/domains/{domain}/keys/{selector}", tenant.ScopeAdmin, (*V1).removeDomainKey},
+	{"GET", "/v1/events", tenant.ScopeRead, (*V1).listEvents},
+	{"GET", "/v1/apikeys", scopeAccount, (*V1).listKeys},
+	{"POST", "/v1/apikeys", scopeAccount, (*V1).createKey},
+	{"DELETE", "/v1/apikeys/{id}", scopeAccount, (*V1).removeKey},
+	{"GET", "/v1/users", tenant.ScopeAdmin, (*V1).listUsers},
+	{"POST", "/v1/users", tenant.ScopeAdmin, (*V1).createUser},
+	{"DELETE", "/v1/users/{username}", tenant.ScopeAdmin, (*V1).removeUser},
+	{"GET", "/v1/webhooks", tenant.ScopeAdmin, (*V1).listWebhooks},
+	{"POST", "/v1/webhooks", tenant.ScopeAdmin, (*V1).createWebhook},
+	{"GET", "/v1/webhooks/{id}", tenant.ScopeAdmin, (*V1).getWebhook},
+	{"DELETE", "/v1/webhooks/{id}", tenant.ScopeAdmin, (*V1).deleteWebhook},
+	{"POST", "/v1/webhooks/{id}/test", tenant.ScopeAdmin, (*V1).testWebhook},
+	{"GET", "/v1/webhooks/{id}/attempts", tenant.ScopeAdmin, (*V1).webhookAttempts},
+	{"GET", "/v1/alerts", tenant.ScopeAdmin, (*V1).listAlerts},
 }
 
 // Handler returns the /v1 routes (and the OpenAPI document, public).
@@ -93,6 +114,7 @@ func (v *V1) Handler() http.Handler {
 	}
 	v.MaxInflight = max(v.MaxInflight, v.MaxBulkBytes, v.bodyLimit()) // the largest request must fit
 	v.budget = &bodyBudget{max: v.MaxInflight}
+	v.logins = newLoginLimit(10, 10*time.Minute)
 	mux := http.NewServeMux()
 	for _, rt := range routes {
 		mux.Handle(rt.method+" "+rt.path, v.auth(rt))
@@ -125,6 +147,16 @@ func apiError(w http.ResponseWriter, status int, code, msg, field string) {
 
 func (v *V1) auth(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if email, password, ok := r.BasicAuth(); ok && rt.scope == scopeAccount {
+			a := v.basicAuth(w, r, email, password)
+			if a == nil {
+				return
+			}
+			// The account acts as a key of its tenant with its role's scopes.
+			key := &store.APIKey{TenantID: a.TenantID, Scopes: tenant.RoleScopes(a.Role), CreatedBy: a.Email}
+			rt.handle(v, w, r.WithContext(context.WithValue(r.Context(), accountCtxKey{}, a)), key)
+			return
+		}
 		h := r.Header.Get("Authorization")
 		token, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok || token == "" {
@@ -132,21 +164,51 @@ func (v *V1) auth(rt route) http.Handler {
 			apiError(w, http.StatusUnauthorized, "unauthorized", "missing API key: send Authorization: Bearer <key>", "")
 			return
 		}
-		key, err := v.Tenants.CheckAPIKey(r.Context(), strings.TrimSpace(token))
-		if err != nil {
-			if errors.Is(err, tenant.ErrBadCredentials) {
-				apiError(w, http.StatusUnauthorized, "unauthorized", "invalid API key", "")
-				return
+		key, err := v.checkKey(w, r, strings.TrimSpace(token))
+		if key == nil {
+			if err != nil {
+				v.internal(w, err)
 			}
-			v.internal(w, err)
 			return
 		}
-		if !tenant.HasScope(key, rt.scope) {
+		if rt.scope != scopeAccount && !tenant.HasScope(key, rt.scope) {
 			apiError(w, http.StatusForbidden, "missing_scope", "this API key lacks the "+rt.scope+" scope", "")
 			return
 		}
 		rt.handle(v, w, r, key)
 	})
+}
+
+// checkKey verifies a bearer key; it writes the refusal and returns nil
+// for a bad or expired key, and returns an error only for an internal
+// failure. Bad keys are not blocked per address: a 192-bit secret cannot
+// be guessed, and many clients may share one address (a proxy), so one
+// misconfigured client must not lock the others out. The login limit
+// only bounds how many auth_failed events an address writes.
+func (v *V1) checkKey(w http.ResponseWriter, r *http.Request, token string) (*store.APIKey, error) {
+	key, err := v.Tenants.CheckAPIKey(r.Context(), token)
+	switch {
+	case errors.Is(err, tenant.ErrBadCredentials):
+		ip := clientIP(r)
+		if _, ok := v.logins.reserve("key-ip:" + ip); ok {
+			v.authFailed(r, ip, keyPrefixOf(token))
+		}
+		apiError(w, http.StatusUnauthorized, "unauthorized", "invalid API key", "")
+		return nil, nil
+	case errors.Is(err, tenant.ErrKeyExpired):
+		apiError(w, http.StatusUnauthorized, "key_expired", "this API key has expired", "")
+		return nil, nil
+	}
+	return key, err
+}
+
+// keyPrefixOf is what an auth_failed event names for a bad key: its
+// visible prefix, never the secret.
+func keyPrefixOf(token string) string {
+	if i := strings.LastIndexByte(token, '_'); i > 0 {
+		return token[:i]
+	}
+	return "(malformed key)"
 }
 
 func (v *V1) internal(w http.ResponseWriter, err error) {

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/posthorn/posthorn/internal/store"
@@ -45,6 +46,16 @@ func (v *V1) dlqSelection(w http.ResponseWriter, r *http.Request, key *store.API
 	if len(req.IDs) == 0 && req.Domain == "" && !req.All {
 		apiError(w, http.StatusBadRequest, "missing_field", "give ids, a domain, or all: true", "ids")
 		return Selection{}, false
+	}
+	for _, id := range req.IDs {
+		// Another tenant's message is answered as if it did not exist.
+		if _, err := v.Store.GetMessage(r.Context(), key.TenantID, id, false); errors.Is(err, store.ErrNotFound) {
+			apiError(w, http.StatusNotFound, "not_found", "no such message: "+id, "ids")
+			return Selection{}, false
+		} else if err != nil {
+			v.internal(w, err)
+			return Selection{}, false
+		}
 	}
 	return Selection{TenantID: key.TenantID, IDs: req.IDs, Domain: req.Domain, All: req.All}, true
 }

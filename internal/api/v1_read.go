@@ -21,6 +21,7 @@ type MessageView struct {
 	SendAt     time.Time         `json:"send_at,omitzero"`
 	Tags       []string          `json:"tags,omitempty"`
 	Metadata   map[string]string `json:"metadata,omitempty"`
+	Sandbox    bool              `json:"sandbox,omitempty"` // sent with a sandbox key: stored, never sent
 	Recipients []RecipientView   `json:"recipients"`
 }
 
@@ -47,7 +48,7 @@ func (v *V1) get(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	}
 	m := d.Message
 	out := MessageView{ID: m.ID, From: m.Sender, Lane: m.Lane, Subject: m.Subject, MessageID: m.MessageID, Size: m.Size,
-		CreatedAt: m.CreatedAt, SendAt: m.SendAt, Tags: m.Tags, Metadata: m.Metadata}
+		CreatedAt: m.CreatedAt, SendAt: m.SendAt, Tags: m.Tags, Metadata: m.Metadata, Sandbox: m.Sandbox}
 	for _, dl := range d.Deliveries {
 		rv := RecipientView{Email: dl.Recipient, State: dl.State, Attempts: dl.Attempts, NextAttemptAt: dl.NextAttemptAt,
 			LastClass: dl.LastClass, History: []store.Attempt{}}

@@ -100,7 +100,7 @@ func (v *V1) submission(req *SendRequest, key *store.APIKey, hash string) (*acce
 	return &accept.Submission{TenantID: key.TenantID, Source: "http", Protocol: "HTTP", Helo: "api",
 		Sender: req.From.Email, Recipients: req.Message.Recipients(), Body: body, Lane: lane, LaneFixed: req.Lane != "", SendAt: at,
 		UTF8: needsUTF8(req.From.Email, req.Message.Recipients()), EightBit: true, Tags: req.Tags, Metadata: req.Metadata,
-		IdempotencyKey: req.IdempotencyKey, RequestHash: hash}, nil
+		IdempotencyKey: req.IdempotencyKey, RequestHash: hash, AllowedDomains: key.Domains, Sandbox: key.Sandbox}, nil
 }
 
 func checkKey(k string) *APIErrorDetail {
@@ -235,7 +235,8 @@ func (v *V1) sendRaw(w http.ResponseWriter, r *http.Request, key *store.APIKey) 
 	}
 	v.acceptOne(w, r, &accept.Submission{TenantID: key.TenantID, Source: "http", Protocol: "HTTP", Helo: "api",
 		Sender: req.From, Recipients: req.To, Body: body, Lane: lane, LaneFixed: req.Lane != "", SendAt: at, UTF8: needsUTF8(req.From, req.To),
-		EightBit: true, Tags: req.Tags, Metadata: req.Metadata, IdempotencyKey: req.IdempotencyKey, RequestHash: requestHash(raw)})
+		EightBit: true, Tags: req.Tags, Metadata: req.Metadata, IdempotencyKey: req.IdempotencyKey, RequestHash: requestHash(raw),
+		AllowedDomains: key.Domains, Sandbox: key.Sandbox})
 }
 
 // sendBulk decodes the body as a stream: the envelope token by token and

@@ -21,18 +21,22 @@ const (
 	ConnectionError Class = "connection_error"
 	DNSError        Class = "dns_error"
 	TLSError        Class = "tls_error"
-	ProtocolError   Class = "protocol_error"
+	// TLSPolicy: the destination's TLS policy (MTA-STS in enforce mode,
+	// DANE, or a configured tls_policy) could not be met; assigned by the
+	// delivery engine only, never by reply rules.
+	TLSPolicy     Class = "tls_policy"
+	ProtocolError Class = "protocol_error"
 )
 
 // Classes returns every class, in a stable order.
 func Classes() []Class {
-	return []Class{Delivered, Deferred, RateLimited, MailboxFull, HardBounce, PolicyBlock, ConnectionError, DNSError, TLSError, ProtocolError}
+	return []Class{Delivered, Deferred, RateLimited, MailboxFull, HardBounce, PolicyBlock, ConnectionError, DNSError, TLSError, TLSPolicy, ProtocolError}
 }
 
-// Valid reports whether c is one of the ten classes.
+// Valid reports whether c is one of the eleven classes.
 func (c Class) Valid() bool {
 	switch c {
-	case Delivered, Deferred, RateLimited, MailboxFull, HardBounce, PolicyBlock, ConnectionError, DNSError, TLSError, ProtocolError:
+	case Delivered, Deferred, RateLimited, MailboxFull, HardBounce, PolicyBlock, ConnectionError, DNSError, TLSError, TLSPolicy, ProtocolError:
 		return true
 	}
 	return false

@@ -4,7 +4,7 @@
 //
 // # What it owns
 //
-// The ten classes and what they promise to the queue:
+// The eleven classes and what they promise to the queue:
 //
 //	delivered         2xx: accepted
 //	deferred          temporary trouble: retry with backoff; dead_letter when the lifetime ends
@@ -15,10 +15,11 @@
 //	connection_error  the path failed (a relay reports timeouts, refused connections)
 //	dns_error         name resolution failed
 //	tls_error         TLS is required, missing or broken
+//	tls_policy        the destination's TLS policy (MTA-STS enforce, DANE, tls_policy) was not met: retry, like deferred
 //	protocol_error    the dialogue itself broke (bad sequence, syntax, a 3xx as a final answer)
 //
-// The delivery engine assigns connection_error, dns_error and tls_error
-// itself for local failures; the rules give them for replies that say so.
+// The delivery engine assigns connection_error, dns_error, tls_error and
+// tls_policy itself for local failures; the rules give them for replies that say so.
 // The rules that decide the class are data: rules.toml, embedded in the
 // binary, extendable or replaceable by a file.
 //

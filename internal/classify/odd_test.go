@@ -151,7 +151,7 @@ func TestClassMethods(t *testing.T) {
 			t.Errorf("%s: RecipientSide %v", c, c.RecipientSide())
 		}
 	}
-	if len(Classes()) != 10 || Class("bounced").Valid() || Class("").Valid() {
+	if len(Classes()) != 11 || Class("bounced").Valid() || Class("").Valid() {
 		t.Error("class list")
 	}
 }

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,18 +40,21 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 
 // Config is the whole configuration.
 type Config struct {
-	DataDir         string   `toml:"data_dir"`
-	Hostname        string   `toml:"hostname"`
-	SMTPListen      string   `toml:"smtp_listen"`
-	HTTPListen      string   `toml:"http_listen"`
-	DNSServer       string   `toml:"dns_server"`
-	DeliveryPort    int      `toml:"delivery_port"`
-	RetryMin        Duration `toml:"retry_min"`
-	RetryMax        Duration `toml:"retry_max"`
-	QueueLifetime   Duration `toml:"queue_lifetime"`
-	Smarthost       string   `toml:"smarthost"`
-	TrustedNetworks []string `toml:"trusted_networks"`
-	LogLevel        string   `toml:"log_level"`
+	DataDir    string `toml:"data_dir"`
+	Hostname   string `toml:"hostname"`
+	SMTPListen string `toml:"smtp_listen"`
+	// SubmissionsListen serves submission over implicit TLS (RFC 8314,
+	// port 465); "" disables it.
+	SubmissionsListen string   `toml:"submissions_listen"`
+	HTTPListen        string   `toml:"http_listen"`
+	DNSServer         string   `toml:"dns_server"`
+	DeliveryPort      int      `toml:"delivery_port"`
+	RetryMin          Duration `toml:"retry_min"`
+	RetryMax          Duration `toml:"retry_max"`
+	QueueLifetime     Duration `toml:"queue_lifetime"`
+	Smarthost         string   `toml:"smarthost"`
+	TrustedNetworks   []string `toml:"trusted_networks"`
+	LogLevel          string   `toml:"log_level"`
 	// ShutdownTimeout bounds how long SIGTERM waits for deliveries in
 	// flight; what is still being sent then is retried after the next start.
 	ShutdownTimeout Duration `toml:"shutdown_timeout"`
@@ -80,6 +86,74 @@ type Config struct {
 	Destinations []DestinationLimits `toml:"destination"`
 	// Domains configures sending domains (internal/domain).
 	Domains Domains `toml:"domains"`
+	// Sendmail configures the sendmail-compatible command.
+	Sendmail Sendmail `toml:"sendmail"`
+	// Webhooks, alert evaluation and alert rules: events.go.
+	Webhooks   Webhooks    `toml:"webhooks"`
+	Alerts     Alerts      `toml:"alerts"`
+	AlertRules []AlertRule `toml:"alert"`
+	// TLSPolicies set the TLS policy of delivery to a domain (see
+	// TLSPolicy), like Postfix's smtp_tls_policy_maps.
+	TLSPolicies []TLSPolicy `toml:"tls_policy"`
+	TLSRPT      TLSRPT      `toml:"tlsrpt"`
+}
+
+// TLSPolicy is one [[tls_policy]] entry: the policy for delivery to a
+// domain, a provider ("provider:NAME") or every domain ("*").
+type TLSPolicy struct {
+	Domain string `toml:"domain"`
+	Policy string `toml:"policy"`
+}
+
+// TLSPolicyLevels are the values of tls_policy: none (no TLS), may
+// (opportunistic), encrypt (TLS required, certificate not checked),
+// verify (TLS with a certificate valid for the MX name), dane (DANE when
+// the host has validated TLSA records, else may), mta-sts (MTA-STS when
+// the domain has a policy, else may).
+var TLSPolicyLevels = []string{"none", "may", "encrypt", "verify", "dane", "mta-sts"}
+
+// TLSRPT configures SMTP TLS reporting (RFC 8460): daily reports of the
+// TLS sessions with domains that publish a policy, sent to the rua of
+// their _smtp._tls TXT record.
+type TLSRPT struct {
+	Enabled      bool   `toml:"enabled"`
+	Organization string `toml:"organization"` // organization-name in reports; default: the hostname
+	Contact      string `toml:"contact"`      // contact-info; default: postmaster@hostname
+	// AllowPrivate lets https: report URIs point at private and loopback
+	// addresses (off: a report address must not reach into our network).
+	AllowPrivate bool `toml:"allow_private"`
+}
+
+// Sendmail configures `posthorn sendmail` (and posthorn installed as
+// /usr/sbin/sendmail): the tenant its mail is queued for, and the socket
+// local users reach it through. That socket serves nothing but queueing
+// a message for Tenant, so it may be open to every local user (like
+// sendmail, which any local user may run); the admin socket stays 0600.
+type Sendmail struct {
+	Tenant     string `toml:"tenant"`      // name or id; "" is the default tenant
+	Socket     string `toml:"socket"`      // "" is <data_dir>/sendmail.sock; "off": no socket (sendmail uses the admin socket)
+	SocketMode string `toml:"socket_mode"` // octal permissions of the socket
+}
+
+// SendmailSocket is the sendmail socket's path ("" when it is off).
+func (c *Config) SendmailSocket() string {
+	switch c.Sendmail.Socket {
+	case "off":
+		return ""
+	case "":
+		return filepath.Join(c.DataDir, "sendmail.sock")
+	}
+	return c.Sendmail.Socket
+}
+
+// SendmailSocketMode is the socket's permissions (0666 when unparsable;
+// Validate reports that).
+func (c *Config) SendmailSocketMode() os.FileMode {
+	m, err := strconv.ParseUint(c.Sendmail.SocketMode, 8, 32)
+	if err != nil || m > 0o777 {
+		return 0o666
+	}
+	return os.FileMode(m)
 }
 
 // Domains configures sending domains and their DNS checks.
@@ -127,6 +201,7 @@ type DestinationLimits struct {
 	MaxRecipientsPerTx       int      `toml:"max_recipients_per_transaction"`
 	RatePerMinute            float64  `toml:"rate_per_minute"`
 	Cooldown                 Duration `toml:"cooldown"`
+	TLSPolicy                string   `toml:"tls_policy"` // one of TLSPolicyLevels; "" keeps the default
 }
 
 // BuiltinDestinations are the limits posthorn uses for the big providers
@@ -219,6 +294,15 @@ type Delivery struct {
 	RatePerMinute            float64  `toml:"rate_per_minute"` // per destination; 0: unlimited
 	MaxRecipientsPerTx       int      `toml:"max_recipients_per_transaction"`
 	Cooldown                 Duration `toml:"cooldown"` // pause after a rate_limited reply
+	// MTASTS applies MTA-STS policies (RFC 8461) of recipient domains.
+	MTASTS bool `toml:"mta_sts"`
+	// DNSSEC believes the AD bit of DNS answers, enabling DANE (RFC 7672),
+	// from a resolver on loopback or listed in DNSSECTrustedResolvers.
+	DNSSEC                 bool     `toml:"dnssec"`
+	DNSSECTrustedResolvers []string `toml:"dnssec_trusted_resolvers"`
+	// TLSCAFile adds CA certificates (PEM) to the system's for verifying
+	// MX hosts and MTA-STS policy servers: for private CAs and tests.
+	TLSCAFile string `toml:"tls_ca_file"`
 }
 
 // Route sends mail for one domain (or "*") through a relay host.
@@ -227,7 +311,9 @@ type Route struct {
 	Host     string `toml:"host"` // host:port
 	Username string `toml:"username"`
 	Password string `toml:"password"`
-	// TLS: "opportunistic" (default), "required", "none".
+	// TLS: "opportunistic" (default; also "may"), "required" (also
+	// "verify": a certificate valid for the relay's name), "encrypt" (TLS
+	// without a certificate check), "none".
 	TLS string `toml:"tls"`
 }
 
@@ -262,6 +348,7 @@ func Default() Config {
 		},
 		Unsubscribe: Unsubscribe{Lanes: []string{"low"}},
 		Domains:     Domains{CheckInterval: Duration{time.Hour}},
+		Sendmail:    Sendmail{SocketMode: "0666"},
 		Suppress:    Suppress{OnHoldAfter: 3, OnHoldWindow: Duration{7 * 24 * time.Hour}, OnHoldFor: Duration{7 * 24 * time.Hour}},
 		API: API{
 			MaxBulk:        5000,
@@ -271,6 +358,8 @@ func Default() Config {
 			MaxBulkBytes:     64 << 20,
 			MaxInflightBytes: 128 << 20,
 		},
+		Webhooks: defaultWebhooks(),
+		Alerts:   defaultAlerts(),
 		Delivery: Delivery{
 			MaxConnections:           500,
 			MaxConnectionsPerDest:    20,
@@ -281,6 +370,7 @@ func Default() Config {
 			IdleTimeout:              Duration{5 * time.Second},
 			Cooldown:                 Duration{time.Minute},
 			MaxRecipientsPerTx:       100,
+			MTASTS:                   true,
 		},
 	}
 }
@@ -325,7 +415,10 @@ func (c *Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir is empty")
 	}
-	for name, addr := range map[string]string{"smtp_listen": c.SMTPListen, "http_listen": c.HTTPListen, "metrics_listen": c.MetricsListen} {
+	if m, err := strconv.ParseUint(c.Sendmail.SocketMode, 8, 32); err != nil || m > 0o777 {
+		bad("sendmail.socket_mode %q: want octal permissions such as 0660", c.Sendmail.SocketMode)
+	}
+	for name, addr := range map[string]string{"smtp_listen": c.SMTPListen, "http_listen": c.HTTPListen, "metrics_listen": c.MetricsListen, "submissions_listen": c.SubmissionsListen} {
 		if addr == "" {
 			continue // disabled
 		}
@@ -399,9 +492,9 @@ func (c *Config) Validate() error {
 		switch r.TLS {
 		case "":
 			r.TLS = "opportunistic"
-		case "opportunistic", "required", "none":
+		case "opportunistic", "required", "none", "may", "encrypt", "verify":
 		default:
-			bad("route %d (%s): tls %q: want opportunistic, required or none", i+1, r.Domain, r.TLS)
+			bad("route %d (%s): tls %q: want opportunistic (may), required (verify), encrypt or none", i+1, r.Domain, r.TLS)
 		}
 	}
 	if c.Hostname == "" {
@@ -434,7 +527,26 @@ func (c *Config) Validate() error {
 		if d.Name == "" || d.MaxConnections < 0 || d.MaxMessagesPerConnection < 0 || d.RatePerMinute < 0 {
 			bad("destination %d: needs a name and non-negative limits", i+1)
 		}
+		if d.TLSPolicy != "" && !slices.Contains(TLSPolicyLevels, d.TLSPolicy) {
+			bad("destination %d (%s): tls_policy %q: want one of %s", i+1, d.Name, d.TLSPolicy, strings.Join(TLSPolicyLevels, ", "))
+		}
 	}
+	for i := range c.TLSPolicies {
+		p := &c.TLSPolicies[i]
+		p.Domain = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(p.Domain), "."))
+		if p.Domain == "" {
+			bad("tls_policy %d: needs a domain (or provider:NAME, or *)", i+1)
+		}
+		if !slices.Contains(TLSPolicyLevels, p.Policy) {
+			bad("tls_policy %d (%s): policy %q: want one of %s", i+1, p.Domain, p.Policy, strings.Join(TLSPolicyLevels, ", "))
+		}
+	}
+	for _, r := range c.Delivery.DNSSECTrustedResolvers {
+		if _, err := netip.ParseAddr(strings.TrimSpace(r)); err != nil {
+			bad("delivery.dnssec_trusted_resolvers: %q is not an IP address", r)
+		}
+	}
+	c.validateEvents(bad)
 	return errors.Join(errs...)
 }
 
@@ -445,10 +557,31 @@ func clip(s string, n int) string {
 	return s
 }
 
+// TLSPolicyMap is the configured TLS policy per destination: the
+// [[destination]] tls_policy entries, then [[tls_policy]] (which wins).
+func (c *Config) TLSPolicyMap() map[string]string {
+	m := map[string]string{}
+	for _, d := range c.Destinations {
+		if d.TLSPolicy != "" {
+			m[strings.ToLower(d.Name)] = d.TLSPolicy
+		}
+	}
+	for _, p := range c.TLSPolicies {
+		m[p.Domain] = p.Policy
+	}
+	return m
+}
+
 // Warnings are settings that are allowed but look dangerous; the server
 // logs them at start.
 func (c *Config) Warnings() []string {
 	var out []string
+	pm := c.TLSPolicyMap()
+	for _, d := range slices.Sorted(maps.Keys(pm)) {
+		if p := pm[d]; p == "dane" && !c.Delivery.DNSSEC {
+			out = append(out, fmt.Sprintf("tls_policy %s = dane, but delivery.dnssec is off: without trusted DNSSEC answers there is no DANE, and delivery to %s is opportunistic", d, d))
+		}
+	}
 	ps, _ := c.TrustedPrefixes()
 	for _, p := range ps {
 		if !privatePrefix(p) && (p.Addr().Is4() && p.Bits() < 24 || p.Addr().Is6() && p.Bits() < 48) {
@@ -508,5 +641,7 @@ func (c *Config) TrustedPrefixes() ([]netip.Prefix, error) {
 func (c *Config) DBPath() string         { return filepath.Join(c.DataDir, "posthorn.db") }
 func (c *Config) AdminSocket() string    { return filepath.Join(c.DataDir, "admin.sock") }
 func (c *Config) TLSDir() string         { return filepath.Join(c.DataDir, "tls") }
+func (c *Config) MTASTSCache() string    { return filepath.Join(c.DataDir, "mta-sts.json") }
+func (c *Config) TLSRPTDir() string      { return filepath.Join(c.DataDir, "tlsrpt") }
 func (c *Config) VERPKey() string        { return filepath.Join(c.DataDir, "verp.key") }
 func (c *Config) UnsubscribeKey() string { return filepath.Join(c.DataDir, "unsubscribe.key") }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -57,8 +58,13 @@ func TestExampleConfig(t *testing.T) {
 	d.Validate()
 	if c.SMTPListen != d.SMTPListen || c.SMTP.MaxMessageSize != d.SMTP.MaxMessageSize || c.Delivery.MaxConnectionsPerDest != d.Delivery.MaxConnectionsPerDest ||
 		c.QueueLifetime != d.QueueLifetime || c.API.MaxBulk != d.API.MaxBulk || c.Suppress.OnHoldAfter != d.Suppress.OnHoldAfter ||
-		c.SMTP.MaxConnectionsPerIP != d.SMTP.MaxConnectionsPerIP || c.SMTP.DataTimeout != d.SMTP.DataTimeout || c.SMTP.MaxAuthFailures != d.SMTP.MaxAuthFailures {
+		c.SMTP.MaxConnectionsPerIP != d.SMTP.MaxConnectionsPerIP || c.SMTP.DataTimeout != d.SMTP.DataTimeout || c.SMTP.MaxAuthFailures != d.SMTP.MaxAuthFailures ||
+		c.SubmissionsListen != d.SubmissionsListen || c.Delivery.MTASTS != d.Delivery.MTASTS || c.Delivery.DNSSEC != d.Delivery.DNSSEC ||
+		c.Delivery.TLSCAFile != d.Delivery.TLSCAFile || c.TLSRPT != d.TLSRPT || len(c.Delivery.DNSSECTrustedResolvers) != 0 {
 		t.Fatalf("example differs from the defaults:\n%+v\n%+v", c, d)
+	}
+	if !reflect.DeepEqual(c.Webhooks, d.Webhooks) || !reflect.DeepEqual(c.Alerts, d.Alerts) {
+		t.Fatalf("example [webhooks]/[alerts] differ from the defaults:\n%+v %+v\n%+v %+v", c.Webhooks, c.Alerts, d.Webhooks, d.Alerts)
 	}
 }
 
@@ -103,5 +109,36 @@ func TestTrustedNetworksOpenRelay(t *testing.T) {
 	}
 	if w := c.Warnings(); len(w) != 2 || !strings.Contains(w[0], "8.0.0.0/8") {
 		t.Fatalf("warnings for large public ranges: %q", w)
+	}
+}
+
+func TestTLSPolicies(t *testing.T) {
+	c := Default()
+	c.Destinations = []DestinationLimits{{Name: "provider:google", TLSPolicy: "verify"}, {Name: "a.example", TLSPolicy: "may"}}
+	c.TLSPolicies = []TLSPolicy{{Domain: "A.Example.", Policy: "encrypt"}, {Domain: "*", Policy: "dane"}}
+	c.Delivery.DNSSECTrustedResolvers = []string{"192.0.2.53"}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	m := c.TLSPolicyMap()
+	if m["provider:google"] != "verify" || m["a.example"] != "encrypt" || m["*"] != "dane" {
+		t.Fatalf("policy map %v ([[tls_policy]] wins over [[destination]])", m)
+	}
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "dnssec is off") {
+		t.Fatalf("dane without dnssec: warnings %q", w)
+	}
+	for _, bad := range []func(*Config){
+		func(c *Config) { c.TLSPolicies = []TLSPolicy{{Domain: "x.example", Policy: "secure"}} },
+		func(c *Config) { c.TLSPolicies = []TLSPolicy{{Policy: "may"}} },
+		func(c *Config) { c.Destinations = []DestinationLimits{{Name: "x", TLSPolicy: "strict"}} },
+		func(c *Config) { c.Delivery.DNSSECTrustedResolvers = []string{"resolver.example"} },
+		func(c *Config) { c.SubmissionsListen = "465" },
+		func(c *Config) { c.Routes = []Route{{Domain: "x.example", Host: "relay:25", TLS: "dane"}} },
+	} {
+		c := Default()
+		bad(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("accepted %+v", c.TLSPolicies)
+		}
 	}
 }

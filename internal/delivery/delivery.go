@@ -8,6 +8,14 @@
 // It keeps no queue state: the queue package decides what to send and
 // what each result means for the delivery.
 //
+// TLS policy (tlspolicy.go, docs/tls.md): each host gets one policy, a
+// configured one, DANE (subpackage dane, TLSA records through a trusted
+// validating resolver), MTA-STS (subpackage mtasts), or opportunistic
+// "may"; a mandatory policy that is not met is a tls_policy failure.
+// Every session's TLS version, cipher, policy and certificate check are
+// in Conn.TLSInfo (Failure.TLS), and sessions under a policy are counted
+// for TLS reports (subpackage tlsrpt).
+//
 // Faults of the receiving side, and what delivery makes of them:
 //   - No reply after the final dot (a timeout, a close, garbage): the
 //     result's Err starts with PossibleDuplicate, since the receiver may
@@ -47,6 +55,7 @@ import (
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery/smtpclient"
+	"github.com/posthorn/posthorn/internal/delivery/tlsrpt"
 	"github.com/posthorn/posthorn/internal/smtpproto"
 )
 
@@ -59,6 +68,7 @@ type Config struct {
 	DataTimeout    time.Duration
 	Routes         []config.Route // "*" is the smarthost
 	Providers      []Provider     // MX suffix groups; nil: DefaultProviders
+	TLS            TLSConfig      // TLS policy: MTA-STS, DANE, configured policies (tlspolicy.go)
 }
 
 // Deliverer opens connections to destinations.
@@ -131,7 +141,8 @@ type Failure struct {
 	Err       string          // local error text when there was no reply
 	MX, IP    string
 	Permanent bool
-	loop      bool // the host is this server
+	TLS       TLSInfo // the TLS policy and certificate check, when TLS was involved
+	loop      bool    // the host is this server
 	// Hosts, for a failed Dial, are the hosts that were tried when every
 	// one of them failed at the host level (connect, greeting, EHLO, TLS,
 	// relay login): the failure is theirs, and other domains that would use
@@ -154,7 +165,10 @@ type Conn struct {
 	MX     string
 	IP     string
 	TLS    bool
-	Sent   int
+	// TLSInfo is the session's TLS version, cipher, policy and
+	// certificate check, recorded with every attempt on the connection.
+	TLSInfo TLSInfo
+	Sent    int
 	// tlsNote says why a host that offers STARTTLS got the mail in
 	// cleartext; it goes into every result's Err.
 	tlsNote string
@@ -170,6 +184,7 @@ type target struct {
 	host     string
 	port     int
 	implicit bool
+	pol      hostPolicy
 }
 
 // Dial connects to the destination of domain, trying each host in turn.
@@ -181,7 +196,7 @@ func (d *Deliverer) Dial(ctx context.Context, domain string) (*Conn, *Failure) {
 	if routed {
 		host, port, _ := net.SplitHostPort(rt.Host)
 		p, _ := strconv.Atoi(port)
-		targets = []target{{host: host, port: p}}
+		targets = []target{{host: host, port: p, pol: routePolicy(rt.TLS, host)}}
 	} else {
 		mxs, err := d.res.LookupMX(ctx, domain)
 		if err != nil {
@@ -198,10 +213,23 @@ func (d *Deliverer) Dial(ctx context.Context, domain string) (*Conn, *Failure) {
 			targets = append(targets, target{host: mx.Name, port: d.cfg.Port, implicit: mx.Implicit})
 		}
 	}
+	var plan *domainPlan
+	if !routed {
+		plan = d.planTLS(ctx, domain)
+	}
 	var last *Failure
 	hostLevel := true // every target failed after its address was known
 	var tried []string
 	for _, t := range targets {
+		if plan != nil {
+			pol, f := d.forHost(ctx, plan, t.host)
+			if f != nil {
+				last = f
+				hostLevel = false // the domain's policy refused the host
+				continue
+			}
+			t.pol = pol
+		}
 		ips, err := d.res.LookupIP(ctx, t.host)
 		if err != nil {
 			last = dnsFailure(err)
@@ -228,6 +256,11 @@ func (d *Deliverer) Dial(ctx context.Context, domain string) (*Conn, *Failure) {
 				}
 				f.Err = fmt.Sprintf("mail for %s loops back to myself: %s", domain, f.Err)
 				return nil, f
+			}
+			if f.Class == classify.TLSPolicy {
+				// MTA-STS, DANE and tls_policy belong to this domain: a
+				// domain without them could still use the host.
+				hostLevel = false
 			}
 			last = f
 		}
@@ -285,20 +318,24 @@ func dnsFailure(err error) *Failure {
 
 // dialHost opens a session with one address: greeting, EHLO, STARTTLS
 // when offered (falling back to cleartext once if the handshake fails and
-// TLS is not required), AUTH for relays with credentials.
+// the host's policy does not require TLS), AUTH for relays with
+// credentials.
 func (d *Deliverer) dialHost(ctx context.Context, t target, ip netip.Addr, rt config.Route, routed bool) (*Conn, *Failure) {
-	tlsMode := "opportunistic"
-	if routed {
-		tlsMode = rt.TLS
+	hp := t.pol
+	if hp.level == "" {
+		hp = hostPolicy{level: PolicyMay, name: "may"}
 	}
-	recent := d.recentTLSFailure(ip)
-	tryTLS := tlsMode != "none" && !recent
+	// Only a policy that does not insist on TLS may skip it after a
+	// recent failure, or fall back to cleartext.
+	optional := hp.level == PolicyMay || !hp.enforce
+	tryTLS := hp.level != PolicyNone && !(optional && d.recentTLSFailure(ip))
 	note := "sent without TLS: STARTTLS failed with this host in the last hour"
 	for {
-		c, f, tlsFailed := d.session(ctx, t, ip, tlsMode, tryTLS)
+		c, f, tlsFailed := d.session(ctx, t, ip, hp, tryTLS)
 		if f == nil {
-			if _, offered := c.client.Extension("STARTTLS"); offered && !c.TLS && !tryTLS && tlsMode != "none" {
+			if _, offered := c.client.Extension("STARTTLS"); offered && !c.TLS && !tryTLS && hp.level != PolicyNone {
 				c.tlsNote = note
+				c.TLSInfo = TLSInfo{Policy: hp.name, Result: "no TLS: " + strings.TrimPrefix(note, "sent without TLS: ")}
 			}
 			if routed && rt.Username != "" {
 				if err := c.client.Auth(rt.Username, rt.Password); err != nil {
@@ -313,7 +350,7 @@ func (d *Deliverer) dialHost(ctx context.Context, t target, ip netip.Addr, rt co
 			}
 			return c, nil
 		}
-		if tlsFailed && tlsMode == "opportunistic" && tryTLS {
+		if tlsFailed && optional && tryTLS {
 			d.markTLSFailure(ip)
 			tryTLS = false
 			note = "sent without TLS: STARTTLS failed: " + f.Err
@@ -323,12 +360,16 @@ func (d *Deliverer) dialHost(ctx context.Context, t target, ip netip.Addr, rt co
 	}
 }
 
-func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, tlsMode string, tryTLS bool) (*Conn, *Failure, bool) {
+func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, hp hostPolicy, tryTLS bool) (*Conn, *Failure, bool) {
 	addr := net.JoinHostPort(ip.String(), strconv.Itoa(t.port))
 	dialer := net.Dialer{Timeout: d.cfg.ConnectTimeout}
 	nc, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, &Failure{Class: classify.ConnectionError, Phase: "connect", Err: err.Error(), MX: t.host, IP: ip.String()}, false
+	}
+	local := ""
+	if la, ok := nc.LocalAddr().(*net.TCPAddr); ok {
+		local = la.IP.String()
 	}
 	cl, err := smtpclient.New(nc, smtpclient.Options{
 		LocalName:       d.cfg.Hostname,
@@ -350,24 +391,59 @@ func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, tlsMod
 		cl.Close()
 		return nil, failureFrom(err, "ehlo", t.host, ip), false
 	}
-	c := &Conn{client: cl, MX: t.host, IP: ip.String()}
-	if _, ok := cl.Extension("STARTTLS"); ok && tryTLS {
-		cfg := &tls.Config{ServerName: t.host, MinVersion: tls.VersionTLS12}
-		if tlsMode != "required" {
-			// Opportunistic TLS encrypts against passive listeners; MX
-			// certificates are commonly not verifiable (RFC 7435).
-			cfg.InsecureSkipVerify = true
-		}
-		if err := cl.StartTLS(cfg); err != nil {
+	c := &Conn{client: cl, MX: t.host, IP: ip.String(), TLSInfo: TLSInfo{Policy: hp.name, Result: "no TLS"}}
+	_, offered := cl.Extension("STARTTLS")
+	if offered && tryTLS {
+		cc := &certCheck{}
+		if err := cl.StartTLS(d.tlsConfig(t.host, hp, cc)); err != nil {
 			cl.Close()
 			f := failureFrom(err, "starttls", t.host, ip)
 			f.Class = classify.TLSError
+			cc.mu.Lock()
+			certErr, result := cc.err, cc.result
+			cc.mu.Unlock()
+			f.TLS = TLSInfo{Policy: hp.name, Result: result}
+			if certErr != nil && hp.required() && strings.HasPrefix(result, "failed: ") {
+				f.Class = classify.TLSPolicy
+				f.Err = fmt.Sprintf("tls_policy: %s: the certificate of %s is not acceptable: %v", hp.name, t.host, certErr)
+				d.report(hp.report, false, resultType(hp, certErr), local, t.host, ip.String(), certErr.Error())
+			} else if hp.required() {
+				reason, rt := "the handshake failed: "+f.Err, tlsrpt.ValidationFailure
+				if f.Reply.Code != 0 {
+					// A refused STARTTLS: the policy decides, not the reply
+					// rules, so the reply goes into the text.
+					reason, rt, f.Reply = "STARTTLS was answered "+f.Reply.String(), tlsrpt.StartTLSNotSupported, smtpproto.Reply{}
+				}
+				f.Class = classify.TLSPolicy
+				f.Err = fmt.Sprintf("tls_policy: %s requires TLS; with %s %s", hp.name, t.host, reason)
+				d.report(hp.report, false, rt, local, t.host, ip.String(), reason)
+			}
 			return nil, f, true
 		}
-		c.TLS = true
-	} else if tlsMode == "required" {
-		cl.Quit()
-		return nil, &Failure{Class: classify.TLSError, Phase: "starttls", Err: "TLS required but not available", MX: t.host, IP: ip.String()}, false
+		st, _ := cl.TLS()
+		cc.mu.Lock()
+		c.TLS, c.TLSInfo = true, TLSInfo{Version: tls.VersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite), Policy: hp.name, Result: cc.result}
+		certErr := cc.err
+		cc.mu.Unlock()
+		if certErr != nil && (hp.level == PolicyVerify || hp.level == PolicyDANE) {
+			// Only a policy that authenticates counts a certificate it
+			// could not check as a failure (MTA-STS testing lands here).
+			d.report(hp.report, false, resultType(hp, certErr), local, t.host, ip.String(), certErr.Error())
+		} else {
+			d.report(hp.report, true, "", local, t.host, ip.String(), "")
+		}
+	} else if hp.level != PolicyNone && hp.level != PolicyMay {
+		reason := fmt.Sprintf("%s does not offer STARTTLS", t.host)
+		if offered {
+			reason = fmt.Sprintf("STARTTLS with %s failed in the last hour", t.host)
+		}
+		d.report(hp.report, false, tlsrpt.StartTLSNotSupported, local, t.host, ip.String(), reason)
+		if hp.enforce {
+			cl.Quit()
+			return nil, &Failure{Class: classify.TLSPolicy, Phase: "starttls", MX: t.host, IP: ip.String(),
+				Err: fmt.Sprintf("tls_policy: %s requires TLS, but %s", hp.name, reason), TLS: TLSInfo{Policy: hp.name, Result: "no TLS: " + reason}}, false
+		}
+		c.TLSInfo.Result = "no TLS (not enforced): " + reason
 	}
 	return c, nil, false
 }

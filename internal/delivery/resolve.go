@@ -42,6 +42,9 @@ type Resolver struct {
 	servers []string
 	client  *dns.Client
 	now     func() time.Time
+	// dnssec asks with the DO bit; adTrusted says the AD bit of the
+	// answers may be believed (see EnableDNSSEC).
+	dnssec, adTrusted bool
 
 	mu    sync.Mutex
 	cache map[cacheKey]cacheEntry
@@ -100,7 +103,7 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.M
 	q := new(dns.Msg)
 	q.SetQuestion(name, qtype)
 	q.RecursionDesired = true
-	q.SetEdns0(1232, false)
+	q.SetEdns0(1232, r.dnssec)
 	var lastErr error
 	for _, srv := range r.servers {
 		resp, _, err := r.client.ExchangeContext(ctx, q, srv)

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/smtp"
@@ -63,6 +64,9 @@ type Options struct {
 	// tests may send from any domain: the harness passes
 	// --allow-unverified-senders unless this is set.
 	EnforceSenders bool
+	// SMTPListenAll listens for submission on every address (same port as
+	// SMTP), so a test can connect from a non-loopback address.
+	SMTPListenAll bool
 }
 
 // Instance is one running posthorn.
@@ -138,7 +142,11 @@ func tail(s string, n int) string {
 
 func (in *Instance) args() []string {
 	o := in.opts
-	a := []string{"serve", "--data-dir", in.Dir, "--smtp-listen", in.SMTP, "--http-listen", in.HTTP,
+	smtpListen := in.SMTP
+	if o.SMTPListenAll {
+		smtpListen = "0.0.0.0:" + in.SMTP[strings.LastIndexByte(in.SMTP, ':')+1:]
+	}
+	a := []string{"serve", "--data-dir", in.Dir, "--smtp-listen", smtpListen, "--http-listen", in.HTTP,
 		"--hostname", "posthorn.test"}
 	if !o.LogLevelFromConfig {
 		a = append(a, "--log-level", "debug")
@@ -350,6 +358,34 @@ func (in *Instance) TryCLI(out any, args ...string) error {
 		}
 	}
 	return nil
+}
+
+// Run runs a posthorn command against this instance (--data-dir added)
+// with stdin and extra environment, and returns its output and exit
+// status (for commands whose exit status matters, like sendmail).
+func (in *Instance) Run(stdin string, env []string, args ...string) (stdout, stderr string, code int) {
+	in.t.Helper()
+	return RunBinary(in.t, binary, stdin, env, append(args, "--data-dir", in.Dir)...)
+}
+
+// RunBinary runs path (the posthorn binary, or a link to it) with args.
+func RunBinary(t testing.TB, path, stdin string, env []string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(path, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		code = ee.ExitCode()
+	default:
+		t.Fatalf("run %s: %v", path, err)
+	}
+	return out.String(), errb.String(), code
 }
 
 // Show returns queue show ID.

@@ -115,6 +115,7 @@ type Scheduler struct {
 	conns    int
 	seq      uint64
 	stopped  bool          // no goroutine may start any more
+	hooks    alertHooks    // alerthooks.go: rate caps and held lanes
 	drainCh  chan struct{} // closed by Drain (drain.go): no job starts any more
 
 	// Bodies holds recently accepted messages for their first attempt.
@@ -418,6 +419,9 @@ func (s *Scheduler) schedule(j *Job, now time.Time) {
 }
 
 func (s *Scheduler) makeReady(j *Job, now time.Time) {
+	if s.park(j) {
+		return
+	}
 	key := s.dl.Destination(j.Domain)
 	d := s.dests[key]
 	if d == nil {
@@ -438,6 +442,7 @@ func (s *Scheduler) newDest(key string) *dest {
 	}
 	d := &dest{key: key, avail: make(chan struct{}, max(1, lim.MaxConns)), th: shaping.New(lim)}
 	s.dests[key] = d
+	s.applyCap(d)
 	return d
 }
 

@@ -78,6 +78,10 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		s.finish(j, s.failAll(j, &delivery.Failure{Class: classify.ProtocolError, Phase: "queue", Err: "message unreadable: " + err.Error()}, s.now()))
 		return conn
 	}
+	if msg.Sandbox {
+		s.finish(j, sandboxOutcomes(j, s.now()))
+		return conn
+	}
 	if conn != nil && (!conn.Usable() || conn.Sent >= max(1, d.th.Limits().MaxMsgsPerConn)) {
 		conn.Close()
 		conn = nil
@@ -150,7 +154,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		res := results[i]
 		state, next, ev := s.decide(r, res.Class, false, end, d.th.PausedUntil())
 		outs[i] = store.Outcome{DeliveryID: r.ID, State: state, NextAt: next, Class: string(res.Class), Phase: res.Phase,
-			Reply: res.Reply, Error: res.Err, MX: conn.MX, IP: conn.IP, TLS: conn.TLS, StartedAt: start, Provider: s.dl.Provider(j.Domain),
+			Reply: res.Reply, Error: res.Err, MX: conn.MX, IP: conn.IP, TLS: conn.TLS, TLSDetail: store.TLSDetail(conn.TLSInfo), StartedAt: start, Provider: s.dl.Provider(j.Domain),
 			Duration: end.Sub(start), Event: ev}
 	}
 	s.adapt(d, results[0].Class, results[0].Reply, results, end)
@@ -320,7 +324,7 @@ func (s *Scheduler) failAll(j *Job, f *delivery.Failure, start time.Time) []stor
 	for i, r := range j.Rcpts {
 		state, next, ev := s.decide(r, f.Class, f.Permanent, end, d0(j).th.PausedUntil())
 		outs[i] = store.Outcome{DeliveryID: r.ID, State: state, NextAt: next, Class: string(f.Class), Phase: f.Phase,
-			Reply: f.Reply, Error: f.Err, MX: f.MX, IP: f.IP, StartedAt: start, Duration: end.Sub(start), Event: ev}
+			Reply: f.Reply, Error: f.Err, MX: f.MX, IP: f.IP, TLSDetail: store.TLSDetail(f.TLS), StartedAt: start, Duration: end.Sub(start), Event: ev}
 	}
 	return outs
 }
@@ -560,4 +564,16 @@ func (s *Scheduler) reportFinal(j *Job, outs []store.Outcome) {
 			}()
 		}
 	}
+}
+
+// sandboxOutcomes records a sandbox message's recipients as delivered to
+// the sandbox: no connection is made. The attempt's class and MX say
+// "sandbox", so the delivered event's detail does too.
+func sandboxOutcomes(j *Job, now time.Time) []store.Outcome {
+	outs := make([]store.Outcome, len(j.Rcpts))
+	for i, r := range j.Rcpts {
+		outs[i] = store.Outcome{DeliveryID: r.ID, State: store.Delivered, Class: "sandbox", Phase: "sandbox", MX: "sandbox",
+			Reply: smtpproto.Reply{Code: 250, Enhanced: "2.0.0", Text: "sandbox: accepted, not sent"}, StartedAt: now, Event: store.EventDelivered}
+	}
+	return outs
 }

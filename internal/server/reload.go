@@ -26,15 +26,16 @@ import (
 // directory, hostname, timeouts fixed into open listeners, the queue's
 // retry policy, VERP and unsubscribe keys, API limits. An invalid file,
 // an unreadable rules file or TLS certificate refuses the whole reload: the
-// server keeps the configuration it has. The TLS certificate and the
+// server keeps the configuration it has. The TLS certificate files and the
 // classifier rules file are read again on every reload even when their
-// paths did not change (a renewed certificate, edited rules).
+// paths did not change (a renewed certificate, edited rules); new
+// certificate paths need a restart.
 var reloadable = map[string]bool{
 	"log_level": true, "trusted_networks": true, "smarthost": true, "route": true, "destination": true,
 	"delivery.max_connections": true, "delivery.max_connections_per_destination": true,
 	"delivery.max_messages_per_connection": true, "delivery.rate_per_minute": true,
 	"delivery.max_recipients_per_transaction": true, "delivery.cooldown": true,
-	"classify.rules": true, "classify.replace": true, "smtp.tls_cert": true, "smtp.tls_key": true,
+	"classify.rules": true, "classify.replace": true,
 	"suppression.on_hold_after": true, "suppression.on_hold_window": true, "suppression.on_hold_for": true,
 	"shutdown_timeout": true,
 }
@@ -46,8 +47,7 @@ var secretKeys = map[string]bool{"route": true}
 type opsState struct {
 	live     atomic.Pointer[config.Config] // the configuration in force
 	reloadMu sync.Mutex                    // one reload at a time
-	cert     atomic.Pointer[tls.Certificate]
-	rulesSum [32]byte // of the classifier rules file last loaded (under reloadMu)
+	rulesSum [32]byte                      // of the classifier rules file last loaded (under reloadMu)
 	level    *slog.LevelVar
 	load     func() (config.Config, error)
 	started  time.Time
@@ -123,13 +123,13 @@ func (s *Server) reload() (ReloadReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	var cert *tls.Certificate
-	if next.SMTP.TLSCert != "" {
-		c, err := tls.LoadX509KeyPair(next.SMTP.TLSCert, next.SMTP.TLSKey)
-		if err != nil {
-			return rep, fmt.Errorf("tls certificate: %w", err)
+	// The listeners' certificate files are read again (internal/tlscert
+	// also polls them); other paths need a restart.
+	rereadCert := s.certs != nil && next.SMTP.TLSCert == old.SMTP.TLSCert && next.SMTP.TLSKey == old.SMTP.TLSKey
+	if rereadCert {
+		if _, err := tls.LoadX509KeyPair(next.SMTP.TLSCert, next.SMTP.TLSKey); err != nil {
+			return rep, fmt.Errorf("tls certificate %s: %w", next.SMTP.TLSCert, err)
 		}
-		cert = &c
 	}
 	trusted, err := next.TrustedPrefixes()
 	if err != nil {
@@ -165,11 +165,6 @@ func (s *Server) reload() (ReloadReport, error) {
 	if sum != s.ops.rulesSum && merged.Classify.Rules != "" && merged.Classify.Rules == old.Classify.Rules {
 		rep.Applied = append(rep.Applied, "classify rules file "+merged.Classify.Rules+" re-read (changed)")
 	}
-	if cert != nil && merged.SMTP.TLSCert == old.SMTP.TLSCert {
-		if cur := s.ops.cert.Load(); cur == nil || !sameCert(cur, cert) {
-			rep.Applied = append(rep.Applied, "tls certificate "+merged.SMTP.TLSCert+" re-read (changed)")
-		}
-	}
 
 	// Apply. The order does not matter: each part reads its setting
 	// atomically, and none depends on another's.
@@ -189,12 +184,14 @@ func (s *Server) reload() (ReloadReport, error) {
 	if s.smtp != nil {
 		s.smtp.SetTrusted(trusted)
 	}
-	if cert != nil {
-		s.ops.cert.Store(cert)
-	} else if old.SMTP.TLSCert != "" {
-		// Back to the generated certificate.
-		if c, err := s.generatedCert(); err == nil {
-			s.ops.cert.Store(c)
+	if rereadCert {
+		before := s.certs.Certificate()
+		if err := s.ReloadCertificates(); err != nil {
+			s.log.Error("reload tls certificate", "err", err) // it loaded a moment ago
+		} else if after := s.certs.Certificate(); before == nil || !sameCert(before, after) {
+			rep.Applied = append(rep.Applied, "tls certificate "+merged.SMTP.TLSCert+" re-read (new certificate)")
+		} else {
+			rep.Applied = append(rep.Applied, "tls certificate "+merged.SMTP.TLSCert+" re-read (unchanged)")
 		}
 	}
 	return rep, nil

@@ -8,7 +8,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,17 +26,20 @@ import (
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery"
+	"github.com/posthorn/posthorn/internal/delivery/tlsrpt"
 	"github.com/posthorn/posthorn/internal/domain"
+	"github.com/posthorn/posthorn/internal/events/alerts"
+	"github.com/posthorn/posthorn/internal/events/webhook"
 	"github.com/posthorn/posthorn/internal/inbound"
 	"github.com/posthorn/posthorn/internal/metrics"
 	"github.com/posthorn/posthorn/internal/queue"
-	"github.com/posthorn/posthorn/internal/selfsigned"
 	"github.com/posthorn/posthorn/internal/shaping"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/store/sqlite"
 	"github.com/posthorn/posthorn/internal/submission"
 	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
+	"github.com/posthorn/posthorn/internal/tlscert"
 	"github.com/posthorn/posthorn/internal/unsubscribe"
 	"github.com/posthorn/posthorn/internal/verp"
 )
@@ -51,6 +53,9 @@ type Server struct {
 	tenants *tenant.Manager
 	sched   *queue.Scheduler
 	smtp    *submission.Server
+	smtps   *submission.Server // implicit TLS (submissions_listen)
+	certs   *tlscert.Reloader  // the listeners' certificate files; nil with the self-signed one
+	tlsrpt  *tlsrpt.Service    // TLS reports; nil when off
 	http    *http.Server
 	admin   *http.Server
 	adminLn net.Listener
@@ -62,10 +67,14 @@ type Server struct {
 	dl      *delivery.Deliverer
 	ops     opsState // reload, drain, status (reload.go, shutdown.go, ops.go)
 	domains *domain.Service
+	// sendmail serves posthorn sendmail on its own socket (sendmail.go).
+	sendmail *http.Server
 
 	metrics    *metrics.Collector // metrics.go
 	metricsH   http.Handler
 	metricsSrv *http.Server
+	webhooks   *webhook.Sender // events.go
+	alerts     *alerts.Service
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -149,6 +158,10 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	routes := routesOf(cfg)
+	tlsPolicy, err := s.deliveryTLS(res)
+	if err != nil {
+		return err
+	}
 	var provs []delivery.Provider
 	for _, p := range cfg.Providers {
 		provs = append(provs, delivery.Provider{Name: p.Name, MXSuffixes: p.MXSuffixes})
@@ -157,7 +170,7 @@ func (s *Server) start(ctx context.Context) error {
 		Hostname: cfg.Hostname, Port: cfg.DeliveryPort, Routes: routes,
 		Providers:      delivery.MergeProviders(delivery.DefaultProviders, provs),
 		ConnectTimeout: cfg.Delivery.ConnectTimeout.Duration, CommandTimeout: cfg.Delivery.CommandTimeout.Duration,
-		DataTimeout: cfg.Delivery.DataTimeout.Duration,
+		DataTimeout: cfg.Delivery.DataTimeout.Duration, TLS: tlsPolicy,
 	}, res)
 	dl := s.dl
 	sup, err := suppress.Load(ctx, s.st)
@@ -225,8 +238,17 @@ func (s *Server) start(ctx context.Context) error {
 			return x.Reason, ok
 		}}
 	pipe := s.pipe
+	if err := s.startAlerts(ctx, dl); err != nil { // events.go; before the scheduler starts, so held lanes stay held
+		return err
+	}
 	if err := s.sched.Start(ctx); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
+	}
+	if err := s.startWebhooks(ctx, res); err != nil {
+		return err
+	}
+	if s.tlsrpt != nil {
+		s.tlsrpt.Start(ctx)
 	}
 	ops := &api.QueueOps{Store: s.st, Sched: s.sched, Inspect: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
 
@@ -237,7 +259,7 @@ func (s *Server) start(ctx context.Context) error {
 		v1 := &api.V1{Store: s.st, Tenants: s.tenants, Accept: pipe, Ops: ops, Hostname: cfg.Hostname,
 			MaxBulk: cfg.API.MaxBulk, MaxMessageSize: int(cfg.SMTP.MaxMessageSize), SendHorizon: cfg.API.SendHorizon.Duration,
 			MaxBulkBytes: cfg.API.MaxBulkBytes, MaxInflight: cfg.API.MaxInflightBytes, MaxLineLength: cfg.SMTP.MaxLineLength,
-			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Domains: s.domains, Now: time.Now, Log: s.log.With("part", "api")}
+			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Now: time.Now, Log: s.log.With("part", "api")}
 		var unsubH http.Handler
 		if unsub != nil {
 			unsubH = unsub.Handler()
@@ -256,14 +278,24 @@ func (s *Server) start(ctx context.Context) error {
 			return err
 		}
 	}
-	if cfg.SMTPListen != "" {
-		tlsCfg, err := s.tlsConfig()
-		if err != nil {
-			return err
+	if cfg.SMTPListen == "" && cfg.SubmissionsListen == "" {
+		return nil
+	}
+	tlsCfg, err := s.listenerTLS()
+	if err != nil {
+		return err
+	}
+	for _, l := range []struct {
+		addr     string
+		implicit bool
+		srv      **submission.Server
+	}{{cfg.SMTPListen, false, &s.smtp}, {cfg.SubmissionsListen, true, &s.smtps}} {
+		if l.addr == "" {
+			continue
 		}
 		trusted, _ := cfg.TrustedPrefixes()
-		s.smtp = submission.New(submission.Config{
-			Listen: cfg.SMTPListen, Hostname: cfg.Hostname, TLS: tlsCfg,
+		srv := submission.New(submission.Config{
+			Listen: l.addr, Hostname: cfg.Hostname, TLS: tlsCfg, ImplicitTLS: l.implicit,
 			MaxMessageSize: cfg.SMTP.MaxMessageSize, MaxRecipients: cfg.SMTP.MaxRecipients,
 			MaxLineLength: cfg.SMTP.MaxLineLength, MaxConnections: cfg.SMTP.MaxConnections,
 			ReadTimeout: cfg.SMTP.ReadTimeout.Duration, AllowInsecureAuth: cfg.SMTP.AllowInsecureAuth,
@@ -271,10 +303,10 @@ func (s *Server) start(ctx context.Context) error {
 			MaxErrors: cfg.SMTP.MaxErrors, MaxMessagesPerSession: cfg.SMTP.MaxMessagesPerSession,
 			MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP, DataTimeout: cfg.SMTP.DataTimeout.Duration,
 		}, pipe, s.tenants, s.log.With("part", "smtp"))
-		if err := s.smtp.Start(ctx); err != nil {
-			s.smtp = nil
+		if err := srv.Start(ctx); err != nil {
 			return err
 		}
+		*l.srv = srv
 	}
 	return nil
 }
@@ -305,23 +337,6 @@ func (s *Server) startDomains(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) tlsConfig() (*tls.Config, error) {
-	var cert tls.Certificate
-	var err error
-	if s.cfg.SMTP.TLSCert != "" {
-		cert, err = tls.LoadX509KeyPair(s.cfg.SMTP.TLSCert, s.cfg.SMTP.TLSKey)
-	} else {
-		cert, err = selfsigned.LoadOrCreate(s.cfg.TLSDir(), s.cfg.Hostname)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("tls certificate: %w", err)
-	}
-	s.ops.cert.Store(&cert)
-	// The certificate is looked up per handshake, so a reload can replace it.
-	return &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return s.ops.cert.Load(), nil },
-		MinVersion: tls.VersionTLS12}, nil
-}
-
 func (s *Server) startAdmin(ops *api.QueueOps) error {
 	path := s.cfg.AdminSocket()
 	os.Remove(path) // a stale socket from a killed run; the data dir lock says we own it
@@ -333,7 +348,7 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 		ln.Close()
 		return err
 	}
-	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Domains: s.domains, Stats: func() any { return s.sched.Stats() },
+	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Accept: s.pipe, SendmailTenant: s.cfg.Sendmail.Tenant, MaxMessageSize: int(s.cfg.SMTP.MaxMessageSize), Stats: func() any { return s.sched.Stats() },
 		Destinations: func() any { return s.sched.Destinations() }, Log: s.log.With("part", "admin")}
 	s.adminLn = ln
 	mux := http.NewServeMux()
@@ -345,7 +360,7 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 	s.opsRoutes(mux)
 	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go s.admin.Serve(ln)
-	return nil
+	return s.startSendmail(adm)
 }
 
 // sendDSN tells the envelope sender of SMTP-submitted mail, when the SMTP
@@ -436,6 +451,9 @@ func (s *Server) startHTTP(v1, unsub http.Handler) error {
 // SMTPAddr is the submission listener's address.
 func (s *Server) SMTPAddr() net.Addr { return s.smtp.Addr() }
 
+// SubmissionsAddr is the implicit-TLS submission listener's address.
+func (s *Server) SubmissionsAddr() net.Addr { return s.smtps.Addr() }
+
 // Stop shuts down in order: stop taking mail, let deliveries in flight
 // finish, then close the store.
 func (s *Server) Stop(ctx context.Context) error {
@@ -445,6 +463,12 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 	if s.smtp != nil {
 		errs = append(errs, s.smtp.Stop(ctx))
+	}
+	if s.smtps != nil {
+		errs = append(errs, s.smtps.Stop(ctx))
+	}
+	if s.certs != nil {
+		s.certs.Stop()
 	}
 	if s.inbound != nil {
 		errs = append(errs, s.inbound.Stop(ctx))
@@ -456,12 +480,25 @@ func (s *Server) Stop(ctx context.Context) error {
 		s.domains.Stop()
 	}
 	errs = append(errs, s.stopMetrics(ctx))
+	if s.alerts != nil {
+		s.alerts.Stop()
+	}
 	if s.sched != nil {
 		errs = append(errs, s.sched.Stop(ctx))
+	}
+	if s.webhooks != nil {
+		s.webhooks.Stop()
+	}
+	if s.tlsrpt != nil {
+		errs = append(errs, s.tlsrpt.Stop()) // after the last delivery: saves the day's counts
 	}
 	if s.admin != nil {
 		errs = append(errs, s.admin.Shutdown(ctx))
 		os.Remove(s.cfg.AdminSocket())
+	}
+	if s.sendmail != nil {
+		errs = append(errs, s.sendmail.Shutdown(ctx))
+		os.Remove(s.cfg.SendmailSocket())
 	}
 	if s.st != nil {
 		errs = append(errs, s.st.Close())

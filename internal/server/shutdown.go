@@ -5,10 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"time"
-
-	"github.com/posthorn/posthorn/internal/selfsigned"
-
-	"crypto/tls"
 )
 
 // stopGrace is how long, after deliveries have finished (or the shutdown
@@ -69,13 +65,4 @@ func (s *Server) refuseWhileDraining(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-// generatedCert is the self-signed certificate in the data directory.
-func (s *Server) generatedCert() (*tls.Certificate, error) {
-	c, err := selfsigned.LoadOrCreate(s.cfg.TLSDir(), s.cfg.Hostname)
-	if err != nil {
-		return nil, err
-	}
-	return &c, nil
 }

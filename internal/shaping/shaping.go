@@ -35,7 +35,8 @@ type State struct {
 	Conns         int       `json:"connections_allowed"`
 	RatePerMinute float64   `json:"rate_per_minute"` // 0: unlimited
 	PausedUntil   time.Time `json:"paused_until,omitzero"`
-	Throttled     bool      `json:"throttled"` // below its configured limits
+	Throttled     bool      `json:"throttled"`          // below its configured limits
+	RateCap       float64   `json:"rate_cap,omitempty"` // set by an alert's throttle action (SetCap)
 	// Reason is the reply behind the last cut or pause ("" before any).
 	Reason string `json:"reason,omitempty"`
 }
@@ -54,7 +55,8 @@ type Throttle struct {
 	sinceCut  int     // successes since the last cut
 	probes    int     // raises above the ceiling since the last cut
 	pause     time.Duration
-	reason    string // the reply that caused the last cut or pause
+	capRate   float64 // per minute, 0: none (SetCap)
+	reason    string  // the reply that caused the last cut or pause
 }
 
 // New returns a throttle at its configured limits.
@@ -97,11 +99,12 @@ func (t *Throttle) Take(now time.Time) time.Duration {
 	if now.Before(t.paused) {
 		return t.paused.Sub(now)
 	}
-	if t.rate <= 0 {
+	rate := t.effectiveLocked()
+	if rate <= 0 {
 		return 0
 	}
 	if !t.last.IsZero() {
-		t.tokens = math.Min(burst(t.rate), t.tokens+now.Sub(t.last).Minutes()*t.rate)
+		t.tokens = math.Min(burst(rate), t.tokens+now.Sub(t.last).Minutes()*rate)
 	}
 	t.last = now
 	if t.tokens >= 1-1e-9 {
@@ -109,7 +112,7 @@ func (t *Throttle) Take(now time.Time) time.Duration {
 		return 0
 	}
 	// Never 0 here: 0 means "go".
-	return max(time.Millisecond, time.Duration((1-t.tokens)/t.rate*float64(time.Minute)))
+	return max(time.Millisecond, time.Duration((1-t.tokens)/rate*float64(time.Minute)))
 }
 
 // Wait is what Take would answer at now, without taking anything: 0 when a
@@ -121,17 +124,18 @@ func (t *Throttle) Wait(now time.Time) time.Duration {
 	if now.Before(t.paused) {
 		return t.paused.Sub(now)
 	}
-	if t.rate <= 0 {
+	rate := t.effectiveLocked()
+	if rate <= 0 {
 		return 0
 	}
 	tokens := t.tokens
 	if !t.last.IsZero() {
-		tokens = math.Min(burst(t.rate), tokens+now.Sub(t.last).Minutes()*t.rate)
+		tokens = math.Min(burst(rate), tokens+now.Sub(t.last).Minutes()*rate)
 	}
 	if tokens >= 1-1e-9 {
 		return 0
 	}
-	return max(time.Millisecond, time.Duration((1-tokens)/t.rate*float64(time.Minute)))
+	return max(time.Millisecond, time.Duration((1-tokens)/rate*float64(time.Minute)))
 }
 
 // Change describes an adaptation, for the throttle_changed event.
@@ -248,8 +252,28 @@ func (t *Throttle) State() State {
 }
 
 func (t *Throttle) stateLocked() State {
-	return State{MaxConns: t.lim.MaxConns, Conns: int(t.conns), RatePerMinute: t.rate, PausedUntil: t.paused,
-		Throttled: t.throttledLocked(), Reason: t.reason}
+	return State{MaxConns: t.lim.MaxConns, Conns: int(t.conns), RatePerMinute: t.effectiveLocked(), PausedUntil: t.paused,
+		Throttled: t.throttledLocked(), RateCap: t.capRate, Reason: t.reason}
+}
+
+// SetCap caps the rate at perMinute on top of the adaptive limits, until
+// SetCap(0). The adaptive rate goes on adapting underneath.
+func (t *Throttle) SetCap(perMinute float64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.capRate = math.Max(0, perMinute)
+	if t.capRate > 0 {
+		t.tokens = math.Min(t.tokens, burst(t.capRate))
+	}
+}
+
+// effectiveLocked is the rate Take enforces: the adaptive rate under the
+// cap (0: unlimited).
+func (t *Throttle) effectiveLocked() float64 {
+	if t.capRate > 0 && (t.rate <= 0 || t.capRate < t.rate) {
+		return t.capRate
+	}
+	return t.rate
 }
 
 func (t *Throttle) throttledLocked() bool {

@@ -114,6 +114,16 @@ func (c *Conn) serve() {
 			c.sess.Close()
 		}
 	}()
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		// Implicit TLS (RFC 8314): the handshake comes before the greeting,
+		// bounded like the one after STARTTLS.
+		tc.SetDeadline(time.Now().Add(time.Minute))
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		tc.SetDeadline(time.Time{})
+		c.tls = true
+	}
 	c.sess = c.srv.backend.NewSession(c)
 	c.reply(220, "", c.srv.cfg.Hostname+" ESMTP posthorn")
 	for {

@@ -84,6 +84,9 @@ type Store interface {
 	ListAPIKeys(ctx context.Context, tenantID string) ([]APIKey, error)
 
 	Domains
+	Credentials
+	Webhooks // webhooks.go
+	Alerts
 
 	Close() error
 }
@@ -124,6 +127,7 @@ type Outcome struct {
 	MX, IP     string
 	Provider   string
 	TLS        bool
+	TLSDetail  TLSDetail // version, cipher, policy and certificate check of the session
 	StartedAt  time.Time
 	Duration   time.Duration
 	Event      string // event type to log
@@ -210,7 +214,10 @@ type SMTPUser struct {
 	IdempotentMessageID bool `json:"idempotent_message_id,omitempty"`
 	// SendDSN sends the envelope sender a delivery status notification
 	// when this user's mail finally fails.
-	SendDSN   bool      `json:"send_dsn,omitempty"`
+	SendDSN bool `json:"send_dsn,omitempty"`
+	// Domains, when not empty, are the only sender domains (envelope and
+	// From) this user may use.
+	Domains   []string  `json:"domains,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 
@@ -222,4 +229,15 @@ type APIKey struct {
 	Hash      string    `json:"-"`
 	Scopes    []string  `json:"scopes"`
 	CreatedAt time.Time `json:"created_at"`
+	// Prefix is the visible start of the secret ("ph_live_<id>" or
+	// "ph_test_<id>"), shown in listings.
+	Prefix string `json:"prefix"`
+	// Domains, when not empty, are the only sender domains the key may use.
+	Domains []string `json:"domains,omitempty"`
+	// Sandbox keys' mail is accepted and stored but never sent.
+	Sandbox    bool      `json:"sandbox,omitempty"`
+	ExpiresAt  time.Time `json:"expires_at,omitzero"`
+	LastUsedAt time.Time `json:"last_used_at,omitzero"`
+	// CreatedBy is the account that made the key ("" for the CLI).
+	CreatedBy string `json:"created_by,omitempty"`
 }

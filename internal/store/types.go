@@ -116,6 +116,9 @@ const (
 	// EventOutcomeIgnored reports an attempt's result that arrived after
 	// the delivery had left sending; the state was not changed.
 	EventOutcomeIgnored = "outcome_ignored"
+	// EventAuthFailed is a failed login (SMTP AUTH, API password); it
+	// belongs to no message. Detail holds protocol, ip and user.
+	EventAuthFailed = "auth_failed"
 )
 
 // Message is one accepted message. Body holds the full RFC 5322 message
@@ -139,6 +142,9 @@ type Message struct {
 	EightBitMIM bool              `json:"8bitmime,omitempty"`
 	Tags        []string          `json:"tags,omitempty"`
 	Metadata    map[string]string `json:"metadata,omitempty"`
+	// Sandbox mail is accepted and stored but never sent: the queue
+	// records it delivered to the sandbox without dialling.
+	Sandbox bool `json:"sandbox,omitempty"`
 }
 
 // Delivery is one recipient of one message and everything known about
@@ -182,6 +188,19 @@ type Attempt struct {
 	Class      string          `json:"class"`
 	Phase      string          `json:"phase,omitempty"`
 	Error      string          `json:"error,omitempty"` // local error (DNS, connect, TLS) when there is no reply
+	TLSDetail  TLSDetail       `json:"tls_detail,omitzero"`
+}
+
+// TLSDetail is what an attempt's TLS session was: the protocol version
+// and cipher suite negotiated, the policy that applied to the host
+// ("may", "mta-sts enforce", "dane", ...) and the result of checking the
+// server's certificate against it ("pkix ok", "dane-ee match", "not
+// verified: ...", or the failure).
+type TLSDetail struct {
+	Version string `json:"version,omitempty"`
+	Cipher  string `json:"cipher,omitempty"`
+	Policy  string `json:"policy,omitempty"`
+	Result  string `json:"result,omitempty"`
 }
 
 // Event is one line of the activity log.

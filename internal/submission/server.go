@@ -44,6 +44,9 @@ type Config struct {
 	DataTimeout           time.Duration // whole DATA body (0: smtpd's default)
 	MaxErrors             int           // bad commands before the session is closed
 	MaxMessagesPerSession int
+	// ImplicitTLS serves TLS from the first byte (RFC 8314 submissions,
+	// port 465) instead of offering STARTTLS.
+	ImplicitTLS bool
 }
 
 const authFailWindow = 10 * time.Minute
@@ -65,7 +68,11 @@ type Server struct {
 // New builds a server; Start opens the listener.
 func New(cfg Config, p *accept.Pipeline, tm *tenant.Manager, log *slog.Logger) *Server {
 	s := &Server{cfg: cfg, accept: p, tenants: tm, log: log, lockout: newLockout(cfg.MaxAuthFailures, authFailWindow), done: make(chan struct{})}
-	s.srv = smtpd.NewServer(smtpd.Config{Hostname: cfg.Hostname, TLS: cfg.TLS, MaxMessageSize: cfg.MaxMessageSize,
+	starttls := cfg.TLS
+	if cfg.ImplicitTLS {
+		starttls = nil // already encrypted: no STARTTLS to offer
+	}
+	s.srv = smtpd.NewServer(smtpd.Config{Hostname: cfg.Hostname, TLS: starttls, MaxMessageSize: cfg.MaxMessageSize,
 		MaxRecipients: cfg.MaxRecipients, MaxLineLength: cfg.MaxLineLength, ReadTimeout: cfg.ReadTimeout,
 		DataTimeout: cfg.DataTimeout, MaxConnections: cfg.MaxConnections, MaxConnectionsPerIP: cfg.MaxConnectionsPerIP, MaxErrors: cfg.MaxErrors, MaxMessagesPerSession: cfg.MaxMessagesPerSession, Log: log}, s)
 	return s
@@ -77,6 +84,13 @@ func (s *Server) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("smtp listen %s: %w", s.cfg.Listen, err)
 	}
+	if s.cfg.ImplicitTLS {
+		if s.cfg.TLS == nil {
+			ln.Close()
+			return errors.New("smtp listen: implicit TLS without a TLS configuration")
+		}
+		ln = tls.NewListener(ln, s.cfg.TLS)
+	}
 	s.ln = ln
 	go func() {
 		defer close(s.done)
@@ -84,7 +98,7 @@ func (s *Server) Start(ctx context.Context) error {
 			s.log.Error("smtp server stopped", "err", err)
 		}
 	}()
-	s.log.Info("smtp submission listening", "addr", ln.Addr().String())
+	s.log.Info("smtp submission listening", "addr", ln.Addr().String(), "implicit_tls", s.cfg.ImplicitTLS)
 	return nil
 }
 

@@ -52,6 +52,7 @@ func (s *session) Auth(mech, identity, username, password string) error {
 	u, err := s.srv.tenants.CheckSMTP(context.Background(), username, password)
 	if errors.Is(err, tenant.ErrBadCredentials) {
 		s.srv.log.Info("smtp auth failed", "ip", s.ip.String(), "user", clip(username, 64))
+		s.srv.authFailedEvent(s.ip, username)
 		return errAuthFailed
 	}
 	if err != nil {
@@ -76,6 +77,12 @@ func (s *session) Mail(from smtpd.Path, p smtpd.MailParams) error {
 		if err := s.srv.accept.CheckEnvelopeSender(s.tenantID(), s.from); err != nil {
 			s.from = ""
 			return s.srv.replyFor(err)
+		}
+		if s.user != nil {
+			if err := accept.CheckAllowedSender(s.user.Domains, s.from); err != nil {
+				s.from = ""
+				return s.srv.replyFor(err)
+			}
 		}
 	}
 	s.utf8, s.eight = p.UTF8, p.EightBit
@@ -113,6 +120,7 @@ func (s *session) Data(body []byte) (*smtpd.Error, error) {
 	}
 	if s.user != nil {
 		sub.TenantID, sub.SMTPUser, sub.Lane = s.user.TenantID, s.user.Username, s.user.DefaultLane
+		sub.AllowedDomains = s.user.Domains
 		if s.user.IdempotentMessageID {
 			if id := accept.HeaderValue(body, "Message-ID"); id != "" {
 				// Same Message-ID, same answer: the body may differ in

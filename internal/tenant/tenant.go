@@ -1,7 +1,18 @@
-// Package tenant manages tenants, SMTP users and API keys, and checks
-// credentials. Secrets are generated here, shown once, and stored only as
-// hashes: bcrypt for SMTP passwords, SHA-256 for API keys (they are long
-// random strings, so a fast hash is safe and keeps API calls cheap).
+// Package tenant manages tenants, SMTP users, API keys and accounts
+// (people with a role), and checks credentials. Secrets are generated
+// here, shown once, and stored only as hashes: argon2id for passwords
+// (password.go; older bcrypt hashes are verified and replaced on the next
+// good login), SHA-256 for API keys (they are long random strings, so a
+// fast hash is safe and keeps API calls cheap).
+//
+// API keys read "ph_live_<id>_<secret>" ("ph_test_" for sandbox keys);
+// the "ph_live_<id>" prefix is stored in clear and shown in listings. Keys
+// made before the live/test marker ("ph_<id>_<secret>") still work. A key
+// may expire; its last use is written at most once per minute per key
+// (touchEvery), not on every request.
+//
+// SMTP users and API keys may be restricted to some sender domains
+// (Domains): internal/accept refuses other envelope and From domains.
 package tenant
 
 import (
@@ -10,14 +21,12 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/posthorn/posthorn/internal/store"
 )
@@ -41,8 +50,10 @@ type Manager struct {
 	st  store.Store
 	now func() time.Time
 
-	mu    sync.Mutex
-	cache map[string]authCacheEntry // username -> last good password digest
+	mu      sync.Mutex
+	cache   map[string]authCacheEntry // username -> last good password digest
+	touched map[string]time.Time      // API key id -> when last_used_at was written
+	hashing chan struct{}             // bounds password hashes in flight (password.go)
 }
 
 type authCacheEntry struct {
@@ -53,7 +64,8 @@ type authCacheEntry struct {
 
 // New returns a Manager over st.
 func New(st store.Store) *Manager {
-	return &Manager{st: st, now: time.Now, cache: map[string]authCacheEntry{}}
+	return &Manager{st: st, now: time.Now, cache: map[string]authCacheEntry{}, touched: map[string]time.Time{},
+		hashing: make(chan struct{}, max(4, 2*runtime.GOMAXPROCS(0)))}
 }
 
 // Credentials are what first start prints once.
@@ -124,13 +136,16 @@ func (m *Manager) AddUser(ctx context.Context, tenantID, username, password stri
 	if password == "" {
 		password = randomToken(20)
 	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	hash, err := m.hashPassword(ctx, password)
 	if err != nil {
-		return nil, "", fmt.Errorf("hash password: %w", err)
+		return nil, "", err
 	}
-	u := store.SMTPUser{Username: username, TenantID: tenantID, PasswordHash: string(hash), DefaultLane: lane, CreatedAt: m.now().UTC()}
+	u := store.SMTPUser{Username: username, TenantID: tenantID, PasswordHash: hash, DefaultLane: lane, CreatedAt: m.now().UTC()}
 	for _, o := range opts {
 		o(&u)
+	}
+	if u.Domains, err = NormalizeDomains(u.Domains); err != nil {
+		return nil, "", err
 	}
 	if err := m.st.CreateSMTPUser(ctx, u); err != nil {
 		return nil, "", err
@@ -153,9 +168,14 @@ func WithDSN(on bool) UserOption {
 	return func(u *store.SMTPUser) { u.SendDSN = on }
 }
 
+// WithDomains restricts the user to these sender domains.
+func WithDomains(domains []string) UserOption {
+	return func(u *store.SMTPUser) { u.Domains = domains }
+}
+
 // CheckSMTP verifies a submission login. Successful logins are cached
 // briefly (by a digest of the password) so busy clients that log in on
-// every connection do not pay for bcrypt each time.
+// every connection do not pay for the password hash each time.
 func (m *Manager) CheckSMTP(ctx context.Context, username, password string) (*store.SMTPUser, error) {
 	digest := sha256.Sum256([]byte(username + "\x00" + password))
 	now := m.now()
@@ -169,14 +189,26 @@ func (m *Manager) CheckSMTP(ctx context.Context, username, password string) (*st
 	u, err := m.st.GetSMTPUser(ctx, username)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the same time as a real check.
-		bcrypt.CompareHashAndPassword(dummyHash, []byte(password))
+		m.checkPassword(ctx, dummyHash, password)
 		return nil, ErrBadCredentials
 	}
 	if err != nil {
 		return nil, err
 	}
-	if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil {
+	ok, rehash, err := m.checkPassword(ctx, u.PasswordHash, password)
+	if err != nil {
+		return nil, fmt.Errorf("check password of %s: %w", username, err)
+	}
+	if !ok {
 		return nil, ErrBadCredentials
+	}
+	if rehash {
+		if h, err := m.hashPassword(ctx, password); err == nil {
+			// Best effort: the login stands even if the upgrade fails.
+			if m.st.SetSMTPUserPassword(ctx, username, h) == nil {
+				u.PasswordHash = h
+			}
+		}
 	}
 	m.mu.Lock()
 	if len(m.cache) > 10000 {
@@ -187,51 +219,9 @@ func (m *Manager) CheckSMTP(ctx context.Context, username, password string) (*st
 	return u, nil
 }
 
-var dummyHash, _ = bcrypt.GenerateFromPassword([]byte("posthorn-dummy"), bcrypt.DefaultCost)
-
-// CreateAPIKey makes a key for the tenant and returns its secret form
-// "ph_<id>_<secret>", shown once.
-func (m *Manager) CreateAPIKey(ctx context.Context, tenantID, name string, scopes []string) (string, error) {
-	for _, s := range scopes {
-		if s != ScopeSend && s != ScopeRead && s != ScopeAdmin {
-			return "", fmt.Errorf("unknown scope %q (want send, read or admin)", s)
-		}
-	}
-	if len(scopes) == 0 {
-		return "", errors.New("an API key needs at least one scope")
-	}
-	id, secret := strings.ToLower(randomToken(8)), randomToken(24)
-	sum := sha256.Sum256([]byte(secret))
-	k := store.APIKey{ID: id, TenantID: tenantID, Name: name, Hash: hex.EncodeToString(sum[:]), Scopes: scopes, CreatedAt: m.now().UTC()}
-	if err := m.st.CreateAPIKey(ctx, k); err != nil {
-		return "", err
-	}
-	return "ph_" + id + "_" + secret, nil
-}
-
-// CheckAPIKey verifies a key's secret form and returns the key.
-func (m *Manager) CheckAPIKey(ctx context.Context, token string) (*store.APIKey, error) {
-	rest, ok := strings.CutPrefix(token, "ph_")
-	if !ok {
-		return nil, ErrBadCredentials
-	}
-	id, secret, ok := strings.Cut(rest, "_")
-	if !ok {
-		return nil, ErrBadCredentials
-	}
-	k, err := m.st.GetAPIKey(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrBadCredentials
-	}
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256([]byte(secret))
-	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(k.Hash)) != 1 {
-		return nil, ErrBadCredentials
-	}
-	return k, nil
-}
+// dummyHash is checked against when a login names nobody, so that costs
+// what a real check costs. (A constant: computing it needs no state.)
+const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$cG9zdGhvcm4tZHVtbXk$8Hq7R9Ew8bYcJg2mJmM9n3vV2cSg0Qb7j0xk9Ck3Z1E"
 
 // HasScope reports whether k holds scope (admin holds every scope).
 func HasScope(k *store.APIKey, scope string) bool {

@@ -35,6 +35,8 @@ type DNS struct {
 	delays  map[string]time.Duration
 	queries map[qkey]int
 	ttl     uint32
+	ad      bool            // set the AD bit: answers look DNSSEC-validated
+	bogus   map[string]bool // names answered without AD even when ad is set
 }
 
 type records struct {
@@ -42,6 +44,7 @@ type records struct {
 	a     []net.IP
 	aaaa  []net.IP
 	txt   [][]string
+	tlsa  []TLSA
 	cname string
 }
 
@@ -88,6 +91,7 @@ func NewDNS(addr string) (*DNS, error) {
 		rcodes:  map[qkey]int{},
 		delays:  map[string]time.Duration{},
 		queries: map[qkey]int{},
+		bogus:   map[string]bool{},
 		ttl:     DefaultTTL,
 	}
 	var started sync.WaitGroup
@@ -215,6 +219,34 @@ func splitTXT(s string) []string {
 	return append(out, s)
 }
 
+// SetAD makes the server answer like a DNSSEC-validating resolver that
+// found every name secure: the AD bit is set on answers to queries with
+// the DO or AD bit (except names passed to SetInsecure).
+func (d *DNS) SetAD(on bool) {
+	d.mu.Lock()
+	d.ad = on
+	d.mu.Unlock()
+}
+
+// SetInsecure makes answers for name come without the AD bit even with
+// SetAD(true): an unsigned zone below a signed one.
+func (d *DNS) SetInsecure(name string, insecure bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if insecure {
+		d.bogus[canon(name)] = true
+	} else {
+		delete(d.bogus, canon(name))
+	}
+}
+
+// SetTLSA replaces the TLSA records of name (e.g. "_25._tcp.mx1.example.test").
+func (d *DNS) SetTLSA(name string, recs ...TLSA) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.rec(canon(name)).tlsa = append([]TLSA(nil), recs...)
+}
+
 // SetCNAME makes name an alias of target (other records of name are then
 // ignored). Queries for name get the CNAME plus target's records of the
 // asked type, when the server has them.
@@ -320,6 +352,11 @@ func (d *DNS) serve(w dns.ResponseWriter, req *dns.Msg) {
 	resp.Authoritative = true
 	resp.RecursionAvailable = true
 	d.answer(resp, q)
+	d.mu.Lock()
+	// A validating resolver sets AD for a client that asks with DO or AD
+	// (RFC 6840 §5.7) when every record it returns is secure.
+	resp.AuthenticatedData = d.ad && !d.bogus[name] && (req.AuthenticatedData || req.IsEdns0() != nil && req.IsEdns0().Do())
+	d.mu.Unlock()
 
 	if opt := req.IsEdns0(); opt != nil {
 		resp.SetEdns0(opt.UDPSize(), false)
@@ -381,6 +418,11 @@ func (d *DNS) answer(resp *dns.Msg, q dns.Question) {
 		case dns.TypeTXT:
 			for _, t := range r.txt {
 				resp.Answer = append(resp.Answer, &dns.TXT{Hdr: hdr(dns.TypeTXT), Txt: t})
+			}
+		case dns.TypeTLSA:
+			for _, t := range r.tlsa {
+				resp.Answer = append(resp.Answer, &dns.TLSA{Hdr: hdr(dns.TypeTLSA), Usage: t.Usage, Selector: t.Selector,
+					MatchingType: t.MatchingType, Certificate: t.Data})
 			}
 		case dns.TypeCNAME:
 			if r.cname != "" {

@@ -22,6 +22,13 @@
 //	d.SetRcode("broken.test", dns.TypeMX, dns.RcodeServerFailure) // SERVFAIL
 //	// point posthorn's resolver at d.Addr()
 //
+// For DNSSEC and DANE: SetTLSA publishes TLSA records (TLSAFor computes
+// one from a certificate), SetAD makes answers carry the AD bit like a
+// validating resolver's (for queries with DO), and SetInsecure exempts a
+// name. For certificates a test can verify: NewCA, CA.Issue (a leaf for
+// the given names, chained to the CA), CA.Pool, CA.PEM and WriteCertPEM
+// (a server's certificate and key files).
+//
 // # Fake MX servers
 //
 // An MXServer speaks the server side of SMTP (EHLO with PIPELINING,

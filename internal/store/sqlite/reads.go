@@ -211,7 +211,7 @@ func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bo
 		body = "body"
 	}
 	q := `SELECT id, tenant_id, sender, lane, source, smtp_user, client_ip, size, message_id_hdr, subject,
-		created_at, send_at, smtputf8, eightbit, tags, metadata, ` + body + ` FROM messages WHERE id = ?`
+		created_at, send_at, smtputf8, eightbit, tags, metadata, sandbox, ` + body + ` FROM messages WHERE id = ?`
 	args := []any{id}
 	if tenantID != "" {
 		q += " AND tenant_id = ?"
@@ -220,10 +220,10 @@ func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bo
 	var m store.Message
 	var lane string
 	var created, sendAt int64
-	var utf8, eight int
+	var utf8, eight, sandbox int
 	var tags, meta string
 	err := s.r.QueryRowContext(ctx, q, args...).Scan(&m.ID, &m.TenantID, &m.Sender, &lane, &m.Source, &m.SMTPUser,
-		&m.ClientIP, &m.Size, &m.MessageID, &m.Subject, &created, &sendAt, &utf8, &eight, &tags, &meta, &m.Body)
+		&m.ClientIP, &m.Size, &m.MessageID, &m.Subject, &created, &sendAt, &utf8, &eight, &tags, &meta, &sandbox, &m.Body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -231,7 +231,7 @@ func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bo
 		return nil, fmt.Errorf("get message %s: %w", id, err)
 	}
 	m.Lane, m.CreatedAt, m.SendAt = store.Lane(lane), fromMS(created), fromMS(sendAt)
-	m.UTF8, m.EightBitMIM = utf8 == 1, eight == 1
+	m.UTF8, m.EightBitMIM, m.Sandbox = utf8 == 1, eight == 1, sandbox == 1
 	if tags != "" {
 		json.Unmarshal([]byte(tags), &m.Tags)
 	}
@@ -247,7 +247,8 @@ func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bo
 // Attempts implements store.Store.
 func (s *Store) Attempts(ctx context.Context, messageID string) ([]store.Attempt, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, delivery_id, n, started_at, duration_us, mx, ip, tls, code,
-		enhanced, text, class, phase, error FROM attempts WHERE message_id = ? ORDER BY id`, messageID)
+		enhanced, text, class, phase, error, tls_version, tls_cipher, tls_policy, tls_result
+		FROM attempts WHERE message_id = ? ORDER BY id`, messageID)
 	if err != nil {
 		return nil, fmt.Errorf("attempts of %s: %w", messageID, err)
 	}
@@ -258,7 +259,8 @@ func (s *Store) Attempts(ctx context.Context, messageID string) ([]store.Attempt
 		var started, dur int64
 		var tls int
 		if err := rows.Scan(&a.ID, &a.DeliveryID, &a.N, &started, &dur, &a.MX, &a.IP, &tls, &a.Reply.Code,
-			&a.Reply.Enhanced, &a.Reply.Text, &a.Class, &a.Phase, &a.Error); err != nil {
+			&a.Reply.Enhanced, &a.Reply.Text, &a.Class, &a.Phase, &a.Error,
+			&a.TLSDetail.Version, &a.TLSDetail.Cipher, &a.TLSDetail.Policy, &a.TLSDetail.Result); err != nil {
 			return nil, err
 		}
 		a.StartedAt, a.TLS = fromMS(started), tls == 1

@@ -150,7 +150,23 @@ var migrations = []migration{
 	// Sending domains and their DKIM keys (see internal/domain).
 	sqlMigration(domainsMigration),
 	shapeIndex, // observe.go
+	// Accounts and roles; per-domain, sandbox and expiring credentials
+	// (see internal/tenant).
+	sqlMigration(credentialsMigration),
+	// Webhook endpoints, outbox and attempts; alert states (webhooks.go).
+	sqlMigration(webhookSchema),
+	// The TLS session of each attempt: version, cipher, the policy that
+	// applied (MTA-STS, DANE, tls_policy) and the certificate check
+	// (index tlsColumnsMigration).
+	sqlMigration(`ALTER TABLE attempts ADD COLUMN tls_version TEXT NOT NULL DEFAULT '';
+	ALTER TABLE attempts ADD COLUMN tls_cipher TEXT NOT NULL DEFAULT '';
+	ALTER TABLE attempts ADD COLUMN tls_policy TEXT NOT NULL DEFAULT '';
+	ALTER TABLE attempts ADD COLUMN tls_result TEXT NOT NULL DEFAULT '';`),
 }
+
+// tlsColumnsMigration is the index in migrations of the one adding the
+// attempts' TLS columns (renumber it with the list).
+const tlsColumnsMigration = 7
 
 func migrate(db *sql.DB) error { return migrateWith(db, migrations) }
 

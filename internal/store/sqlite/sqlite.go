@@ -126,6 +126,11 @@ func Open(path string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	if err := s.reloadSubscriptions(context.Background()); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
 	go s.writer()
 	go s.checkpointer()
 	return s, nil
@@ -401,6 +406,12 @@ func (s *Store) runBatch(batch []*writeReq) (errs []error, ok bool) {
 	s.execNS.Add(int64(t1.Sub(t0)))
 	err = tx.Commit()
 	s.commitNS.Add(int64(time.Since(t1)))
+	if s.st.subs.added {
+		s.st.subs.added = false
+		if err == nil {
+			s.st.subs.poke() // the webhook sender has new work
+		}
+	}
 	if err != nil {
 		for i := range errs {
 			errs[i] = fmt.Errorf("commit: %w", err)

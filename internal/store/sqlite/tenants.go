@@ -72,8 +72,9 @@ func (s *Store) ListTenants(ctx context.Context) ([]store.Tenant, error) {
 // CreateSMTPUser implements store.Store.
 func (s *Store) CreateSMTPUser(ctx context.Context, u store.SMTPUser) error {
 	return s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
-		_, err := tx.Exec(`INSERT INTO smtp_users (username, tenant_id, password_hash, default_lane, idempotent_message_id, send_dsn, created_at)
-			VALUES (?,?,?,?,?,?,?)`, u.Username, u.TenantID, u.PasswordHash, string(u.DefaultLane), b2i(u.IdempotentMessageID), b2i(u.SendDSN), ms(u.CreatedAt))
+		_, err := tx.Exec(`INSERT INTO smtp_users (username, tenant_id, password_hash, default_lane, idempotent_message_id, send_dsn, domains, created_at)
+			VALUES (?,?,?,?,?,?,?,?)`, u.Username, u.TenantID, u.PasswordHash, string(u.DefaultLane), b2i(u.IdempotentMessageID), b2i(u.SendDSN),
+			joinList(u.Domains), ms(u.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("create smtp user %s: %w", u.Username, uniqueErr(err))
 		}
@@ -87,8 +88,9 @@ func (s *Store) GetSMTPUser(ctx context.Context, username string) (*store.SMTPUs
 	var lane string
 	var created int64
 	var idem, dsn int
-	err := s.r.QueryRowContext(ctx, `SELECT username, tenant_id, password_hash, default_lane, idempotent_message_id, send_dsn, created_at
-		FROM smtp_users WHERE username = ?`, username).Scan(&u.Username, &u.TenantID, &u.PasswordHash, &lane, &idem, &dsn, &created)
+	var domains string
+	err := s.r.QueryRowContext(ctx, `SELECT username, tenant_id, password_hash, default_lane, idempotent_message_id, send_dsn, domains, created_at
+		FROM smtp_users WHERE username = ?`, username).Scan(&u.Username, &u.TenantID, &u.PasswordHash, &lane, &idem, &dsn, &domains, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -96,12 +98,13 @@ func (s *Store) GetSMTPUser(ctx context.Context, username string) (*store.SMTPUs
 		return nil, fmt.Errorf("get smtp user: %w", err)
 	}
 	u.DefaultLane, u.CreatedAt, u.IdempotentMessageID, u.SendDSN = store.Lane(lane), fromMS(created), idem == 1, dsn == 1
+	u.Domains = splitList(domains)
 	return &u, nil
 }
 
 // ListSMTPUsers implements store.Store.
 func (s *Store) ListSMTPUsers(ctx context.Context, tenantID string) ([]store.SMTPUser, error) {
-	q := "SELECT username, tenant_id, default_lane, created_at FROM smtp_users"
+	q := "SELECT username, tenant_id, default_lane, domains, created_at FROM smtp_users"
 	var args []any
 	if tenantID != "" {
 		q += " WHERE tenant_id = ?"
@@ -115,12 +118,12 @@ func (s *Store) ListSMTPUsers(ctx context.Context, tenantID string) ([]store.SMT
 	var out []store.SMTPUser
 	for rows.Next() {
 		var u store.SMTPUser
-		var lane string
+		var lane, domains string
 		var created int64
-		if err := rows.Scan(&u.Username, &u.TenantID, &lane, &created); err != nil {
+		if err := rows.Scan(&u.Username, &u.TenantID, &lane, &domains, &created); err != nil {
 			return nil, err
 		}
-		u.DefaultLane, u.CreatedAt = store.Lane(lane), fromMS(created)
+		u.DefaultLane, u.CreatedAt, u.Domains = store.Lane(lane), fromMS(created), splitList(domains)
 		out = append(out, u)
 	}
 	return out, rows.Err()
@@ -129,8 +132,9 @@ func (s *Store) ListSMTPUsers(ctx context.Context, tenantID string) ([]store.SMT
 // CreateAPIKey implements store.Store.
 func (s *Store) CreateAPIKey(ctx context.Context, k store.APIKey) error {
 	return s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
-		_, err := tx.Exec("INSERT INTO api_keys (id, tenant_id, name, hash, scopes, created_at) VALUES (?,?,?,?,?,?)",
-			k.ID, k.TenantID, k.Name, k.Hash, strings.Join(k.Scopes, ","), ms(k.CreatedAt))
+		_, err := tx.Exec(`INSERT INTO api_keys (id, tenant_id, name, hash, scopes, created_at, domains, sandbox, expires_at, created_by)
+			VALUES (?,?,?,?,?,?,?,?,?,?)`, k.ID, k.TenantID, k.Name, k.Hash, strings.Join(k.Scopes, ","), ms(k.CreatedAt),
+			joinList(k.Domains), b2i(k.Sandbox), ms(k.ExpiresAt), k.CreatedBy)
 		if err != nil {
 			return fmt.Errorf("create api key: %w", uniqueErr(err))
 		}
@@ -138,45 +142,46 @@ func (s *Store) CreateAPIKey(ctx context.Context, k store.APIKey) error {
 	})
 }
 
+const keyColumns = "id, tenant_id, name, hash, scopes, created_at, domains, sandbox, expires_at, last_used_at, created_by"
+
+func scanKey(sc interface{ Scan(...any) error }) (store.APIKey, error) {
+	var k store.APIKey
+	var scopes, domains string
+	var created, expires, used int64
+	var sandbox int
+	err := sc.Scan(&k.ID, &k.TenantID, &k.Name, &k.Hash, &scopes, &created, &domains, &sandbox, &expires, &used, &k.CreatedBy)
+	k.Scopes, k.CreatedAt, k.Domains, k.Sandbox = splitScopes(scopes), fromMS(created), splitList(domains), sandbox == 1
+	k.ExpiresAt, k.LastUsedAt, k.Prefix = fromMS(expires), fromMS(used), store.APIKeyPrefix(k.ID, k.Sandbox)
+	return k, err
+}
+
 // GetAPIKey implements store.Store.
 func (s *Store) GetAPIKey(ctx context.Context, id string) (*store.APIKey, error) {
-	var k store.APIKey
-	var scopes string
-	var created int64
-	err := s.r.QueryRowContext(ctx, "SELECT id, tenant_id, name, hash, scopes, created_at FROM api_keys WHERE id = ?", id).
-		Scan(&k.ID, &k.TenantID, &k.Name, &k.Hash, &scopes, &created)
+	k, err := scanKey(s.r.QueryRowContext(ctx, "SELECT "+keyColumns+" FROM api_keys WHERE id = ?", id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get api key: %w", err)
 	}
-	k.Scopes, k.CreatedAt = splitScopes(scopes), fromMS(created)
 	return &k, nil
 }
 
 // ListAPIKeys implements store.Store.
 func (s *Store) ListAPIKeys(ctx context.Context, tenantID string) ([]store.APIKey, error) {
-	q := "SELECT id, tenant_id, name, scopes, created_at FROM api_keys"
-	var args []any
-	if tenantID != "" {
-		q += " WHERE tenant_id = ?"
-		args = append(args, tenantID)
-	}
-	rows, err := s.r.QueryContext(ctx, q+" ORDER BY created_at", args...)
+	q, args := tenantClause("SELECT "+keyColumns+" FROM api_keys WHERE 1", nil, tenantID)
+	rows, err := s.r.QueryContext(ctx, q+" ORDER BY created_at, id", args...)
 	if err != nil {
 		return nil, fmt.Errorf("list api keys: %w", err)
 	}
 	defer rows.Close()
 	var out []store.APIKey
 	for rows.Next() {
-		var k store.APIKey
-		var scopes string
-		var created int64
-		if err := rows.Scan(&k.ID, &k.TenantID, &k.Name, &scopes, &created); err != nil {
+		k, err := scanKey(rows)
+		if err != nil {
 			return nil, err
 		}
-		k.Scopes, k.CreatedAt = splitScopes(scopes), fromMS(created)
+		k.Hash = ""
 		out = append(out, k)
 	}
 	return out, rows.Err()

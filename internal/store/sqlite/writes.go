@@ -14,11 +14,14 @@ import (
 
 // stmts are the hot-path statements, prepared once on the writer.
 type stmts struct {
-	insMessage, insDelivery, insEvent, lease, outcome, insAttempt *sql.Stmt
+	// insEventRow is used only through events(tx), which adds the
+	// webhook outbox rows (webhooks.go).
+	insMessage, insDelivery, insEventRow, lease, outcome, insAttempt *sql.Stmt
+	subs                                                             *subscriptions
 }
 
 func prepare(db *sql.DB) (*stmts, error) {
-	var st stmts
+	st := stmts{subs: newSubscriptions()}
 	var err error
 	p := func(q string) *sql.Stmt {
 		if err != nil {
@@ -32,10 +35,10 @@ func prepare(db *sql.DB) (*stmts, error) {
 		return s
 	}
 	st.insMessage = p(`INSERT INTO messages (id, tenant_id, sender, lane, source, smtp_user, client_ip, size,
-		message_id_hdr, subject, created_at, send_at, smtputf8, eightbit, tags, metadata, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		message_id_hdr, subject, created_at, send_at, smtputf8, eightbit, tags, metadata, body, sandbox) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	st.insDelivery = p(`INSERT INTO deliveries (message_id, tenant_id, recipient, domain, lane, state, created_at,
 		next_attempt_at, expires_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)`)
-	st.insEvent = p(`INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
+	st.insEventRow = p(`INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
 		code, enhanced, text, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
 	// The state lists come from the transition table.
 	st.lease = p(`UPDATE deliveries SET state=` + store.SQLList(store.Targets(store.OpLease)) + `, next_attempt_at=?, updated_at=?
@@ -46,8 +49,10 @@ func prepare(db *sql.DB) (*stmts, error) {
 		last_phase=?, last_mx=?, last_ip=?, provider=CASE WHEN ?='' THEN provider ELSE ? END, updated_at=?
 		WHERE id=? AND state IN (` + store.SQLList(store.OpFrom(store.OpOutcome)) + `)
 		RETURNING message_id, tenant_id, recipient, attempts`)
+	st.subs.ins = p(insOutboxSQL) // webhooks.go
 	st.insAttempt = p(`INSERT INTO attempts (delivery_id, message_id, n, started_at, duration_us, mx, ip, tls,
-		code, enhanced, text, class, phase, error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		code, enhanced, text, class, phase, error, tls_version, tls_cipher, tls_policy, tls_result)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +60,7 @@ func prepare(db *sql.DB) (*stmts, error) {
 }
 
 func (st *stmts) close() {
-	for _, s := range []*sql.Stmt{st.insMessage, st.insDelivery, st.insEvent, st.lease, st.outcome, st.insAttempt} {
+	for _, s := range []*sql.Stmt{st.insMessage, st.insDelivery, st.insEventRow, st.lease, st.outcome, st.insAttempt, st.subs.ins} {
 		if s != nil {
 			s.Close()
 		}
@@ -72,7 +77,7 @@ func b2i(b bool) int {
 // InsertMessages implements store.Store.
 func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) error {
 	return s.write(ctx, func(tx *sql.Tx, st *stmts) error {
-		im, id, ie := tx.Stmt(st.insMessage), tx.Stmt(st.insDelivery), tx.Stmt(st.insEvent)
+		im, id, ie := tx.Stmt(st.insMessage), tx.Stmt(st.insDelivery), st.events(tx)
 		for _, nm := range msgs {
 			m := nm.Message
 			nm.Existing = nil
@@ -93,7 +98,7 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 			}
 			tags, meta := encodeTags(m.Tags), encodeMeta(m.Metadata)
 			if _, err := im.Exec(m.ID, m.TenantID, m.Sender, string(m.Lane), m.Source, m.SMTPUser, m.ClientIP, m.Size,
-				m.MessageID, m.Subject, ms(m.CreatedAt), ms(m.SendAt), b2i(m.UTF8), b2i(m.EightBitMIM), tags, meta, m.Body); err != nil {
+				m.MessageID, m.Subject, ms(m.CreatedAt), ms(m.SendAt), b2i(m.UTF8), b2i(m.EightBitMIM), tags, meta, m.Body, b2i(m.Sandbox)); err != nil {
 				return fmt.Errorf("insert message %s: %w", m.ID, err)
 			}
 			for _, d := range nm.Deliveries {
@@ -140,7 +145,7 @@ func lookupIdempotency(tx *sql.Tx, tenant, key string, now time.Time) (*store.Id
 // RecordEvent implements store.Store.
 func (s *Store) RecordEvent(ctx context.Context, e store.Event) error {
 	return s.write(ctx, func(tx *sql.Tx, st *stmts) error {
-		_, err := tx.Stmt(st.insEvent).Exec(ms(e.At), e.Type, e.TenantID, e.MessageID, e.DeliveryID, e.Recipient, e.Attempt,
+		_, err := st.events(tx).Exec(ms(e.At), e.Type, e.TenantID, e.MessageID, e.DeliveryID, e.Recipient, e.Attempt,
 			e.MX, e.Reply.Code, e.Reply.Enhanced, e.Reply.Text, e.Detail)
 		if err != nil {
 			return fmt.Errorf("record event: %w", err)
@@ -205,7 +210,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx, st *stmts) error {
-		up, ia, ie := tx.Stmt(st.outcome), tx.Stmt(st.insAttempt), tx.Stmt(st.insEvent)
+		up, ia, ie := tx.Stmt(st.outcome), tx.Stmt(st.insAttempt), st.events(tx)
 		for _, o := range outs {
 			end := o.StartedAt.Add(o.Duration)
 			var msgID, tenant, rcpt string
@@ -222,7 +227,8 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 				return fmt.Errorf("record outcome of delivery %d: %w", o.DeliveryID, err)
 			}
 			if _, err := ia.Exec(o.DeliveryID, msgID, n, ms(o.StartedAt), o.Duration.Microseconds(), o.MX, o.IP, b2i(o.TLS),
-				o.Reply.Code, o.Reply.Enhanced, o.Reply.Text, o.Class, o.Phase, o.Error); err != nil {
+				o.Reply.Code, o.Reply.Enhanced, o.Reply.Text, o.Class, o.Phase, o.Error,
+				o.TLSDetail.Version, o.TLSDetail.Cipher, o.TLSDetail.Policy, o.TLSDetail.Result); err != nil {
 				return fmt.Errorf("insert attempt: %w", err)
 			}
 			text := o.Reply.Text
@@ -254,7 +260,7 @@ func ignoredOutcome(tx *sql.Tx, st *stmts, o store.Outcome) error {
 	}
 	end := o.StartedAt.Add(o.Duration)
 	detail := fmt.Sprintf("attempt result %s (%s) not recorded: the delivery was %s by then", o.State, o.Class, state)
-	if _, err := tx.Stmt(st.insEvent).Exec(ms(end), store.EventOutcomeIgnored, tenant, msgID, o.DeliveryID, rcpt, n, o.MX,
+	if _, err := st.events(tx).Exec(ms(end), store.EventOutcomeIgnored, tenant, msgID, o.DeliveryID, rcpt, n, o.MX,
 		o.Reply.Code, o.Reply.Enhanced, o.Reply.Text, detail); err != nil {
 		return fmt.Errorf("insert event: %w", err)
 	}
@@ -287,7 +293,7 @@ func (s *Store) RecoverLeases(ctx context.Context, now time.Time) (int, error) {
 		if err := rows.Close(); err != nil {
 			return err
 		}
-		ie := tx.Stmt(st.insEvent)
+		ie := st.events(tx)
 		for _, r := range recs {
 			if _, err := ie.Exec(ms(now), store.EventRecovered, r.ten, r.msg, r.id, r.rcpt, 0, "", 0, "", "",
 				"was being sent when posthorn stopped; retried after its lease"); err != nil {
@@ -329,7 +335,7 @@ func (s *Store) RescueLeases(ctx context.Context, ids []int64, now time.Time) ([
 		if err := rows.Close(); err != nil {
 			return err
 		}
-		ie := tx.Stmt(st.insEvent)
+		ie := st.events(tx)
 		for _, d := range out {
 			if _, err := ie.Exec(ms(now), store.EventRecovered, d.TenantID, d.MessageID, d.ID, d.Recipient, d.Attempts, "", 0, "", "",
 				"left in sending after its lease ended (outcome not recorded); retried"); err != nil {
@@ -381,7 +387,7 @@ func (s *Store) Transition(ctx context.Context, spec store.TransitionSpec) ([]st
 		if err := rows.Close(); err != nil {
 			return err
 		}
-		ie := tx.Stmt(st.insEvent)
+		ie := st.events(tx)
 		for _, d := range out {
 			if _, err := ie.Exec(ms(spec.Now), spec.Event, d.TenantID, d.MessageID, d.ID, d.Recipient, d.Attempts, "", 0, "", "", spec.Detail); err != nil {
 				return fmt.Errorf("insert event: %w", err)

@@ -26,6 +26,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("ConcurrentInserts", func(t *testing.T) { testConcurrent(t, open(t)) })
 	t.Run("Tenants", func(t *testing.T) { testTenants(t, open(t)) })
 	t.Run("Idempotency", func(t *testing.T) { testIdempotency(t, open(t)) })
+	t.Run("WebhookOutbox", func(t *testing.T) { testWebhookOutbox(t, open(t)) })
 }
 
 func testIdempotency(t *testing.T, s store.Store) {
@@ -149,7 +150,8 @@ func testLeaseAndOutcome(t *testing.T, s store.Store) {
 	}
 	rep := smtpproto.Reply{Code: 550, Enhanced: "5.1.1", Text: "no such user"}
 	err = s.RecordOutcomes(ctx, []store.Outcome{
-		{DeliveryID: a, State: store.Delivered, Class: "delivered", Reply: smtpproto.Reply{Code: 250, Text: "ok"}, MX: "mx.one.test", IP: "127.0.0.2", StartedAt: t0, Duration: time.Millisecond, Event: store.EventDelivered},
+		{DeliveryID: a, State: store.Delivered, Class: "delivered", Reply: smtpproto.Reply{Code: 250, Text: "ok"}, MX: "mx.one.test", IP: "127.0.0.2", StartedAt: t0, Duration: time.Millisecond, Event: store.EventDelivered,
+			TLS: true, TLSDetail: store.TLSDetail{Version: "TLS 1.3", Cipher: "TLS_AES_128_GCM_SHA256", Policy: "mta-sts enforce", Result: "pkix ok"}},
 		{DeliveryID: b, State: store.Bounced, Class: "hard_bounce", Phase: "rcpt", Reply: rep, StartedAt: t0, Event: store.EventBounced},
 	})
 	if err != nil {
@@ -165,6 +167,9 @@ func testLeaseAndOutcome(t *testing.T, s store.Store) {
 	atts, _ := s.Attempts(ctx, "m1")
 	if len(atts) != 2 || atts[1].Reply != rep || atts[1].N != 1 {
 		t.Fatalf("attempts: %+v", atts)
+	}
+	if d := atts[0].TLSDetail; !atts[0].TLS || d.Version != "TLS 1.3" || d.Cipher != "TLS_AES_128_GCM_SHA256" || d.Policy != "mta-sts enforce" || d.Result != "pkix ok" {
+		t.Fatalf("TLS detail of the attempt not kept: %+v", atts[0])
 	}
 	// An outcome for a delivery no longer sending is ignored.
 	if err := s.RecordOutcomes(ctx, []store.Outcome{{DeliveryID: a, State: store.Deferred, Event: store.EventDeferred, StartedAt: t0}}); err != nil {

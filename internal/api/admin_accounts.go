@@ -1,0 +1,246 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/store"
+)
+
+// Admin endpoints for accounts, removing users and keys, and the local
+// sendmail submission. A ?tenant= (name or id) scopes a command: a user,
+// key or account of another tenant is then answered 404.
+
+func (a *Admin) accountRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("DELETE /admin/v1/users/{username}", a.removeUser)
+	mux.HandleFunc("DELETE /admin/v1/apikeys/{id}", a.removeKey)
+	mux.HandleFunc("GET /admin/v1/accounts", a.listAccounts)
+	mux.HandleFunc("POST /admin/v1/accounts", a.createAccount)
+	mux.HandleFunc("DELETE /admin/v1/accounts/{email}", a.removeAccount)
+	mux.HandleFunc("POST /admin/v1/accounts/{email}/password", a.accountPassword)
+	mux.HandleFunc("POST /admin/v1/sendmail", a.sendmail)
+}
+
+// tenantFilter resolves ?tenant= to a tenant id; "" when not given.
+func (a *Admin) tenantFilter(r *http.Request) (string, error) {
+	name := r.URL.Query().Get("tenant")
+	if name == "" {
+		return "", nil
+	}
+	t, err := a.Tenants.Resolve(r.Context(), name)
+	if err != nil {
+		return "", err
+	}
+	return t.ID, nil
+}
+
+func (a *Admin) removeUser(w http.ResponseWriter, r *http.Request) {
+	tenantID, err := a.tenantFilter(r)
+	if err == nil {
+		err = a.Tenants.RemoveUser(r.Context(), tenantID, r.PathValue("username"))
+	}
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("username")})
+}
+
+func (a *Admin) removeKey(w http.ResponseWriter, r *http.Request) {
+	tenantID, err := a.tenantFilter(r)
+	if err == nil {
+		err = a.Tenants.RemoveKey(r.Context(), tenantID, r.PathValue("id"))
+	}
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("id")})
+}
+
+// AccountRequest creates an account; Tenant "" with role owner owns the
+// installation.
+type AccountRequest struct {
+	Email    string `json:"email"`
+	Tenant   string `json:"tenant,omitempty"`
+	Role     string `json:"role"`
+	Password string `json:"password,omitempty"` // default: generated
+}
+
+// AccountResponse shows a generated password once.
+type AccountResponse struct {
+	store.Account
+	Password string `json:"password,omitempty"`
+}
+
+func (a *Admin) listAccounts(w http.ResponseWriter, r *http.Request) {
+	tenantID, err := a.tenantFilter(r)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	as, err := a.Store.ListAccounts(r.Context(), tenantID)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if as == nil {
+		as = []store.Account{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": as, "count": len(as)})
+}
+
+func (a *Admin) createAccount(w http.ResponseWriter, r *http.Request) {
+	var req AccountRequest
+	if err := decode(r, &req); err != nil {
+		a.fail(w, err)
+		return
+	}
+	tenantID := ""
+	if req.Tenant != "" {
+		t, err := a.Tenants.Resolve(r.Context(), req.Tenant)
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		tenantID = t.ID
+	}
+	acct, pass, err := a.Tenants.AddAccount(r.Context(), req.Email, tenantID, req.Role, req.Password)
+	if errors.Is(err, store.ErrConflict) {
+		a.fail(w, err)
+		return
+	}
+	if err != nil {
+		a.fail(w, &badRequest{err.Error()})
+		return
+	}
+	resp := AccountResponse{Account: *acct}
+	if req.Password == "" {
+		resp.Password = pass
+	}
+	writeJSON(w, http.StatusCreated, resp)
+}
+
+func (a *Admin) removeAccount(w http.ResponseWriter, r *http.Request) {
+	tenantID, err := a.tenantFilter(r)
+	if err == nil {
+		err = a.Tenants.RemoveAccount(r.Context(), tenantID, r.PathValue("email"))
+	}
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("email")})
+}
+
+// PasswordRequest sets an account's password.
+type PasswordRequest struct {
+	Password string `json:"password"`
+}
+
+func (a *Admin) accountPassword(w http.ResponseWriter, r *http.Request) {
+	var req PasswordRequest
+	if err := decode(r, &req); err != nil {
+		a.fail(w, err)
+		return
+	}
+	email := r.PathValue("email")
+	tenantID, err := a.tenantFilter(r)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	acct, err := a.Store.GetAccount(r.Context(), email)
+	if err == nil && tenantID != "" && acct.TenantID != tenantID {
+		err = fmt.Errorf("account %s: %w", email, store.ErrNotFound)
+	}
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if err := a.Tenants.SetAccountPassword(r.Context(), email, req.Password); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			a.fail(w, err)
+		} else {
+			a.fail(w, &badRequest{err.Error()})
+		}
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"email": acct.Email, "password_changed": true})
+}
+
+// SendmailRequest is a message from posthorn sendmail: the envelope and
+// the message as read from stdin (Bcc already removed with -t).
+type SendmailRequest struct {
+	Sender     string   `json:"sender"` // "" is the null sender
+	Recipients []string `json:"recipients"`
+	Message    []byte   `json:"message"` // base64 in JSON
+	LocalUser  string   `json:"local_user,omitempty"`
+}
+
+// SendmailResponse names the queued message.
+type SendmailResponse struct {
+	ID         string           `json:"id"`
+	Deliveries []store.Delivery `json:"deliveries"`
+}
+
+// SendmailHandler is the sendmail endpoint alone, for the sendmail
+// socket.
+func (a *Admin) SendmailHandler() http.Handler { return http.HandlerFunc(a.sendmail) }
+
+// sendmail queues a local message through the acceptance pipeline as the
+// configured sendmail tenant. Rejections are 422 (sender domains 403),
+// a failure to store 503: the CLI maps them to sysexits codes.
+func (a *Admin) sendmail(w http.ResponseWriter, r *http.Request) {
+	var req SendmailRequest
+	if err := decode(r, &req); err != nil {
+		a.fail(w, err)
+		return
+	}
+	if a.MaxMessageSize > 0 && len(req.Message) > a.MaxMessageSize {
+		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("message over %d bytes", a.MaxMessageSize))
+		return
+	}
+	t, err := a.Tenants.Resolve(r.Context(), a.SendmailTenant)
+	if err != nil {
+		a.Log.Error("sendmail tenant", "tenant", a.SendmailTenant, "err", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "the sendmail tenant does not exist; check [sendmail] tenant")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
+	defer cancel()
+	res, err := a.Accept.Accept(ctx, &accept.Submission{TenantID: t.ID, Source: "sendmail", Protocol: "LOCAL", Helo: "sendmail",
+		ClientIP: "127.0.0.1", Metadata: localUser(req.LocalUser), Sender: req.Sender, Recipients: req.Recipients, Body: req.Message, EightBit: true,
+		UTF8: needsUTF8(req.Sender, req.Recipients)})
+	if err != nil {
+		var se *accept.SenderError
+		if errors.As(err, &se) {
+			writeError(w, http.StatusForbidden, "sender_domain_not_allowed", se.Reply().Error())
+			return
+		}
+		if rej, ok := accept.IsRejection(err); ok {
+			writeError(w, http.StatusUnprocessableEntity, "rejected", rej.Error())
+			return
+		}
+		a.Log.Error("sendmail accept", "err", err)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "could not queue the message; try again")
+		return
+	}
+	writeJSON(w, http.StatusOK, SendmailResponse{ID: res.MessageID, Deliveries: res.Deliveries})
+}
+
+// localUser keeps the login that ran sendmail as metadata (which cron
+// job or web application sent it).
+func localUser(s string) map[string]string {
+	if s == "" {
+		return nil
+	}
+	if len(s) > 64 {
+		s = s[:64]
+	}
+	return map[string]string{"sendmail_user": s}
+}

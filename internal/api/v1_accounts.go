@@ -1,0 +1,343 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/tenant"
+)
+
+// Accounts on /v1: a person acts with HTTP basic auth (email and
+// password) on /v1/apikeys only, to create, list and remove API keys;
+// everything else takes an API key. A key made by an account holds at
+// most the account's role's scopes (and inherits nothing else); a key
+// made by a key holds at most that key's scopes, domains and sandbox. An
+// installation owner (an account of no tenant) names the tenant in the
+// request (default: the default tenant) and lists every tenant's keys.
+//
+// Whatever belongs to another tenant is answered 404, as if it did not
+// exist.
+
+type accountCtxKey struct{}
+
+// callerAccount is the account that authenticated the request, if any.
+func callerAccount(r *http.Request) *store.Account {
+	a, _ := r.Context().Value(accountCtxKey{}).(*store.Account)
+	return a
+}
+
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// basicAuth checks an account's email and password; it writes the error
+// answer and returns nil when they do not pass.
+func (v *V1) basicAuth(w http.ResponseWriter, r *http.Request, email, password string) *store.Account {
+	ip := clientIP(r)
+	undo, ok := v.logins.reserve("ip:"+ip, "user:"+strings.ToLower(email))
+	if !ok {
+		apiError(w, http.StatusTooManyRequests, "too_many_attempts", "too many failed logins; try again later", "")
+		return nil
+	}
+	a, err := v.Tenants.CheckAccount(r.Context(), email, password)
+	if errors.Is(err, tenant.ErrBadCredentials) {
+		v.authFailed(r, ip, email)
+		w.Header().Set("WWW-Authenticate", `Basic realm="posthorn"`)
+		apiError(w, http.StatusUnauthorized, "unauthorized", "invalid email or password", "")
+		return nil
+	}
+	undo()
+	if err != nil {
+		v.internal(w, err)
+		return nil
+	}
+	return a
+}
+
+// authFailed writes an auth_failed event (bounded by the login limit).
+func (v *V1) authFailed(r *http.Request, ip, name string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	if err := v.Tenants.RecordAuthFailure(ctx, "api", ip, name); err != nil {
+		v.Log.Warn("record auth_failed event", "err", err)
+	}
+}
+
+// V1KeyRequest is POST /v1/apikeys.
+type V1KeyRequest struct {
+	Tenant    string     `json:"tenant,omitempty"` // installation owners only
+	Name      string     `json:"name,omitempty"`
+	Scopes    []string   `json:"scopes,omitempty"` // default: the creator's
+	Domains   []string   `json:"domains,omitempty"`
+	Sandbox   bool       `json:"sandbox,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// V1KeyResponse shows a new key's secret, once.
+type V1KeyResponse struct {
+	store.APIKey
+	Secret string `json:"api_key"`
+}
+
+// keyAdmin reports whether the caller manages every key of its tenant (an
+// admin key, or an admin or owner account); other accounts manage only
+// the keys they made.
+func keyAdmin(r *http.Request, key *store.APIKey) bool {
+	if a := callerAccount(r); a != nil {
+		return a.Role == tenant.RoleOwner || a.Role == tenant.RoleAdmin
+	}
+	return tenant.HasScope(key, tenant.ScopeAdmin)
+}
+
+func (v *V1) listKeys(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	a := callerAccount(r)
+	if a == nil && !tenant.HasScope(key, tenant.ScopeAdmin) {
+		apiError(w, http.StatusForbidden, "missing_scope", "listing keys needs the admin scope", "")
+		return
+	}
+	tenantID := key.TenantID
+	if a != nil && a.TenantID == "" {
+		tenantID = "" // the installation owner sees every tenant's keys
+		if name := r.URL.Query().Get("tenant"); name != "" {
+			t, err := v.Tenants.Resolve(r.Context(), name)
+			if err != nil {
+				apiError(w, http.StatusNotFound, "not_found", "no such tenant", "tenant")
+				return
+			}
+			tenantID = t.ID
+		}
+	}
+	ks, err := v.Store.ListAPIKeys(r.Context(), tenantID)
+	if err != nil {
+		v.internal(w, err)
+		return
+	}
+	out := []store.APIKey{}
+	for _, k := range ks {
+		if keyAdmin(r, key) || (a != nil && k.CreatedBy == a.Email) {
+			out = append(out, k)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": out, "count": len(out)})
+}
+
+func (v *V1) createKey(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	var req V1KeyRequest
+	_, release, ok := v.readBody(w, r, 64<<10, &req)
+	if !ok {
+		return
+	}
+	release()
+	spec := tenant.KeySpec{TenantID: key.TenantID, Name: req.Name, Scopes: req.Scopes, Domains: req.Domains, Sandbox: req.Sandbox}
+	if req.ExpiresAt != nil {
+		spec.ExpiresAt = *req.ExpiresAt
+	}
+	a := callerAccount(r)
+	if req.Tenant != "" || (a != nil && a.TenantID == "") {
+		t, err := v.Tenants.Resolve(r.Context(), req.Tenant)
+		if err != nil || (a == nil || a.TenantID != "") && t.ID != key.TenantID {
+			apiError(w, http.StatusNotFound, "not_found", "no such tenant", "tenant")
+			return
+		}
+		spec.TenantID = t.ID
+	}
+	var err error
+	if a != nil {
+		spec, err = tenant.AccountKeySpec(a, spec)
+	} else {
+		spec, err = keyKeySpec(key, spec)
+	}
+	if errors.Is(err, tenant.ErrScopeTooWide) {
+		apiError(w, http.StatusForbidden, "scope_too_wide", err.Error(), "scopes")
+		return
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		apiError(w, http.StatusNotFound, "not_found", "no such tenant", "tenant")
+		return
+	}
+	if err != nil {
+		apiError(w, http.StatusForbidden, "not_allowed", err.Error(), "")
+		return
+	}
+	secret, k, err := v.Tenants.CreateKey(r.Context(), spec)
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "invalid_key", err.Error(), "")
+		return
+	}
+	writeJSON(w, http.StatusCreated, V1KeyResponse{APIKey: *k, Secret: secret})
+}
+
+// keyKeySpec checks a key made by a key: admin scope needed, and at most
+// the maker's scopes, domains and sandbox.
+func keyKeySpec(maker *store.APIKey, spec tenant.KeySpec) (tenant.KeySpec, error) {
+	if !tenant.HasScope(maker, tenant.ScopeAdmin) {
+		return spec, errors.New("creating keys needs the admin scope")
+	}
+	if len(spec.Scopes) == 0 {
+		spec.Scopes = maker.Scopes
+	}
+	if !tenant.ScopesWithin(spec.Scopes, maker.Scopes) {
+		return spec, tenant.ErrScopeTooWide
+	}
+	if len(maker.Domains) > 0 {
+		if len(spec.Domains) == 0 {
+			spec.Domains = maker.Domains
+		}
+		for _, d := range spec.Domains {
+			if !tenant.DomainAllowed(maker.Domains, d) {
+				return spec, errors.New("domain " + d + " is outside this key's domains")
+			}
+		}
+	}
+	spec.Sandbox = spec.Sandbox || maker.Sandbox
+	if !maker.ExpiresAt.IsZero() && (spec.ExpiresAt.IsZero() || spec.ExpiresAt.After(maker.ExpiresAt)) {
+		spec.ExpiresAt = maker.ExpiresAt
+	}
+	return spec, nil
+}
+
+func (v *V1) removeKey(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	a := callerAccount(r)
+	if a == nil && !tenant.HasScope(key, tenant.ScopeAdmin) {
+		apiError(w, http.StatusForbidden, "missing_scope", "removing keys needs the admin scope", "")
+		return
+	}
+	id := r.PathValue("id")
+	k, err := v.Store.GetAPIKey(r.Context(), id)
+	visible := err == nil && (k.TenantID == key.TenantID || a != nil && a.TenantID == "") &&
+		(keyAdmin(r, key) || a != nil && k.CreatedBy == a.Email)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		v.internal(w, err)
+		return
+	}
+	if !visible {
+		apiError(w, http.StatusNotFound, "not_found", "no such API key", "")
+		return
+	}
+	if err := v.Tenants.RemoveKey(r.Context(), k.TenantID, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			apiError(w, http.StatusNotFound, "not_found", "no such API key", "")
+			return
+		}
+		v.internal(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"removed": id})
+}
+
+// V1UserRequest is POST /v1/users: an SMTP user of the key's tenant.
+type V1UserRequest struct {
+	Username             string   `json:"username"`
+	Password             string   `json:"password,omitempty"`
+	Lane                 string   `json:"lane,omitempty"`
+	Domains              []string `json:"domains,omitempty"`
+	DSN                  bool     `json:"dsn,omitempty"`
+	MessageIDIdempotency bool     `json:"message_id_idempotency,omitempty"`
+}
+
+func (v *V1) listUsers(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	us, err := v.Store.ListSMTPUsers(r.Context(), key.TenantID)
+	if err != nil {
+		v.internal(w, err)
+		return
+	}
+	if us == nil {
+		us = []store.SMTPUser{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": us, "count": len(us)})
+}
+
+func (v *V1) createUser(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	var req V1UserRequest
+	_, release, ok := v.readBody(w, r, 64<<10, &req)
+	if !ok {
+		return
+	}
+	release()
+	lane, e := parseLane(req.Lane)
+	if e != nil {
+		apiError(w, http.StatusBadRequest, e.Code, e.Message, e.Field)
+		return
+	}
+	if len(key.Domains) > 0 {
+		if len(req.Domains) == 0 {
+			req.Domains = key.Domains
+		}
+		for _, d := range req.Domains {
+			if !tenant.DomainAllowed(key.Domains, d) {
+				apiError(w, http.StatusForbidden, "sender_domain_not_allowed", "domain "+d+" is outside this key's domains", "domains")
+				return
+			}
+		}
+	}
+	u, pass, err := v.Tenants.AddUser(r.Context(), key.TenantID, req.Username, req.Password, lane, tenant.WithDomains(req.Domains),
+		tenant.WithDSN(req.DSN), tenant.WithMessageIDIdempotency(req.MessageIDIdempotency))
+	if errors.Is(err, store.ErrConflict) {
+		apiError(w, http.StatusConflict, "conflict", "that username is taken", "username")
+		return
+	}
+	if err != nil {
+		apiError(w, http.StatusBadRequest, "invalid_user", err.Error(), "")
+		return
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"user": u, "password": pass})
+}
+
+func (v *V1) removeUser(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	name := r.PathValue("username")
+	if err := v.Tenants.RemoveUser(r.Context(), key.TenantID, name); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			apiError(w, http.StatusNotFound, "not_found", "no such user", "")
+			return
+		}
+		v.internal(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"removed": name})
+}
+
+// listEvents is GET /v1/events: the tenant's activity log, oldest first,
+// filtered by message, recipient and type, with a cursor.
+func (v *V1) listEvents(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	q := r.URL.Query()
+	f := store.EventFilter{TenantID: key.TenantID, MessageID: q.Get("message"), Recipient: q.Get("recipient"), Type: q.Get("type"), Limit: 100}
+	if s := q.Get("cursor"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			apiError(w, http.StatusBadRequest, "invalid_cursor", "bad cursor", "cursor")
+			return
+		}
+		f.AfterID = n
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 1 || n > 1000 {
+			apiError(w, http.StatusBadRequest, "invalid_filter", "limit: 1 to 1000", "limit")
+			return
+		}
+		f.Limit = int(n)
+	}
+	evs, err := v.Store.Events(r.Context(), f)
+	if err != nil {
+		v.internal(w, err)
+		return
+	}
+	resp := map[string]any{"items": evs}
+	if evs == nil {
+		resp["items"] = []store.Event{}
+	}
+	if len(evs) == f.Limit {
+		resp["next_cursor"] = strconv.FormatInt(evs[len(evs)-1].ID, 10)
+	}
+	writeJSON(w, http.StatusOK, resp)
+}

@@ -1,0 +1,182 @@
+package tenant
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/smtpproto"
+	"github.com/posthorn/posthorn/internal/store"
+)
+
+// ErrKeyExpired is returned for a key whose secret is right but whose
+// expiry has passed.
+var ErrKeyExpired = errors.New("API key expired")
+
+// touchEvery bounds how often a key's last_used_at is written.
+const touchEvery = time.Minute
+
+// KeySpec describes a new API key.
+type KeySpec struct {
+	TenantID  string
+	Name      string
+	Scopes    []string
+	Domains   []string  // sender domains the key is restricted to (none: any of the tenant's)
+	Sandbox   bool      // mail is stored and shown delivered, never sent
+	ExpiresAt time.Time // zero: never
+	CreatedBy string    // the account that made it
+}
+
+// CreateAPIKey makes a key for the tenant and returns its secret form,
+// shown once.
+func (m *Manager) CreateAPIKey(ctx context.Context, tenantID, name string, scopes []string) (string, error) {
+	secret, _, err := m.CreateKey(ctx, KeySpec{TenantID: tenantID, Name: name, Scopes: scopes})
+	return secret, err
+}
+
+// CreateKey makes a key from spec and returns its secret form
+// ("ph_live_<id>_<secret>" or "ph_test_..."), shown once, and the key.
+func (m *Manager) CreateKey(ctx context.Context, spec KeySpec) (string, *store.APIKey, error) {
+	for _, s := range spec.Scopes {
+		if s != ScopeSend && s != ScopeRead && s != ScopeAdmin {
+			return "", nil, fmt.Errorf("unknown scope %q (want send, read or admin)", s)
+		}
+	}
+	if len(spec.Scopes) == 0 {
+		return "", nil, errors.New("an API key needs at least one scope")
+	}
+	domains, err := NormalizeDomains(spec.Domains)
+	if err != nil {
+		return "", nil, err
+	}
+	now := m.now().UTC()
+	if !spec.ExpiresAt.IsZero() && !spec.ExpiresAt.After(now) {
+		return "", nil, errors.New("the expiry is in the past")
+	}
+	id, secret := strings.ToLower(randomToken(8)), randomToken(24)
+	sum := sha256.Sum256([]byte(secret))
+	k := store.APIKey{ID: id, TenantID: spec.TenantID, Name: spec.Name, Hash: hex.EncodeToString(sum[:]), Scopes: spec.Scopes,
+		CreatedAt: now, Domains: domains, Sandbox: spec.Sandbox, ExpiresAt: spec.ExpiresAt.UTC(), CreatedBy: spec.CreatedBy,
+		Prefix: store.APIKeyPrefix(id, spec.Sandbox)}
+	if err := m.st.CreateAPIKey(ctx, k); err != nil {
+		return "", nil, err
+	}
+	k.Hash = ""
+	return k.Prefix + "_" + secret, &k, nil
+}
+
+// CheckAPIKey verifies a key's secret form and returns the key. A key
+// past its expiry is ErrKeyExpired.
+func (m *Manager) CheckAPIKey(ctx context.Context, token string) (*store.APIKey, error) {
+	rest, ok := strings.CutPrefix(token, "ph_")
+	if !ok {
+		return nil, ErrBadCredentials
+	}
+	mode := ""
+	if before, after, ok := strings.Cut(rest, "_"); ok && (before == "live" || before == "test") {
+		mode, rest = before, after
+	}
+	id, secret, ok := strings.Cut(rest, "_")
+	if !ok {
+		return nil, ErrBadCredentials
+	}
+	k, err := m.st.GetAPIKey(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrBadCredentials
+	}
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(secret))
+	if subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(k.Hash)) != 1 {
+		return nil, ErrBadCredentials
+	}
+	if mode != "" && (mode == "test") != k.Sandbox {
+		return nil, ErrBadCredentials // a live key's secret passed off as a test key's, or the reverse
+	}
+	now := m.now()
+	if !k.ExpiresAt.IsZero() && !now.Before(k.ExpiresAt) {
+		return nil, ErrKeyExpired
+	}
+	m.touch(ctx, k.ID, now)
+	return k, nil
+}
+
+// touch writes a key's last use, at most once per touchEvery per key. A
+// failed write is retried on a later use; it never fails the request.
+func (m *Manager) touch(ctx context.Context, id string, now time.Time) {
+	m.mu.Lock()
+	last, seen := m.touched[id]
+	due := !seen || now.Sub(last) >= touchEvery
+	if due {
+		if len(m.touched) > 100000 {
+			clear(m.touched)
+		}
+		m.touched[id] = now
+	}
+	m.mu.Unlock()
+	if !due {
+		return
+	}
+	if err := m.st.TouchAPIKey(ctx, id, now.UTC()); err != nil && !errors.Is(err, store.ErrNotFound) {
+		m.mu.Lock()
+		delete(m.touched, id)
+		m.mu.Unlock()
+	}
+}
+
+// RemoveKey deletes a key of tenantID ("" any tenant).
+func (m *Manager) RemoveKey(ctx context.Context, tenantID, id string) error {
+	return m.st.DeleteAPIKey(ctx, tenantID, id)
+}
+
+// RemoveUser deletes an SMTP user of tenantID ("" any tenant) and
+// forgets its cached login.
+func (m *Manager) RemoveUser(ctx context.Context, tenantID, username string) error {
+	if err := m.st.DeleteSMTPUser(ctx, tenantID, username); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	delete(m.cache, username)
+	m.mu.Unlock()
+	return nil
+}
+
+// NormalizeDomains lower-cases and checks a list of sender domains,
+// dropping duplicates.
+func NormalizeDomains(ds []string) ([]string, error) {
+	var out []string
+	for _, d := range ds {
+		d = strings.TrimSpace(d)
+		if d == "" {
+			continue
+		}
+		n, err := smtpproto.NormalizeDomain(d, true)
+		if err != nil {
+			return nil, fmt.Errorf("domain %q: %w", d, err)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// DomainAllowed reports whether domain may be used as a sender domain
+// under the restriction list (an empty list allows every domain).
+func DomainAllowed(list []string, domain string) bool {
+	if len(list) == 0 {
+		return true
+	}
+	d, err := smtpproto.NormalizeDomain(domain, true)
+	if err != nil {
+		d = strings.ToLower(domain)
+	}
+	return slices.Contains(list, d)
+}
