@@ -126,6 +126,9 @@ func (s *Server) Status(ctx context.Context) (*Status, error) {
 	if s.smtp != nil {
 		st.Listeners["smtp"] = s.smtp.Addr().String()
 	}
+	if s.smtps != nil {
+		st.Listeners["submissions"] = s.smtps.Addr().String()
+	}
 	if s.httpLn != nil {
 		st.Listeners["http"] = s.httpLn.Addr().String()
 	}

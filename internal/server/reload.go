@@ -17,6 +17,7 @@ import (
 
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/config"
+	"github.com/posthorn/posthorn/internal/submission"
 )
 
 // Reloading (SIGHUP, `posthorn reload`): the configuration is read again
@@ -181,8 +182,10 @@ func (s *Server) reload() (ReloadReport, error) {
 		s.sched.SetOnHold(merged.Suppress.OnHoldAfter, merged.Suppress.OnHoldWindow.Duration, merged.Suppress.OnHoldFor.Duration)
 		s.sched.ReloadLimits(merged.Delivery.MaxConnections)
 	}
-	if s.smtp != nil {
-		s.smtp.SetTrusted(trusted)
+	for _, l := range []*submission.Server{s.smtp, s.smtps} {
+		if l != nil {
+			l.SetTrusted(trusted)
+		}
 	}
 	if rereadCert {
 		before := s.certs.Certificate()

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"time"
+
+	"github.com/posthorn/posthorn/internal/submission"
 )
 
 // stopGrace is how long, after deliveries have finished (or the shutdown
@@ -23,8 +25,13 @@ func (s *Server) Shutdown() error {
 	timeout := s.current().ShutdownTimeout.Duration
 	s.log.Info("shutting down: refusing new mail, waiting for deliveries in flight", "timeout", timeout.String())
 	s.ops.draining.Store(true)
-	if s.smtp != nil {
-		s.smtp.Drain()
+	for _, l := range []*submission.Server{s.smtp, s.smtps} {
+		if l != nil {
+			l.Drain()
+		}
+	}
+	if s.inbound != nil {
+		s.inbound.Drain()
 	}
 	if s.sched != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
