@@ -30,7 +30,7 @@ is verified after writing. Restore it with 'posthorn restore FILE --data-dir DIR
 			}
 			ctx := context.Background()
 			if args[0] == "-" {
-				_, err := c.Stream(ctx, "POST", server.PathBackup, os.Stdout)
+				_, err := c.Download(ctx, "POST", server.PathBackup, os.Stdout)
 				return err
 			}
 			dst := args[0]
@@ -39,7 +39,7 @@ is verified after writing. Restore it with 'posthorn restore FILE --data-dir DIR
 				return err
 			}
 			defer os.Remove(tmp.Name()) // after the rename: a no-op
-			n, err := c.Stream(ctx, "POST", server.PathBackup, tmp)
+			n, err := c.Download(ctx, "POST", server.PathBackup, tmp)
 			if err == nil {
 				err = tmp.Sync()
 			}

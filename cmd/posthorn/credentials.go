@@ -32,6 +32,11 @@ func userCmd(g *globals) *cobra.Command {
 			if err := call(g, "POST", "/admin/v1/users", req, &res); err != nil {
 				return err
 			}
+			if q, ok := quotaFlags(cmd, "user", args[0]); ok {
+				if err := call(g, "POST", "/admin/v1/abuse/quota", q, nil); err != nil {
+					return fmt.Errorf("user %s added, but its quota was not set: %w", args[0], err)
+				}
+			}
 			if g.json {
 				return printJSON(res)
 			}
@@ -67,7 +72,8 @@ func userCmd(g *globals) *cobra.Command {
 		},
 	}
 	list.Flags().StringVar(&listTenant, "tenant", "", "only this tenant's users")
-	cmd.AddCommand(add, list, removeCmd(g, "USERNAME", "Remove an SMTP user", "/admin/v1/users/"))
+	addQuotaFlags(add)
+	cmd.AddCommand(add, list, removeCmd(g, "USERNAME", "Remove an SMTP user", "/admin/v1/users/"), releaseCmd(g, "user"), quotaSetCmd(g, "user"))
 	return cmd
 }
 
@@ -182,7 +188,7 @@ func apikeyCmd(g *globals) *cobra.Command {
 		},
 	}
 	list.Flags().StringVar(&listTenant, "tenant", "", "only this tenant's keys")
-	cmd.AddCommand(create, list, removeCmd(g, "ID", "Remove (revoke) an API key", "/admin/v1/apikeys/"))
+	cmd.AddCommand(create, list, removeCmd(g, "ID", "Remove (revoke) an API key", "/admin/v1/apikeys/"), releaseCmd(g, "apikey"), quotaSetCmd(g, "apikey"))
 	return cmd
 }
 

@@ -114,6 +114,9 @@ func queueShowCmd(g *globals) *cobra.Command {
 			}
 			fmt.Printf("Message %s  (tenant %s, lane %s, %d bytes, via %s, accepted %s)\nSender: %s\n\n%s\n",
 				m.ID, m.TenantID, m.Lane, m.Size, m.Source, m.CreatedAt.Format(time.RFC3339), sender, strings.TrimRight(d.Headers, "\r\n"))
+			if !m.BodyPrunedAt.IsZero() {
+				fmt.Printf("(body pruned %s by body_retention; headers and body are gone)\n", m.BodyPrunedAt.Format(time.RFC3339))
+			}
 			fmt.Println("\nDeliveries:")
 			why := whyOf(c, m.ID)
 			for _, dl := range d.Deliveries {

@@ -1,7 +1,9 @@
 // Package accept is the one acceptance pipeline for every way mail comes
 // in (SMTP submission now, the HTTP API later): it validates the envelope,
-// canonicalises line endings, adds the headers an MTA owes (Received,
-// Message-ID, Date), checks that the sender domains are the tenant's own
+// runs the abuse-protection checks (checks.go: content policy, quotas and
+// the compromised-account detector, content scanning; they may refuse,
+// hold or tag a message), canonicalises line endings, adds the headers an
+// MTA owes (Received, Message-ID, Date), checks that the sender domains are the tenant's own
 // and DKIM-signs the result (senders.go, with internal/domain), writes
 // message and deliveries durably, and only then hands the deliveries to
 // the scheduler. Nothing else creates messages.
@@ -36,6 +38,7 @@ type Enqueuer interface {
 type Submission struct {
 	TenantID   string
 	SMTPUser   string
+	APIKey     string // the API key's ID for HTTP submissions
 	Source     string // "smtp" or "http"
 	ClientIP   string
 	Helo       string
@@ -77,6 +80,11 @@ type Error struct {
 	Code     int
 	Enhanced string
 	Msg      string
+	// For the HTTP API (zero: 422 "rejected"): the status, a stable
+	// error code and, for temporary refusals, when to try again.
+	HTTPStatus int
+	APICode    string
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%d %s %s", e.Code, e.Enhanced, e.Msg) }
@@ -104,6 +112,12 @@ type Pipeline struct {
 	// AllowUnverifiedSenders, which lifts only that refusal).
 	Senders                Senders
 	AllowUnverifiedSenders bool
+	// Checks run on every message before it is stored (checks.go):
+	// content policy, quotas and anomaly detection, content scanning.
+	Checks []Check
+	// OnEventError, when set, hears of a check's event that could not be
+	// written (the message is stored and answered regardless).
+	OnEventError func(store.Event, error)
 	// Log, when set, gets the mail log line of each queued message
 	// (internal/deliverylog).
 	Log *slog.Logger
@@ -129,9 +143,15 @@ func (p *Pipeline) AcceptBatch(ctx context.Context, subs []*Submission) ([]*Resu
 	errs := make([]error, len(subs))
 	var batch []*store.NewMessage
 	var index []int
+	verdicts, checkErrs := p.runChecks(ctx, subs)
 	for i, sub := range subs {
-		nm, err := p.prepare(sub, now)
+		if checkErrs[i] != nil {
+			errs[i] = checkErrs[i]
+			continue
+		}
+		nm, err := p.prepare(sub, now, verdicts[i])
 		if err != nil {
+			verdicts[i].done(false)
 			errs[i] = err
 			continue
 		}
@@ -147,6 +167,7 @@ func (p *Pipeline) AcceptBatch(ctx context.Context, subs []*Submission) ([]*Resu
 	if err := p.Store.InsertMessages(ctx, batch); err != nil {
 		for _, i := range index {
 			errs[i] = fmt.Errorf("store message: %w", err)
+			verdicts[i].done(false)
 		}
 		return results, errs
 	}
@@ -154,10 +175,15 @@ func (p *Pipeline) AcceptBatch(ctx context.Context, subs []*Submission) ([]*Resu
 	for k, nm := range batch {
 		i := index[k]
 		if ex := nm.Existing; ex != nil {
+			verdicts[i].done(false)
 			results[i], errs[i] = repeat(ex, nm.Idempotency.RequestHash)
 			continue
 		}
 		m := nm.Message
+		if v := verdicts[i]; v != nil {
+			p.recordVerdict(ctx, v, m)
+			v.done(true)
+		}
 		res := &Result{MessageID: m.ID, Deliveries: make([]store.Delivery, len(nm.Deliveries))}
 		for j, d := range nm.Deliveries {
 			d.Sender, d.Size = m.Sender, m.Size
@@ -192,9 +218,11 @@ func repeat(ex *store.IdempotencyRecord, hash string) (*Result, error) {
 }
 
 // prepare validates a submission and builds what is stored for it.
-func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, error) {
+// A verdict (nil: no checks) adds headers and tags and may hold the
+// message.
+func (p *Pipeline) prepare(sub *Submission, now time.Time, v *Verdict) (*store.NewMessage, error) {
 	if len(sub.Recipients) == 0 {
-		return nil, &Error{554, "5.5.1", "no valid recipients"}
+		return nil, &Error{Code: 554, Enhanced: "5.5.1", Msg: "no valid recipients"}
 	}
 	body := CanonicalLineEndings(sub.Body)
 	if len(body) > 0 && !bytes.HasSuffix(body, crlf) {
@@ -203,9 +231,12 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 		body = append(body[:len(body):len(body)], crlf...)
 	}
 	if i := indexNUL(body); i >= 0 {
-		return nil, &Error{554, "5.6.0", "message contains a NUL character; not accepted"}
+		return nil, &Error{Code: 554, Enhanced: "5.6.0", Msg: "message contains a NUL character; not accepted"}
 	}
 	id := ulid.Make().String()
+	if v != nil && v.id != "" {
+		id = v.id
+	}
 	hdr, rest := splitHeader(body)
 	h := parseHeader(hdr)
 
@@ -213,7 +244,7 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 	if v, ok := h.get(LaneHeader); ok {
 		l, err := store.ParseLane(strings.ToLower(strings.TrimSpace(v)))
 		if err != nil {
-			return nil, &Error{550, "5.6.0", "bad " + LaneHeader + " header: want high, normal or low"}
+			return nil, &Error{Code: 550, Enhanced: "5.6.0", Msg: "bad " + LaneHeader + " header: want high, normal or low"}
 		}
 		if !sub.LaneFixed {
 			lane = l
@@ -230,6 +261,17 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 	}
 	if _, ok := h.get("Date"); !ok {
 		h.add("Date", now.Format(time.RFC1123Z))
+	}
+	tags := sub.Tags
+	if v != nil {
+		for _, f := range v.Headers {
+			if name, value, ok := strings.Cut(f, ":"); ok {
+				h.add(strings.TrimSpace(name), strings.TrimSpace(value))
+			}
+		}
+		if len(v.Tags) > 0 {
+			tags = append(append([]string(nil), tags...), v.Tags...)
+		}
 	}
 	subject, _ := h.get("Subject")
 	var from []string
@@ -256,7 +298,7 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 	m := &store.Message{ID: id, TenantID: sub.TenantID, Sender: sub.Sender, Lane: lane, Source: sub.Source,
 		SMTPUser: sub.SMTPUser, ClientIP: sub.ClientIP, Size: len(out), MessageID: strings.TrimSpace(msgID),
 		Subject: clip(strings.TrimSpace(subject), 200), CreatedAt: now, SendAt: sub.SendAt, Body: out,
-		UTF8: sub.UTF8, EightBitMIM: sub.EightBit, Tags: sub.Tags, Metadata: sub.Metadata, Sandbox: sub.Sandbox}
+		UTF8: sub.UTF8, EightBitMIM: sub.EightBit, Tags: tags, Metadata: sub.Metadata, Sandbox: sub.Sandbox}
 	nm := &store.NewMessage{Message: m}
 	seen := make(map[string]bool, len(sub.Recipients))
 	state, next := store.Queued, now
@@ -267,7 +309,7 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 	for _, r := range sub.Recipients {
 		a, err := smtpproto.ParseAddress(r, true)
 		if err != nil {
-			return nil, &Error{553, "5.1.3", fmt.Sprintf("bad recipient address: %v", err)}
+			return nil, &Error{Code: 553, Enhanced: "5.1.3", Msg: fmt.Sprintf("bad recipient address: %v", err)}
 		}
 		key := a.String()
 		if seen[key] {
@@ -275,6 +317,9 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time) (*store.NewMessage, e
 		}
 		seen[key] = true
 		st := state
+		if v != nil && v.Hold {
+			st = store.Held
+		}
 		if p.Suppressed != nil {
 			if _, ok := p.Suppressed(sub.TenantID, key); ok {
 				st = store.Suppressed

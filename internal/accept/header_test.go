@@ -23,7 +23,7 @@ func TestPrepareKeepsHeaderAndBodyApart(t *testing.T) {
 	}
 	p := &Pipeline{Hostname: "mx.test", Lifetime: time.Hour}
 	for _, c := range cases {
-		nm, err := p.prepare(&Submission{Recipients: []string{"r@x.test"}, Body: []byte(c.in)}, time.Now())
+		nm, err := p.prepare(&Submission{Recipients: []string{"r@x.test"}, Body: []byte(c.in)}, time.Now(), nil)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}

@@ -28,7 +28,7 @@ func checkAllowedDomains(sub *Submission, h *header) error {
 	}
 	domains, ok := fromDomains(h)
 	if !ok || len(domains) == 0 {
-		return &Error{553, "5.7.1", "the From header has no address that can be checked"}
+		return &Error{Code: 553, Enhanced: "5.7.1", Msg: "the From header has no address that can be checked"}
 	}
 	for _, d := range domains {
 		if !tenant.DomainAllowed(sub.AllowedDomains, d) {

@@ -30,9 +30,9 @@ func (e *SenderError) Error() string { return e.Reply().Error() }
 // Reply is the SMTP answer to the refusal.
 func (e *SenderError) Reply() *Error {
 	if e.Restricted {
-		return &Error{553, "5.7.1", "sender domain " + e.Domain + " is not allowed for this user or key"}
+		return &Error{Code: 553, Enhanced: "5.7.1", Msg: "sender domain " + e.Domain + " is not allowed for this user or key"}
 	}
-	return &Error{553, "5.7.1", "sender domain " + e.Domain + " is not a verified domain of this account"}
+	return &Error{Code: 553, Enhanced: "5.7.1", Msg: "sender domain " + e.Domain + " is not a verified domain of this account"}
 }
 
 // CheckEnvelopeSender is the MAIL FROM check, so SMTP clients hear the
@@ -99,7 +99,7 @@ func (p *Pipeline) checkSenders(sub *Submission, from []string, fromOK bool) err
 		}
 	}
 	if !fromOK {
-		return &Error{553, "5.7.1", "the From header has no address that can be checked"}
+		return &Error{Code: 553, Enhanced: "5.7.1", Msg: "the From header has no address that can be checked"}
 	}
 	for _, d := range from {
 		if err := p.allowed(sub.TenantID, d); err != nil {
@@ -126,7 +126,7 @@ func (p *Pipeline) dkimSign(sub *Submission, from []string, msg []byte) ([]byte,
 	sig, err := sign(msg)
 	if err != nil {
 		// Only a malformed header makes signing fail.
-		return nil, &Error{550, "5.6.0", fmt.Sprintf("the message header cannot be DKIM-signed: %s", clip(err.Error(), 100))}
+		return nil, &Error{Code: 550, Enhanced: "5.6.0", Msg: fmt.Sprintf("the message header cannot be DKIM-signed: %s", clip(err.Error(), 100))}
 	}
 	out := make([]byte, 0, len(sig)+len(msg))
 	return append(append(out, sig...), msg...), nil

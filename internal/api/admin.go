@@ -18,6 +18,7 @@ import (
 
 	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/domain"
+	"github.com/posthorn/posthorn/internal/events"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
@@ -33,6 +34,7 @@ type Admin struct {
 	Alerts       AlertService
 	Stats        func() any
 	Destinations func() any
+	Live         *events.Broadcaster // committed events, for the events stream
 	Log          *slog.Logger
 
 	// Accept queues posthorn sendmail's messages as SendmailTenant (name
@@ -59,6 +61,8 @@ func (a *Admin) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"items": a.Destinations()})
 	})
 	mux.HandleFunc("GET /admin/v1/events", a.listEvents)
+	mux.HandleFunc("GET /admin/v1/events/stream", a.streamEvents)
+	mux.HandleFunc("GET /admin/v1/reports/deliverability", a.report)
 	mux.HandleFunc("GET /admin/v1/dlq", a.listDLQ)
 	mux.HandleFunc("GET /admin/v1/dlq/{id}", a.showMessage)
 	mux.HandleFunc("POST /admin/v1/dlq/retry", a.op(func(ctx context.Context, sel Selection) (*OpResult, error) { return a.Ops.Requeue(ctx, sel, true) }))
@@ -223,28 +227,6 @@ func (a *Admin) listDLQ(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	q.Set("state", string(store.DeadLetter))
 	a.writeList(w, r, q)
-}
-
-func (a *Admin) listEvents(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	f := store.EventFilter{TenantID: q.Get("tenant"), MessageID: q.Get("message"), Recipient: q.Get("recipient"), Type: q.Get("type"), Limit: 1000}
-	if s := q.Get("after"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			a.fail(w, &badRequest{"after: want an event id"})
-			return
-		}
-		f.AfterID = n
-	}
-	evs, err := a.Store.Events(r.Context(), f)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	if evs == nil {
-		evs = []store.Event{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": evs})
 }
 
 // MessageDetail is everything known about one message.

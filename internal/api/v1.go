@@ -13,6 +13,7 @@ import (
 
 	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/domain"
+	"github.com/posthorn/posthorn/internal/events"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
@@ -35,6 +36,8 @@ type V1 struct {
 	Suppress       *suppress.List
 	Domains        *domain.Service
 	Alerts         AlertService
+	Live           *events.Broadcaster // committed events, for GET /v1/events/stream
+	Heartbeat      time.Duration       // between stream keep-alives (default 15s)
 	Now            func() time.Time
 	Log            *slog.Logger
 
@@ -77,6 +80,8 @@ var routes = []route{
 	{"POST", "/v1/domains/{domain}/rotate", tenant.ScopeAdmin, (*V1).rotateDomain},
 	{"DELETE", "/v1/domains/{domain}/keys/{selector}", tenant.ScopeAdmin, (*V1).removeDomainKey},
 	{"GET", "/v1/events", tenant.ScopeRead, (*V1).listEvents},
+	{"GET", "/v1/events/stream", tenant.ScopeRead, (*V1).streamEvents},
+	{"GET", "/v1/reports/deliverability", tenant.ScopeRead, (*V1).report},
 	{"GET", "/v1/apikeys", scopeAccount, (*V1).listKeys},
 	{"POST", "/v1/apikeys", scopeAccount, (*V1).createKey},
 	{"DELETE", "/v1/apikeys/{id}", scopeAccount, (*V1).removeKey},
@@ -251,6 +256,9 @@ func (v *V1) acceptError(err error) (int, APIErrorDetail) {
 		return http.StatusForbidden, APIErrorDetail{Code: "sender_domain_not_allowed", Message: se.Reply().Msg, Field: "from"}
 	}
 	if rej, ok := accept.IsRejection(err); ok {
+		if rej.HTTPStatus != 0 { // abuse protection's refusals carry their own answer
+			return rej.HTTPStatus, APIErrorDetail{Code: rej.APICode, Message: rej.Msg}
+		}
 		return http.StatusUnprocessableEntity, APIErrorDetail{Code: "rejected", Message: rej.Msg}
 	}
 	v.Log.Error("api accept", "err", err)

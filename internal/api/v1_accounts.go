@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -304,40 +303,4 @@ func (v *V1) removeUser(w http.ResponseWriter, r *http.Request, key *store.APIKe
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"removed": name})
-}
-
-// listEvents is GET /v1/events: the tenant's activity log, oldest first,
-// filtered by message, recipient and type, with a cursor.
-func (v *V1) listEvents(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
-	q := r.URL.Query()
-	f := store.EventFilter{TenantID: key.TenantID, MessageID: q.Get("message"), Recipient: q.Get("recipient"), Type: q.Get("type"), Limit: 100}
-	if s := q.Get("cursor"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 0 {
-			apiError(w, http.StatusBadRequest, "invalid_cursor", "bad cursor", "cursor")
-			return
-		}
-		f.AfterID = n
-	}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 1 || n > 1000 {
-			apiError(w, http.StatusBadRequest, "invalid_filter", "limit: 1 to 1000", "limit")
-			return
-		}
-		f.Limit = int(n)
-	}
-	evs, err := v.Store.Events(r.Context(), f)
-	if err != nil {
-		v.internal(w, err)
-		return
-	}
-	resp := map[string]any{"items": evs}
-	if evs == nil {
-		resp["items"] = []store.Event{}
-	}
-	if len(evs) == f.Limit {
-		resp["next_cursor"] = strconv.FormatInt(evs[len(evs)-1].ID, 10)
-	}
-	writeJSON(w, http.StatusOK, resp)
 }

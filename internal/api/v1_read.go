@@ -23,6 +23,8 @@ type MessageView struct {
 	Metadata   map[string]string `json:"metadata,omitempty"`
 	Sandbox    bool              `json:"sandbox,omitempty"` // sent with a sandbox key: stored, never sent
 	Recipients []RecipientView   `json:"recipients"`
+	// BodyPrunedAt is set when body_retention dropped the body.
+	BodyPrunedAt time.Time `json:"body_pruned_at,omitzero"`
 }
 
 // RecipientView is one recipient's delivery with its attempts.
@@ -48,7 +50,7 @@ func (v *V1) get(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	}
 	m := d.Message
 	out := MessageView{ID: m.ID, From: m.Sender, Lane: m.Lane, Subject: m.Subject, MessageID: m.MessageID, Size: m.Size,
-		CreatedAt: m.CreatedAt, SendAt: m.SendAt, Tags: m.Tags, Metadata: m.Metadata, Sandbox: m.Sandbox}
+		CreatedAt: m.CreatedAt, SendAt: m.SendAt, Tags: m.Tags, Metadata: m.Metadata, Sandbox: m.Sandbox, BodyPrunedAt: m.BodyPrunedAt}
 	for _, dl := range d.Deliveries {
 		rv := RecipientView{Email: dl.Recipient, State: dl.State, Attempts: dl.Attempts, NextAttemptAt: dl.NextAttemptAt,
 			LastClass: dl.LastClass, History: []store.Attempt{}}

@@ -7,8 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -97,7 +99,7 @@ func (v *V1) submission(req *SendRequest, key *store.APIKey, hash string) (*acce
 		}
 		return nil, &APIErrorDetail{Code: "invalid_message", Message: err.Error()}
 	}
-	return &accept.Submission{TenantID: key.TenantID, Source: "http", Protocol: "HTTP", Helo: "api",
+	return &accept.Submission{TenantID: key.TenantID, APIKey: key.ID, Source: "http", Protocol: "HTTP", Helo: "api",
 		Sender: req.From.Email, Recipients: req.Message.Recipients(), Body: body, Lane: lane, LaneFixed: req.Lane != "", SendAt: at,
 		UTF8: needsUTF8(req.From.Email, req.Message.Recipients()), EightBit: true, Tags: req.Tags, Metadata: req.Metadata,
 		IdempotencyKey: req.IdempotencyKey, RequestHash: hash, AllowedDomains: key.Domains, Sandbox: key.Sandbox}, nil
@@ -151,6 +153,9 @@ func statusOf(e *APIErrorDetail) int {
 func (v *V1) acceptOne(w http.ResponseWriter, r *http.Request, sub *accept.Submission) {
 	res, err := v.Accept.Accept(ctxOf(r), sub)
 	if err != nil {
+		if rej, ok := accept.IsRejection(err); ok && rej.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(rej.RetryAfter.Seconds()))))
+		}
 		status, d := v.acceptError(err)
 		writeJSON(w, status, APIError{d})
 		return
@@ -233,7 +238,7 @@ func (v *V1) sendRaw(w http.ResponseWriter, r *http.Request, key *store.APIKey) 
 		fail(e.Code, e.Message, e.Field)
 		return
 	}
-	v.acceptOne(w, r, &accept.Submission{TenantID: key.TenantID, Source: "http", Protocol: "HTTP", Helo: "api",
+	v.acceptOne(w, r, &accept.Submission{TenantID: key.TenantID, APIKey: key.ID, Source: "http", Protocol: "HTTP", Helo: "api",
 		Sender: req.From, Recipients: req.To, Body: body, Lane: lane, LaneFixed: req.Lane != "", SendAt: at, UTF8: needsUTF8(req.From, req.To),
 		EightBit: true, Tags: req.Tags, Metadata: req.Metadata, IdempotencyKey: req.IdempotencyKey, RequestHash: requestHash(raw),
 		AllowedDomains: key.Domains, Sandbox: key.Sandbox})

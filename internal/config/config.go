@@ -69,6 +69,11 @@ type Config struct {
 	// MetricsListen, when set, serves /metrics there without
 	// authentication (bind it to a private address).
 	MetricsListen string `toml:"metrics_listen"`
+	// EventsRetention is how long the activity log keeps events and
+	// BodyRetention how long finished messages keep their bodies (the
+	// message rows stay); 0 keeps them forever.
+	EventsRetention Duration `toml:"events_retention"`
+	BodyRetention   Duration `toml:"body_retention"`
 
 	SMTP     SMTP     `toml:"smtp"`
 	API      API      `toml:"api"`
@@ -96,6 +101,10 @@ type Config struct {
 	// TLSPolicy), like Postfix's smtp_tls_policy_maps.
 	TLSPolicies []TLSPolicy `toml:"tls_policy"`
 	TLSRPT      TLSRPT      `toml:"tlsrpt"`
+	// Scan, Abuse and Policy protect what leaves (docs/abuse.md).
+	Scan   Scan   `toml:"scan"`
+	Abuse  Abuse  `toml:"abuse"`
+	Policy Policy `toml:"policy"`
 }
 
 // TLSPolicy is one [[tls_policy]] entry: the policy for delivery to a
@@ -154,6 +163,74 @@ func (c *Config) SendmailSocketMode() os.FileMode {
 		return 0o666
 	}
 	return os.FileMode(m)
+}
+
+// Scan configures content scanning with rspamd; off when RspamdURL is "".
+type Scan struct {
+	RspamdURL    string       `toml:"rspamd_url"`    // e.g. http://127.0.0.1:11333 (the normal worker)
+	Timeout      Duration     `toml:"timeout"`       // per message
+	Fail         string       `toml:"fail"`          // "open" (accept unscanned) or "closed" (451) when rspamd does not answer
+	ActionReject string       `toml:"action_reject"` // "reject" (550) or "hold" for what rspamd would reject
+	Tenants      []ScanTenant `toml:"tenant"`
+}
+
+// ScanTenant overrides the scan policy for one tenant (by name or ID);
+// empty fields keep the [scan] setting.
+type ScanTenant struct {
+	Tenant       string `toml:"tenant"`
+	Off          bool   `toml:"off"`
+	Fail         string `toml:"fail"`
+	ActionReject string `toml:"action_reject"`
+}
+
+// Abuse configures quotas and the compromised-account detector.
+type Abuse struct {
+	// Hour is the length of an hour for quotas and baselines; only tests
+	// change it (a compressed clock).
+	Hour                Duration `toml:"hour"`
+	Window              Duration `toml:"window"`         // the current rate is measured over this window
+	BaselineHours       int      `toml:"baseline_hours"` // hours of history in a sender's baseline
+	Factor              float64  `toml:"factor"`         // rate above factor x baseline p95 per hour is a jump; 0: off
+	MinVolume           int      `toml:"min_volume"`     // ... with at least this many messages in the window
+	MaxRecipientDomains int      `toml:"max_recipient_domains"`
+	// Hard bounces above bounce_share of a sender's recipients over the
+	// last bounce_hours hours, once there are bounce_min_recipients, hold
+	// its new mail too (0 share: off).
+	BounceShare         float64 `toml:"bounce_share"`
+	BounceMinRecipients int     `toml:"bounce_min_recipients"`
+	BounceHours         int     `toml:"bounce_hours"`
+	UserQuotaHour       int     `toml:"user_quota_hour"` // messages per sender (SMTP user, API key); 0: none
+	UserQuotaDay        int     `toml:"user_quota_day"`
+	TenantQuotaHour     int     `toml:"tenant_quota_hour"`
+	TenantQuotaDay      int     `toml:"tenant_quota_day"`
+	Quotas              []Quota `toml:"quota"`
+}
+
+// Quota sets the quotas of one SMTP user, API key (ID) or tenant (name or
+// ID); exactly one of them is named. 0 means no limit.
+type Quota struct {
+	User   string `toml:"user"`
+	APIKey string `toml:"api_key"`
+	Tenant string `toml:"tenant"`
+	Hour   int    `toml:"hour"`
+	Day    int    `toml:"day"`
+}
+
+// Policy is what may leave: size, attachments, List-Unsubscribe.
+type Policy struct {
+	MaxMessageSize         int            `toml:"max_message_size"` // 0: smtp.max_message_size only
+	BlockExecutables       bool           `toml:"block_executables"`
+	RequireListUnsubscribe bool           `toml:"require_list_unsubscribe"` // for low-lane mail
+	Tenants                []PolicyTenant `toml:"tenant"`
+}
+
+// PolicyTenant overrides the policy for one tenant; unset fields keep the
+// [policy] setting.
+type PolicyTenant struct {
+	Tenant                 string `toml:"tenant"`
+	MaxMessageSize         *int   `toml:"max_message_size"`
+	BlockExecutables       *bool  `toml:"block_executables"`
+	RequireListUnsubscribe *bool  `toml:"require_list_unsubscribe"`
 }
 
 // Domains configures sending domains and their DNS checks.
@@ -335,6 +412,9 @@ func Default() Config {
 		LogLevel:        "info",
 		ShutdownTimeout: Duration{30 * time.Second},
 		InboundListen:   ":25",
+
+		EventsRetention: Duration{30 * 24 * time.Hour},
+		BodyRetention:   Duration{7 * 24 * time.Hour},
 		SMTP: SMTP{
 			MaxMessageSize:      25 << 20,
 			MaxRecipients:       1000,
@@ -350,6 +430,10 @@ func Default() Config {
 		Domains:     Domains{CheckInterval: Duration{time.Hour}},
 		Sendmail:    Sendmail{SocketMode: "0666"},
 		Suppress:    Suppress{OnHoldAfter: 3, OnHoldWindow: Duration{7 * 24 * time.Hour}, OnHoldFor: Duration{7 * 24 * time.Hour}},
+		Scan:        Scan{Timeout: Duration{5 * time.Second}, Fail: "open", ActionReject: "reject"},
+		Abuse: Abuse{Hour: Duration{time.Hour}, Window: Duration{10 * time.Minute}, BaselineHours: 168, Factor: 10,
+			MinVolume: 100, BounceShare: 0.10, BounceMinRecipients: 100, BounceHours: 24},
+		Policy: Policy{BlockExecutables: true},
 		API: API{
 			MaxBulk:        5000,
 			SendHorizon:    Duration{30 * 24 * time.Hour},
@@ -450,6 +534,9 @@ func (c *Config) Validate() error {
 	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
 		bad("log_level %q: want debug, info, warn or error", c.LogLevel)
 	}
+	if c.EventsRetention.Duration < 0 || c.BodyRetention.Duration < 0 {
+		bad("events_retention and body_retention must not be negative (0 keeps forever)")
+	}
 	if _, err := c.TrustedPrefixes(); err != nil {
 		bad("%v", err)
 	}
@@ -523,6 +610,7 @@ func (c *Config) Validate() error {
 			bad("provider %d: needs a name and mx_suffixes", i+1)
 		}
 	}
+	errs = append(errs, c.validateProtection()...)
 	for i, d := range c.Destinations {
 		if d.Name == "" || d.MaxConnections < 0 || d.MaxMessagesPerConnection < 0 || d.RatePerMinute < 0 {
 			bad("destination %d: needs a name and non-negative limits", i+1)
@@ -548,6 +636,64 @@ func (c *Config) Validate() error {
 	}
 	c.validateEvents(bad)
 	return errors.Join(errs...)
+}
+
+// validateProtection checks [scan], [abuse] and [policy].
+func (c *Config) validateProtection() []error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	sc := &c.Scan
+	if sc.RspamdURL != "" && !strings.HasPrefix(sc.RspamdURL, "http://") && !strings.HasPrefix(sc.RspamdURL, "https://") {
+		bad("scan.rspamd_url %q: want http://host:port", sc.RspamdURL)
+	}
+	if sc.Timeout.Duration <= 0 {
+		bad("scan.timeout must be positive")
+	}
+	checkScan := func(where, fail, action string) {
+		if fail != "" && fail != "open" && fail != "closed" {
+			bad("%s fail %q: want open or closed", where, fail)
+		}
+		if action != "" && action != "reject" && action != "hold" {
+			bad("%s action_reject %q: want reject or hold", where, action)
+		}
+	}
+	checkScan("scan:", sc.Fail, sc.ActionReject)
+	for i, t := range sc.Tenants {
+		if t.Tenant == "" {
+			bad("scan.tenant %d: needs a tenant", i+1)
+		}
+		checkScan(fmt.Sprintf("scan.tenant %d:", i+1), t.Fail, t.ActionReject)
+	}
+	a := &c.Abuse
+	if a.Hour.Duration <= 0 || a.Window.Duration <= 0 || a.BaselineHours <= 0 || a.Factor < 0 || a.MinVolume < 0 || a.MaxRecipientDomains < 0 {
+		bad("abuse: hour, window and baseline_hours must be positive; factor, min_volume and max_recipient_domains not negative")
+	}
+	if a.BounceShare < 0 || a.BounceShare > 1 || a.BounceMinRecipients < 0 || a.BounceHours <= 0 {
+		bad("abuse: bounce_share must be within 0..1, bounce_min_recipients not negative, bounce_hours positive")
+	}
+	if a.UserQuotaHour < 0 || a.UserQuotaDay < 0 || a.TenantQuotaHour < 0 || a.TenantQuotaDay < 0 {
+		bad("abuse quotas must not be negative")
+	}
+	for i, q := range a.Quotas {
+		n := 0
+		for _, s := range []string{q.User, q.APIKey, q.Tenant} {
+			if s != "" {
+				n++
+			}
+		}
+		if n != 1 || q.Hour < 0 || q.Day < 0 {
+			bad("abuse.quota %d: name exactly one of user, api_key, tenant; hour and day not negative", i+1)
+		}
+	}
+	if c.Policy.MaxMessageSize < 0 {
+		bad("policy.max_message_size must not be negative")
+	}
+	for i, t := range c.Policy.Tenants {
+		if t.Tenant == "" || t.MaxMessageSize != nil && *t.MaxMessageSize < 0 {
+			bad("policy.tenant %d: needs a tenant and a non-negative max_message_size", i+1)
+		}
+	}
+	return errs
 }
 
 func clip(s string, n int) string {

@@ -60,7 +60,9 @@ func TestExampleConfig(t *testing.T) {
 		c.QueueLifetime != d.QueueLifetime || c.API.MaxBulk != d.API.MaxBulk || c.Suppress.OnHoldAfter != d.Suppress.OnHoldAfter ||
 		c.SMTP.MaxConnectionsPerIP != d.SMTP.MaxConnectionsPerIP || c.SMTP.DataTimeout != d.SMTP.DataTimeout || c.SMTP.MaxAuthFailures != d.SMTP.MaxAuthFailures ||
 		c.SubmissionsListen != d.SubmissionsListen || c.Delivery.MTASTS != d.Delivery.MTASTS || c.Delivery.DNSSEC != d.Delivery.DNSSEC ||
-		c.Delivery.TLSCAFile != d.Delivery.TLSCAFile || c.TLSRPT != d.TLSRPT || len(c.Delivery.DNSSECTrustedResolvers) != 0 {
+		c.Delivery.TLSCAFile != d.Delivery.TLSCAFile || c.TLSRPT != d.TLSRPT || len(c.Delivery.DNSSECTrustedResolvers) != 0 ||
+		!reflect.DeepEqual(c.Scan, d.Scan) || !reflect.DeepEqual(c.Abuse, d.Abuse) || !reflect.DeepEqual(c.Policy, d.Policy) ||
+		c.EventsRetention != d.EventsRetention || c.BodyRetention != d.BodyRetention {
 		t.Fatalf("example differs from the defaults:\n%+v\n%+v", c, d)
 	}
 	if !reflect.DeepEqual(c.Webhooks, d.Webhooks) || !reflect.DeepEqual(c.Alerts, d.Alerts) {

@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/abuse"
 	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/bounce"
@@ -28,11 +29,13 @@ import (
 	"github.com/posthorn/posthorn/internal/delivery"
 	"github.com/posthorn/posthorn/internal/delivery/tlsrpt"
 	"github.com/posthorn/posthorn/internal/domain"
+	"github.com/posthorn/posthorn/internal/events"
 	"github.com/posthorn/posthorn/internal/events/alerts"
 	"github.com/posthorn/posthorn/internal/events/webhook"
 	"github.com/posthorn/posthorn/internal/inbound"
 	"github.com/posthorn/posthorn/internal/metrics"
 	"github.com/posthorn/posthorn/internal/queue"
+	"github.com/posthorn/posthorn/internal/scan"
 	"github.com/posthorn/posthorn/internal/shaping"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/store/sqlite"
@@ -75,6 +78,10 @@ type Server struct {
 	metricsSrv *http.Server
 	webhooks   *webhook.Sender // events.go
 	alerts     *alerts.Service
+	guard      *abuse.Guard        // quotas and the anomaly detector
+	scan       *scan.Check         // nil: no content scanning
+	live       *events.Broadcaster // committed events for the live streams
+	pruner     *events.Pruner
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -144,6 +151,13 @@ func (s *Server) start(ctx context.Context) error {
 	if s.st, s.lock, err = OpenStore(cfg, s.log); err != nil {
 		return err
 	}
+	s.live = events.NewBroadcaster()
+	if el, ok := s.st.(store.EventLog); ok {
+		el.SetEventSink(s.live.Publish)
+		s.pruner = &events.Pruner{Store: el, EventsRetention: cfg.EventsRetention.Duration, BodyRetention: cfg.BodyRetention.Duration,
+			Log: s.log.With("part", "retention")}
+		s.pruner.Start(ctx)
+	}
 	s.tenants = tenant.New(s.st)
 	if s.Created, err = s.tenants.EnsureDefault(ctx); err != nil {
 		return fmt.Errorf("first start: %w", err)
@@ -211,7 +225,7 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.sched = queue.New(queue.Config{
 		Classifier: cls, Suppressions: sup, ReturnPath: returnPath(signer), UnsubscribeLanes: lanes,
-		Unsubscribe: unsubHeaders(unsub), OnFailed: s.sendDSN, OnHoldAfter: cfg.Suppress.OnHoldAfter,
+		Unsubscribe: unsubHeaders(unsub), OnFailed: s.onFailed, OnHoldAfter: cfg.Suppress.OnHoldAfter,
 		OnHoldWindow: cfg.Suppress.OnHoldWindow.Duration, OnHoldFor: cfg.Suppress.OnHoldFor.Duration,
 		RetryMin: cfg.RetryMin.Duration, RetryMax: cfg.RetryMax.Duration,
 		MaxConnections: cfg.Delivery.MaxConnections, MaxConnsPerDest: cfg.Delivery.MaxConnectionsPerDest,
@@ -237,6 +251,10 @@ func (s *Server) start(ctx context.Context) error {
 			x, ok := sup.Check(tenantID, addr)
 			return x.Reason, ok
 		}}
+	if s.pipe.Checks, err = s.protection(ctx, lanes); err != nil {
+		return err
+	}
+	s.pipe.OnEventError = func(e store.Event, err error) { s.log.Error("record accept event", "type", e.Type, "err", err) }
 	pipe := s.pipe
 	if err := s.startAlerts(ctx, dl); err != nil { // events.go; before the scheduler starts, so held lanes stay held
 		return err
@@ -259,7 +277,8 @@ func (s *Server) start(ctx context.Context) error {
 		v1 := &api.V1{Store: s.st, Tenants: s.tenants, Accept: pipe, Ops: ops, Hostname: cfg.Hostname,
 			MaxBulk: cfg.API.MaxBulk, MaxMessageSize: int(cfg.SMTP.MaxMessageSize), SendHorizon: cfg.API.SendHorizon.Duration,
 			MaxBulkBytes: cfg.API.MaxBulkBytes, MaxInflight: cfg.API.MaxInflightBytes, MaxLineLength: cfg.SMTP.MaxLineLength,
-			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Now: time.Now, Log: s.log.With("part", "api")}
+			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Now: time.Now, Log: s.log.With("part", "api"),
+			Live: s.live}
 		var unsubH http.Handler
 		if unsub != nil {
 			unsubH = unsub.Handler()
@@ -349,10 +368,12 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 		return err
 	}
 	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Accept: s.pipe, SendmailTenant: s.cfg.Sendmail.Tenant, MaxMessageSize: int(s.cfg.SMTP.MaxMessageSize), Stats: func() any { return s.sched.Stats() },
-		Destinations: func() any { return s.sched.Destinations() }, Log: s.log.With("part", "admin")}
+		Destinations: func() any { return s.sched.Destinations() }, Log: s.log.With("part", "admin"), Live: s.live}
 	s.adminLn = ln
 	mux := http.NewServeMux()
 	mux.Handle("/admin/", adm.Handler())
+	mux.Handle("/admin/v1/abuse", s.abuseAdmin(ops))
+	mux.Handle("/admin/v1/abuse/", s.abuseAdmin(ops))
 	// Profiling for operators, reachable only through the admin socket.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -473,6 +494,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.inbound != nil {
 		errs = append(errs, s.inbound.Stop(ctx))
 	}
+	if s.live != nil {
+		s.live.Close() // ends the event streams, which Shutdown would wait for
+	}
 	if s.http != nil {
 		errs = append(errs, s.http.Shutdown(ctx))
 	}
@@ -499,6 +523,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.sendmail != nil {
 		errs = append(errs, s.sendmail.Shutdown(ctx))
 		os.Remove(s.cfg.SendmailSocket())
+	}
+	if s.pruner != nil {
+		s.pruner.Stop()
 	}
 	if s.st != nil {
 		errs = append(errs, s.st.Close())

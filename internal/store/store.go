@@ -172,15 +172,22 @@ type DeliveryFilter struct {
 	Limit     int
 }
 
-// EventFilter selects events. Zero fields do not filter.
+// EventFilter selects events. Zero fields do not filter. Events come
+// oldest first, or newest first with Desc.
 type EventFilter struct {
-	TenantID  string
-	MessageID string
-	Recipient string
-	Type      string
-	Since     time.Time
-	AfterID   int64
-	Limit     int
+	TenantID    string
+	MessageID   string
+	Recipient   string
+	Type        string
+	Domain      string // recipient domain
+	Destination string // provider the attempt went to (attempt events only)
+	Tag         string // one of the message's tags
+	Since       time.Time
+	Until       time.Time // before, not at
+	AfterID     int64     // cursor: events with a larger ID
+	BeforeID    int64     // cursor: events with a smaller ID
+	Desc        bool
+	Limit       int
 }
 
 // Suppression says one tenant must not mail an address, a domain or a

@@ -45,6 +45,9 @@ var rules = []Rule{
 	{OpAccept, nil, Queued, EventQueued},
 	{OpAccept, nil, Scheduled, EventScheduled},
 	{OpAccept, nil, Suppressed, EventSuppressed},
+	// Accepted on hold: abuse protection (a flagged sender, a scan policy
+	// of "hold") keeps new mail until an operator releases it.
+	{OpAccept, nil, Held, EventHeld},
 
 	// A scheduled delivery is leased directly when its send_at comes.
 	{OpLease, []State{Scheduled, Queued, Deferred}, Sending, ""},

@@ -119,6 +119,11 @@ const (
 	// EventAuthFailed is a failed login (SMTP AUTH, API password); it
 	// belongs to no message. Detail holds protocol, ip and user.
 	EventAuthFailed = "auth_failed"
+	// Content scanning (internal/scan): a scanned message, a refused
+	// one (no message stored), a scanner that did not answer.
+	EventScanned      = "scanned"
+	EventScanRejected = "scan_rejected"
+	EventScanFailed   = "scan_failed"
 )
 
 // Message is one accepted message. Body holds the full RFC 5322 message
@@ -145,6 +150,8 @@ type Message struct {
 	// Sandbox mail is accepted and stored but never sent: the queue
 	// records it delivered to the sandbox without dialling.
 	Sandbox bool `json:"sandbox,omitempty"`
+	// BodyPrunedAt is set when body retention dropped the body.
+	BodyPrunedAt time.Time `json:"body_pruned_at,omitzero"`
 }
 
 // Delivery is one recipient of one message and everything known about
@@ -216,6 +223,10 @@ type Event struct {
 	MX         string          `json:"mx,omitempty"`
 	Reply      smtpproto.Reply `json:"reply,omitzero"`
 	Detail     string          `json:"detail,omitempty"`
+	// The recipient's domain, and for attempts the destination (the
+	// provider, or else the domain) they went to.
+	Domain      string `json:"domain,omitempty"`
+	Destination string `json:"destination,omitempty"`
 }
 
 // ErrNotFound is returned when a looked-up row does not exist (or belongs

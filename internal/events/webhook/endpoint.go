@@ -13,11 +13,18 @@ import (
 )
 
 // EventTypes are the event types an endpoint may subscribe to.
-var EventTypes = []string{
-	store.EventQueued, store.EventScheduled, store.EventDeferred, store.EventDelivered, store.EventBounced, store.EventSoftBounce,
-	store.EventDeadLetter, store.EventSuppressed, store.EventHeld, store.EventReleased, store.EventCancelled, store.EventRequeued,
-	store.EventRecovered, store.EventFlushed, store.EventPurged, store.EventThrottle, store.EventComplaint, store.EventUnsubscribed,
-	store.EventReportIgnored, store.EventOutcomeIgnored, store.EventAlertFired, store.EventAlertResolved, store.EventWebhookDisabled,
+var EventTypes = subscribable()
+
+// subscribable is every event type of the activity log but webhook_test,
+// which is only ever sent to the endpoint it tests.
+func subscribable() []string {
+	var out []string
+	for _, t := range store.EventTypes {
+		if t != store.EventWebhookTest {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // NewEndpoint checks a URL and a list of event types and returns a new

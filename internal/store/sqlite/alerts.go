@@ -25,12 +25,7 @@ func (s *Store) PutAlert(ctx context.Context, a store.Alert, ev store.Event) err
 		if err := putAlert(tx, a); err != nil {
 			return err
 		}
-		_, err := st.events(tx).Exec(ms(ev.At), ev.Type, ev.TenantID, ev.MessageID, ev.DeliveryID, ev.Recipient, ev.Attempt, ev.MX,
-			ev.Reply.Code, ev.Reply.Enhanced, ev.Reply.Text, ev.Detail)
-		if err != nil {
-			return fmt.Errorf("insert alert event: %w", err)
-		}
-		return nil
+		return st.ev.write(tx, tx.Stmt(st.insEvent), ev, nil)
 	})
 }
 

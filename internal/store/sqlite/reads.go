@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/posthorn/posthorn/internal/smtpproto"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
@@ -211,7 +210,7 @@ func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bo
 		body = "body"
 	}
 	q := `SELECT id, tenant_id, sender, lane, source, smtp_user, client_ip, size, message_id_hdr, subject,
-		created_at, send_at, smtputf8, eightbit, tags, metadata, sandbox, ` + body + ` FROM messages WHERE id = ?`
+		created_at, send_at, smtputf8, eightbit, tags, metadata, sandbox, body_pruned_at, ` + body + ` FROM messages WHERE id = ?`
 	args := []any{id}
 	if tenantID != "" {
 		q += " AND tenant_id = ?"
@@ -219,18 +218,18 @@ func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bo
 	}
 	var m store.Message
 	var lane string
-	var created, sendAt int64
+	var created, sendAt, pruned int64
 	var utf8, eight, sandbox int
 	var tags, meta string
 	err := s.r.QueryRowContext(ctx, q, args...).Scan(&m.ID, &m.TenantID, &m.Sender, &lane, &m.Source, &m.SMTPUser,
-		&m.ClientIP, &m.Size, &m.MessageID, &m.Subject, &created, &sendAt, &utf8, &eight, &tags, &meta, &sandbox, &m.Body)
+		&m.ClientIP, &m.Size, &m.MessageID, &m.Subject, &created, &sendAt, &utf8, &eight, &tags, &meta, &sandbox, &pruned, &m.Body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get message %s: %w", id, err)
 	}
-	m.Lane, m.CreatedAt, m.SendAt = store.Lane(lane), fromMS(created), fromMS(sendAt)
+	m.Lane, m.CreatedAt, m.SendAt, m.BodyPrunedAt = store.Lane(lane), fromMS(created), fromMS(sendAt), fromMS(pruned)
 	m.UTF8, m.EightBitMIM, m.Sandbox = utf8 == 1, eight == 1, sandbox == 1
 	if tags != "" {
 		json.Unmarshal([]byte(tags), &m.Tags)
@@ -266,57 +265,6 @@ func (s *Store) Attempts(ctx context.Context, messageID string) ([]store.Attempt
 		a.StartedAt, a.TLS = fromMS(started), tls == 1
 		a.Duration = microseconds(dur)
 		out = append(out, a)
-	}
-	return out, rows.Err()
-}
-
-// Events implements store.Store.
-func (s *Store) Events(ctx context.Context, f store.EventFilter) ([]store.Event, error) {
-	var conds []string
-	var args []any
-	add := func(c string, v any) { conds = append(conds, c); args = append(args, v) }
-	if f.TenantID != "" {
-		add("tenant_id = ?", f.TenantID)
-	}
-	if f.MessageID != "" {
-		add("message_id = ?", f.MessageID)
-	}
-	if f.Recipient != "" {
-		add("recipient = ?", f.Recipient)
-	}
-	if f.Type != "" {
-		add("type = ?", f.Type)
-	}
-	if !f.Since.IsZero() {
-		add("at >= ?", ms(f.Since))
-	}
-	if f.AfterID > 0 {
-		add("id > ?", f.AfterID)
-	}
-	q := `SELECT id, at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx, code, enhanced, text, detail FROM events`
-	if len(conds) > 0 {
-		q += " WHERE " + strings.Join(conds, " AND ")
-	}
-	q += " ORDER BY id"
-	if f.Limit > 0 {
-		q += fmt.Sprintf(" LIMIT %d", f.Limit)
-	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("events: %w", err)
-	}
-	defer rows.Close()
-	var out []store.Event
-	for rows.Next() {
-		var e store.Event
-		var at int64
-		var r smtpproto.Reply
-		if err := rows.Scan(&e.ID, &at, &e.Type, &e.TenantID, &e.MessageID, &e.DeliveryID, &e.Recipient, &e.Attempt,
-			&e.MX, &r.Code, &r.Enhanced, &r.Text, &e.Detail); err != nil {
-			return nil, err
-		}
-		e.At, e.Reply = fromMS(at), r
-		out = append(out, e)
 	}
 	return out, rows.Err()
 }

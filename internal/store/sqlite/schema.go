@@ -162,6 +162,9 @@ var migrations = []migration{
 	ALTER TABLE attempts ADD COLUMN tls_cipher TEXT NOT NULL DEFAULT '';
 	ALTER TABLE attempts ADD COLUMN tls_policy TEXT NOT NULL DEFAULT '';
 	ALTER TABLE attempts ADD COLUMN tls_result TEXT NOT NULL DEFAULT '';`),
+	// Event log filters (domain, destination), report rollups, body
+	// retention (events.go).
+	eventLogMigration,
 }
 
 // tlsColumnsMigration is the index in migrations of the one adding the

@@ -393,11 +393,19 @@ func (s *Store) runBatch(batch []*writeReq) (errs []error, ok bool) {
 		}
 		return errs, true
 	}
+	s.st.ev.reset()
 	for i, r := range batch {
 		if errs[i] = r.fn(tx, s.st); errs[i] != nil {
 			tx.Rollback()
 			return errs, len(batch) == 1
 		}
+	}
+	if err := s.st.ev.flush(tx); err != nil {
+		tx.Rollback()
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs, true
 	}
 	s.lastBatch = len(batch)
 	s.commits.Add(1)
@@ -416,6 +424,8 @@ func (s *Store) runBatch(batch []*writeReq) (errs []error, ok bool) {
 		for i := range errs {
 			errs[i] = fmt.Errorf("commit: %w", err)
 		}
+	} else {
+		s.st.ev.published()
 	}
 	return errs, true
 }

@@ -102,50 +102,25 @@ func (s *subscriptions) poke() {
 	}
 }
 
-// eventInserter writes events and, for subscribed tenants and types, their
-// outbox rows, in the caller's transaction. Exec takes the insEventRow
-// arguments: at, type, tenant, message id, delivery id, recipient,
-// attempt, mx, code, enhanced, text, detail.
-type eventInserter struct {
-	tx     *sql.Tx
-	ins    *sql.Stmt
-	outbox *sql.Stmt // tx's copy of subs.ins, made on first use
-	subs   *subscriptions
-}
-
-// events returns the event writer for tx: every event insert goes
-// through it, so webhooks see every event.
-func (st *stmts) events(tx *sql.Tx) *eventInserter {
-	return &eventInserter{tx: tx, ins: tx.Stmt(st.insEventRow), subs: st.subs}
-}
-
-func (e *eventInserter) Exec(args ...any) (sql.Result, error) {
-	res, err := e.ins.Exec(args...)
-	if err != nil || e.subs == nil {
-		return res, err
+// outbox adds the webhook outbox rows of one event just written in tx:
+// one per enabled endpoint of its tenant that wants its type. The
+// subscription map is read without a query (the hot path).
+func (s *subscriptions) outbox(tx *sql.Tx, e store.Event) error {
+	if s == nil {
+		return nil
 	}
-	tenant, _ := args[2].(string)
-	typ, _ := args[1].(string)
-	eps := (*e.subs.m.Load())[subKey{tenant, typ}]
+	eps := (*s.m.Load())[subKey{e.TenantID, e.Type}]
 	if len(eps) == 0 {
-		return res, nil
+		return nil
 	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return res, err
-	}
-	msgID, _ := args[3].(string)
-	at, _ := args[0].(int64)
-	if e.outbox == nil {
-		e.outbox = e.tx.Stmt(e.subs.ins)
-	}
+	ins := tx.Stmt(s.ins)
 	for _, ep := range eps {
-		if _, err := e.outbox.Exec(ep, id, msgID, at); err != nil {
-			return res, fmt.Errorf("insert webhook outbox row: %w", err)
+		if _, err := ins.Exec(ep, e.ID, e.MessageID, ms(e.At)); err != nil {
+			return fmt.Errorf("insert webhook outbox row: %w", err)
 		}
 	}
-	e.subs.added = true
-	return res, nil
+	s.added = true
+	return nil
 }
 
 func insertOutbox(tx *sql.Tx, endpoint string, eventID int64, key string, at int64) error {
@@ -452,8 +427,7 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, r store.WebhookResult)
 			}
 			return fmt.Errorf("disable webhook endpoint: %w", err)
 		}
-		_, err = st.events(tx).Exec(ms(r.At), store.EventWebhookDisabled, tenant, "", 0, "", 0, "", 0, "", "", r.Detail)
-		return err
+		return st.ev.write(tx, tx.Stmt(st.insEvent), store.Event{At: r.At, Type: store.EventWebhookDisabled, TenantID: tenant, Detail: r.Detail}, nil)
 	})
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -9,15 +10,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/smtpproto"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
 // stmts are the hot-path statements, prepared once on the writer.
 type stmts struct {
-	// insEventRow is used only through events(tx), which adds the
-	// webhook outbox rows (webhooks.go).
-	insMessage, insDelivery, insEventRow, lease, outcome, insAttempt *sql.Stmt
-	subs                                                             *subscriptions
+	// insEvent is used only through ev.write, which also adds the
+	// rollups and the webhook outbox rows (events.go, webhooks.go).
+	insMessage, insDelivery, insEvent, lease, outcome, insAttempt *sql.Stmt
+	ev                                                            *evLog // the event log's writes (events.go)
+	subs                                                          *subscriptions
 }
 
 func prepare(db *sql.DB) (*stmts, error) {
@@ -38,8 +41,8 @@ func prepare(db *sql.DB) (*stmts, error) {
 		message_id_hdr, subject, created_at, send_at, smtputf8, eightbit, tags, metadata, body, sandbox) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	st.insDelivery = p(`INSERT INTO deliveries (message_id, tenant_id, recipient, domain, lane, state, created_at,
 		next_attempt_at, expires_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)`)
-	st.insEventRow = p(`INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
-		code, enhanced, text, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
+	st.insEvent = p(`INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
+		code, enhanced, text, detail, domain, destination) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	// The state lists come from the transition table.
 	st.lease = p(`UPDATE deliveries SET state=` + store.SQLList(store.Targets(store.OpLease)) + `, next_attempt_at=?, updated_at=?
 		WHERE id=? AND state IN (` + store.SQLList(store.FromStates(store.OpLease, store.Sending)) + `)`)
@@ -56,14 +59,21 @@ func prepare(db *sql.DB) (*stmts, error) {
 	if err != nil {
 		return nil, err
 	}
+	if st.ev, err = newEvLog(db); err != nil {
+		return nil, err
+	}
+	st.ev.subs = st.subs // every event may have webhook outbox rows
 	return &st, nil
 }
 
 func (st *stmts) close() {
-	for _, s := range []*sql.Stmt{st.insMessage, st.insDelivery, st.insEventRow, st.lease, st.outcome, st.insAttempt, st.subs.ins} {
+	for _, s := range []*sql.Stmt{st.insMessage, st.insDelivery, st.insEvent, st.lease, st.outcome, st.insAttempt, st.subs.ins} {
 		if s != nil {
 			s.Close()
 		}
+	}
+	if st.ev != nil {
+		st.ev.close()
 	}
 }
 
@@ -77,7 +87,7 @@ func b2i(b bool) int {
 // InsertMessages implements store.Store.
 func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) error {
 	return s.write(ctx, func(tx *sql.Tx, st *stmts) error {
-		im, id, ie := tx.Stmt(st.insMessage), tx.Stmt(st.insDelivery), st.events(tx)
+		im, id, ie := tx.Stmt(st.insMessage), tx.Stmt(st.insDelivery), tx.Stmt(st.insEvent)
 		for _, nm := range msgs {
 			m := nm.Message
 			nm.Existing = nil
@@ -114,9 +124,10 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 					return err
 				}
 				d.MessageID, d.TenantID = m.ID, m.TenantID
-				ev := store.AcceptEvent(d.State)
-				if _, err := ie.Exec(ms(d.CreatedAt), ev, m.TenantID, m.ID, d.ID, d.Recipient, 0, "", 0, "", "", ""); err != nil {
-					return fmt.Errorf("insert event: %w", err)
+				ev := store.Event{At: d.CreatedAt, Type: store.AcceptEvent(d.State), TenantID: m.TenantID, MessageID: m.ID,
+					DeliveryID: d.ID, Recipient: d.Recipient, Domain: d.Domain}
+				if err := st.ev.write(tx, ie, ev, &accepted{m.Tags}); err != nil {
+					return err
 				}
 			}
 		}
@@ -145,12 +156,7 @@ func lookupIdempotency(tx *sql.Tx, tenant, key string, now time.Time) (*store.Id
 // RecordEvent implements store.Store.
 func (s *Store) RecordEvent(ctx context.Context, e store.Event) error {
 	return s.write(ctx, func(tx *sql.Tx, st *stmts) error {
-		_, err := st.events(tx).Exec(ms(e.At), e.Type, e.TenantID, e.MessageID, e.DeliveryID, e.Recipient, e.Attempt,
-			e.MX, e.Reply.Code, e.Reply.Enhanced, e.Reply.Text, e.Detail)
-		if err != nil {
-			return fmt.Errorf("record event: %w", err)
-		}
-		return nil
+		return st.ev.write(tx, tx.Stmt(st.insEvent), e, nil)
 	})
 }
 
@@ -210,7 +216,7 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx, st *stmts) error {
-		up, ia, ie := tx.Stmt(st.outcome), tx.Stmt(st.insAttempt), st.events(tx)
+		up, ia, ie := tx.Stmt(st.outcome), tx.Stmt(st.insAttempt), tx.Stmt(st.insEvent)
 		for _, o := range outs {
 			end := o.StartedAt.Add(o.Duration)
 			var msgID, tenant, rcpt string
@@ -235,9 +241,13 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 			if o.Reply.Code == 0 {
 				text = o.Error
 			}
-			if _, err := ie.Exec(ms(end), o.Event, tenant, msgID, o.DeliveryID, rcpt, n, o.MX, o.Reply.Code,
-				o.Reply.Enhanced, text, o.Class); err != nil {
-				return fmt.Errorf("insert event: %w", err)
+			dom := recipientDomain(rcpt)
+			dest := cmp.Or(o.Provider, dom)
+			if err := st.ev.write(tx, ie, store.Event{At: end, Type: o.Event, TenantID: tenant, MessageID: msgID,
+				DeliveryID: o.DeliveryID, Recipient: rcpt, Attempt: n, MX: o.MX,
+				Reply: smtpproto.Reply{Code: o.Reply.Code, Enhanced: o.Reply.Enhanced, Text: text}, Detail: o.Class,
+				Domain: dom, Destination: dest}, nil); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -260,11 +270,8 @@ func ignoredOutcome(tx *sql.Tx, st *stmts, o store.Outcome) error {
 	}
 	end := o.StartedAt.Add(o.Duration)
 	detail := fmt.Sprintf("attempt result %s (%s) not recorded: the delivery was %s by then", o.State, o.Class, state)
-	if _, err := st.events(tx).Exec(ms(end), store.EventOutcomeIgnored, tenant, msgID, o.DeliveryID, rcpt, n, o.MX,
-		o.Reply.Code, o.Reply.Enhanced, o.Reply.Text, detail); err != nil {
-		return fmt.Errorf("insert event: %w", err)
-	}
-	return nil
+	return st.ev.write(tx, tx.Stmt(st.insEvent), store.Event{At: end, Type: store.EventOutcomeIgnored, TenantID: tenant,
+		MessageID: msgID, DeliveryID: o.DeliveryID, Recipient: rcpt, Attempt: n, MX: o.MX, Reply: o.Reply, Detail: detail}, nil)
 }
 
 // RecoverLeases implements store.Store.
@@ -293,10 +300,10 @@ func (s *Store) RecoverLeases(ctx context.Context, now time.Time) (int, error) {
 		if err := rows.Close(); err != nil {
 			return err
 		}
-		ie := st.events(tx)
+		ie := tx.Stmt(st.insEvent)
 		for _, r := range recs {
-			if _, err := ie.Exec(ms(now), store.EventRecovered, r.ten, r.msg, r.id, r.rcpt, 0, "", 0, "", "",
-				"was being sent when posthorn stopped; retried after its lease"); err != nil {
+			if err := st.ev.write(tx, ie, store.Event{At: now, Type: store.EventRecovered, TenantID: r.ten, MessageID: r.msg,
+				DeliveryID: r.id, Recipient: r.rcpt, Detail: "was being sent when posthorn stopped; retried after its lease"}, nil); err != nil {
 				return err
 			}
 		}
@@ -335,11 +342,12 @@ func (s *Store) RescueLeases(ctx context.Context, ids []int64, now time.Time) ([
 		if err := rows.Close(); err != nil {
 			return err
 		}
-		ie := st.events(tx)
+		ie := tx.Stmt(st.insEvent)
 		for _, d := range out {
-			if _, err := ie.Exec(ms(now), store.EventRecovered, d.TenantID, d.MessageID, d.ID, d.Recipient, d.Attempts, "", 0, "", "",
-				"left in sending after its lease ended (outcome not recorded); retried"); err != nil {
-				return fmt.Errorf("insert event: %w", err)
+			if err := st.ev.write(tx, ie, store.Event{At: now, Type: store.EventRecovered, TenantID: d.TenantID, MessageID: d.MessageID,
+				DeliveryID: d.ID, Recipient: d.Recipient, Attempt: d.Attempts,
+				Detail: "left in sending after its lease ended (outcome not recorded); retried"}, nil); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -387,10 +395,12 @@ func (s *Store) Transition(ctx context.Context, spec store.TransitionSpec) ([]st
 		if err := rows.Close(); err != nil {
 			return err
 		}
-		ie := st.events(tx)
+		ie := tx.Stmt(st.insEvent)
 		for _, d := range out {
-			if _, err := ie.Exec(ms(spec.Now), spec.Event, d.TenantID, d.MessageID, d.ID, d.Recipient, d.Attempts, "", 0, "", "", spec.Detail); err != nil {
-				return fmt.Errorf("insert event: %w", err)
+			if err := st.ev.write(tx, ie, store.Event{At: spec.Now, Type: spec.Event, TenantID: d.TenantID, MessageID: d.MessageID,
+				DeliveryID: d.ID, Recipient: d.Recipient, Attempt: d.Attempts, Detail: spec.Detail, Domain: d.Domain,
+				Destination: cmp.Or(d.Provider, d.Domain)}, nil); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -1,0 +1,155 @@
+package events
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/store"
+)
+
+// Pruner enforces retention. Each pass deletes events older than
+// EventsRetention and drops the bodies of finished messages older than
+// BodyRetention (zero keeps them forever), Batch rows per write with
+// Pause between writes: the writer is shared with acceptance, so a pass
+// is many small transactions, never one long one.
+type Pruner struct {
+	Store           store.EventLog
+	EventsRetention time.Duration
+	BodyRetention   time.Duration
+	Every           time.Duration // between passes (default: a quarter of the shorter retention, at most 10 minutes)
+	Batch           int           // rows per transaction (default 1000)
+	Pause           time.Duration // between transactions (default 20ms)
+	Now             func() time.Time
+	Log             *slog.Logger
+
+	cursor     int64     // messages looked at by body pruning (rowid)
+	cursorFrom time.Time // when the cursor last started over
+	stop, done chan struct{}
+}
+
+// rescanEvery is how often body pruning starts over from the first
+// message, to catch messages that finished (held, dead-lettered) after it
+// walked past them.
+const rescanEvery = 24 * time.Hour
+
+// Start runs passes in the background until Stop.
+func (p *Pruner) Start(ctx context.Context) error {
+	p.defaults()
+	p.stop, p.done = make(chan struct{}), make(chan struct{})
+	go p.loop()
+	return nil
+}
+
+func (p *Pruner) defaults() {
+	if p.Batch <= 0 {
+		p.Batch = 1000
+	}
+	if p.Pause <= 0 {
+		p.Pause = 20 * time.Millisecond
+	}
+	if p.Now == nil {
+		p.Now = time.Now
+	}
+	if p.Log == nil {
+		p.Log = slog.Default()
+	}
+	if p.Every <= 0 {
+		p.Every = 10 * time.Minute
+		for _, r := range []time.Duration{p.EventsRetention, p.BodyRetention} {
+			if r > 0 && r/4 < p.Every {
+				p.Every = max(r/4, 100*time.Millisecond)
+			}
+		}
+	}
+}
+
+// Stop ends the background passes and waits for the one running.
+func (p *Pruner) Stop() {
+	if p.stop == nil {
+		return
+	}
+	close(p.stop)
+	<-p.done
+}
+
+func (p *Pruner) loop() {
+	defer close(p.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-p.stop:
+			cancel()
+		case <-p.done:
+		}
+	}()
+	t := time.NewTicker(p.Every)
+	defer t.Stop()
+	for {
+		if evs, bodies, err := p.RunOnce(ctx); err != nil && ctx.Err() == nil {
+			p.Log.Error("retention", "err", err)
+		} else if evs+bodies > 0 {
+			p.Log.Info("retention pruned", "events", evs, "bodies", bodies)
+		}
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// RunOnce runs one pass and reports how many events and bodies it pruned.
+func (p *Pruner) RunOnce(ctx context.Context) (events, bodies int, err error) {
+	p.defaults()
+	now := p.Now()
+	if p.EventsRetention > 0 {
+		cutoff := now.Add(-p.EventsRetention)
+		for {
+			n, err := p.Store.PruneEvents(ctx, cutoff, p.Batch)
+			events += n
+			if err != nil {
+				return events, bodies, err
+			}
+			if n == 0 {
+				break
+			}
+			if !p.pause(ctx) {
+				return events, bodies, ctx.Err()
+			}
+		}
+	}
+	if p.BodyRetention > 0 {
+		if now.Sub(p.cursorFrom) > rescanEvery {
+			p.cursor, p.cursorFrom = 0, now
+		}
+		cutoff := now.Add(-p.BodyRetention)
+		for {
+			n, next, done, err := p.Store.PruneBodies(ctx, cutoff, p.cursor, p.Batch)
+			bodies += n
+			if err != nil {
+				return events, bodies, err
+			}
+			p.cursor = next
+			if done {
+				break
+			}
+			if !p.pause(ctx) {
+				return events, bodies, ctx.Err()
+			}
+		}
+	}
+	return events, bodies, nil
+}
+
+func (p *Pruner) pause(ctx context.Context) bool {
+	t := time.NewTimer(p.Pause)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
