@@ -42,7 +42,7 @@ func main() {
 	if filepath.Base(os.Args[0]) == "sendmail" {
 		os.Exit(runSendmail(g, os.Args[1:], os.Stdin, os.Stderr))
 	}
-	root.AddCommand(serveCmd(g), initCmd(g), queueCmd(g), dlqCmd(g), destinationsCmd(g), eventsCmd(g), reportCmd(g), classifyCmd(g), bounceCmd(g), suppressionCmd(g), userCmd(g), apikeyCmd(g), tenantCmd(g), domainCmd(g),
+	root.AddCommand(serveCmd(g), initCmd(g), queueCmd(g), dlqCmd(g), destinationsCmd(g), eventsCmd(g), reportCmd(g), classifyCmd(g), bounceCmd(g), suppressionCmd(g), userCmd(g), apikeyCmd(g), tenantCmd(g), domainCmd(g), poolsCmd(g), blocklistCmd(g), dmarcCmd(g),
 		accountCmd(g), sendmailCmd(g),
 		webhookCmd(g), alertsCmd(g), // webhook.go
 		abuseCmd(g),

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -20,7 +21,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Fatalf("openapi version %q", doc.OpenAPI)
 	}
 	served := map[string]bool{}
-	for _, rt := range routes {
+	for _, rt := range slices.Concat(routes, reputationRoutes) {
 		key := strings.ToLower(rt.method) + " " + rt.path
 		served[key] = true
 		if _, ok := doc.Paths[rt.path][strings.ToLower(rt.method)]; !ok {

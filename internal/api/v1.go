@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -38,6 +39,7 @@ type V1 struct {
 	Alerts         AlertService
 	Live           *events.Broadcaster // committed events, for GET /v1/events/stream
 	Heartbeat      time.Duration       // between stream keep-alives (default 15s)
+	Reputation     *Reputation         // source pools, DMARC summaries (v1_reputation.go)
 	Now            func() time.Time
 	Log            *slog.Logger
 
@@ -121,7 +123,7 @@ func (v *V1) Handler() http.Handler {
 	v.budget = &bodyBudget{max: v.MaxInflight}
 	v.logins = newLoginLimit(10, 10*time.Minute)
 	mux := http.NewServeMux()
-	for _, rt := range routes {
+	for _, rt := range slices.Concat(routes, reputationRoutes) {
 		mux.Handle(rt.method+" "+rt.path, v.auth(rt))
 	}
 	mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {

@@ -105,6 +105,12 @@ type Config struct {
 	Scan   Scan   `toml:"scan"`
 	Abuse  Abuse  `toml:"abuse"`
 	Policy Policy `toml:"policy"`
+	// Sender reputation (reputation.go): source pools, warm-up,
+	// blocklist monitoring, DMARC aggregate reports.
+	Pools      []Pool     `toml:"pool"`
+	Warmup     Warmup     `toml:"warmup"`
+	Blocklists Blocklists `toml:"blocklists"`
+	DMARC      DMARC      `toml:"dmarc"`
 }
 
 // TLSPolicy is one [[tls_policy]] entry: the policy for delivery to a
@@ -400,7 +406,7 @@ func Default() Config {
 	if host == "" {
 		host = "localhost"
 	}
-	return Config{
+	c := Config{
 		DataDir:         "posthorn-data",
 		Hostname:        fqdn(host),
 		SMTPListen:      "127.0.0.1:2525",
@@ -457,6 +463,8 @@ func Default() Config {
 			MTASTS:                   true,
 		},
 	}
+	c.reputationDefaults()
+	return c
 }
 
 // fqdn asks the resolver for the canonical name of host; it falls back to
@@ -635,6 +643,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.validateEvents(bad)
+	c.validateReputation(bad)
 	return errors.Join(errs...)
 }
 

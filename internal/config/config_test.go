@@ -62,7 +62,9 @@ func TestExampleConfig(t *testing.T) {
 		c.SubmissionsListen != d.SubmissionsListen || c.Delivery.MTASTS != d.Delivery.MTASTS || c.Delivery.DNSSEC != d.Delivery.DNSSEC ||
 		c.Delivery.TLSCAFile != d.Delivery.TLSCAFile || c.TLSRPT != d.TLSRPT || len(c.Delivery.DNSSECTrustedResolvers) != 0 ||
 		!reflect.DeepEqual(c.Scan, d.Scan) || !reflect.DeepEqual(c.Abuse, d.Abuse) || !reflect.DeepEqual(c.Policy, d.Policy) ||
-		c.EventsRetention != d.EventsRetention || c.BodyRetention != d.BodyRetention {
+		c.EventsRetention != d.EventsRetention || c.BodyRetention != d.BodyRetention ||
+		c.Warmup.DayLength != d.Warmup.DayLength || c.Blocklists.Enabled != d.Blocklists.Enabled || c.Blocklists.Interval != d.Blocklists.Interval ||
+		c.Blocklists.Timeout != d.Blocklists.Timeout || c.DMARC != d.DMARC {
 		t.Fatalf("example differs from the defaults:\n%+v\n%+v", c, d)
 	}
 	if !reflect.DeepEqual(c.Webhooks, d.Webhooks) || !reflect.DeepEqual(c.Alerts, d.Alerts) {

@@ -164,6 +164,7 @@ type Conn struct {
 	Dest   string
 	MX     string
 	IP     string
+	Source string // the local address, when a source pool chose it
 	TLS    bool
 	// TLSInfo is the session's TLS version, cipher, policy and
 	// certificate check, recorded with every attempt on the connection.
@@ -362,17 +363,26 @@ func (d *Deliverer) dialHost(ctx context.Context, t target, ip netip.Addr, rt co
 
 func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, hp hostPolicy, tryTLS bool) (*Conn, *Failure, bool) {
 	addr := net.JoinHostPort(ip.String(), strconv.Itoa(t.port))
+	src := sourceOf(ctx)
+	local, ok := src.localAddr(ip)
+	if !ok {
+		return nil, &Failure{Class: classify.ConnectionError, Phase: "connect", MX: t.host, IP: ip.String(),
+			Err: fmt.Sprintf("source address %s cannot reach %s (another address family)", src.IP, ip)}, false
+	}
 	dialer := net.Dialer{Timeout: d.cfg.ConnectTimeout}
+	if local != nil {
+		dialer.LocalAddr = local // never a typed nil in the interface
+	}
 	nc, err := dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, &Failure{Class: classify.ConnectionError, Phase: "connect", Err: err.Error(), MX: t.host, IP: ip.String()}, false
 	}
-	local := ""
+	sendingIP := "" // our side of the connection, for TLS reports
 	if la, ok := nc.LocalAddr().(*net.TCPAddr); ok {
-		local = la.IP.String()
+		sendingIP = la.IP.String()
 	}
 	cl, err := smtpclient.New(nc, smtpclient.Options{
-		LocalName:       d.cfg.Hostname,
+		LocalName:       src.name(d.cfg.Hostname),
 		CommandTimeout:  d.cfg.CommandTimeout,
 		DataTimeout:     d.cfg.DataTimeout,
 		GreetingTimeout: d.cfg.CommandTimeout,
@@ -392,6 +402,9 @@ func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, hp hos
 		return nil, failureFrom(err, "ehlo", t.host, ip), false
 	}
 	c := &Conn{client: cl, MX: t.host, IP: ip.String(), TLSInfo: TLSInfo{Policy: hp.name, Result: "no TLS"}}
+	if src.IP.IsValid() {
+		c.Source = src.IP.String()
+	}
 	_, offered := cl.Extension("STARTTLS")
 	if offered && tryTLS {
 		cc := &certCheck{}
@@ -406,7 +419,7 @@ func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, hp hos
 			if certErr != nil && hp.required() && strings.HasPrefix(result, "failed: ") {
 				f.Class = classify.TLSPolicy
 				f.Err = fmt.Sprintf("tls_policy: %s: the certificate of %s is not acceptable: %v", hp.name, t.host, certErr)
-				d.report(hp.report, false, resultType(hp, certErr), local, t.host, ip.String(), certErr.Error())
+				d.report(hp.report, false, resultType(hp, certErr), sendingIP, t.host, ip.String(), certErr.Error())
 			} else if hp.required() {
 				reason, rt := "the handshake failed: "+f.Err, tlsrpt.ValidationFailure
 				if f.Reply.Code != 0 {
@@ -416,7 +429,7 @@ func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, hp hos
 				}
 				f.Class = classify.TLSPolicy
 				f.Err = fmt.Sprintf("tls_policy: %s requires TLS; with %s %s", hp.name, t.host, reason)
-				d.report(hp.report, false, rt, local, t.host, ip.String(), reason)
+				d.report(hp.report, false, rt, sendingIP, t.host, ip.String(), reason)
 			}
 			return nil, f, true
 		}
@@ -428,16 +441,16 @@ func (d *Deliverer) session(ctx context.Context, t target, ip netip.Addr, hp hos
 		if certErr != nil && (hp.level == PolicyVerify || hp.level == PolicyDANE) {
 			// Only a policy that authenticates counts a certificate it
 			// could not check as a failure (MTA-STS testing lands here).
-			d.report(hp.report, false, resultType(hp, certErr), local, t.host, ip.String(), certErr.Error())
+			d.report(hp.report, false, resultType(hp, certErr), sendingIP, t.host, ip.String(), certErr.Error())
 		} else {
-			d.report(hp.report, true, "", local, t.host, ip.String(), "")
+			d.report(hp.report, true, "", sendingIP, t.host, ip.String(), "")
 		}
 	} else if hp.level != PolicyNone && hp.level != PolicyMay {
 		reason := fmt.Sprintf("%s does not offer STARTTLS", t.host)
 		if offered {
 			reason = fmt.Sprintf("STARTTLS with %s failed in the last hour", t.host)
 		}
-		d.report(hp.report, false, tlsrpt.StartTLSNotSupported, local, t.host, ip.String(), reason)
+		d.report(hp.report, false, tlsrpt.StartTLSNotSupported, sendingIP, t.host, ip.String(), reason)
 		if hp.enforce {
 			cl.Quit()
 			return nil, &Failure{Class: classify.TLSPolicy, Phase: "starttls", MX: t.host, IP: ip.String(),

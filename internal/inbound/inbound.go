@@ -51,6 +51,10 @@ type Config struct {
 	Listen         string
 	Hostname       string
 	MaxMessageSize int64
+	// RUA, when set, is an address at the bounce domain that takes DMARC
+	// aggregate reports, handed to Reports (reports.go).
+	RUA     string
+	Reports ReportIntake
 }
 
 // Server is the running inbound listener.
@@ -99,8 +103,9 @@ func (s *Server) Stop(ctx context.Context) error {
 func (s *Server) NewSession(c *smtpd.Conn) smtpd.Session { return &session{srv: s} }
 
 type session struct {
-	srv  *Server
-	refs []verp.Ref // what the recipients' VERP tokens name
+	srv    *Server
+	refs   []verp.Ref // what the recipients' VERP tokens name
+	report bool       // the rua address is a recipient
 }
 
 var (
@@ -114,7 +119,7 @@ func (s *session) Auth(mech, id, user, pass string) error {
 	return smtpd.Reply(503, "5.5.1", "AUTH not available here")
 }
 func (s *session) Mail(from smtpd.Path, p smtpd.MailParams) error { return nil }
-func (s *session) Reset()                                         { s.refs = nil }
+func (s *session) Reset()                                         { s.refs, s.report = nil, false }
 func (s *session) Close()                                         {}
 
 // Rcpt admits only the bounce domain's own addresses.
@@ -133,6 +138,9 @@ func (s *session) Rcpt(to smtpd.Path) error {
 	case "postmaster", "abuse", "fbl":
 		return nil
 	}
+	if s.isReportAddress(to) {
+		return nil
+	}
 	ref, err := s.srv.signer.Check(to.Addr.String())
 	if err != nil {
 		s.srv.log.Info("refused bounce address", "rcpt", to.Addr.String(), "err", err)
@@ -143,6 +151,9 @@ func (s *session) Rcpt(to smtpd.Path) error {
 }
 
 func (s *session) Data(body []byte) (*smtpd.Error, error) {
+	if s.report {
+		return s.takeReport(body), nil
+	}
 	rep, err := bounce.Parse(body)
 	if err != nil {
 		return smtpd.Reply(250, "2.0.0", "OK (empty)"), nil

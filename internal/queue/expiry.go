@@ -176,7 +176,7 @@ func (s *Scheduler) expire(j *Job, pause smtpproto.Reply) {
 	retry = slices.DeleteFunc(retry, func(r Rcpt) bool { return j.dropped[r.ID] })
 	if len(retry) > 0 {
 		// Nothing changed in the store: try again a little later.
-		again := &Job{MessageID: j.MessageID, TenantID: j.TenantID, Domain: j.Domain, Lane: j.Lane, Rcpts: retry,
+		again := &Job{MessageID: j.MessageID, TenantID: j.TenantID, Sender: j.Sender, Domain: j.Domain, Lane: j.Lane, Rcpts: retry,
 			Due: now.Add(s.cfg.RetryMin), hidx: -1}
 		for _, r := range retry {
 			s.known[r.ID] = again

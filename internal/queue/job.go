@@ -12,6 +12,7 @@ import (
 type Job struct {
 	MessageID string
 	TenantID  string
+	Sender    string // envelope sender as accepted (selects a source pool)
 	Domain    string
 	Lane      store.Lane
 	Rcpts     []Rcpt

@@ -81,6 +81,10 @@ type Config struct {
 	// OnFailed, when set, is told (in the background) about deliveries
 	// that reached bounced, soft_bounced or dead_letter.
 	OnFailed func(messageID string, failed []FailedRcpt)
+	// Source, when set, chooses the source address (and EHLO name) of a
+	// job (internal/pool); ok false means every address is at its warm-up
+	// cap and the job waits until wait.
+	Source func(q SourceQuery) (src delivery.Source, wait time.Time, ok bool)
 	// Now is the clock (nil: time.Now). Timers still run in real time:
 	// a test that moves the clock calls Poke.
 	Now func() time.Time
@@ -139,8 +143,9 @@ type dest struct {
 	avail  chan struct{} // wakes an idle worker
 	picks  uint64
 	th     *shaping.Throttle
-	sent   []time.Time // send times in the last minute (observed rate)
-	recent [64]string  // classes of the latest results, a ring
+	src    delivery.Source // the source address of this destination's connections
+	sent   []time.Time     // send times in the last minute (observed rate)
+	recent [64]string      // classes of the latest results, a ring
 	nres   int
 	rekick *time.Timer // kicks this destination when its pause ends
 	// pauseReply is the latest rate-limit reply: the reason for a pause,
@@ -243,6 +248,7 @@ func (s *Scheduler) Enqueue(ds []store.Delivery) {
 	}
 	groups := map[key]*Job{}
 	var order []*Job
+	s.fillSenders(ds)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := range ds {
@@ -253,7 +259,7 @@ func (s *Scheduler) Enqueue(ds []store.Delivery) {
 		k := key{d.MessageID, d.Domain, d.NextAttemptAt.UnixMilli()}
 		j := groups[k]
 		if j == nil {
-			j = &Job{MessageID: d.MessageID, TenantID: d.TenantID, Domain: d.Domain, Lane: d.Lane, Due: d.NextAttemptAt, hidx: -1}
+			j = &Job{MessageID: d.MessageID, TenantID: d.TenantID, Sender: d.Sender, Domain: d.Domain, Lane: d.Lane, Due: d.NextAttemptAt, hidx: -1}
 			groups[k] = j
 			order = append(order, j)
 		}
@@ -327,7 +333,7 @@ type DestinationInfo struct {
 	Key         string         `json:"destination"`
 	Connections int            `json:"connections"`
 	Ready       int            `json:"ready"`
-	Waiting     int            `json:"deferred"` // deliveries waiting for a later attempt
+	Waiting     int            `json:"deferred"` // deliveries waiting for a later attempt (to the destination from any source address)
 	Recent      map[string]int `json:"recent_classes"`
 	SentLastMin int            `json:"sent_last_minute"`
 	Throttle    shaping.State  `json:"throttle"`
@@ -350,7 +356,7 @@ func (s *Scheduler) Destinations() []DestinationInfo {
 		for i := 0; i < min(d.nres, len(d.recent)); i++ {
 			rc[d.recent[i]]++
 		}
-		out = append(out, DestinationInfo{Key: d.key, Connections: d.active, Ready: d.nready, Waiting: waiting[d.key],
+		out = append(out, DestinationInfo{Key: d.key, Connections: d.active, Ready: d.nready, Waiting: waiting[baseDest(d.key)],
 			Recent: rc, SentLastMin: d.recentCount(now), Throttle: st, Paused: now.Before(st.PausedUntil)})
 	}
 	return out
@@ -422,10 +428,15 @@ func (s *Scheduler) makeReady(j *Job, now time.Time) {
 	if s.park(j) {
 		return
 	}
-	key := s.dl.Destination(j.Domain)
+	key, src, wait := s.destKey(j, now)
+	if !wait.IsZero() {
+		s.waitForSource(j, wait, now)
+		return
+	}
 	d := s.dests[key]
 	if d == nil {
 		d = s.newDest(key)
+		d.src = src
 	}
 	j.dest, j.where = d, inReady
 	d.ready[laneIndex(j.Lane)].push(j)
@@ -438,7 +449,7 @@ func (s *Scheduler) newDest(key string) *dest {
 	lim := shaping.Limits{MaxConns: s.cfg.MaxConnsPerDest, MaxMsgsPerConn: s.cfg.MaxMsgsPerConn,
 		RatePerMinute: s.cfg.RatePerMinute, Cooldown: s.cfg.Cooldown}
 	if s.cfg.Limits != nil {
-		lim = s.cfg.Limits(key)
+		lim = s.cfg.Limits(baseDest(key))
 	}
 	d := &dest{key: key, avail: make(chan struct{}, max(1, lim.MaxConns)), th: shaping.New(lim)}
 	s.dests[key] = d

@@ -88,7 +88,11 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 	}
 	if conn == nil {
 		start := s.now()
-		c, f := s.dl.Dial(s.ctx, j.Domain)
+		ctx := s.ctx
+		if d.src.IP.IsValid() {
+			ctx = delivery.WithSource(ctx, d.src)
+		}
+		c, f := s.dl.Dial(ctx, j.Domain)
 		if f != nil && s.ctx.Err() != nil {
 			// Stopping: this was no verdict on the destination.
 			s.finish(j, s.interrupted(j, f.Phase, f.Error(), start))
@@ -136,7 +140,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 				res.Class = s.classifier().ClassifyAttempt(res.Phase, res.Reply, j.Rcpts[i].Attempts+1).Class
 				st, next, ev := s.decide(j.Rcpts[i], res.Class, false, end, d.th.PausedUntil())
 				outs[i] = store.Outcome{DeliveryID: j.Rcpts[i].ID, State: st, NextAt: next, Class: string(res.Class), Phase: res.Phase,
-					Reply: res.Reply, MX: conn.MX, IP: conn.IP, TLS: conn.TLS, StartedAt: start, Duration: end.Sub(start), Event: ev}
+					Reply: res.Reply, MX: conn.MX, IP: conn.IP, SourceIP: conn.Source, TLS: conn.TLS, StartedAt: start, Duration: end.Sub(start), Event: ev}
 			}
 		}
 		s.finishAsync(w, j, outs)
@@ -154,7 +158,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		res := results[i]
 		state, next, ev := s.decide(r, res.Class, false, end, d.th.PausedUntil())
 		outs[i] = store.Outcome{DeliveryID: r.ID, State: state, NextAt: next, Class: string(res.Class), Phase: res.Phase,
-			Reply: res.Reply, Error: res.Err, MX: conn.MX, IP: conn.IP, TLS: conn.TLS, TLSDetail: store.TLSDetail(conn.TLSInfo), StartedAt: start, Provider: s.dl.Provider(j.Domain),
+			Reply: res.Reply, Error: res.Err, MX: conn.MX, IP: conn.IP, SourceIP: conn.Source, TLS: conn.TLS, TLSDetail: store.TLSDetail(conn.TLSInfo), StartedAt: start, Provider: s.dl.Provider(j.Domain),
 			Duration: end.Sub(start), Event: ev}
 	}
 	s.adapt(d, results[0].Class, results[0].Reply, results, end)
@@ -324,7 +328,7 @@ func (s *Scheduler) failAll(j *Job, f *delivery.Failure, start time.Time) []stor
 	for i, r := range j.Rcpts {
 		state, next, ev := s.decide(r, f.Class, f.Permanent, end, d0(j).th.PausedUntil())
 		outs[i] = store.Outcome{DeliveryID: r.ID, State: state, NextAt: next, Class: string(f.Class), Phase: f.Phase,
-			Reply: f.Reply, Error: f.Err, MX: f.MX, IP: f.IP, TLSDetail: store.TLSDetail(f.TLS), StartedAt: start, Duration: end.Sub(start), Event: ev}
+			Reply: f.Reply, Error: f.Err, MX: f.MX, IP: f.IP, SourceIP: sourceOf(j), TLSDetail: store.TLSDetail(f.TLS), StartedAt: start, Duration: end.Sub(start), Event: ev}
 	}
 	return outs
 }
@@ -488,7 +492,7 @@ func (s *Scheduler) finish(j *Job, outs []store.Outcome) {
 			if again != nil {
 				s.schedule(again, s.now())
 			}
-			again = &Job{MessageID: j.MessageID, TenantID: j.TenantID, Domain: j.Domain, Lane: j.Lane, Due: o.NextAt, hidx: -1}
+			again = &Job{MessageID: j.MessageID, TenantID: j.TenantID, Sender: j.Sender, Domain: j.Domain, Lane: j.Lane, Due: o.NextAt, hidx: -1}
 		}
 		again.Rcpts = append(again.Rcpts, r)
 		s.known[r.ID] = again

@@ -82,6 +82,7 @@ type Server struct {
 	scan       *scan.Check         // nil: no content scanning
 	live       *events.Broadcaster // committed events for the live streams
 	pruner     *events.Pruner
+	rep        reputation // source pools, blocklists, DMARC (reputation.go)
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -217,6 +218,9 @@ func (s *Server) start(ctx context.Context) error {
 			lanes[lane] = true
 		}
 	}
+	if err := s.startPools(); err != nil {
+		return err
+	}
 	cls := classify.Default()
 	if cfg.Classify.Rules != "" {
 		if cls, err = classify.Load(cfg.Classify.Rules, cfg.Classify.Replace); err != nil {
@@ -225,7 +229,7 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.sched = queue.New(queue.Config{
 		Classifier: cls, Suppressions: sup, ReturnPath: returnPath(signer), UnsubscribeLanes: lanes,
-		Unsubscribe: unsubHeaders(unsub), OnFailed: s.onFailed, OnHoldAfter: cfg.Suppress.OnHoldAfter,
+		Unsubscribe: unsubHeaders(unsub), OnFailed: s.onFailed, Source: s.poolSource(), OnHoldAfter: cfg.Suppress.OnHoldAfter,
 		OnHoldWindow: cfg.Suppress.OnHoldWindow.Duration, OnHoldFor: cfg.Suppress.OnHoldFor.Duration,
 		RetryMin: cfg.RetryMin.Duration, RetryMax: cfg.RetryMax.Duration,
 		MaxConnections: cfg.Delivery.MaxConnections, MaxConnsPerDest: cfg.Delivery.MaxConnectionsPerDest,
@@ -243,6 +247,10 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.startMetrics(dl); err != nil {
 		return err
 	}
+	if err := s.startBlocklists(); err != nil {
+		return err
+	}
+	s.dmarcIntake()
 	// The pipeline exists before the scheduler starts: workers started for
 	// loaded mail may report failures at once, and sendDSN uses it.
 	s.pipe = &accept.Pipeline{Store: s.st, Senders: s.domains, AllowUnverifiedSenders: cfg.AllowUnverifiedSenders, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
@@ -278,7 +286,7 @@ func (s *Server) start(ctx context.Context) error {
 			MaxBulk: cfg.API.MaxBulk, MaxMessageSize: int(cfg.SMTP.MaxMessageSize), SendHorizon: cfg.API.SendHorizon.Duration,
 			MaxBulkBytes: cfg.API.MaxBulkBytes, MaxInflight: cfg.API.MaxInflightBytes, MaxLineLength: cfg.SMTP.MaxLineLength,
 			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Now: time.Now, Log: s.log.With("part", "api"),
-			Live: s.live}
+			Live: s.live, Reputation: s.reputationAPI()}
 		var unsubH http.Handler
 		if unsub != nil {
 			unsubH = unsub.Handler()
@@ -290,8 +298,11 @@ func (s *Server) start(ctx context.Context) error {
 	s.janitor = make(chan struct{})
 	go s.purgeLoop(s.janitor)
 	if signer != nil {
-		s.inbound = inbound.New(inbound.Config{Listen: cfg.InboundListen, Hostname: cfg.Hostname,
-			MaxMessageSize: cfg.SMTP.MaxMessageSize}, signer, s.st, sup, s.log.With("part", "inbound"))
+		icfg := inbound.Config{Listen: cfg.InboundListen, Hostname: cfg.Hostname, MaxMessageSize: cfg.SMTP.MaxMessageSize}
+		if s.rep.dmarc != nil {
+			icfg.RUA, icfg.Reports = cfg.DMARC.RUA, reportIntake{s.rep.dmarc}
+		}
+		s.inbound = inbound.New(icfg, signer, s.st, sup, s.log.With("part", "inbound"))
 		if err := s.inbound.Start(); err != nil {
 			s.inbound = nil
 			return err
@@ -374,6 +385,10 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 	mux.Handle("/admin/", adm.Handler())
 	mux.Handle("/admin/v1/abuse", s.abuseAdmin(ops))
 	mux.Handle("/admin/v1/abuse/", s.abuseAdmin(ops))
+	rep := s.reputationAPI().Handler()
+	for _, p := range []string{"GET /admin/v1/pools", "POST /admin/v1/blocklists/check", "GET /admin/v1/dmarc"} {
+		mux.Handle(p, rep)
+	}
 	// Profiling for operators, reachable only through the admin socket.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -516,6 +531,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.tlsrpt != nil {
 		errs = append(errs, s.tlsrpt.Stop()) // after the last delivery: saves the day's counts
 	}
+	s.stopReputation()
 	if s.admin != nil {
 		errs = append(errs, s.admin.Shutdown(ctx))
 		os.Remove(s.cfg.AdminSocket())

@@ -87,6 +87,7 @@ type Store interface {
 	Credentials
 	Webhooks // webhooks.go
 	Alerts
+	DMARC
 
 	Close() error
 }
@@ -125,6 +126,7 @@ type Outcome struct {
 	Reply      smtpproto.Reply
 	Error      string // local error text when there was no reply
 	MX, IP     string
+	SourceIP   string // the local address the attempt left from (a source pool's), if chosen
 	Provider   string
 	TLS        bool
 	TLSDetail  TLSDetail // version, cipher, policy and certificate check of the session

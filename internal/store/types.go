@@ -190,6 +190,7 @@ type Attempt struct {
 	Duration   time.Duration   `json:"duration_ns"`
 	MX         string          `json:"mx,omitempty"`
 	IP         string          `json:"ip,omitempty"`
+	SourceIP   string          `json:"source_ip,omitempty"`
 	TLS        bool            `json:"tls"`
 	Reply      smtpproto.Reply `json:"reply,omitzero"`
 	Class      string          `json:"class"`

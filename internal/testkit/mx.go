@@ -128,6 +128,7 @@ type Message struct {
 	Data       []byte   // as received after dot-unstuffing, with CRLFs, without the final dot
 	MailParams []string // ESMTP parameters of MAIL FROM, e.g. "SMTPUTF8"
 	Helo       string   // EHLO/HELO argument
+	Remote     string   // the client's IP address (the sender's source address)
 	TLS        bool
 	AuthUser   string // authenticated identity, if any
 	Conn       int    // connection number (1-based, per server)

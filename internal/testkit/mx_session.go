@@ -532,7 +532,7 @@ func (s *session) data(arg string) bool {
 		return false
 	}
 	msg := Message{
-		From: s.from, To: s.rcpts, MailParams: s.params, Helo: s.helo, TLS: s.tls,
+		From: s.from, To: s.rcpts, MailParams: s.params, Helo: s.helo, TLS: s.tls, Remote: remoteIP(s.conn),
 		AuthUser: s.authUser, Conn: s.id, Txn: s.txnNo, BareLF: bareLF, Time: time.Now(),
 	}
 	if !s.sc.DiscardData {
@@ -615,4 +615,16 @@ func (s *session) readData() (data []byte, long, big, bareLF, ok bool) {
 		}
 		data = append(data, line...)
 	}
+}
+
+// remoteIP is the client's address without its port.
+func remoteIP(c net.Conn) string {
+	if c == nil {
+		return ""
+	}
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return host
 }

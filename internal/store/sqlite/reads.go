@@ -246,7 +246,7 @@ func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bo
 // Attempts implements store.Store.
 func (s *Store) Attempts(ctx context.Context, messageID string) ([]store.Attempt, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, delivery_id, n, started_at, duration_us, mx, ip, tls, code,
-		enhanced, text, class, phase, error, tls_version, tls_cipher, tls_policy, tls_result
+		enhanced, text, class, phase, error, tls_version, tls_cipher, tls_policy, tls_result, source_ip
 		FROM attempts WHERE message_id = ? ORDER BY id`, messageID)
 	if err != nil {
 		return nil, fmt.Errorf("attempts of %s: %w", messageID, err)
@@ -259,7 +259,7 @@ func (s *Store) Attempts(ctx context.Context, messageID string) ([]store.Attempt
 		var tls int
 		if err := rows.Scan(&a.ID, &a.DeliveryID, &a.N, &started, &dur, &a.MX, &a.IP, &tls, &a.Reply.Code,
 			&a.Reply.Enhanced, &a.Reply.Text, &a.Class, &a.Phase, &a.Error,
-			&a.TLSDetail.Version, &a.TLSDetail.Cipher, &a.TLSDetail.Policy, &a.TLSDetail.Result); err != nil {
+			&a.TLSDetail.Version, &a.TLSDetail.Cipher, &a.TLSDetail.Policy, &a.TLSDetail.Result, &a.SourceIP); err != nil {
 			return nil, err
 		}
 		a.StartedAt, a.TLS = fromMS(started), tls == 1

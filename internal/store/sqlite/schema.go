@@ -165,6 +165,9 @@ var migrations = []migration{
 	// Event log filters (domain, destination), report rollups, body
 	// retention (events.go).
 	eventLogMigration,
+	// Sender reputation: the source address of each attempt, DMARC
+	// aggregate reports (see reputation.go).
+	sqlMigration(reputationMigration),
 }
 
 // tlsColumnsMigration is the index in migrations of the one adding the

@@ -54,8 +54,8 @@ func prepare(db *sql.DB) (*stmts, error) {
 		RETURNING message_id, tenant_id, recipient, attempts`)
 	st.subs.ins = p(insOutboxSQL) // webhooks.go
 	st.insAttempt = p(`INSERT INTO attempts (delivery_id, message_id, n, started_at, duration_us, mx, ip, tls,
-		code, enhanced, text, class, phase, error, tls_version, tls_cipher, tls_policy, tls_result)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		code, enhanced, text, class, phase, error, tls_version, tls_cipher, tls_policy, tls_result, source_ip)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
 		return nil, err
 	}
@@ -234,18 +234,22 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 			}
 			if _, err := ia.Exec(o.DeliveryID, msgID, n, ms(o.StartedAt), o.Duration.Microseconds(), o.MX, o.IP, b2i(o.TLS),
 				o.Reply.Code, o.Reply.Enhanced, o.Reply.Text, o.Class, o.Phase, o.Error,
-				o.TLSDetail.Version, o.TLSDetail.Cipher, o.TLSDetail.Policy, o.TLSDetail.Result); err != nil {
+				o.TLSDetail.Version, o.TLSDetail.Cipher, o.TLSDetail.Policy, o.TLSDetail.Result, o.SourceIP); err != nil {
 				return fmt.Errorf("insert attempt: %w", err)
 			}
 			text := o.Reply.Text
 			if o.Reply.Code == 0 {
 				text = o.Error
 			}
+			detail := o.Class
+			if o.SourceIP != "" {
+				detail += " source_ip=" + o.SourceIP // the source pool's address (webhooks see it)
+			}
 			dom := recipientDomain(rcpt)
 			dest := cmp.Or(o.Provider, dom)
 			if err := st.ev.write(tx, ie, store.Event{At: end, Type: o.Event, TenantID: tenant, MessageID: msgID,
 				DeliveryID: o.DeliveryID, Recipient: rcpt, Attempt: n, MX: o.MX,
-				Reply: smtpproto.Reply{Code: o.Reply.Code, Enhanced: o.Reply.Enhanced, Text: text}, Detail: o.Class,
+				Reply: smtpproto.Reply{Code: o.Reply.Code, Enhanced: o.Reply.Enhanced, Text: text}, Detail: detail,
 				Domain: dom, Destination: dest}, nil); err != nil {
 				return err
 			}
