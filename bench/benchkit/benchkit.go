@@ -23,6 +23,8 @@ type Posthorn struct {
 	Bin, Dir, SMTP, HTTP string
 	APIKey, User, Pass   string
 	cmd                  *exec.Cmd
+	args                 []string
+	log                  string
 	client               *http.Client
 }
 
@@ -74,24 +76,41 @@ func Start(work string, extra ...string) (*Posthorn, error) {
 	p.SMTP, p.HTTP = fmt.Sprintf("127.0.0.1:%d", sp), fmt.Sprintf("127.0.0.1:%d", hp)
 	args := append([]string{"serve", "--data-dir", p.Dir, "--smtp-listen", p.SMTP, "--http-listen", p.HTTP,
 		"--hostname", "bench.posthorn.test", "--log-level", "warn", "--allow-unverified-senders"}, extra...)
-	logf, err := os.Create(filepath.Join(work, "posthorn.log"))
-	if err != nil {
+	p.args, p.log = args, filepath.Join(work, "posthorn.log")
+	if err := p.serve(10 * time.Second); err != nil {
 		return nil, err
 	}
-	p.cmd = exec.Command(p.Bin, args...)
+	return p, nil
+}
+
+// Restart stops posthorn and serves again on the same data directory and
+// flags, returning once it listens (after up to wait: a large data
+// directory takes a while to load).
+func (p *Posthorn) Restart(wait time.Duration) error {
+	p.Stop()
+	return p.serve(wait)
+}
+
+func (p *Posthorn) serve(wait time.Duration) error {
+	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	p.cmd = exec.Command(p.Bin, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
-	for i := 0; i < 200; i++ {
+	for end := time.Now().Add(wait); time.Now().Before(end); {
 		if c, err := net.Dial("tcp", p.HTTP); err == nil {
 			c.Close()
-			return p, nil
+			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	p.Stop()
-	return nil, fmt.Errorf("posthorn did not start (see %s)", logf.Name())
+	return fmt.Errorf("posthorn did not start (see %s)", p.log)
 }
 
 // Stop ends posthorn.

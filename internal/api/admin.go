@@ -485,15 +485,7 @@ func (a *Admin) listSuppressions(w http.ResponseWriter, r *http.Request) {
 		}
 		tenantID = t.ID
 	}
-	ss, err := a.Store.ListSuppressions(r.Context(), tenantID)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	if ss == nil {
-		ss = []store.Suppression{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": ss, "count": len(ss)})
+	writeSuppressions(r.Context(), w, a.Store, tenantID, func(err error) { a.fail(w, err) })
 }
 
 func (a *Admin) suppressionRequest(w http.ResponseWriter, r *http.Request) (*SuppressionRequest, string, bool) {

@@ -9,15 +9,7 @@ import (
 
 // listSuppressions is GET /v1/suppressions: the key's tenant's entries.
 func (v *V1) listSuppressions(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
-	ss, err := v.Store.ListSuppressions(r.Context(), key.TenantID)
-	if err != nil {
-		v.internal(w, err)
-		return
-	}
-	if ss == nil {
-		ss = []store.Suppression{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": ss, "count": len(ss)})
+	writeSuppressions(r.Context(), w, v.Store, key.TenantID, func(err error) { v.internal(w, err) })
 }
 
 // addSuppression is POST /v1/suppressions {entry, reason, detail}.

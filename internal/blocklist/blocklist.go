@@ -354,12 +354,17 @@ func alert(typ string, r Result) store.Event {
 	return store.Event{At: r.CheckedAt, Type: typ, Detail: string(b)}
 }
 
-// Listings is the latest definite state of every target and zone.
+// Listings is the latest definite state of every target and zone; a
+// target whose last check could not tell (timeout, SERVFAIL, a refused
+// query) is left out, neither clean nor listed.
 func (m *Monitor) Listings() []Listing {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make([]Listing, 0, len(m.state))
 	for _, r := range m.state {
+		if r.Listed == Unknown {
+			continue
+		}
 		out = append(out, Listing{List: r.List, Zone: r.Zone, Target: r.Target, Listed: r.Listed == Listed})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Target+out[i].Zone < out[j].Target+out[j].Zone })

@@ -92,6 +92,20 @@ addresses = ["127.0.0.12"]
 	if listed["127.0.0.11"] != "true XBL: exploited host" || !strings.HasPrefix(listed["127.0.0.12"], "false") {
 		t.Errorf("blocklist check: %v", listed)
 	}
+	// The same state on /metrics: posthorn_blocklist_listed{list, target}.
+	gauge := map[string]float64{}
+	for _, m := range Scrape(t, in.HTTP)["posthorn_blocklist_listed"].GetMetric() {
+		var target string
+		for _, l := range m.Label {
+			if l.GetName() == "target" {
+				target = l.GetValue()
+			}
+		}
+		gauge[target] = m.Gauge.GetValue()
+	}
+	if gauge["127.0.0.11"] != 1 || gauge["127.0.0.12"] != 0 {
+		t.Errorf("posthorn_blocklist_listed by target: %v", gauge)
+	}
 	var evs struct {
 		Items []store.Event `json:"items"`
 	}

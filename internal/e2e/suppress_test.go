@@ -168,6 +168,40 @@ func TestSuppressionImportExport(t *testing.T) {
 	}
 }
 
+// TestSuppressionImportOrder: the CLI sorts each chunk of the file before
+// sending it, yet of two lines for one entry the later wins, within a
+// chunk and across chunks and batches.
+func TestSuppressionImportOrder(t *testing.T) {
+	w := newWorld(t, Options{}, "127.0.0.2")
+	in := w.in
+	csv := "zed@ord.test,manual,first\nA@ord.test,manual,first\nzed@ord.test,complaint,second\n" +
+		"b@ord.test,manual,\nA@ord.test,hard_bounce,second\n"
+	path := filepath.Join(t.TempDir(), "sup.csv")
+	if err := os.WriteFile(path, []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, flags := range [][]string{{}, {"--chunk", "2", "--batch", "1"}} {
+		var res struct {
+			Added int `json:"added"`
+		}
+		in.CLI(&res, append([]string{"suppression", "import", path}, flags...)...)
+		if res.Added != 5 {
+			t.Fatalf("%v: added %d", flags, res.Added)
+		}
+		var list struct {
+			Items []store.Suppression `json:"items"`
+		}
+		in.CLI(&list, "suppression", "list")
+		got := map[string]string{}
+		for _, x := range list.Items {
+			got[x.Value] = x.Reason + " " + x.Detail
+		}
+		if got["zed@ord.test"] != "complaint second" || got["A@ord.test"] != "hard_bounce second" || len(got) != 3 {
+			t.Errorf("%v: %v", flags, got)
+		}
+	}
+}
+
 // TestSuppressionAPI: a tenant manages its own list over HTTP and cannot
 // see another tenant's.
 func TestSuppressionAPI(t *testing.T) {

@@ -70,10 +70,19 @@ type Config struct {
 	// WebhookOutboxDepth is the number of webhook deliveries waiting
 	// (nil: 0).
 	WebhookOutboxDepth func() int
-	ShapeTTL           time.Duration // default 1s
-	TopDestinations    int           // default 50
-	Now                func() time.Time
-	Log                *slog.Logger
+	// Blocklists are the current DNS blocklist results (nil: none are
+	// monitored); each is posthorn_blocklist_listed{list, target}.
+	Blocklists      func() []BlocklistResult
+	ShapeTTL        time.Duration // default 1s
+	TopDestinations int           // default 50
+	Now             func() time.Time
+	Log             *slog.Logger
+}
+
+// BlocklistResult is one target's state on one DNS blocklist.
+type BlocklistResult struct {
+	List, Target string
+	Listed       bool
 }
 
 // Collector is a prometheus.Collector over posthorn's state.
@@ -144,7 +153,8 @@ var (
 	dDestRate    = desc("posthorn_destination_rate_per_minute", "Messages per minute the destination's throttle allows now (0: unlimited), top 50 by activity.", "destination")
 	dDestPaused  = desc("posthorn_destination_paused", "1 while the destination is paused after a rate-limit reply (for other: how many are paused).", "destination")
 	dOutbox      = desc("posthorn_webhook_outbox_depth", "Webhook deliveries waiting in the outbox.")
-	allDescs     = []*prometheus.Desc{dQueueDepth, dOldestAge, dAttempts, dBounces, dComplaints, dDead, dDeadTotal, dLatency, dAccepted, dSuppressed, dDestConns, dDestRate, dDestPaused, dOutbox}
+	dBlocklisted = desc("posthorn_blocklist_listed", "1 while the target (a sending IP or domain) is listed on the DNS blocklist, else 0.", "list", "target")
+	allDescs     = []*prometheus.Desc{dQueueDepth, dOldestAge, dAttempts, dBounces, dComplaints, dDead, dDeadTotal, dLatency, dAccepted, dSuppressed, dDestConns, dDestRate, dDestPaused, dOutbox, dBlocklisted}
 	pendingOrder = store.PendingStates
 )
 
@@ -223,6 +233,15 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		depth = c.cfg.WebhookOutboxDepth()
 	}
 	ch <- prometheus.MustNewConstMetric(dOutbox, prometheus.GaugeValue, float64(depth))
+	if c.cfg.Blocklists != nil {
+		for _, b := range c.cfg.Blocklists() {
+			v := 0.0
+			if b.Listed {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(dBlocklisted, prometheus.GaugeValue, v, b.List, b.Target)
+		}
+	}
 }
 
 // Handler serves the metrics (with Go runtime and process metrics) in the

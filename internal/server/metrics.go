@@ -43,9 +43,20 @@ func (s *Server) startMetrics(dl *delivery.Deliverer) error {
 			x, _ := s.sup.Check(tenantID, addr)
 			return x.Reason
 		},
-		// Webhooks do not exist yet: the outbox is always empty. The
-		// webhook sender replaces this with its outbox's depth.
-		WebhookOutboxDepth: func() int { return 0 },
+		WebhookOutboxDepth: func() int {
+			n, err := s.st.WebhookOutboxDepth(context.Background())
+			if err != nil {
+				s.log.Error("metrics: webhook outbox depth", "err", err)
+			}
+			return n
+		},
+		Blocklists: func() []metrics.BlocklistResult {
+			var out []metrics.BlocklistResult
+			for _, l := range s.BlocklistListings() {
+				out = append(out, metrics.BlocklistResult{List: l.List, Target: l.Target, Listed: l.Listed})
+			}
+			return out
+		},
 	})
 	s.metrics.Start()
 	h := s.metrics.Handler()

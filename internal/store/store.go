@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/smtpproto"
@@ -62,6 +63,13 @@ type Store interface {
 	DeleteSuppression(ctx context.Context, tenantID, kind, value string) (bool, error)
 	// ListSuppressions returns a tenant's entries ("" lists every tenant).
 	ListSuppressions(ctx context.Context, tenantID string) ([]Suppression, error)
+	// EachSuppression calls fn for each of a tenant's entries ("" for
+	// every tenant) as it reads them, holding no list in memory (lists
+	// reach millions of entries).
+	EachSuppression(ctx context.Context, tenantID string, fn func(Suppression) error) error
+	// AddressSuppressions returns a tenant's address entries whose value,
+	// lower-cased (FoldAddress), is folded: every stored spelling of it.
+	AddressSuppressions(ctx context.Context, tenantID, folded string) ([]Suppression, error)
 
 	// PurgeIdempotency deletes keys that expired before now.
 	PurgeIdempotency(ctx context.Context, now time.Time) (int, error)
@@ -203,6 +211,11 @@ type Suppression struct {
 	ExpiresAt time.Time `json:"expires_at,omitzero"`
 	Detail    string    `json:"detail,omitempty"` // why: the reply or event that caused it
 }
+
+// FoldAddress is the form address entries are matched in: lower case in
+// the whole address (Unicode, unlike SQLite's ASCII-only lower()), so that
+// a change of case does not get around a suppression.
+func FoldAddress(addr string) string { return strings.ToLower(addr) }
 
 // Tenant owns messages, users, keys and (later) domains.
 type Tenant struct {

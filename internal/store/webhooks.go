@@ -42,6 +42,9 @@ type Webhooks interface {
 	// marked failed (GiveUp). With Disable the endpoint is disabled and a
 	// webhook_disabled event written, in the same transaction.
 	RecordWebhookAttempt(ctx context.Context, r WebhookResult) error
+	// WebhookOutboxDepth counts the webhooks waiting to be delivered
+	// (pending rows; given-up rows are not waiting).
+	WebhookOutboxDepth(ctx context.Context) (int, error)
 	// WebhookAttempts returns an endpoint's latest attempts, newest first.
 	WebhookAttempts(ctx context.Context, tenantID, endpointID string, limit int) ([]WebhookAttempt, error)
 	// WebhookSignal is poked (without blocking) after a commit that added

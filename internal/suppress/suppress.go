@@ -16,12 +16,24 @@
 // case-sensitive). Two entries differing only in case may both be stored
 // (added in two spellings); they match the same addresses and Remove, in
 // any spelling, deletes them all.
+//
+// Lists reach millions of addresses (docs/performance.md), so address
+// entries are not held as rows: each tenant keeps a sorted set of 64-bit
+// hashes of the folded addresses (hash/maphash, seeded per process: the
+// set is rebuilt at every start), 8 bytes an entry, and a lookup that hits
+// reads the address's rows from the store (one key range on the folded
+// value) to confirm it and to report which entry matched, so a hash
+// collision never suppresses another address. A miss, the common case,
+// never touches the store. Domains, globs and regular expressions are few
+// and stay in memory as entries.
 package suppress
 
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"regexp"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -41,39 +53,55 @@ const (
 
 // List is every tenant's suppressions.
 type List struct {
-	st  store.Store
-	now func() time.Time
+	st   store.Store
+	now  func() time.Time
+	hash func(folded string) uint64 // a field so tests can force collisions
 
 	mu      sync.RWMutex
 	tenants map[string]*tenantList
 }
 
 type tenantList struct {
-	addrs    map[string][]store.Suppression // by fold(address): every stored spelling
-	domains  map[string]store.Suppression   // by fold(domain)
+	addrs    hashSet                      // hashes of fold(address); the rows stay in the store
+	domains  map[string]store.Suppression // by fold(domain)
 	patterns []compiled
 }
 
 // fold is the form addresses and domains are looked up by.
-func fold(s string) string { return strings.ToLower(s) }
+func fold(s string) string { return store.FoldAddress(s) }
 
 type compiled struct {
 	re *regexp.Regexp
 	s  store.Suppression
 }
 
-// Load reads every entry from the store.
+func newList(st store.Store) *List {
+	seed := maphash.MakeSeed()
+	return &List{st: st, now: time.Now, tenants: map[string]*tenantList{},
+		hash: func(s string) uint64 { return maphash.String(seed, s) }}
+}
+
+// Load reads every entry from the store, streaming: address entries
+// become 8-byte hashes as they are read, so a list of millions is never
+// held as rows.
 func Load(ctx context.Context, st store.Store) (*List, error) {
-	l := &List{st: st, now: time.Now, tenants: map[string]*tenantList{}}
-	all, err := st.ListSuppressions(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	for _, s := range all {
-		if err := l.index(s); err != nil {
-			return nil, err
+	l := newList(st)
+	err := st.EachSuppression(ctx, "", func(s store.Suppression) error {
+		if s.Kind == "address" {
+			l.tenant(s.TenantID).addrs.main = append(l.tenant(s.TenantID).addrs.main, l.hash(fold(s.Value)))
+			return nil
 		}
+		return l.index(s)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load suppressions: %w", err)
 	}
+	for _, t := range l.tenants {
+		t.addrs.main = sortedSet(t.addrs.main)
+	}
+	// Reading millions of rows left as much garbage as the list itself:
+	// give it back now rather than carry it as RSS.
+	debug.FreeOSMemory()
 	return l, nil
 }
 
@@ -116,24 +144,28 @@ func globToRegexp(glob string) string {
 	return "^" + strings.ReplaceAll(regexp.QuoteMeta(glob), `\*`, ".*") + "$"
 }
 
+// tenant returns tenantID's list, creating it (l.mu held or not yet shared).
+func (l *List) tenant(tenantID string) *tenantList {
+	t := l.tenants[tenantID]
+	if t == nil {
+		t = &tenantList{domains: map[string]store.Suppression{}}
+		l.tenants[tenantID] = t
+	}
+	return t
+}
+
+// index applies an entry already stored.
 func (l *List) index(s store.Suppression) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	t := l.tenants[s.TenantID]
-	if t == nil {
-		t = &tenantList{addrs: map[string][]store.Suppression{}, domains: map[string]store.Suppression{}}
-		l.tenants[s.TenantID] = t
-	}
+	return l.indexLocked(s)
+}
+
+func (l *List) indexLocked(s store.Suppression) error {
+	t := l.tenant(s.TenantID)
 	switch s.Kind {
 	case "address":
-		k := fold(s.Value)
-		kept := t.addrs[k][:0:0]
-		for _, x := range t.addrs[k] {
-			if x.Value != s.Value {
-				kept = append(kept, x)
-			}
-		}
-		t.addrs[k] = append(kept, s)
+		t.addrs.add(l.hash(fold(s.Value)))
 	case "domain":
 		t.domains[fold(s.Value)] = s
 	case "pattern", "regex":
@@ -167,8 +199,24 @@ func (l *List) Add(ctx context.Context, ss ...store.Suppression) error {
 	if err := l.st.PutSuppressions(ctx, ss); err != nil {
 		return err
 	}
+	// Hashed outside the lock, added per tenant in one merge (an import
+	// brings tens of thousands at once).
+	byTenant := map[string][]uint64{}
+	var others []store.Suppression
 	for _, s := range ss {
-		if err := l.index(s); err != nil {
+		if s.Kind == "address" {
+			byTenant[s.TenantID] = append(byTenant[s.TenantID], l.hash(fold(s.Value)))
+		} else {
+			others = append(others, s)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for tenantID, hs := range byTenant {
+		l.tenant(tenantID).addrs.addMany(hs)
+	}
+	for _, s := range others {
+		if err := l.indexLocked(s); err != nil {
 			return err
 		}
 	}
@@ -183,20 +231,24 @@ func (l *List) Remove(ctx context.Context, tenantID, input string) (bool, error)
 	}
 	// Every stored spelling of the entry goes.
 	values := []string{s.Value}
-	l.mu.RLock()
-	if t := l.tenants[tenantID]; t != nil {
-		switch s.Kind {
-		case "address":
-			for _, x := range t.addrs[fold(s.Value)] {
-				values = append(values, x.Value)
-			}
-		case "domain":
+	switch s.Kind {
+	case "address":
+		stored, err := l.st.AddressSuppressions(ctx, tenantID, fold(s.Value))
+		if err != nil {
+			return false, fmt.Errorf("remove suppression %s: %w", s.Value, err)
+		}
+		for _, x := range stored {
+			values = append(values, x.Value)
+		}
+	case "domain":
+		l.mu.RLock()
+		if t := l.tenants[tenantID]; t != nil {
 			if x, ok := t.domains[fold(s.Value)]; ok {
 				values = append(values, x.Value)
 			}
 		}
+		l.mu.RUnlock()
 	}
-	l.mu.RUnlock()
 	found := false
 	done := map[string]bool{}
 	for _, v := range values {
@@ -215,7 +267,7 @@ func (l *List) Remove(ctx context.Context, tenantID, input string) (bool, error)
 	if t := l.tenants[tenantID]; t != nil {
 		switch s.Kind {
 		case "address":
-			delete(t.addrs, fold(s.Value))
+			t.addrs.remove(l.hash(fold(s.Value)))
 		case "domain":
 			delete(t.domains, fold(s.Value))
 		}
@@ -231,25 +283,40 @@ func (l *List) Remove(ctx context.Context, tenantID, input string) (bool, error)
 }
 
 // Check reports whether tenantID must not mail addr (case ignored), and
-// the entry that says so.
+// the entry that says so. An address whose hash is in the list is
+// confirmed against the store (one index probe), so a hash collision never
+// suppresses another address; if the store cannot answer, the address is
+// taken as suppressed (reason manual, the error in the detail): mailing a
+// suppressed address is the worse mistake.
 func (l *List) Check(tenantID, addr string) (store.Suppression, bool) {
 	if l == nil {
 		return store.Suppression{}, false
 	}
+	key := fold(addr)
+	h := l.hash(key)
 	l.mu.RLock()
-	defer l.mu.RUnlock()
 	t := l.tenants[tenantID]
+	hit := t != nil && t.addrs.has(h)
+	l.mu.RUnlock()
 	if t == nil {
 		return store.Suppression{}, false
 	}
 	now := l.now()
 	live := func(s store.Suppression) bool { return s.ExpiresAt.IsZero() || now.Before(s.ExpiresAt) }
-	key := fold(addr)
-	for _, s := range t.addrs[key] {
-		if live(s) {
-			return s, true
+	if hit {
+		stored, err := l.st.AddressSuppressions(context.Background(), tenantID, key)
+		if err != nil {
+			return store.Suppression{TenantID: tenantID, Kind: "address", Value: addr, Reason: Manual,
+				Detail: fmt.Sprintf("suppression lookup failed: %v", err)}, true
+		}
+		for _, s := range stored {
+			if live(s) {
+				return s, true
+			}
 		}
 	}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
 	if at := strings.LastIndexByte(key, '@'); at >= 0 {
 		if s, ok := t.domains[key[at+1:]]; ok && live(s) {
 			return s, true

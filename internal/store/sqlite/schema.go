@@ -168,6 +168,7 @@ var migrations = []migration{
 	// Sender reputation: the source address of each attempt, DMARC
 	// aggregate reports (see reputation.go).
 	sqlMigration(reputationMigration),
+	suppressionsFolded, // suppressions.go
 }
 
 // tlsColumnsMigration is the index in migrations of the one adding the

@@ -58,6 +58,8 @@ type Store struct {
 	commits, requests atomic.Uint64 // group commit statistics
 	lastBatch         int           // size of the previous batch (writer only)
 	execNS, commitNS  atomic.Int64  // time spent running requests and committing
+
+	byFolded lazyStmt // AddressSuppressions, on the readers (suppressions.go)
 }
 
 // CommitStats reports how many commits ran and how many write requests

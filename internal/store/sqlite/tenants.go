@@ -194,29 +194,61 @@ func splitScopes(s string) []string {
 	return strings.Split(s, ",")
 }
 
-// PutSuppressions implements store.Store.
+// PutSuppressions implements store.Store. Address entries are stored with
+// their folded value too (store.FoldAddress), in the key, for
+// AddressSuppressions.
 func (s *Store) PutSuppressions(ctx context.Context, ss []store.Suppression) error {
 	return s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
-		st, err := tx.Prepare(`INSERT OR REPLACE INTO suppressions (tenant_id, kind, value, reason, created_at, expires_at, detail)
-			VALUES (?,?,?,?,?,?,?)`)
-		if err != nil {
-			return fmt.Errorf("put suppressions: %w", err)
-		}
-		defer st.Close()
-		for _, x := range ss {
-			if _, err := st.Exec(x.TenantID, x.Kind, x.Value, x.Reason, ms(x.CreatedAt), ms(x.ExpiresAt), x.Detail); err != nil {
-				return fmt.Errorf("put suppression %s: %w", x.Value, err)
+		rows := inKeyOrder(ss)
+		// Many rows a statement: per row, a call through database/sql and
+		// cgo costs about as much as SQLite's insert.
+		for len(rows) > 0 {
+			n := min(len(rows), putRows)
+			st, err := tx.Prepare(putSuppressionsSQL(n))
+			if err != nil {
+				return fmt.Errorf("put suppressions: %w", err)
 			}
+			for len(rows) >= n {
+				args := make([]any, 0, 8*n)
+				for _, k := range rows[:n] {
+					x := k.x
+					args = append(args, x.TenantID, x.Kind, x.Value, x.Reason, ms(x.CreatedAt), ms(x.ExpiresAt), x.Detail, k.folded)
+				}
+				if _, err := st.Exec(args...); err != nil {
+					st.Close()
+					return fmt.Errorf("put suppressions (%s...): %w", rows[0].x.Value, err)
+				}
+				rows = rows[n:]
+			}
+			st.Close()
 		}
 		return nil
 	})
+}
+
+// putRows is how many entries one INSERT writes (8 parameters each, far
+// below SQLite's limit of 32766).
+const putRows = 128
+
+// putSuppressionsSQL is an INSERT of n entries; SQLite applies its rows in
+// order, so of two for one entry the later wins, as with one at a time.
+func putSuppressionsSQL(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT OR REPLACE INTO suppressions (tenant_id, kind, value, reason, created_at, expires_at, detail, folded) VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?,?)")
+	}
+	return b.String()
 }
 
 // DeleteSuppression implements store.Store.
 func (s *Store) DeleteSuppression(ctx context.Context, tenantID, kind, value string) (bool, error) {
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
-		res, err := tx.Exec("DELETE FROM suppressions WHERE tenant_id = ? AND kind = ? AND value = ?", tenantID, kind, value)
+		res, err := tx.Exec("DELETE FROM suppressions WHERE tenant_id = ? AND kind = ? AND folded = ? AND value = ?", tenantID, kind, foldedKey(kind, value), value)
 		if err != nil {
 			return fmt.Errorf("delete suppression: %w", err)
 		}
@@ -228,26 +260,77 @@ func (s *Store) DeleteSuppression(ctx context.Context, tenantID, kind, value str
 
 // ListSuppressions implements store.Store.
 func (s *Store) ListSuppressions(ctx context.Context, tenantID string) ([]store.Suppression, error) {
-	q := "SELECT tenant_id, kind, value, reason, created_at, expires_at, detail FROM suppressions"
+	var out []store.Suppression
+	err := s.EachSuppression(ctx, tenantID, func(x store.Suppression) error {
+		out = append(out, x)
+		return nil
+	})
+	return out, err
+}
+
+const suppressionCols = "tenant_id, kind, value, reason, created_at, expires_at, detail"
+
+// EachSuppression implements store.Store: one read transaction in the
+// primary key's order (addresses case-insensitively sorted), rows handed
+// over as they are read.
+func (s *Store) EachSuppression(ctx context.Context, tenantID string, fn func(store.Suppression) error) error {
+	q := "SELECT " + suppressionCols + " FROM suppressions"
 	var args []any
 	if tenantID != "" {
 		q += " WHERE tenant_id = ?"
 		args = append(args, tenantID)
 	}
-	rows, err := s.r.QueryContext(ctx, q+" ORDER BY tenant_id, kind, value", args...)
+	rows, err := s.r.QueryContext(ctx, q+" ORDER BY tenant_id, kind, folded, value", args...)
 	if err != nil {
-		return nil, fmt.Errorf("list suppressions: %w", err)
+		return fmt.Errorf("list suppressions: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		x, err := scanSuppression(rows)
+		if err != nil {
+			return fmt.Errorf("list suppressions: %w", err)
+		}
+		if err := fn(x); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("list suppressions: %w", err)
+	}
+	return nil
+}
+
+// AddressSuppressions implements store.Store (a key range). It runs for
+// every accept-time hit of the suppression list's hash set: the statement
+// is prepared once (database/sql keeps it per reader connection) rather
+// than parsed again for each call.
+func (s *Store) AddressSuppressions(ctx context.Context, tenantID, folded string) ([]store.Suppression, error) {
+	st, err := s.byFolded.get(s.r, "SELECT "+suppressionCols+" FROM suppressions WHERE tenant_id = ? AND kind = 'address' AND folded = ?")
+	if err != nil {
+		return nil, fmt.Errorf("address suppressions: %w", err)
+	}
+	rows, err := st.QueryContext(ctx, tenantID, folded)
+	if err != nil {
+		return nil, fmt.Errorf("address suppressions: %w", err)
 	}
 	defer rows.Close()
 	var out []store.Suppression
 	for rows.Next() {
-		var x store.Suppression
-		var created, expires int64
-		if err := rows.Scan(&x.TenantID, &x.Kind, &x.Value, &x.Reason, &created, &expires, &x.Detail); err != nil {
-			return nil, err
+		x, err := scanSuppression(rows)
+		if err != nil {
+			return nil, fmt.Errorf("address suppressions: %w", err)
 		}
-		x.CreatedAt, x.ExpiresAt = fromMS(created), fromMS(expires)
 		out = append(out, x)
 	}
 	return out, rows.Err()
+}
+
+func scanSuppression(rows *sql.Rows) (store.Suppression, error) {
+	var x store.Suppression
+	var created, expires int64
+	if err := rows.Scan(&x.TenantID, &x.Kind, &x.Value, &x.Reason, &created, &expires, &x.Detail); err != nil {
+		return x, err
+	}
+	x.CreatedAt, x.ExpiresAt = fromMS(created), fromMS(expires)
+	return x, nil
 }

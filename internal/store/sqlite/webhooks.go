@@ -485,3 +485,13 @@ func (s *Store) WebhookAttempts(ctx context.Context, tenantID, endpointID string
 	}
 	return out, rows.Err()
 }
+
+// WebhookOutboxDepth implements store.Webhooks; the partial index on
+// pending rows (webhook_outbox_due) covers the count.
+func (s *Store) WebhookOutboxDepth(ctx context.Context) (int, error) {
+	var n int
+	if err := s.r.QueryRowContext(ctx, "SELECT COUNT(*) FROM webhook_outbox WHERE state = 'pending'").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count webhook outbox: %w", err)
+	}
+	return n, nil
+}
