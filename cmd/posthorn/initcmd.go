@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -20,11 +22,17 @@ func initCmd(g *globals) *cobra.Command {
 				return err
 			}
 			c, err := server.Init(context.Background(), &cfg)
+			if errors.Is(err, syscall.EWOULDBLOCK) {
+				return fmt.Errorf("%s is already initialised and a posthorn is serving it.\n"+
+					"Next: make new credentials with 'posthorn user add NAME' or 'posthorn apikey create'; see it with 'posthorn status'", cfg.DataDir)
+			}
 			if err != nil {
 				return err
 			}
 			if c == nil {
-				return fmt.Errorf("%s is already initialised", cfg.DataDir)
+				return fmt.Errorf("%s is already initialised: its default tenant and credentials exist (they are shown only once).\n"+
+					"Next: start it with 'posthorn serve --data-dir %s', then make new credentials with 'posthorn user add NAME' or "+
+					"'posthorn apikey create'; to start afresh, stop posthorn and remove %s", cfg.DataDir, cfg.DataDir, cfg.DataDir)
 			}
 			if g.json {
 				return printJSON(c)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/config"
+	"github.com/posthorn/posthorn/internal/server"
 )
 
 // globals are the flags every command shares.
@@ -32,8 +33,9 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", "", "data directory (default \"posthorn-data\", or data_dir in the config)")
-	root.PersistentFlags().StringVar(&g.configPath, "config", "", "TOML configuration file")
+	root.Version = server.Version()
+	root.PersistentFlags().StringVar(&g.dataDir, "data-dir", "", "data directory (default $"+envDataDir+", else data_dir in the config, else \"posthorn-data\")")
+	root.PersistentFlags().StringVar(&g.configPath, "config", "", "TOML configuration file (default $"+envConfig+", else "+systemConfig+" when it exists)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print JSON")
 	// Installed as /usr/sbin/sendmail (a link named sendmail), posthorn is
 	// the sendmail command.
@@ -43,21 +45,23 @@ func main() {
 	root.AddCommand(serveCmd(g), initCmd(g), queueCmd(g), dlqCmd(g), destinationsCmd(g), eventsCmd(g), reportCmd(g), classifyCmd(g), bounceCmd(g), suppressionCmd(g), userCmd(g), apikeyCmd(g), tenantCmd(g), domainCmd(g), poolsCmd(g), blocklistCmd(g), dmarcCmd(g),
 		accountCmd(g), sendmailCmd(g),
 		webhookCmd(g), alertsCmd(g), // webhook.go
-		abuseCmd(g))
+		abuseCmd(g),
+		reloadCmd(g), statusCmd(g), backupCmd(g), restoreCmd(g), configCmd(g))
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "posthorn:", err)
 		os.Exit(1)
 	}
 }
 
-// loadConfig reads --config and applies --data-dir.
+// loadConfig reads the configuration file and applies the data directory
+// (see configPath and dataDirOverride).
 func (g *globals) loadConfig() (config.Config, error) {
-	cfg, err := config.Load(g.configPath)
+	cfg, err := config.Load(g.resolveConfigPath())
 	if err != nil {
 		return cfg, err
 	}
-	if g.dataDir != "" {
-		cfg.DataDir = g.dataDir
+	if d := g.dataDirOverride(); d != "" {
+		cfg.DataDir = d
 	}
 	return cfg, nil
 }

@@ -24,7 +24,7 @@ func serveCmd(g *globals) *cobra.Command {
 		submissionsListen, tlsCert, tlsKey                                        string
 		deliveryPort                                                              int
 		allowUnverified                                                           bool
-		retryMin, retryMax, lifetime                                              time.Duration
+		retryMin, retryMax, lifetime, shutdownTimeout                             time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -34,35 +34,46 @@ With no config file and no flags it uses ./posthorn-data, SMTP on 127.0.0.1:2525
 On an empty data directory it first creates the default tenant and prints its credentials once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := g.loadConfig()
+			// load reads the file and applies the flags; SIGHUP runs it again
+			// on the file found now (not one that appears later).
+			g.configPath = g.resolveConfigPath()
+			load := func() (config.Config, error) {
+				cfg, err := g.loadConfig()
+				if err != nil {
+					return cfg, err
+				}
+				f := cmd.Flags()
+				set := func(name string, apply func()) {
+					if f.Changed(name) {
+						apply()
+					}
+				}
+				set("smtp-listen", func() { cfg.SMTPListen = smtpListen })
+				set("http-listen", func() { cfg.HTTPListen = httpListen })
+				set("dns-server", func() { cfg.DNSServer = dnsServer })
+				set("smarthost", func() { cfg.Smarthost = smarthost })
+				set("hostname", func() { cfg.Hostname = hostname })
+				set("trusted-networks", func() { cfg.TrustedNetworks = splitList(trusted) })
+				set("delivery-port", func() { cfg.DeliveryPort = deliveryPort })
+				set("retry-min", func() { cfg.RetryMin = config.Duration{Duration: retryMin} })
+				set("retry-max", func() { cfg.RetryMax = config.Duration{Duration: retryMax} })
+				set("queue-lifetime", func() { cfg.QueueLifetime = config.Duration{Duration: lifetime} })
+				set("shutdown-timeout", func() { cfg.ShutdownTimeout = config.Duration{Duration: shutdownTimeout} })
+				set("log-level", func() { cfg.LogLevel = logLevel })
+				set("bounce-domain", func() { cfg.BounceDomain = bounceDomain })
+				set("inbound-listen", func() { cfg.InboundListen = inboundListen })
+				set("allow-unverified-senders", func() { cfg.AllowUnverifiedSenders = allowUnverified })
+				set("metrics-listen", func() { cfg.MetricsListen = metricsListen })
+				set("submissions-listen", func() { cfg.SubmissionsListen = submissionsListen })
+				set("tls-cert", func() { cfg.SMTP.TLSCert = tlsCert })
+				set("tls-key", func() { cfg.SMTP.TLSKey = tlsKey })
+				return cfg, nil
+			}
+			cfg, err := load()
 			if err != nil {
 				return err
 			}
-			f := cmd.Flags()
-			set := func(name string, apply func()) {
-				if f.Changed(name) {
-					apply()
-				}
-			}
-			set("smtp-listen", func() { cfg.SMTPListen = smtpListen })
-			set("http-listen", func() { cfg.HTTPListen = httpListen })
-			set("dns-server", func() { cfg.DNSServer = dnsServer })
-			set("smarthost", func() { cfg.Smarthost = smarthost })
-			set("hostname", func() { cfg.Hostname = hostname })
-			set("trusted-networks", func() { cfg.TrustedNetworks = splitList(trusted) })
-			set("delivery-port", func() { cfg.DeliveryPort = deliveryPort })
-			set("retry-min", func() { cfg.RetryMin = config.Duration{Duration: retryMin} })
-			set("retry-max", func() { cfg.RetryMax = config.Duration{Duration: retryMax} })
-			set("queue-lifetime", func() { cfg.QueueLifetime = config.Duration{Duration: lifetime} })
-			set("log-level", func() { cfg.LogLevel = logLevel })
-			set("bounce-domain", func() { cfg.BounceDomain = bounceDomain })
-			set("inbound-listen", func() { cfg.InboundListen = inboundListen })
-			set("allow-unverified-senders", func() { cfg.AllowUnverifiedSenders = allowUnverified })
-			set("metrics-listen", func() { cfg.MetricsListen = metricsListen })
-			set("submissions-listen", func() { cfg.SubmissionsListen = submissionsListen })
-			set("tls-cert", func() { cfg.SMTP.TLSCert = tlsCert })
-			set("tls-key", func() { cfg.SMTP.TLSKey = tlsKey })
-			return serve(cfg)
+			return serve(cfg, load)
 		},
 	}
 	f := cmd.Flags()
@@ -76,6 +87,7 @@ On an empty data directory it first creates the default tenant and prints its cr
 	f.DurationVar(&retryMin, "retry-min", 0, "first retry delay (default 5m)")
 	f.DurationVar(&retryMax, "retry-max", 0, "longest retry delay (default 1h)")
 	f.DurationVar(&lifetime, "queue-lifetime", 0, "give up on a delivery after this long (default 120h)")
+	f.DurationVar(&shutdownTimeout, "shutdown-timeout", 0, "on SIGTERM, wait this long for deliveries in flight (default 30s)")
 	f.StringVar(&smarthost, "smarthost", "", "relay all mail through host:port (like Postfix's relayhost)")
 	f.StringVar(&hostname, "hostname", "", "name in the SMTP greeting and in EHLO (default: this machine's FQDN)")
 	f.StringVar(&trusted, "trusted-networks", "", "CIDRs that may submit without AUTH, comma separated (default none)")
@@ -98,28 +110,60 @@ func splitList(s string) []string {
 	return out
 }
 
-func serve(cfg config.Config) error {
-	var level slog.Level
+// serve runs the server until SIGTERM or SIGINT (a graceful shutdown);
+// SIGHUP reloads the configuration (internal/server/reload.go). A second
+// SIGTERM or SIGINT during the shutdown exits at once; what was being sent
+// is retried after the next start.
+func serve(cfg config.Config, load func() (config.Config, error)) error {
+	level := new(slog.LevelVar)
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		return fmt.Errorf("log level %q: %w", cfg.LogLevel, err)
 	}
 	// Repeated warnings and errors (a full disk fails every write) are
 	// throttled so they cannot bury the rest of the log.
 	log := slog.New(logthrottle.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}), logthrottle.Options{}))
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	srv, err := server.Start(ctx, cfg, log)
+	// Signals are caught from here on: a SIGHUP while starting must not
+	// kill the process (the default action), and a SIGTERM waits for the
+	// start to finish, then shuts down cleanly.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	srv, err := server.Start(context.Background(), cfg, log)
 	if err != nil {
 		return err
 	}
+	srv.SetReloader(load, level)
 	if c := srv.Created; c != nil {
 		fmt.Printf("posthorn: created tenant %q. These secrets are shown only once:\n  API key:       %s\n  SMTP username: %s\n  SMTP password: %s\n",
 			c.Tenant, c.APIKey, c.SMTPUsername, c.SMTPPassword)
 	}
-	log.Info("posthorn running", "data_dir", cfg.DataDir, "hostname", cfg.Hostname)
-	<-ctx.Done()
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	return srv.Stop(sctx)
+	log.Info("posthorn running", "version", server.Version(), "data_dir", cfg.DataDir, "hostname", cfg.Hostname, "pid", os.Getpid())
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			log.Info("SIGHUP: reloading the configuration")
+			srv.Reload() // logs what changed, or why it was refused
+			continue
+		}
+		log.Info(signalName(sig) + ": shutting down")
+		go func() {
+			for sig := range sigs {
+				if sig != syscall.SIGHUP {
+					log.Warn("second " + signalName(sig) + ": exiting now; deliveries in flight are retried after the next start")
+					os.Exit(1)
+				}
+			}
+		}()
+		return srv.Shutdown()
+	}
+	return nil
+}
+
+func signalName(s os.Signal) string {
+	switch s {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case os.Interrupt:
+		return "SIGINT"
+	}
+	return s.String()
 }

@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -117,6 +118,9 @@ type Pipeline struct {
 	// OnEventError, when set, hears of a check's event that could not be
 	// written (the message is stored and answered regardless).
 	OnEventError func(store.Event, error)
+	// Log, when set, gets the mail log line of each queued message
+	// (internal/deliverylog).
+	Log *slog.Logger
 }
 
 // LaneHeader lets a client choose a lane per message; it is removed before
@@ -186,6 +190,7 @@ func (p *Pipeline) AcceptBatch(ctx context.Context, subs []*Submission) ([]*Resu
 			res.Deliveries[j] = *d
 		}
 		results[i] = res
+		p.logAccepted(subs[i], m, res.Deliveries)
 		if p.Bodies != nil {
 			p.Bodies.Put(m)
 		}

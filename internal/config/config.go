@@ -6,6 +6,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"net/netip"
@@ -54,6 +55,9 @@ type Config struct {
 	Smarthost         string   `toml:"smarthost"`
 	TrustedNetworks   []string `toml:"trusted_networks"`
 	LogLevel          string   `toml:"log_level"`
+	// ShutdownTimeout bounds how long SIGTERM waits for deliveries in
+	// flight; what is still being sent then is retried after the next start.
+	ShutdownTimeout Duration `toml:"shutdown_timeout"`
 	// BounceDomain turns on VERP return paths (bounces+<token>@domain, one
 	// per delivery, so one recipient per SMTP transaction) and the inbound
 	// listener that takes bounces and complaints for it.
@@ -403,16 +407,17 @@ func Default() Config {
 		host = "localhost"
 	}
 	c := Config{
-		DataDir:       "posthorn-data",
-		Hostname:      fqdn(host),
-		SMTPListen:    "127.0.0.1:2525",
-		HTTPListen:    "127.0.0.1:8025",
-		DeliveryPort:  25,
-		RetryMin:      Duration{5 * time.Minute},
-		RetryMax:      Duration{time.Hour},
-		QueueLifetime: Duration{5 * 24 * time.Hour},
-		LogLevel:      "info",
-		InboundListen: ":25",
+		DataDir:         "posthorn-data",
+		Hostname:        fqdn(host),
+		SMTPListen:      "127.0.0.1:2525",
+		HTTPListen:      "127.0.0.1:8025",
+		DeliveryPort:    25,
+		RetryMin:        Duration{5 * time.Minute},
+		RetryMax:        Duration{time.Hour},
+		QueueLifetime:   Duration{5 * 24 * time.Hour},
+		LogLevel:        "info",
+		ShutdownTimeout: Duration{30 * time.Second},
+		InboundListen:   ":25",
 
 		EventsRetention: Duration{30 * 24 * time.Hour},
 		BodyRetention:   Duration{7 * 24 * time.Hour},
@@ -529,6 +534,13 @@ func (c *Config) Validate() error {
 	}
 	if c.QueueLifetime.Duration <= 0 {
 		bad("queue_lifetime must be positive")
+	}
+	if c.ShutdownTimeout.Duration <= 0 {
+		bad("shutdown_timeout must be positive")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		bad("log_level %q: want debug, info, warn or error", c.LogLevel)
 	}
 	if c.EventsRetention.Duration < 0 || c.BodyRetention.Duration < 0 {
 		bad("events_retention and body_retention must not be negative (0 keeps forever)")

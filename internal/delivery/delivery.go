@@ -49,6 +49,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/classify"
@@ -74,7 +75,7 @@ type Config struct {
 type Deliverer struct {
 	cfg    Config
 	res    *Resolver
-	routes map[string]config.Route
+	routes atomic.Pointer[map[string]config.Route] // by domain, "*" the smarthost; replaced by SetRoutes
 	prov   *providerMap
 	hosts  *hostMap
 
@@ -88,19 +89,28 @@ func New(cfg Config, res *Resolver) *Deliverer {
 	if provs == nil {
 		provs = DefaultProviders
 	}
-	d := &Deliverer{cfg: cfg, res: res, routes: map[string]config.Route{}, noTLSTo: map[netip.Addr]time.Time{},
+	d := &Deliverer{cfg: cfg, res: res, noTLSTo: map[netip.Addr]time.Time{},
 		prov: &providerMap{rules: provs, byDom: map[string]string{}}, hosts: &hostMap{byDom: map[string][]string{}}}
-	for _, r := range cfg.Routes {
-		d.routes[r.Domain] = r
-	}
+	d.SetRoutes(cfg.Routes)
 	return d
 }
 
+// SetRoutes replaces the relay routes (a configuration reload); connections
+// opened from now on follow them.
+func (d *Deliverer) SetRoutes(routes []config.Route) {
+	m := make(map[string]config.Route, len(routes))
+	for _, r := range routes {
+		m[r.Domain] = r
+	}
+	d.routes.Store(&m)
+}
+
 func (d *Deliverer) route(domain string) (config.Route, bool) {
-	if r, ok := d.routes[domain]; ok {
+	routes := *d.routes.Load()
+	if r, ok := routes[domain]; ok {
 		return r, true
 	}
-	r, ok := d.routes["*"]
+	r, ok := routes["*"]
 	return r, ok
 }
 

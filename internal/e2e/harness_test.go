@@ -54,6 +54,12 @@ type Options struct {
 	Trusted      string
 	Extra        []string
 	Config       string // TOML text written to a config file
+	// ShutdownTimeout is passed as --shutdown-timeout; default 2s, so that
+	// stopping a test's posthorn does not wait long for a stalled MX.
+	ShutdownTimeout time.Duration
+	// LogLevelFromConfig leaves out --log-level debug, so the config's
+	// log_level applies (and a reload can change it).
+	LogLevelFromConfig bool
 	// EnforceSenders keeps the sender-domain check on. Off by default, so
 	// tests may send from any domain: the harness passes
 	// --allow-unverified-senders unless this is set.
@@ -75,6 +81,7 @@ type Instance struct {
 	log     *bytes.Buffer
 	exited  chan struct{}
 	logFile string
+	exit    int // exit status of the last run (after exited)
 }
 
 func freePort(t testing.TB) int {
@@ -98,6 +105,22 @@ func Start(t testing.TB, o Options) *Instance {
 	if err := json.Unmarshal(out, &in.Creds); err != nil {
 		t.Fatalf("init output %q: %v", out, err)
 	}
+	in.run()
+	return in
+}
+
+// StartOn starts posthorn serve on an existing data directory (one a
+// restore filled); Creds stay empty.
+func StartOn(t testing.TB, dataDir string, o Options) *Instance {
+	t.Helper()
+	in := &Instance{t: t, Dir: dataDir, opts: o, logFile: filepath.Join(t.TempDir(), "posthorn.log")}
+	in.run()
+	return in
+}
+
+func (in *Instance) run() {
+	t := in.t
+	t.Helper()
 	in.SMTP = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	in.HTTP = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	in.start()
@@ -108,7 +131,6 @@ func Start(t testing.TB, o Options) *Instance {
 			t.Logf("posthorn log:\n%s", tail(string(b), 6000))
 		}
 	})
-	return in
 }
 
 func tail(s string, n int) string {
@@ -125,7 +147,10 @@ func (in *Instance) args() []string {
 		smtpListen = "0.0.0.0:" + in.SMTP[strings.LastIndexByte(in.SMTP, ':')+1:]
 	}
 	a := []string{"serve", "--data-dir", in.Dir, "--smtp-listen", smtpListen, "--http-listen", in.HTTP,
-		"--hostname", "posthorn.test", "--log-level", "debug"}
+		"--hostname", "posthorn.test"}
+	if !o.LogLevelFromConfig {
+		a = append(a, "--log-level", "debug")
+	}
 	if o.DNS != "" {
 		a = append(a, "--dns-server", o.DNS)
 	} else {
@@ -146,7 +171,11 @@ func (in *Instance) args() []string {
 	if o.Lifetime == 0 {
 		o.Lifetime = time.Hour
 	}
-	a = append(a, "--retry-min", o.RetryMin.String(), "--retry-max", o.RetryMax.String(), "--queue-lifetime", o.Lifetime.String())
+	if o.ShutdownTimeout == 0 {
+		o.ShutdownTimeout = 2 * time.Second
+	}
+	a = append(a, "--retry-min", o.RetryMin.String(), "--retry-max", o.RetryMax.String(), "--queue-lifetime", o.Lifetime.String(),
+		"--shutdown-timeout", o.ShutdownTimeout.String())
 	if o.Trusted != "" {
 		a = append(a, "--trusted-networks", o.Trusted)
 	}
@@ -154,11 +183,10 @@ func (in *Instance) args() []string {
 		a = append(a, "--allow-unverified-senders")
 	}
 	if o.Config != "" {
-		p := filepath.Join(filepath.Dir(in.Dir), "posthorn.toml")
-		if err := os.WriteFile(p, []byte(o.Config), 0o600); err != nil {
+		if err := os.WriteFile(in.ConfigPath(), []byte(o.Config), 0o600); err != nil {
 			in.t.Fatal(err)
 		}
-		a = append(a, "--config", p)
+		a = append(a, "--config", in.ConfigPath())
 	}
 	return append(a, o.Extra...)
 }
@@ -176,7 +204,12 @@ func (in *Instance) start() {
 	}
 	in.cmd = cmd
 	in.exited = make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(in.exited) }()
+	go func() {
+		cmd.Wait()
+		logf.Close()
+		in.exit = cmd.ProcessState.ExitCode()
+		close(in.exited)
+	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		c, err := net.DialTimeout("tcp", in.SMTP, time.Second)
@@ -225,6 +258,66 @@ func (in *Instance) Stop() {
 		<-in.exited
 	}
 	in.cmd = nil
+}
+
+// ConfigPath is where Options.Config is written (rewrite it and send
+// SIGHUP to test a reload).
+func (in *Instance) ConfigPath() string { return filepath.Join(filepath.Dir(in.Dir), "posthorn.toml") }
+
+// Signal sends sig to the running posthorn.
+func (in *Instance) Signal(sig os.Signal) {
+	in.t.Helper()
+	if err := in.cmd.Process.Signal(sig); err != nil {
+		in.t.Fatal(err)
+	}
+}
+
+// WaitExit waits for posthorn to exit by itself and returns its exit status.
+func (in *Instance) WaitExit(timeout time.Duration) int {
+	in.t.Helper()
+	select {
+	case <-in.exited:
+	case <-time.After(timeout):
+		in.t.Fatalf("posthorn still running after %s", timeout)
+	}
+	in.cmd = nil
+	return in.exit
+}
+
+// Log is what posthorn has written to stdout and stderr so far (all runs).
+func (in *Instance) Log() string {
+	b, _ := os.ReadFile(in.logFile)
+	return string(b)
+}
+
+// WaitLog waits until the log has a line containing every one of parts,
+// and returns that line.
+func (in *Instance) WaitLog(timeout time.Duration, parts ...string) string {
+	in.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if l := findLine(in.Log(), parts...); l != "" {
+			return l
+		}
+		if time.Now().After(deadline) {
+			in.t.Fatalf("no log line with %q after %s", parts, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// findLine is the first line of log containing all parts ("" if none).
+func findLine(log string, parts ...string) string {
+	for _, l := range strings.Split(log, "\n") {
+		ok := true
+		for _, p := range parts {
+			ok = ok && strings.Contains(l, p)
+		}
+		if ok {
+			return l
+		}
+	}
+	return ""
 }
 
 // Kill stops posthorn with SIGKILL, as a crash would.

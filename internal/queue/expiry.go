@@ -164,6 +164,7 @@ func (s *Scheduler) expire(j *Job, pause smtpproto.Reply) {
 				Reply: d.LastReply, MX: d.LastMX, IP: d.LastIP, Provider: d.Provider, StartedAt: d.LastAttemptAt, Event: ev})
 		}
 	}
+	s.logOutcomes(&Job{MessageID: j.MessageID, Rcpts: rcpts}, outs, false)
 	s.reportFinal(&Job{MessageID: j.MessageID, TenantID: j.TenantID, Rcpts: rcpts}, outs)
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -118,11 +118,14 @@ type Scheduler struct {
 	leased   map[int64]bool // deliveries this scheduler holds in sending
 	conns    int
 	seq      uint64
-	stopped  bool       // no goroutine may start any more
-	hooks    alertHooks // alerthooks.go: rate caps and held lanes
+	stopped  bool          // no goroutine may start any more
+	hooks    alertHooks    // alerthooks.go: rate caps and held lanes
+	drainCh  chan struct{} // closed by Drain (drain.go): no job starts any more
 
 	// Bodies holds recently accepted messages for their first attempt.
 	Bodies *Bodies
+
+	live live // settings a configuration reload changes (reload.go)
 
 	wake   chan struct{}
 	ctx    context.Context
@@ -467,7 +470,7 @@ func (s *Scheduler) kick(d *dest) {
 		}
 		return
 	}
-	if d.active >= d.th.Conns() || s.conns >= s.cfg.MaxConnections || s.stopped {
+	if d.active >= d.th.Conns() || s.conns >= s.cfg.MaxConnections || s.stopped || s.draining() {
 		return
 	}
 	if until := d.th.PausedUntil(); s.now().Before(until) {
@@ -551,10 +554,11 @@ func (s *Scheduler) take(d *dest, wait bool) *Job {
 	}()
 	for {
 		s.mu.Lock()
-		if s.ctx.Err() != nil || d.active > d.th.Conns() {
+		if s.ctx.Err() != nil || s.draining() || d.active > d.th.Conns() {
 			s.mu.Unlock()
 			return nil // stopping, or this destination was throttled down
 		}
+		drain := s.drainCh // nil (never ready) until Drain
 		if d.nready > 0 {
 			if w := d.th.Take(s.now()); w > 0 {
 				if w > s.cfg.IdleTimeout {
@@ -568,6 +572,7 @@ func (s *Scheduler) take(d *dest, wait bool) *Job {
 				select {
 				case <-time.After(w):
 				case <-s.ctx.Done():
+				case <-drain:
 				}
 				continue
 			}
@@ -591,6 +596,7 @@ func (s *Scheduler) take(d *dest, wait bool) *Job {
 			got = true
 		case <-timer.C:
 		case <-s.ctx.Done():
+		case <-drain:
 		}
 		s.mu.Lock()
 		d.idle--

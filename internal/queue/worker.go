@@ -100,7 +100,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		}
 		if f != nil && f.Reply.Code != 0 && f.Phase != "auth" {
 			// The configured rules decide what a refusal at connect or EHLO means.
-			f.Class = s.cfg.Classifier.ClassifyAttempt(f.Phase, f.Reply, j.Rcpts[0].Attempts+1).Class
+			f.Class = s.classifier().ClassifyAttempt(f.Phase, f.Reply, j.Rcpts[0].Attempts+1).Class
 			f.Permanent = f.Class.Permanent()
 		}
 		if f != nil {
@@ -137,7 +137,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		outs := s.interrupted(j, results[0].Phase, results[0].Err, start)
 		for i, res := range results {
 			if res.Reply.Code != 0 {
-				res.Class = s.cfg.Classifier.ClassifyAttempt(res.Phase, res.Reply, j.Rcpts[i].Attempts+1).Class
+				res.Class = s.classifier().ClassifyAttempt(res.Phase, res.Reply, j.Rcpts[i].Attempts+1).Class
 				st, next, ev := s.decide(j.Rcpts[i], res.Class, false, end, d.th.PausedUntil())
 				outs[i] = store.Outcome{DeliveryID: j.Rcpts[i].ID, State: st, NextAt: next, Class: string(res.Class), Phase: res.Phase,
 					Reply: res.Reply, MX: conn.MX, IP: conn.IP, SourceIP: conn.Source, TLS: conn.TLS, StartedAt: start, Duration: end.Sub(start), Event: ev}
@@ -153,7 +153,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 			// Replies are classified here, with the configured rules and the
 			// attempt count: some temporary replies become permanent after
 			// many attempts (a 4xx "no such user" that never changes).
-			results[i].Class = s.cfg.Classifier.ClassifyAttempt(results[i].Phase, results[i].Reply, r.Attempts+1).Class
+			results[i].Class = s.classifier().ClassifyAttempt(results[i].Phase, results[i].Reply, r.Attempts+1).Class
 		}
 		res := results[i]
 		state, next, ev := s.decide(r, res.Class, false, end, d.th.PausedUntil())
@@ -336,7 +336,7 @@ func (s *Scheduler) failAll(j *Job, f *delivery.Failure, start time.Time) []stor
 // onHold puts an address on hold when it soft-bounced OnHoldAfter times
 // within OnHoldWindow (this outcome included), for OnHoldFor.
 func (s *Scheduler) onHold(tenantID, addr string, o store.Outcome) (store.Suppression, bool) {
-	n, window, hold := s.cfg.OnHoldAfter, s.cfg.OnHoldWindow, s.cfg.OnHoldFor
+	n, window, hold := s.onHoldSettings()
 	if n <= 0 || window <= 0 || hold <= 0 {
 		return store.Suppression{}, false
 	}
@@ -462,6 +462,7 @@ func (s *Scheduler) finish(j *Job, outs []store.Outcome) {
 		time.Sleep(time.Duration(try+1) * 200 * time.Millisecond)
 	}
 	if err == nil {
+		s.logOutcomes(j, outs, true)
 		s.reportFinal(j, outs)
 	}
 	s.mu.Lock()

@@ -1,7 +1,9 @@
 // Package server wires posthorn's parts together in one place, with every
 // dependency explicit: store, tenants, scheduler, delivery, the accept
 // pipeline, the SMTP listener and the HTTP and admin APIs. It owns their
-// start and stop order.
+// start and stop order, the graceful shutdown (shutdown.go), configuration
+// reloads (reload.go) and the operator endpoints of the admin socket:
+// status, reload, backup (ops.go).
 package server
 
 import (
@@ -66,6 +68,8 @@ type Server struct {
 	pipe    *accept.Pipeline
 	inbound *inbound.Server
 	sup     *suppress.List
+	dl      *delivery.Deliverer
+	ops     opsState // reload, drain, status (reload.go, shutdown.go, ops.go)
 	domains *domain.Service
 	// sendmail serves posthorn sendmail on its own socket (sendmail.go).
 	sendmail *http.Server
@@ -135,6 +139,7 @@ func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, e
 		log.Warn("config: " + w)
 	}
 	s := &Server{cfg: cfg, log: log}
+	s.ops.started = time.Now()
 	if err := s.start(ctx); err != nil {
 		s.Stop(context.Background())
 		return nil, err
@@ -168,10 +173,7 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	routes := append([]config.Route(nil), cfg.Routes...)
-	if cfg.Smarthost != "" {
-		routes = append(routes, config.Route{Domain: "*", Host: cfg.Smarthost, TLS: "opportunistic"})
-	}
+	routes := routesOf(cfg)
 	tlsPolicy, err := s.deliveryTLS(res)
 	if err != nil {
 		return err
@@ -180,12 +182,13 @@ func (s *Server) start(ctx context.Context) error {
 	for _, p := range cfg.Providers {
 		provs = append(provs, delivery.Provider{Name: p.Name, MXSuffixes: p.MXSuffixes})
 	}
-	dl := delivery.New(delivery.Config{
+	s.dl = delivery.New(delivery.Config{
 		Hostname: cfg.Hostname, Port: cfg.DeliveryPort, Routes: routes,
 		Providers:      delivery.MergeProviders(delivery.DefaultProviders, provs),
 		ConnectTimeout: cfg.Delivery.ConnectTimeout.Duration, CommandTimeout: cfg.Delivery.CommandTimeout.Duration,
 		DataTimeout: cfg.Delivery.DataTimeout.Duration, TLS: tlsPolicy,
 	}, res)
+	dl := s.dl
 	sup, err := suppress.Load(ctx, s.st)
 	if err != nil {
 		return fmt.Errorf("suppression lists: %w", err)
@@ -234,7 +237,7 @@ func (s *Server) start(ctx context.Context) error {
 		MaxMsgsPerConn: cfg.Delivery.MaxMessagesPerConnection, IdleTimeout: cfg.Delivery.IdleTimeout.Duration,
 		RatePerMinute: cfg.Delivery.RatePerMinute, Cooldown: cfg.Delivery.Cooldown.Duration,
 		Limits: func(dest string) shaping.Limits {
-			l := cfg.DestinationLimitsFor(dest)
+			l := s.current().DestinationLimitsFor(dest) // reloadable
 			return shaping.Limits{MaxConns: l.MaxConnections, MaxMsgsPerConn: l.MaxMessagesPerConnection, MaxRcptsPerTx: l.MaxRecipientsPerTx,
 				RatePerMinute: l.RatePerMinute, Cooldown: l.Cooldown.Duration}
 		},
@@ -252,7 +255,7 @@ func (s *Server) start(ctx context.Context) error {
 	// The pipeline exists before the scheduler starts: workers started for
 	// loaded mail may report failures at once, and sendDSN uses it.
 	s.pipe = &accept.Pipeline{Store: s.st, Senders: s.domains, AllowUnverifiedSenders: cfg.AllowUnverifiedSenders, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
-		Lifetime: cfg.QueueLifetime.Duration, Now: time.Now, IdempotencyTTL: cfg.API.IdempotencyTTL.Duration,
+		Lifetime: cfg.QueueLifetime.Duration, Now: time.Now, IdempotencyTTL: cfg.API.IdempotencyTTL.Duration, Log: s.log.With("part", "accept"),
 		Suppressed: func(tenantID, addr string) (string, bool) {
 			x, ok := sup.Check(tenantID, addr)
 			return x.Reason, ok
@@ -396,6 +399,7 @@ func (s *Server) startAdmin(ops *api.QueueOps) error {
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	s.opsRoutes(mux)
 	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go s.admin.Serve(ln)
 	return s.startSendmail(adm)
@@ -482,7 +486,7 @@ func (s *Server) startHTTP(v1, unsub, ui http.Handler) error {
 		w.Write([]byte("ok\n"))
 	})
 	s.httpLn = ln
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.http = &http.Server{Handler: s.refuseWhileDraining(mux), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	go s.http.Serve(ln)
 	s.log.Info("http listening", "addr", ln.Addr().String())
 	return nil

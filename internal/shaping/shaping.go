@@ -78,7 +78,11 @@ func New(l Limits) *Throttle {
 func burst(perMin float64) float64 { return math.Max(1, perMin/20) }
 
 // Limits returns the configured limits.
-func (t *Throttle) Limits() Limits { return t.lim }
+func (t *Throttle) Limits() Limits {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lim
+}
 
 // Conns is how many connections may be open now.
 func (t *Throttle) Conns() int {

@@ -106,7 +106,9 @@ type Server struct {
 	conns  map[*Conn]struct{}
 	perIP  map[netip.Addr]int // open sessions per client address
 	closed bool
-	wg     sync.WaitGroup
+	// draining: new connections get 421 4.3.2 (Drain, drain.go).
+	draining bool
+	wg       sync.WaitGroup
 }
 
 // NewServer returns a server; Serve runs it on a listener.
@@ -157,6 +159,12 @@ func (s *Server) Serve(ln net.Listener) error {
 		ip := remoteIP(nc)
 		refuse := ""
 		switch {
+		case s.draining:
+			s.mu.Unlock()
+			nc.SetWriteDeadline(time.Now().Add(time.Second))
+			fmt.Fprintf(nc, "421 4.3.2 %s shutting down, try again later\r\n", s.cfg.Hostname)
+			nc.Close()
+			continue
 		case len(s.conns) >= s.cfg.MaxConnections:
 			refuse = "too many connections"
 		case s.cfg.MaxConnectionsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnectionsPerIP:

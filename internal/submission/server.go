@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/accept"
@@ -61,6 +62,7 @@ type Server struct {
 	done    chan struct{}
 
 	lockout *lockout
+	trusted atomic.Pointer[[]netip.Prefix] // replaced by SetTrusted; nil: cfg.Trusted
 }
 
 // New builds a server; Start opens the listener.
@@ -118,10 +120,22 @@ func (s *Server) NewSession(c *smtpd.Conn) smtpd.Session {
 }
 
 func (s *Server) isTrusted(ip netip.Addr) bool {
-	for _, p := range s.cfg.Trusted {
+	trusted := s.cfg.Trusted
+	if t := s.trusted.Load(); t != nil {
+		trusted = *t
+	}
+	for _, p := range trusted {
 		if p.Contains(ip) {
 			return true
 		}
 	}
 	return false
 }
+
+// SetTrusted replaces the networks that may submit without AUTH (a
+// configuration reload); sessions opened from now on use them.
+func (s *Server) SetTrusted(ps []netip.Prefix) { s.trusted.Store(&ps) }
+
+// Drain answers new sessions "421 4.3.2 shutting down" and tells idle
+// ones the same while the listener stays open; Stop closes it.
+func (s *Server) Drain() { s.srv.Drain() }

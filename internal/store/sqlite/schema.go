@@ -184,7 +184,7 @@ func migrateWith(db *sql.DB, migrations []migration) error {
 		return fmt.Errorf("read schema version: %w", err)
 	}
 	if version > len(migrations) {
-		return fmt.Errorf("database schema version %d is newer than this posthorn (%d)", version, len(migrations))
+		return schemaTooNew(version)
 	}
 	for i := version; i < len(migrations); i++ {
 		tx, err := db.Begin()
