@@ -137,10 +137,13 @@ func (a *Admin) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"deliveries": counts, "scheduler": a.Stats()})
 }
 
-// QueueList is the answer to a queue listing.
+// QueueList is the answer to a queue listing: newest first, at most
+// limit items; NextCursor, when set, fetches the older ones that did not
+// fit (pass it as ?cursor=).
 type QueueList struct {
-	Items []store.Delivery `json:"items"`
-	Count int              `json:"count"`
+	Items      []store.Delivery `json:"items"`
+	Count      int              `json:"count"`
+	NextCursor string           `json:"next_cursor,omitempty"`
 }
 
 // ParseQueueFilter reads a listing's query parameters: state (comma
@@ -170,7 +173,7 @@ func ParseQueueFilter(q map[string][]string, now time.Time) (store.DeliveryFilte
 		for _, p := range strings.Split(s, ",") {
 			st := store.State(strings.TrimSpace(p))
 			if !st.Valid() {
-				return f, &badRequest{fmt.Sprintf("unknown state %q", p)}
+				return f, &badRequest{fmt.Sprintf("unknown state %q; valid states: %s, or all", p, strings.Join(stateNames(), ", "))}
 			}
 			f.States = append(f.States, st)
 		}
@@ -199,24 +202,78 @@ func ParseQueueFilter(q map[string][]string, now time.Time) (store.DeliveryFilte
 	return f, nil
 }
 
+func stateNames() []string {
+	var out []string
+	for _, st := range store.AllStates {
+		out = append(out, string(st))
+	}
+	return out
+}
+
+// resolveTenant turns a tenant name or id into the id ("" stays "").
+func (a *Admin) resolveTenant(ctx context.Context, nameOrID string) (string, error) {
+	if nameOrID == "" {
+		return "", nil
+	}
+	t, err := a.Tenants.Resolve(ctx, nameOrID)
+	if err != nil {
+		return "", fmt.Errorf("%w (see posthorn tenant list)", err)
+	}
+	return t.ID, nil
+}
+
 func (a *Admin) listQueue(w http.ResponseWriter, r *http.Request) { a.writeList(w, r, r.URL.Query()) }
 
-// writeList answers a delivery listing filtered by q.
+// writeList answers a delivery listing filtered by q, newest first:
+// ?limit= (default 1000, 0 no limit) items, and a next_cursor for the
+// older ones when more match (?cursor= fetches them).
 func (a *Admin) writeList(w http.ResponseWriter, r *http.Request, q url.Values) {
 	f, err := ParseQueueFilter(q, time.Now())
+	if err == nil {
+		f.TenantID, err = a.resolveTenant(r.Context(), f.TenantID)
+	}
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	ds, err := a.Store.ListDeliveries(r.Context(), f)
+	list, err := PageDeliveries(r.Context(), a.Store, f, q.Get("cursor"))
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	if ds == nil {
-		ds = []store.Delivery{}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// PageDeliveries lists deliveries matching f newest first: at most
+// f.Limit (0: all), continuing below cursor (a previous NextCursor; ""
+// starts at the newest), with NextCursor set when more match.
+func PageDeliveries(ctx context.Context, st store.Store, f store.DeliveryFilter, cursor string) (QueueList, error) {
+	f.Newest = true
+	if cursor != "" {
+		n, err := strconv.ParseInt(cursor, 10, 64)
+		if err != nil || n <= 0 {
+			return QueueList{}, &badRequest{"cursor: want the next_cursor of a previous listing"}
+		}
+		f.BeforeID = n
 	}
-	writeJSON(w, http.StatusOK, QueueList{Items: ds, Count: len(ds)})
+	limit := f.Limit
+	if limit > 0 {
+		f.Limit = limit + 1 // one more tells whether there are more
+	}
+	ds, err := st.ListDeliveries(ctx, f)
+	if err != nil {
+		return QueueList{}, err
+	}
+	list := QueueList{Items: ds}
+	if limit > 0 && len(ds) > limit {
+		list.Items = ds[:limit]
+		list.NextCursor = strconv.FormatInt(ds[limit-1].ID, 10)
+	}
+	if list.Items == nil {
+		list.Items = []store.Delivery{}
+	}
+	list.Count = len(list.Items)
+	return list, nil
 }
 
 func (a *Admin) listDLQ(w http.ResponseWriter, r *http.Request) {
@@ -293,7 +350,11 @@ func (a *Admin) showMessage(w http.ResponseWriter, r *http.Request) {
 func (a *Admin) op(fn func(context.Context, Selection) (*OpResult, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var sel Selection
-		if err := decode(r, &sel); err != nil {
+		err := decode(r, &sel)
+		if err == nil {
+			sel.TenantID, err = a.resolveTenant(r.Context(), sel.TenantID)
+		}
+		if err != nil {
 			a.fail(w, err)
 			return
 		}
@@ -314,7 +375,11 @@ type RequeueRequest struct {
 
 func (a *Admin) requeue(w http.ResponseWriter, r *http.Request) {
 	var req RequeueRequest
-	if err := decode(r, &req); err != nil {
+	err := decode(r, &req)
+	if err == nil {
+		req.TenantID, err = a.resolveTenant(r.Context(), req.TenantID)
+	}
+	if err != nil {
 		a.fail(w, err)
 		return
 	}

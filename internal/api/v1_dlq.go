@@ -7,8 +7,9 @@ import (
 	"github.com/posthorn/posthorn/internal/store"
 )
 
-// listDLQ is GET /v1/dlq: the tenant's dead letters, filtered like
-// GET /v1/messages plus class, code and provider.
+// listDLQ is GET /v1/dlq: the tenant's dead letters, newest first,
+// filtered like GET /v1/messages plus class, code and provider; limit
+// (default 1000) and cursor page like the admin listing.
 func (v *V1) listDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	q := r.URL.Query()
 	q.Set("state", string(store.DeadLetter))
@@ -18,15 +19,16 @@ func (v *V1) listDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey) 
 		return
 	}
 	f.TenantID = key.TenantID
-	ds, err := v.Store.ListDeliveries(r.Context(), f)
-	if err != nil {
+	list, err := PageDeliveries(r.Context(), v.Store, f, q.Get("cursor"))
+	var bad *badRequest
+	if errors.As(err, &bad) {
+		apiError(w, http.StatusBadRequest, "invalid_cursor", bad.msg, "cursor")
+		return
+	} else if err != nil {
 		v.internal(w, err)
 		return
 	}
-	if ds == nil {
-		ds = []store.Delivery{}
-	}
-	writeJSON(w, http.StatusOK, QueueList{Items: ds, Count: len(ds)})
+	writeJSON(w, http.StatusOK, list)
 }
 
 // DLQRequest selects dead letters: message ids, a domain, or all.

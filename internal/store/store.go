@@ -169,6 +169,8 @@ type DeliveryFilter struct {
 	OlderThan time.Time // created before
 	Since     time.Time // created at or after
 	AfterID   int64     // cursor: deliveries with a larger ID
+	BeforeID  int64     // cursor for Newest: deliveries with a smaller ID
+	Newest    bool      // newest (largest ID) first; oldest first otherwise
 	Limit     int
 }
 

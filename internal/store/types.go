@@ -165,6 +165,7 @@ type Delivery struct {
 	NextAttemptAt  time.Time       `json:"next_attempt_at,omitzero"`
 	ExpiresAt      time.Time       `json:"expires_at"`
 	LastReply      smtpproto.Reply `json:"last_reply,omitzero"`
+	LastError      string          `json:"last_error,omitempty"` // local error text of the last attempt when it got no reply (connect, DNS, TLS)
 	LastClass      string          `json:"last_class,omitempty"`
 	LastPhase      string          `json:"last_phase,omitempty"`
 	LastMX         string          `json:"last_mx,omitempty"`
@@ -172,6 +173,18 @@ type Delivery struct {
 	Provider       string          `json:"provider,omitempty"`
 	Size           int             `json:"size"`
 	UpdatedAt      time.Time       `json:"updated_at"`
+}
+
+// LastFailure is the last attempt's outcome in words: the reply, or the
+// local error text when there was no reply; "" before any attempt.
+func (d Delivery) LastFailure() string {
+	switch {
+	case d.LastReply.Code != 0:
+		return d.LastReply.String()
+	case d.LastError != "":
+		return d.LastError
+	}
+	return d.LastClass
 }
 
 // Attempt is one try at delivering one recipient, with the exact reply.

@@ -29,6 +29,10 @@ func scanDelivery(r scanner, extra ...any) (store.Delivery, error) {
 		return d, fmt.Errorf("scan delivery: %w", err)
 	}
 	d.Lane, d.State = store.Lane(lane), store.State(state)
+	if d.LastReply.Code == 0 {
+		// With no reply, last_text holds the local error (RecordOutcomes).
+		d.LastError, d.LastReply.Text = d.LastReply.Text, ""
+	}
 	d.CreatedAt, d.FirstAttemptAt, d.LastAttemptAt = fromMS(created), fromMS(first), fromMS(last)
 	d.NextAttemptAt, d.ExpiresAt, d.UpdatedAt = fromMS(next), fromMS(expires), fromMS(updated)
 	return d, nil
@@ -113,11 +117,18 @@ func deliveryQuery(f store.DeliveryFilter) (string, []any) {
 		conds = append(conds, "d.id > ?")
 		args = append(args, f.AfterID)
 	}
+	if f.BeforeID > 0 {
+		conds = append(conds, "d.id < ?")
+		args = append(args, f.BeforeID)
+	}
 	q := `SELECT ` + prefixed("d.", deliveryCols) + `, m.sender, m.size FROM deliveries d JOIN messages m ON m.id = d.message_id`
 	if len(conds) > 0 {
 		q += " WHERE " + strings.Join(conds, " AND ")
 	}
 	q += " ORDER BY d.id"
+	if f.Newest {
+		q += " DESC"
+	}
 	if f.Limit > 0 {
 		q += fmt.Sprintf(" LIMIT %d", f.Limit)
 	}

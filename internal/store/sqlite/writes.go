@@ -215,8 +215,12 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 			end := o.StartedAt.Add(o.Duration)
 			var msgID, tenant, rcpt string
 			var n int
+			lastText := o.Reply.Text
+			if o.Reply.Code == 0 {
+				lastText = o.Error // no reply: keep the local error (read back as LastError)
+			}
 			err := up.QueryRow(string(o.State), ms(o.StartedAt), ms(end), ms(o.NextAt), o.Reply.Code, o.Reply.Enhanced,
-				o.Reply.Text, o.Class, o.Phase, o.MX, o.IP, o.Provider, o.Provider, ms(end), o.DeliveryID).Scan(&msgID, &tenant, &rcpt, &n)
+				lastText, o.Class, o.Phase, o.MX, o.IP, o.Provider, o.Provider, ms(end), o.DeliveryID).Scan(&msgID, &tenant, &rcpt, &n)
 			if errors.Is(err, sql.ErrNoRows) {
 				if err := ignoredOutcome(tx, st, o); err != nil {
 					return err

@@ -1,0 +1,189 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/testkit"
+)
+
+// mustRun runs a posthorn command (text output) and fails the test on a
+// non-zero exit.
+func (in *Instance) mustRun(args ...string) string {
+	in.t.Helper()
+	out, errOut, code := in.Run("", nil, args...)
+	if code != 0 {
+		in.t.Fatalf("posthorn %s: exit %d: %s", strings.Join(args, " "), code, errOut)
+	}
+	return out
+}
+
+// mustFail runs a posthorn command that must exit non-zero and returns
+// what it printed on stderr.
+func (in *Instance) mustFail(args ...string) string {
+	in.t.Helper()
+	out, errOut, code := in.Run("", nil, args...)
+	if code == 0 {
+		in.t.Fatalf("posthorn %s exited 0; want an error. Output:\n%s", strings.Join(args, " "), out)
+	}
+	return errOut
+}
+
+// waitList polls queue list with args until it lists n deliveries.
+func (in *Instance) waitList(n int, args ...string) api.QueueList {
+	in.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var list api.QueueList
+		in.CLI(&list, append([]string{"queue", "list"}, args...)...)
+		if list.Count == n {
+			return list
+		}
+		if time.Now().After(deadline) {
+			in.t.Fatalf("queue list %v: %d deliveries, want %d", args, list.Count, n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// cliWorld: ops.test answers 450 to every RCPT, down.test's only MX host
+// refuses connections; retries are an hour away.
+func cliWorld(t *testing.T, o Options) *world {
+	if o.RetryMin == 0 {
+		o.RetryMin, o.RetryMax = time.Hour, time.Hour
+	}
+	w := newWorld(t, o, "127.0.0.2", "127.0.0.3")
+	w.domain("ops.test", "127.0.0.2")
+	w.domain("down.test", "127.0.0.3")
+	w.mx["127.0.0.2"].SetScript(testkit.Script{Rcpt: func(string) testkit.Reply { return testkit.Reply{Code: 450, Text: "4.2.0 mailbox busy"} }})
+	w.mx["127.0.0.3"].Stop()
+	return w
+}
+
+// TestCLIManyNeedsSaying: commands that act on many deliveries refuse to
+// act on everything unless told (--all or a filter), and say how many
+// they changed in correct English.
+func TestCLIManyNeedsSaying(t *testing.T) {
+	w := cliWorld(t, Options{})
+	in := w.in
+	id := in.Send("sender@app.test", []string{"a@ops.test"}, msgBody("a"))
+	in.waitList(1, "--state", "deferred")
+	for _, cmd := range [][]string{{"dlq", "purge"}, {"dlq", "retry"}, {"queue", "flush"}, {"queue", "hold"}, {"queue", "requeue"}} {
+		if e := in.mustFail(cmd...); !strings.Contains(e, "--all") {
+			t.Errorf("%v without a selection: %q, want it to ask for --all or a filter", cmd, e)
+		}
+	}
+	if out := in.mustRun("queue", "hold", id); out != "1 delivery changed\n" {
+		t.Errorf("hold one: %q, want \"1 delivery changed\"", out)
+	}
+	if out := in.mustRun("queue", "release", "--all"); out != "1 delivery changed\n" {
+		t.Errorf("release --all: %q", out)
+	}
+}
+
+// TestCLIListsPage: listings are newest first, say when they are cut and
+// page with --limit/--cursor.
+func TestCLIListsPage(t *testing.T) {
+	w := cliWorld(t, Options{})
+	in := w.in
+	for i := 0; i < 3; i++ {
+		in.Send("sender@app.test", []string{fmt.Sprintf("u%d@ops.test", i)}, msgBody("page"))
+	}
+	all := in.waitList(3, "--state", "deferred")
+	if all.Items[0].ID < all.Items[2].ID {
+		t.Fatalf("queue list is oldest first: ids %d..%d", all.Items[0].ID, all.Items[2].ID)
+	}
+	var page api.QueueList
+	in.CLI(&page, "queue", "list", "--limit", "2")
+	if page.Count != 2 || page.NextCursor == "" {
+		t.Fatalf("limit 2 of 3: %+v", page)
+	}
+	var rest api.QueueList
+	in.CLI(&rest, "queue", "list", "--limit", "2", "--cursor", page.NextCursor)
+	if rest.Count != 1 || rest.NextCursor != "" || rest.Items[0].ID != all.Items[2].ID {
+		t.Fatalf("second page: %+v", rest)
+	}
+	out := in.mustRun("queue", "list", "--limit", "2")
+	if !strings.Contains(out, "2 deliveries shown") || !strings.Contains(out, "--cursor "+page.NextCursor) {
+		t.Errorf("cut listing does not say so:\n%s", out)
+	}
+	if out := in.mustRun("dlq", "list", "--limit", "1"); !strings.Contains(out, "empty") {
+		t.Errorf("dlq list: %s", out)
+	}
+}
+
+// TestCLISelections: --tenant takes names, unknown ids fail loudly, and
+// one recipient of a message can be acted on by its delivery id.
+func TestCLISelections(t *testing.T) {
+	w := cliWorld(t, Options{})
+	in := w.in
+	id := in.Send("sender@app.test", []string{"a@ops.test", "b@ops.test"}, msgBody("two"))
+	list := in.waitList(2, "--state", "deferred")
+	var byName api.QueueList
+	in.CLI(&byName, "queue", "list", "--tenant", "default")
+	if byName.Count != 2 {
+		t.Fatalf("queue list --tenant default (a name): %d deliveries, want 2", byName.Count)
+	}
+	if e := in.mustFail("queue", "list", "--tenant", "nosuchtenant"); !strings.Contains(e, "nosuchtenant") {
+		t.Errorf("unknown tenant: %q", e)
+	}
+	if e := in.mustFail("queue", "hold", "NOSUCHID"); !strings.Contains(e, "NOSUCHID") {
+		t.Errorf("unknown message id: %q", e)
+	}
+	if e := in.mustFail("queue", "hold", "--delivery", "999999"); !strings.Contains(e, "999999") {
+		t.Errorf("unknown delivery id: %q", e)
+	}
+	if e := in.mustFail("queue", "show", "NOSUCHID"); !strings.Contains(e, "queue list") {
+		t.Errorf("queue show of an unknown id should say where ids are: %q", e)
+	}
+	if e := in.mustFail("queue", "list", "--state", "bogus"); !strings.Contains(e, "deferred") {
+		t.Errorf("unknown state should list the valid ones: %q", e)
+	}
+	one := list.Items[0]
+	if out := in.mustRun("queue", "hold", "--delivery", fmt.Sprint(one.ID), "--tenant", "default"); out != "1 delivery changed\n" {
+		t.Fatalf("hold one delivery: %q", out)
+	}
+	for _, d := range in.Show(id).Deliveries {
+		if want := map[bool]store.State{true: store.Held, false: store.Deferred}[d.ID == one.ID]; d.State != want {
+			t.Errorf("delivery %d (%s): %s, want %s", d.ID, d.Recipient, d.State, want)
+		}
+	}
+}
+
+// TestCLILastFailureText: a connection error (no SMTP reply) shows in the
+// summaries, not just in queue show's attempts, and a dead letter carries
+// it with the rest of its failure context.
+func TestCLILastFailureText(t *testing.T) {
+	w := cliWorld(t, Options{RetryMin: 300 * time.Millisecond, RetryMax: 300 * time.Millisecond, Lifetime: 2 * time.Second})
+	in := w.in
+	in.Send("sender@app.test", []string{"x@down.test"}, msgBody("down"))
+	deadline := time.Now().Add(20 * time.Second)
+	var dlq api.QueueList
+	for {
+		in.CLI(&dlq, "dlq", "list")
+		if dlq.Count == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no dead letter")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	d := dlq.Items[0]
+	if !strings.Contains(d.LastError, "refused") || d.LastMX == "" || d.Attempts == 0 || d.LastAttemptAt.IsZero() || d.Domain != "down.test" {
+		t.Errorf("dead letter lacks its failure context: %+v", d)
+	}
+	if out := in.mustRun("dlq", "list"); !strings.Contains(out, "refused") {
+		t.Errorf("dlq list does not show the connection error:\n%s", out)
+	}
+	if out := in.mustRun("queue", "list", "--state", "dead_letter"); !strings.Contains(out, "refused") {
+		t.Errorf("queue list does not show the connection error:\n%s", out)
+	}
+	if out := in.mustRun("dlq", "purge", "--all"); out != "1 delivery changed\n" {
+		t.Errorf("dlq purge --all: %q", out)
+	}
+}
