@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -573,10 +574,32 @@ func (a *Admin) listSuppressions(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
+	// Newest first; ?limit= (default 1000, 0 all) and ?cursor= (how many
+	// newer entries were shown already) page through the rest.
+	sort.SliceStable(ss, func(i, j int) bool { return ss[i].CreatedAt.After(ss[j].CreatedAt) })
+	limit, from := 1000, 0
+	for name, dst := range map[string]*int{"limit": &limit, "cursor": &from} {
+		if v := r.URL.Query().Get(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				a.fail(w, &badRequest{name + ": want a number"})
+				return
+			}
+			*dst = n
+		}
+	}
+	total := len(ss)
+	ss = ss[min(from, total):]
+	res := map[string]any{"total": total}
+	if limit > 0 && len(ss) > limit {
+		ss = ss[:limit]
+		res["next_cursor"] = strconv.Itoa(from + limit)
+	}
 	if ss == nil {
 		ss = []store.Suppression{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": ss, "count": len(ss)})
+	res["items"], res["count"] = ss, len(ss)
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (a *Admin) suppressionRequest(w http.ResponseWriter, r *http.Request) (*SuppressionRequest, string, bool) {
@@ -606,7 +629,7 @@ func (a *Admin) addSuppression(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, &badRequest{err.Error()})
 		return
 	}
-	s.Detail = req.Detail
+	s.Detail, s.CreatedAt = req.Detail, time.Now().UTC() // set here: Add fills in its own copy
 	if err := a.Suppress.Add(r.Context(), s); err != nil {
 		a.fail(w, err)
 		return
@@ -625,7 +648,7 @@ func (a *Admin) removeSuppression(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !found {
-		a.fail(w, fmt.Errorf("%w: no such entry", store.ErrNotFound))
+		a.fail(w, fmt.Errorf("no suppression entry %q in tenant %s (see posthorn suppression list): %w", req.Entry, tenantID, store.ErrNotFound))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"removed": req.Entry})

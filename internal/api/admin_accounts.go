@@ -18,6 +18,7 @@ import (
 func (a *Admin) accountRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /admin/v1/users/{username}", a.removeUser)
 	mux.HandleFunc("DELETE /admin/v1/apikeys/{id}", a.removeKey)
+	mux.HandleFunc("POST /admin/v1/users/{username}/password", a.userPassword)
 	mux.HandleFunc("GET /admin/v1/accounts", a.listAccounts)
 	mux.HandleFunc("POST /admin/v1/accounts", a.createAccount)
 	mux.HandleFunc("DELETE /admin/v1/accounts/{email}", a.removeAccount)
@@ -48,6 +49,25 @@ func (a *Admin) removeUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("username")})
+}
+
+// userPassword sets an SMTP user's password ("" generates one); the
+// answer shows it once.
+func (a *Admin) userPassword(w http.ResponseWriter, r *http.Request) {
+	var req PasswordRequest
+	tenantID, err := a.tenantFilter(r)
+	if err == nil {
+		err = decode(r, &req)
+	}
+	var pw string
+	if err == nil {
+		pw, err = a.Tenants.SetUserPassword(r.Context(), tenantID, r.PathValue("username"), req.Password)
+	}
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"username": r.PathValue("username"), "password": pw})
 }
 
 func (a *Admin) removeKey(w http.ResponseWriter, r *http.Request) {

@@ -187,3 +187,90 @@ func TestCLILastFailureText(t *testing.T) {
 		t.Errorf("dlq purge --all: %q", out)
 	}
 }
+
+// eventsOfType returns the activity log's events of one type.
+func (in *Instance) eventsOfType(typ string) []store.Event {
+	in.t.Helper()
+	var res struct{ Items []store.Event }
+	in.CLI(&res, "events", "--type", typ)
+	return res.Items
+}
+
+// TestCLICredentials: an SMTP user's password can be changed (the old one
+// stops working), keys can be revoked, and each leaves an event.
+func TestCLICredentials(t *testing.T) {
+	in := Start(t, Options{})
+	in.CLI(nil, "user", "add", "bob", "--password", "old-secret-1")
+	if out := in.mustRun("user", "passwd", "bob", "--password", "new-secret-2"); !strings.Contains(out, "password changed for bob") {
+		t.Errorf("user passwd: %q", out)
+	}
+	auth := func(pass string) string {
+		c, err := Dial(in.SMTP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Cmd(250, "EHLO client.test"); err != nil {
+			t.Fatal(err)
+		}
+		text, _ := c.Cmd(0, "AUTH PLAIN "+plain("bob", pass))
+		return text[:3]
+	}
+	if got := auth("old-secret-1"); got != "535" {
+		t.Errorf("old password after passwd: %s, want 535", got)
+	}
+	if got := auth("new-secret-2"); got != "235" {
+		t.Errorf("new password: %s, want 235", got)
+	}
+	if evs := in.eventsOfType("password_changed"); len(evs) != 1 || !strings.Contains(evs[0].Detail, "bob") {
+		t.Errorf("password_changed events: %+v", evs)
+	}
+	in.mustFail("user", "passwd", "nosuchuser", "--password", "x-secret-3")
+
+	var key api.KeyResponse
+	in.CLI(&key, "apikey", "create", "--name", "shop")
+	if out := in.mustRun("apikey", "revoke", key.ID); !strings.Contains(out, key.ID) {
+		t.Errorf("apikey revoke: %q", out)
+	}
+	in.mustRun("user", "remove", "bob")
+	evs := in.eventsOfType("credential_revoked")
+	if len(evs) != 2 || !strings.Contains(evs[0].Detail, key.ID) || !strings.Contains(evs[1].Detail, "bob") {
+		t.Errorf("credential_revoked events: %+v", evs)
+	}
+}
+
+// TestCLIConsistentOutput: lists print tables unless --json, removals say
+// what they did, and errors name the valid values.
+func TestCLIConsistentOutput(t *testing.T) {
+	in := Start(t, Options{})
+	in.CLI(nil, "user", "add", "carol", "--dsn")
+	if out := in.mustRun("tenant", "list"); strings.Contains(out, "{") || !strings.Contains(out, "default") {
+		t.Errorf("tenant list is not a table:\n%s", out)
+	}
+	if out := in.mustRun("tenant", "add", "acme"); strings.Contains(out, "{") || !strings.Contains(out, "acme") {
+		t.Errorf("tenant add:\n%s", out)
+	}
+	if out := in.mustRun("user", "list"); !strings.Contains(out, "DSN") || !strings.Contains(out, "yes") {
+		t.Errorf("user list hides its settings:\n%s", out)
+	}
+	var s store.Suppression
+	in.CLI(&s, "suppression", "add", "gone@example.test")
+	if s.CreatedAt.IsZero() {
+		t.Errorf("suppression add answered a zero created_at: %+v", s)
+	}
+	if out := in.mustRun("suppression", "remove", "gone@example.test"); !strings.Contains(out, "removed gone@example.test") {
+		t.Errorf("suppression remove: %q", out)
+	}
+	if e := in.mustFail("suppression", "remove", "gone@example.test"); !strings.Contains(e, "gone@example.test") {
+		t.Errorf("removing a missing entry: %q", e)
+	}
+	if e := in.mustFail("suppression", "add", "x@example.test", "--reason", "bogus"); !strings.Contains(e, "hard_bounce") {
+		t.Errorf("unknown reason should list the valid ones: %q", e)
+	}
+	for i := 0; i < 3; i++ {
+		in.CLI(nil, "suppression", "add", fmt.Sprintf("s%d@example.test", i))
+	}
+	if out := in.mustRun("suppression", "list", "--limit", "2"); !strings.Contains(out, "2 of 3 entries shown") {
+		t.Errorf("cut suppression list does not say so:\n%s", out)
+	}
+}

@@ -119,6 +119,11 @@ const (
 	// EventAuthFailed is a failed login (SMTP AUTH, API password); it
 	// belongs to no message. Detail holds protocol, ip and user.
 	EventAuthFailed = "auth_failed"
+	// EventCredentialRevoked is an SMTP user, API key or account removed
+	// by an operator; Detail says which.
+	EventCredentialRevoked = "credential_revoked"
+	// EventPasswordChanged is an SMTP user's or account's new password.
+	EventPasswordChanged = "password_changed"
 )
 
 // Message is one accepted message. Body holds the full RFC 5322 message

@@ -107,7 +107,7 @@ func Parse(tenantID, input, reason string) (store.Suppression, error) {
 	switch reason {
 	case HardBounce, Unsubscribe, Complaint, OnHold, Manual:
 	default:
-		return s, fmt.Errorf("unknown reason %q", reason)
+		return s, fmt.Errorf("unknown reason %q; valid reasons: %s, %s, %s, %s, %s", reason, Manual, HardBounce, Unsubscribe, Complaint, OnHold)
 	}
 	return s, nil
 }

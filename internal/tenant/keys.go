@@ -133,19 +133,65 @@ func (m *Manager) touch(ctx context.Context, id string, now time.Time) {
 
 // RemoveKey deletes a key of tenantID ("" any tenant).
 func (m *Manager) RemoveKey(ctx context.Context, tenantID, id string) error {
-	return m.st.DeleteAPIKey(ctx, tenantID, id)
+	k, err := m.st.GetAPIKey(ctx, id)
+	if err != nil {
+		return fmt.Errorf("api key %s: %w", id, err)
+	}
+	if err := m.st.DeleteAPIKey(ctx, tenantID, id); err != nil {
+		return fmt.Errorf("api key %s: %w", id, err)
+	}
+	return m.credentialEvent(ctx, store.EventCredentialRevoked, k.TenantID, fmt.Sprintf("api key %s (%s) %q", k.ID, k.Prefix, k.Name))
+}
+
+// credentialEvent records who lost or changed a credential: an event of
+// no message, in the credential's tenant.
+func (m *Manager) credentialEvent(ctx context.Context, typ, tenantID, detail string) error {
+	if err := m.st.RecordEvent(ctx, store.Event{At: m.now().UTC(), Type: typ, TenantID: tenantID, Detail: detail}); err != nil {
+		return fmt.Errorf("record %s event: %w", typ, err)
+	}
+	return nil
+}
+
+// SetUserPassword replaces an SMTP user's password (of tenantID; "" any
+// tenant); an empty password generates one, returned in clear once.
+func (m *Manager) SetUserPassword(ctx context.Context, tenantID, username, password string) (string, error) {
+	u, err := m.st.GetSMTPUser(ctx, username)
+	if err == nil && tenantID != "" && u.TenantID != tenantID {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("smtp user %s: %w", username, err)
+	}
+	if password == "" {
+		password = randomToken(20)
+	}
+	hash, err := m.hashPassword(ctx, password)
+	if err != nil {
+		return "", err
+	}
+	if err := m.st.SetSMTPUserPassword(ctx, username, hash); err != nil {
+		return "", fmt.Errorf("smtp user %s: %w", username, err)
+	}
+	m.mu.Lock()
+	delete(m.cache, username) // the old password must stop working now
+	m.mu.Unlock()
+	return password, m.credentialEvent(ctx, store.EventPasswordChanged, u.TenantID, "smtp user "+username)
 }
 
 // RemoveUser deletes an SMTP user of tenantID ("" any tenant) and
 // forgets its cached login.
 func (m *Manager) RemoveUser(ctx context.Context, tenantID, username string) error {
+	u, err := m.st.GetSMTPUser(ctx, username)
+	if err != nil {
+		return fmt.Errorf("smtp user %s: %w", username, err)
+	}
 	if err := m.st.DeleteSMTPUser(ctx, tenantID, username); err != nil {
-		return err
+		return fmt.Errorf("smtp user %s: %w", username, err)
 	}
 	m.mu.Lock()
 	delete(m.cache, username)
 	m.mu.Unlock()
-	return nil
+	return m.credentialEvent(ctx, store.EventCredentialRevoked, u.TenantID, "smtp user "+username)
 }
 
 // NormalizeDomains lower-cases and checks a list of sender domains,
