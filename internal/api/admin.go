@@ -19,6 +19,7 @@ import (
 
 	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/domain"
+	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
@@ -56,9 +57,7 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/v1/queue/hold", a.op(a.Ops.Hold))
 	mux.HandleFunc("POST /admin/v1/queue/release", a.op(a.Ops.Release))
 	mux.HandleFunc("POST /admin/v1/queue/requeue", a.requeue)
-	mux.HandleFunc("GET /admin/v1/destinations", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"items": a.Destinations()})
-	})
+	mux.HandleFunc("GET /admin/v1/destinations", a.destinations)
 	mux.HandleFunc("GET /admin/v1/events", a.listEvents)
 	mux.HandleFunc("GET /admin/v1/dlq", a.listDLQ)
 	mux.HandleFunc("GET /admin/v1/dlq/{id}", a.showMessage)
@@ -78,6 +77,22 @@ func (a *Admin) Handler() http.Handler {
 	a.accountRoutes(mux)
 	a.webhookRoutes(mux) // webhooks.go: webhooks and alerts
 	return mux
+}
+
+// destinations lists every destination with live state or pending mail
+// (?tenant= narrows to one tenant's pending mail).
+func (a *Admin) destinations(w http.ResponseWriter, r *http.Request) {
+	tenantID, err := a.resolveTenant(r.Context(), r.URL.Query().Get("tenant"))
+	var rows []DestinationRow
+	if err == nil {
+		live, _ := a.Destinations().([]queue.DestinationInfo)
+		rows, err = a.Ops.Destinations(r.Context(), tenantID, live)
+	}
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": rows})
 }
 
 // ErrorBody is every error response.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
@@ -90,12 +91,27 @@ func (v *V1) purgeDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey)
 	writeJSON(w, http.StatusOK, res)
 }
 
-// destinations is GET /v1/destinations (admin): every destination's
-// limits, adapted values, connections, ready mail and pause.
+// destinations is GET /v1/destinations (admin): every destination with
+// live state or pending mail. Destinations are shared by every tenant,
+// but what waits there is not: a key sees the destinations where its
+// tenant has pending mail, with its own counts and the shared pause and
+// limits; a key made by an owner of the installation (an account of no
+// tenant) sees every tenant's, as posthorn destinations does.
 func (v *V1) destinations(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
-	var items any = []any{}
+	var live []queue.DestinationInfo
 	if v.Destinations != nil {
-		items = v.Destinations()
+		live, _ = v.Destinations().([]queue.DestinationInfo)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+	tenantID := key.TenantID
+	if key.CreatedBy != "" {
+		if a, err := v.Store.GetAccount(r.Context(), key.CreatedBy); err == nil && a.TenantID == "" {
+			tenantID = ""
+		}
+	}
+	rows, err := v.Ops.Destinations(r.Context(), tenantID, live)
+	if err != nil {
+		v.internal(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": rows})
 }

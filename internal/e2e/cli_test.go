@@ -274,3 +274,51 @@ func TestCLIConsistentOutput(t *testing.T) {
 		t.Errorf("cut suppression list does not say so:\n%s", out)
 	}
 }
+
+// TestCLIDestinationsWithPendingMail: a destination whose mail all waits
+// for a retry is listed with its pending count and last failure, and the
+// API shows a tenant's key only its tenant's pending mail.
+func TestCLIDestinationsWithPendingMail(t *testing.T) {
+	w := cliWorld(t, Options{})
+	in := w.in
+	for i := 0; i < 3; i++ {
+		in.Send("sender@app.test", []string{fmt.Sprintf("x%d@down.test", i)}, msgBody("down"))
+	}
+	in.waitList(3, "--state", "deferred")
+	find := func(items []api.DestinationRow) (api.DestinationRow, bool) {
+		for _, d := range items {
+			for _, dom := range d.Domains {
+				if dom == "down.test" {
+					return d, true
+				}
+			}
+		}
+		return api.DestinationRow{}, false
+	}
+	var res struct{ Items []api.DestinationRow }
+	in.CLI(&res, "destinations")
+	d, ok := find(res.Items)
+	if !ok || d.Pending != 3 || !strings.Contains(d.LastFailure, "refused") {
+		t.Fatalf("destinations: down.test missing or incomplete: %+v", res.Items)
+	}
+	if out := in.mustRun("destinations"); !strings.Contains(out, "refused") {
+		t.Errorf("destinations text lacks the last failure:\n%s", out)
+	}
+
+	var own, other api.KeyResponse
+	in.CLI(&own, "apikey", "create", "--scope", "admin,read")
+	in.CLI(nil, "tenant", "add", "acme")
+	in.CLI(&other, "apikey", "create", "--tenant", "acme", "--scope", "admin,read")
+	res.Items = nil
+	if code := in.call(t, own.APIKey, "GET", "/v1/destinations", nil, nil, &res); code != 200 {
+		t.Fatalf("GET /v1/destinations: %d", code)
+	}
+	if d, ok := find(res.Items); !ok || d.Pending != 3 {
+		t.Errorf("the default tenant's key does not see its pending mail: %+v", res.Items)
+	}
+	res.Items = nil
+	in.call(t, other.APIKey, "GET", "/v1/destinations", nil, nil, &res)
+	if _, ok := find(res.Items); ok {
+		t.Errorf("another tenant's key sees the default tenant's destination: %+v", res.Items)
+	}
+}
