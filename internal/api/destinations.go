@@ -17,9 +17,9 @@ import (
 // mail deferred on timers, or nothing tried since a restart).
 type DestinationRow struct {
 	queue.DestinationInfo
-	Domains       []string  `json:"domains"`         // recipient domains with pending mail here
-	Pending       int       `json:"pending"`         // pending deliveries in the store (the tenant's, for a tenant's key)
-	LastFailure   string    `json:"last_failure"`    // the latest attempted pending delivery's reply or error text
+	Domains       []string  `json:"domains"`      // recipient domains with pending mail here
+	Pending       int       `json:"pending"`      // pending deliveries in the store (the tenant's, for a tenant's key)
+	LastFailure   string    `json:"last_failure"` // the latest attempted pending delivery's reply or error text
 	LastFailureAt time.Time `json:"last_failure_at,omitzero"`
 }
 
