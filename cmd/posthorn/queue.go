@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/store"
 )
 
 func queueCmd(g *globals) *cobra.Command {
@@ -157,8 +158,12 @@ func queueShowCmd(g *globals) *cobra.Command {
 			fmt.Println("\nDeliveries:")
 			why := whyOf(c, m.ID)
 			for _, dl := range d.Deliveries {
-				fmt.Printf("  %-40s %-12s attempts=%d next=%s last=%s\n", dl.Recipient, dl.State, dl.Attempts,
-					fmtTime(dl.NextAttemptAt), dl.LastReply.String())
+				next := " next=" + fmtTime(dl.NextAttemptAt)
+				if dl.State.Final() {
+					next = "" // nothing more will be tried
+				}
+				fmt.Printf("  %-5d %-40s %-12s attempts=%d%s last=%s\n", dl.ID, dl.Recipient, dl.State, dl.Attempts,
+					next, dash(finalReason(dl, d.Events)))
 				if it, ok := why[dl.ID]; ok && !dl.State.Final() {
 					fmt.Printf("  %-40s why: %s\n", "", it.Detail)
 				}
@@ -182,6 +187,25 @@ func queueShowCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// finalReason is what ended a final delivery: the reply or detail of the
+// event that moved it to its state (an asynchronous bounce arrives after
+// a 250 and a suppression has no reply); else its last reply or error.
+func finalReason(dl store.Delivery, evs []store.Event) string {
+	if dl.State.Final() {
+		for i := len(evs) - 1; i >= 0; i-- {
+			e := evs[i]
+			if e.DeliveryID != dl.ID || e.Type != string(dl.State) {
+				continue
+			}
+			if r := replyOrDetail(e.Reply.Code, e.Reply.String(), e.Detail); r != "" {
+				return r
+			}
+			break
+		}
+	}
+	return dl.LastFailure()
 }
 
 func replyOrDetail(code int, reply, detail string) string {

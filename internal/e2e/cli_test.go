@@ -322,3 +322,43 @@ func TestCLIDestinationsWithPendingMail(t *testing.T) {
 		t.Errorf("another tenant's key sees the default tenant's destination: %+v", res.Items)
 	}
 }
+
+// TestCLISmallFixes: the Received header names the API client, the API
+// shows subjects decoded, a suppressed recipient says which entry
+// matched, and final deliveries show no next attempt.
+func TestCLISmallFixes(t *testing.T) {
+	w := cliWorld(t, Options{})
+	in := w.in
+	var res api.SendResponse
+	if code := in.call(t, in.Creds.APIKey, "POST", "/v1/messages", apiSend("y@ops.test"), nil, &res); code != 202 {
+		t.Fatalf("send: %d %+v", code, res)
+	}
+	d := in.Show(res.ID)
+	if !strings.Contains(d.Headers, "Received: from api ([127.0.0.1])") {
+		t.Errorf("Received header does not name the API client:\n%s", d.Headers)
+	}
+	var view api.MessageView
+	in.call(t, in.Creds.APIKey, "GET", "/v1/messages/"+res.ID, nil, nil, &view)
+	if view.Subject != "Grüße aus Köln" {
+		t.Errorf("GET /v1/messages/{id} subject %q, want it decoded", view.Subject)
+	}
+
+	in.CLI(nil, "suppression", "add", "gone@ops.test", "--detail", "asked to stop")
+	id := in.Send("sender@app.test", []string{"gone@ops.test"}, msgBody("suppressed"))
+	d = in.Show(id)
+	want := "suppressed by address entry gone@ops.test (manual): asked to stop"
+	if len(d.Deliveries) != 1 || d.Deliveries[0].State != store.Suppressed || d.Deliveries[0].LastError != want {
+		t.Errorf("suppressed delivery does not say which entry matched: %+v", d.Deliveries)
+	}
+	if n := len(d.Events); n == 0 || d.Events[n-1].Type != "suppressed" || d.Events[n-1].Detail != want {
+		t.Errorf("suppressed event lacks the entry: %+v", d.Events)
+	}
+	out := in.mustRun("queue", "show", id)
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "gone@ops.test") && strings.Contains(line, "suppressed ") {
+			if strings.Contains(line, "next=") || !strings.Contains(line, want) {
+				t.Errorf("queue show line of a suppressed delivery: %q", line)
+			}
+		}
+	}
+}

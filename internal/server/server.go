@@ -230,9 +230,8 @@ func (s *Server) start(ctx context.Context) error {
 	// loaded mail may report failures at once, and sendDSN uses it.
 	s.pipe = &accept.Pipeline{Store: s.st, Senders: s.domains, AllowUnverifiedSenders: cfg.AllowUnverifiedSenders, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
 		Lifetime: cfg.QueueLifetime.Duration, Now: time.Now, IdempotencyTTL: cfg.API.IdempotencyTTL.Duration,
-		Suppressed: func(tenantID, addr string) (string, bool) {
-			x, ok := sup.Check(tenantID, addr)
-			return x.Reason, ok
+		Suppressed: func(tenantID, addr string) (store.Suppression, bool) {
+			return sup.Check(tenantID, addr)
 		}}
 	pipe := s.pipe
 	if err := s.startAlerts(ctx, dl); err != nil { // events.go; before the scheduler starts, so held lanes stay held

@@ -175,6 +175,16 @@ func (l *List) Add(ctx context.Context, ss ...store.Suppression) error {
 	return nil
 }
 
+// Describe says which entry stopped a recipient (kind, value, reason and
+// detail), for the suppressed delivery and its event.
+func Describe(s store.Suppression) string {
+	out := fmt.Sprintf("suppressed by %s entry %s (%s)", s.Kind, s.Value, s.Reason)
+	if s.Detail != "" {
+		out += ": " + s.Detail
+	}
+	return out
+}
+
 // Remove deletes an entry given as Parse takes it.
 func (l *List) Remove(ctx context.Context, tenantID, input string) (bool, error) {
 	s, err := Parse(tenantID, input, Manual)

@@ -37,7 +37,7 @@ func prepare(db *sql.DB) (*stmts, error) {
 	st.insMessage = p(`INSERT INTO messages (id, tenant_id, sender, lane, source, smtp_user, client_ip, size,
 		message_id_hdr, subject, created_at, send_at, smtputf8, eightbit, tags, metadata, body, sandbox) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	st.insDelivery = p(`INSERT INTO deliveries (message_id, tenant_id, recipient, domain, lane, state, created_at,
-		next_attempt_at, expires_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)`)
+		next_attempt_at, expires_at, updated_at, last_text) VALUES (?,?,?,?,?,?,?,?,?,?,?)`)
 	st.insEventRow = p(`INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
 		code, enhanced, text, detail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
 	// The state lists come from the transition table.
@@ -106,7 +106,7 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 					return err
 				}
 				res, err := id.Exec(m.ID, m.TenantID, d.Recipient, d.Domain, string(d.Lane), string(d.State),
-					ms(d.CreatedAt), ms(d.NextAttemptAt), ms(d.ExpiresAt), ms(d.CreatedAt))
+					ms(d.CreatedAt), ms(d.NextAttemptAt), ms(d.ExpiresAt), ms(d.CreatedAt), d.LastError)
 				if err != nil {
 					return fmt.Errorf("insert delivery for %s: %w", m.ID, err)
 				}
@@ -115,7 +115,7 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 				}
 				d.MessageID, d.TenantID = m.ID, m.TenantID
 				ev := store.AcceptEvent(d.State)
-				if _, err := ie.Exec(ms(d.CreatedAt), ev, m.TenantID, m.ID, d.ID, d.Recipient, 0, "", 0, "", "", ""); err != nil {
+				if _, err := ie.Exec(ms(d.CreatedAt), ev, m.TenantID, m.ID, d.ID, d.Recipient, 0, "", 0, "", "", d.LastError); err != nil {
 					return fmt.Errorf("insert event: %w", err)
 				}
 			}
