@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -359,6 +360,24 @@ func TestCLISmallFixes(t *testing.T) {
 			if strings.Contains(line, "next=") || !strings.Contains(line, want) {
 				t.Errorf("queue show line of a suppressed delivery: %q", line)
 			}
+		}
+	}
+}
+
+// TestClassifyHelpPointsToDocs: classify --help sends operators to
+// docs/classify.md for the rules format, and that file describes it.
+func TestClassifyHelpPointsToDocs(t *testing.T) {
+	out, _, code := RunBinary(t, binary, "", nil, "classify", "--help")
+	if code != 0 || !strings.Contains(out, "docs/classify.md") || strings.Contains(out, "go doc") {
+		t.Errorf("classify --help:\n%s", out)
+	}
+	doc, err := os.ReadFile("../../docs/classify.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, field := range []string{"name", "class", "codes", "enhanced", "not_enhanced", "phases", "not_phases", "text", "not_text", "escalate_after", "escalate_to", "disable", "replace"} {
+		if !strings.Contains(string(doc), field+" =") {
+			t.Errorf("docs/classify.md does not show the %s field", field)
 		}
 	}
 }
