@@ -381,3 +381,26 @@ func TestClassifyHelpPointsToDocs(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueShowSaysPaused: mail queued behind a destination paused by a
+// 421 shows the pause and its reply in queue show, not just in queue why.
+func TestQueueShowSaysPaused(t *testing.T) {
+	w := newWorld(t, Options{Config: "[delivery]\ncooldown = \"1h\"\n", RetryMin: time.Hour, RetryMax: time.Hour, Lifetime: 3 * time.Hour}, "127.0.0.2")
+	w.domain("pause.test", "127.0.0.2")
+	w.mx["127.0.0.2"].SetScript(testkit.Script{Greeting: testkit.Reply{Code: 421, Text: "4.7.28 unusual rate of unsolicited mail", Close: true}})
+	in := w.in
+	first := in.Send("sender@app.test", []string{"x@pause.test"}, msgBody("paused"))
+	waitDeliveryState(t, in, first, store.Deferred)
+	behind := in.Send("sender@app.test", []string{"y@pause.test"}, msgBody("behind the pause"))
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := in.mustRun("queue", "show", behind)
+		if strings.Contains(out, "why: ") && strings.Contains(out, "paused until") && strings.Contains(out, "421 4.7.28") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue show of mail behind a 421 pause does not say so:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
