@@ -404,3 +404,23 @@ func TestQueueShowSaysPaused(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// TestShortHostnameWarns: a hostname that is not a fully qualified
+// domain name (a VM called "vm") is used, but with a warning at start.
+func TestShortHostnameWarns(t *testing.T) {
+	in := Start(t, Options{Extra: []string{"--hostname", "vm"}})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(in.logFile)
+		if strings.Contains(string(b), "posthorn running") {
+			if !strings.Contains(string(b), "hostname is not a fully qualified domain name") {
+				t.Fatalf("no warning about hostname vm:\n%s", b)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("posthorn did not say it was running:\n%s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
