@@ -208,11 +208,17 @@ func finalReason(dl store.Delivery, evs []store.Event) string {
 	return dl.LastFailure()
 }
 
+// replyOrDetail is an event's reply and its detail: a throttle change's
+// detail names the destination and the change, which the reply alone
+// does not say.
 func replyOrDetail(code int, reply, detail string) string {
-	if code != 0 {
+	switch {
+	case code == 0 || strings.Contains(detail, reply):
+		return detail
+	case detail == "":
 		return reply
 	}
-	return detail
+	return reply + " -- " + detail
 }
 
 func fmtTime(t time.Time) string {

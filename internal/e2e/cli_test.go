@@ -396,12 +396,18 @@ func TestQueueShowSaysPaused(t *testing.T) {
 	for {
 		out := in.mustRun("queue", "show", behind)
 		if strings.Contains(out, "why: ") && strings.Contains(out, "paused until") && strings.Contains(out, "421 4.7.28") {
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("queue show of mail behind a 421 pause does not say so:\n%s", out)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+	// The throttle event names its destination, not only the reply.
+	for _, line := range strings.Split(in.mustRun("events", "--type", "throttle_changed"), "\n") {
+		if strings.Contains(line, "421 4.7.28") && !strings.Contains(line, "pause.test") {
+			t.Errorf("throttle event without its destination: %q", line)
+		}
 	}
 }
 
