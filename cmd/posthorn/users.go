@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"text/tabwriter"
 
@@ -52,8 +53,46 @@ func tenantCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	cmd.AddCommand(add, list)
+	cmd.AddCommand(add, list, tenantRemoveCmd(g))
 	return cmd
+}
+
+func tenantRemoveCmd(g *globals) *cobra.Command {
+	var force bool
+	c := &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove a tenant with its SMTP users, API keys and accounts (refused while it has pending mail, unless --force)",
+		Long: `Remove a tenant with its SMTP users, API keys and accounts; its mail and events stay
+as history, and a tenant_removed event records the removal. Refused while the
+tenant has pending mail (--force cancels it first), sending domains or webhook
+endpoints (remove those first). The default tenant cannot be removed.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			q := url.Values{}
+			if force {
+				q.Set("force", "1")
+			}
+			var res struct {
+				Removed   string `json:"removed"`
+				ID        string `json:"id"`
+				Cancelled int    `json:"cancelled"`
+			}
+			if err := c.Do(cmd.Context(), "DELETE", "/admin/v1/tenants/"+url.PathEscape(args[0]), q, nil, &res); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(res)
+			}
+			fmt.Printf("removed tenant %s (id %s); %s cancelled\n", res.Removed, res.ID, plural(res.Cancelled, "pending delivery", "pending deliveries"))
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&force, "force", false, "cancel the tenant's pending mail and remove it")
+	return c
 }
 
 func call(g *globals, method, path string, body, out any) error {

@@ -430,3 +430,62 @@ func TestShortHostnameWarns(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestTenantRemove: a tenant with pending mail is not removed unless
+// --force, which cancels the mail; its credentials stop working and a
+// tenant_removed event is left.
+func TestTenantRemove(t *testing.T) {
+	w := cliWorld(t, Options{})
+	in := w.in
+	in.CLI(nil, "tenant", "add", "acme")
+	in.CLI(nil, "user", "add", "acme-user", "--tenant", "acme", "--password", "acme-secret-1")
+	var key api.KeyResponse
+	in.CLI(&key, "apikey", "create", "--tenant", "acme")
+	c, err := Dial(in.SMTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Cmd(250, "EHLO client.test")
+	if _, err := c.Cmd(235, "AUTH PLAIN "+plain("acme-user", "acme-secret-1")); err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.Transaction("sender@app.test", []string{"a@ops.test"}, msgBody("acme mail"))
+	c.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.waitList(1, "--tenant", "acme", "--state", "deferred")
+
+	if e := in.mustFail("tenant", "remove", "acme"); !strings.Contains(e, "--force") {
+		t.Errorf("removing a tenant with pending mail: %q", e)
+	}
+	in.mustFail("tenant", "remove", "default")
+	if out := in.mustRun("tenant", "remove", "acme", "--force"); !strings.Contains(out, "1 pending delivery cancelled") {
+		t.Errorf("tenant remove --force: %q", out)
+	}
+	if st := in.Show(id).Deliveries[0].State; st != store.Cancelled {
+		t.Errorf("the removed tenant's mail is %s, want cancelled", st)
+	}
+	var list struct{ Items []store.Tenant }
+	in.CLI(&list, "tenant", "list")
+	for _, tn := range list.Items {
+		if tn.Name == "acme" {
+			t.Errorf("acme still listed")
+		}
+	}
+	if code := in.call(t, key.APIKey, "GET", "/v1/messages", nil, nil, nil); code != 401 {
+		t.Errorf("the removed tenant's API key: %d, want 401", code)
+	}
+	c, err = Dial(in.SMTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Cmd(250, "EHLO client.test")
+	if text, _ := c.Cmd(0, "AUTH PLAIN "+plain("acme-user", "acme-secret-1")); !strings.HasPrefix(text, "535") {
+		t.Errorf("the removed tenant's SMTP user: %q", text)
+	}
+	if evs := in.eventsOfType("tenant_removed"); len(evs) != 1 || !strings.Contains(evs[0].Detail, "acme") {
+		t.Errorf("tenant_removed events: %+v", evs)
+	}
+}

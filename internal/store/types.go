@@ -124,6 +124,9 @@ const (
 	EventCredentialRevoked = "credential_revoked"
 	// EventPasswordChanged is an SMTP user's or account's new password.
 	EventPasswordChanged = "password_changed"
+	// EventTenantRemoved is a tenant removed by an operator (with its
+	// credentials); Detail names it and what was cancelled.
+	EventTenantRemoved = "tenant_removed"
 )
 
 // Message is one accepted message. Body holds the full RFC 5322 message

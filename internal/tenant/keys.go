@@ -226,3 +226,26 @@ func DomainAllowed(list []string, domain string) bool {
 	}
 	return slices.Contains(list, d)
 }
+
+// RemoveTenant removes tenant t with its SMTP users, API keys and
+// accounts (its mail and events stay as history) and records a
+// tenant_removed event with note (what was cancelled). The default
+// tenant stays: the installation's defaults (sendmail, alerts) use it.
+func (m *Manager) RemoveTenant(ctx context.Context, t *store.Tenant, note string) error {
+	if t.Name == DefaultTenant {
+		return fmt.Errorf("the %s tenant cannot be removed", DefaultTenant)
+	}
+	users, err := m.st.ListSMTPUsers(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	if err := m.st.DeleteTenant(ctx, t.ID); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	for _, u := range users {
+		delete(m.cache, u.Username) // their passwords must stop working now
+	}
+	m.mu.Unlock()
+	return m.credentialEvent(ctx, store.EventTenantRemoved, t.ID, fmt.Sprintf("tenant %s (%s) with %d smtp users, its api keys and accounts%s", t.Name, t.ID, len(users), note))
+}
