@@ -6,6 +6,7 @@ import (
 
 	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/tenant"
 )
 
 // listDLQ is GET /v1/dlq: the tenant's dead letters, newest first,
@@ -93,19 +94,24 @@ func (v *V1) purgeDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey)
 
 // destinations is GET /v1/destinations (admin): every destination with
 // live state or pending mail. Destinations are shared by every tenant,
-// but what waits there is not: a key sees the destinations where its
-// tenant has pending mail, with its own counts and the shared pause and
-// limits; a key made by an owner of the installation (an account of no
-// tenant) sees every tenant's, as posthorn destinations does.
+// but what waits there is not: a key of another tenant sees the
+// destinations where its tenant has pending mail, with its own counts and
+// the shared pause and limits. Keys of the installation's own (default)
+// tenant, made at init, and keys made by an owner of the installation (an
+// account of no tenant) see every destination, as posthorn destinations
+// does.
 func (v *V1) destinations(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	var live []queue.DestinationInfo
 	if v.Destinations != nil {
 		live, _ = v.Destinations().([]queue.DestinationInfo)
 	}
 	tenantID := key.TenantID
+	if t, err := v.Store.GetTenant(r.Context(), key.TenantID); err == nil && t.Name == tenant.DefaultTenant {
+		tenantID = "" // the installation's own tenant
+	}
 	if key.CreatedBy != "" {
 		if a, err := v.Store.GetAccount(r.Context(), key.CreatedBy); err == nil && a.TenantID == "" {
-			tenantID = ""
+			tenantID = "" // made by an owner of the installation
 		}
 	}
 	rows, err := v.Ops.Destinations(r.Context(), tenantID, live)
