@@ -33,8 +33,8 @@ newlines or a literal \n ('550-5.7.1 first\n550 5.7.1 second'); "-" reads it
 from standard input. With --json the matching rule is shown too.
 
 --rules adds a rules file in front of the built-in rules (or replaces them
-with --replace-rules); see "go doc github.com/posthorn/posthorn/internal/classify"
-for the file format.`,
+with --replace-rules). The rules file format (fields, order, examples, how to
+test a rule) is in docs/classify.md of posthorn's documentation.`,
 		Example: `  posthorn classify '550 5.1.1 <bob@example.com>: Recipient address rejected: User unknown'
   posthorn classify --phase data --json '421 4.7.28 Our system has detected an unusual rate of unsolicited mail'
   posthorn classify --attempt 8 '450 4.1.1 <bob@example.com>: User unknown in virtual alias table'

@@ -63,18 +63,65 @@ func userCmd(g *globals) *cobra.Command {
 			var res struct{ Items []store.SMTPUser }
 			return g.show("/admin/v1/users", query(map[string]string{"tenant": listTenant}), &res, func() error {
 				tw := tabwriter.NewWriter(os.Stdout, 2, 8, 2, ' ', 0)
-				fmt.Fprintln(tw, "USERNAME\tTENANT\tLANE\tDOMAINS")
+				fmt.Fprintln(tw, "USERNAME\tTENANT\tLANE\tDOMAINS\tDSN\tMESSAGE-ID IDEMPOTENCY\tCREATED")
 				for _, u := range res.Items {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Username, u.TenantID, u.DefaultLane, orAny(u.Domains))
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.TenantID, u.DefaultLane, orAny(u.Domains),
+						yesNo(u.SendDSN), yesNo(u.IdempotentMessageID), when(u.CreatedAt, "-"))
 				}
 				return tw.Flush()
 			})
 		},
 	}
-	list.Flags().StringVar(&listTenant, "tenant", "", "only this tenant's users")
+	list.Flags().StringVar(&listTenant, "tenant", "", "only this tenant's users (name or id)")
+	rm := removeCmd(g, "USERNAME", "Remove an SMTP user (records a credential_revoked event)", "/admin/v1/users/")
+	rm.Aliases = []string{"revoke"}
 	addQuotaFlags(add)
-	cmd.AddCommand(add, list, removeCmd(g, "USERNAME", "Remove an SMTP user", "/admin/v1/users/"), releaseCmd(g, "user"), quotaSetCmd(g, "user"))
+	cmd.AddCommand(add, list, rm, userPasswdCmd(g), releaseCmd(g, "user"), quotaSetCmd(g, "user"))
 	return cmd
+}
+
+func userPasswdCmd(g *globals) *cobra.Command {
+	var pw, tn string
+	var generate bool
+	c := &cobra.Command{
+		Use:   "passwd USERNAME",
+		Short: "Set an SMTP user's password: --password, --generate, or asked for (read from stdin when not a terminal)",
+		Long: `Set an SMTP user's password. The old password stops working at once; a
+password_changed event records the change.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if pw == "" && !generate {
+				var err error
+				if pw, err = readPassword(os.Stdin, os.Stderr, "New password for "+args[0]); err != nil {
+					return err
+				}
+			}
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			var res struct {
+				Username string `json:"username"`
+				Password string `json:"password"`
+			}
+			if err := c.Do(cmd.Context(), "POST", "/admin/v1/users/"+url.PathEscape(args[0])+"/password",
+				query(map[string]string{"tenant": tn}), api.PasswordRequest{Password: pw}, &res); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(res)
+			}
+			fmt.Println("password changed for", res.Username)
+			if generate {
+				fmt.Println("  password:", res.Password)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&pw, "password", "", "the new password (default: asked for, or read from stdin)")
+	c.Flags().BoolVar(&generate, "generate", false, "generate a password and print it once")
+	c.Flags().StringVar(&tn, "tenant", "", "only if the user belongs to this tenant")
+	return c
 }
 
 // removeCmd deletes path+ARG; with --tenant, something of another tenant
@@ -104,6 +151,13 @@ func removeCmd(g *globals, arg, short, path string) *cobra.Command {
 	}
 	c.Flags().StringVar(&tn, "tenant", "", "only if it belongs to this tenant")
 	return c
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
 }
 
 func orAny(ds []string) string {
@@ -187,8 +241,10 @@ func apikeyCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	list.Flags().StringVar(&listTenant, "tenant", "", "only this tenant's keys")
-	cmd.AddCommand(create, list, removeCmd(g, "ID", "Remove (revoke) an API key", "/admin/v1/apikeys/"), releaseCmd(g, "apikey"), quotaSetCmd(g, "apikey"))
+	list.Flags().StringVar(&listTenant, "tenant", "", "only this tenant's keys (name or id)")
+	rm := removeCmd(g, "ID", "Remove (revoke) an API key (records a credential_revoked event)", "/admin/v1/apikeys/")
+	rm.Aliases = []string{"revoke"}
+	cmd.AddCommand(create, list, rm, releaseCmd(g, "apikey"), quotaSetCmd(g, "apikey"))
 	return cmd
 }
 

@@ -10,29 +10,36 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/posthorn/posthorn/internal/queue"
+	"github.com/posthorn/posthorn/internal/api"
 )
 
 func destinationsCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var tenantName string
+	cmd := &cobra.Command{
 		Use:   "destinations",
-		Short: "List destinations with their limits, adapted values, connections, ready mail and pauses",
-		Args:  cobra.NoArgs,
+		Short: "List destinations with their limits, adapted values, connections, pending mail, pauses and last failure",
+		Long: `List destinations: every one the scheduler holds state for, and every one with pending
+mail in the queue (even when all of it waits for a retry), with the latest failure there.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var res struct {
-				Items []queue.DestinationInfo `json:"items"`
+				Items []api.DestinationRow `json:"items"`
 			}
-			return g.show("/admin/v1/destinations", nil, &res, func() error { return printDestinations(res.Items) })
+			return g.show("/admin/v1/destinations", query(map[string]string{"tenant": tenantName}), &res, func() error { return printDestinations(res.Items) })
 		},
 	}
+	cmd.Flags().StringVar(&tenantName, "tenant", "", "only destinations with this tenant's pending mail, counted for it (name or id)")
+	return cmd
 }
 
-func printDestinations(items []queue.DestinationInfo) error {
-	res := struct{ Items []queue.DestinationInfo }{items}
-	sort.Slice(res.Items, func(i, j int) bool { return res.Items[i].Key < res.Items[j].Key })
+func printDestinations(items []api.DestinationRow) error {
+	if len(items) == 0 {
+		fmt.Println("No destinations: nothing pending, nothing sent recently")
+		return nil
+	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "DESTINATION\tCONNS\tALLOWED/MAX\tRATE/MIN\tREADY\tDEFERRED\tSENT(1m)\tPAUSED UNTIL\tRECENT")
-	for _, d := range res.Items {
+	fmt.Fprintln(w, "DESTINATION\tPENDING\tCONNS\tALLOWED/MAX\tRATE/MIN\tREADY\tDEFERRED\tSENT(1m)\tPAUSED UNTIL\tRECENT\tLAST FAILURE")
+	for _, d := range items {
 		rate := "unlimited"
 		if d.Throttle.RatePerMinute > 0 {
 			rate = fmt.Sprintf("%.0f", d.Throttle.RatePerMinute)
@@ -46,8 +53,12 @@ func printDestinations(items []queue.DestinationInfo) error {
 			recent = append(recent, fmt.Sprintf("%s:%d", cls, n))
 		}
 		sort.Strings(recent)
-		fmt.Fprintf(w, "%s\t%d\t%d/%d\t%s\t%d\t%d\t%d\t%s\t%s\n", d.Key, d.Connections, d.Throttle.Conns, d.Throttle.MaxConns, rate,
-			d.Ready, d.Waiting, d.SentLastMin, paused, strings.Join(recent, " "))
+		last := "-"
+		if d.LastFailure != "" {
+			last = clipText(d.LastFailure, 70) + " (" + d.LastFailureAt.Format(time.RFC3339) + ")"
+		}
+		fmt.Fprintf(w, "%s\t%d\t%d\t%d/%d\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", d.Key, d.Pending, d.Connections, d.Throttle.Conns, d.Throttle.MaxConns, rate,
+			d.Ready, d.Waiting, d.SentLastMin, paused, dash(strings.Join(recent, " ")), last)
 	}
 	return w.Flush()
 }

@@ -90,15 +90,6 @@ func printEventPage(page api.EventPage) error {
 	return nil
 }
 
-// thousands writes n with comma separators: 7,742.
-func thousands(n int) string {
-	s := strconv.Itoa(n)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
-
 // followEvents shows the last few events, oldest first, then follows the
 // live stream from the newest of them (so nothing falls in between).
 func followEvents(g *globals, q url.Values, limit int, limitSet bool) error {

@@ -13,29 +13,32 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/store"
 )
 
 func queueCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "queue", Short: "Inspect and manage the queue (postqueue/postsuper)"}
 	cmd.AddCommand(queueListCmd(g), queueShowCmd(g),
-		queueOpCmd(g, "flush", "Retry deferred deliveries now (postqueue -f)", "/admin/v1/queue/flush", false),
-		queueOpCmd(g, "delete", "Delete deliveries (postsuper -d ID / -d ALL)", "/admin/v1/queue/delete", true),
-		queueOpCmd(g, "hold", "Hold deliveries until released (postsuper -h)", "/admin/v1/queue/hold", true),
-		queueOpCmd(g, "release", "Release held deliveries (postsuper -H)", "/admin/v1/queue/release", true),
+		queueOpCmd(g, "flush", "Retry deferred deliveries now (postqueue -f is flush --all)", "/admin/v1/queue/flush"),
+		queueOpCmd(g, "delete", "Delete deliveries (postsuper -d ID / -d ALL)", "/admin/v1/queue/delete"),
+		queueOpCmd(g, "hold", "Hold deliveries until released (postsuper -h)", "/admin/v1/queue/hold"),
+		queueOpCmd(g, "release", "Release held deliveries (postsuper -H)", "/admin/v1/queue/release"),
 		queueRequeueCmd(g), queueWhyCmd(g), queueSummaryCmd(g))
 	return cmd
 }
 
 func queueListCmd(g *globals) *cobra.Command {
-	var state, domain, rcpt, tenantName string
+	var state, domain, rcpt, tenantName, cursor string
 	var older time.Duration
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List pending deliveries (postqueue -p)",
-		Args:  cobra.NoArgs,
+		Short: "List pending deliveries, newest first (postqueue -p)",
+		Long: `List pending deliveries, newest first. At most --limit rows are shown; when more
+match, the last line says so and gives the --cursor that shows the next (older) page.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			q := query(map[string]string{"state": state, "domain": domain, "recipient": rcpt, "tenant": tenantName})
+			q := query(map[string]string{"state": state, "domain": domain, "recipient": rcpt, "tenant": tenantName, "cursor": cursor})
 			if older > 0 {
 				q.Set("older_than", older.String())
 			}
@@ -48,34 +51,69 @@ func queueListCmd(g *globals) *cobra.Command {
 	f.StringVar(&state, "state", "", "states, comma separated, or \"all\" (default: every pending state)")
 	f.StringVar(&domain, "domain", "", "recipient domain")
 	f.StringVar(&rcpt, "recipient", "", "recipient address (or part of one)")
-	f.StringVar(&tenantName, "tenant", "", "tenant id")
+	f.StringVar(&tenantName, "tenant", "", "tenant name or id")
 	f.DurationVar(&older, "older-than", 0, "only deliveries accepted longer ago than this")
 	f.IntVar(&limit, "limit", 1000, "at most this many rows (0: no limit)")
+	f.StringVar(&cursor, "cursor", "", "continue a listing: the cursor its last line gave")
 	return cmd
 }
 
 func printQueue(list api.QueueList) error {
-	if list.Count == 0 {
+	if list.Count == 0 && list.NextCursor == "" {
 		fmt.Println("Mail queue is empty")
 		return nil
 	}
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "MESSAGE\tSTATE\tLANE\tAGE\tATTEMPTS\tSENDER\tRECIPIENT\tLAST REPLY")
+	fmt.Fprintln(w, "MESSAGE\tDELIVERY\tSTATE\tLANE\tAGE\tATTEMPTS\tSENDER\tRECIPIENT\tLAST REPLY")
 	now := time.Now()
 	for _, d := range list.Items {
-		last := d.LastReply.String()
-		if d.LastReply.Code == 0 {
-			last = d.LastClass
-		}
 		sender := d.Sender
 		if sender == "" {
 			sender = "<>"
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.MessageID, d.State, d.Lane, now.Sub(d.CreatedAt).Round(time.Second),
+		last := d.LastFailure()
+		if last == "" {
+			last = "-"
+		}
+		fmt.Fprintf(w, "%s\t%d\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.MessageID, d.ID, d.State, d.Lane, now.Sub(d.CreatedAt).Round(time.Second),
 			d.Attempts, sender, d.Recipient, clipText(last, 70))
 	}
-	fmt.Fprintf(w, "-- %d deliveries\n", list.Count)
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Println(listFooter(list, "delivery", "deliveries"))
+	return nil
+}
+
+// listFooter says how many rows were shown and, when the listing was cut,
+// how to see the rest.
+func listFooter(list api.QueueList, one, many string) string {
+	if list.NextCursor == "" {
+		return "-- " + plural(list.Count, one, many) + ", newest first"
+	}
+	return fmt.Sprintf("-- %s shown, newest first; more match: --cursor %s (or a larger --limit)",
+		plural(list.Count, one, many), list.NextCursor)
+}
+
+// plural writes n with the right noun: "1 delivery", "3 deliveries",
+// "1,000 deliveries".
+func plural(n int, one, many string) string {
+	noun := many
+	if n == 1 {
+		noun = one
+	}
+	return thousands(n) + " " + noun
+}
+
+func thousands(n int) string {
+	s := fmt.Sprint(n)
+	if n < 0 {
+		return "-" + thousands(-n)
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 func clipText(s string, n int) string {
@@ -97,6 +135,9 @@ func queueShowCmd(g *globals) *cobra.Command {
 			}
 			var raw json.RawMessage
 			if err := c.Do(context.Background(), "GET", "/admin/v1/queue/"+url.PathEscape(args[0]), nil, nil, &raw); err != nil {
+				if api.IsNotFound(err) {
+					return fmt.Errorf("no message with id %q (message ids are in the first column of posthorn queue list and posthorn dlq list)", args[0])
+				}
 				return err
 			}
 			if g.json {
@@ -120,8 +161,12 @@ func queueShowCmd(g *globals) *cobra.Command {
 			fmt.Println("\nDeliveries:")
 			why := whyOf(c, m.ID)
 			for _, dl := range d.Deliveries {
-				fmt.Printf("  %-40s %-12s attempts=%d next=%s last=%s\n", dl.Recipient, dl.State, dl.Attempts,
-					fmtTime(dl.NextAttemptAt), dl.LastReply.String())
+				next := " next=" + fmtTime(dl.NextAttemptAt)
+				if dl.State.Final() {
+					next = "" // nothing more will be tried
+				}
+				fmt.Printf("  %-5d %-40s %-12s attempts=%d%s last=%s\n", dl.ID, dl.Recipient, dl.State, dl.Attempts,
+					next, dash(finalReason(dl, d.Events)))
 				if it, ok := why[dl.ID]; ok && !dl.State.Final() {
 					fmt.Printf("  %-40s why: %s\n", "", it.Detail)
 				}
@@ -147,11 +192,36 @@ func queueShowCmd(g *globals) *cobra.Command {
 	}
 }
 
+// finalReason is what ended a final delivery: the reply or detail of the
+// event that moved it to its state (an asynchronous bounce arrives after
+// a 250 and a suppression has no reply); else its last reply or error.
+func finalReason(dl store.Delivery, evs []store.Event) string {
+	if dl.State.Final() {
+		for i := len(evs) - 1; i >= 0; i-- {
+			e := evs[i]
+			if e.DeliveryID != dl.ID || e.Type != string(dl.State) {
+				continue
+			}
+			if r := replyOrDetail(e.Reply.Code, e.Reply.String(), e.Detail); r != "" {
+				return r
+			}
+			break
+		}
+	}
+	return dl.LastFailure()
+}
+
+// replyOrDetail is an event's reply and its detail: a throttle change's
+// detail names the destination and the change, which the reply alone
+// does not say.
 func replyOrDetail(code int, reply, detail string) string {
-	if code != 0 {
+	switch {
+	case code == 0 || strings.Contains(detail, reply):
+		return detail
+	case detail == "":
 		return reply
 	}
-	return detail
+	return reply + " -- " + detail
 }
 
 func fmtTime(t time.Time) string {
@@ -161,41 +231,53 @@ func fmtTime(t time.Time) string {
 	return t.Format(time.RFC3339)
 }
 
-func queueOpCmd(g *globals, name, short, path string, needSel bool) *cobra.Command {
+func queueOpCmd(g *globals, name, short, path string) *cobra.Command {
 	var sel api.Selection
 	cmd := &cobra.Command{
-		Use:   name + " [ID...]",
+		Use:   name + " [MESSAGE-ID...]",
 		Short: short,
+		Long: short + `.
+
+Say which deliveries: message ids (every recipient of each message),
+--delivery N (one recipient: the DELIVERY column of the listings), --domain D,
+or --all. An unknown id is an error; nothing is changed then.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sel.IDs = args
-			if needSel && len(args) == 0 && sel.Domain == "" && !sel.All {
-				return fmt.Errorf("say which messages: IDs, --domain D, or --all")
+			if len(args) == 0 && len(sel.DeliveryIDs) == 0 && sel.Domain == "" && !sel.All {
+				return fmt.Errorf("say which deliveries: message ids, --delivery N, --domain D, or --all")
 			}
 			return runOp(g, path, sel)
 		},
 	}
+	addSelectionFlags(cmd, &sel)
+	return cmd
+}
+
+func addSelectionFlags(cmd *cobra.Command, sel *api.Selection) {
+	cmd.Flags().Int64SliceVar(&sel.DeliveryIDs, "delivery", nil, "delivery ids (one recipient each; repeat or comma separate)")
 	cmd.Flags().StringVar(&sel.Domain, "domain", "", "all deliveries to this recipient domain")
 	cmd.Flags().BoolVar(&sel.All, "all", false, "every delivery this applies to")
-	cmd.Flags().StringVar(&sel.TenantID, "tenant", "", "only this tenant's deliveries")
-	return cmd
+	cmd.Flags().StringVar(&sel.TenantID, "tenant", "", "only this tenant's deliveries (name or id)")
 }
 
 func queueRequeueCmd(g *globals) *cobra.Command {
 	var req api.RequeueRequest
 	cmd := &cobra.Command{
-		Use:   "requeue [ID...]",
+		Use:   "requeue [MESSAGE-ID...]",
 		Short: "Retry messages now with a fresh lifetime; --dead takes every dead letter (postsuper -r)",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req.IDs = args
-			if len(args) == 0 && !req.Dead && req.Domain == "" && !req.All {
-				return fmt.Errorf("say which messages: IDs, --dead, --domain D, or --all")
+			if len(args) == 0 && len(req.DeliveryIDs) == 0 && req.Domain == "" && !req.All {
+				if !req.Dead {
+					return fmt.Errorf("say which deliveries: message ids, --delivery N, --dead, --domain D, or --all")
+				}
+				req.All = true // --dead is the selection: every dead letter
 			}
 			return runOp(g, "/admin/v1/queue/requeue", req)
 		},
 	}
 	cmd.Flags().BoolVar(&req.Dead, "dead", false, "requeue dead letters")
-	cmd.Flags().StringVar(&req.Domain, "domain", "", "all deliveries to this recipient domain")
-	cmd.Flags().BoolVar(&req.All, "all", false, "every delivery this applies to")
+	addSelectionFlags(cmd, &req.Selection)
 	return cmd
 }
 
@@ -216,6 +298,6 @@ func runOp(g *globals, path string, body any) error {
 	if err := json.Unmarshal(raw, &res); err != nil {
 		return err
 	}
-	fmt.Printf("%d deliveries changed\n", res.Changed)
+	fmt.Println(plural(res.Changed, "delivery", "deliveries") + " changed")
 	return nil
 }

@@ -137,6 +137,10 @@ func serve(cfg config.Config, load func() (config.Config, error)) error {
 		fmt.Printf("posthorn: created tenant %q. These secrets are shown only once:\n  API key:       %s\n  SMTP username: %s\n  SMTP password: %s\n",
 			c.Tenant, c.APIKey, c.SMTPUsername, c.SMTPPassword)
 	}
+	if !strings.Contains(strings.Trim(cfg.Hostname, "."), ".") {
+		log.Warn("hostname is not a fully qualified domain name: it goes into Message-ID headers, MAILER-DAEMON addresses, the greeting and EHLO, and remote servers may refuse it; set hostname (or --hostname) to this server's DNS name",
+			"hostname", cfg.Hostname)
+	}
 	log.Info("posthorn running", "version", server.Version(), "data_dir", cfg.DataDir, "hostname", cfg.Hostname, "pid", os.Getpid())
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {

@@ -20,7 +20,8 @@ import (
 
 func suppressionCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "suppression", Short: "Per-tenant suppression lists: who must not be mailed"}
-	var tenantName, reason, detail string
+	var tenantName, reason, detail, listCursor string
+	var listLimit int
 	add := &cobra.Command{
 		Use:   "add ADDRESS|DOMAIN|GLOB|/REGEXP/",
 		Short: "Suppress an address, a whole domain, a glob (*@example.com) or a regular expression",
@@ -45,7 +46,15 @@ func suppressionCmd(g *globals) *cobra.Command {
 		Short: "Remove an entry (written as it was added)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return call(g, "DELETE", "/admin/v1/suppressions", api.SuppressionRequest{Tenant: tenantName, Entry: args[0]}, nil)
+			var res map[string]any
+			if err := call(g, "DELETE", "/admin/v1/suppressions", api.SuppressionRequest{Tenant: tenantName, Entry: args[0]}, &res); err != nil {
+				return err // not found is an error: exit 1 with what was looked for
+			}
+			if g.json {
+				return printJSON(res)
+			}
+			fmt.Println("removed", args[0])
+			return nil
 		},
 	}
 	remove.Flags().StringVar(&tenantName, "tenant", "", "tenant name or id")
@@ -55,9 +64,22 @@ func suppressionCmd(g *globals) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var res struct {
-				Items []store.Suppression `json:"items"`
+				Items      []store.Suppression `json:"items"`
+				Count      int                 `json:"count"`
+				Total      int                 `json:"total"`
+				NextCursor string              `json:"next_cursor"`
 			}
-			return g.show("/admin/v1/suppressions", query(map[string]string{"tenant": tenantName}), &res, func() error {
+			q := query(map[string]string{"tenant": tenantName, "cursor": listCursor})
+			q.Set("limit", fmt.Sprint(listLimit))
+			return g.show("/admin/v1/suppressions", q, &res, func() error {
+				defer func() {
+					if res.NextCursor != "" {
+						fmt.Printf("-- %s of %s entries shown, newest first; more: --cursor %s (or a larger --limit)\n",
+							thousands(res.Count), thousands(res.Total), res.NextCursor)
+					} else {
+						fmt.Printf("-- %s, newest first\n", plural(res.Count, "entry", "entries"))
+					}
+				}()
 				w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(w, "TENANT\tKIND\tENTRY\tREASON\tSINCE\tEXPIRES\tDETAIL")
 				for _, s := range res.Items {
@@ -68,7 +90,9 @@ func suppressionCmd(g *globals) *cobra.Command {
 			})
 		},
 	}
-	list.Flags().StringVar(&tenantName, "tenant", "", "only this tenant")
+	list.Flags().StringVar(&tenantName, "tenant", "", "only this tenant (name or id)")
+	list.Flags().IntVar(&listLimit, "limit", 1000, "at most this many entries (0: no limit)")
+	list.Flags().StringVar(&listCursor, "cursor", "", "continue a listing: the cursor its last line gave")
 	cmd.AddCommand(add, remove, list, suppressionImportCmd(g), suppressionExportCmd(g))
 	return cmd
 }
@@ -200,7 +224,9 @@ func suppressionExportCmd(g *globals) *cobra.Command {
 			var res struct {
 				Items []store.Suppression `json:"items"`
 			}
-			if err := c.Do(context.Background(), "GET", "/admin/v1/suppressions", query(map[string]string{"tenant": tenantName}), nil, &res); err != nil {
+			q := query(map[string]string{"tenant": tenantName})
+			q.Set("limit", "0") // every entry
+			if err := c.Do(context.Background(), "GET", "/admin/v1/suppressions", q, nil, &res); err != nil {
 				return err
 			}
 			w := csv.NewWriter(os.Stdout)

@@ -27,6 +27,7 @@ import (
 
 	"github.com/posthorn/posthorn/internal/smtpproto"
 	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/suppress"
 )
 
 // Enqueuer receives newly stored deliveries (the scheduler).
@@ -101,7 +102,8 @@ type Pipeline struct {
 	Bodies BodyCache // optional
 	// Suppressed, when set, says whether a tenant must not mail an
 	// address; such recipients are stored as suppressed and not sent.
-	Suppressed func(tenantID, addr string) (reason string, ok bool)
+	// The matching entry is recorded with the delivery and its event.
+	Suppressed func(tenantID, addr string) (entry store.Suppression, ok bool)
 	Hostname   string
 	Lifetime   time.Duration
 	Now        func() time.Time
@@ -316,17 +318,17 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time, v *Verdict) (*store.N
 			continue // one delivery per distinct recipient
 		}
 		seen[key] = true
-		st := state
+		st, why := state, ""
 		if v != nil && v.Hold {
 			st = store.Held
 		}
 		if p.Suppressed != nil {
-			if _, ok := p.Suppressed(sub.TenantID, key); ok {
-				st = store.Suppressed
+			if s, ok := p.Suppressed(sub.TenantID, key); ok {
+				st, why = store.Suppressed, suppress.Describe(s)
 			}
 		}
 		d := &store.Delivery{Recipient: key, Domain: a.Domain, Lane: lane, State: st, CreatedAt: now,
-			NextAttemptAt: next, ExpiresAt: next.Add(p.Lifetime)}
+			NextAttemptAt: next, ExpiresAt: next.Add(p.Lifetime), LastError: why}
 		nm.Deliveries = append(nm.Deliveries, d)
 		res.Deliveries = append(res.Deliveries, store.Delivery{Recipient: key, Domain: a.Domain, Lane: lane, State: st})
 	}
@@ -365,7 +367,11 @@ func received(sub *Submission, hostname, id string, now time.Time) []byte {
 	if helo == "" {
 		helo = "unknown"
 	}
-	s := "Received: from " + helo + " ([" + sanitize(sub.ClientIP) + "])\r\n\tby " + hostname +
+	from := helo
+	if ip := sanitize(sub.ClientIP); ip != "" {
+		from += " ([" + ip + "])" // with no known address, no empty "([])"
+	}
+	s := "Received: from " + from + "\r\n\tby " + hostname +
 		" (posthorn) with " + proto + " id " + id + ";\r\n\t" + now.Format(time.RFC1123Z) + "\r\n"
 	return []byte(s)
 }

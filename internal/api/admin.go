@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/events"
+	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
@@ -57,9 +59,7 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/v1/queue/hold", a.op(a.Ops.Hold))
 	mux.HandleFunc("POST /admin/v1/queue/release", a.op(a.Ops.Release))
 	mux.HandleFunc("POST /admin/v1/queue/requeue", a.requeue)
-	mux.HandleFunc("GET /admin/v1/destinations", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"items": a.Destinations()})
-	})
+	mux.HandleFunc("GET /admin/v1/destinations", a.destinations)
 	mux.HandleFunc("GET /admin/v1/events", a.listEvents)
 	mux.HandleFunc("GET /admin/v1/events/stream", a.streamEvents)
 	mux.HandleFunc("GET /admin/v1/reports/deliverability", a.report)
@@ -81,6 +81,22 @@ func (a *Admin) Handler() http.Handler {
 	a.accountRoutes(mux)
 	a.webhookRoutes(mux) // webhooks.go: webhooks and alerts
 	return mux
+}
+
+// destinations lists every destination with live state or pending mail
+// (?tenant= narrows to one tenant's pending mail).
+func (a *Admin) destinations(w http.ResponseWriter, r *http.Request) {
+	tenantID, err := a.resolveTenant(r.Context(), r.URL.Query().Get("tenant"))
+	var rows []DestinationRow
+	if err == nil {
+		live, _ := a.Destinations().([]queue.DestinationInfo)
+		rows, err = a.Ops.Destinations(r.Context(), tenantID, live)
+	}
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": rows})
 }
 
 // ErrorBody is every error response.
@@ -141,10 +157,13 @@ func (a *Admin) status(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"deliveries": counts, "scheduler": a.Stats()})
 }
 
-// QueueList is the answer to a queue listing.
+// QueueList is the answer to a queue listing: newest first, at most
+// limit items; NextCursor, when set, fetches the older ones that did not
+// fit (pass it as ?cursor=).
 type QueueList struct {
-	Items []store.Delivery `json:"items"`
-	Count int              `json:"count"`
+	Items      []store.Delivery `json:"items"`
+	Count      int              `json:"count"`
+	NextCursor string           `json:"next_cursor,omitempty"`
 }
 
 // ParseQueueFilter reads a listing's query parameters: state (comma
@@ -174,7 +193,7 @@ func ParseQueueFilter(q map[string][]string, now time.Time) (store.DeliveryFilte
 		for _, p := range strings.Split(s, ",") {
 			st := store.State(strings.TrimSpace(p))
 			if !st.Valid() {
-				return f, &badRequest{fmt.Sprintf("unknown state %q", p)}
+				return f, &badRequest{fmt.Sprintf("unknown state %q; valid states: %s, or all", p, strings.Join(stateNames(), ", "))}
 			}
 			f.States = append(f.States, st)
 		}
@@ -203,24 +222,78 @@ func ParseQueueFilter(q map[string][]string, now time.Time) (store.DeliveryFilte
 	return f, nil
 }
 
+func stateNames() []string {
+	var out []string
+	for _, st := range store.AllStates {
+		out = append(out, string(st))
+	}
+	return out
+}
+
+// resolveTenant turns a tenant name or id into the id ("" stays "").
+func (a *Admin) resolveTenant(ctx context.Context, nameOrID string) (string, error) {
+	if nameOrID == "" {
+		return "", nil
+	}
+	t, err := a.Tenants.Resolve(ctx, nameOrID)
+	if err != nil {
+		return "", fmt.Errorf("%w (see posthorn tenant list)", err)
+	}
+	return t.ID, nil
+}
+
 func (a *Admin) listQueue(w http.ResponseWriter, r *http.Request) { a.writeList(w, r, r.URL.Query()) }
 
-// writeList answers a delivery listing filtered by q.
+// writeList answers a delivery listing filtered by q, newest first:
+// ?limit= (default 1000, 0 no limit) items, and a next_cursor for the
+// older ones when more match (?cursor= fetches them).
 func (a *Admin) writeList(w http.ResponseWriter, r *http.Request, q url.Values) {
 	f, err := ParseQueueFilter(q, time.Now())
+	if err == nil {
+		f.TenantID, err = a.resolveTenant(r.Context(), f.TenantID)
+	}
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	ds, err := a.Store.ListDeliveries(r.Context(), f)
+	list, err := PageDeliveries(r.Context(), a.Store, f, q.Get("cursor"))
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	if ds == nil {
-		ds = []store.Delivery{}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// PageDeliveries lists deliveries matching f newest first: at most
+// f.Limit (0: all), continuing below cursor (a previous NextCursor; ""
+// starts at the newest), with NextCursor set when more match.
+func PageDeliveries(ctx context.Context, st store.Store, f store.DeliveryFilter, cursor string) (QueueList, error) {
+	f.Newest = true
+	if cursor != "" {
+		n, err := strconv.ParseInt(cursor, 10, 64)
+		if err != nil || n <= 0 {
+			return QueueList{}, &badRequest{"cursor: want the next_cursor of a previous listing"}
+		}
+		f.BeforeID = n
 	}
-	writeJSON(w, http.StatusOK, QueueList{Items: ds, Count: len(ds)})
+	limit := f.Limit
+	if limit > 0 {
+		f.Limit = limit + 1 // one more tells whether there are more
+	}
+	ds, err := st.ListDeliveries(ctx, f)
+	if err != nil {
+		return QueueList{}, err
+	}
+	list := QueueList{Items: ds}
+	if limit > 0 && len(ds) > limit {
+		list.Items = ds[:limit]
+		list.NextCursor = strconv.FormatInt(ds[limit-1].ID, 10)
+	}
+	if list.Items == nil {
+		list.Items = []store.Delivery{}
+	}
+	list.Count = len(list.Items)
+	return list, nil
 }
 
 func (a *Admin) listDLQ(w http.ResponseWriter, r *http.Request) {
@@ -275,7 +348,11 @@ func (a *Admin) showMessage(w http.ResponseWriter, r *http.Request) {
 func (a *Admin) op(fn func(context.Context, Selection) (*OpResult, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var sel Selection
-		if err := decode(r, &sel); err != nil {
+		err := decode(r, &sel)
+		if err == nil {
+			sel.TenantID, err = a.resolveTenant(r.Context(), sel.TenantID)
+		}
+		if err != nil {
 			a.fail(w, err)
 			return
 		}
@@ -296,7 +373,11 @@ type RequeueRequest struct {
 
 func (a *Admin) requeue(w http.ResponseWriter, r *http.Request) {
 	var req RequeueRequest
-	if err := decode(r, &req); err != nil {
+	err := decode(r, &req)
+	if err == nil {
+		req.TenantID, err = a.resolveTenant(r.Context(), req.TenantID)
+	}
+	if err != nil {
 		a.fail(w, err)
 		return
 	}
@@ -485,7 +566,43 @@ func (a *Admin) listSuppressions(w http.ResponseWriter, r *http.Request) {
 		}
 		tenantID = t.ID
 	}
-	writeSuppressions(r.Context(), w, a.Store, tenantID, func(err error) { a.fail(w, err) })
+	// With no limit (or limit=0, the export) the list is streamed as the
+	// store reads it; a page (?limit=, ?cursor=) is sorted newest first.
+	if l := r.URL.Query().Get("limit"); l == "" || l == "0" {
+		writeSuppressions(r.Context(), w, a.Store, tenantID, func(err error) { a.fail(w, err) })
+		return
+	}
+	ss, err := a.Store.ListSuppressions(r.Context(), tenantID)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	// Newest first; ?limit= (default 1000, 0 all) and ?cursor= (how many
+	// newer entries were shown already) page through the rest.
+	sort.SliceStable(ss, func(i, j int) bool { return ss[i].CreatedAt.After(ss[j].CreatedAt) })
+	limit, from := 1000, 0
+	for name, dst := range map[string]*int{"limit": &limit, "cursor": &from} {
+		if v := r.URL.Query().Get(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				a.fail(w, &badRequest{name + ": want a number"})
+				return
+			}
+			*dst = n
+		}
+	}
+	total := len(ss)
+	ss = ss[min(from, total):]
+	res := map[string]any{"total": total}
+	if limit > 0 && len(ss) > limit {
+		ss = ss[:limit]
+		res["next_cursor"] = strconv.Itoa(from + limit)
+	}
+	if ss == nil {
+		ss = []store.Suppression{}
+	}
+	res["items"], res["count"] = ss, len(ss)
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (a *Admin) suppressionRequest(w http.ResponseWriter, r *http.Request) (*SuppressionRequest, string, bool) {
@@ -515,7 +632,7 @@ func (a *Admin) addSuppression(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, &badRequest{err.Error()})
 		return
 	}
-	s.Detail = req.Detail
+	s.Detail, s.CreatedAt = req.Detail, time.Now().UTC() // set here: Add fills in its own copy
 	if err := a.Suppress.Add(r.Context(), s); err != nil {
 		a.fail(w, err)
 		return
@@ -534,7 +651,7 @@ func (a *Admin) removeSuppression(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !found {
-		a.fail(w, fmt.Errorf("%w: no such entry", store.ErrNotFound))
+		a.fail(w, fmt.Errorf("no suppression entry %q in tenant %s (see posthorn suppression list): %w", req.Entry, tenantID, store.ErrNotFound))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"removed": req.Entry})

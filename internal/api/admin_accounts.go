@@ -9,6 +9,7 @@ import (
 
 	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/tenant"
 )
 
 // Admin endpoints for accounts, removing users and keys, and the local
@@ -18,6 +19,8 @@ import (
 func (a *Admin) accountRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /admin/v1/users/{username}", a.removeUser)
 	mux.HandleFunc("DELETE /admin/v1/apikeys/{id}", a.removeKey)
+	mux.HandleFunc("POST /admin/v1/users/{username}/password", a.userPassword)
+	mux.HandleFunc("DELETE /admin/v1/tenants/{name}", a.removeTenant)
 	mux.HandleFunc("GET /admin/v1/accounts", a.listAccounts)
 	mux.HandleFunc("POST /admin/v1/accounts", a.createAccount)
 	mux.HandleFunc("DELETE /admin/v1/accounts/{email}", a.removeAccount)
@@ -48,6 +51,85 @@ func (a *Admin) removeUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("username")})
+}
+
+// removeTenant removes a tenant (?force=1: cancelling its pending mail
+// first; without it, pending mail refuses the removal). Its sending
+// domains and webhook endpoints must be removed first: they have their
+// own commands, which also clean up what the server holds in memory.
+func (a *Admin) removeTenant(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	t, err := a.Tenants.Resolve(ctx, r.PathValue("name"))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if t.Name == tenant.DefaultTenant {
+		a.fail(w, &badRequest{"the default tenant cannot be removed"})
+		return
+	}
+	doms, err := a.Store.ListDomains(ctx, t.ID)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	eps, err := a.Store.ListEndpoints(ctx, t.ID)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if len(doms) > 0 || len(eps) > 0 {
+		a.fail(w, fmt.Errorf("tenant %s still has %d sending domains and %d webhook endpoints; remove them first (posthorn domain remove, posthorn webhook remove): %w",
+			t.Name, len(doms), len(eps), store.ErrConflict))
+		return
+	}
+	counts, err := a.Store.CountDeliveries(ctx, t.ID)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	pending := 0
+	for _, st := range store.PendingStates {
+		pending += counts[st]
+	}
+	note := ""
+	if pending > 0 {
+		if r.URL.Query().Get("force") == "" {
+			a.fail(w, fmt.Errorf("tenant %s has %d pending deliveries; --force cancels them and removes the tenant: %w", t.Name, pending, store.ErrConflict))
+			return
+		}
+		res, err := a.Ops.Delete(ctx, Selection{TenantID: t.ID, All: true})
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		note = fmt.Sprintf("; %d pending deliveries cancelled", res.Changed)
+		pending = res.Changed
+	}
+	if err := a.Tenants.RemoveTenant(ctx, t, note); err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"removed": t.Name, "id": t.ID, "cancelled": pending})
+}
+
+// userPassword sets an SMTP user's password ("" generates one); the
+// answer shows it once.
+func (a *Admin) userPassword(w http.ResponseWriter, r *http.Request) {
+	var req PasswordRequest
+	tenantID, err := a.tenantFilter(r)
+	if err == nil {
+		err = decode(r, &req)
+	}
+	var pw string
+	if err == nil {
+		pw, err = a.Tenants.SetUserPassword(r.Context(), tenantID, r.PathValue("username"), req.Password)
+	}
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"username": r.PathValue("username"), "password": pw})
 }
 
 func (a *Admin) removeKey(w http.ResponseWriter, r *http.Request) {

@@ -128,3 +128,9 @@ func checkSocket(path string) error {
 
 // trustedUID: this user or root.
 func trustedUID(uid uint32) bool { return uid == 0 || int64(uid) == int64(os.Getuid()) }
+
+// IsNotFound reports whether err is the server's "not found" answer.
+func IsNotFound(err error) bool {
+	var se *StatusError
+	return errors.As(err, &se) && se.Status == http.StatusNotFound
+}

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/store"
@@ -41,7 +42,30 @@ type OpResult struct {
 	Deliveries []store.Delivery `json:"deliveries"`
 }
 
-var errNoSelection = errors.New("say which deliveries: message IDs, --domain, or --all")
+var errNoSelection = errors.New("say which deliveries: message IDs, delivery IDs (--delivery), --domain, or --all")
+
+// checkIDs refuses ids that name nothing (in the selection's tenant, when
+// one is given), so a mistyped id is an error rather than "0 deliveries
+// changed".
+func (q *QueueOps) checkIDs(ctx context.Context, sel Selection) error {
+	for _, id := range sel.IDs {
+		if _, err := q.Store.GetMessage(ctx, sel.TenantID, id, false); errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no message %q (message ids are in the first column of posthorn queue list): %w", id, store.ErrNotFound)
+		} else if err != nil {
+			return fmt.Errorf("look up message %s: %w", id, err)
+		}
+	}
+	for _, id := range sel.DeliveryIDs {
+		ds, err := q.Store.ListDeliveries(ctx, store.DeliveryFilter{TenantID: sel.TenantID, AfterID: id - 1, Limit: 1})
+		if err != nil {
+			return fmt.Errorf("look up delivery %d: %w", id, err)
+		}
+		if len(ds) == 0 || ds[0].ID != id {
+			return fmt.Errorf("no delivery %d (delivery ids are in the DELIVERY column of posthorn queue list): %w", id, store.ErrNotFound)
+		}
+	}
+	return nil
+}
 
 func (q *QueueOps) spec(sel Selection, op store.Op) (store.TransitionSpec, error) {
 	if len(sel.IDs) == 0 && len(sel.DeliveryIDs) == 0 && sel.Domain == "" && !sel.All {
@@ -61,6 +85,9 @@ func (q *QueueOps) change(ctx context.Context, sel Selection, op store.Op,
 	if err != nil {
 		return nil, err
 	}
+	if err := q.checkIDs(ctx, sel); err != nil {
+		return nil, err
+	}
 	if tweak != nil {
 		tweak(&spec)
 	}
@@ -78,18 +105,11 @@ func dueNow(spec *store.TransitionSpec) { spec.NextAt = spec.Now }
 
 func (q *QueueOps) remove(ds []store.Delivery) { q.Sched.Remove(ids(ds)) }
 
-// all selects everything when nothing narrower was given.
-func all(sel Selection) Selection {
-	if len(sel.IDs) == 0 && len(sel.DeliveryIDs) == 0 && sel.Domain == "" {
-		sel.All = true
-	}
-	return sel
-}
-
-// Flush makes deferred (and waiting queued) deliveries due now
-// (postqueue -f flushes everything).
+// Flush makes deferred (and waiting queued) deliveries due now. Like
+// every operation it needs a selection: IDs, a domain, or All (no
+// selection is an error, never "everything").
 func (q *QueueOps) Flush(ctx context.Context, sel Selection) (*OpResult, error) {
-	return q.change(ctx, all(sel), store.OpFlush, dueNow, q.Sched.Reschedule)
+	return q.change(ctx, sel, store.OpFlush, dueNow, q.Sched.Reschedule)
 }
 
 // Delete cancels deliveries that are not being sent right now and not
@@ -107,7 +127,7 @@ func (q *QueueOps) Cancel(ctx context.Context, sel Selection) (*OpResult, error)
 // Purge removes dead letters from the dead-letter queue (they become
 // cancelled; their history stays in the activity log).
 func (q *QueueOps) Purge(ctx context.Context, sel Selection) (*OpResult, error) {
-	return q.change(ctx, all(sel), store.OpPurge, nil, nil)
+	return q.change(ctx, sel, store.OpPurge, nil, nil)
 }
 
 // Hold stops deliveries until released.
@@ -123,9 +143,6 @@ func (q *QueueOps) Release(ctx context.Context, sel Selection) (*OpResult, error
 // Requeue retries dead letters (and deferred deliveries) now, with a fresh
 // queue lifetime.
 func (q *QueueOps) Requeue(ctx context.Context, sel Selection, deadOnly bool) (*OpResult, error) {
-	if deadOnly {
-		sel = all(sel)
-	}
 	fresh := func(spec *store.TransitionSpec) {
 		if deadOnly {
 			spec.From = []store.State{store.DeadLetter} // the dead-letter queue's requeue

@@ -4,11 +4,14 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/tenant"
 )
 
-// listDLQ is GET /v1/dlq: the tenant's dead letters, filtered like
-// GET /v1/messages plus class, code and provider.
+// listDLQ is GET /v1/dlq: the tenant's dead letters, newest first,
+// filtered like GET /v1/messages plus class, code and provider; limit
+// (default 1000) and cursor page like the admin listing.
 func (v *V1) listDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	q := r.URL.Query()
 	q.Set("state", string(store.DeadLetter))
@@ -18,15 +21,16 @@ func (v *V1) listDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey) 
 		return
 	}
 	f.TenantID = key.TenantID
-	ds, err := v.Store.ListDeliveries(r.Context(), f)
-	if err != nil {
+	list, err := PageDeliveries(r.Context(), v.Store, f, q.Get("cursor"))
+	var bad *badRequest
+	if errors.As(err, &bad) {
+		apiError(w, http.StatusBadRequest, "invalid_cursor", bad.msg, "cursor")
+		return
+	} else if err != nil {
 		v.internal(w, err)
 		return
 	}
-	if ds == nil {
-		ds = []store.Delivery{}
-	}
-	writeJSON(w, http.StatusOK, QueueList{Items: ds, Count: len(ds)})
+	writeJSON(w, http.StatusOK, list)
 }
 
 // DLQRequest selects dead letters: message ids, a domain, or all.
@@ -88,12 +92,32 @@ func (v *V1) purgeDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey)
 	writeJSON(w, http.StatusOK, res)
 }
 
-// destinations is GET /v1/destinations (admin): every destination's
-// limits, adapted values, connections, ready mail and pause.
+// destinations is GET /v1/destinations (admin): every destination with
+// live state or pending mail. Destinations are shared by every tenant,
+// but what waits there is not: a key of another tenant sees the
+// destinations where its tenant has pending mail, with its own counts and
+// the shared pause and limits. Keys of the installation's own (default)
+// tenant, made at init, and keys made by an owner of the installation (an
+// account of no tenant) see every destination, as posthorn destinations
+// does.
 func (v *V1) destinations(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
-	var items any = []any{}
+	var live []queue.DestinationInfo
 	if v.Destinations != nil {
-		items = v.Destinations()
+		live, _ = v.Destinations().([]queue.DestinationInfo)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": items})
+	tenantID := key.TenantID
+	if t, err := v.Store.GetTenant(r.Context(), key.TenantID); err == nil && t.Name == tenant.DefaultTenant {
+		tenantID = "" // the installation's own tenant
+	}
+	if key.CreatedBy != "" {
+		if a, err := v.Store.GetAccount(r.Context(), key.CreatedBy); err == nil && a.TenantID == "" {
+			tenantID = "" // made by an owner of the installation
+		}
+	}
+	rows, err := v.Ops.Destinations(r.Context(), tenantID, live)
+	if err != nil {
+		v.internal(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"items": rows})
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"mime"
 	"net/http"
 	"strconv"
 	"time"
@@ -34,8 +35,19 @@ type RecipientView struct {
 	Attempts      int             `json:"attempts"`
 	NextAttemptAt time.Time       `json:"next_attempt_at,omitzero"`
 	LastReply     string          `json:"last_reply,omitempty"`
+	LastError     string          `json:"last_error,omitempty"` // local error text when the last attempt got no reply
 	LastClass     string          `json:"last_class,omitempty"`
 	History       []store.Attempt `json:"history"`
+}
+
+// decodeSubject decodes RFC 2047 encoded words ("=?UTF-8?B?...?=");
+// a subject that does not decode is shown as stored.
+func decodeSubject(s string) string {
+	dec := new(mime.WordDecoder)
+	if out, err := dec.DecodeHeader(s); err == nil {
+		return out
+	}
+	return s
 }
 
 func (v *V1) get(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
@@ -49,7 +61,7 @@ func (v *V1) get(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 		return
 	}
 	m := d.Message
-	out := MessageView{ID: m.ID, From: m.Sender, Lane: m.Lane, Subject: m.Subject, MessageID: m.MessageID, Size: m.Size,
+	out := MessageView{ID: m.ID, From: m.Sender, Lane: m.Lane, Subject: decodeSubject(m.Subject), MessageID: m.MessageID, Size: m.Size,
 		CreatedAt: m.CreatedAt, SendAt: m.SendAt, Tags: m.Tags, Metadata: m.Metadata, Sandbox: m.Sandbox, BodyPrunedAt: m.BodyPrunedAt}
 	for _, dl := range d.Deliveries {
 		rv := RecipientView{Email: dl.Recipient, State: dl.State, Attempts: dl.Attempts, NextAttemptAt: dl.NextAttemptAt,
@@ -57,6 +69,7 @@ func (v *V1) get(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 		if dl.LastReply.Code != 0 {
 			rv.LastReply = dl.LastReply.String()
 		}
+		rv.LastError = dl.LastError
 		if dl.State.Final() {
 			rv.NextAttemptAt = time.Time{}
 		}

@@ -138,6 +138,7 @@ func (v *V1) send(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 		apiError(w, statusOf(e), e.Code, e.Message, e.Field)
 		return
 	}
+	sub.ClientIP = clientIP(r) // named in the Received header
 	v.acceptOne(w, r, sub)
 }
 
@@ -238,7 +239,7 @@ func (v *V1) sendRaw(w http.ResponseWriter, r *http.Request, key *store.APIKey) 
 		fail(e.Code, e.Message, e.Field)
 		return
 	}
-	v.acceptOne(w, r, &accept.Submission{TenantID: key.TenantID, APIKey: key.ID, Source: "http", Protocol: "HTTP", Helo: "api",
+	v.acceptOne(w, r, &accept.Submission{TenantID: key.TenantID, APIKey: key.ID, Source: "http", Protocol: "HTTP", Helo: "api", ClientIP: clientIP(r),
 		Sender: req.From, Recipients: req.To, Body: body, Lane: lane, LaneFixed: req.Lane != "", SendAt: at, UTF8: needsUTF8(req.From, req.To),
 		EightBit: true, Tags: req.Tags, Metadata: req.Metadata, IdempotencyKey: req.IdempotencyKey, RequestHash: requestHash(raw),
 		AllowedDomains: key.Domains, Sandbox: key.Sandbox})
@@ -270,6 +271,7 @@ func (v *V1) sendBulk(w http.ResponseWriter, r *http.Request, key *store.APIKey)
 			items[i].Error = e
 			return
 		}
+		sub.ClientIP = clientIP(r)
 		subs = append(subs, sub)
 		index = append(index, i)
 	})

@@ -32,7 +32,7 @@ func (v *V1) addSuppression(w http.ResponseWriter, r *http.Request, key *store.A
 		apiError(w, http.StatusBadRequest, "invalid_entry", err.Error(), "entry")
 		return
 	}
-	s.Detail = req.Detail
+	s.Detail, s.CreatedAt = req.Detail, v.Now().UTC() // set here: Add fills in its own copy
 	if err := v.Suppress.Add(r.Context(), s); err != nil {
 		v.internal(w, err)
 		return

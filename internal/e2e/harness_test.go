@@ -26,6 +26,12 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// POSTHORN_E2E_BINARY runs the tests against a binary built elsewhere
+	// (e.g. from an older commit, to see a new test fail there).
+	if b := os.Getenv("POSTHORN_E2E_BINARY"); b != "" {
+		binary = b
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "posthorn-e2e-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

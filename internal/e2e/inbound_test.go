@@ -106,6 +106,18 @@ func TestInboundBounces(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	for _, s := range list.Items {
+		if s.Value == "gone@dsn.test" && strings.Count(s.Detail, "5.1.1") != 1 {
+			t.Errorf("suppression detail repeats the codes: %q", s.Detail)
+		}
+	}
+	// queue show names the reply that bounced it, not the 250 of the delivery.
+	for _, line := range strings.Split(in.mustRun("queue", "show", id), "\n") {
+		if strings.Contains(line, "gone@dsn.test") && strings.Contains(line, "bounced ") &&
+			(strings.Contains(line, "last=250") || !strings.Contains(line, "user unknown")) {
+			t.Errorf("queue show of the asynchronously bounced delivery: %q", line)
+		}
+	}
 	if !strings.Contains(strings.Join(eventTypes(in.Show(id), "c@dsn.test"), ","), "complaint") {
 		t.Fatalf("no complaint event: %v", eventTypes(in.Show(id), "c@dsn.test"))
 	}

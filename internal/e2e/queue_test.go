@@ -108,7 +108,7 @@ func TestQueueCommands(t *testing.T) {
 	}
 	// flush: the MX accepts now; b and c are retried at once, held a is not.
 	mx.SetScript(testkit.Script{})
-	in.CLI(&res, "queue", "flush")
+	in.CLI(&res, "queue", "flush", "--all")
 	if res.Changed != 2 {
 		t.Fatalf("flush changed %d, want 2", res.Changed)
 	}

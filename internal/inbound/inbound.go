@@ -31,6 +31,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -310,7 +311,7 @@ func (s *Server) ignore(ctx context.Context, rep *bounce.Report, ref verp.Ref, t
 }
 
 func (s *Server) applyBounce(ctx context.Context, d store.Delivery, r bounce.Recipient, now time.Time) bool {
-	reply := smtpproto.Reply{Code: r.ReplyCode, Enhanced: r.Status, Text: r.Diagnostic}
+	reply := smtpproto.Reply{Code: r.ReplyCode, Enhanced: r.Status, Text: diagnosticText(r)}
 	detail := fmt.Sprintf("asynchronous bounce from %s: %s %s", r.RemoteMTA, r.Status, clip(r.Diagnostic, 300))
 	if r.Hard {
 		_, err := s.st.Transition(ctx, store.TransitionSpec{DeliveryIDs: []int64{d.ID}, Op: store.OpAsyncBounce, Now: now, Detail: detail})
@@ -328,6 +329,24 @@ func (s *Server) applyBounce(ctx context.Context, d store.Delivery, r bounce.Rec
 		return false
 	}
 	return true
+}
+
+// diagnosticText is a report's diagnostic without the "smtp;" type and
+// the codes it repeats ("550 5.1.1 user unknown" -> "user unknown"), so
+// the reply built from it does not say them twice.
+func diagnosticText(r bounce.Recipient) string {
+	t := strings.TrimSpace(r.Diagnostic)
+	if head, rest, ok := strings.Cut(t, ";"); ok && strings.EqualFold(strings.TrimSpace(head), "smtp") {
+		t = strings.TrimSpace(rest)
+	}
+	if r.ReplyCode != 0 {
+		t = strings.TrimSpace(strings.TrimPrefix(t, strconv.Itoa(r.ReplyCode)))
+		t = strings.TrimPrefix(t, "-")
+	}
+	if r.Status != "" {
+		t = strings.TrimSpace(strings.TrimPrefix(t, r.Status))
+	}
+	return t
 }
 
 func (s *Server) suppress(ctx context.Context, d store.Delivery, reason, detail string) {

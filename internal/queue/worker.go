@@ -10,6 +10,7 @@ import (
 	"github.com/posthorn/posthorn/internal/shaping"
 	"github.com/posthorn/posthorn/internal/smtpproto"
 	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/suppress"
 )
 
 // worker is one connection to destination d: it takes jobs until none is
@@ -184,7 +185,7 @@ func (s *Scheduler) dropSuppressed(j *Job) bool {
 	for _, r := range j.Rcpts {
 		if sup, ok := s.cfg.Suppressions.Check(j.TenantID, r.Addr); ok {
 			outs = append(outs, store.Outcome{DeliveryID: r.ID, State: store.Suppressed, Class: "suppressed", Phase: "queue",
-				Error: "suppressed before delivery (" + sup.Reason + ": " + sup.Value + ")", StartedAt: now, Event: store.EventSuppressed})
+				Error: "before delivery: " + suppress.Describe(sup), StartedAt: now, Event: store.EventSuppressed})
 			dropped = append(dropped, r)
 			continue
 		}

@@ -20,12 +20,19 @@ import (
 	"time"
 )
 
+// organization marks the certificates this package makes.
+const organization = "posthorn self-signed"
+
 // LoadOrCreate returns the certificate in dir (cert.pem, key.pem), creating
-// it for hostname first if it does not exist.
+// it for hostname first if it does not exist. A certificate this package
+// made for another hostname (the hostname changed) is made again; one
+// put there by someone else is left alone.
 func LoadOrCreate(dir, hostname string) (tls.Certificate, error) {
 	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	if c, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil {
-		return c, nil
+		if !staleSelfSigned(c, hostname) {
+			return c, nil
+		}
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return tls.Certificate{}, fmt.Errorf("load %s: %w", certPath, err)
 	}
@@ -45,6 +52,19 @@ func LoadOrCreate(dir, hostname string) (tls.Certificate, error) {
 	return tls.X509KeyPair(certPEM, keyPEM)
 }
 
+// staleSelfSigned reports whether c is one of ours made for a hostname
+// other than hostname.
+func staleSelfSigned(c tls.Certificate, hostname string) bool {
+	if len(c.Certificate) == 0 {
+		return false
+	}
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil || len(leaf.Subject.Organization) != 1 || leaf.Subject.Organization[0] != organization {
+		return false
+	}
+	return leaf.VerifyHostname(hostname) != nil
+}
+
 // Generate makes a self-signed certificate for hostname, valid ten years.
 func Generate(hostname string) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -57,7 +77,7 @@ func Generate(hostname string) (certPEM, keyPEM []byte, err error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: hostname, Organization: []string{"posthorn self-signed"}},
+		Subject:      pkix.Name{CommonName: hostname, Organization: []string{organization}},
 		DNSNames:     []string{hostname},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().AddDate(10, 0, 0),

@@ -256,9 +256,8 @@ func (s *Server) start(ctx context.Context) error {
 	// loaded mail may report failures at once, and sendDSN uses it.
 	s.pipe = &accept.Pipeline{Store: s.st, Senders: s.domains, AllowUnverifiedSenders: cfg.AllowUnverifiedSenders, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
 		Lifetime: cfg.QueueLifetime.Duration, Now: time.Now, IdempotencyTTL: cfg.API.IdempotencyTTL.Duration, Log: s.log.With("part", "accept"),
-		Suppressed: func(tenantID, addr string) (string, bool) {
-			x, ok := sup.Check(tenantID, addr)
-			return x.Reason, ok
+		Suppressed: func(tenantID, addr string) (store.Suppression, bool) {
+			return sup.Check(tenantID, addr)
 		}}
 	if s.pipe.Checks, err = s.protection(ctx, lanes); err != nil {
 		return err

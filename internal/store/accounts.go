@@ -17,6 +17,10 @@ type Credentials interface {
 	// DeleteAPIKey removes a key of tenantID ("" any tenant); ErrNotFound
 	// when there is none.
 	DeleteAPIKey(ctx context.Context, tenantID, id string) error
+	// DeleteTenant removes a tenant with its SMTP users, API keys and
+	// accounts in one write (ErrNotFound when there is no such tenant);
+	// its mail, events and other records stay as history.
+	DeleteTenant(ctx context.Context, id string) error
 	// TouchAPIKey records when a key was last used.
 	TouchAPIKey(ctx context.Context, id string, at time.Time) error
 

@@ -12,7 +12,8 @@ var EventTypes = []string{
 	EventQueued, EventScheduled, EventSending, EventDeferred, EventDelivered, EventBounced, EventSoftBounce,
 	EventDeadLetter, EventSuppressed, EventHeld, EventReleased, EventCancelled, EventRequeued, EventRecovered,
 	EventFlushed, EventPurged, EventThrottle, EventComplaint, EventUnsubscribed, EventReportIgnored, EventOutcomeIgnored,
-	EventAuthFailed, EventScanned, EventScanRejected, EventScanFailed,
+	EventAuthFailed, EventCredentialRevoked, EventPasswordChanged, EventTenantRemoved,
+	EventScanned, EventScanRejected, EventScanFailed,
 	EventWebhookDisabled, EventWebhookTest, EventAlertFired, EventAlertResolved,
 }
 

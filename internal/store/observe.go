@@ -23,6 +23,9 @@ type Observer interface {
 	// holds those created in (now-edges[i], now-edges[i-1]]; the last
 	// bucket (index len(edges)) everything older.
 	PendingAges(ctx context.Context, now time.Time, edges []time.Duration, states []State) ([]DomainAges, error)
+	// PendingByDomain counts pending deliveries by recipient domain (of
+	// tenantID; "" every tenant) with each domain's latest failure.
+	PendingByDomain(ctx context.Context, tenantID string) ([]DomainQueue, error)
 	// AttemptsAfter returns up to limit attempts with an ID above after,
 	// in ID order.
 	AttemptsAfter(ctx context.Context, after int64, limit int) ([]AttemptRow, error)
@@ -45,6 +48,16 @@ type ShapeRow struct {
 }
 
 // DomainAges is one recipient domain's pending deliveries by age bucket.
+// DomainQueue is one recipient domain's pending deliveries (of one
+// tenant, or all) with the newest failure among them.
+type DomainQueue struct {
+	Domain        string
+	Pending       int
+	LastAttemptAt time.Time // of the most recently attempted pending delivery
+	LastFailure   string    // its reply, or local error text when there was no reply
+	LastClass     string
+}
+
 type DomainAges struct {
 	Domain   string
 	Provider string // last provider seen for the domain ("" unknown)

@@ -124,6 +124,14 @@ const (
 	EventScanned      = "scanned"
 	EventScanRejected = "scan_rejected"
 	EventScanFailed   = "scan_failed"
+	// EventCredentialRevoked is an SMTP user, API key or account removed
+	// by an operator; Detail says which.
+	EventCredentialRevoked = "credential_revoked"
+	// EventPasswordChanged is an SMTP user's or account's new password.
+	EventPasswordChanged = "password_changed"
+	// EventTenantRemoved is a tenant removed by an operator (with its
+	// credentials); Detail names it and what was cancelled.
+	EventTenantRemoved = "tenant_removed"
 )
 
 // Message is one accepted message. Body holds the full RFC 5322 message
@@ -172,6 +180,7 @@ type Delivery struct {
 	NextAttemptAt  time.Time       `json:"next_attempt_at,omitzero"`
 	ExpiresAt      time.Time       `json:"expires_at"`
 	LastReply      smtpproto.Reply `json:"last_reply,omitzero"`
+	LastError      string          `json:"last_error,omitempty"` // local error text of the last attempt when it got no reply (connect, DNS, TLS)
 	LastClass      string          `json:"last_class,omitempty"`
 	LastPhase      string          `json:"last_phase,omitempty"`
 	LastMX         string          `json:"last_mx,omitempty"`
@@ -179,6 +188,18 @@ type Delivery struct {
 	Provider       string          `json:"provider,omitempty"`
 	Size           int             `json:"size"`
 	UpdatedAt      time.Time       `json:"updated_at"`
+}
+
+// LastFailure is the last attempt's outcome in words: the reply, or the
+// local error text when there was no reply; "" before any attempt.
+func (d Delivery) LastFailure() string {
+	switch {
+	case d.LastReply.Code != 0:
+		return d.LastReply.String()
+	case d.LastError != "":
+		return d.LastError
+	}
+	return d.LastClass
 }
 
 // Attempt is one try at delivering one recipient, with the exact reply.

@@ -135,7 +135,7 @@ func Parse(tenantID, input, reason string) (store.Suppression, error) {
 	switch reason {
 	case HardBounce, Unsubscribe, Complaint, OnHold, Manual:
 	default:
-		return s, fmt.Errorf("unknown reason %q", reason)
+		return s, fmt.Errorf("unknown reason %q; valid reasons: %s, %s, %s, %s, %s", reason, Manual, HardBounce, Unsubscribe, Complaint, OnHold)
 	}
 	return s, nil
 }
@@ -221,6 +221,16 @@ func (l *List) Add(ctx context.Context, ss ...store.Suppression) error {
 		}
 	}
 	return nil
+}
+
+// Describe says which entry stopped a recipient (kind, value, reason and
+// detail), for the suppressed delivery and its event.
+func Describe(s store.Suppression) string {
+	out := fmt.Sprintf("suppressed by %s entry %s (%s)", s.Kind, s.Value, s.Reason)
+	if s.Detail != "" {
+		out += ": " + s.Detail
+	}
+	return out
 }
 
 // Remove deletes an entry given as Parse takes it.

@@ -86,7 +86,14 @@ func (m *Manager) SetAccountPassword(ctx context.Context, email, password string
 	if err != nil {
 		return err
 	}
-	return m.st.SetAccountPassword(ctx, email, hash)
+	if err := m.st.SetAccountPassword(ctx, email, hash); err != nil {
+		return err
+	}
+	tenantID := ""
+	if a, err := m.st.GetAccount(ctx, email); err == nil {
+		tenantID = a.TenantID
+	}
+	return m.credentialEvent(ctx, store.EventPasswordChanged, tenantID, "account "+email)
 }
 
 // RemoveAccount deletes an account of tenantID ("" any) and the API keys
@@ -99,7 +106,10 @@ func (m *Manager) RemoveAccount(ctx context.Context, tenantID, email string) err
 	if tenantID != "" && a.TenantID != tenantID {
 		return fmt.Errorf("account %s: %w", email, store.ErrNotFound)
 	}
-	return m.st.DeleteAccount(ctx, a.Email)
+	if err := m.st.DeleteAccount(ctx, a.Email); err != nil {
+		return err
+	}
+	return m.credentialEvent(ctx, store.EventCredentialRevoked, a.TenantID, "account "+a.Email+" and the api keys it created")
 }
 
 // AccountKeySpec checks that account a may create a key with spec's

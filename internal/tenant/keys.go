@@ -133,19 +133,65 @@ func (m *Manager) touch(ctx context.Context, id string, now time.Time) {
 
 // RemoveKey deletes a key of tenantID ("" any tenant).
 func (m *Manager) RemoveKey(ctx context.Context, tenantID, id string) error {
-	return m.st.DeleteAPIKey(ctx, tenantID, id)
+	k, err := m.st.GetAPIKey(ctx, id)
+	if err != nil {
+		return fmt.Errorf("api key %s: %w", id, err)
+	}
+	if err := m.st.DeleteAPIKey(ctx, tenantID, id); err != nil {
+		return fmt.Errorf("api key %s: %w", id, err)
+	}
+	return m.credentialEvent(ctx, store.EventCredentialRevoked, k.TenantID, fmt.Sprintf("api key %s (%s) %q", k.ID, k.Prefix, k.Name))
+}
+
+// credentialEvent records who lost or changed a credential: an event of
+// no message, in the credential's tenant.
+func (m *Manager) credentialEvent(ctx context.Context, typ, tenantID, detail string) error {
+	if err := m.st.RecordEvent(ctx, store.Event{At: m.now().UTC(), Type: typ, TenantID: tenantID, Detail: detail}); err != nil {
+		return fmt.Errorf("record %s event: %w", typ, err)
+	}
+	return nil
+}
+
+// SetUserPassword replaces an SMTP user's password (of tenantID; "" any
+// tenant); an empty password generates one, returned in clear once.
+func (m *Manager) SetUserPassword(ctx context.Context, tenantID, username, password string) (string, error) {
+	u, err := m.st.GetSMTPUser(ctx, username)
+	if err == nil && tenantID != "" && u.TenantID != tenantID {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("smtp user %s: %w", username, err)
+	}
+	if password == "" {
+		password = randomToken(20)
+	}
+	hash, err := m.hashPassword(ctx, password)
+	if err != nil {
+		return "", err
+	}
+	if err := m.st.SetSMTPUserPassword(ctx, username, hash); err != nil {
+		return "", fmt.Errorf("smtp user %s: %w", username, err)
+	}
+	m.mu.Lock()
+	delete(m.cache, username) // the old password must stop working now
+	m.mu.Unlock()
+	return password, m.credentialEvent(ctx, store.EventPasswordChanged, u.TenantID, "smtp user "+username)
 }
 
 // RemoveUser deletes an SMTP user of tenantID ("" any tenant) and
 // forgets its cached login.
 func (m *Manager) RemoveUser(ctx context.Context, tenantID, username string) error {
+	u, err := m.st.GetSMTPUser(ctx, username)
+	if err != nil {
+		return fmt.Errorf("smtp user %s: %w", username, err)
+	}
 	if err := m.st.DeleteSMTPUser(ctx, tenantID, username); err != nil {
-		return err
+		return fmt.Errorf("smtp user %s: %w", username, err)
 	}
 	m.mu.Lock()
 	delete(m.cache, username)
 	m.mu.Unlock()
-	return nil
+	return m.credentialEvent(ctx, store.EventCredentialRevoked, u.TenantID, "smtp user "+username)
 }
 
 // NormalizeDomains lower-cases and checks a list of sender domains,
@@ -179,4 +225,27 @@ func DomainAllowed(list []string, domain string) bool {
 		d = strings.ToLower(domain)
 	}
 	return slices.Contains(list, d)
+}
+
+// RemoveTenant removes tenant t with its SMTP users, API keys and
+// accounts (its mail and events stay as history) and records a
+// tenant_removed event with note (what was cancelled). The default
+// tenant stays: the installation's defaults (sendmail, alerts) use it.
+func (m *Manager) RemoveTenant(ctx context.Context, t *store.Tenant, note string) error {
+	if t.Name == DefaultTenant {
+		return fmt.Errorf("the %s tenant cannot be removed", DefaultTenant)
+	}
+	users, err := m.st.ListSMTPUsers(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	if err := m.st.DeleteTenant(ctx, t.ID); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	for _, u := range users {
+		delete(m.cache, u.Username) // their passwords must stop working now
+	}
+	m.mu.Unlock()
+	return m.credentialEvent(ctx, store.EventTenantRemoved, t.ID, fmt.Sprintf("tenant %s (%s) with %d smtp users, its api keys and accounts%s", t.Name, t.ID, len(users), note))
 }

@@ -70,6 +70,25 @@ func (s *Store) DeleteAPIKey(ctx context.Context, tenantID, id string) error {
 	return s.execOne(ctx, "delete api key "+id, q, args...)
 }
 
+// DeleteTenant implements store.Credentials.
+func (s *Store) DeleteTenant(ctx context.Context, id string) error {
+	return s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
+		for _, table := range []string{"smtp_users", "api_keys", "accounts"} {
+			if _, err := tx.Exec("DELETE FROM "+table+" WHERE tenant_id = ?", id); err != nil {
+				return fmt.Errorf("delete tenant %s: %s: %w", id, table, err)
+			}
+		}
+		res, err := tx.Exec("DELETE FROM tenants WHERE id = ?", id)
+		if err != nil {
+			return fmt.Errorf("delete tenant %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("delete tenant %s: %w", id, store.ErrNotFound)
+		}
+		return nil
+	})
+}
+
 // TouchAPIKey implements store.Credentials.
 func (s *Store) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
 	return s.execOne(ctx, "touch api key "+id, "UPDATE api_keys SET last_used_at = ? WHERE id = ?", ms(at), id)

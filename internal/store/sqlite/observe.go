@@ -91,6 +91,42 @@ func (s *Store) PendingAges(ctx context.Context, now time.Time, edges []time.Dur
 	return out, rows.Err()
 }
 
+// PendingByDomain implements store.Observer. SQLite takes the bare
+// columns of a max() aggregate from the row holding the maximum: the
+// last attempted delivery's reply.
+func (s *Store) PendingByDomain(ctx context.Context, tenantID string) ([]store.DomainQueue, error) {
+	q := `SELECT domain, count(*), max(last_attempt_at), last_code, last_enhanced, last_text, last_class FROM deliveries
+		WHERE state IN (` + store.SQLList(store.PendingStates) + `)`
+	var args []any
+	if tenantID != "" {
+		q += " AND tenant_id = ?"
+		args = append(args, tenantID)
+	}
+	rows, err := s.r.QueryContext(ctx, q+" GROUP BY domain ORDER BY domain", args...)
+	if err != nil {
+		return nil, fmt.Errorf("pending by domain: %w", err)
+	}
+	defer rows.Close()
+	var out []store.DomainQueue
+	for rows.Next() {
+		var p store.DomainQueue
+		var last int64
+		var d store.Delivery
+		if err := rows.Scan(&p.Domain, &p.Pending, &last, &d.LastReply.Code, &d.LastReply.Enhanced, &d.LastReply.Text, &p.LastClass); err != nil {
+			return nil, fmt.Errorf("pending by domain: %w", err)
+		}
+		if d.LastReply.Code == 0 {
+			d.LastError, d.LastReply.Text = d.LastReply.Text, "" // as scanDelivery reads it
+		}
+		p.LastAttemptAt, p.LastFailure = fromMS(last), d.LastFailure()
+		if last == 0 {
+			p.LastFailure = ""
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
 // AttemptsAfter implements store.Observer.
 func (s *Store) AttemptsAfter(ctx context.Context, after int64, limit int) ([]store.AttemptRow, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT a.id, a.class, coalesce(d.domain, ''), coalesce(d.provider, '')

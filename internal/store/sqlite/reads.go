@@ -28,6 +28,10 @@ func scanDelivery(r scanner, extra ...any) (store.Delivery, error) {
 		return d, fmt.Errorf("scan delivery: %w", err)
 	}
 	d.Lane, d.State = store.Lane(lane), store.State(state)
+	if d.LastReply.Code == 0 {
+		// With no reply, last_text holds the local error (RecordOutcomes).
+		d.LastError, d.LastReply.Text = d.LastReply.Text, ""
+	}
 	d.CreatedAt, d.FirstAttemptAt, d.LastAttemptAt = fromMS(created), fromMS(first), fromMS(last)
 	d.NextAttemptAt, d.ExpiresAt, d.UpdatedAt = fromMS(next), fromMS(expires), fromMS(updated)
 	return d, nil

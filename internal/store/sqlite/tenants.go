@@ -104,7 +104,7 @@ func (s *Store) GetSMTPUser(ctx context.Context, username string) (*store.SMTPUs
 
 // ListSMTPUsers implements store.Store.
 func (s *Store) ListSMTPUsers(ctx context.Context, tenantID string) ([]store.SMTPUser, error) {
-	q := "SELECT username, tenant_id, default_lane, domains, created_at FROM smtp_users"
+	q := "SELECT username, tenant_id, default_lane, idempotent_message_id, send_dsn, domains, created_at FROM smtp_users"
 	var args []any
 	if tenantID != "" {
 		q += " WHERE tenant_id = ?"
@@ -120,10 +120,12 @@ func (s *Store) ListSMTPUsers(ctx context.Context, tenantID string) ([]store.SMT
 		var u store.SMTPUser
 		var lane, domains string
 		var created int64
-		if err := rows.Scan(&u.Username, &u.TenantID, &lane, &domains, &created); err != nil {
+		var idem, dsn int
+		if err := rows.Scan(&u.Username, &u.TenantID, &lane, &idem, &dsn, &domains, &created); err != nil {
 			return nil, err
 		}
 		u.DefaultLane, u.CreatedAt, u.Domains = store.Lane(lane), fromMS(created), splitList(domains)
+		u.IdempotentMessageID, u.SendDSN = idem == 1, dsn == 1
 		out = append(out, u)
 	}
 	return out, rows.Err()

@@ -40,7 +40,7 @@ func prepare(db *sql.DB) (*stmts, error) {
 	st.insMessage = p(`INSERT INTO messages (id, tenant_id, sender, lane, source, smtp_user, client_ip, size,
 		message_id_hdr, subject, created_at, send_at, smtputf8, eightbit, tags, metadata, body, sandbox) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	st.insDelivery = p(`INSERT INTO deliveries (message_id, tenant_id, recipient, domain, lane, state, created_at,
-		next_attempt_at, expires_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)`)
+		next_attempt_at, expires_at, updated_at, last_text) VALUES (?,?,?,?,?,?,?,?,?,?,?)`)
 	st.insEvent = p(`INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
 		code, enhanced, text, detail, domain, destination) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	// The state lists come from the transition table.
@@ -116,7 +116,7 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 					return err
 				}
 				res, err := id.Exec(m.ID, m.TenantID, d.Recipient, d.Domain, string(d.Lane), string(d.State),
-					ms(d.CreatedAt), ms(d.NextAttemptAt), ms(d.ExpiresAt), ms(d.CreatedAt))
+					ms(d.CreatedAt), ms(d.NextAttemptAt), ms(d.ExpiresAt), ms(d.CreatedAt), d.LastError)
 				if err != nil {
 					return fmt.Errorf("insert delivery for %s: %w", m.ID, err)
 				}
@@ -125,7 +125,7 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 				}
 				d.MessageID, d.TenantID = m.ID, m.TenantID
 				ev := store.Event{At: d.CreatedAt, Type: store.AcceptEvent(d.State), TenantID: m.TenantID, MessageID: m.ID,
-					DeliveryID: d.ID, Recipient: d.Recipient, Domain: d.Domain}
+					DeliveryID: d.ID, Recipient: d.Recipient, Domain: d.Domain, Detail: d.LastError}
 				if err := st.ev.write(tx, ie, ev, &accepted{m.Tags}); err != nil {
 					return err
 				}
@@ -221,8 +221,12 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 			end := o.StartedAt.Add(o.Duration)
 			var msgID, tenant, rcpt string
 			var n int
+			lastText := o.Reply.Text
+			if o.Reply.Code == 0 {
+				lastText = o.Error // no reply: keep the local error (read back as LastError)
+			}
 			err := up.QueryRow(string(o.State), ms(o.StartedAt), ms(end), ms(o.NextAt), o.Reply.Code, o.Reply.Enhanced,
-				o.Reply.Text, o.Class, o.Phase, o.MX, o.IP, o.Provider, o.Provider, ms(end), o.DeliveryID).Scan(&msgID, &tenant, &rcpt, &n)
+				lastText, o.Class, o.Phase, o.MX, o.IP, o.Provider, o.Provider, ms(end), o.DeliveryID).Scan(&msgID, &tenant, &rcpt, &n)
 			if errors.Is(err, sql.ErrNoRows) {
 				if err := ignoredOutcome(tx, st, o); err != nil {
 					return err
