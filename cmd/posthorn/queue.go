@@ -124,14 +124,24 @@ func clipText(s string, n int) string {
 }
 
 func queueShowCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var body bool
+	cmd := &cobra.Command{
 		Use:   "show ID",
-		Short: "Show a message: envelope, headers, every attempt with its exact reply, events (postcat -q)",
+		Short: "Show a message: envelope, headers, every attempt with its exact reply, events (postcat -q); --body prints the stored message (postcat -bq)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := g.client()
 			if err != nil {
 				return err
+			}
+			if body {
+				if _, err := c.Download(context.Background(), "GET", "/admin/v1/queue/"+url.PathEscape(args[0])+"/body", os.Stdout); err != nil {
+					if strings.Contains(err.Error(), "not found") {
+						return fmt.Errorf("no message with id %q (message ids are in the first column of posthorn queue list and posthorn dlq list)", args[0])
+					}
+					return err
+				}
+				return nil
 			}
 			var raw json.RawMessage
 			if err := c.Do(context.Background(), "GET", "/admin/v1/queue/"+url.PathEscape(args[0]), nil, nil, &raw); err != nil {
@@ -190,6 +200,8 @@ func queueShowCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&body, "body", false, "print the stored message as it will be sent (headers posthorn added, DKIM signature, body), like postcat -bq")
+	return cmd
 }
 
 // finalReason is what ended a final delivery: the reply or detail of the

@@ -52,6 +52,7 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("GET /admin/v1/status", a.status)
 	mux.HandleFunc("GET /admin/v1/queue", a.listQueue)
 	mux.HandleFunc("GET /admin/v1/queue/{id}", a.showMessage)
+	mux.HandleFunc("GET /admin/v1/queue/{id}/body", a.messageBody)
 	mux.HandleFunc("GET /admin/v1/queue/{id}/why", a.why)    // why.go
 	mux.HandleFunc("GET /admin/v1/queue/summary", a.summary) // why.go
 	mux.HandleFunc("POST /admin/v1/queue/flush", a.op(a.Ops.Flush))
@@ -343,6 +344,26 @@ func (a *Admin) showMessage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, d)
+}
+
+// messageBody answers the stored message exactly as it is queued (what
+// postcat -bq shows): headers posthorn added, signature and body.
+func (a *Admin) messageBody(w http.ResponseWriter, r *http.Request) {
+	m, err := a.Store.GetMessage(r.Context(), "", r.PathValue("id"), true)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	if m == nil {
+		a.fail(w, store.ErrNotFound)
+		return
+	}
+	if !m.BodyPrunedAt.IsZero() {
+		a.fail(w, &badRequest{"the body of " + m.ID + " was pruned by body_retention on " + m.BodyPrunedAt.Format(time.RFC3339)})
+		return
+	}
+	w.Header().Set("Content-Type", "message/rfc822")
+	w.Write(m.Body)
 }
 
 func (a *Admin) op(fn func(context.Context, Selection) (*OpResult, error)) http.HandlerFunc {

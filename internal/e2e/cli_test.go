@@ -338,6 +338,16 @@ func TestCLISmallFixes(t *testing.T) {
 	if !strings.Contains(d.Headers, "Received: from api ([127.0.0.1])") {
 		t.Errorf("Received header does not name the API client:\n%s", d.Headers)
 	}
+	// queue show --body prints the stored message (postcat -bq): the
+	// headers posthorn added and the body, exactly as queued.
+	raw := in.mustRun("queue", "show", res.ID, "--body")
+	if !strings.HasPrefix(raw, "Received: from api ([127.0.0.1])") || !strings.Contains(raw, "Message-ID: ") ||
+		!strings.Contains(raw, "\r\n\r\n") {
+		t.Errorf("queue show --body:\n%s", raw)
+	}
+	if _, _, code := in.Run("", nil, "queue", "show", "01NOSUCHMESSAGE0000000000", "--body"); code == 0 {
+		t.Error("queue show --body of an unknown id exited 0")
+	}
 	var view api.MessageView
 	in.call(t, in.Creds.APIKey, "GET", "/v1/messages/"+res.ID, nil, nil, &view)
 	if view.Subject != "Grüße aus Köln" {
