@@ -235,7 +235,11 @@ func TestCLICredentials(t *testing.T) {
 	}
 	in.mustRun("user", "remove", "bob")
 	evs := in.eventsOfType("credential_revoked")
-	if len(evs) != 2 || !strings.Contains(evs[0].Detail, key.ID) || !strings.Contains(evs[1].Detail, "bob") {
+	details := ""
+	for _, e := range evs {
+		details += e.Detail + "\n"
+	}
+	if len(evs) != 2 || !strings.Contains(details, key.ID) || !strings.Contains(details, "smtp user bob") {
 		t.Errorf("credential_revoked events: %+v", evs)
 	}
 }
