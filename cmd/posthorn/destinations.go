@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"net/url"
 	"os"
+	"os/user"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -29,6 +32,45 @@ mail in the queue (even when all of it waits for a retry), with the latest failu
 		},
 	}
 	cmd.Flags().StringVar(&tenantName, "tenant", "", "only destinations with this tenant's pending mail, counted for it (name or id)")
+	cmd.AddCommand(destinationPauseCmd(g, "pause"), destinationPauseCmd(g, "resume"))
+	return cmd
+}
+
+// destinationPauseCmd is `destinations pause KEY [--for D]` and
+// `destinations resume KEY`: an operator's pause, kept in the server's
+// memory (a restart clears it).
+func destinationPauseCmd(g *globals, action string) *cobra.Command {
+	var dur string
+	cmd := &cobra.Command{
+		Use:   action + " DESTINATION",
+		Short: "Pause a destination: no new connections to it, its mail waits (until --for ends, or resume; a restart clears it)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := g.client()
+			if err != nil {
+				return err
+			}
+			by := "cli"
+			if u, err := user.Current(); err == nil {
+				by = "cli:" + u.Username
+			}
+			var res api.PauseResult
+			req := api.PauseRequest{For: dur, By: by}
+			if err := c.Do(context.Background(), "POST", "/admin/v1/destinations/"+url.PathEscape(args[0])+"/"+action, nil, req, &res); err != nil {
+				return err
+			}
+			if g.json {
+				return printJSON(res)
+			}
+			fmt.Println(res.Message)
+			return nil
+		},
+	}
+	if action == "pause" {
+		cmd.Flags().StringVar(&dur, "for", "", "pause for this long (e.g. 30m, 2h); default: until resumed")
+	} else {
+		cmd.Short = "Resume a destination an operator paused"
+	}
 	return cmd
 }
 
@@ -45,7 +87,12 @@ func printDestinations(items []api.DestinationRow) error {
 			rate = fmt.Sprintf("%.0f", d.Throttle.RatePerMinute)
 		}
 		paused := "-"
-		if d.Paused {
+		switch {
+		case d.Manual != nil && d.Manual.Until.IsZero():
+			paused = "resume (by " + d.Manual.By + ")"
+		case d.Manual != nil:
+			paused = d.Manual.Until.Format(time.RFC3339) + " (by " + d.Manual.By + ")"
+		case d.Paused:
 			paused = d.Throttle.PausedUntil.Format(time.RFC3339)
 		}
 		var recent []string

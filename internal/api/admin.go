@@ -61,6 +61,7 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/v1/queue/release", a.op(a.Ops.Release))
 	mux.HandleFunc("POST /admin/v1/queue/requeue", a.requeue)
 	mux.HandleFunc("GET /admin/v1/destinations", a.destinations)
+	mux.HandleFunc("POST /admin/v1/destinations/{key}/{action}", a.pauseDestination) // destinations_pause.go
 	mux.HandleFunc("GET /admin/v1/events", a.listEvents)
 	mux.HandleFunc("GET /admin/v1/events/stream", a.streamEvents)
 	mux.HandleFunc("GET /admin/v1/reports/deliverability", a.report)

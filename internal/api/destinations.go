@@ -56,7 +56,7 @@ func (q *QueueOps) Destinations(ctx context.Context, tenantID string, live []que
 		if r == nil {
 			info := queue.DestinationInfo{Key: key, Recent: map[string]int{}}
 			if l, ok := liveByKey[key]; ok {
-				info.Throttle, info.Paused = l.Throttle, l.Paused
+				info.Throttle, info.Paused, info.Manual = l.Throttle, l.Paused, l.Manual
 			}
 			r = &DestinationRow{DestinationInfo: info, Domains: []string{}}
 			rows[key] = r

@@ -163,6 +163,9 @@ func explain(d store.Delivery, in queue.Inspection, hold store.Event, now time.T
 	case in.Place == queue.PlaceReady:
 		th := in.Throttle
 		switch {
+		case in.Manual != nil:
+			it.PausedUntil, it.PauseReply = in.Manual.Until, ""
+			return set(WhyPaused, "%s %s", dest, in.Manual)
 		case now.Before(th.PausedUntil):
 			it.PausedUntil, it.PauseReply = th.PausedUntil, th.Reason
 			return set(WhyPaused, "%s paused until %s (in %s) after reply %q", dest, fmtAt(th.PausedUntil), until(now, th.PausedUntil), th.Reason)

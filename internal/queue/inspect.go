@@ -29,8 +29,9 @@ type Inspection struct {
 	Destination string    `json:"destination"`
 	// The destination's throttle and connections (when it has state).
 	Throttle    shaping.State `json:"throttle"`
-	Connections int           `json:"connections"` // open to this destination now
-	Idle        int           `json:"idle"`        // of them, waiting for work
+	Manual      *ManualPause  `json:"manual_pause,omitempty"` // an operator's pause of the destination
+	Connections int           `json:"connections"`            // open to this destination now
+	Idle        int           `json:"idle"`                   // of them, waiting for work
 	SentLastMin int           `json:"sent_last_minute"`
 	// RateWait is how long the token bucket makes the next send wait (0:
 	// a send may go now).
@@ -61,6 +62,9 @@ func (s *Scheduler) Inspect(domains map[int64]string) map[int64]Inspection {
 			in.RateWait = d.th.Wait(now)
 		} else {
 			in.Throttle = shaping.New(s.limits(in.Destination)).State()
+		}
+		if p, ok := s.manual[in.Destination]; ok && p.active(now) {
+			in.Manual = &p
 		}
 		j := s.known[id]
 		if j == nil {

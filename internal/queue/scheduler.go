@@ -118,9 +118,10 @@ type Scheduler struct {
 	leased   map[int64]bool // deliveries this scheduler holds in sending
 	conns    int
 	seq      uint64
-	stopped  bool          // no goroutine may start any more
-	hooks    alertHooks    // alerthooks.go: rate caps and held lanes
-	drainCh  chan struct{} // closed by Drain (drain.go): no job starts any more
+	stopped  bool                   // no goroutine may start any more
+	hooks    alertHooks             // alerthooks.go: rate caps and held lanes
+	drainCh  chan struct{}          // closed by Drain (drain.go): no job starts any more
+	manual   map[string]ManualPause // operators' pauses by destination key (pause.go)
 
 	// Bodies holds recently accepted messages for their first attempt.
 	Bodies *Bodies
@@ -338,6 +339,7 @@ type DestinationInfo struct {
 	SentLastMin int            `json:"sent_last_minute"`
 	Throttle    shaping.State  `json:"throttle"`
 	Paused      bool           `json:"paused"`
+	Manual      *ManualPause   `json:"manual_pause,omitempty"` // an operator's pause (pause.go)
 }
 
 // Destinations lists the destinations the scheduler holds state for.
@@ -356,8 +358,21 @@ func (s *Scheduler) Destinations() []DestinationInfo {
 		for i := 0; i < min(d.nres, len(d.recent)); i++ {
 			rc[d.recent[i]]++
 		}
-		out = append(out, DestinationInfo{Key: d.key, Connections: d.active, Ready: d.nready, Waiting: waiting[baseDest(d.key)],
-			Recent: rc, SentLastMin: d.recentCount(now), Throttle: st, Paused: now.Before(st.PausedUntil)})
+		info := DestinationInfo{Key: d.key, Connections: d.active, Ready: d.nready, Waiting: waiting[baseDest(d.key)],
+			Recent: rc, SentLastMin: d.recentCount(now), Throttle: st, Paused: now.Before(st.PausedUntil)}
+		if p, ok := s.manualPause(d, now); ok {
+			info.Manual, info.Paused = &p, true
+		}
+		out = append(out, info)
+	}
+	// Paused destinations without state (their mail all on timers) are
+	// listed too, so their pause shows and can be lifted.
+	for k, p := range s.manual {
+		if s.dests[k] == nil && p.active(now) {
+			p := p
+			out = append(out, DestinationInfo{Key: k, Recent: map[string]int{}, Waiting: waiting[k], Paused: true, Manual: &p,
+				Throttle: shaping.New(s.limits(k)).State()})
+		}
 	}
 	return out
 }
@@ -473,6 +488,9 @@ func (s *Scheduler) kick(d *dest) {
 	if d.active >= d.th.Conns() || s.conns >= s.cfg.MaxConnections || s.stopped || s.draining() {
 		return
 	}
+	if s.holdManual(d) {
+		return
+	}
 	if until := d.th.PausedUntil(); s.now().Before(until) {
 		s.kickAt(d, until)
 		return
@@ -559,6 +577,10 @@ func (s *Scheduler) take(d *dest, wait bool) *Job {
 			return nil // stopping, or this destination was throttled down
 		}
 		drain := s.drainCh // nil (never ready) until Drain
+		if s.holdManual(d) {
+			s.mu.Unlock()
+			return nil // paused by an operator: close this connection
+		}
 		if d.nready > 0 {
 			if w := d.th.Take(s.now()); w > 0 {
 				if w > s.cfg.IdleTimeout {

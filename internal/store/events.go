@@ -11,7 +11,7 @@ import (
 var EventTypes = []string{
 	EventQueued, EventScheduled, EventSending, EventDeferred, EventDelivered, EventBounced, EventSoftBounce,
 	EventDeadLetter, EventSuppressed, EventHeld, EventReleased, EventCancelled, EventRequeued, EventRecovered,
-	EventFlushed, EventPurged, EventThrottle, EventComplaint, EventUnsubscribed, EventReportIgnored, EventOutcomeIgnored,
+	EventFlushed, EventPurged, EventThrottle, EventDestinationPaused, EventDestinationResumed, EventComplaint, EventUnsubscribed, EventReportIgnored, EventOutcomeIgnored,
 	EventAuthFailed, EventCredentialRevoked, EventPasswordChanged, EventTenantRemoved,
 	EventScanned, EventScanRejected, EventScanFailed,
 	EventWebhookDisabled, EventWebhookTest, EventAlertFired, EventAlertResolved,

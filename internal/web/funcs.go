@@ -50,6 +50,7 @@ var funcs = template.FuncMap{
 	"add":  func(a, b int) int { return a + b },
 	"sub":  func(a, b int) int { return a - b },
 	"fmtf": func(f float64) string { return fmt.Sprintf("%.0f", f) },
+	"pct":  func(f float64) string { return fmt.Sprintf("%.2f%%", f*100) },
 	"stateClass": func(s store.State) string {
 		switch s {
 		case store.Delivered:

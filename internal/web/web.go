@@ -12,7 +12,7 @@
 // scoped to the account's tenant; an installation owner (tenant "") sees
 // every tenant. What an account may do follows its role's API scopes:
 // read for every page, send for message, dead-letter and suppression
-// actions, admin for the destinations page. Without the scope no button is
+// actions, admin for the destinations page and its pause and resume buttons. Without the scope no button is
 // shown and the POST is refused with 403.
 //
 // The tests (internal/e2e/web_test.go) drive the built binary with
@@ -118,6 +118,9 @@ func (d *Dashboard) Handler() http.Handler {
 	mux.HandleFunc("POST /ui/messages/{id}/{action}", d.post(tenant.ScopeSend, d.messageAction))
 	mux.HandleFunc("GET /ui/events", d.get(d.events))
 	mux.HandleFunc("GET /ui/destinations", d.get(d.destinations))
+	mux.HandleFunc("POST /ui/destinations/{key}/{action}", d.post(tenant.ScopeAdmin, d.destinationAction))
+	mux.HandleFunc("GET /ui/reports", d.get(d.reports))
+	mux.HandleFunc("GET /ui/reports.csv", d.get(d.reportsCSV))
 	mux.HandleFunc("GET /ui/dlq", d.get(d.dlq))
 	mux.HandleFunc("POST /ui/dlq", d.post(tenant.ScopeSend, d.dlqAction))
 	mux.HandleFunc("GET /ui/suppressions", d.get(d.suppressions))
