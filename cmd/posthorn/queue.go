@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
@@ -244,7 +245,7 @@ func fmtTime(t time.Time) string {
 }
 
 func queueOpCmd(g *globals, name, short, path string) *cobra.Command {
-	var sel api.Selection
+	var sel ops.Selection
 	cmd := &cobra.Command{
 		Use:   name + " [MESSAGE-ID...]",
 		Short: short,
@@ -265,7 +266,7 @@ or --all. An unknown id is an error; nothing is changed then.`,
 	return cmd
 }
 
-func addSelectionFlags(cmd *cobra.Command, sel *api.Selection) {
+func addSelectionFlags(cmd *cobra.Command, sel *ops.Selection) {
 	cmd.Flags().Int64SliceVar(&sel.DeliveryIDs, "delivery", nil, "delivery ids (one recipient each; repeat or comma separate)")
 	cmd.Flags().StringVar(&sel.Domain, "domain", "", "all deliveries to this recipient domain")
 	cmd.Flags().BoolVar(&sel.All, "all", false, "every delivery this applies to")
@@ -306,7 +307,7 @@ func runOp(g *globals, path string, body any) error {
 		_, err := os.Stdout.Write(raw)
 		return err
 	}
-	var res api.OpResult
+	var res ops.OpResult
 	if err := json.Unmarshal(raw, &res); err != nil {
 		return err
 	}
