@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/api/adminclient"
 	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 )
@@ -146,7 +147,7 @@ func queueShowCmd(g *globals) *cobra.Command {
 			}
 			var raw json.RawMessage
 			if err := c.Do(context.Background(), "GET", "/admin/v1/queue/"+url.PathEscape(args[0]), nil, nil, &raw); err != nil {
-				if api.IsNotFound(err) {
+				if adminclient.IsNotFound(err) {
 					return fmt.Errorf("no message with id %q (message ids are in the first column of posthorn queue list and posthorn dlq list)", args[0])
 				}
 				return err

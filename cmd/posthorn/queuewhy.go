@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/api/adminclient"
 	"github.com/posthorn/posthorn/internal/queue/ops"
 )
 
@@ -82,7 +82,7 @@ func printSummary(s ops.QueueSummary, limit int) error {
 
 // whyOf fetches the why-reasons of message id by delivery ID (nil when
 // the server cannot say).
-func whyOf(c *api.Client, id string) map[int64]ops.WhyItem {
+func whyOf(c *adminclient.Client, id string) map[int64]ops.WhyItem {
 	var res ops.WhyResponse
 	if err := c.Do(context.Background(), "GET", "/admin/v1/queue/"+url.PathEscape(id)+"/why", nil, nil, &res); err != nil {
 		return nil
