@@ -1,6 +1,6 @@
 // Command posthorn is the posthorn mail server and its command-line tools.
 // This file only parses flags and dispatches; the server is wired in
-// internal/server and the CLI talks to it through internal/api.
+// internal/server and the CLI talks to it through internal/api/adminclient.
 package main
 
 import (

@@ -1,7 +1,8 @@
 // Package api serves posthorn's HTTP interfaces: the admin API on a Unix
 // socket (what the CLI talks to; access is the socket's file permissions)
-// and, on the HTTP listener, health checks (and later the public API).
-// Request and response types here are shared with the CLI's client.
+// and the public /v1 API on the HTTP listener. Request and response types
+// here are shared with the CLI's client (internal/api/adminclient). The
+// queue operations both APIs call live in internal/queue/ops.
 package api
 
 import (
