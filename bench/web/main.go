@@ -26,7 +26,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/store/sqlite"
 	"github.com/posthorn/posthorn/internal/tenant"
@@ -69,7 +69,7 @@ func main() {
 	addEvents(ctx, st, extra, ids, now, time.Duration(*days)*24*time.Hour)
 	fmt.Printf("filled: %d queued deliveries, %d events in %s\n", *queued, *queued+extra, time.Since(start).Round(time.Second))
 
-	d, err := web.New(web.Config{Store: st, Tenants: tenants, Ops: &api.QueueOps{Store: st, Now: time.Now}})
+	d, err := web.New(web.Config{Store: st, Tenants: tenants, Ops: &ops.QueueOps{Store: st, Now: time.Now}})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 )
 
 func destinationsCmd(g *globals) *cobra.Command {
@@ -26,7 +26,7 @@ mail in the queue (even when all of it waits for a retry), with the latest failu
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var res struct {
-				Items []api.DestinationRow `json:"items"`
+				Items []ops.DestinationRow `json:"items"`
 			}
 			return g.show("/admin/v1/destinations", query(map[string]string{"tenant": tenantName}), &res, func() error { return printDestinations(res.Items) })
 		},
@@ -74,7 +74,7 @@ func destinationPauseCmd(g *globals, action string) *cobra.Command {
 	return cmd
 }
 
-func printDestinations(items []api.DestinationRow) error {
+func printDestinations(items []ops.DestinationRow) error {
 	if len(items) == 0 {
 		fmt.Println("No destinations: nothing pending, nothing sent recently")
 		return nil

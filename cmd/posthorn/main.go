@@ -1,6 +1,6 @@
 // Command posthorn is the posthorn mail server and its command-line tools.
 // This file only parses flags and dispatches; the server is wired in
-// internal/server and the CLI talks to it through internal/api.
+// internal/server and the CLI talks to it through internal/api/adminclient.
 package main
 
 import (
@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/api/adminclient"
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/server"
 )
@@ -66,12 +66,12 @@ func (g *globals) loadConfig() (config.Config, error) {
 	return cfg, nil
 }
 
-func (g *globals) client() (*api.Client, error) {
+func (g *globals) client() (*adminclient.Client, error) {
 	cfg, err := g.loadConfig()
 	if err != nil {
 		return nil, err
 	}
-	return api.NewClient(cfg.AdminSocket()), nil
+	return adminclient.NewClient(cfg.AdminSocket()), nil
 }
 
 func printJSON(v any) error {

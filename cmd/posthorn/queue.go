@@ -13,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/api/adminclient"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
@@ -145,7 +147,7 @@ func queueShowCmd(g *globals) *cobra.Command {
 			}
 			var raw json.RawMessage
 			if err := c.Do(context.Background(), "GET", "/admin/v1/queue/"+url.PathEscape(args[0]), nil, nil, &raw); err != nil {
-				if api.IsNotFound(err) {
+				if adminclient.IsNotFound(err) {
 					return fmt.Errorf("no message with id %q (message ids are in the first column of posthorn queue list and posthorn dlq list)", args[0])
 				}
 				return err
@@ -244,7 +246,7 @@ func fmtTime(t time.Time) string {
 }
 
 func queueOpCmd(g *globals, name, short, path string) *cobra.Command {
-	var sel api.Selection
+	var sel ops.Selection
 	cmd := &cobra.Command{
 		Use:   name + " [MESSAGE-ID...]",
 		Short: short,
@@ -265,7 +267,7 @@ or --all. An unknown id is an error; nothing is changed then.`,
 	return cmd
 }
 
-func addSelectionFlags(cmd *cobra.Command, sel *api.Selection) {
+func addSelectionFlags(cmd *cobra.Command, sel *ops.Selection) {
 	cmd.Flags().Int64SliceVar(&sel.DeliveryIDs, "delivery", nil, "delivery ids (one recipient each; repeat or comma separate)")
 	cmd.Flags().StringVar(&sel.Domain, "domain", "", "all deliveries to this recipient domain")
 	cmd.Flags().BoolVar(&sel.All, "all", false, "every delivery this applies to")
@@ -306,7 +308,7 @@ func runOp(g *globals, path string, body any) error {
 		_, err := os.Stdout.Write(raw)
 		return err
 	}
-	var res api.OpResult
+	var res ops.OpResult
 	if err := json.Unmarshal(raw, &res); err != nil {
 		return err
 	}

@@ -9,7 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/api/adminclient"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 )
 
 func queueWhyCmd(g *globals) *cobra.Command {
@@ -22,7 +23,7 @@ after a rate-limit reply (until when), rate or connection limit reached (limit a
 behind higher-priority deliveries, or ready.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var res api.WhyResponse
+			var res ops.WhyResponse
 			return g.show("/admin/v1/queue/"+url.PathEscape(args[0])+"/why", nil, &res, func() error {
 				w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 				fmt.Fprintln(w, "RECIPIENT\tSTATE\tDESTINATION\tREASON\tDETAIL")
@@ -43,7 +44,7 @@ func queueSummaryCmd(g *globals) *cobra.Command {
 		Short: "Pending deliveries by destination and age (qshape)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var s api.QueueSummary
+			var s ops.QueueSummary
 			return g.show("/admin/v1/queue/summary", query(map[string]string{"state": state}), &s, func() error {
 				return printSummary(s, limit)
 			})
@@ -54,14 +55,14 @@ func queueSummaryCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func printSummary(s api.QueueSummary, limit int) error {
+func printSummary(s ops.QueueSummary, limit int) error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(w, "DESTINATION\tT\t")
 	for _, c := range s.Columns {
 		fmt.Fprint(w, c, "\t")
 	}
 	fmt.Fprintln(w)
-	row := func(r api.SummaryRow) {
+	row := func(r ops.SummaryRow) {
 		fmt.Fprintf(w, "%s\t%d\t", r.Destination, r.Total)
 		for _, n := range r.Counts {
 			fmt.Fprintf(w, "%d\t", n)
@@ -81,12 +82,12 @@ func printSummary(s api.QueueSummary, limit int) error {
 
 // whyOf fetches the why-reasons of message id by delivery ID (nil when
 // the server cannot say).
-func whyOf(c *api.Client, id string) map[int64]api.WhyItem {
-	var res api.WhyResponse
+func whyOf(c *adminclient.Client, id string) map[int64]ops.WhyItem {
+	var res ops.WhyResponse
 	if err := c.Do(context.Background(), "GET", "/admin/v1/queue/"+url.PathEscape(id)+"/why", nil, nil, &res); err != nil {
 		return nil
 	}
-	out := map[int64]api.WhyItem{}
+	out := map[int64]ops.WhyItem{}
 	for _, it := range res.Recipients {
 		out[it.DeliveryID] = it
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/api/adminclient"
 )
 
 // posthorn sendmail: the sendmail command-line interface (what cron, PHP's
@@ -166,7 +167,7 @@ func runSendmail(g *globals, args []string, stdin io.Reader, stderr io.Writer) i
 	}
 	var res api.SendmailResponse
 	err = c.Do(context.Background(), "POST", "/admin/v1/sendmail", nil, req, &res)
-	var se *api.StatusError
+	var se *adminclient.StatusError
 	switch {
 	case err == nil:
 		return exOK
@@ -336,15 +337,15 @@ func localHostname() string {
 
 // sendmailClient talks to the sendmail socket when it exists (local users
 // may use it), else to the admin socket (root, posthorn's own user).
-func (g *globals) sendmailClient() (*api.Client, error) {
+func (g *globals) sendmailClient() (*adminclient.Client, error) {
 	cfg, err := g.loadConfig()
 	if err != nil {
 		return nil, err
 	}
 	if p := cfg.SendmailSocket(); p != "" {
 		if fi, err := os.Stat(p); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			return api.NewSendmailClient(p), nil
+			return adminclient.NewSendmailClient(p), nil
 		}
 	}
-	return api.NewClient(cfg.AdminSocket()), nil
+	return adminclient.NewClient(cfg.AdminSocket()), nil
 }

@@ -1,7 +1,8 @@
 // Package api serves posthorn's HTTP interfaces: the admin API on a Unix
 // socket (what the CLI talks to; access is the socket's file permissions)
-// and, on the HTTP listener, health checks (and later the public API).
-// Request and response types here are shared with the CLI's client.
+// and the public /v1 API on the HTTP listener. Request and response types
+// here are shared with the CLI's client (internal/api/adminclient). The
+// queue operations both APIs call live in internal/queue/ops.
 package api
 
 import (
@@ -21,6 +22,7 @@ import (
 	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/events"
 	"github.com/posthorn/posthorn/internal/queue"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
@@ -29,7 +31,7 @@ import (
 // Admin serves the admin API.
 type Admin struct {
 	Store        store.Store
-	Ops          *QueueOps
+	Ops          *ops.QueueOps
 	Tenants      *tenant.Manager
 	Suppress     *suppress.List
 	Domains      *domain.Service
@@ -67,7 +69,9 @@ func (a *Admin) Handler() http.Handler {
 	mux.HandleFunc("GET /admin/v1/reports/deliverability", a.report)
 	mux.HandleFunc("GET /admin/v1/dlq", a.listDLQ)
 	mux.HandleFunc("GET /admin/v1/dlq/{id}", a.showMessage)
-	mux.HandleFunc("POST /admin/v1/dlq/retry", a.op(func(ctx context.Context, sel Selection) (*OpResult, error) { return a.Ops.Requeue(ctx, sel, true) }))
+	mux.HandleFunc("POST /admin/v1/dlq/retry", a.op(func(ctx context.Context, sel ops.Selection) (*ops.OpResult, error) {
+		return a.Ops.Requeue(ctx, sel, true)
+	}))
 	mux.HandleFunc("POST /admin/v1/dlq/purge", a.op(a.Ops.Purge))
 	mux.HandleFunc("GET /admin/v1/suppressions", a.listSuppressions)
 	mux.HandleFunc("POST /admin/v1/suppressions", a.addSuppression)
@@ -89,7 +93,7 @@ func (a *Admin) Handler() http.Handler {
 // (?tenant= narrows to one tenant's pending mail).
 func (a *Admin) destinations(w http.ResponseWriter, r *http.Request) {
 	tenantID, err := a.resolveTenant(r.Context(), r.URL.Query().Get("tenant"))
-	var rows []DestinationRow
+	var rows []ops.DestinationRow
 	if err == nil {
 		live, _ := a.Destinations().([]queue.DestinationInfo)
 		rows, err = a.Ops.Destinations(r.Context(), tenantID, live)
@@ -129,7 +133,7 @@ func (a *Admin) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusNotFound, "not_found", err.Error())
 	case errors.Is(err, store.ErrConflict):
 		writeError(w, http.StatusConflict, "conflict", err.Error())
-	case errors.Is(err, errNoSelection), errors.As(err, new(*badRequest)):
+	case errors.Is(err, ops.ErrNoSelection), errors.As(err, new(*badRequest)):
 		writeError(w, http.StatusBadRequest, "bad_request", err.Error())
 	default:
 		a.Log.Error("admin api", "err", err)
@@ -367,9 +371,9 @@ func (a *Admin) messageBody(w http.ResponseWriter, r *http.Request) {
 	w.Write(m.Body)
 }
 
-func (a *Admin) op(fn func(context.Context, Selection) (*OpResult, error)) http.HandlerFunc {
+func (a *Admin) op(fn func(context.Context, ops.Selection) (*ops.OpResult, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		var sel Selection
+		var sel ops.Selection
 		err := decode(r, &sel)
 		if err == nil {
 			sel.TenantID, err = a.resolveTenant(r.Context(), sel.TenantID)
@@ -389,7 +393,7 @@ func (a *Admin) op(fn func(context.Context, Selection) (*OpResult, error)) http.
 
 // RequeueRequest is a selection plus whether to take only dead letters.
 type RequeueRequest struct {
-	Selection
+	ops.Selection
 	Dead bool `json:"dead,omitempty"`
 }
 

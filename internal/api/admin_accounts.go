@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/tenant"
 )
@@ -98,7 +99,7 @@ func (a *Admin) removeTenant(w http.ResponseWriter, r *http.Request) {
 			a.fail(w, fmt.Errorf("tenant %s has %d pending deliveries; --force cancels them and removes the tenant: %w", t.Name, pending, store.ErrConflict))
 			return
 		}
-		res, err := a.Ops.Delete(ctx, Selection{TenantID: t.ID, All: true})
+		res, err := a.Ops.Delete(ctx, ops.Selection{TenantID: t.ID, All: true})
 		if err != nil {
 			a.fail(w, err)
 			return

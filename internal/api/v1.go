@@ -15,6 +15,7 @@ import (
 	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/events"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
@@ -25,7 +26,7 @@ type V1 struct {
 	Store          store.Store
 	Tenants        *tenant.Manager
 	Accept         *accept.Pipeline
-	Ops            *QueueOps
+	Ops            *ops.QueueOps
 	Hostname       string
 	MaxBulk        int           // items per bulk request (default 5000)
 	MaxBulkBytes   int64         // body bytes of one bulk request (default 64 MiB)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/posthorn/posthorn/internal/queue"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/tenant"
 )
@@ -40,28 +41,28 @@ type DLQRequest struct {
 	All    bool     `json:"all,omitempty"`
 }
 
-func (v *V1) dlqSelection(w http.ResponseWriter, r *http.Request, key *store.APIKey) (Selection, bool) {
+func (v *V1) dlqSelection(w http.ResponseWriter, r *http.Request, key *store.APIKey) (ops.Selection, bool) {
 	var req DLQRequest
 	_, release, ok := v.readBody(w, r, 1<<20, &req)
 	if !ok {
-		return Selection{}, false
+		return ops.Selection{}, false
 	}
 	release() // the selection is small; the body is not kept
 	if len(req.IDs) == 0 && req.Domain == "" && !req.All {
 		apiError(w, http.StatusBadRequest, "missing_field", "give ids, a domain, or all: true", "ids")
-		return Selection{}, false
+		return ops.Selection{}, false
 	}
 	for _, id := range req.IDs {
 		// Another tenant's message is answered as if it did not exist.
 		if _, err := v.Store.GetMessage(r.Context(), key.TenantID, id, false); errors.Is(err, store.ErrNotFound) {
 			apiError(w, http.StatusNotFound, "not_found", "no such message: "+id, "ids")
-			return Selection{}, false
+			return ops.Selection{}, false
 		} else if err != nil {
 			v.internal(w, err)
-			return Selection{}, false
+			return ops.Selection{}, false
 		}
 	}
-	return Selection{TenantID: key.TenantID, IDs: req.IDs, Domain: req.Domain, All: req.All}, true
+	return ops.Selection{TenantID: key.TenantID, IDs: req.IDs, Domain: req.Domain, All: req.All}, true
 }
 
 // retryDLQ is POST /v1/dlq/retry: back to queued with a fresh lifetime.

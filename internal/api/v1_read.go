@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
@@ -152,7 +153,7 @@ func (v *V1) cancel(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 		v.internal(w, err)
 		return
 	}
-	res, err := v.Ops.Cancel(r.Context(), Selection{TenantID: key.TenantID, IDs: []string{id}})
+	res, err := v.Ops.Cancel(r.Context(), ops.Selection{TenantID: key.TenantID, IDs: []string{id}})
 	if err != nil {
 		v.internal(w, err)
 		return

@@ -53,7 +53,6 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/classify"
-	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery/smtpclient"
 	"github.com/posthorn/posthorn/internal/delivery/tlsrpt"
 	"github.com/posthorn/posthorn/internal/smtpproto"
@@ -66,16 +65,29 @@ type Config struct {
 	ConnectTimeout time.Duration
 	CommandTimeout time.Duration
 	DataTimeout    time.Duration
-	Routes         []config.Route // "*" is the smarthost
-	Providers      []Provider     // MX suffix groups; nil: DefaultProviders
-	TLS            TLSConfig      // TLS policy: MTA-STS, DANE, configured policies (tlspolicy.go)
+	Routes         []Route    // "*" is the smarthost
+	Providers      []Provider // MX suffix groups; nil: DefaultProviders
+	TLS            TLSConfig  // TLS policy: MTA-STS, DANE, configured policies (tlspolicy.go)
+}
+
+// Route sends mail for one recipient domain through a relay instead of
+// its MX hosts. It is delivery's own type so that delivery does not depend
+// on the configuration package; the server converts config.Route to it.
+type Route struct {
+	Domain   string // recipient domain; "*" is the smarthost
+	Host     string // host:port of the relay
+	Username string // AUTH user; empty: no AUTH
+	Password string
+	// TLS: "opportunistic" (default; also "may"), "required" (also
+	// "verify"), "encrypt" (TLS without a certificate check), "none".
+	TLS string
 }
 
 // Deliverer opens connections to destinations.
 type Deliverer struct {
 	cfg    Config
 	res    *Resolver
-	routes atomic.Pointer[map[string]config.Route] // by domain, "*" the smarthost; replaced by SetRoutes
+	routes atomic.Pointer[map[string]Route] // by domain, "*" the smarthost; replaced by SetRoutes
 	prov   *providerMap
 	hosts  *hostMap
 
@@ -97,15 +109,15 @@ func New(cfg Config, res *Resolver) *Deliverer {
 
 // SetRoutes replaces the relay routes (a configuration reload); connections
 // opened from now on follow them.
-func (d *Deliverer) SetRoutes(routes []config.Route) {
-	m := make(map[string]config.Route, len(routes))
+func (d *Deliverer) SetRoutes(routes []Route) {
+	m := make(map[string]Route, len(routes))
 	for _, r := range routes {
 		m[r.Domain] = r
 	}
 	d.routes.Store(&m)
 }
 
-func (d *Deliverer) route(domain string) (config.Route, bool) {
+func (d *Deliverer) route(domain string) (Route, bool) {
 	routes := *d.routes.Load()
 	if r, ok := routes[domain]; ok {
 		return r, true
@@ -321,7 +333,7 @@ func dnsFailure(err error) *Failure {
 // when offered (falling back to cleartext once if the handshake fails and
 // the host's policy does not require TLS), AUTH for relays with
 // credentials.
-func (d *Deliverer) dialHost(ctx context.Context, t target, ip netip.Addr, rt config.Route, routed bool) (*Conn, *Failure) {
+func (d *Deliverer) dialHost(ctx context.Context, t target, ip netip.Addr, rt Route, routed bool) (*Conn, *Failure) {
 	hp := t.pol
 	if hp.level == "" {
 		hp = hostPolicy{level: PolicyMay, name: "may"}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/testkit"
 )
@@ -290,7 +291,7 @@ func TestCLIDestinationsWithPendingMail(t *testing.T) {
 		in.Send("sender@app.test", []string{fmt.Sprintf("x%d@down.test", i)}, msgBody("down"))
 	}
 	in.waitList(3, "--state", "deferred")
-	find := func(items []api.DestinationRow) (api.DestinationRow, bool) {
+	find := func(items []ops.DestinationRow) (ops.DestinationRow, bool) {
 		for _, d := range items {
 			for _, dom := range d.Domains {
 				if dom == "down.test" {
@@ -298,9 +299,9 @@ func TestCLIDestinationsWithPendingMail(t *testing.T) {
 				}
 			}
 		}
-		return api.DestinationRow{}, false
+		return ops.DestinationRow{}, false
 	}
-	var res struct{ Items []api.DestinationRow }
+	var res struct{ Items []ops.DestinationRow }
 	in.CLI(&res, "destinations")
 	d, ok := find(res.Items)
 	if !ok || d.Pending != 3 || !strings.Contains(d.LastFailure, "refused") {

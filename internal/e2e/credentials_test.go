@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/api/adminclient"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
@@ -94,8 +95,8 @@ func TestSendmailCommand(t *testing.T) {
 	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o666 {
 		t.Fatalf("sendmail socket: %v %v", fi, err)
 	}
-	var se *api.StatusError
-	err := api.NewSendmailClient(sock).Do(context.Background(), "GET", "/admin/v1/apikeys", nil, nil, nil)
+	var se *adminclient.StatusError
+	err := adminclient.NewSendmailClient(sock).Do(context.Background(), "GET", "/admin/v1/apikeys", nil, nil, nil)
 	if !errors.As(err, &se) || se.Status != 404 && se.Status != 405 {
 		t.Fatalf("the sendmail socket serves the admin API: %v", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/testkit"
 )
@@ -231,7 +232,7 @@ func TestDelivery(t *testing.T) {
 			t.Fatalf("dead letters: %+v", list)
 		}
 		w.mx["127.0.0.5"].SetScript(testkit.Script{})
-		var res api.OpResult
+		var res ops.OpResult
 		in.CLI(&res, "queue", "requeue", "--dead")
 		if res.Changed != 1 {
 			t.Fatalf("requeue: %+v", res)

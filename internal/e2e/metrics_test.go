@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/testkit"
 )
@@ -198,7 +199,7 @@ func TestMetricsMatchStore(t *testing.T) {
 	for _, id := range append(later, held) {
 		waitDeliveryState(t, in, id, store.Deferred)
 	}
-	var op api.OpResult
+	var op ops.OpResult
 	in.CLI(&op, "queue", "hold", held)
 	in.CLI(nil, "suppression", "add", "blocked@ok.test", "--reason", "unsubscribe")
 	blocked := in.Send("sender@app.test", []string{"blocked@ok.test"}, msgBody("suppressed"))

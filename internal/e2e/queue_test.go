@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/testkit"
 )
@@ -101,7 +102,7 @@ func TestQueueCommands(t *testing.T) {
 		t.Fatalf("list --recipient: %+v", list)
 	}
 
-	var res api.OpResult
+	var res ops.OpResult
 	in.CLI(&res, "queue", "hold", a)
 	if res.Changed != 1 {
 		t.Fatalf("hold: %+v", res)

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/testkit"
 )
@@ -125,7 +126,7 @@ func TestRateLimitStorm(t *testing.T) {
 	if !found {
 		t.Fatalf("a.test not shown throttled: %+v", dests)
 	}
-	var purged api.OpResult
+	var purged ops.OpResult
 	if code := in.call(t, key, "POST", "/v1/dlq/purge", map[string]any{"domain": "a.test"}, nil, &purged); code != 200 || purged.Changed != 300 {
 		t.Fatalf("purge: %d %+v", code, purged)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/testkit"
 )
@@ -26,9 +27,9 @@ func TestQueueWhy(t *testing.T) {
 	w.mx["127.0.0.2"].SetScript(testkit.Script{Greeting: testkit.Reply{Code: 421, Text: "4.7.28 unusual rate of unsolicited mail", Close: true}})
 	w.mx["127.0.0.3"].SetScript(testkit.Script{Rcpt: func(string) testkit.Reply { return testkit.Reply{Code: 451, Text: "4.3.0 try again later"} }})
 	in := w.in
-	why := func(id string) api.WhyItem {
+	why := func(id string) ops.WhyItem {
 		t.Helper()
-		var res api.WhyResponse
+		var res ops.WhyResponse
 		in.CLI(&res, "queue", "why", id)
 		if len(res.Recipients) != 1 || res.MessageID != id {
 			t.Fatalf("why %s: %+v", id, res)
@@ -40,17 +41,17 @@ func TestQueueWhy(t *testing.T) {
 	waitDeliveryState(t, in, paused, store.Deferred)
 	start := time.Now()
 	it := why(paused)
-	if it.Reason != api.WhyPaused || !strings.Contains(it.PauseReply, "4.7.28") || !strings.Contains(it.Detail, "4.7.28") ||
+	if it.Reason != ops.WhyPaused || !strings.Contains(it.PauseReply, "4.7.28") || !strings.Contains(it.Detail, "4.7.28") ||
 		it.PausedUntil.Before(start.Add(50*time.Minute)) || it.PausedUntil.After(start.Add(61*time.Minute)) {
 		t.Fatalf("why of the rate-limited delivery: %+v", it)
 	}
 	// A new delivery to the paused destination waits in its ready list.
 	behind := in.Send("sender@app.test", []string{"y@pause.test"}, msgBody("behind the pause"))
 	deadline := time.Now().Add(10 * time.Second)
-	for it = why(behind); it.Reason != api.WhyPaused && time.Now().Before(deadline); it = why(behind) {
+	for it = why(behind); it.Reason != ops.WhyPaused && time.Now().Before(deadline); it = why(behind) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if it.Reason != api.WhyPaused || it.State != store.Queued || !strings.Contains(it.PauseReply, "421 4.7.28") ||
+	if it.Reason != ops.WhyPaused || it.State != store.Queued || !strings.Contains(it.PauseReply, "421 4.7.28") ||
 		it.PausedUntil.Before(start.Add(50*time.Minute)) || !strings.Contains(it.Detail, "paused until") {
 		t.Fatalf("why of the delivery queued behind the pause: %+v", it)
 	}
@@ -59,17 +60,17 @@ func TestQueueWhy(t *testing.T) {
 	waitDeliveryState(t, in, deferred, store.Deferred)
 	it = why(deferred)
 	d := in.Show(deferred).Deliveries[0]
-	if it.Reason != api.WhyBackoff || !it.NextAttemptAt.Equal(d.NextAttemptAt) || it.NextAttemptAt.Before(time.Now().Add(40*time.Minute)) ||
+	if it.Reason != ops.WhyBackoff || !it.NextAttemptAt.Equal(d.NextAttemptAt) || it.NextAttemptAt.Before(time.Now().Add(40*time.Minute)) ||
 		!strings.Contains(it.Detail, "451 4.3.0 try again later") || it.Attempts != 1 {
 		t.Fatalf("why of the deferred delivery (store: %+v): %+v", d, it)
 	}
 
 	held := in.Send("sender@app.test", []string{"h@defer.test"}, msgBody("held"))
 	waitDeliveryState(t, in, held, store.Deferred)
-	var op api.OpResult
+	var op ops.OpResult
 	in.CLI(&op, "queue", "hold", held)
 	it = why(held)
-	if it.Reason != api.WhyHeld || it.HeldAt.IsZero() || time.Since(it.HeldAt) > time.Minute || it.HeldBy == "" {
+	if it.Reason != ops.WhyHeld || it.HeldAt.IsZero() || time.Since(it.HeldAt) > time.Minute || it.HeldBy == "" {
 		t.Fatalf("why of the held delivery: %+v", it)
 	}
 
@@ -81,14 +82,14 @@ func TestQueueWhy(t *testing.T) {
 	}
 	scheduled := res.ID
 	it = why(scheduled)
-	if it.Reason != api.WhyScheduled || !it.NextAttemptAt.Equal(sendAt) {
+	if it.Reason != ops.WhyScheduled || !it.NextAttemptAt.Equal(sendAt) {
 		t.Fatalf("why of the scheduled delivery (send_at %s): %+v", sendAt, it)
 	}
 
 	// The public API answers the same, for the key's tenant only.
-	var pub api.WhyResponse
+	var pub ops.WhyResponse
 	if code := in.call(t, in.Creds.APIKey, "GET", "/v1/messages/"+deferred+"/why", nil, nil, &pub); code != 200 ||
-		len(pub.Recipients) != 1 || pub.Recipients[0].Reason != api.WhyBackoff {
+		len(pub.Recipients) != 1 || pub.Recipients[0].Reason != ops.WhyBackoff {
 		t.Fatalf("GET /v1/messages/{id}/why: %d %+v", code, pub)
 	}
 	in.CLI(nil, "tenant", "add", "other")
@@ -105,9 +106,9 @@ func TestQueueWhy(t *testing.T) {
 	}
 
 	// The summary counts every pending delivery by destination and age.
-	var sum api.QueueSummary
+	var sum ops.QueueSummary
 	in.CLI(&sum, "queue", "summary")
-	rows := map[string]api.SummaryRow{}
+	rows := map[string]ops.SummaryRow{}
 	for _, r := range sum.Rows {
 		rows[r.Destination] = r
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/posthorn/posthorn/internal/abuse"
 	"github.com/posthorn/posthorn/internal/accept"
-	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/queue"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/scan"
 	"github.com/posthorn/posthorn/internal/sendpolicy"
 	"github.com/posthorn/posthorn/internal/store"
@@ -134,9 +134,9 @@ func (s *Server) onFailed(messageID string, failed []queue.FailedRcpt) {
 }
 
 // abuseAdmin serves /admin/v1/abuse on the admin socket.
-func (s *Server) abuseAdmin(ops *api.QueueOps) http.Handler {
+func (s *Server) abuseAdmin(qo *ops.QueueOps) http.Handler {
 	a := &abuse.Admin{Guard: s.guard, ReleaseMessages: func(ctx context.Context, ids []string) (int, error) {
-		res, err := ops.Release(ctx, api.Selection{IDs: ids})
+		res, err := qo.Release(ctx, ops.Selection{IDs: ids})
 		if err != nil {
 			return 0, err
 		}

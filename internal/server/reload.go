@@ -17,6 +17,7 @@ import (
 
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/config"
+	"github.com/posthorn/posthorn/internal/delivery"
 	"github.com/posthorn/posthorn/internal/submission"
 )
 
@@ -229,11 +230,16 @@ func sameCert(a, b *tls.Certificate) bool {
 	return true
 }
 
-// routesOf is the relay routes of c, with the smarthost as the "*" route.
-func routesOf(c *config.Config) []config.Route {
-	routes := append([]config.Route(nil), c.Routes...)
+// routesOf is the relay routes of c for delivery, with the smarthost as
+// the "*" route.
+func routesOf(c *config.Config) []delivery.Route {
+	routes := make([]delivery.Route, 0, len(c.Routes)+1)
+	for _, r := range c.Routes {
+		routes = append(routes, delivery.Route{Domain: r.Domain, Host: r.Host,
+			Username: r.Username, Password: r.Password, TLS: r.TLS})
+	}
 	if c.Smarthost != "" {
-		routes = append(routes, config.Route{Domain: "*", Host: c.Smarthost, TLS: "opportunistic"})
+		routes = append(routes, delivery.Route{Domain: "*", Host: c.Smarthost, TLS: "opportunistic"})
 	}
 	return routes
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/posthorn/posthorn/internal/inbound"
 	"github.com/posthorn/posthorn/internal/metrics"
 	"github.com/posthorn/posthorn/internal/queue"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/scan"
 	"github.com/posthorn/posthorn/internal/shaping"
 	"github.com/posthorn/posthorn/internal/store"
@@ -276,7 +277,7 @@ func (s *Server) start(ctx context.Context) error {
 	if s.tlsrpt != nil {
 		s.tlsrpt.Start(ctx)
 	}
-	ops := &api.QueueOps{Store: s.st, Sched: s.sched, Inspect: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
+	ops := &ops.QueueOps{Store: s.st, Sched: s.sched, Inspect: s.sched, Lifetime: cfg.QueueLifetime.Duration, Now: time.Now}
 
 	if err := s.startAdmin(ops); err != nil {
 		return err
@@ -372,7 +373,7 @@ func (s *Server) startDomains(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) startAdmin(ops *api.QueueOps) error {
+func (s *Server) startAdmin(ops *ops.QueueOps) error {
 	path := s.cfg.AdminSocket()
 	os.Remove(path) // a stale socket from a killed run; the data dir lock says we own it
 	ln, err := net.Listen("unix", path)

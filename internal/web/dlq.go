@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/queue"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
@@ -96,8 +96,8 @@ func (d *Dashboard) dlqAction(w http.ResponseWriter, r *http.Request, s *session
 	}
 	// The store's transition keeps to the tenant: another tenant's ids
 	// are simply not changed.
-	sel := api.Selection{TenantID: s.TenantID, DeliveryIDs: ids}
-	var res *api.OpResult
+	sel := ops.Selection{TenantID: s.TenantID, DeliveryIDs: ids}
+	var res *ops.OpResult
 	var err error
 	action := r.PostFormValue("action")
 	switch action {

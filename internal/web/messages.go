@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
@@ -73,7 +74,7 @@ func (d *Dashboard) messages(w http.ResponseWriter, r *http.Request, s *session)
 // Journey is one message with everything that happened to it.
 type Journey struct {
 	*api.MessageDetail
-	Why      *api.WhyResponse
+	Why      *ops.WhyResponse
 	Steps    []Step
 	AnyOpen  bool // some delivery is not final: actions apply
 	AnyHeld  bool
@@ -142,8 +143,8 @@ func (d *Dashboard) messageAction(w http.ResponseWriter, r *http.Request, s *ses
 		d.notFoundOr(w, r, err) // another tenant's message is one that does not exist
 		return
 	}
-	sel := api.Selection{TenantID: s.TenantID, IDs: []string{id}}
-	var fn func(context.Context, api.Selection) (*api.OpResult, error)
+	sel := ops.Selection{TenantID: s.TenantID, IDs: []string{id}}
+	var fn func(context.Context, ops.Selection) (*ops.OpResult, error)
 	switch r.PathValue("action") {
 	case "flush":
 		fn = d.cfg.Ops.Flush

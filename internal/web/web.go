@@ -34,9 +34,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/queue"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/suppress"
 	"github.com/posthorn/posthorn/internal/tenant"
@@ -52,7 +52,7 @@ var staticFS embed.FS
 type Config struct {
 	Store        store.Store
 	Tenants      *tenant.Manager
-	Ops          *api.QueueOps
+	Ops          *ops.QueueOps
 	Suppress     *suppress.List
 	Destinations func() []queue.DestinationInfo // nil: no scheduler view
 	Domains      *domain.Service                // nil: no domains page

@@ -1,4 +1,4 @@
-package api
+package adminclient
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/posthorn/posthorn/internal/api"
 )
 
 // Download sends a request without a body and copies a successful answer
@@ -29,7 +31,7 @@ func (c *Client) Download(ctx context.Context, method, path string, w io.Writer)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		var eb ErrorBody
+		var eb api.ErrorBody
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
 			return 0, fmt.Errorf("%s", eb.Error.Message)

@@ -1,4 +1,4 @@
-package api
+package adminclient
 
 import (
 	"bufio"
@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/posthorn/posthorn/internal/api"
 )
 
 // Stream follows a server-sent event stream on the admin socket, calling
@@ -36,7 +38,7 @@ func (c *Client) Stream(ctx context.Context, path string, query url.Values, last
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		data, _ := io.ReadAll(resp.Body)
-		var eb ErrorBody
+		var eb api.ErrorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
 			return fmt.Errorf("%s", eb.Error.Message)
 		}

@@ -1,4 +1,8 @@
-package api
+// Package ops holds the operator's queue operations (flush, hold, release,
+// delete, requeue, why, summary, destinations) next to the scheduler they
+// drive. The admin socket, the /v1 API and the web UI call them; it imports
+// neither of those, only the store and the scheduler's read-only view.
+package ops
 
 import (
 	"context"
@@ -42,7 +46,8 @@ type OpResult struct {
 	Deliveries []store.Delivery `json:"deliveries"`
 }
 
-var errNoSelection = errors.New("say which deliveries: message IDs, delivery IDs (--delivery), --domain, or --all")
+// ErrNoSelection refuses an operation that names no deliveries.
+var ErrNoSelection = errors.New("say which deliveries: message IDs, delivery IDs (--delivery), --domain, or --all")
 
 // checkIDs refuses ids that name nothing (in the selection's tenant, when
 // one is given), so a mistyped id is an error rather than "0 deliveries
@@ -69,7 +74,7 @@ func (q *QueueOps) checkIDs(ctx context.Context, sel Selection) error {
 
 func (q *QueueOps) spec(sel Selection, op store.Op) (store.TransitionSpec, error) {
 	if len(sel.IDs) == 0 && len(sel.DeliveryIDs) == 0 && sel.Domain == "" && !sel.All {
-		return store.TransitionSpec{}, errNoSelection
+		return store.TransitionSpec{}, ErrNoSelection
 	}
 	return store.TransitionSpec{TenantID: sel.TenantID, MessageIDs: sel.IDs, DeliveryIDs: sel.DeliveryIDs, Domain: sel.Domain,
 		All: sel.All, Op: op, Now: q.Now().UTC()}, nil

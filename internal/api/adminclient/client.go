@@ -1,4 +1,8 @@
-package api
+// Package adminclient is the admin socket's client, what the CLI and
+// sendmail use: it checks the socket's owner and the peer's credentials
+// before trusting it, and decodes error bodies (api.ErrorBody). The
+// request and response types it carries live in internal/api.
+package adminclient
 
 import (
 	"bytes"
@@ -13,6 +17,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/posthorn/posthorn/internal/api"
 )
 
 // Client talks to a running posthorn's admin socket.
@@ -80,7 +86,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		return err
 	}
 	if resp.StatusCode >= 300 {
-		var eb ErrorBody
+		var eb api.ErrorBody
 		if json.Unmarshal(data, &eb) == nil && eb.Error.Message != "" {
 			return &StatusError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
 		}

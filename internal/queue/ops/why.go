@@ -1,12 +1,10 @@
-package api
+package ops
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/classify"
@@ -270,43 +268,4 @@ func (q *QueueOps) Summary(ctx context.Context, states []store.State) (*QueueSum
 		return out.Rows[i].Destination < out.Rows[j].Destination
 	})
 	return out, nil
-}
-
-func (a *Admin) why(w http.ResponseWriter, r *http.Request) {
-	res, err := a.Ops.Why(r.Context(), "", r.PathValue("id"))
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
-}
-
-// parseStates reads a comma-separated list of pending states.
-func parseStates(s string) ([]store.State, error) {
-	var out []store.State
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		st := store.State(p)
-		if !st.Valid() || st.Final() {
-			return nil, &badRequest{fmt.Sprintf("state %q: want pending states (scheduled, queued, sending, deferred, held)", p)}
-		}
-		out = append(out, st)
-	}
-	return out, nil
-}
-
-func (a *Admin) summary(w http.ResponseWriter, r *http.Request) {
-	states, err := parseStates(r.URL.Query().Get("state"))
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	res, err := a.Ops.Summary(r.Context(), states)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, res)
 }
