@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/queue/ops"
 )
 
