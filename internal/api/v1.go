@@ -15,6 +15,7 @@ import (
 	"github.com/posthorn/posthorn/internal/accept"
 	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/events"
+	"github.com/posthorn/posthorn/internal/loginlimit"
 	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/suppress"
@@ -45,7 +46,7 @@ type V1 struct {
 	Log            *slog.Logger
 
 	budget *bodyBudget
-	logins *loginLimit // failed logins per client address and per account
+	logins *loginlimit.Limiter // failed logins per client address and per account
 }
 
 // route is one endpoint; the table serves both the mux and the test that
@@ -122,7 +123,7 @@ func (v *V1) Handler() http.Handler {
 	}
 	v.MaxInflight = max(v.MaxInflight, v.MaxBulkBytes, v.bodyLimit()) // the largest request must fit
 	v.budget = &bodyBudget{max: v.MaxInflight}
-	v.logins = newLoginLimit(10, 10*time.Minute)
+	v.logins = loginlimit.New(10, 10*time.Minute, nil)
 	mux := http.NewServeMux()
 	for _, rt := range slices.Concat(routes, reputationRoutes) {
 		mux.Handle(rt.method+" "+rt.path, v.auth(rt))
@@ -198,7 +199,7 @@ func (v *V1) checkKey(w http.ResponseWriter, r *http.Request, token string) (*st
 	switch {
 	case errors.Is(err, tenant.ErrBadCredentials):
 		ip := clientIP(r)
-		if _, ok := v.logins.reserve("key-ip:" + ip); ok {
+		if _, ok := v.logins.Reserve("key-ip:" + ip); ok {
 			v.authFailed(r, ip, keyPrefixOf(token))
 		}
 		apiError(w, http.StatusUnauthorized, "unauthorized", "invalid API key", "")

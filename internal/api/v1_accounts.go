@@ -43,7 +43,7 @@ func clientIP(r *http.Request) string {
 // answer and returns nil when they do not pass.
 func (v *V1) basicAuth(w http.ResponseWriter, r *http.Request, email, password string) *store.Account {
 	ip := clientIP(r)
-	undo, ok := v.logins.reserve("ip:"+ip, "user:"+strings.ToLower(email))
+	undo, ok := v.logins.Reserve("ip:"+ip, "user:"+strings.ToLower(email))
 	if !ok {
 		apiError(w, http.StatusTooManyRequests, "too_many_attempts", "too many failed logins; try again later", "")
 		return nil

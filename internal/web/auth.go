@@ -47,7 +47,7 @@ func (d *Dashboard) login(w http.ResponseWriter, r *http.Request) {
 		r.URL.RawQuery = "error=" + urlQueryEscape(msg)
 		d.render(w, r, nil, "login", "Log in", loginData{Email: email, Next: next})
 	}
-	undo, ok := d.logins.reserve("ip:"+clientIP(r), "user:"+email)
+	undo, ok := d.logins.Reserve("ip:"+clientIP(r), "user:"+email)
 	if !ok {
 		fail(http.StatusTooManyRequests, "Too many failed logins; try again in a few minutes.")
 		return

@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/domain"
+	"github.com/posthorn/posthorn/internal/loginlimit"
 	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
@@ -66,7 +67,7 @@ type Dashboard struct {
 	cfg      Config
 	pages    map[string]*template.Template
 	sessions *sessions
-	logins   *loginLimit
+	logins   *loginlimit.Limiter
 
 	countsMu sync.Mutex
 	counts   map[string]countsEntry // by tenant ("" the installation)
@@ -85,7 +86,7 @@ func New(cfg Config) (*Dashboard, error) {
 	}
 	d := &Dashboard{cfg: cfg, pages: map[string]*template.Template{}, counts: map[string]countsEntry{},
 		sessions: newSessions(cfg.SessionTTL, cfg.Now),
-		logins:   &loginLimit{max: 10, window: 10 * time.Minute, now: cfg.Now, m: map[string]*loginCount{}}}
+		logins:   loginlimit.New(10, 10*time.Minute, cfg.Now)}
 	names, err := fs.Glob(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err

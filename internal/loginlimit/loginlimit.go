@@ -1,16 +1,19 @@
-package api
+// Package loginlimit slows password and key guessing: at most a number of
+// failed (or in-flight) logins per key (a client address, an account)
+// within a window. The HTTP API and the dashboard share it.
+package loginlimit
 
 import (
 	"sync"
 	"time"
 )
 
-// loginLimit slows password and key guessing on the HTTP API: at most max
+// Limiter slows password and key guessing: at most max
 // failed (or in-flight) logins per client address and per account email
 // within window; more are answered 429 without checking. An attempt is
 // reserved before the (slow) password check, so parallel guesses cannot
 // all slip under the limit; a success gives its reservation back.
-type loginLimit struct {
+type Limiter struct {
 	max    int
 	window time.Duration
 	now    func() time.Time
@@ -24,13 +27,18 @@ type loginCount struct {
 	since time.Time
 }
 
-func newLoginLimit(max int, window time.Duration) *loginLimit {
-	return &loginLimit{max: max, window: window, now: time.Now, m: map[string]*loginCount{}}
+// New returns a limiter allowing max attempts per key within window;
+// now is the clock (nil: time.Now).
+func New(max int, window time.Duration, now func() time.Time) *Limiter {
+	if now == nil {
+		now = time.Now
+	}
+	return &Limiter{max: max, window: window, now: now, m: map[string]*loginCount{}}
 }
 
-// reserve counts one attempt for every key ("ip:..", "user:.."); ok is
+// Reserve counts one attempt for every key ("ip:..", "user:.."); ok is
 // false when one of them is over the limit (nothing is counted then).
-func (l *loginLimit) reserve(keys ...string) (undo func(), ok bool) {
+func (l *Limiter) Reserve(keys ...string) (undo func(), ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()

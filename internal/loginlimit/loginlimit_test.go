@@ -1,4 +1,4 @@
-package api
+package loginlimit
 
 import (
 	"sync"
@@ -8,7 +8,7 @@ import (
 
 func TestLoginLimit(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLoginLimit(3, 10*time.Minute)
+	l := New(3, 10*time.Minute, nil)
 	l.now = func() time.Time { return now }
 	// Parallel attempts are counted before they are checked: only max pass.
 	var wg sync.WaitGroup
@@ -18,7 +18,7 @@ func TestLoginLimit(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, ok := l.reserve("ip:a", "user:x"); ok {
+			if _, ok := l.Reserve("ip:a", "user:x"); ok {
 				mu.Lock()
 				passed++
 				mu.Unlock()
@@ -31,14 +31,14 @@ func TestLoginLimit(t *testing.T) {
 	}
 	// Another user from the same address is blocked too; the user from
 	// another address as well.
-	if _, ok := l.reserve("ip:a", "user:y"); ok {
+	if _, ok := l.Reserve("ip:a", "user:y"); ok {
 		t.Fatal("address over the limit passed")
 	}
-	if _, ok := l.reserve("ip:b", "user:x"); ok {
+	if _, ok := l.Reserve("ip:b", "user:x"); ok {
 		t.Fatal("user over the limit passed")
 	}
 	// A success gives its reservation back.
-	undo, ok := l.reserve("ip:c", "user:z")
+	undo, ok := l.Reserve("ip:c", "user:z")
 	if !ok {
 		t.Fatal("fresh address and user blocked")
 	}
@@ -48,7 +48,7 @@ func TestLoginLimit(t *testing.T) {
 	}
 	// The window ends.
 	now = now.Add(11 * time.Minute)
-	if _, ok := l.reserve("ip:a", "user:x"); !ok {
+	if _, ok := l.Reserve("ip:a", "user:x"); !ok {
 		t.Fatal("still blocked after the window")
 	}
 }
