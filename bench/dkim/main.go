@@ -11,14 +11,10 @@
 package main
 
 import (
-	"bufio"
-	"encoding/base64"
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"os"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,18 +65,12 @@ func main() {
 			fmt.Printf("round %d %-8s %6.0f msg/s\n", r+1, k.label, rate)
 		}
 	}
-	off := median(rates["off"])
+	off := benchkit.Median(rates["off"])
 	fmt.Printf("\nSMTP acceptance, %d sessions, %d messages of %d bytes per measurement, median of %d rounds:\n", *sessions, *n, *size, *rounds)
 	for _, k := range kinds {
-		m := median(rates[k.label])
+		m := benchkit.Median(rates[k.label])
 		fmt.Printf("  DKIM %-8s %6.0f msg/s  (%.2f of unsigned)\n", k.label, m, m/off)
 	}
-}
-
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	return s[len(s)/2]
 }
 
 func measure(p *benchkit.Posthorn, n, sessions int, domain, text string) float64 {
@@ -91,58 +81,13 @@ func measure(p *benchkit.Posthorn, n, sessions int, domain, text string) float64
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := session(p, &next, n, domain, text); err != nil {
+			body := "From: App <app@" + domain + ">\r\nTo: rcpt@sink.test\r\nSubject: bench\r\nMIME-Version: 1.0\r\n" +
+				"Content-Type: text/plain\r\n\r\n" + text
+			if _, err := p.Inject(&next, n, "app@"+domain, body); err != nil {
 				log.Fatal(err)
 			}
 		}()
 	}
 	wg.Wait()
 	return float64(n) / time.Since(start).Seconds()
-}
-
-func session(p *benchkit.Posthorn, next *atomic.Int64, n int, domain, text string) error {
-	c, err := net.Dial("tcp", p.SMTP)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	read := func() (string, error) {
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				return "", err
-			}
-			if len(line) < 4 || line[3] == ' ' {
-				return line, nil
-			}
-		}
-	}
-	if _, err := read(); err != nil {
-		return err
-	}
-	auth := base64.StdEncoding.EncodeToString([]byte("\x00" + p.User + "\x00" + p.Pass))
-	fmt.Fprintf(c, "EHLO bench\r\nAUTH PLAIN %s\r\n", auth)
-	read()
-	if l, err := read(); err != nil || !strings.HasPrefix(l, "235") {
-		return fmt.Errorf("auth: %q %v", l, err)
-	}
-	body := "From: App <app@" + domain + ">\r\nTo: rcpt@sink.test\r\nSubject: bench\r\nMIME-Version: 1.0\r\n" +
-		"Content-Type: text/plain\r\n\r\n" + text + ".\r\n"
-	for next.Add(1) <= int64(n) {
-		fmt.Fprintf(c, "MAIL FROM:<app@%s>\r\nRCPT TO:<rcpt@sink.test>\r\nDATA\r\n", domain)
-		for i := 0; i < 3; i++ {
-			if l, err := read(); err != nil || l[0] != '2' && l[0] != '3' {
-				return fmt.Errorf("transaction: %q %v", l, err)
-			}
-		}
-		if _, err := c.Write([]byte(body)); err != nil {
-			return err
-		}
-		if l, err := read(); err != nil || !strings.HasPrefix(l, "250") {
-			return fmt.Errorf("data: %q %v", l, err)
-		}
-	}
-	fmt.Fprintf(c, "QUIT\r\n")
-	return nil
 }

@@ -8,12 +8,9 @@
 package main
 
 import (
-	"bufio"
-	"encoding/base64"
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -57,7 +54,8 @@ func main() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := smtpSession(p, &next, *n, text); err != nil {
+			body := "Subject: bench\r\n\r\n" + strings.ReplaceAll(text, "\n", "\r\n")
+			if _, err := p.Inject(&next, *n, "app@app.test", body); err != nil {
 				log.Fatal(err)
 			}
 		}()
@@ -90,52 +88,4 @@ func main() {
 	fmt.Printf("SMTP submission: %d messages, %d sessions: %.0f msg/s accepted\n", *n, *sessions, smtpRate)
 	fmt.Printf("bulk HTTP API:   %d messages, %d clients x %d per request: %.0f recipients/s accepted (%.1fx SMTP)\n",
 		*n, *clients, *batch, bulkRate, bulkRate/smtpRate)
-}
-
-func smtpSession(p *benchkit.Posthorn, next *atomic.Int64, n int, text string) error {
-	c, err := net.Dial("tcp", p.SMTP)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	read := func() (string, error) {
-		var last string
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				return "", err
-			}
-			last = line
-			if len(line) < 4 || line[3] == ' ' {
-				return last, nil
-			}
-		}
-	}
-	if _, err := read(); err != nil {
-		return err
-	}
-	auth := base64.StdEncoding.EncodeToString([]byte("\x00" + p.User + "\x00" + p.Pass))
-	fmt.Fprintf(c, "EHLO bench\r\nAUTH PLAIN %s\r\n", auth)
-	read()
-	if l, err := read(); err != nil || !strings.HasPrefix(l, "235") {
-		return fmt.Errorf("auth: %q %v", l, err)
-	}
-	body := "Subject: bench\r\n\r\n" + strings.ReplaceAll(text, "\n", "\r\n") + ".\r\n"
-	for next.Add(1) <= int64(n) {
-		fmt.Fprintf(c, "MAIL FROM:<app@app.test>\r\nRCPT TO:<rcpt@sink.test>\r\nDATA\r\n")
-		for i := 0; i < 3; i++ {
-			if l, err := read(); err != nil || l[0] != '2' && l[0] != '3' {
-				return fmt.Errorf("transaction: %q %v", l, err)
-			}
-		}
-		if _, err := c.Write([]byte(body)); err != nil {
-			return err
-		}
-		if l, err := read(); err != nil || !strings.HasPrefix(l, "250") {
-			return fmt.Errorf("data: %q %v", l, err)
-		}
-	}
-	fmt.Fprintf(c, "QUIT\r\n")
-	return nil
 }

@@ -15,13 +15,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/base64"
 	"flag"
 	"fmt"
 	"log"
-	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -105,7 +102,7 @@ func main() {
 	for _, l := range lat {
 		sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
 	}
-	rOff, rOn := median(rates["off"]), median(rates["on"])
+	rOff, rOn := benchkit.Median(rates["off"]), benchkit.Median(rates["on"])
 	fmt.Printf("\nSMTP acceptance, %d sessions, %d messages of %d bytes per measurement, median of %d rounds, rspamd with %d workers:\n",
 		*sessions, *n, len(body), *rounds, *workers)
 	fmt.Printf("  scan off %6.0f msg/s\n  scan on  %6.0f msg/s  (%.2f of off)\n", rOff, rOn, rOn/rOff)
@@ -135,12 +132,6 @@ func rspamdTime(url, body string, n int) (time.Duration, time.Duration) {
 	return rt[n/2], own[n/2]
 }
 
-func median(xs []float64) float64 {
-	s := append([]float64(nil), xs...)
-	sort.Float64s(s)
-	return s[len(s)/2]
-}
-
 func measure(p *benchkit.Posthorn, n, sessions int, body string) (float64, []time.Duration) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -151,7 +142,7 @@ func measure(p *benchkit.Posthorn, n, sessions int, body string) (float64, []tim
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ls, err := session(p, &next, n, body)
+			ls, err := p.Inject(&next, n, "app@app.bench", body)
 			if err != nil {
 				log.Fatal(err)
 			}
@@ -162,52 +153,4 @@ func measure(p *benchkit.Posthorn, n, sessions int, body string) (float64, []tim
 	}
 	wg.Wait()
 	return float64(n) / time.Since(start).Seconds(), all
-}
-
-func session(p *benchkit.Posthorn, next *atomic.Int64, n int, body string) ([]time.Duration, error) {
-	c, err := net.Dial("tcp", p.SMTP)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	r := bufio.NewReader(c)
-	read := func() (string, error) {
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				return "", err
-			}
-			if len(line) < 4 || line[3] == ' ' {
-				return line, nil
-			}
-		}
-	}
-	if _, err := read(); err != nil {
-		return nil, err
-	}
-	auth := base64.StdEncoding.EncodeToString([]byte("\x00" + p.User + "\x00" + p.Pass))
-	fmt.Fprintf(c, "EHLO bench\r\nAUTH PLAIN %s\r\n", auth)
-	read()
-	if l, err := read(); err != nil || !strings.HasPrefix(l, "235") {
-		return nil, fmt.Errorf("auth: %q %v", l, err)
-	}
-	var ls []time.Duration
-	for next.Add(1) <= int64(n) {
-		fmt.Fprintf(c, "MAIL FROM:<app@app.bench>\r\nRCPT TO:<rcpt@sink.test>\r\nDATA\r\n")
-		for i := 0; i < 3; i++ {
-			if l, err := read(); err != nil || l[0] != '2' && l[0] != '3' {
-				return nil, fmt.Errorf("transaction: %q %v", l, err)
-			}
-		}
-		t0 := time.Now()
-		if _, err := c.Write([]byte(body + ".\r\n")); err != nil {
-			return nil, err
-		}
-		if l, err := read(); err != nil || !strings.HasPrefix(l, "250") {
-			return nil, fmt.Errorf("data: %q %v", l, err)
-		}
-		ls = append(ls, time.Since(t0))
-	}
-	fmt.Fprintf(c, "QUIT\r\n")
-	return ls, nil
 }
