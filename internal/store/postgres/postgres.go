@@ -1,0 +1,79 @@
+// Package postgres is posthorn's PostgreSQL store: the same store.Store as
+// the embedded SQLite store, for deployments where several posthorn nodes
+// share one queue (DESIGN.md section 8).
+//
+// Schema migrations run on Open under a session advisory lock, so several
+// nodes starting at once migrate the database exactly once.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/posthorn/posthorn/internal/store"
+)
+
+// Store implements store.Store on PostgreSQL.
+type Store struct {
+	pool *pgxpool.Pool
+	log  *slog.Logger
+	node string // this node's name in leases and heartbeats
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Option changes how Open sets up the store.
+type Option func(*Store)
+
+// WithLogger sets where the store reports background problems.
+func WithLogger(l *slog.Logger) Option { return func(s *Store) { s.log = l } }
+
+// WithNode names this node (leases, heartbeats); the default is "node".
+func WithNode(name string) Option { return func(s *Store) { s.node = name } }
+
+// Open connects to the database at url (postgres://user@host/db) and
+// migrates it.
+func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: parse %q: %w", redact(url), err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: connect: %w", err)
+	}
+	s := &Store{pool: pool, log: slog.New(slog.DiscardHandler), node: "node"}
+	for _, o := range opts {
+		o(s)
+	}
+	if err := Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the connection pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Pool is the store's connection pool (for tests and tools).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+var errNotImplemented = errors.New("postgres store: not implemented yet")
+
+// redact hides a password in a connection URL for error messages.
+func redact(url string) string {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil || cfg.Password == "" {
+		return url
+	}
+	return "postgres://" + cfg.User + ":***@" + cfg.Host + "/" + cfg.Database
+}
