@@ -22,7 +22,8 @@ import (
 
 	"github.com/posthorn/posthorn/internal/abuse"
 	"github.com/posthorn/posthorn/internal/accept"
-	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/api/admin"
+	v1 "github.com/posthorn/posthorn/internal/api/v1"
 	"github.com/posthorn/posthorn/internal/bounce"
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/config"
@@ -283,7 +284,7 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	if cfg.HTTPListen != "" {
-		v1 := &api.V1{Store: s.st, Tenants: s.tenants, Accept: pipe, Ops: ops, Hostname: cfg.Hostname,
+		public := &v1.Server{Store: s.st, Tenants: s.tenants, Accept: pipe, Ops: ops, Hostname: cfg.Hostname,
 			MaxBulk: cfg.API.MaxBulk, MaxMessageSize: int(cfg.SMTP.MaxMessageSize), SendHorizon: cfg.API.SendHorizon.Duration,
 			MaxBulkBytes: cfg.API.MaxBulkBytes, MaxInflight: cfg.API.MaxInflightBytes, MaxLineLength: cfg.SMTP.MaxLineLength,
 			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Now: time.Now, Log: s.log.With("part", "api"),
@@ -297,7 +298,7 @@ func (s *Server) start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("dashboard: %w", err)
 		}
-		if err := s.startHTTP(v1.Handler(), unsubH, ui.Handler()); err != nil {
+		if err := s.startHTTP(public.Handler(), unsubH, ui.Handler()); err != nil {
 			return err
 		}
 	}
@@ -384,14 +385,14 @@ func (s *Server) startAdmin(ops *ops.QueueOps) error {
 		ln.Close()
 		return err
 	}
-	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Accept: s.pipe, SendmailTenant: s.cfg.Sendmail.Tenant, MaxMessageSize: int(s.cfg.SMTP.MaxMessageSize), Stats: func() any { return s.sched.Stats() },
+	adm := &admin.Server{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Accept: s.pipe, SendmailTenant: s.cfg.Sendmail.Tenant, MaxMessageSize: int(s.cfg.SMTP.MaxMessageSize), Stats: func() any { return s.sched.Stats() },
 		Destinations: func() any { return s.sched.Destinations() }, Log: s.log.With("part", "admin"), Live: s.live}
 	s.adminLn = ln
 	mux := http.NewServeMux()
 	mux.Handle("/admin/", adm.Handler())
 	mux.Handle("/admin/v1/abuse", s.abuseAdmin(ops))
 	mux.Handle("/admin/v1/abuse/", s.abuseAdmin(ops))
-	rep := s.reputationAPI().Handler()
+	rep := admin.ReputationHandler(s.reputationAPI())
 	for _, p := range []string{"GET /admin/v1/pools", "POST /admin/v1/blocklists/check", "GET /admin/v1/dmarc"} {
 		mux.Handle(p, rep)
 	}

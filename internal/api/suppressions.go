@@ -16,7 +16,7 @@ import (
 // read before the status is sent, so a store that fails at once gets an
 // error answer; a failure later cuts the connection (no well-formed body
 // that lacks entries).
-func writeSuppressions(ctx context.Context, w http.ResponseWriter, st store.Store, tenantID string, fail func(error)) {
+func WriteSuppressions(ctx context.Context, w http.ResponseWriter, st store.Store, tenantID string, fail func(error)) {
 	var bw *bufio.Writer
 	n := 0
 	err := st.EachSuppression(ctx, tenantID, func(x store.Suppression) error {
@@ -42,11 +42,32 @@ func writeSuppressions(ctx context.Context, w http.ResponseWriter, st store.Stor
 	case err != nil:
 		panic(http.ErrAbortHandler)
 	case bw == nil:
-		writeJSON(w, http.StatusOK, map[string]any{"items": []store.Suppression{}, "count": 0})
+		WriteJSON(w, http.StatusOK, map[string]any{"items": []store.Suppression{}, "count": 0})
 	default:
 		fmt.Fprintf(bw, "\n  ],\n  \"count\": %d\n}\n", n)
 		if bw.Flush() != nil {
 			panic(http.ErrAbortHandler)
 		}
 	}
+}
+
+// SuppressionRequest adds or removes an entry: an address, a domain, a
+// glob ("*@example.com") or "/regexp/".
+type SuppressionRequest struct {
+	Tenant string `json:"tenant,omitempty"`
+	Entry  string `json:"entry"`
+	Reason string `json:"reason,omitempty"` // default manual
+	Detail string `json:"detail,omitempty"`
+}
+
+// ImportRequest adds many entries at once (one write).
+type ImportRequest struct {
+	Tenant  string               `json:"tenant,omitempty"`
+	Entries []SuppressionRequest `json:"entries"`
+}
+
+// ImportResponse says how many entries were added and which were refused.
+type ImportResponse struct {
+	Added  int      `json:"added"`
+	Errors []string `json:"errors,omitempty"` // "line: reason", at most 100
 }

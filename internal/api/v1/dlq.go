@@ -1,9 +1,10 @@
-package api
+package v1
 
 import (
 	"errors"
 	"net/http"
 
+	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
@@ -13,36 +14,29 @@ import (
 // listDLQ is GET /v1/dlq: the tenant's dead letters, newest first,
 // filtered like GET /v1/messages plus class, code and provider; limit
 // (default 1000) and cursor page like the admin listing.
-func (v *V1) listDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+func (v *Server) listDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	q := r.URL.Query()
 	q.Set("state", string(store.DeadLetter))
-	f, err := ParseQueueFilter(q, v.Now())
+	f, err := api.ParseQueueFilter(q, v.Now())
 	if err != nil {
 		apiError(w, http.StatusBadRequest, "invalid_filter", err.Error(), "")
 		return
 	}
 	f.TenantID = key.TenantID
-	list, err := PageDeliveries(r.Context(), v.Store, f, q.Get("cursor"))
-	var bad *badRequest
+	list, err := api.PageDeliveries(r.Context(), v.Store, f, q.Get("cursor"))
+	var bad *api.BadRequest
 	if errors.As(err, &bad) {
-		apiError(w, http.StatusBadRequest, "invalid_cursor", bad.msg, "cursor")
+		apiError(w, http.StatusBadRequest, "invalid_cursor", bad.Msg, "cursor")
 		return
 	} else if err != nil {
 		v.internal(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, list)
+	api.WriteJSON(w, http.StatusOK, list)
 }
 
-// DLQRequest selects dead letters: message ids, a domain, or all.
-type DLQRequest struct {
-	IDs    []string `json:"ids,omitempty"`
-	Domain string   `json:"domain,omitempty"`
-	All    bool     `json:"all,omitempty"`
-}
-
-func (v *V1) dlqSelection(w http.ResponseWriter, r *http.Request, key *store.APIKey) (ops.Selection, bool) {
-	var req DLQRequest
+func (v *Server) dlqSelection(w http.ResponseWriter, r *http.Request, key *store.APIKey) (ops.Selection, bool) {
+	var req api.DLQRequest
 	_, release, ok := v.readBody(w, r, 1<<20, &req)
 	if !ok {
 		return ops.Selection{}, false
@@ -66,7 +60,7 @@ func (v *V1) dlqSelection(w http.ResponseWriter, r *http.Request, key *store.API
 }
 
 // retryDLQ is POST /v1/dlq/retry: back to queued with a fresh lifetime.
-func (v *V1) retryDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+func (v *Server) retryDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	sel, ok := v.dlqSelection(w, r, key)
 	if !ok {
 		return
@@ -76,11 +70,11 @@ func (v *V1) retryDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey)
 		v.internal(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	api.WriteJSON(w, http.StatusOK, res)
 }
 
 // purgeDLQ is POST /v1/dlq/purge: dead letters become cancelled.
-func (v *V1) purgeDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+func (v *Server) purgeDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	sel, ok := v.dlqSelection(w, r, key)
 	if !ok {
 		return
@@ -90,7 +84,7 @@ func (v *V1) purgeDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey)
 		v.internal(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	api.WriteJSON(w, http.StatusOK, res)
 }
 
 // destinations is GET /v1/destinations (admin): every destination with
@@ -101,7 +95,7 @@ func (v *V1) purgeDLQ(w http.ResponseWriter, r *http.Request, key *store.APIKey)
 // tenant, made at init, and keys made by an owner of the installation (an
 // account of no tenant) see every destination, as posthorn destinations
 // does.
-func (v *V1) destinations(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+func (v *Server) destinations(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	var live []queue.DestinationInfo
 	if v.Destinations != nil {
 		live, _ = v.Destinations().([]queue.DestinationInfo)
@@ -120,5 +114,5 @@ func (v *V1) destinations(w http.ResponseWriter, r *http.Request, key *store.API
 		v.internal(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": rows})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"items": rows})
 }

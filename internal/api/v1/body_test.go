@@ -1,4 +1,4 @@
-package api
+package v1
 
 import (
 	"bytes"
@@ -13,7 +13,7 @@ import (
 // TestLimitedBody: a body is cut at its limit, takes from the budget as it
 // reads (or its Content-Length at once) and gives everything back.
 func TestLimitedBody(t *testing.T) {
-	v := &V1{budget: &bodyBudget{max: 3 << 20}}
+	v := &Server{budget: &bodyBudget{max: 3 << 20}}
 	read := func(body []byte, limit int64, chunked bool) (*limitedBody, []byte, error) {
 		r := httptest.NewRequest("POST", "/", bytes.NewReader(body))
 		if chunked {
@@ -54,7 +54,7 @@ func TestLimitedBody(t *testing.T) {
 // TestBodyBudgetConcurrent: many requests at once never take more than the
 // budget, and all of it comes back.
 func TestBodyBudgetConcurrent(t *testing.T) {
-	v := &V1{budget: &bodyBudget{max: 4 << 20}}
+	v := &Server{budget: &bodyBudget{max: 4 << 20}}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	peak := int64(0)

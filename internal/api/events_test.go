@@ -29,7 +29,7 @@ func TestStreamCatchesUpAfterLagging(t *testing.T) {
 	b := events.NewBroadcaster()
 	st.SetEventSink(b.Publish)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		streamEvents(w, r, st, b, store.EventFilter{TenantID: "t1"}, time.Hour)
+		StreamEvents(w, r, st, b, store.EventFilter{TenantID: "t1"}, time.Hour)
 	}))
 	defer srv.Close()
 	defer b.Close()

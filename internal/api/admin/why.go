@@ -1,23 +1,24 @@
-package api
+package admin
 
 import (
 	"fmt"
 	"net/http"
 	"strings"
 
+	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
 // The admin socket's queue why and queue summary; the answers are built
 // by the queue operations (internal/queue/ops).
 
-func (a *Admin) why(w http.ResponseWriter, r *http.Request) {
+func (a *Server) why(w http.ResponseWriter, r *http.Request) {
 	res, err := a.Ops.Why(r.Context(), "", r.PathValue("id"))
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	api.WriteJSON(w, http.StatusOK, res)
 }
 
 // parseStates reads a comma-separated list of pending states.
@@ -29,14 +30,14 @@ func parseStates(s string) ([]store.State, error) {
 		}
 		st := store.State(p)
 		if !st.Valid() || st.Final() {
-			return nil, &badRequest{fmt.Sprintf("state %q: want pending states (scheduled, queued, sending, deferred, held)", p)}
+			return nil, &api.BadRequest{Msg: fmt.Sprintf("state %q: want pending states (scheduled, queued, sending, deferred, held)", p)}
 		}
 		out = append(out, st)
 	}
 	return out, nil
 }
 
-func (a *Admin) summary(w http.ResponseWriter, r *http.Request) {
+func (a *Server) summary(w http.ResponseWriter, r *http.Request) {
 	states, err := parseStates(r.URL.Query().Get("state"))
 	if err != nil {
 		a.fail(w, err)
@@ -47,5 +48,5 @@ func (a *Admin) summary(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	api.WriteJSON(w, http.StatusOK, res)
 }

@@ -1,20 +1,21 @@
-package api
+package v1
 
 import (
 	"net/http"
 
+	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/suppress"
 )
 
 // listSuppressions is GET /v1/suppressions: the key's tenant's entries.
-func (v *V1) listSuppressions(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
-	writeSuppressions(r.Context(), w, v.Store, key.TenantID, func(err error) { v.internal(w, err) })
+func (v *Server) listSuppressions(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	api.WriteSuppressions(r.Context(), w, v.Store, key.TenantID, func(err error) { v.internal(w, err) })
 }
 
 // addSuppression is POST /v1/suppressions {entry, reason, detail}.
-func (v *V1) addSuppression(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
-	var req SuppressionRequest
+func (v *Server) addSuppression(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	var req api.SuppressionRequest
 	_, release, ok := v.readBody(w, r, 1<<20, &req)
 	if !ok {
 		return
@@ -37,11 +38,11 @@ func (v *V1) addSuppression(w http.ResponseWriter, r *http.Request, key *store.A
 		v.internal(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, s)
+	api.WriteJSON(w, http.StatusCreated, s)
 }
 
 // removeSuppression is DELETE /v1/suppressions?entry=...
-func (v *V1) removeSuppression(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+func (v *Server) removeSuppression(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	entry := r.URL.Query().Get("entry")
 	found, err := v.Suppress.Remove(r.Context(), key.TenantID, entry)
 	if err != nil {
@@ -52,5 +53,5 @@ func (v *V1) removeSuppression(w http.ResponseWriter, r *http.Request, key *stor
 		apiError(w, http.StatusNotFound, "not_found", "no such entry", "entry")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"removed": entry})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"removed": entry})
 }

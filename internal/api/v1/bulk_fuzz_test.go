@@ -1,10 +1,11 @@
-package api
+package v1
 
 import (
 	"bytes"
 	"encoding/json"
 	"testing"
 
+	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/strictjson"
 )
 
@@ -16,7 +17,7 @@ func FuzzReadBulk(f *testing.F) {
 		`{"messages":[1,2,3]} x`, `{"other":1}`, `[]`, `{"messages":[{"a":1,"a":2}]}`, ` { "messages" : [ "x" ] } `} {
 		f.Add([]byte(s))
 	}
-	v := &V1{MaxBulk: 100}
+	v := &Server{MaxBulk: 100}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var items [][]byte
 		err := v.readBulk(json.NewDecoder(bytes.NewReader(data)), func(i int, raw []byte) {
@@ -25,7 +26,7 @@ func FuzzReadBulk(f *testing.F) {
 			}
 			items = append(items, append([]byte(nil), raw...))
 		})
-		var whole BulkRequest
+		var whole api.BulkRequest
 		if err == nil {
 			if e := json.Unmarshal(data, &whole); e != nil {
 				t.Fatalf("stream accepts %q, encoding/json refuses it: %v", data, e)

@@ -1,4 +1,4 @@
-package api
+package v1
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/events"
 	"github.com/posthorn/posthorn/internal/loginlimit"
@@ -22,8 +23,8 @@ import (
 	"github.com/posthorn/posthorn/internal/tenant"
 )
 
-// V1 is the public HTTP API (/v1), authenticated with API keys.
-type V1 struct {
+// Server is the public HTTP API (/v1), authenticated with API keys.
+type Server struct {
 	Store          store.Store
 	Tenants        *tenant.Manager
 	Accept         *accept.Pipeline
@@ -38,10 +39,10 @@ type V1 struct {
 	Destinations   func() any    // the scheduler's destinations, for admins
 	Suppress       *suppress.List
 	Domains        *domain.Service
-	Alerts         AlertService
+	Alerts         api.AlertService
 	Live           *events.Broadcaster // committed events, for GET /v1/events/stream
 	Heartbeat      time.Duration       // between stream keep-alives (default 15s)
-	Reputation     *Reputation         // source pools, DMARC summaries (v1_reputation.go)
+	Reputation     *api.Reputation     // source pools, DMARC summaries (reputation.go)
 	Now            func() time.Time
 	Log            *slog.Logger
 
@@ -53,7 +54,7 @@ type V1 struct {
 // keeps openapi.json true.
 type route struct {
 	method, path, scope string
-	handle              func(v *V1, w http.ResponseWriter, r *http.Request, key *store.APIKey)
+	handle              func(v *Server, w http.ResponseWriter, r *http.Request, key *store.APIKey)
 }
 
 // scopeAccount marks the key-management routes: any API key, or an
@@ -62,47 +63,47 @@ type route struct {
 const scopeAccount = "account"
 
 var routes = []route{
-	{"POST", "/v1/messages", tenant.ScopeSend, (*V1).send},
-	{"POST", "/v1/messages/raw", tenant.ScopeSend, (*V1).sendRaw},
-	{"POST", "/v1/messages/bulk", tenant.ScopeSend, (*V1).sendBulk},
-	{"GET", "/v1/messages", tenant.ScopeRead, (*V1).list},
-	{"GET", "/v1/messages/{id}", tenant.ScopeRead, (*V1).get},
-	{"GET", "/v1/messages/{id}/why", tenant.ScopeRead, (*V1).why},
-	{"DELETE", "/v1/messages/{id}", tenant.ScopeSend, (*V1).cancel},
-	{"GET", "/v1/dlq", tenant.ScopeRead, (*V1).listDLQ},
-	{"POST", "/v1/dlq/retry", tenant.ScopeSend, (*V1).retryDLQ},
-	{"POST", "/v1/dlq/purge", tenant.ScopeSend, (*V1).purgeDLQ},
-	{"GET", "/v1/destinations", tenant.ScopeAdmin, (*V1).destinations},
-	{"GET", "/v1/suppressions", tenant.ScopeRead, (*V1).listSuppressions},
-	{"POST", "/v1/suppressions", tenant.ScopeSend, (*V1).addSuppression},
-	{"DELETE", "/v1/suppressions", tenant.ScopeSend, (*V1).removeSuppression},
-	{"GET", "/v1/domains", tenant.ScopeAdmin, (*V1).listDomains},
-	{"POST", "/v1/domains", tenant.ScopeAdmin, (*V1).addDomain},
-	{"GET", "/v1/domains/{domain}", tenant.ScopeAdmin, (*V1).getDomain},
-	{"DELETE", "/v1/domains/{domain}", tenant.ScopeAdmin, (*V1).removeDomain},
-	{"POST", "/v1/domains/{domain}/check", tenant.ScopeAdmin, (*V1).checkDomain},
-	{"POST", "/v1/domains/{domain}/rotate", tenant.ScopeAdmin, (*V1).rotateDomain},
-	{"DELETE", "/v1/domains/{domain}/keys/{selector}", tenant.ScopeAdmin, (*V1).removeDomainKey},
-	{"GET", "/v1/events", tenant.ScopeRead, (*V1).listEvents},
-	{"GET", "/v1/events/stream", tenant.ScopeRead, (*V1).streamEvents},
-	{"GET", "/v1/reports/deliverability", tenant.ScopeRead, (*V1).report},
-	{"GET", "/v1/apikeys", scopeAccount, (*V1).listKeys},
-	{"POST", "/v1/apikeys", scopeAccount, (*V1).createKey},
-	{"DELETE", "/v1/apikeys/{id}", scopeAccount, (*V1).removeKey},
-	{"GET", "/v1/users", tenant.ScopeAdmin, (*V1).listUsers},
-	{"POST", "/v1/users", tenant.ScopeAdmin, (*V1).createUser},
-	{"DELETE", "/v1/users/{username}", tenant.ScopeAdmin, (*V1).removeUser},
-	{"GET", "/v1/webhooks", tenant.ScopeAdmin, (*V1).listWebhooks},
-	{"POST", "/v1/webhooks", tenant.ScopeAdmin, (*V1).createWebhook},
-	{"GET", "/v1/webhooks/{id}", tenant.ScopeAdmin, (*V1).getWebhook},
-	{"DELETE", "/v1/webhooks/{id}", tenant.ScopeAdmin, (*V1).deleteWebhook},
-	{"POST", "/v1/webhooks/{id}/test", tenant.ScopeAdmin, (*V1).testWebhook},
-	{"GET", "/v1/webhooks/{id}/attempts", tenant.ScopeAdmin, (*V1).webhookAttempts},
-	{"GET", "/v1/alerts", tenant.ScopeAdmin, (*V1).listAlerts},
+	{"POST", "/v1/messages", tenant.ScopeSend, (*Server).send},
+	{"POST", "/v1/messages/raw", tenant.ScopeSend, (*Server).sendRaw},
+	{"POST", "/v1/messages/bulk", tenant.ScopeSend, (*Server).sendBulk},
+	{"GET", "/v1/messages", tenant.ScopeRead, (*Server).list},
+	{"GET", "/v1/messages/{id}", tenant.ScopeRead, (*Server).get},
+	{"GET", "/v1/messages/{id}/why", tenant.ScopeRead, (*Server).why},
+	{"DELETE", "/v1/messages/{id}", tenant.ScopeSend, (*Server).cancel},
+	{"GET", "/v1/dlq", tenant.ScopeRead, (*Server).listDLQ},
+	{"POST", "/v1/dlq/retry", tenant.ScopeSend, (*Server).retryDLQ},
+	{"POST", "/v1/dlq/purge", tenant.ScopeSend, (*Server).purgeDLQ},
+	{"GET", "/v1/destinations", tenant.ScopeAdmin, (*Server).destinations},
+	{"GET", "/v1/suppressions", tenant.ScopeRead, (*Server).listSuppressions},
+	{"POST", "/v1/suppressions", tenant.ScopeSend, (*Server).addSuppression},
+	{"DELETE", "/v1/suppressions", tenant.ScopeSend, (*Server).removeSuppression},
+	{"GET", "/v1/domains", tenant.ScopeAdmin, (*Server).listDomains},
+	{"POST", "/v1/domains", tenant.ScopeAdmin, (*Server).addDomain},
+	{"GET", "/v1/domains/{domain}", tenant.ScopeAdmin, (*Server).getDomain},
+	{"DELETE", "/v1/domains/{domain}", tenant.ScopeAdmin, (*Server).removeDomain},
+	{"POST", "/v1/domains/{domain}/check", tenant.ScopeAdmin, (*Server).checkDomain},
+	{"POST", "/v1/domains/{domain}/rotate", tenant.ScopeAdmin, (*Server).rotateDomain},
+	{"DELETE", "/v1/domains/{domain}/keys/{selector}", tenant.ScopeAdmin, (*Server).removeDomainKey},
+	{"GET", "/v1/events", tenant.ScopeRead, (*Server).listEvents},
+	{"GET", "/v1/events/stream", tenant.ScopeRead, (*Server).streamEvents},
+	{"GET", "/v1/reports/deliverability", tenant.ScopeRead, (*Server).report},
+	{"GET", "/v1/apikeys", scopeAccount, (*Server).listKeys},
+	{"POST", "/v1/apikeys", scopeAccount, (*Server).createKey},
+	{"DELETE", "/v1/apikeys/{id}", scopeAccount, (*Server).removeKey},
+	{"GET", "/v1/users", tenant.ScopeAdmin, (*Server).listUsers},
+	{"POST", "/v1/users", tenant.ScopeAdmin, (*Server).createUser},
+	{"DELETE", "/v1/users/{username}", tenant.ScopeAdmin, (*Server).removeUser},
+	{"GET", "/v1/webhooks", tenant.ScopeAdmin, (*Server).listWebhooks},
+	{"POST", "/v1/webhooks", tenant.ScopeAdmin, (*Server).createWebhook},
+	{"GET", "/v1/webhooks/{id}", tenant.ScopeAdmin, (*Server).getWebhook},
+	{"DELETE", "/v1/webhooks/{id}", tenant.ScopeAdmin, (*Server).deleteWebhook},
+	{"POST", "/v1/webhooks/{id}/test", tenant.ScopeAdmin, (*Server).testWebhook},
+	{"GET", "/v1/webhooks/{id}/attempts", tenant.ScopeAdmin, (*Server).webhookAttempts},
+	{"GET", "/v1/alerts", tenant.ScopeAdmin, (*Server).listAlerts},
 }
 
 // Handler returns the /v1 routes (and the OpenAPI document, public).
-func (v *V1) Handler() http.Handler {
+func (v *Server) Handler() http.Handler {
 	if v.MaxBulk <= 0 {
 		v.MaxBulk = 5000
 	}
@@ -138,23 +139,11 @@ func (v *V1) Handler() http.Handler {
 	return mux
 }
 
-// APIError is the body of every error answer.
-type APIError struct {
-	Error APIErrorDetail `json:"error"`
-}
-
-// APIErrorDetail says what went wrong and, for validation errors, where.
-type APIErrorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitempty"`
-}
-
 func apiError(w http.ResponseWriter, status int, code, msg, field string) {
-	writeJSON(w, status, APIError{APIErrorDetail{Code: code, Message: msg, Field: field}})
+	api.WriteJSON(w, status, api.APIError{Error: api.APIErrorDetail{Code: code, Message: msg, Field: field}})
 }
 
-func (v *V1) auth(rt route) http.Handler {
+func (v *Server) auth(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if email, password, ok := r.BasicAuth(); ok && rt.scope == scopeAccount {
 			a := v.basicAuth(w, r, email, password)
@@ -194,7 +183,7 @@ func (v *V1) auth(rt route) http.Handler {
 // be guessed, and many clients may share one address (a proxy), so one
 // misconfigured client must not lock the others out. The login limit
 // only bounds how many auth_failed events an address writes.
-func (v *V1) checkKey(w http.ResponseWriter, r *http.Request, token string) (*store.APIKey, error) {
+func (v *Server) checkKey(w http.ResponseWriter, r *http.Request, token string) (*store.APIKey, error) {
 	key, err := v.Tenants.CheckAPIKey(r.Context(), token)
 	switch {
 	case errors.Is(err, tenant.ErrBadCredentials):
@@ -220,7 +209,7 @@ func keyPrefixOf(token string) string {
 	return "(malformed key)"
 }
 
-func (v *V1) internal(w http.ResponseWriter, err error) {
+func (v *Server) internal(w http.ResponseWriter, err error) {
 	v.Log.Error("api", "err", err)
 	apiError(w, http.StatusInternalServerError, "internal", "internal error; try again", "")
 }
@@ -230,94 +219,82 @@ func requestHash(raw []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// RecipientState is one recipient in a send answer.
-type RecipientState struct {
-	Email string      `json:"email"`
-	State store.State `json:"state"`
-}
-
-// SendResponse answers a send.
-type SendResponse struct {
-	ID         string           `json:"id"`
-	Recipients []RecipientState `json:"recipients"`
-}
-
-func sendResponse(res *accept.Result) SendResponse {
-	out := SendResponse{ID: res.MessageID, Recipients: make([]RecipientState, len(res.Deliveries))}
+func sendResponse(res *accept.Result) api.SendResponse {
+	out := api.SendResponse{ID: res.MessageID, Recipients: make([]api.RecipientState, len(res.Deliveries))}
 	for i, d := range res.Deliveries {
-		out.Recipients[i] = RecipientState{Email: d.Recipient, State: d.State}
+		out.Recipients[i] = api.RecipientState{Email: d.Recipient, State: d.State}
 	}
 	return out
 }
 
 // acceptError maps an accept failure to an API error.
-func (v *V1) acceptError(err error) (int, APIErrorDetail) {
+func (v *Server) acceptError(err error) (int, api.APIErrorDetail) {
 	if errors.Is(err, accept.ErrIdempotencyConflict) {
-		return http.StatusConflict, APIErrorDetail{Code: "idempotency_conflict", Message: err.Error(), Field: "idempotency_key"}
+		return http.StatusConflict, api.APIErrorDetail{Code: "idempotency_conflict", Message: err.Error(), Field: "idempotency_key"}
 	}
 	var se *accept.SenderError
 	if errors.As(err, &se) {
-		return http.StatusForbidden, APIErrorDetail{Code: "sender_domain_not_allowed", Message: se.Reply().Msg, Field: "from"}
+		return http.StatusForbidden, api.APIErrorDetail{Code: "sender_domain_not_allowed", Message: se.Reply().Msg, Field: "from"}
 	}
 	if rej, ok := accept.IsRejection(err); ok {
 		if rej.HTTPStatus != 0 { // abuse protection's refusals carry their own answer
-			return rej.HTTPStatus, APIErrorDetail{Code: rej.APICode, Message: rej.Msg}
+			return rej.HTTPStatus, api.APIErrorDetail{Code: rej.APICode, Message: rej.Msg}
 		}
-		return http.StatusUnprocessableEntity, APIErrorDetail{Code: "rejected", Message: rej.Msg}
+		return http.StatusUnprocessableEntity, api.APIErrorDetail{Code: "rejected", Message: rej.Msg}
 	}
 	v.Log.Error("api accept", "err", err)
-	return http.StatusServiceUnavailable, APIErrorDetail{Code: "unavailable", Message: "could not queue the message; try again"}
+	return http.StatusServiceUnavailable, api.APIErrorDetail{Code: "unavailable", Message: "could not queue the message; try again"}
 }
 
 // when checks send_at: absent (or null) or now means now; accepted are
 // times from a minute ago (clock skew) to SendHorizon ahead. Any time
 // given is checked, the zero time (0001-01-01T00:00:00Z) too: it is a
 // time in the past, not "now".
-func (v *V1) when(sendAt *time.Time) (time.Time, *APIErrorDetail) {
+func (v *Server) when(sendAt *time.Time) (time.Time, *api.APIErrorDetail) {
 	if sendAt == nil {
 		return time.Time{}, nil
 	}
 	now := v.Now()
 	switch {
 	case sendAt.Before(now.Add(-time.Minute)):
-		return time.Time{}, &APIErrorDetail{Code: "send_at_in_past", Message: "send_at is in the past", Field: "send_at"}
+		return time.Time{}, &api.APIErrorDetail{Code: "send_at_in_past", Message: "send_at is in the past", Field: "send_at"}
 	case sendAt.After(now.Add(v.SendHorizon)):
-		return time.Time{}, &APIErrorDetail{Code: "send_at_too_far", Message: fmt.Sprintf("send_at is more than %s ahead", v.SendHorizon), Field: "send_at"}
+		return time.Time{}, &api.APIErrorDetail{Code: "send_at_too_far", Message: fmt.Sprintf("send_at is more than %s ahead", v.SendHorizon), Field: "send_at"}
 	case !sendAt.After(now):
 		return time.Time{}, nil
 	}
 	return sendAt.UTC(), nil
 }
 
-func parseLane(s string) (store.Lane, *APIErrorDetail) {
+func parseLane(s string) (store.Lane, *api.APIErrorDetail) {
 	l, err := store.ParseLane(s)
 	if err != nil {
-		return "", &APIErrorDetail{Code: "invalid_lane", Message: err.Error(), Field: "lane"}
+		return "", &api.APIErrorDetail{Code: "invalid_lane", Message: err.Error(), Field: "lane"}
 	}
 	return l, nil
 }
 
-func checkTags(tags []string, meta map[string]string) *APIErrorDetail {
+func checkTags(tags []string, meta map[string]string) *api.APIErrorDetail {
 	if len(tags) > 20 {
-		return &APIErrorDetail{Code: "too_many_tags", Message: "at most 20 tags", Field: "tags"}
+		return &api.APIErrorDetail{Code: "too_many_tags", Message: "at most 20 tags", Field: "tags"}
 	}
 	for i, t := range tags {
 		if t == "" || len(t) > 100 || strings.ContainsAny(t, "\r\n\x00") {
-			return &APIErrorDetail{Code: "invalid_tag", Message: "tags are 1-100 characters without control characters", Field: fmt.Sprintf("tags[%d]", i)}
+			return &api.APIErrorDetail{Code: "invalid_tag", Message: "tags are 1-100 characters without control characters", Field: fmt.Sprintf("tags[%d]", i)}
 		}
 	}
 	if len(meta) > 50 {
-		return &APIErrorDetail{Code: "too_much_metadata", Message: "at most 50 metadata keys", Field: "metadata"}
+		return &api.APIErrorDetail{Code: "too_much_metadata", Message: "at most 50 metadata keys", Field: "metadata"}
 	}
 	size := 0
 	for k, val := range meta {
 		size += len(k) + len(val)
 		if k == "" || strings.ContainsAny(k+val, "\x00") {
-			return &APIErrorDetail{Code: "invalid_metadata", Message: "metadata keys are non-empty, values without NUL", Field: "metadata." + k}
+			return &api.APIErrorDetail{Code: "invalid_metadata", Message: "metadata keys are non-empty, values without NUL", Field: "metadata." + k}
 		}
 	}
 	if size > 4096 {
-		return &APIErrorDetail{Code: "too_much_metadata", Message: "metadata is limited to 4 KiB", Field: "metadata"}
+		return &api.APIErrorDetail{Code: "too_much_metadata", Message: "metadata is limited to 4 KiB", Field: "metadata"}
 	}
 	return nil
 }

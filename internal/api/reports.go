@@ -62,7 +62,7 @@ func line(key string, c store.Counters) ReportLine {
 
 // parseReportQuery reads from, to (days; default the last 7 days) and
 // group_by (default day).
-func parseReportQuery(r *http.Request, now time.Time) (store.ReportQuery, string, error) {
+func ParseReportQuery(r *http.Request, now time.Time) (store.ReportQuery, string, error) {
 	q := r.URL.Query()
 	rq := store.ReportQuery{GroupBy: q.Get("group_by")}
 	if rq.GroupBy == "" {
@@ -98,7 +98,7 @@ func parseReportQuery(r *http.Request, now time.Time) (store.ReportQuery, string
 	return rq, format, nil
 }
 
-func buildReport(r *http.Request, el store.EventLog, rq store.ReportQuery) (*Report, error) {
+func BuildReport(r *http.Request, el store.EventLog, rq store.ReportQuery) (*Report, error) {
 	rows, err := el.Report(r.Context(), rq)
 	if err != nil {
 		return nil, err
@@ -145,52 +145,12 @@ func ReportCSV(w *csv.Writer, rep *Report) error {
 	return w.Error()
 }
 
-func writeReport(w http.ResponseWriter, rep *Report, format string) {
+func WriteReport(w http.ResponseWriter, rep *Report, format string) {
 	if format == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
 		ReportCSV(csv.NewWriter(w), rep)
 		return
 	}
-	writeJSON(w, http.StatusOK, rep)
-}
-
-func (v *V1) report(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
-	rq, format, err := parseReportQuery(r, v.Now())
-	if err != nil {
-		apiError(w, http.StatusBadRequest, "invalid_query", err.Error(), "")
-		return
-	}
-	el, ok := v.Store.(store.EventLog)
-	if !ok {
-		apiError(w, http.StatusNotImplemented, "unavailable", "this store keeps no reports", "")
-		return
-	}
-	rq.TenantID = key.TenantID
-	rep, err := buildReport(r, el, rq)
-	if err != nil {
-		v.internal(w, err)
-		return
-	}
-	writeReport(w, rep, format)
-}
-
-func (a *Admin) report(w http.ResponseWriter, r *http.Request) {
-	rq, format, err := parseReportQuery(r, time.Now())
-	if err != nil {
-		a.fail(w, &badRequest{err.Error()})
-		return
-	}
-	el, ok := a.Store.(store.EventLog)
-	if !ok {
-		a.fail(w, errors.New("this store keeps no reports"))
-		return
-	}
-	rq.TenantID = r.URL.Query().Get("tenant")
-	rep, err := buildReport(r, el, rq)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	writeReport(w, rep, format)
+	WriteJSON(w, http.StatusOK, rep)
 }

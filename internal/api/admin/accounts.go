@@ -1,4 +1,4 @@
-package api
+package admin
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/tenant"
@@ -17,7 +18,7 @@ import (
 // sendmail submission. A ?tenant= (name or id) scopes a command: a user,
 // key or account of another tenant is then answered 404.
 
-func (a *Admin) accountRoutes(mux *http.ServeMux) {
+func (a *Server) accountRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /admin/v1/users/{username}", a.removeUser)
 	mux.HandleFunc("DELETE /admin/v1/apikeys/{id}", a.removeKey)
 	mux.HandleFunc("POST /admin/v1/users/{username}/password", a.userPassword)
@@ -30,7 +31,7 @@ func (a *Admin) accountRoutes(mux *http.ServeMux) {
 }
 
 // tenantFilter resolves ?tenant= to a tenant id; "" when not given.
-func (a *Admin) tenantFilter(r *http.Request) (string, error) {
+func (a *Server) tenantFilter(r *http.Request) (string, error) {
 	name := r.URL.Query().Get("tenant")
 	if name == "" {
 		return "", nil
@@ -42,7 +43,7 @@ func (a *Admin) tenantFilter(r *http.Request) (string, error) {
 	return t.ID, nil
 }
 
-func (a *Admin) removeUser(w http.ResponseWriter, r *http.Request) {
+func (a *Server) removeUser(w http.ResponseWriter, r *http.Request) {
 	tenantID, err := a.tenantFilter(r)
 	if err == nil {
 		err = a.Tenants.RemoveUser(r.Context(), tenantID, r.PathValue("username"))
@@ -51,14 +52,14 @@ func (a *Admin) removeUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("username")})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("username")})
 }
 
 // removeTenant removes a tenant (?force=1: cancelling its pending mail
 // first; without it, pending mail refuses the removal). Its sending
 // domains and webhook endpoints must be removed first: they have their
 // own commands, which also clean up what the server holds in memory.
-func (a *Admin) removeTenant(w http.ResponseWriter, r *http.Request) {
+func (a *Server) removeTenant(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	t, err := a.Tenants.Resolve(ctx, r.PathValue("name"))
 	if err != nil {
@@ -66,7 +67,7 @@ func (a *Admin) removeTenant(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if t.Name == tenant.DefaultTenant {
-		a.fail(w, &badRequest{"the default tenant cannot be removed"})
+		a.fail(w, &api.BadRequest{Msg: "the default tenant cannot be removed"})
 		return
 	}
 	doms, err := a.Store.ListDomains(ctx, t.ID)
@@ -111,16 +112,16 @@ func (a *Admin) removeTenant(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"removed": t.Name, "id": t.ID, "cancelled": pending})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"removed": t.Name, "id": t.ID, "cancelled": pending})
 }
 
 // userPassword sets an SMTP user's password ("" generates one); the
 // answer shows it once.
-func (a *Admin) userPassword(w http.ResponseWriter, r *http.Request) {
-	var req PasswordRequest
+func (a *Server) userPassword(w http.ResponseWriter, r *http.Request) {
+	var req api.PasswordRequest
 	tenantID, err := a.tenantFilter(r)
 	if err == nil {
-		err = decode(r, &req)
+		err = api.Decode(r, &req)
 	}
 	var pw string
 	if err == nil {
@@ -130,10 +131,10 @@ func (a *Admin) userPassword(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"username": r.PathValue("username"), "password": pw})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"username": r.PathValue("username"), "password": pw})
 }
 
-func (a *Admin) removeKey(w http.ResponseWriter, r *http.Request) {
+func (a *Server) removeKey(w http.ResponseWriter, r *http.Request) {
 	tenantID, err := a.tenantFilter(r)
 	if err == nil {
 		err = a.Tenants.RemoveKey(r.Context(), tenantID, r.PathValue("id"))
@@ -142,25 +143,10 @@ func (a *Admin) removeKey(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("id")})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("id")})
 }
 
-// AccountRequest creates an account; Tenant "" with role owner owns the
-// installation.
-type AccountRequest struct {
-	Email    string `json:"email"`
-	Tenant   string `json:"tenant,omitempty"`
-	Role     string `json:"role"`
-	Password string `json:"password,omitempty"` // default: generated
-}
-
-// AccountResponse shows a generated password once.
-type AccountResponse struct {
-	store.Account
-	Password string `json:"password,omitempty"`
-}
-
-func (a *Admin) listAccounts(w http.ResponseWriter, r *http.Request) {
+func (a *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 	tenantID, err := a.tenantFilter(r)
 	if err != nil {
 		a.fail(w, err)
@@ -174,12 +160,12 @@ func (a *Admin) listAccounts(w http.ResponseWriter, r *http.Request) {
 	if as == nil {
 		as = []store.Account{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": as, "count": len(as)})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"items": as, "count": len(as)})
 }
 
-func (a *Admin) createAccount(w http.ResponseWriter, r *http.Request) {
-	var req AccountRequest
-	if err := decode(r, &req); err != nil {
+func (a *Server) createAccount(w http.ResponseWriter, r *http.Request) {
+	var req api.AccountRequest
+	if err := api.Decode(r, &req); err != nil {
 		a.fail(w, err)
 		return
 	}
@@ -198,17 +184,17 @@ func (a *Admin) createAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		a.fail(w, &badRequest{err.Error()})
+		a.fail(w, &api.BadRequest{Msg: err.Error()})
 		return
 	}
-	resp := AccountResponse{Account: *acct}
+	resp := api.AccountResponse{Account: *acct}
 	if req.Password == "" {
 		resp.Password = pass
 	}
-	writeJSON(w, http.StatusCreated, resp)
+	api.WriteJSON(w, http.StatusCreated, resp)
 }
 
-func (a *Admin) removeAccount(w http.ResponseWriter, r *http.Request) {
+func (a *Server) removeAccount(w http.ResponseWriter, r *http.Request) {
 	tenantID, err := a.tenantFilter(r)
 	if err == nil {
 		err = a.Tenants.RemoveAccount(r.Context(), tenantID, r.PathValue("email"))
@@ -217,17 +203,12 @@ func (a *Admin) removeAccount(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("email")})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("email")})
 }
 
-// PasswordRequest sets an account's password.
-type PasswordRequest struct {
-	Password string `json:"password"`
-}
-
-func (a *Admin) accountPassword(w http.ResponseWriter, r *http.Request) {
-	var req PasswordRequest
-	if err := decode(r, &req); err != nil {
+func (a *Server) accountPassword(w http.ResponseWriter, r *http.Request) {
+	var req api.PasswordRequest
+	if err := api.Decode(r, &req); err != nil {
 		a.fail(w, err)
 		return
 	}
@@ -249,71 +230,56 @@ func (a *Admin) accountPassword(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, store.ErrNotFound) {
 			a.fail(w, err)
 		} else {
-			a.fail(w, &badRequest{err.Error()})
+			a.fail(w, &api.BadRequest{Msg: err.Error()})
 		}
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"email": acct.Email, "password_changed": true})
-}
-
-// SendmailRequest is a message from posthorn sendmail: the envelope and
-// the message as read from stdin (Bcc already removed with -t).
-type SendmailRequest struct {
-	Sender     string   `json:"sender"` // "" is the null sender
-	Recipients []string `json:"recipients"`
-	Message    []byte   `json:"message"` // base64 in JSON
-	LocalUser  string   `json:"local_user,omitempty"`
-}
-
-// SendmailResponse names the queued message.
-type SendmailResponse struct {
-	ID         string           `json:"id"`
-	Deliveries []store.Delivery `json:"deliveries"`
+	api.WriteJSON(w, http.StatusOK, map[string]any{"email": acct.Email, "password_changed": true})
 }
 
 // SendmailHandler is the sendmail endpoint alone, for the sendmail
 // socket.
-func (a *Admin) SendmailHandler() http.Handler { return http.HandlerFunc(a.sendmail) }
+func (a *Server) SendmailHandler() http.Handler { return http.HandlerFunc(a.sendmail) }
 
 // sendmail queues a local message through the acceptance pipeline as the
 // configured sendmail tenant. Rejections are 422 (sender domains 403),
 // a failure to store 503: the CLI maps them to sysexits codes.
-func (a *Admin) sendmail(w http.ResponseWriter, r *http.Request) {
-	var req SendmailRequest
-	if err := decode(r, &req); err != nil {
+func (a *Server) sendmail(w http.ResponseWriter, r *http.Request) {
+	var req api.SendmailRequest
+	if err := api.Decode(r, &req); err != nil {
 		a.fail(w, err)
 		return
 	}
 	if a.MaxMessageSize > 0 && len(req.Message) > a.MaxMessageSize {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("message over %d bytes", a.MaxMessageSize))
+		api.WriteError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("message over %d bytes", a.MaxMessageSize))
 		return
 	}
 	t, err := a.Tenants.Resolve(r.Context(), a.SendmailTenant)
 	if err != nil {
 		a.Log.Error("sendmail tenant", "tenant", a.SendmailTenant, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "the sendmail tenant does not exist; check [sendmail] tenant")
+		api.WriteError(w, http.StatusServiceUnavailable, "unavailable", "the sendmail tenant does not exist; check [sendmail] tenant")
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
 	defer cancel()
 	res, err := a.Accept.Accept(ctx, &accept.Submission{TenantID: t.ID, Source: "sendmail", Protocol: "LOCAL", Helo: "sendmail",
 		ClientIP: "127.0.0.1", Metadata: localUser(req.LocalUser), Sender: req.Sender, Recipients: req.Recipients, Body: req.Message, EightBit: true,
-		UTF8: needsUTF8(req.Sender, req.Recipients)})
+		UTF8: api.NeedsUTF8(req.Sender, req.Recipients)})
 	if err != nil {
 		var se *accept.SenderError
 		if errors.As(err, &se) {
-			writeError(w, http.StatusForbidden, "sender_domain_not_allowed", se.Reply().Error())
+			api.WriteError(w, http.StatusForbidden, "sender_domain_not_allowed", se.Reply().Error())
 			return
 		}
 		if rej, ok := accept.IsRejection(err); ok {
-			writeError(w, http.StatusUnprocessableEntity, "rejected", rej.Error())
+			api.WriteError(w, http.StatusUnprocessableEntity, "rejected", rej.Error())
 			return
 		}
 		a.Log.Error("sendmail accept", "err", err)
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "could not queue the message; try again")
+		api.WriteError(w, http.StatusServiceUnavailable, "unavailable", "could not queue the message; try again")
 		return
 	}
-	writeJSON(w, http.StatusOK, SendmailResponse{ID: res.MessageID, Deliveries: res.Deliveries})
+	api.WriteJSON(w, http.StatusOK, api.SendmailResponse{ID: res.MessageID, Deliveries: res.Deliveries})
 }
 
 // localUser keeps the login that ran sendmail as metadata (which cron

@@ -1,4 +1,4 @@
-package api
+package v1
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/tenant"
 )
@@ -41,7 +42,7 @@ func clientIP(r *http.Request) string {
 
 // basicAuth checks an account's email and password; it writes the error
 // answer and returns nil when they do not pass.
-func (v *V1) basicAuth(w http.ResponseWriter, r *http.Request, email, password string) *store.Account {
+func (v *Server) basicAuth(w http.ResponseWriter, r *http.Request, email, password string) *store.Account {
 	ip := clientIP(r)
 	undo, ok := v.logins.Reserve("ip:"+ip, "user:"+strings.ToLower(email))
 	if !ok {
@@ -64,28 +65,12 @@ func (v *V1) basicAuth(w http.ResponseWriter, r *http.Request, email, password s
 }
 
 // authFailed writes an auth_failed event (bounded by the login limit).
-func (v *V1) authFailed(r *http.Request, ip, name string) {
+func (v *Server) authFailed(r *http.Request, ip, name string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
 	defer cancel()
 	if err := v.Tenants.RecordAuthFailure(ctx, "api", ip, name); err != nil {
 		v.Log.Warn("record auth_failed event", "err", err)
 	}
-}
-
-// V1KeyRequest is POST /v1/apikeys.
-type V1KeyRequest struct {
-	Tenant    string     `json:"tenant,omitempty"` // installation owners only
-	Name      string     `json:"name,omitempty"`
-	Scopes    []string   `json:"scopes,omitempty"` // default: the creator's
-	Domains   []string   `json:"domains,omitempty"`
-	Sandbox   bool       `json:"sandbox,omitempty"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-}
-
-// V1KeyResponse shows a new key's secret, once.
-type V1KeyResponse struct {
-	store.APIKey
-	Secret string `json:"api_key"`
 }
 
 // keyAdmin reports whether the caller manages every key of its tenant (an
@@ -98,7 +83,7 @@ func keyAdmin(r *http.Request, key *store.APIKey) bool {
 	return tenant.HasScope(key, tenant.ScopeAdmin)
 }
 
-func (v *V1) listKeys(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+func (v *Server) listKeys(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	a := callerAccount(r)
 	if a == nil && !tenant.HasScope(key, tenant.ScopeAdmin) {
 		apiError(w, http.StatusForbidden, "missing_scope", "listing keys needs the admin scope", "")
@@ -127,11 +112,11 @@ func (v *V1) listKeys(w http.ResponseWriter, r *http.Request, key *store.APIKey)
 			out = append(out, k)
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": out, "count": len(out)})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"items": out, "count": len(out)})
 }
 
-func (v *V1) createKey(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
-	var req V1KeyRequest
+func (v *Server) createKey(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	var req api.V1KeyRequest
 	_, release, ok := v.readBody(w, r, 64<<10, &req)
 	if !ok {
 		return
@@ -173,7 +158,7 @@ func (v *V1) createKey(w http.ResponseWriter, r *http.Request, key *store.APIKey
 		apiError(w, http.StatusBadRequest, "invalid_key", err.Error(), "")
 		return
 	}
-	writeJSON(w, http.StatusCreated, V1KeyResponse{APIKey: *k, Secret: secret})
+	api.WriteJSON(w, http.StatusCreated, api.V1KeyResponse{APIKey: *k, Secret: secret})
 }
 
 // keyKeySpec checks a key made by a key: admin scope needed, and at most
@@ -205,7 +190,7 @@ func keyKeySpec(maker *store.APIKey, spec tenant.KeySpec) (tenant.KeySpec, error
 	return spec, nil
 }
 
-func (v *V1) removeKey(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+func (v *Server) removeKey(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	a := callerAccount(r)
 	if a == nil && !tenant.HasScope(key, tenant.ScopeAdmin) {
 		apiError(w, http.StatusForbidden, "missing_scope", "removing keys needs the admin scope", "")
@@ -231,20 +216,10 @@ func (v *V1) removeKey(w http.ResponseWriter, r *http.Request, key *store.APIKey
 		v.internal(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"removed": id})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"removed": id})
 }
 
-// V1UserRequest is POST /v1/users: an SMTP user of the key's tenant.
-type V1UserRequest struct {
-	Username             string   `json:"username"`
-	Password             string   `json:"password,omitempty"`
-	Lane                 string   `json:"lane,omitempty"`
-	Domains              []string `json:"domains,omitempty"`
-	DSN                  bool     `json:"dsn,omitempty"`
-	MessageIDIdempotency bool     `json:"message_id_idempotency,omitempty"`
-}
-
-func (v *V1) listUsers(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+func (v *Server) listUsers(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	us, err := v.Store.ListSMTPUsers(r.Context(), key.TenantID)
 	if err != nil {
 		v.internal(w, err)
@@ -253,11 +228,11 @@ func (v *V1) listUsers(w http.ResponseWriter, r *http.Request, key *store.APIKey
 	if us == nil {
 		us = []store.SMTPUser{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": us, "count": len(us)})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"items": us, "count": len(us)})
 }
 
-func (v *V1) createUser(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
-	var req V1UserRequest
+func (v *Server) createUser(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	var req api.V1UserRequest
 	_, release, ok := v.readBody(w, r, 64<<10, &req)
 	if !ok {
 		return
@@ -289,10 +264,10 @@ func (v *V1) createUser(w http.ResponseWriter, r *http.Request, key *store.APIKe
 		apiError(w, http.StatusBadRequest, "invalid_user", err.Error(), "")
 		return
 	}
-	writeJSON(w, http.StatusCreated, map[string]any{"user": u, "password": pass})
+	api.WriteJSON(w, http.StatusCreated, map[string]any{"user": u, "password": pass})
 }
 
-func (v *V1) removeUser(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+func (v *Server) removeUser(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	name := r.PathValue("username")
 	if err := v.Tenants.RemoveUser(r.Context(), key.TenantID, name); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
@@ -302,5 +277,5 @@ func (v *V1) removeUser(w http.ResponseWriter, r *http.Request, key *store.APIKe
 		v.internal(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"removed": name})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"removed": name})
 }

@@ -1,4 +1,4 @@
-package api
+package v1
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/strictjson"
 )
 
@@ -19,7 +20,7 @@ import (
 // built messages) is proportional to what it read, so the budget bounds
 // the server's memory for requests whatever their number.
 
-// bodyBudget is the byte budget shared by all requests of one V1.
+// bodyBudget is the byte budget shared by all requests of one Server.
 type bodyBudget struct {
 	mu        sync.Mutex
 	used, max int64
@@ -68,7 +69,7 @@ type limitedBody struct {
 
 // openBody starts reading r's body under limit and the budget, or answers
 // 413/503 and returns false. The caller must release the body when done.
-func (v *V1) openBody(w http.ResponseWriter, r *http.Request, limit int64) (*limitedBody, bool) {
+func (v *Server) openBody(w http.ResponseWriter, r *http.Request, limit int64) (*limitedBody, bool) {
 	b := &limitedBody{r: r.Body, budget: v.budget, limit: limit}
 	if n := r.ContentLength; n >= 0 {
 		if n > limit {
@@ -139,7 +140,7 @@ func bodyError(w http.ResponseWriter, err error) bool {
 // strict decoder (no unknown fields, no duplicate keys, one value) and
 // returns the raw bytes (for idempotency hashing) and the release of its
 // budget, which the caller defers.
-func (v *V1) readBody(w http.ResponseWriter, r *http.Request, limit int64, dst any) ([]byte, func(), bool) {
+func (v *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64, dst any) ([]byte, func(), bool) {
 	body, ok := v.openBody(w, r, limit)
 	if !ok {
 		return nil, nil, false
@@ -166,8 +167,8 @@ func jsonError(w http.ResponseWriter, err error, prefix string) {
 	apiError(w, http.StatusBadRequest, d.Code, d.Message, d.Field)
 }
 
-func jsonErrorDetail(err error, prefix string) *APIErrorDetail {
-	d := &APIErrorDetail{Code: "invalid_json", Message: err.Error(), Field: prefix}
+func jsonErrorDetail(err error, prefix string) *api.APIErrorDetail {
+	d := &api.APIErrorDetail{Code: "invalid_json", Message: err.Error(), Field: prefix}
 	var dup *strictjson.DuplicateKeyError
 	if errors.As(err, &dup) {
 		d.Field = joinField(joinField(prefix, dup.Path), dup.Key)

@@ -1,4 +1,4 @@
-package api
+package v1
 
 import (
 	"bytes"
@@ -12,70 +12,26 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/oklog/ulid/v2"
 
 	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/compose"
 	"github.com/posthorn/posthorn/internal/smtpproto"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/strictjson"
 )
 
-// SendRequest is the body of POST /v1/messages (and one bulk item).
-type SendRequest struct {
-	compose.Message
-	Lane           string            `json:"lane,omitempty"`
-	SendAt         *time.Time        `json:"send_at,omitempty"`
-	Tags           []string          `json:"tags,omitempty"`
-	Metadata       map[string]string `json:"metadata,omitempty"`
-	IdempotencyKey string            `json:"idempotency_key,omitempty"`
-}
-
-// RawRequest is the body of POST /v1/messages/raw: a complete message and
-// its envelope.
-type RawRequest struct {
-	From           string            `json:"from"` // envelope sender; "" is the null sender
-	To             []string          `json:"to"`   // envelope recipients
-	Raw            string            `json:"raw,omitempty"`
-	RawBase64      string            `json:"raw_base64,omitempty"`
-	Lane           string            `json:"lane,omitempty"`
-	SendAt         *time.Time        `json:"send_at,omitempty"`
-	Tags           []string          `json:"tags,omitempty"`
-	Metadata       map[string]string `json:"metadata,omitempty"`
-	IdempotencyKey string            `json:"idempotency_key,omitempty"`
-}
-
-// BulkRequest is the body of POST /v1/messages/bulk.
-type BulkRequest struct {
-	Messages []json.RawMessage `json:"messages"`
-}
-
-// BulkItem is the answer for one bulk message, in request order.
-type BulkItem struct {
-	Index      int              `json:"index"`
-	ID         string           `json:"id,omitempty"`
-	Recipients []RecipientState `json:"recipients,omitempty"`
-	Error      *APIErrorDetail  `json:"error,omitempty"`
-}
-
-// BulkResponse answers a bulk send.
-type BulkResponse struct {
-	Accepted int        `json:"accepted"`
-	Failed   int        `json:"failed"`
-	Items    []BulkItem `json:"items"`
-}
-
-func (v *V1) bodyLimit() int64 { return int64(v.MaxMessageSize)*2 + 1<<20 }
+func (v *Server) bodyLimit() int64 { return int64(v.MaxMessageSize)*2 + 1<<20 }
 
 // submission turns a send request into a submission for the pipeline.
-func (v *V1) submission(req *SendRequest, key *store.APIKey, hash string) (*accept.Submission, *APIErrorDetail) {
+func (v *Server) submission(req *api.SendRequest, key *store.APIKey, hash string) (*accept.Submission, *api.APIErrorDetail) {
 	if err := req.Message.Validate(); err != nil {
 		if fe, ok := err.(*compose.FieldError); ok {
-			return nil, &APIErrorDetail{Code: fe.Code, Message: fe.Message, Field: fe.Field}
+			return nil, &api.APIErrorDetail{Code: fe.Code, Message: fe.Message, Field: fe.Field}
 		}
-		return nil, &APIErrorDetail{Code: "invalid_message", Message: err.Error()}
+		return nil, &api.APIErrorDetail{Code: "invalid_message", Message: err.Error()}
 	}
 	lane, e := parseLane(req.Lane)
 	if e != nil {
@@ -95,36 +51,25 @@ func (v *V1) submission(req *SendRequest, key *store.APIKey, hash string) (*acce
 		Date: v.Now(), Hostname: v.Hostname, MaxSize: v.MaxMessageSize})
 	if err != nil {
 		if fe, ok := err.(*compose.FieldError); ok {
-			return nil, &APIErrorDetail{Code: fe.Code, Message: fe.Message, Field: fe.Field}
+			return nil, &api.APIErrorDetail{Code: fe.Code, Message: fe.Message, Field: fe.Field}
 		}
-		return nil, &APIErrorDetail{Code: "invalid_message", Message: err.Error()}
+		return nil, &api.APIErrorDetail{Code: "invalid_message", Message: err.Error()}
 	}
 	return &accept.Submission{TenantID: key.TenantID, APIKey: key.ID, Source: "http", Protocol: "HTTP", Helo: "api",
 		Sender: req.From.Email, Recipients: req.Message.Recipients(), Body: body, Lane: lane, LaneFixed: req.Lane != "", SendAt: at,
-		UTF8: needsUTF8(req.From.Email, req.Message.Recipients()), EightBit: true, Tags: req.Tags, Metadata: req.Metadata,
+		UTF8: api.NeedsUTF8(req.From.Email, req.Message.Recipients()), EightBit: true, Tags: req.Tags, Metadata: req.Metadata,
 		IdempotencyKey: req.IdempotencyKey, RequestHash: hash, AllowedDomains: key.Domains, Sandbox: key.Sandbox}, nil
 }
 
-func checkKey(k string) *APIErrorDetail {
+func checkKey(k string) *api.APIErrorDetail {
 	if len(k) > 255 || strings.ContainsAny(k, "\r\n\x00") {
-		return &APIErrorDetail{Code: "invalid_idempotency_key", Message: "idempotency keys are at most 255 characters without control characters", Field: "idempotency_key"}
+		return &api.APIErrorDetail{Code: "invalid_idempotency_key", Message: "idempotency keys are at most 255 characters without control characters", Field: "idempotency_key"}
 	}
 	return nil
 }
 
-func needsUTF8(from string, to []string) bool {
-	for _, a := range append([]string{from}, to...) {
-		for i := 0; i < len(a); i++ {
-			if a[i] >= 0x80 {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func (v *V1) send(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
-	var req SendRequest
+func (v *Server) send(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	var req api.SendRequest
 	raw, release, ok := v.readBody(w, r, v.bodyLimit(), &req)
 	if !ok {
 		return
@@ -144,32 +89,32 @@ func (v *V1) send(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 
 // statusOf is the HTTP status of a validation error: 413 for a message
 // over the size limit, as for an oversize body; 400 for the rest.
-func statusOf(e *APIErrorDetail) int {
+func statusOf(e *api.APIErrorDetail) int {
 	if e.Code == compose.CodeTooLarge {
 		return http.StatusRequestEntityTooLarge
 	}
 	return http.StatusBadRequest
 }
 
-func (v *V1) acceptOne(w http.ResponseWriter, r *http.Request, sub *accept.Submission) {
+func (v *Server) acceptOne(w http.ResponseWriter, r *http.Request, sub *accept.Submission) {
 	res, err := v.Accept.Accept(ctxOf(r), sub)
 	if err != nil {
 		if rej, ok := accept.IsRejection(err); ok && rej.RetryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(rej.RetryAfter.Seconds()))))
 		}
 		status, d := v.acceptError(err)
-		writeJSON(w, status, APIError{d})
+		api.WriteJSON(w, status, api.APIError{Error: d})
 		return
 	}
 	status := http.StatusAccepted
 	if res.Duplicate {
 		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	writeJSON(w, status, sendResponse(res))
+	api.WriteJSON(w, status, sendResponse(res))
 }
 
-func (v *V1) sendRaw(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
-	var req RawRequest
+func (v *Server) sendRaw(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	var req api.RawRequest
 	raw, release, ok := v.readBody(w, r, v.bodyLimit(), &req)
 	if !ok {
 		return
@@ -240,7 +185,7 @@ func (v *V1) sendRaw(w http.ResponseWriter, r *http.Request, key *store.APIKey) 
 		return
 	}
 	v.acceptOne(w, r, &accept.Submission{TenantID: key.TenantID, APIKey: key.ID, Source: "http", Protocol: "HTTP", Helo: "api", ClientIP: clientIP(r),
-		Sender: req.From, Recipients: req.To, Body: body, Lane: lane, LaneFixed: req.Lane != "", SendAt: at, UTF8: needsUTF8(req.From, req.To),
+		Sender: req.From, Recipients: req.To, Body: body, Lane: lane, LaneFixed: req.Lane != "", SendAt: at, UTF8: api.NeedsUTF8(req.From, req.To),
 		EightBit: true, Tags: req.Tags, Metadata: req.Metadata, IdempotencyKey: req.IdempotencyKey, RequestHash: requestHash(raw),
 		AllowedDomains: key.Domains, Sandbox: key.Sandbox})
 }
@@ -249,18 +194,18 @@ func (v *V1) sendRaw(w http.ResponseWriter, r *http.Request, key *store.APIKey) 
 // each item on its own, validated and built, its JSON then dropped, so a
 // request holds about what its valid messages need, not several times its
 // body. Valid items are committed together at the end.
-func (v *V1) sendBulk(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+func (v *Server) sendBulk(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	body, ok := v.openBody(w, r, v.MaxBulkBytes)
 	if !ok {
 		return
 	}
 	defer body.release()
-	var items []BulkItem
+	var items []api.BulkItem
 	var subs []*accept.Submission
 	var index []int
 	err := v.readBulk(json.NewDecoder(body), func(i int, rawItem []byte) {
-		items = append(items, BulkItem{Index: i})
-		var item SendRequest
+		items = append(items, api.BulkItem{Index: i})
+		var item api.SendRequest
 		if err := strictjson.Decode(rawItem, &item); err != nil {
 			items[i].Error = jsonErrorDetail(err, fmt.Sprintf("messages[%d]", i))
 			return
@@ -277,7 +222,7 @@ func (v *V1) sendBulk(w http.ResponseWriter, r *http.Request, key *store.APIKey)
 	})
 	if err != nil {
 		if !bodyError(w, err) {
-			var e *APIErrorDetail
+			var e *api.APIErrorDetail
 			if !errors.As(err, &e) {
 				e = jsonErrorDetail(err, "")
 			}
@@ -306,7 +251,7 @@ func (v *V1) sendBulk(w http.ResponseWriter, r *http.Request, key *store.APIKey)
 			items[i].ID, items[i].Recipients = sr.ID, sr.Recipients
 		}
 	}
-	resp := BulkResponse{Items: items}
+	resp := api.BulkResponse{Items: items}
 	for _, it := range items {
 		if it.Error != nil {
 			resp.Failed++
@@ -314,15 +259,13 @@ func (v *V1) sendBulk(w http.ResponseWriter, r *http.Request, key *store.APIKey)
 			resp.Accepted++
 		}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	api.WriteJSON(w, http.StatusOK, resp)
 }
-
-func (e *APIErrorDetail) Error() string { return e.Message }
 
 // readBulk walks {"messages": [item, ...]} and calls item with each
 // item's JSON in order. Errors are the body's (too large, overloaded), a
 // JSON error, or an *APIErrorDetail (too_many_messages).
-func (v *V1) readBulk(dec *json.Decoder, item func(i int, raw []byte)) error {
+func (v *Server) readBulk(dec *json.Decoder, item func(i int, raw []byte)) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return fmt.Errorf("malformed JSON: %w", err)
@@ -345,7 +288,7 @@ func (v *V1) readBulk(dec *json.Decoder, item func(i int, raw []byte)) error {
 }
 
 // readBulkObject reads the envelope's members after its '{'.
-func (v *V1) readBulkObject(dec *json.Decoder, item func(i int, raw []byte)) error {
+func (v *Server) readBulkObject(dec *json.Decoder, item func(i int, raw []byte)) error {
 	delim := func(want json.Delim) error {
 		tok, err := dec.Token()
 		if err != nil {
@@ -356,7 +299,7 @@ func (v *V1) readBulkObject(dec *json.Decoder, item func(i int, raw []byte)) err
 		}
 		return nil
 	}
-	keys := strictjson.NewKeySet(reflect.TypeFor[BulkRequest](), "")
+	keys := strictjson.NewKeySet(reflect.TypeFor[api.BulkRequest](), "")
 	n := 0
 	for dec.More() {
 		tok, err := dec.Token()
@@ -382,7 +325,7 @@ func (v *V1) readBulkObject(dec *json.Decoder, item func(i int, raw []byte)) err
 		}
 		for dec.More() {
 			if n == v.MaxBulk {
-				return &APIErrorDetail{Code: "too_many_messages", Message: fmt.Sprintf("at most %d messages per bulk request", v.MaxBulk), Field: "messages"}
+				return &api.APIErrorDetail{Code: "too_many_messages", Message: fmt.Sprintf("at most %d messages per bulk request", v.MaxBulk), Field: "messages"}
 			}
 			var raw json.RawMessage
 			if err := dec.Decode(&raw); err != nil {
@@ -404,9 +347,9 @@ func (v *V1) readBulkObject(dec *json.Decoder, item func(i int, raw []byte)) err
 // included; smtp.max_line_length). Both are refused, not repaired: folding
 // a body line would change the content, and guessing headers for a body
 // would send a message nobody wrote.
-func checkRaw(body []byte, maxLine int, field string) *APIErrorDetail {
+func checkRaw(body []byte, maxLine int, field string) *api.APIErrorDetail {
 	if !accept.HasHeader(body) {
-		return &APIErrorDetail{Code: "missing_header", Field: field,
+		return &api.APIErrorDetail{Code: "missing_header", Field: field,
 			Message: "the raw message must start with its header section (fields such as From: and Subject:), then a blank line and the body"}
 	}
 	for line := 1; len(body) > 0; line++ {
@@ -416,7 +359,7 @@ func checkRaw(body []byte, maxLine int, field string) *APIErrorDetail {
 			n = len(body)
 		}
 		if n+2 > maxLine {
-			return &APIErrorDetail{Code: "line_too_long", Field: field,
+			return &api.APIErrorDetail{Code: "line_too_long", Field: field,
 				Message: fmt.Sprintf("line %d is %d octets long with its CRLF; at most %d are accepted, as in SMTP", line, n+2, maxLine)}
 		}
 		if end < 0 {

@@ -1,8 +1,9 @@
-package api
+package v1
 
 import (
 	"net/http"
 
+	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/store"
 )
@@ -10,8 +11,8 @@ import (
 // The /v1/domains endpoints: a tenant's sending domains (admin scope). A
 // domain of another tenant is answered 404, as if it did not exist.
 
-func (v *V1) domainFail(w http.ResponseWriter, err error) {
-	code, kind := domainError(err)
+func (v *Server) domainFail(w http.ResponseWriter, err error) {
+	code, kind := api.DomainError(err)
 	if code == http.StatusInternalServerError {
 		v.internal(w, err)
 		return
@@ -19,17 +20,17 @@ func (v *V1) domainFail(w http.ResponseWriter, err error) {
 	apiError(w, code, kind, err.Error(), "")
 }
 
-func (v *V1) listDomains(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+func (v *Server) listDomains(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	ds, err := v.Domains.List(r.Context(), key.TenantID)
 	if err != nil {
 		v.domainFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"items": ds, "count": len(ds)})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"items": ds, "count": len(ds)})
 }
 
-func (v *V1) addDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
-	var req V1DomainRequest
+func (v *Server) addDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	var req api.V1DomainRequest
 	_, release, ok := v.readBody(w, r, 64<<10, &req)
 	if !ok {
 		return
@@ -41,37 +42,37 @@ func (v *V1) addDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey
 		v.domainFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, info)
+	api.WriteJSON(w, http.StatusCreated, info)
 }
 
-func (v *V1) getDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+func (v *Server) getDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	info, err := v.Domains.Get(r.Context(), key.TenantID, r.PathValue("domain"))
 	if err != nil {
 		v.domainFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, info)
+	api.WriteJSON(w, http.StatusOK, info)
 }
 
-func (v *V1) removeDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+func (v *Server) removeDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	if err := v.Domains.Remove(r.Context(), key.TenantID, r.PathValue("domain")); err != nil {
 		v.domainFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("domain")})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("domain")})
 }
 
-func (v *V1) checkDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+func (v *Server) checkDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	rep, err := v.Domains.Check(r.Context(), key.TenantID, r.PathValue("domain"))
 	if err != nil {
 		v.domainFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, rep)
+	api.WriteJSON(w, http.StatusOK, rep)
 }
 
-func (v *V1) rotateDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
-	var req RotateRequest
+func (v *Server) rotateDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	var req api.RotateRequest
 	if r.ContentLength != 0 {
 		_, release, ok := v.readBody(w, r, 64<<10, &req)
 		if !ok {
@@ -84,13 +85,13 @@ func (v *V1) rotateDomain(w http.ResponseWriter, r *http.Request, key *store.API
 		v.domainFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, info)
+	api.WriteJSON(w, http.StatusOK, info)
 }
 
-func (v *V1) removeDomainKey(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+func (v *Server) removeDomainKey(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	if err := v.Domains.RemoveKey(r.Context(), key.TenantID, r.PathValue("domain"), r.PathValue("selector")); err != nil {
 		v.domainFail(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("selector")})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("selector")})
 }

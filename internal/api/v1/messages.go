@@ -1,4 +1,4 @@
-package api
+package v1
 
 import (
 	"errors"
@@ -7,39 +7,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 )
-
-// MessageView is GET /v1/messages/{id}.
-type MessageView struct {
-	ID         string            `json:"id"`
-	From       string            `json:"from"`
-	Lane       store.Lane        `json:"lane"`
-	Subject    string            `json:"subject,omitempty"`
-	MessageID  string            `json:"message_id_header,omitempty"`
-	Size       int               `json:"size"`
-	CreatedAt  time.Time         `json:"created_at"`
-	SendAt     time.Time         `json:"send_at,omitzero"`
-	Tags       []string          `json:"tags,omitempty"`
-	Metadata   map[string]string `json:"metadata,omitempty"`
-	Sandbox    bool              `json:"sandbox,omitempty"` // sent with a sandbox key: stored, never sent
-	Recipients []RecipientView   `json:"recipients"`
-	// BodyPrunedAt is set when body_retention dropped the body.
-	BodyPrunedAt time.Time `json:"body_pruned_at,omitzero"`
-}
-
-// RecipientView is one recipient's delivery with its attempts.
-type RecipientView struct {
-	Email         string          `json:"email"`
-	State         store.State     `json:"state"`
-	Attempts      int             `json:"attempts"`
-	NextAttemptAt time.Time       `json:"next_attempt_at,omitzero"`
-	LastReply     string          `json:"last_reply,omitempty"`
-	LastError     string          `json:"last_error,omitempty"` // local error text when the last attempt got no reply
-	LastClass     string          `json:"last_class,omitempty"`
-	History       []store.Attempt `json:"history"`
-}
 
 // decodeSubject decodes RFC 2047 encoded words ("=?UTF-8?B?...?=");
 // a subject that does not decode is shown as stored.
@@ -51,8 +22,8 @@ func decodeSubject(s string) string {
 	return s
 }
 
-func (v *V1) get(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
-	d, err := LoadMessageDetail(r.Context(), v.Store, key.TenantID, r.PathValue("id"))
+func (v *Server) get(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+	d, err := api.LoadMessageDetail(r.Context(), v.Store, key.TenantID, r.PathValue("id"))
 	if errors.Is(err, store.ErrNotFound) {
 		apiError(w, http.StatusNotFound, "not_found", "no such message", "")
 		return
@@ -62,10 +33,10 @@ func (v *V1) get(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 		return
 	}
 	m := d.Message
-	out := MessageView{ID: m.ID, From: m.Sender, Lane: m.Lane, Subject: decodeSubject(m.Subject), MessageID: m.MessageID, Size: m.Size,
+	out := api.MessageView{ID: m.ID, From: m.Sender, Lane: m.Lane, Subject: decodeSubject(m.Subject), MessageID: m.MessageID, Size: m.Size,
 		CreatedAt: m.CreatedAt, SendAt: m.SendAt, Tags: m.Tags, Metadata: m.Metadata, Sandbox: m.Sandbox, BodyPrunedAt: m.BodyPrunedAt}
 	for _, dl := range d.Deliveries {
-		rv := RecipientView{Email: dl.Recipient, State: dl.State, Attempts: dl.Attempts, NextAttemptAt: dl.NextAttemptAt,
+		rv := api.RecipientView{Email: dl.Recipient, State: dl.State, Attempts: dl.Attempts, NextAttemptAt: dl.NextAttemptAt,
 			LastClass: dl.LastClass, History: []store.Attempt{}}
 		if dl.LastReply.Code != 0 {
 			rv.LastReply = dl.LastReply.String()
@@ -81,19 +52,12 @@ func (v *V1) get(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 		}
 		out.Recipients = append(out.Recipients, rv)
 	}
-	writeJSON(w, http.StatusOK, out)
+	api.WriteJSON(w, http.StatusOK, out)
 }
 
-// ListResponse is GET /v1/messages: deliveries (one per recipient), oldest
-// first, with a cursor for the next page.
-type ListResponse struct {
-	Items      []store.Delivery `json:"items"`
-	NextCursor string           `json:"next_cursor,omitempty"`
-}
-
-func (v *V1) list(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+func (v *Server) list(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	q := r.URL.Query()
-	f, err := ParseQueueFilter(q, v.Now())
+	f, err := api.ParseQueueFilter(q, v.Now())
 	if err != nil {
 		apiError(w, http.StatusBadRequest, "invalid_filter", err.Error(), "")
 		return
@@ -128,23 +92,17 @@ func (v *V1) list(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 		v.internal(w, err)
 		return
 	}
-	resp := ListResponse{Items: ds}
+	resp := api.ListResponse{Items: ds}
 	if resp.Items == nil {
 		resp.Items = []store.Delivery{}
 	}
 	if len(ds) == f.Limit {
 		resp.NextCursor = strconv.FormatInt(ds[len(ds)-1].ID, 10)
 	}
-	writeJSON(w, http.StatusOK, resp)
+	api.WriteJSON(w, http.StatusOK, resp)
 }
 
-// CancelResponse answers DELETE /v1/messages/{id}.
-type CancelResponse struct {
-	ID        string `json:"id"`
-	Cancelled int    `json:"cancelled"`
-}
-
-func (v *V1) cancel(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
+func (v *Server) cancel(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	id := r.PathValue("id")
 	if _, err := v.Store.GetMessage(r.Context(), key.TenantID, id, false); errors.Is(err, store.ErrNotFound) {
 		apiError(w, http.StatusNotFound, "not_found", "no such message", "")
@@ -162,5 +120,5 @@ func (v *V1) cancel(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 		apiError(w, http.StatusConflict, "not_cancellable", "nothing left to cancel: every recipient is being sent or already final", "")
 		return
 	}
-	writeJSON(w, http.StatusOK, CancelResponse{ID: id, Cancelled: res.Changed})
+	api.WriteJSON(w, http.StatusOK, api.CancelResponse{ID: id, Cancelled: res.Changed})
 }

@@ -44,17 +44,18 @@ type EventPage struct {
 	TotalCapped bool `json:"total_capped,omitempty"`
 }
 
-// eventQuery is a parsed events request.
-type eventQuery struct {
-	f      store.EventFilter
-	limit  int // 0 for an export: everything
-	format string
+// EventQuery is a parsed events request.
+type EventQuery struct {
+	Filter store.EventFilter
+	Limit  int    // 0 for an export: everything
+	Format string // "" or json (a page), ndjson or csv (an export)
 }
 
-func parseEventQuery(r *http.Request, now time.Time) (eventQuery, error) {
+// ParseEventQuery reads an events request's query (and Accept header).
+func ParseEventQuery(r *http.Request, now time.Time) (EventQuery, error) {
 	q := r.URL.Query()
-	var eq eventQuery
-	f := &eq.f
+	var eq EventQuery
+	f := &eq.Filter
 	f.MessageID, f.Recipient, f.Domain = q.Get("message"), q.Get("recipient"), q.Get("domain")
 	f.Destination, f.Tag = q.Get("destination"), q.Get("tag")
 	if t := q.Get("type"); t != "" {
@@ -88,11 +89,11 @@ func parseEventQuery(r *http.Request, now time.Time) (eventQuery, error) {
 			f.AfterID = id
 		}
 	}
-	eq.format = q.Get("format")
-	if eq.format == "" && strings.Contains(r.Header.Get("Accept"), "application/x-ndjson") {
-		eq.format = "ndjson"
+	eq.Format = q.Get("format")
+	if eq.Format == "" && strings.Contains(r.Header.Get("Accept"), "application/x-ndjson") {
+		eq.Format = "ndjson"
 	}
-	switch eq.format {
+	switch eq.Format {
 	case "", "json", "ndjson", "csv":
 	default:
 		return eq, errors.New("format: want json, ndjson or csv")
@@ -102,13 +103,13 @@ func parseEventQuery(r *http.Request, now time.Time) (eventQuery, error) {
 		if err != nil || n <= 0 {
 			return eq, errors.New("limit: want a positive number")
 		}
-		eq.limit = n
+		eq.Limit = n
 	}
-	if eq.format == "" || eq.format == "json" {
-		if eq.limit == 0 {
-			eq.limit = defaultEventLimit
+	if eq.Format == "" || eq.Format == "json" {
+		if eq.Limit == 0 {
+			eq.Limit = defaultEventLimit
 		}
-		if eq.limit > maxEventLimit {
+		if eq.Limit > maxEventLimit {
 			return eq, fmt.Errorf("limit: at most %d a page (use format=ndjson or csv to export everything)", maxEventLimit)
 		}
 	}
@@ -134,24 +135,24 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 }
 
 // eventPage reads one page; withTotal also counts the selection.
-func eventPage(ctx context.Context, st store.Store, eq eventQuery, withTotal bool) (*EventPage, error) {
-	f := eq.f
-	f.Limit = eq.limit + 1
+func eventPage(ctx context.Context, st store.Store, eq EventQuery, withTotal bool) (*EventPage, error) {
+	f := eq.Filter
+	f.Limit = eq.Limit + 1
 	evs, err := st.Events(ctx, f)
 	if err != nil {
 		return nil, err
 	}
 	page := &EventPage{Items: evs}
-	if len(evs) > eq.limit {
-		page.Items = evs[:eq.limit]
-		page.NextCursor = strconv.FormatInt(page.Items[eq.limit-1].ID, 10)
+	if len(evs) > eq.Limit {
+		page.Items = evs[:eq.Limit]
+		page.NextCursor = strconv.FormatInt(page.Items[eq.Limit-1].ID, 10)
 	}
 	if page.Items == nil {
 		page.Items = []store.Event{}
 	}
 	if withTotal && page.NextCursor != "" {
 		if el, ok := st.(store.EventLog); ok {
-			cf := eq.f
+			cf := eq.Filter
 			cf.AfterID, cf.BeforeID = 0, 0
 			n, err := el.CountEvents(ctx, cf, countCap)
 			if err != nil {
@@ -168,9 +169,9 @@ var csvHeader = []string{"id", "at", "type", "tenant", "message_id", "delivery_i
 
 // exportEvents writes the whole selection as NDJSON or CSV, one store
 // batch at a time.
-func exportEvents(ctx context.Context, w http.ResponseWriter, st store.Store, eq eventQuery) error {
+func exportEvents(ctx context.Context, w http.ResponseWriter, st store.Store, eq EventQuery) error {
 	fl, _ := w.(http.Flusher)
-	if eq.format == "csv" {
+	if eq.Format == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 		w.Header().Set("Content-Disposition", `attachment; filename="events.csv"`)
 	} else {
@@ -178,7 +179,7 @@ func exportEvents(ctx context.Context, w http.ResponseWriter, st store.Store, eq
 	}
 	var cw *csv.Writer
 	enc := json.NewEncoder(w)
-	f, left := eq.f, eq.limit
+	f, left := eq.Filter, eq.Limit
 	for started := false; ; started = true {
 		f.Limit = exportBatch
 		if left > 0 && left < exportBatch {
@@ -187,13 +188,13 @@ func exportEvents(ctx context.Context, w http.ResponseWriter, st store.Store, eq
 		evs, err := st.Events(ctx, f)
 		if err != nil {
 			if started {
-				return fmt.Errorf("%w: %w", errExportCut, err)
+				return fmt.Errorf("%w: %w", ErrExportCut, err)
 			}
 			return err
 		}
 		if !started {
 			w.WriteHeader(http.StatusOK)
-			if eq.format == "csv" {
+			if eq.Format == "csv" {
 				cw = csv.NewWriter(w)
 				cw.Write(csvHeader)
 			}
@@ -205,13 +206,13 @@ func exportEvents(ctx context.Context, w http.ResponseWriter, st store.Store, eq
 					strconv.FormatInt(e.DeliveryID, 10), e.Recipient, e.Domain, e.Destination, strconv.Itoa(e.Attempt), e.MX,
 					strconv.Itoa(e.Reply.Code), e.Reply.Enhanced, e.Reply.Text, e.Detail})
 			} else if err := enc.Encode(e); err != nil {
-				return fmt.Errorf("%w: %w", errExportCut, err)
+				return fmt.Errorf("%w: %w", ErrExportCut, err)
 			}
 		}
 		if cw != nil {
 			cw.Flush()
 			if err := cw.Error(); err != nil {
-				return fmt.Errorf("%w: %w", errExportCut, err)
+				return fmt.Errorf("%w: %w", ErrExportCut, err)
 			}
 		}
 		if fl != nil {
@@ -234,20 +235,20 @@ func exportEvents(ctx context.Context, w http.ResponseWriter, st store.Store, eq
 	}
 }
 
-// errExportCut is an export that failed after it started: the answer
+// ErrExportCut is an export that failed after it started: the answer
 // cannot become an error any more, only end early.
-var errExportCut = errors.New("export cut short")
+var ErrExportCut = errors.New("export cut short")
 
 // serveEvents answers a list request: a page or an export.
-func serveEvents(w http.ResponseWriter, r *http.Request, st store.Store, eq eventQuery, withTotal bool) error {
-	if eq.format == "ndjson" || eq.format == "csv" {
+func ServeEvents(w http.ResponseWriter, r *http.Request, st store.Store, eq EventQuery, withTotal bool) error {
+	if eq.Format == "ndjson" || eq.Format == "csv" {
 		return exportEvents(r.Context(), w, st, eq)
 	}
 	page, err := eventPage(r.Context(), st, eq, withTotal)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, page)
+	WriteJSON(w, http.StatusOK, page)
 	return nil
 }
 
@@ -267,19 +268,19 @@ func matcher(f store.EventFilter) func(*store.Event) bool {
 // <event JSON>"; ": ping" comments keep idle connections open. With
 // Last-Event-ID (or ?after=) it first sends what the store has after
 // that ID; a follower that lags is caught up from the store the same way.
-func streamEvents(w http.ResponseWriter, r *http.Request, st store.Store, b *events.Broadcaster, f store.EventFilter, heartbeat time.Duration) error {
+func StreamEvents(w http.ResponseWriter, r *http.Request, st store.Store, b *events.Broadcaster, f store.EventFilter, heartbeat time.Duration) error {
 	fl, ok := w.(http.Flusher)
 	if !ok || b == nil {
 		return errors.New("streaming is not available here")
 	}
 	if f.Tag != "" || !f.Since.IsZero() || !f.Until.IsZero() {
-		return &badRequest{"the stream filters by type, message, recipient, domain and destination only"}
+		return &BadRequest{Msg: "the stream filters by type, message, recipient, domain and destination only"}
 	}
 	var last int64
 	if s := cmpOr(r.Header.Get("Last-Event-ID"), r.URL.Query().Get("after")); s != "" {
 		n, err := strconv.ParseInt(s, 10, 64)
 		if err != nil || n < 0 {
-			return &badRequest{"Last-Event-ID: want an event id"}
+			return &BadRequest{Msg: "Last-Event-ID: want an event id"}
 		}
 		last = n
 	}
@@ -371,65 +372,4 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
-}
-
-// v1 handlers
-
-func (v *V1) listEvents(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
-	eq, err := parseEventQuery(r, v.Now())
-	if err != nil {
-		apiError(w, http.StatusBadRequest, "invalid_query", err.Error(), strings.SplitN(err.Error(), ":", 2)[0])
-		return
-	}
-	eq.f.TenantID = key.TenantID
-	if err := serveEvents(w, r, v.Store, eq, false); errors.Is(err, errExportCut) {
-		v.Log.Info("events export", "err", err)
-	} else if err != nil {
-		v.internal(w, err)
-	}
-}
-
-func (v *V1) streamEvents(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
-	eq, err := parseEventQuery(r, v.Now())
-	if err != nil {
-		apiError(w, http.StatusBadRequest, "invalid_query", err.Error(), strings.SplitN(err.Error(), ":", 2)[0])
-		return
-	}
-	eq.f.TenantID = key.TenantID
-	if err := streamEvents(w, r, v.Store, v.Live, eq.f, v.Heartbeat); err != nil {
-		var br *badRequest
-		if errors.As(err, &br) {
-			apiError(w, http.StatusBadRequest, "invalid_query", br.msg, "")
-			return
-		}
-		apiError(w, http.StatusServiceUnavailable, "unavailable", err.Error(), "")
-	}
-}
-
-// admin handlers
-
-func (a *Admin) listEvents(w http.ResponseWriter, r *http.Request) {
-	eq, err := parseEventQuery(r, time.Now())
-	if err != nil {
-		a.fail(w, &badRequest{err.Error()})
-		return
-	}
-	eq.f.TenantID = r.URL.Query().Get("tenant")
-	if err := serveEvents(w, r, a.Store, eq, true); errors.Is(err, errExportCut) {
-		a.Log.Info("events export", "err", err)
-	} else if err != nil {
-		a.fail(w, err)
-	}
-}
-
-func (a *Admin) streamEvents(w http.ResponseWriter, r *http.Request) {
-	eq, err := parseEventQuery(r, time.Now())
-	if err != nil {
-		a.fail(w, &badRequest{err.Error()})
-		return
-	}
-	eq.f.TenantID = r.URL.Query().Get("tenant")
-	if err := streamEvents(w, r, a.Store, a.Live, eq.f, 0); err != nil {
-		a.fail(w, err)
-	}
 }
