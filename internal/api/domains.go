@@ -32,7 +32,7 @@ type RotateRequest struct {
 	Selector  string `json:"selector,omitempty"`
 }
 
-// domainError maps a domain service error to a status and error code.
+// DomainError maps a domain service error to a status and error code.
 func DomainError(err error) (int, string) {
 	var in *domain.InputError
 	switch {

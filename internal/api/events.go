@@ -239,7 +239,7 @@ func exportEvents(ctx context.Context, w http.ResponseWriter, st store.Store, eq
 // cannot become an error any more, only end early.
 var ErrExportCut = errors.New("export cut short")
 
-// serveEvents answers a list request: a page or an export.
+// ServeEvents answers a list request: a page or an export.
 func ServeEvents(w http.ResponseWriter, r *http.Request, st store.Store, eq EventQuery, withTotal bool) error {
 	if eq.Format == "ndjson" || eq.Format == "csv" {
 		return exportEvents(r.Context(), w, st, eq)
@@ -263,7 +263,7 @@ func matcher(f store.EventFilter) func(*store.Event) bool {
 	}
 }
 
-// streamEvents follows the log as server-sent events until the client
+// StreamEvents follows the log as server-sent events until the client
 // goes or the broadcaster closes. Each event is "id: <id>" and "data:
 // <event JSON>"; ": ping" comments keep idle connections open. With
 // Last-Event-ID (or ?after=) it first sends what the store has after

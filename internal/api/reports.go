@@ -60,8 +60,9 @@ func line(key string, c store.Counters) ReportLine {
 		Unsubscribed: ratio(c.Unsubscribed, a), Complaints: ratio(c.Complaints, c.Delivered)}}
 }
 
-// parseReportQuery reads from, to (days; default the last 7 days) and
-// group_by (default day).
+// ParseReportQuery reads a report request's from, to (days; default the
+// last 7 days), group_by (default day) and format (json or csv); the
+// dashboard reads its reports with it too.
 func ParseReportQuery(r *http.Request, now time.Time) (store.ReportQuery, string, error) {
 	q := r.URL.Query()
 	rq := store.ReportQuery{GroupBy: q.Get("group_by")}
@@ -98,6 +99,7 @@ func ParseReportQuery(r *http.Request, now time.Time) (store.ReportQuery, string
 	return rq, format, nil
 }
 
+// BuildReport computes the report of rq with its rates and total.
 func BuildReport(r *http.Request, el store.EventLog, rq store.ReportQuery) (*Report, error) {
 	rows, err := el.Report(r.Context(), rq)
 	if err != nil {
@@ -145,6 +147,7 @@ func ReportCSV(w *csv.Writer, rep *Report) error {
 	return w.Error()
 }
 
+// WriteReport answers rep as JSON, or as CSV when format is csv.
 func WriteReport(w http.ResponseWriter, rep *Report, format string) {
 	if format == "csv" {
 		w.Header().Set("Content-Type", "text/csv; charset=utf-8")

@@ -18,7 +18,7 @@ type Reputation struct {
 // ErrBlocklistsOff is returned by BlocklistCheck when monitoring is off.
 var ErrBlocklistsOff = errors.New("blocklist monitoring is off: set [blocklists] enabled = true with ip_zones or domain_zones")
 
-// parseSince reads an RFC 3339 time or a duration back from now; empty
+// ParseSince reads an RFC 3339 time or a duration back from now; empty
 // means the last 30 days.
 func ParseSince(s string) (time.Time, bool) {
 	if s == "" {

@@ -52,6 +52,8 @@ type BulkResponse struct {
 	Items    []BulkItem `json:"items"`
 }
 
+// NeedsUTF8 reports whether an envelope has non-ASCII addresses (it then
+// needs SMTPUTF8 on the way out).
 func NeedsUTF8(from string, to []string) bool {
 	for _, a := range append([]string{from}, to...) {
 		for i := 0; i < len(a); i++ {

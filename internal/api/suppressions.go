@@ -10,7 +10,7 @@ import (
 	"github.com/posthorn/posthorn/internal/store"
 )
 
-// writeSuppressions answers a list of suppressions ({"items": [...],
+// WriteSuppressions answers a list of suppressions ({"items": [...],
 // "count": N}) as the store reads them: lists reach millions of entries,
 // which as one value would cost the server gigabytes. The first entry is
 // read before the status is sent, so a store that fails at once gets an

@@ -29,7 +29,7 @@ type WebhookCreated struct {
 	Secret string `json:"secret"`
 }
 
-// createWebhook checks req and stores the endpoint for tenantID.
+// CreateWebhook checks req and stores the endpoint for tenantID.
 func CreateWebhook(ctx context.Context, st store.Store, tenantID string, req WebhookRequest) (*WebhookCreated, error) {
 	e, err := webhook.NewEndpoint(tenantID, req.URL, req.Events, time.Now())
 	if err != nil {

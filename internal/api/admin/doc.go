@@ -9,4 +9,10 @@
 // listed in Server.Handler here; queue commands (flush, hold, release,
 // delete, requeue, dlq retry/purge, why, summary, destinations) are
 // carried out by internal/queue/ops. Wire types are in internal/api.
+//
+// internal/server mounts a few more routes on the same socket, for what
+// needs the running server rather than its store: /admin/v1/ops/*
+// (reload, status, backup; internal/server/ops.go), /admin/v1/abuse
+// (internal/abuse/admin.go) and the reputation routes served by
+// ReputationHandler (reputation.go).
 package admin
