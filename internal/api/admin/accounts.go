@@ -19,40 +19,15 @@ import (
 // key or account of another tenant is then answered 404.
 
 func (a *Server) accountRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("DELETE /admin/v1/users/{username}", a.removeUser)
-	mux.HandleFunc("DELETE /admin/v1/apikeys/{id}", a.removeKey)
+	mux.HandleFunc("DELETE /admin/v1/users/{username}", a.removeInTenant("username", a.Tenants.RemoveUser))
+	mux.HandleFunc("DELETE /admin/v1/apikeys/{id}", a.removeInTenant("id", a.Tenants.RemoveKey))
 	mux.HandleFunc("POST /admin/v1/users/{username}/password", a.userPassword)
 	mux.HandleFunc("DELETE /admin/v1/tenants/{name}", a.removeTenant)
 	mux.HandleFunc("GET /admin/v1/accounts", a.listAccounts)
 	mux.HandleFunc("POST /admin/v1/accounts", a.createAccount)
-	mux.HandleFunc("DELETE /admin/v1/accounts/{email}", a.removeAccount)
+	mux.HandleFunc("DELETE /admin/v1/accounts/{email}", a.removeInTenant("email", a.Tenants.RemoveAccount))
 	mux.HandleFunc("POST /admin/v1/accounts/{email}/password", a.accountPassword)
 	mux.HandleFunc("POST /admin/v1/sendmail", a.sendmail)
-}
-
-// tenantFilter resolves ?tenant= to a tenant id; "" when not given.
-func (a *Server) tenantFilter(r *http.Request) (string, error) {
-	name := r.URL.Query().Get("tenant")
-	if name == "" {
-		return "", nil
-	}
-	t, err := a.Tenants.Resolve(r.Context(), name)
-	if err != nil {
-		return "", err
-	}
-	return t.ID, nil
-}
-
-func (a *Server) removeUser(w http.ResponseWriter, r *http.Request) {
-	tenantID, err := a.tenantFilter(r)
-	if err == nil {
-		err = a.Tenants.RemoveUser(r.Context(), tenantID, r.PathValue("username"))
-	}
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("username")})
 }
 
 // removeTenant removes a tenant (?force=1: cancelling its pending mail
@@ -134,18 +109,6 @@ func (a *Server) userPassword(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusOK, map[string]any{"username": r.PathValue("username"), "password": pw})
 }
 
-func (a *Server) removeKey(w http.ResponseWriter, r *http.Request) {
-	tenantID, err := a.tenantFilter(r)
-	if err == nil {
-		err = a.Tenants.RemoveKey(r.Context(), tenantID, r.PathValue("id"))
-	}
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("id")})
-}
-
 func (a *Server) listAccounts(w http.ResponseWriter, r *http.Request) {
 	tenantID, err := a.tenantFilter(r)
 	if err != nil {
@@ -192,18 +155,6 @@ func (a *Server) createAccount(w http.ResponseWriter, r *http.Request) {
 		resp.Password = pass
 	}
 	api.WriteJSON(w, http.StatusCreated, resp)
-}
-
-func (a *Server) removeAccount(w http.ResponseWriter, r *http.Request) {
-	tenantID, err := a.tenantFilter(r)
-	if err == nil {
-		err = a.Tenants.RemoveAccount(r.Context(), tenantID, r.PathValue("email"))
-	}
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("email")})
 }
 
 func (a *Server) accountPassword(w http.ResponseWriter, r *http.Request) {

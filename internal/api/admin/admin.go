@@ -73,9 +73,9 @@ func (a *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/v1/suppressions/import", a.importSuppressions)
 	mux.HandleFunc("GET /admin/v1/tenants", a.listTenants)
 	mux.HandleFunc("POST /admin/v1/tenants", a.createTenant)
-	mux.HandleFunc("GET /admin/v1/users", a.listUsers)
+	mux.HandleFunc("GET /admin/v1/users", listInTenant(a, a.Store.ListSMTPUsers))
 	mux.HandleFunc("POST /admin/v1/users", a.createUser)
-	mux.HandleFunc("GET /admin/v1/apikeys", a.listKeys)
+	mux.HandleFunc("GET /admin/v1/apikeys", listInTenant(a, a.Store.ListAPIKeys))
 	mux.HandleFunc("POST /admin/v1/apikeys", a.createKey)
 	a.domainRoutes(mux)
 	a.accountRoutes(mux)
@@ -132,6 +132,53 @@ func (a *Server) resolveTenant(ctx context.Context, nameOrID string) (string, er
 		return "", fmt.Errorf("%w (see posthorn tenant list)", err)
 	}
 	return t.ID, nil
+}
+
+// tenantFilter resolves ?tenant= to a tenant id; "" when not given.
+func (a *Server) tenantFilter(r *http.Request) (string, error) {
+	name := r.URL.Query().Get("tenant")
+	if name == "" {
+		return "", nil
+	}
+	t, err := a.Tenants.Resolve(r.Context(), name)
+	if err != nil {
+		return "", err
+	}
+	return t.ID, nil
+}
+
+// listInTenant answers {"items": ...} with what list returns for
+// ?tenant= (every tenant when absent): users, API keys, webhook endpoints.
+func listInTenant[T any](a *Server, list func(ctx context.Context, tenantID string) ([]T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tenantID, err := a.tenantFilter(r)
+		var items []T
+		if err == nil {
+			items, err = list(r.Context(), tenantID)
+		}
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		api.WriteJSON(w, http.StatusOK, map[string]any{"items": items})
+	}
+}
+
+// removeInTenant removes what the path names under param (a user, an API
+// key, an account), within ?tenant= when given (another tenant's is then
+// not found), and answers {"removed": name}.
+func (a *Server) removeInTenant(param string, remove func(ctx context.Context, tenantID, name string) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tenantID, err := a.tenantFilter(r)
+		if err == nil {
+			err = remove(r.Context(), tenantID, r.PathValue(param))
+		}
+		if err != nil {
+			a.fail(w, err)
+			return
+		}
+		api.WriteJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue(param)})
+	}
 }
 
 func (a *Server) listQueue(w http.ResponseWriter, r *http.Request) { a.writeList(w, r, r.URL.Query()) }
@@ -252,20 +299,6 @@ func (a *Server) createTenant(w http.ResponseWriter, r *http.Request) {
 	api.WriteJSON(w, http.StatusCreated, t)
 }
 
-func (a *Server) listUsers(w http.ResponseWriter, r *http.Request) {
-	tenantID, err := a.tenantFilter(r)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	us, err := a.Store.ListSMTPUsers(r.Context(), tenantID)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, map[string]any{"items": us})
-}
-
 func (a *Server) createUser(w http.ResponseWriter, r *http.Request) {
 	var req api.UserRequest
 	if err := api.Decode(r, &req); err != nil {
@@ -292,20 +325,6 @@ func (a *Server) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	api.WriteJSON(w, http.StatusCreated, api.UserResponse{Tenant: t.Name, Username: u.Username, Password: pass, Lane: string(lane), Domains: u.Domains})
-}
-
-func (a *Server) listKeys(w http.ResponseWriter, r *http.Request) {
-	tenantID, err := a.tenantFilter(r)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	ks, err := a.Store.ListAPIKeys(r.Context(), tenantID)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, map[string]any{"items": ks})
 }
 
 func (a *Server) createKey(w http.ResponseWriter, r *http.Request) {
@@ -336,14 +355,10 @@ func (a *Server) createKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *Server) listSuppressions(w http.ResponseWriter, r *http.Request) {
-	tenantID := ""
-	if name := r.URL.Query().Get("tenant"); name != "" {
-		t, err := a.Tenants.Resolve(r.Context(), name)
-		if err != nil {
-			a.fail(w, err)
-			return
-		}
-		tenantID = t.ID
+	tenantID, err := a.tenantFilter(r)
+	if err != nil {
+		a.fail(w, err)
+		return
 	}
 	// With no limit (or limit=0, the export) the list is streamed as the
 	// store reads it; a page (?limit=, ?cursor=) is sorted newest first.

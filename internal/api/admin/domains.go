@@ -18,14 +18,10 @@ func (a *Server) domainRoutes(mux *http.ServeMux) {
 		api.WriteError(w, code, kind, err.Error())
 	}
 	mux.HandleFunc("GET /admin/v1/domains", func(w http.ResponseWriter, r *http.Request) {
-		tenantID := ""
-		if name := r.URL.Query().Get("tenant"); name != "" {
-			t, err := a.Tenants.Resolve(r.Context(), name)
-			if err != nil {
-				a.fail(w, err)
-				return
-			}
-			tenantID = t.ID
+		tenantID, err := a.tenantFilter(r)
+		if err != nil {
+			a.fail(w, err)
+			return
 		}
 		ds, err := a.Domains.List(r.Context(), tenantID)
 		if err != nil {

@@ -12,18 +12,7 @@ import (
 )
 
 func (a *Server) webhookRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /admin/v1/webhooks", func(w http.ResponseWriter, r *http.Request) {
-		tenantID, ok := a.tenantParam(w, r)
-		if !ok {
-			return
-		}
-		eps, err := a.Store.ListEndpoints(r.Context(), tenantID)
-		if err != nil {
-			a.fail(w, err)
-			return
-		}
-		api.WriteJSON(w, http.StatusOK, map[string]any{"items": eps})
-	})
+	mux.HandleFunc("GET /admin/v1/webhooks", listInTenant(a, a.Store.ListEndpoints))
 	mux.HandleFunc("POST /admin/v1/webhooks", func(w http.ResponseWriter, r *http.Request) {
 		var req api.WebhookRequest
 		if err := api.Decode(r, &req); err != nil {
@@ -103,20 +92,6 @@ func (a *Server) webhookRoutes(mux *http.ServeMux) {
 		}
 		api.WriteJSON(w, http.StatusOK, al)
 	})
-}
-
-// tenantParam resolves ?tenant= ("" when absent: every tenant).
-func (a *Server) tenantParam(w http.ResponseWriter, r *http.Request) (string, bool) {
-	name := r.URL.Query().Get("tenant")
-	if name == "" {
-		return "", true
-	}
-	t, err := a.Tenants.Resolve(r.Context(), name)
-	if err != nil {
-		a.fail(w, err)
-		return "", false
-	}
-	return t.ID, true
 }
 
 func (a *Server) alerts() api.AlertService {

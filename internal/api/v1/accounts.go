@@ -117,11 +117,9 @@ func (v *Server) listKeys(w http.ResponseWriter, r *http.Request, key *store.API
 
 func (v *Server) createKey(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	var req api.V1KeyRequest
-	_, release, ok := v.readBody(w, r, 64<<10, &req)
-	if !ok {
+	if !v.readSmall(w, r, 64<<10, &req) {
 		return
 	}
-	release()
 	spec := tenant.KeySpec{TenantID: key.TenantID, Name: req.Name, Scopes: req.Scopes, Domains: req.Domains, Sandbox: req.Sandbox}
 	if req.ExpiresAt != nil {
 		spec.ExpiresAt = *req.ExpiresAt
@@ -233,11 +231,9 @@ func (v *Server) listUsers(w http.ResponseWriter, r *http.Request, key *store.AP
 
 func (v *Server) createUser(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	var req api.V1UserRequest
-	_, release, ok := v.readBody(w, r, 64<<10, &req)
-	if !ok {
+	if !v.readSmall(w, r, 64<<10, &req) {
 		return
 	}
-	release()
 	lane, e := parseLane(req.Lane)
 	if e != nil {
 		apiError(w, http.StatusBadRequest, e.Code, e.Message, e.Field)

@@ -161,6 +161,16 @@ func (v *Server) readBody(w http.ResponseWriter, r *http.Request, limit int64, d
 	return raw, body.release, true
 }
 
+// readSmall is readBody for a small body whose decoded value is all the
+// handler keeps: the budget is given back at once.
+func (v *Server) readSmall(w http.ResponseWriter, r *http.Request, limit int64, dst any) bool {
+	_, release, ok := v.readBody(w, r, limit, dst)
+	if ok {
+		release()
+	}
+	return ok
+}
+
 // jsonError answers a decoding error; a duplicate key names its field.
 func jsonError(w http.ResponseWriter, err error, prefix string) {
 	d := jsonErrorDetail(err, prefix)

@@ -37,11 +37,9 @@ func (v *Server) listDLQ(w http.ResponseWriter, r *http.Request, key *store.APIK
 
 func (v *Server) dlqSelection(w http.ResponseWriter, r *http.Request, key *store.APIKey) (ops.Selection, bool) {
 	var req api.DLQRequest
-	_, release, ok := v.readBody(w, r, 1<<20, &req)
-	if !ok {
+	if !v.readSmall(w, r, 1<<20, &req) {
 		return ops.Selection{}, false
 	}
-	release() // the selection is small; the body is not kept
 	if len(req.IDs) == 0 && req.Domain == "" && !req.All {
 		apiError(w, http.StatusBadRequest, "missing_field", "give ids, a domain, or all: true", "ids")
 		return ops.Selection{}, false

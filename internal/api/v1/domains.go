@@ -31,11 +31,9 @@ func (v *Server) listDomains(w http.ResponseWriter, r *http.Request, key *store.
 
 func (v *Server) addDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	var req api.V1DomainRequest
-	_, release, ok := v.readBody(w, r, 64<<10, &req)
-	if !ok {
+	if !v.readSmall(w, r, 64<<10, &req) {
 		return
 	}
-	release()
 	info, err := v.Domains.Add(r.Context(), domain.AddRequest{TenantID: key.TenantID, Domain: req.Domain, Algorithm: req.Algorithm,
 		Selector: req.Selector, UnverifiedOK: req.UnverifiedOK})
 	if err != nil {
@@ -74,11 +72,9 @@ func (v *Server) checkDomain(w http.ResponseWriter, r *http.Request, key *store.
 func (v *Server) rotateDomain(w http.ResponseWriter, r *http.Request, key *store.APIKey) {
 	var req api.RotateRequest
 	if r.ContentLength != 0 {
-		_, release, ok := v.readBody(w, r, 64<<10, &req)
-		if !ok {
+		if !v.readSmall(w, r, 64<<10, &req) {
 			return
 		}
-		release()
 	}
 	info, err := v.Domains.Rotate(r.Context(), key.TenantID, r.PathValue("domain"), req.Algorithm, req.Selector)
 	if err != nil {
