@@ -15,7 +15,6 @@ import (
 	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/events"
-	"github.com/posthorn/posthorn/internal/queue"
 	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/suppress"
@@ -81,22 +80,6 @@ func (a *Server) Handler() http.Handler {
 	a.accountRoutes(mux)
 	a.webhookRoutes(mux) // webhooks.go: webhooks and alerts
 	return mux
-}
-
-// destinations lists every destination with live state or pending mail
-// (?tenant= narrows to one tenant's pending mail).
-func (a *Server) destinations(w http.ResponseWriter, r *http.Request) {
-	tenantID, err := a.resolveTenant(r.Context(), r.URL.Query().Get("tenant"))
-	var rows []ops.DestinationRow
-	if err == nil {
-		live, _ := a.Destinations().([]queue.DestinationInfo)
-		rows, err = a.Ops.Destinations(r.Context(), tenantID, live)
-	}
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	api.WriteJSON(w, http.StatusOK, map[string]any{"items": rows})
 }
 
 func (a *Server) fail(w http.ResponseWriter, err error) {

@@ -6,7 +6,11 @@ import (
 
 	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/queue"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 )
+
+// Destinations on the admin socket: the listing (posthorn destinations)
+// and the operator's pause and resume.
 
 // pauser is the scheduler behind Ops, when it can pause.
 func (a *Server) pauser() (api.DestinationPauser, bool) {
@@ -60,4 +64,20 @@ func (a *Server) pauseDestination(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	api.WriteJSON(w, http.StatusOK, res)
+}
+
+// destinations lists every destination with live state or pending mail
+// (?tenant= narrows to one tenant's pending mail).
+func (a *Server) destinations(w http.ResponseWriter, r *http.Request) {
+	tenantID, err := a.resolveTenant(r.Context(), r.URL.Query().Get("tenant"))
+	var rows []ops.DestinationRow
+	if err == nil {
+		live, _ := a.Destinations().([]queue.DestinationInfo)
+		rows, err = a.Ops.Destinations(r.Context(), tenantID, live)
+	}
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	api.WriteJSON(w, http.StatusOK, map[string]any{"items": rows})
 }

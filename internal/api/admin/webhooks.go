@@ -11,6 +11,8 @@ import (
 	"github.com/posthorn/posthorn/internal/store"
 )
 
+// webhookRoutes adds the webhook endpoints and alerts to the admin API;
+// the operator sees every tenant's (?tenant= narrows a listing).
 func (a *Server) webhookRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/v1/webhooks", listInTenant(a, a.Store.ListEndpoints))
 	mux.HandleFunc("POST /admin/v1/webhooks", func(w http.ResponseWriter, r *http.Request) {

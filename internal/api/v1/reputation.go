@@ -9,6 +9,9 @@ import (
 	"github.com/posthorn/posthorn/internal/tenant"
 )
 
+// Sender reputation on /v1: source pools (admin) and DMARC report
+// summaries; what they read is api.Reputation, filled by the server.
+
 var reputationRoutes = []route{
 	{"GET", "/v1/pools", tenant.ScopeAdmin, (*Server).pools},
 	{"GET", "/v1/dmarc", tenant.ScopeRead, (*Server).dmarc},
