@@ -43,14 +43,19 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: parse %q: %w", redact(url), err)
 	}
+	s := &Store{log: slog.New(slog.DiscardHandler), node: "node"}
+	for _, o := range opts {
+		o(s)
+	}
+	// Every session carries the node's name: rows it inserts into
+	// deliveries belong to this node (the owner column's default; see
+	// schema_cluster.go), so accepted mail needs no claim round trip.
+	cfg.ConnConfig.RuntimeParams[nodeSetting] = s.node
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: connect: %w", err)
 	}
-	s := &Store{pool: pool, log: slog.New(slog.DiscardHandler), node: "node"}
-	for _, o := range opts {
-		o(s)
-	}
+	s.pool = pool
 	if err := Migrate(ctx, pool); err != nil {
 		pool.Close()
 		return nil, err
