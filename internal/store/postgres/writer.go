@@ -259,13 +259,9 @@ func (s *Store) runBatch(batch []*writeReq) (errs []error, ok bool) {
 		}
 		return errs, true
 	}
-	if err := s.writerConn(ctx); err != nil {
-		return fail(err)
-	}
-	tx, err := s.w.conn.Begin(ctx)
+	tx, err := s.begin(ctx)
 	if err != nil {
-		s.dropWriterConn()
-		return fail(fmt.Errorf("postgres store: begin: %w", err))
+		return fail(err)
 	}
 	s.w.ev.reset()
 	w := &wtx{tx: tx, ev: &s.w.ev}
@@ -301,6 +297,25 @@ func (s *Store) rollback(tx pgx.Tx) {
 	defer cancel()
 	if err := tx.Rollback(ctx); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
 		s.dropWriterConn()
+	}
+}
+
+// begin starts the writer's transaction. A connection found broken
+// (the server restarted, the backend was terminated) is replaced once:
+// nothing has been written on it yet, so the batch need not fail.
+func (s *Store) begin(ctx context.Context) (pgx.Tx, error) {
+	for try := 0; ; try++ {
+		if err := s.writerConn(ctx); err != nil {
+			return nil, err
+		}
+		tx, err := s.w.conn.Begin(ctx)
+		if err == nil {
+			return tx, nil
+		}
+		s.dropWriterConn()
+		if try == 1 {
+			return nil, fmt.Errorf("postgres store: begin: %w", err)
+		}
 	}
 }
 
