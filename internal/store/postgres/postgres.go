@@ -20,6 +20,8 @@ import (
 
 // Store implements store.Store on PostgreSQL.
 type Store struct {
+	hooks webhookListener // WebhookSignal's listener (webhooks.go)
+
 	pool *pgxpool.Pool
 	log  *slog.Logger
 	node string // this node's name in leases and heartbeats
@@ -60,6 +62,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 
 // Close closes the connection pool.
 func (s *Store) Close() error {
+	s.stopWebhookListener()
 	s.pool.Close()
 	return nil
 }
