@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -33,9 +34,10 @@ func testWebhookOutbox(t *testing.T, s store.Store) {
 	if err := s.InsertMessages(ctx, []*store.NewMessage{NewTestMessage("m1", "a@one.test", "b@one.test")}); err != nil {
 		t.Fatal(err)
 	}
+	// The signal may cross a connection (PostgreSQL's NOTIFY): wait for it.
 	select {
 	case <-s.WebhookSignal():
-	default:
+	case <-time.After(10 * time.Second):
 		t.Fatal("no signal after outbox rows were committed")
 	}
 	due := func(now time.Time) map[string][]store.OutboxItem {
@@ -169,5 +171,30 @@ func testWebhookOutbox(t *testing.T, s store.Store) {
 	}
 	if d := due(retry.Add(time.Hour)); len(d["ep1"]) != 2 || len(d["ep2"]) != 0 {
 		t.Fatalf("after enable and delete: %+v", d)
+	}
+	if n, err := s.WebhookOutboxDepth(ctx); err != nil || n != 2 {
+		t.Fatalf("outbox depth %d %v, want ep1's 2 pending rows", n, err)
+	}
+	// A test webhook goes to its endpoint only, as a webhook_test event
+	// of the endpoint's tenant with no message (order key "").
+	mustEP("ep4", "t1", "webhook_test")
+	if err := s.QueueTestWebhook(ctx, "", "ep1", retry); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.QueueTestWebhook(ctx, "t1", "nope", retry); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("test webhook of a missing endpoint: %v", err)
+	}
+	d = due(retry.Add(time.Hour))
+	var test *store.OutboxItem
+	for i, it := range d["ep1"] {
+		if it.Event.Type == store.EventWebhookTest {
+			test = &d["ep1"][i]
+		}
+	}
+	if len(d["ep4"]) != 0 || len(d["ep1"]) != 3 || test == nil || test.Key != "" || test.Event.TenantID != "t1" || test.Missing {
+		t.Fatalf("due after a test webhook: %+v", d)
+	}
+	if n, err := s.WebhookOutboxDepth(ctx); err != nil || n != 3 {
+		t.Fatalf("outbox depth %d %v after a test webhook", n, err)
 	}
 }
