@@ -301,19 +301,11 @@ func (c *Cluster) Claim(ctx context.Context, now time.Time, n int) ([]store.Deli
 		ORDER BY CASE lane WHEN 'high' THEN 0 WHEN 'normal' THEN 1 ELSE 2 END, next_attempt_at
 		LIMIT $3 FOR UPDATE SKIP LOCKED)
 	UPDATE deliveries d SET owner = $1 FROM c, messages m WHERE d.id = c.id AND m.id = d.message_id
-	RETURNING d.id, d.message_id, d.tenant_id, m.sender, d.recipient, d.domain, d.lane, d.state, d.attempts,
-		d.created_at, d.next_attempt_at, d.expires_at, d.last_class`, c.node, now.UnixMilli(), n)
+	RETURNING `+deliveryWithMessage, c.node, now.UnixMilli(), n)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: claim: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Delivery, error) {
-		var d store.Delivery
-		var created, next, expires int64
-		err := r.Scan(&d.ID, &d.MessageID, &d.TenantID, &d.Sender, &d.Recipient, &d.Domain, &d.Lane, &d.State, &d.Attempts,
-			&created, &next, &expires, &d.LastClass)
-		d.CreatedAt, d.NextAttemptAt, d.ExpiresAt = msTime(created), msTime(next), msTime(expires)
-		return d, err
-	})
+	out, err := scanDeliveries(rows)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: claim: %w", err)
 	}
