@@ -8,10 +8,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/server"
+	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/testkit"
 	"github.com/posthorn/posthorn/internal/testkit/pgtest"
 )
@@ -116,5 +119,230 @@ func TestClusterBasics(t *testing.T) {
 	out, err = exec.Command(binary, "migrate", "--store", nodes[0].opts.Store, "--json").Output()
 	if err != nil || !strings.Contains(string(out), `"schema_version"`) {
 		t.Fatalf("migrate: %v %s", err, out)
+	}
+}
+
+// clusterLoad injects messages 0..total-1 (one recipient each,
+// r<i>@domain) across the nodes that are up, half over SMTP sessions
+// and half through the HTTP bulk API, and records which were
+// acknowledged. A message whose submission failed (its node was killed)
+// is submitted again on another node.
+type clusterLoad struct {
+	nodes  []*Instance
+	domain string
+	mu     sync.Mutex
+	acked  map[int]bool
+	down   map[int]bool
+	next   int // round robin
+}
+
+func (l *clusterLoad) pick() *Instance {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for {
+		l.next++
+		if i := l.next % len(l.nodes); !l.down[i] {
+			return l.nodes[i]
+		}
+	}
+}
+
+func (l *clusterLoad) setDown(i int, down bool) {
+	l.mu.Lock()
+	l.down[i] = down
+	l.mu.Unlock()
+}
+
+func (l *clusterLoad) ack(ids ...int) {
+	l.mu.Lock()
+	for _, i := range ids {
+		l.acked[i] = true
+	}
+	l.mu.Unlock()
+}
+
+func (l *clusterLoad) ackedCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.acked)
+}
+
+func (l *clusterLoad) rcpt(i int) string { return fmt.Sprintf("r%d@%s", i, l.domain) }
+
+// smtpChunk submits ids in one SMTP session; it returns those not
+// acknowledged.
+func (l *clusterLoad) smtpChunk(in *Instance, ids []int) []int {
+	c, err := Dial(in.SMTP)
+	if err != nil {
+		return ids
+	}
+	defer c.Close()
+	if _, err := c.Cmd(250, "EHLO client.test"); err != nil {
+		return ids
+	}
+	if _, err := c.Cmd(235, "AUTH PLAIN "+plain(in.Creds.SMTPUsername, in.Creds.SMTPPassword)); err != nil {
+		return ids
+	}
+	for k, i := range ids {
+		if _, err := c.Transaction("app@app.test", []string{l.rcpt(i)}, fmt.Sprintf("Subject: m%d\r\n\r\nhello\r\n", i)); err != nil {
+			return ids[k:]
+		}
+		l.ack(i)
+	}
+	return nil
+}
+
+// httpChunk submits ids in one bulk request.
+func (l *clusterLoad) httpChunk(in *Instance, ids []int) []int {
+	items := make([]map[string]any, len(ids))
+	for k, i := range ids {
+		items[k] = map[string]any{"from": "app@app.test", "to": []string{l.rcpt(i)}, "subject": fmt.Sprintf("m%d", i), "text": "hello"}
+	}
+	res, err := in.tryBulk(items)
+	if err != nil {
+		return ids
+	}
+	var left []int
+	for k, it := range res.Items {
+		if it.ID != "" {
+			l.ack(ids[k])
+		} else {
+			left = append(left, ids[k])
+		}
+	}
+	return left
+}
+
+// run submits ids[from:to] in chunks from several goroutines.
+func (l *clusterLoad) run(t *testing.T, from, to int) {
+	const chunk, workers = 250, 6
+	work := make(chan []int)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ids := range work {
+				for tries := 0; len(ids) > 0; tries++ {
+					if tries > 50 {
+						t.Errorf("%d messages not accepted by any node", len(ids))
+						return
+					}
+					if w%2 == 0 {
+						ids = l.smtpChunk(l.pick(), ids)
+					} else {
+						ids = l.httpChunk(l.pick(), ids)
+					}
+				}
+			}
+		}()
+	}
+	for i := from; i < to; i += chunk {
+		ids := make([]int, 0, chunk)
+		for j := i; j < min(to, i+chunk); j++ {
+			ids = append(ids, j)
+		}
+		work <- ids
+	}
+	close(work)
+	wg.Wait()
+}
+
+// TestClusterKillAndLimits: three nodes on one PostgreSQL database share
+// the queue. 30,000 messages (3,000 with -short) to one destination
+// limited to 5 connections are injected across the nodes over SMTP and
+// HTTP; a third of the way in, one node is SIGKILLed; once the others
+// have taken over its deliveries it is restarted. Every acknowledged
+// message is delivered, the duplicates (attempts the killed node had
+// made but not recorded) are at most two per connection it could hold,
+// and the destination never sees more than 5 connections at once from
+// the whole cluster.
+func TestClusterKillAndLimits(t *testing.T) {
+	total := 30000
+	if testing.Short() {
+		total = 3000
+	}
+	w := &world{dns: testkit.StartDNS(t), mx: map[string]*testkit.MXServer{}}
+	mx := testkit.StartMX(t, "127.0.0.2", 0, testkit.Script{DiscardData: true, Stall: testkit.Stalls{EndOfData: time.Millisecond}})
+	w.domain("c.test", "127.0.0.2")
+	const limit = 5
+	nodes := StartCluster(t, 3, Options{DNS: w.dns.Addr(), DeliveryPort: mx.Port(), RetryMin: time.Second, RetryMax: 2 * time.Second,
+		Config: fmt.Sprintf("log_level = \"info\"\n[delivery]\nmax_connections_per_destination = %d\n", limit), LogLevelFromConfig: true})
+	l := &clusterLoad{nodes: nodes, domain: "c.test", acked: map[int]bool{}, down: map[int]bool{}}
+	start := time.Now()
+	l.run(t, 0, total/3)
+	// Kill node 2 while it delivers.
+	victim := nodes[2]
+	l.setDown(2, true)
+	victim.Kill()
+	t.Logf("killed node 2 after %d acknowledged (%s), %d delivered", l.ackedCount(), time.Since(start).Round(time.Millisecond), mx.Accepted())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.run(t, total/3, 2*total/3)
+	}()
+	// The others take its deliveries over once its heartbeat is old.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var rep server.NodesReport
+		nodes[0].CLI(&rep, "nodes")
+		var v store.Node
+		for _, n := range rep.Nodes {
+			if n.PID != 0 && n.Name != rep.Self && !n.Alive {
+				v = n
+			}
+		}
+		if v.Name != "" && v.Leases == 0 {
+			t.Logf("node %s taken over after %s", v.Name, time.Since(start).Round(time.Millisecond))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the killed node's deliveries were not taken over: %+v", rep.Nodes)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	<-done
+	victim.Restart()
+	l.setDown(2, false)
+	l.run(t, 2*total/3, total)
+	if n := l.ackedCount(); n != total {
+		t.Fatalf("%d of %d acknowledged", n, total)
+	}
+	accepted := time.Since(start)
+	// Every acknowledged message arrives.
+	deadline = time.Now().Add(5 * time.Minute)
+	var got map[string]int
+	for {
+		got = map[string]int{}
+		for _, m := range mx.Messages() {
+			for _, r := range m.To {
+				got[r]++
+			}
+		}
+		missing := 0
+		for i := range total {
+			if got[l.rcpt(i)] == 0 {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acknowledged messages not delivered", missing, total)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	dups := 0
+	for _, n := range got {
+		dups += n - 1
+	}
+	t.Logf("%d messages: all accepted after %s, all delivered after %s; %d duplicates; at most %d connections at once",
+		total, accepted.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), dups, mx.MaxActiveConnections())
+	if dups > 2*limit {
+		t.Errorf("%d duplicates; the killed node could have had at most %d attempts unrecorded (2 per connection)", dups, 2*limit)
+	}
+	if n := mx.MaxActiveConnections(); n > limit {
+		t.Errorf("the destination saw %d connections at once; the cluster-wide limit is %d", n, limit)
 	}
 }

@@ -40,7 +40,19 @@ const (
 	slotRetry      = 250 * time.Millisecond // a destination whose cluster budget is used up asks again after this
 	throttlePoll   = time.Second            // how often other nodes' cuts are read
 	throttleMargin = 5 * time.Second        // re-read window (commits land out of order)
+	clusterIdle    = 100 * time.Millisecond // an idle connection's wait for more work
 )
+
+// idleTimeout is how long an idle connection waits for more work. In a
+// cluster its slot is one of the destination's few cluster-wide
+// connections, which another node may have work for: it is given up
+// soon.
+func (s *Scheduler) idleTimeout() time.Duration {
+	if s.cfg.Cluster != nil {
+		return min(s.cfg.IdleTimeout, clusterIdle)
+	}
+	return s.cfg.IdleTimeout
+}
 
 // clusterStart joins the cluster and starts the claimer and the
 // throttle reader instead of loading every pending delivery.

@@ -634,7 +634,7 @@ func (s *Scheduler) take(d *dest, wait bool) *Job {
 		d.idle++
 		s.mu.Unlock()
 		if timer == nil {
-			timer = time.NewTimer(s.cfg.IdleTimeout)
+			timer = time.NewTimer(s.idleTimeout()) // cluster.go
 		}
 		var got bool
 		select {
