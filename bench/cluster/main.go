@@ -62,6 +62,7 @@ import (
 )
 
 type options struct {
+	config            string // TOML every node reads
 	domains           string
 	n, sessions, size int
 	timeout           time.Duration
@@ -78,6 +79,7 @@ type result struct {
 	xact, rows       float64 // per message
 	walBytes, walSyn float64 // per message
 	otherCores       float64 // cores used by processes outside the benchmark
+	idlePH, idlePG   float64 // CPU ms per second while idle, before the load
 	waits            map[string]int
 }
 
@@ -110,6 +112,12 @@ func main() {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(work)
+	// Every session logs in at once from 127.0.0.1: logins in flight
+	// count against max_auth_failures.
+	o.config = filepath.Join(work, "posthorn.toml")
+	if err := os.WriteFile(o.config, []byte("[smtp]\nmax_auth_failures = 10000\n"), 0o600); err != nil {
+		log.Fatal(err)
+	}
 	bin, err := benchkit.Build(work)
 	if err != nil {
 		log.Fatal(err)
@@ -176,12 +184,13 @@ func runSQLite(bin, work string, o options, body string) (result, error) {
 		return result{}, err
 	}
 	defer sink.Close()
-	p, err := benchkit.StartBin(bin, dir, "--smarthost", sink.Addr())
+	p, err := benchkit.StartBin(bin, dir, "--config", o.config, "--smarthost", sink.Addr())
 	if err != nil {
 		return result{}, err
 	}
 	defer p.Stop()
 	res := result{setup: "sqlite x1"}
+	idle([]*benchkit.Posthorn{p}, 0, &res)
 	before := sampleCPU([]*benchkit.Posthorn{p}, 0)
 	if err := drive(&res, []*benchkit.Posthorn{p}, sink, o, body); err != nil {
 		return res, err
@@ -208,7 +217,7 @@ func runPostgres(bin, work string, pg *pgtest.Server, pm, k int, o options, body
 		return result{}, err
 	}
 	defer sink.Close()
-	nodes, err := benchkit.StartCluster(bin, dir, pg.URL(db), k, "--smarthost", sink.Addr())
+	nodes, err := benchkit.StartCluster(bin, dir, pg.URL(db), k, "--config", o.config, "--smarthost", sink.Addr())
 	if err != nil {
 		return result{}, err
 	}
@@ -223,6 +232,7 @@ func runPostgres(bin, work string, pg *pgtest.Server, pm, k int, o options, body
 	}
 	defer stop()
 	res := result{setup: fmt.Sprintf("postgres x%d", k)}
+	idle(nodes, pm, &res)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	mon, err := pgx.Connect(ctx, pg.URL(db))
@@ -320,6 +330,18 @@ func drive(res *result, nodes []*benchkit.Posthorn, sink *testkit.MXServer, o op
 }
 
 // ---- CPU from /proc
+
+// idle measures the CPU the setup uses with no load, over 3s (heartbeats,
+// polls), once the nodes had 2s to settle after start.
+func idle(nodes []*benchkit.Posthorn, postmaster int, res *result) {
+	time.Sleep(2 * time.Second)
+	a := sampleCPU(nodes, postmaster)
+	time.Sleep(3 * time.Second)
+	b := sampleCPU(nodes, postmaster)
+	sec := b.at.Sub(a.at).Seconds()
+	res.idlePH = (b.posthorn - a.posthorn) * 1000 / hz / sec
+	res.idlePG = (b.postgres - a.postgres) * 1000 / hz / sec
+}
 
 // cpuSample is CPU time in clock ticks: the posthorn nodes, the
 // PostgreSQL server's process tree, this benchmark (with its sink) and
@@ -580,7 +602,7 @@ func report(r result) {
 	if r.waits != nil {
 		fmt.Printf("  xact/msg %.2f rows/msg %.1f WAL %.1f KiB/msg flushes/msg %.3f", r.xact, r.rows, r.walBytes/1024, r.walSyn)
 	}
-	fmt.Printf("  other load %.2f cores\n", r.otherCores)
+	fmt.Printf("  other load %.2f cores  idle cpu posthorn %.0f ms/s postgres %.0f ms/s\n", r.otherCores, r.idlePH, r.idlePG)
 	if n := r.waits["samples"]; n > 0 {
 		type kv struct {
 			k string
