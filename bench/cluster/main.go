@@ -29,6 +29,11 @@
 // At the end pgbench measures the server's commit rate on this disk
 // (-pgbench 0 skips it). -profile FILE saves a 10s CPU profile of node1
 // of the largest PostgreSQL setup in the last round (go tool pprof -top).
+// -trips puts a proxy between the nodes and PostgreSQL that counts round
+// trips (simple queries and Syncs) per message; it slows the nodes, so
+// take rates from a run without it. -domains spreads the recipients over
+// domains, or gives each node its own (per-node), to show what the
+// shared daily rollup row costs.
 //
 // Run from the project root (as root, PostgreSQL runs as user postgres):
 //
@@ -67,6 +72,7 @@ type options struct {
 	n, sessions, size int
 	timeout           time.Duration
 	profile           string
+	trips             bool // nodes reach PostgreSQL through a round-trip counter
 }
 
 // result is one setup's run.
@@ -81,6 +87,7 @@ type result struct {
 	otherCores       float64 // cores used by processes outside the benchmark
 	idlePH, idlePG   float64 // CPU ms per second while idle, before the load
 	waits            map[string]int
+	trips            float64 // round trips to PostgreSQL per message (-trips)
 }
 
 func main() {
@@ -93,6 +100,7 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 15*time.Minute, "longest wait for delivery per setup")
 	pgbenchFor := flag.Duration("pgbench", 10*time.Second, "pgbench run length per client count (0: skip)")
 	flag.StringVar(&o.domains, "domains", "1", `recipient domains: a count K (message i goes to d<i mod K>.test) or "per-node" (node k's sessions send to node<k>.test)`)
+	flag.BoolVar(&o.trips, "trips", false, "count the nodes' round trips to PostgreSQL through a proxy (slows them: rates are not comparable)")
 	flag.StringVar(&o.profile, "profile", "", "save a CPU profile of node1 of the largest setup here")
 	flag.Parse()
 	if k, err := strconv.Atoi(o.domains); o.domains != "per-node" && (err != nil || k < 1) {
@@ -217,7 +225,16 @@ func runPostgres(bin, work string, pg *pgtest.Server, pm, k int, o options, body
 		return result{}, err
 	}
 	defer sink.Close()
-	nodes, err := benchkit.StartCluster(bin, dir, pg.URL(db), k, "--config", o.config, "--smarthost", sink.Addr())
+	url := pg.URL(db)
+	var trips *tripCounter
+	if o.trips {
+		if trips, err = newTripCounter(fmt.Sprintf("127.0.0.1:%d", pg.Port())); err != nil {
+			return result{}, err
+		}
+		defer trips.Close()
+		url = strings.Replace(url, fmt.Sprintf(":%d/", pg.Port()), fmt.Sprintf(":%d/", trips.Port()), 1)
+	}
+	nodes, err := benchkit.StartCluster(bin, dir, url, k, "--config", o.config, "--smarthost", sink.Addr())
 	if err != nil {
 		return result{}, err
 	}
@@ -245,6 +262,10 @@ func runPostgres(bin, work string, pg *pgtest.Server, pm, k int, o options, body
 		return res, err
 	}
 	before := sampleCPU(nodes, pm)
+	var trips0 int64
+	if trips != nil {
+		trips0 = trips.trips.Load()
+	}
 
 	waits := map[string]int{}
 	var wg sync.WaitGroup
@@ -257,6 +278,11 @@ func runPostgres(bin, work string, pg *pgtest.Server, pm, k int, o options, body
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			select { // past the logins (argon2) at the start
+			case <-time.After(3 * time.Second):
+			case <-ctx.Done():
+				return
+			}
 			if err := saveProfile(nodes[0], profile, 10*time.Second); err != nil {
 				log.Printf("profile: %v", err)
 			}
@@ -271,6 +297,9 @@ func runPostgres(bin, work string, pg *pgtest.Server, pm, k int, o options, body
 	after := sampleCPU(nodes, pm)
 	before.into(&res, after, o.n)
 	res.waits = waits
+	if trips != nil {
+		res.trips = float64(trips.trips.Load()-trips0) / float64(o.n)
+	}
 
 	// Stopped nodes' backends exit and flush their statistics.
 	stop()
@@ -601,6 +630,9 @@ func report(r result) {
 		r.setup, r.accept, r.e2e, r.delivered, r.maxConns, r.phCPU, r.pgCPU)
 	if r.waits != nil {
 		fmt.Printf("  xact/msg %.2f rows/msg %.1f WAL %.1f KiB/msg flushes/msg %.3f", r.xact, r.rows, r.walBytes/1024, r.walSyn)
+		if r.trips > 0 {
+			fmt.Printf(" round trips/msg %.2f", r.trips)
+		}
 	}
 	fmt.Printf("  other load %.2f cores  idle cpu posthorn %.0f ms/s postgres %.0f ms/s\n", r.otherCores, r.idlePH, r.idlePG)
 	if n := r.waits["samples"]; n > 0 {
