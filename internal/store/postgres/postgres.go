@@ -25,6 +25,7 @@ type Store struct {
 	pool *pgxpool.Pool
 	log  *slog.Logger
 	node string // this node's name in leases and heartbeats
+	w    writer // the group-commit writer (writer.go)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -57,14 +58,20 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 		pool.Close()
 		return nil, err
 	}
+	if err := s.startWriter(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
-// Close closes the connection pool.
+// Close stops the writer after the requests already queued and closes
+// the connection pool.
 func (s *Store) Close() error {
 	s.stopWebhookListener()
+	err := s.stopWriter()
 	s.pool.Close()
-	return nil
+	return err
 }
 
 // Pool is the store's connection pool (for tests and tools).
