@@ -15,8 +15,9 @@ package postgres
 // PostgreSQL delivers only once it commits, to every node listening. The
 // first WebhookSignal call starts a listener on a connection of its own
 // (nodes that never send webhooks hold none) and returns once it listens;
-// it reconnects when the connection drops and then pokes once, since
-// notifications sent meanwhile are lost. The sender's polling of
+// it reconnects when the connection drops. Each time it starts listening
+// it pokes once: rows committed before (after the sender's last read) or
+// while it was not listening were announced to nobody. The sender's polling of
 // NextWebhookDue stays the safety net.
 //
 // DueWebhooks hands out rows without leasing them: as with SQLite, one
@@ -143,11 +144,13 @@ func (s *Store) listenWebhooks(ctx context.Context, listening chan struct{}) {
 		}
 		if err == nil {
 			backoff = 100 * time.Millisecond
+			// Rows committed before LISTEN (the sender's last read may
+			// predate them) and notifications sent while not listening
+			// are not announced: poke once.
+			l.poke()
 			if first {
 				close(listening)
 				first = false
-			} else {
-				l.poke() // notifications sent while not listening are lost
 			}
 			for err == nil {
 				if _, err = conn.WaitForNotification(ctx); err == nil {
