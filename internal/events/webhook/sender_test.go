@@ -7,47 +7,24 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/store"
-	"github.com/posthorn/posthorn/internal/store/postgres"
-	"github.com/posthorn/posthorn/internal/store/sqlite"
 	"github.com/posthorn/posthorn/internal/store/storetest"
 	"github.com/posthorn/posthorn/internal/testkit/pgtest"
+	"github.com/posthorn/posthorn/internal/testkit/stores"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
-
-// onEachStore runs test on a fresh SQLite store and on a fresh PostgreSQL
-// store (skipped when PostgreSQL is not installed, outside CI).
-func onEachStore(t *testing.T, test func(t *testing.T, st store.Store)) {
-	t.Run("sqlite", func(t *testing.T) {
-		st, err := sqlite.Open(filepath.Join(t.TempDir(), "p.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		test(t, st)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		st, err := postgres.Open(context.Background(), pgtest.NewDatabase(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer st.Close()
-		test(t, st)
-	})
-}
 
 // TestSenderOrderAndRetries runs the sender on a real store against a
 // receiver that fails every other request: every event arrives, each
 // message's in order, and a 410 disables the endpoint with an event.
 // Run with -race: the sender's bookkeeping is shared by its requests.
-func TestSenderOrderAndRetries(t *testing.T) { onEachStore(t, testSenderOrderAndRetries) }
+func TestSenderOrderAndRetries(t *testing.T) { stores.Each(t, testSenderOrderAndRetries) }
 
 func testSenderOrderAndRetries(t *testing.T, st store.Store) {
 	ctx := context.Background()
@@ -138,7 +115,7 @@ func testSenderOrderAndRetries(t *testing.T, st store.Store) {
 // for DisableAfter is disabled with a webhook_disabled event, and its
 // webhook stays in the outbox.
 func TestSenderDisablesFailingEndpoint(t *testing.T) {
-	onEachStore(t, testSenderDisablesFailingEndpoint)
+	stores.Each(t, testSenderDisablesFailingEndpoint)
 }
 
 func testSenderDisablesFailingEndpoint(t *testing.T, st store.Store) {
