@@ -2,6 +2,8 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,9 +14,10 @@ import (
 
 // TestWebhooksAcrossNodes: two nodes on one database. An endpoint created
 // through one is used at once by the other's event writer (subscriptions
-// are not cached per node), disabling it on one stops the other queueing
-// for it, and a commit of outbox rows on one node pokes the other's
-// WebhookSignal (NOTIFY).
+// are not cached per node), a commit of outbox rows on one node pokes the
+// other's WebhookSignal (NOTIFY), a row one node's sender read is not
+// handed to the other's until recorded or its claim expired, and
+// disabling the endpoint on one stops the other queueing for it.
 func TestWebhooksAcrossNodes(t *testing.T) {
 	ctx := context.Background()
 	url := pgtest.NewDatabase(t)
@@ -45,13 +48,38 @@ func TestWebhooksAcrossNodes(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("node a was not told of node b's outbox rows")
 	}
-	items, err := a.DueWebhooks(ctx, time.Now(), 10)
+	now := time.Now()
+	items, err := a.DueWebhooks(ctx, now, 10)
 	if err != nil || len(items) != 1 || items[0].Event.MessageID != "m1" {
 		t.Fatalf("due on node a after node b's write: %+v %v", items, err)
 	}
+	// Node a claimed it: node b's sender leaves it alone (until the claim
+	// expires), node a's reads it again.
+	if items, err := b.DueWebhooks(ctx, now, 10); err != nil || len(items) != 0 {
+		t.Fatalf("due on node b while node a has it: %+v %v", items, err)
+	}
+	if again, err := a.DueWebhooks(ctx, now, 10); err != nil || len(again) != 1 || again[0].ID != items[0].ID {
+		t.Fatalf("due on node a again: %+v %v", again, err)
+	}
+	if next, err := b.NextWebhookDue(ctx, now); err != nil || !next.Equal(timeMS(unixMS(now.Add(claimTTL)))) {
+		t.Fatalf("next due on node b: %v %v, want the claim's end", next, err)
+	}
+	if late, err := b.DueWebhooks(ctx, now.Add(claimTTL), 10); err != nil || len(late) != 1 {
+		t.Fatalf("due on node b once node a's claim expired: %+v %v", late, err)
+	}
+	// A recorded failure ends the claim: the retry may go from any node.
+	retry := now.Add(time.Second)
+	if err := b.RecordWebhookAttempt(ctx, store.WebhookResult{OutboxID: items[0].ID, EndpointID: "ep1", N: 1, At: now, Status: 500,
+		NextAt: retry}); err != nil {
+		t.Fatal(err)
+	}
+	items, err = a.DueWebhooks(ctx, retry, 10)
+	if err != nil || len(items) != 1 || items[0].Attempts != 1 {
+		t.Fatalf("due on node a at the retry: %+v %v", items, err)
+	}
 	// Disabled through node a: node b queues nothing more for it.
-	if err := a.RecordWebhookAttempt(ctx, store.WebhookResult{OutboxID: items[0].ID, EndpointID: "ep1", N: 1, At: time.Now(), Status: 410,
-		NextAt: time.Now(), Disable: true, Detail: "gone"}); err != nil {
+	if err := a.RecordWebhookAttempt(ctx, store.WebhookResult{OutboxID: items[0].ID, EndpointID: "ep1", N: 2, At: retry, Status: 410,
+		NextAt: retry, Disable: true, Detail: "gone"}); err != nil {
 		t.Fatal(err)
 	}
 	if err := b.InsertMessages(ctx, []*store.NewMessage{storetest.NewTestMessage("m2", "y@one.test")}); err != nil {
@@ -92,5 +120,64 @@ func TestWebhookSignalAfterReconnect(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the listener does not listen again")
 		}
+	}
+}
+
+// TestDueWebhooksClaimRace: nodes reading the outbox at the same moment
+// never both get one row.
+func TestDueWebhooksClaimRace(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	nodes := make([]*Store, 3)
+	for i := range nodes {
+		s, err := Open(ctx, url, WithNode(fmt.Sprintf("n%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		nodes[i] = s
+	}
+	if err := nodes[0].CreateEndpoint(ctx, store.WebhookEndpoint{ID: "ep1", TenantID: "t1", URL: "https://hooks.test/ep1",
+		Events: []string{"queued"}, Secret: "whsec_c2VjcmV0", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []*store.NewMessage
+	for i := range 40 {
+		msgs = append(msgs, storetest.NewTestMessage(fmt.Sprintf("m%d", i), "x@one.test"))
+	}
+	if err := nodes[0].InsertMessages(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	var mu sync.Mutex
+	owner := map[int64]string{}
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for _, s := range nodes {
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				items, err := s.DueWebhooks(ctx, now, 100)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				for _, it := range items {
+					if o, ok := owner[it.ID]; ok && o != s.node {
+						t.Errorf("row %d handed to %s and %s", it.ID, o, s.node)
+					}
+					owner[it.ID] = s.node
+				}
+			}()
+		}
+	}
+	close(start)
+	wg.Wait()
+	if len(owner) != 40 {
+		t.Fatalf("%d of 40 rows handed out", len(owner))
 	}
 }
