@@ -47,7 +47,7 @@ type wtx struct {
 }
 
 // event logs e in this transaction (written at the end of the batch).
-func (w *wtx) event(e store.Event) { w.ev.add(e, false, nil) }
+func (w *wtx) event(e store.Event) { w.ev.add(e, false) }
 
 // writeFn is a write request. It must be safe to run again after a
 // rollback: it resets whatever it fills in.
@@ -72,6 +72,7 @@ type writer struct {
 	sink      atomic.Pointer[func([]store.Event)]
 
 	commits, requests atomic.Uint64
+	execNS, commitNS  atomic.Int64 // time spent running batches and committing them
 }
 
 // CommitStats reports how many group commits ran and how many write
@@ -259,14 +260,11 @@ func (s *Store) runBatch(batch []*writeReq) (errs []error, ok bool) {
 		}
 		return errs, true
 	}
-	if err := s.writerConn(ctx); err != nil {
+	tx, err := s.begin(ctx)
+	if err != nil {
 		return fail(err)
 	}
-	tx, err := s.w.conn.Begin(ctx)
-	if err != nil {
-		s.dropWriterConn()
-		return fail(fmt.Errorf("postgres store: begin: %w", err))
-	}
+	t0 := time.Now()
 	s.w.ev.reset()
 	w := &wtx{tx: tx, ev: &s.w.ev}
 	for i, r := range batch {
@@ -282,7 +280,11 @@ func (s *Store) runBatch(batch []*writeReq) (errs []error, ok bool) {
 		}
 		return fail(err)
 	}
-	if err := tx.Commit(ctx); err != nil {
+	t1 := time.Now()
+	err = tx.Commit(ctx)
+	s.w.execNS.Add(int64(t1.Sub(t0)))
+	s.w.commitNS.Add(int64(time.Since(t1)))
+	if err != nil {
 		// The outcome is unknown if the connection broke during the commit.
 		s.dropWriterConn()
 		return fail(fmt.Errorf("postgres store: commit: %w", err))
@@ -301,6 +303,25 @@ func (s *Store) rollback(tx pgx.Tx) {
 	defer cancel()
 	if err := tx.Rollback(ctx); err != nil && !errors.Is(err, pgx.ErrTxClosed) {
 		s.dropWriterConn()
+	}
+}
+
+// begin starts the writer's transaction. A connection found broken
+// (the server restarted, the backend was terminated) is replaced once:
+// nothing has been written on it yet, so the batch need not fail.
+func (s *Store) begin(ctx context.Context) (pgx.Tx, error) {
+	for try := 0; ; try++ {
+		if err := s.writerConn(ctx); err != nil {
+			return nil, err
+		}
+		tx, err := s.w.conn.Begin(ctx)
+		if err == nil {
+			return tx, nil
+		}
+		s.dropWriterConn()
+		if try == 1 {
+			return nil, fmt.Errorf("postgres store: begin: %w", err)
+		}
 	}
 }
 
