@@ -17,8 +17,8 @@ package postgres
 // (nodes that never send webhooks hold none) and returns once it listens;
 // it reconnects when the connection drops. Each time it starts listening
 // it pokes once: rows committed before (after the sender's last read) or
-// while it was not listening were announced to nobody. The sender's polling of
-// NextWebhookDue stays the safety net.
+// while it was not listening were announced to nobody. The sender's
+// polling of NextWebhookDue stays the safety net.
 //
 // Every node runs a webhook sender on the one outbox. DueWebhooks claims
 // the rows it returns for this node (WithNode) until claimTTL after now:
@@ -122,11 +122,15 @@ func (s *Store) WebhookSignal() <-chan struct{} {
 	return l.signal
 }
 
-// stopWebhookListener ends the listener, if one was started.
+// stopWebhookListener ends the listener, if one was started; a later
+// WebhookSignal (after Close) starts none.
 func (s *Store) stopWebhookListener() {
 	l := &s.hooks
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.signal == nil {
+		l.signal = make(chan struct{}, 1)
+	}
 	if l.cancel != nil {
 		l.cancel()
 		<-l.ended
