@@ -18,6 +18,7 @@ import (
 	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/server"
 	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/store/postgres"
 	"github.com/posthorn/posthorn/internal/testkit"
 	"github.com/posthorn/posthorn/internal/testkit/pgtest"
 )
@@ -114,6 +115,15 @@ func TestClusterBasics(t *testing.T) {
 		if !n.Alive {
 			t.Fatalf("node %s not alive: %+v", n.Name, rep)
 		}
+	}
+	var st server.Status
+	nodes[2].CLI(&st, "status")
+	if st.SchemaVersion != postgres.SchemaVersion() || st.StoreBytes == 0 || st.Queue["delivered"] != 15 {
+		t.Fatalf("status on a cluster node: schema %d, %d bytes, queue %v; want the shared store's", st.SchemaVersion, st.StoreBytes, st.Queue)
+	}
+	_, stderr, code := nodes[0].Run("", nil, "backup", filepath.Join(t.TempDir(), "b.tar.gz"))
+	if code == 0 || !strings.Contains(stderr, "pg_dump") {
+		t.Fatalf("backup of a cluster node: exit %d, %s; want it to point to pg_dump", code, stderr)
 	}
 	out, err := exec.Command(binary, "init", "--store", nodes[0].opts.Store).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "already initialised") {
