@@ -7,14 +7,18 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/queue/ops"
 	"github.com/posthorn/posthorn/internal/server"
 	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/store/postgres"
 	"github.com/posthorn/posthorn/internal/testkit"
 	"github.com/posthorn/posthorn/internal/testkit/pgtest"
 )
@@ -112,6 +116,15 @@ func TestClusterBasics(t *testing.T) {
 			t.Fatalf("node %s not alive: %+v", n.Name, rep)
 		}
 	}
+	var st server.Status
+	nodes[2].CLI(&st, "status")
+	if st.SchemaVersion != postgres.SchemaVersion() || st.StoreBytes == 0 || st.Queue["delivered"] != 15 {
+		t.Fatalf("status on a cluster node: schema %d, %d bytes, queue %v; want the shared store's", st.SchemaVersion, st.StoreBytes, st.Queue)
+	}
+	_, stderr, code := nodes[0].Run("", nil, "backup", filepath.Join(t.TempDir(), "b.tar.gz"))
+	if code == 0 || !strings.Contains(stderr, "pg_dump") {
+		t.Fatalf("backup of a cluster node: exit %d, %s; want it to point to pg_dump", code, stderr)
+	}
 	out, err := exec.Command(binary, "init", "--store", nodes[0].opts.Store).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "already initialised") {
 		t.Fatalf("second init: %v %s", err, out)
@@ -134,6 +147,8 @@ type clusterLoad struct {
 	acked  map[int]bool
 	down   map[int]bool
 	next   int // round robin
+	// stop ends run early (a test that only needs a backlog).
+	stop atomic.Bool
 }
 
 func (l *clusterLoad) pick() *Instance {
@@ -223,7 +238,7 @@ func (l *clusterLoad) run(t *testing.T, from, to int) {
 		go func() {
 			defer wg.Done()
 			for ids := range work {
-				for tries := 0; len(ids) > 0; tries++ {
+				for tries := 0; len(ids) > 0 && !l.stop.Load(); tries++ {
 					if tries > 50 {
 						t.Errorf("%d messages not accepted by any node", len(ids))
 						return
@@ -344,5 +359,79 @@ func TestClusterKillAndLimits(t *testing.T) {
 	}
 	if n := mx.MaxActiveConnections(); n > limit {
 		t.Errorf("the destination saw %d connections at once; the cluster-wide limit is %d", n, limit)
+	}
+}
+
+// stormDest returns node in's state for the destination of domain
+// (zero when it holds none).
+func stormDest(t *testing.T, in *Instance, domain string) ops.DestinationRow {
+	var res struct {
+		Items []ops.DestinationRow `json:"items"`
+	}
+	in.CLI(&res, "destinations")
+	for _, d := range res.Items {
+		if slices.Contains(d.Domains, domain) || strings.Contains(d.Key, domain) {
+			return d
+		}
+	}
+	return ops.DestinationRow{}
+}
+
+// TestClusterThrottleShared: a 421 seen by one node slows all three.
+// Nodes 1 and 2 are sending a backlog to a destination when node 0 gets
+// "421 4.7.28" there (for one recipient only they never send to): within
+// seconds nodes 1 and 2 are paused and throttled too, with node 0's
+// reply as the reason, and the destination gets nothing more from the
+// cluster during the pause.
+func TestClusterThrottleShared(t *testing.T) {
+	w := &world{dns: testkit.StartDNS(t), mx: map[string]*testkit.MXServer{}}
+	storm := testkit.Reply{Code: 421, Text: "4.7.28 rate limited, slow down"}
+	mx := testkit.StartMX(t, "127.0.0.2", 0, testkit.Script{DiscardData: true, Stall: testkit.Stalls{EndOfData: 20 * time.Millisecond},
+		RcptReplies: map[string]testkit.Reply{"trigger@storm.test": storm}})
+	w.domain("storm.test", "127.0.0.2")
+	nodes := StartCluster(t, 3, Options{DNS: w.dns.Addr(), DeliveryPort: mx.Port(),
+		Config: "[delivery]\nmax_connections_per_destination = 4\ncooldown = \"30s\"\n"})
+	l := &clusterLoad{nodes: nodes[1:], domain: "storm.test", acked: map[int]bool{}, down: map[int]bool{}}
+	loaded := make(chan struct{})
+	go func() {
+		defer close(loaded)
+		l.run(t, 0, 4000) // a backlog on nodes 1 and 2
+	}()
+	defer func() {
+		l.stop.Store(true)
+		<-loaded
+	}()
+	// Wait until nodes 1 and 2 both deliver there.
+	deadline := time.Now().Add(60 * time.Second)
+	for stormDest(t, nodes[1], "storm.test").SentLastMin == 0 || stormDest(t, nodes[2], "storm.test").SentLastMin == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("nodes 1 and 2 are not both delivering to storm.test")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	nodes[0].Send("app@app.test", []string{"trigger@storm.test"}, "Subject: trigger\r\n\r\nx\r\n")
+	for i, in := range nodes {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			d := stormDest(t, in, "storm.test")
+			if d.Paused && d.Throttle.Throttled && strings.Contains(d.Throttle.Reason, "4.7.28") {
+				t.Logf("node %d: paused until %s, %d connections allowed (%s)", i, d.Throttle.PausedUntil.Format(time.StampMilli), d.Throttle.Conns, d.Throttle.Reason)
+				if i > 0 && !strings.Contains(d.Throttle.Reason, "seen by node") {
+					t.Errorf("node %d paused by its own 421? %q", i, d.Throttle.Reason)
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("node %d not slowed down after node 0's 421: %+v", i, d)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// All paused: what was in flight finishes, then nothing arrives.
+	time.Sleep(time.Second)
+	before := mx.Accepted()
+	time.Sleep(3 * time.Second)
+	if got := mx.Accepted() - before; got > 0 {
+		t.Errorf("the destination accepted %d messages from a cluster that should be paused", got)
 	}
 }

@@ -41,7 +41,22 @@ const (
 	throttlePoll   = time.Second            // how often other nodes' cuts are read
 	throttleMargin = 5 * time.Second        // re-read window (commits land out of order)
 	clusterIdle    = 100 * time.Millisecond // an idle connection's wait for more work
+	slotHold       = 2 * time.Second        // a connection gives its slot up after this, so that every node gets its turn
 )
+
+// yieldSlot reports whether a worker that took its slot at held should
+// give it up now: in a cluster, after slotHold, so that nodes waiting
+// for one of the destination's few connections get their turn (this
+// node asks again only after slotRetry, giving them the time to).
+func (s *Scheduler) yieldSlot(d *dest, held time.Time) bool {
+	if s.cfg.Cluster == nil || s.now().Sub(held) < slotHold {
+		return false
+	}
+	s.mu.Lock()
+	d.slotWait = s.now().Add(slotRetry)
+	s.mu.Unlock()
+	return true
+}
 
 // idleTimeout is how long an idle connection waits for more work. In a
 // cluster its slot is one of the destination's few cluster-wide

@@ -31,12 +31,16 @@ func (s *Scheduler) worker(d *dest) {
 		}
 		w.wait()
 	}()
+	held := s.now()
 	for {
 		j := s.take(d, conn != nil)
 		if j == nil {
 			return
 		}
 		conn = s.process(d, j, conn, w)
+		if s.yieldSlot(d, held) { // cluster.go
+			return
+		}
 	}
 }
 

@@ -159,6 +159,9 @@ func (s *Server) Status(ctx context.Context) (*Status, error) {
 			st.StoreBytes += fi.Size()
 		}
 	}
+	if s.cluster != nil {
+		st.StoreBytes, _ = s.cluster.DatabaseSize(ctx) // the shared database
+	}
 	return st, nil
 }
 

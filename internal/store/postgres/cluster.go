@@ -446,3 +446,10 @@ func (c *Cluster) Nodes(ctx context.Context) ([]store.Node, error) {
 		return n, err
 	})
 }
+
+// DatabaseSize is the shared database's size on disk in bytes.
+func (c *Cluster) DatabaseSize(ctx context.Context) (int64, error) {
+	var n int64
+	err := c.st.pool.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&n)
+	return n, err
+}

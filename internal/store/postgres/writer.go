@@ -47,7 +47,7 @@ type wtx struct {
 }
 
 // event logs e in this transaction (written at the end of the batch).
-func (w *wtx) event(e store.Event) { w.ev.add(e, false, nil) }
+func (w *wtx) event(e store.Event) { w.ev.add(e, false) }
 
 // writeFn is a write request. It must be safe to run again after a
 // rollback: it resets whatever it fills in.
@@ -72,6 +72,7 @@ type writer struct {
 	sink      atomic.Pointer[func([]store.Event)]
 
 	commits, requests atomic.Uint64
+	execNS, commitNS  atomic.Int64 // time spent running batches and committing them
 }
 
 // CommitStats reports how many group commits ran and how many write
@@ -263,6 +264,7 @@ func (s *Store) runBatch(batch []*writeReq) (errs []error, ok bool) {
 	if err != nil {
 		return fail(err)
 	}
+	t0 := time.Now()
 	s.w.ev.reset()
 	w := &wtx{tx: tx, ev: &s.w.ev}
 	for i, r := range batch {
@@ -278,7 +280,11 @@ func (s *Store) runBatch(batch []*writeReq) (errs []error, ok bool) {
 		}
 		return fail(err)
 	}
-	if err := tx.Commit(ctx); err != nil {
+	t1 := time.Now()
+	err = tx.Commit(ctx)
+	s.w.execNS.Add(int64(t1.Sub(t0)))
+	s.w.commitNS.Add(int64(time.Since(t1)))
+	if err != nil {
 		// The outcome is unknown if the connection broke during the commit.
 		s.dropWriterConn()
 		return fail(fmt.Errorf("postgres store: commit: %w", err))

@@ -86,7 +86,7 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 			for _, d := range nm.Deliveries {
 				d.MessageID, d.TenantID = m.ID, m.TenantID
 				w.ev.add(store.Event{At: d.CreatedAt, Type: store.AcceptEvent(d.State), TenantID: m.TenantID, MessageID: m.ID,
-					DeliveryID: d.ID, Recipient: d.Recipient, Domain: d.Domain, Detail: d.LastError}, true, m.Tags)
+					DeliveryID: d.ID, Recipient: d.Recipient, Domain: d.Domain, Detail: d.LastError}, true)
 			}
 		}
 		return nil
@@ -188,22 +188,28 @@ func (s *Store) Lease(ctx context.Context, ids []int64, now, retryAt time.Time) 
 	return leased, err
 }
 
-const outcomeSQL = `UPDATE deliveries SET state = $1, attempts = attempts + 1,
-	first_attempt_at = CASE WHEN first_attempt_at = 0 THEN $2 ELSE first_attempt_at END,
-	last_attempt_at = $3, next_attempt_at = $4, last_code = $5, last_enhanced = $6, last_text = $7, last_class = $8,
-	last_phase = $9, last_mx = $10, last_ip = $11, provider = CASE WHEN $12 = '' THEN provider ELSE $12 END, updated_at = $3
-	WHERE id = $13 AND state IN (` + "%s" + `)
-	RETURNING message_id, tenant_id, recipient, attempts`
+// outcomeSQL records one outcome in one statement: the delivery's change
+// and its attempt row when it is still sending; otherwise it only reads
+// the delivery (the statement's snapshot: as it was before the change, so
+// the second part sees the row only when the first changed nothing).
+var outcomeSQL = `WITH u AS (
+		UPDATE deliveries SET state = $1, attempts = attempts + 1,
+			first_attempt_at = CASE WHEN first_attempt_at = 0 THEN $2 ELSE first_attempt_at END,
+			last_attempt_at = $3, next_attempt_at = $4, last_code = $5, last_enhanced = $6, last_text = $7, last_class = $8,
+			last_phase = $9, last_mx = $10, last_ip = $11, provider = CASE WHEN $12 = '' THEN provider ELSE $12 END, updated_at = $3
+		WHERE id = $13 AND state IN (` + store.SQLList(store.OpFrom(store.OpOutcome)) + `)
+		RETURNING message_id, tenant_id, recipient, attempts),
+	a AS (
+		INSERT INTO attempts (delivery_id, message_id, n, started_at, duration_us, mx, ip, tls, code, enhanced, text, class, phase,
+			error, tls_version, tls_cipher, tls_policy, tls_result, source_ip)
+		SELECT $13, message_id, attempts, $2, $14::bigint, $10, $11, $15::boolean, $5, $6, $16::text, $8, $9,
+			$17::text, $18::text, $19::text, $20::text, $21::text, $22::text FROM u)
+	SELECT false, '', message_id, tenant_id, recipient, attempts FROM u
+	UNION ALL
+	SELECT true, state, message_id, tenant_id, recipient, attempts FROM deliveries WHERE id = $13 AND NOT EXISTS (SELECT 1 FROM u)`
 
-var outcomeUpdateSQL = fmt.Sprintf(outcomeSQL, store.SQLList(store.OpFrom(store.OpOutcome)))
-
-const insAttemptSQL = `INSERT INTO attempts (delivery_id, message_id, n, started_at, duration_us, mx, ip, tls,
-	code, enhanced, text, class, phase, error, tls_version, tls_cipher, tls_policy, tls_result, source_ip)
-	VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)`
-
-// RecordOutcomes implements store.Store: the state changes go in one
-// pipeline, then the attempt rows and the look-ups of ignored outcomes in
-// a second.
+// RecordOutcomes implements store.Store: one statement per outcome, all
+// in one pipeline.
 func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error {
 	if err := store.CheckOutcomes(outs); err != nil {
 		return err
@@ -212,11 +218,11 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 		return nil
 	}
 	type result struct {
-		msgID, tenant, rcpt string
-		n                   int
 		ignored             bool
 		state               string // for ignored ones: the state it was in
-		unknown             bool   // no such delivery
+		msgID, tenant, rcpt string
+		n                   int
+		unknown             bool // no such delivery
 	}
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
 		res := make([]result, len(outs))
@@ -227,53 +233,22 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 			if o.Reply.Code == 0 {
 				lastText = o.Error // no reply: keep the local error (read back as LastError)
 			}
-			b.Queue(outcomeUpdateSQL, string(o.State), ms(o.StartedAt), ms(end), ms(o.NextAt), o.Reply.Code, o.Reply.Enhanced,
-				lastText, o.Class, o.Phase, o.MX, o.IP, o.Provider, o.DeliveryID)
+			b.Queue(outcomeSQL, string(o.State), ms(o.StartedAt), ms(end), ms(o.NextAt), o.Reply.Code, o.Reply.Enhanced,
+				lastText, o.Class, o.Phase, o.MX, o.IP, o.Provider, o.DeliveryID,
+				o.Duration.Microseconds(), o.TLS, o.Reply.Text, o.Error,
+				o.TLSDetail.Version, o.TLSDetail.Cipher, o.TLSDetail.Policy, o.TLSDetail.Result, o.SourceIP)
 		}
 		br := w.tx.SendBatch(ctx, b)
 		for i, o := range outs {
 			r := &res[i]
-			err := br.QueryRow().Scan(&r.msgID, &r.tenant, &r.rcpt, &r.n)
-			if errors.Is(err, pgx.ErrNoRows) {
-				r.ignored = true
-				continue
-			}
-			if err != nil {
-				br.Close()
-				return fmt.Errorf("record outcome of delivery %d: %w", o.DeliveryID, err)
-			}
-		}
-		if err := br.Close(); err != nil {
-			return fmt.Errorf("record outcomes: %w", err)
-		}
-		b = &pgx.Batch{}
-		for i, o := range outs {
-			if res[i].ignored {
-				b.Queue(`SELECT state, message_id, tenant_id, recipient, attempts FROM deliveries WHERE id = $1`, o.DeliveryID)
-				continue
-			}
-			b.Queue(insAttemptSQL, o.DeliveryID, res[i].msgID, res[i].n, ms(o.StartedAt), o.Duration.Microseconds(), o.MX, o.IP, o.TLS,
-				o.Reply.Code, o.Reply.Enhanced, o.Reply.Text, o.Class, o.Phase, o.Error,
-				o.TLSDetail.Version, o.TLSDetail.Cipher, o.TLSDetail.Policy, o.TLSDetail.Result, o.SourceIP)
-		}
-		br = w.tx.SendBatch(ctx, b)
-		for i, o := range outs {
-			r := &res[i]
-			if !r.ignored {
-				if _, err := br.Exec(); err != nil {
-					br.Close()
-					return fmt.Errorf("insert attempt of delivery %d: %w", o.DeliveryID, err)
-				}
-				continue
-			}
-			err := br.QueryRow().Scan(&r.state, &r.msgID, &r.tenant, &r.rcpt, &r.n)
+			err := br.QueryRow().Scan(&r.ignored, &r.state, &r.msgID, &r.tenant, &r.rcpt, &r.n)
 			if errors.Is(err, pgx.ErrNoRows) {
 				r.unknown = true
 				continue
 			}
 			if err != nil {
 				br.Close()
-				return fmt.Errorf("look up delivery %d for its ignored outcome: %w", o.DeliveryID, err)
+				return fmt.Errorf("record outcome of delivery %d: %w", o.DeliveryID, err)
 			}
 		}
 		if err := br.Close(); err != nil {
