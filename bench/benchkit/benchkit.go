@@ -41,46 +41,104 @@ func freePort() (int, error) {
 // directory) and runs serve with extra flags. Benchmarks send from any
 // domain, so the sender-domain check is off (--allow-unverified-senders).
 func Start(work string, extra ...string) (*Posthorn, error) {
-	root, err := moduleRoot()
+	bin, err := Build(work)
 	if err != nil {
 		return nil, err
 	}
-	p := &Posthorn{Bin: filepath.Join(work, "posthorn"), Dir: filepath.Join(work, "data"),
-		client: &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
-	build := exec.Command("go", "build", "-o", p.Bin, "./cmd/posthorn")
+	return StartBin(bin, work, extra...)
+}
+
+// Build builds ./cmd/posthorn into dir and returns the binary's path.
+func Build(dir string) (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "posthorn")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/posthorn")
 	build.Dir, build.Stderr = root, os.Stderr
 	if err := build.Run(); err != nil {
-		return nil, fmt.Errorf("build: %w", err)
+		return "", fmt.Errorf("build: %w", err)
 	}
-	out, err := exec.Command(p.Bin, "init", "--data-dir", p.Dir, "--json").Output()
+	return bin, nil
+}
+
+// StartBin is Start with a binary already built: it initialises the data
+// directory work/data and serves it.
+func StartBin(bin, work string, extra ...string) (*Posthorn, error) {
+	out, err := exec.Command(bin, "init", "--data-dir", filepath.Join(work, "data"), "--json").Output()
 	if err != nil {
 		return nil, fmt.Errorf("init: %w", err)
 	}
+	p, err := newPosthorn(bin, work, out)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.listen(extra, 10*time.Second); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// StartCluster initialises the shared PostgreSQL store storeURL once
+// (posthorn init --store) and starts n nodes serving it, node<i> with its
+// own data directory work/node<i>/data. The first node migrates the store
+// before the others start (they would wait on its lock anyway).
+func StartCluster(bin, work, storeURL string, n int, extra ...string) ([]*Posthorn, error) {
+	out, err := exec.Command(bin, "init", "--store", storeURL, "--json").Output()
+	if err != nil {
+		return nil, fmt.Errorf("init --store: %w", err)
+	}
+	var nodes []*Posthorn
+	for i := 1; i <= n; i++ {
+		p, err := newPosthorn(bin, filepath.Join(work, fmt.Sprintf("node%d", i)), out)
+		if err == nil {
+			err = os.MkdirAll(filepath.Dir(p.Dir), 0o700)
+		}
+		if err == nil {
+			err = p.listen(append([]string{"--store", storeURL, "--node-name", fmt.Sprintf("node%d", i)}, extra...), time.Minute)
+		}
+		if err != nil {
+			for _, q := range nodes {
+				q.Stop()
+			}
+			return nil, fmt.Errorf("node %d: %w", i, err)
+		}
+		nodes = append(nodes, p)
+	}
+	return nodes, nil
+}
+
+// newPosthorn is a posthorn in work with the credentials init printed.
+func newPosthorn(bin, work string, initJSON []byte) (*Posthorn, error) {
+	p := &Posthorn{Bin: bin, Dir: filepath.Join(work, "data"), log: filepath.Join(work, "posthorn.log"),
+		client: &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
 	var creds struct {
 		APIKey string `json:"api_key"`
 		User   string `json:"smtp_username"`
 		Pass   string `json:"smtp_password"`
 	}
-	if err := json.Unmarshal(out, &creds); err != nil {
-		return nil, err
+	if err := json.Unmarshal(initJSON, &creds); err != nil {
+		return nil, fmt.Errorf("init output %.200q: %w", initJSON, err)
 	}
 	p.APIKey, p.User, p.Pass = creds.APIKey, creds.User, creds.Pass
+	return p, nil
+}
+
+// listen picks the ports and serves with extra flags.
+func (p *Posthorn) listen(extra []string, wait time.Duration) error {
 	sp, err := freePort()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	hp, err := freePort()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	p.SMTP, p.HTTP = fmt.Sprintf("127.0.0.1:%d", sp), fmt.Sprintf("127.0.0.1:%d", hp)
-	args := append([]string{"serve", "--data-dir", p.Dir, "--smtp-listen", p.SMTP, "--http-listen", p.HTTP,
+	p.args = append([]string{"serve", "--data-dir", p.Dir, "--smtp-listen", p.SMTP, "--http-listen", p.HTTP,
 		"--hostname", "bench.posthorn.test", "--log-level", "warn", "--allow-unverified-senders"}, extra...)
-	p.args, p.log = args, filepath.Join(work, "posthorn.log")
-	if err := p.serve(10 * time.Second); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return p.serve(wait)
 }
 
 // Restart stops posthorn and serves again on the same data directory and

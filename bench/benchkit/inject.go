@@ -16,6 +16,11 @@ import (
 // message, dot-stuffed, without the final "."). It returns how long each
 // message took from the end of its data to the 250.
 func (p *Posthorn) Inject(next *atomic.Int64, n int, from, data string) ([]time.Duration, error) {
+	return p.InjectTo(next, n, from, func(int64) string { return "rcpt@sink.test" }, data)
+}
+
+// InjectTo is Inject with the recipient of message i (1..n) given by rcpt.
+func (p *Posthorn) InjectTo(next *atomic.Int64, n int, from string, rcpt func(i int64) string, data string) ([]time.Duration, error) {
 	c, err := net.Dial("tcp", p.SMTP)
 	if err != nil {
 		return nil, err
@@ -44,8 +49,8 @@ func (p *Posthorn) Inject(next *atomic.Int64, n int, from, data string) ([]time.
 	}
 	msg := []byte(data + ".\r\n")
 	var took []time.Duration
-	for next.Add(1) <= int64(n) {
-		fmt.Fprintf(c, "MAIL FROM:<%s>\r\nRCPT TO:<rcpt@sink.test>\r\nDATA\r\n", from)
+	for i := next.Add(1); i <= int64(n); i = next.Add(1) {
+		fmt.Fprintf(c, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", from, rcpt(i))
 		for i := 0; i < 3; i++ {
 			if l, err := read(); err != nil || l[0] != '2' && l[0] != '3' {
 				return nil, fmt.Errorf("transaction: %q %v", l, err)

@@ -46,7 +46,8 @@ func main() {
 		accountCmd(g), sendmailCmd(g),
 		webhookCmd(g), alertsCmd(g), // webhook.go
 		abuseCmd(g),
-		reloadCmd(g), statusCmd(g), backupCmd(g), restoreCmd(g), configCmd(g))
+		reloadCmd(g), statusCmd(g), backupCmd(g), restoreCmd(g), configCmd(g),
+		migrateCmd(g), nodesCmd(g)) // cluster.go
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "posthorn:", err)
 		os.Exit(1)

@@ -22,6 +22,7 @@ func serveCmd(g *globals) *cobra.Command {
 		smtpListen, httpListen, dnsServer, smarthost, hostname, trusted, logLevel string
 		bounceDomain, inboundListen, metricsListen                                string
 		submissionsListen, tlsCert, tlsKey                                        string
+		storeURL, nodeName                                                        string
 		deliveryPort                                                              int
 		allowUnverified                                                           bool
 		retryMin, retryMax, lifetime, shutdownTimeout                             time.Duration
@@ -67,6 +68,8 @@ On an empty data directory it first creates the default tenant and prints its cr
 				set("submissions-listen", func() { cfg.SubmissionsListen = submissionsListen })
 				set("tls-cert", func() { cfg.SMTP.TLSCert = tlsCert })
 				set("tls-key", func() { cfg.SMTP.TLSKey = tlsKey })
+				set("store", func() { cfg.Store = storeURL })
+				set("node-name", func() { cfg.NodeName = nodeName })
 				return cfg, nil
 			}
 			cfg, err := load()
@@ -96,6 +99,8 @@ On an empty data directory it first creates the default tenant and prints its cr
 	f.StringVar(&inboundListen, "inbound-listen", "", "address of the inbound bounce MX (default :25; only with --bounce-domain)")
 	f.BoolVar(&allowUnverified, "allow-unverified-senders", false, "let tenants send from domains that are not their verified sending domains (default: refused)")
 	f.StringVar(&metricsListen, "metrics-listen", "", "address serving /metrics without authentication (default: none; /metrics on the HTTP listener needs an admin API key except from loopback)")
+	storeFlag(cmd, &storeURL)
+	f.StringVar(&nodeName, "node-name", "", "this node's name in a cluster (default: hostname-<hash of the data directory>)")
 	f.SortFlags = false
 	return cmd
 }

@@ -40,8 +40,15 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil
 
 // Config is the whole configuration.
 type Config struct {
-	DataDir    string `toml:"data_dir"`
-	Hostname   string `toml:"hostname"`
+	DataDir  string `toml:"data_dir"`
+	Hostname string `toml:"hostname"`
+	// Store is where the queue and accounts live: "" for the embedded
+	// SQLite database in the data directory, or a PostgreSQL URL
+	// (postgres://user@host/db) that several nodes share (cluster.go).
+	Store string `toml:"store"`
+	// NodeName names this node in a cluster (leases, heartbeats); "" is
+	// the hostname with a hash of the data directory (NodeName()).
+	NodeName   string `toml:"node_name"`
 	SMTPListen string `toml:"smtp_listen"`
 	// SubmissionsListen serves submission over implicit TLS (RFC 8314,
 	// port 465); "" disables it.
@@ -506,6 +513,9 @@ func (c *Config) Validate() error {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if c.DataDir == "" {
 		bad("data_dir is empty")
+	}
+	if c.Store != "" && !c.SharedStore() {
+		bad("store %q: want \"\" (the embedded SQLite database) or a postgres:// URL", redactURL(c.Store))
 	}
 	if m, err := strconv.ParseUint(c.Sendmail.SocketMode, 8, 32); err != nil || m > 0o777 {
 		bad("sendmail.socket_mode %q: want octal permissions such as 0660", c.Sendmail.SocketMode)

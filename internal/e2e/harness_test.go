@@ -20,6 +20,7 @@ import (
 	"github.com/posthorn/posthorn/internal/api"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/tenant"
+	"github.com/posthorn/posthorn/internal/testkit/pgtest"
 )
 
 // binary is the posthorn binary built once for all tests.
@@ -30,7 +31,7 @@ func TestMain(m *testing.M) {
 	// (e.g. from an older commit, to see a new test fail there).
 	if b := os.Getenv("POSTHORN_E2E_BINARY"); b != "" {
 		binary = b
-		os.Exit(m.Run())
+		pgtest.Main(m) // stops the PostgreSQL server cluster tests started
 	}
 	dir, err := os.MkdirTemp("", "posthorn-e2e-")
 	if err != nil {
@@ -44,9 +45,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "build posthorn:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	pgtest.Main(runThen{m, func() { os.RemoveAll(dir) }})
 }
 
 // Options are the serve flags a test cares about.
@@ -73,6 +72,8 @@ type Options struct {
 	// SMTPListenAll listens for submission on every address (same port as
 	// SMTP), so a test can connect from a non-loopback address.
 	SMTPListenAll bool
+	// Store is passed as --store (a PostgreSQL URL: cluster_test.go).
+	Store string
 }
 
 // Instance is one running posthorn.
@@ -187,6 +188,9 @@ func (in *Instance) args() []string {
 	}
 	if !o.EnforceSenders {
 		a = append(a, "--allow-unverified-senders")
+	}
+	if o.Store != "" {
+		a = append(a, "--store", o.Store)
 	}
 	if o.Config != "" {
 		if err := os.WriteFile(in.ConfigPath(), []byte(o.Config), 0o600); err != nil {

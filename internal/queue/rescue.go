@@ -33,6 +33,9 @@ func (s *Scheduler) rescueLoop() {
 // rescue returns the stuck deliveries it finds and enqueues them; it
 // reports how many.
 func (s *Scheduler) rescue(ctx context.Context) (int, error) {
+	if s.cfg.Cluster != nil {
+		return s.clusterRescue(ctx) // only this node's own (cluster.go)
+	}
 	now := s.now()
 	ds, err := s.st.ListDeliveries(ctx, store.DeliveryFilter{States: []store.State{store.Sending}, Limit: 10000})
 	if err != nil {

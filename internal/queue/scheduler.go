@@ -85,6 +85,8 @@ type Config struct {
 	// job (internal/pool); ok false means every address is at its warm-up
 	// cap and the job waits until wait.
 	Source func(q SourceQuery) (src delivery.Source, wait time.Time, ok bool)
+	// Cluster, when set, shares the queue with other nodes (cluster.go).
+	Cluster Cluster
 	// Now is the clock (nil: time.Now). Timers still run in real time:
 	// a test that moves the clock calls Poke.
 	Now func() time.Time
@@ -122,6 +124,8 @@ type Scheduler struct {
 	hooks    alertHooks             // alerthooks.go: rate caps and held lanes
 	drainCh  chan struct{}          // closed by Drain (drain.go): no job starts any more
 	manual   map[string]ManualPause // operators' pauses by destination key (pause.go)
+	// sharedCuts are other nodes' throttle cuts by destination (cluster.go).
+	sharedCuts map[string]store.SharedThrottle
 
 	// Bodies holds recently accepted messages for their first attempt.
 	Bodies *Bodies
@@ -152,6 +156,9 @@ type dest struct {
 	// pauseReply is the latest rate-limit reply: the reason for a pause,
 	// given to deliveries that expire without an attempt of their own.
 	pauseReply smtpproto.Reply
+	// slotWait: the cluster's connection budget was used up; ask again
+	// then (cluster.go).
+	slotWait time.Time
 }
 
 // New returns a scheduler; Start loads pending work and runs it.
@@ -165,7 +172,7 @@ func New(cfg Config, st store.Store, dl *delivery.Deliverer, log *slog.Logger) *
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Scheduler{cfg: cfg, st: st, dl: dl, log: log, now: now, ctx: ctx, cancel: cancel, Bodies: NewBodies(64 << 20),
-		dests: map[string]*dest{}, known: map[int64]*Job{}, leased: map[int64]bool{}, wake: make(chan struct{}, 1)}
+		dests: map[string]*dest{}, known: map[int64]*Job{}, sharedCuts: map[string]store.SharedThrottle{}, leased: map[int64]bool{}, wake: make(chan struct{}, 1)}
 }
 
 // Poke makes the timer loop look at the clock again (for tests that move
@@ -180,6 +187,9 @@ func (s *Scheduler) Poke() {
 // Start recovers deliveries a previous run left in sending, loads every
 // pending delivery, and starts the timer loop.
 func (s *Scheduler) Start(ctx context.Context) error {
+	if s.cfg.Cluster != nil {
+		return s.clusterStart(ctx)
+	}
 	n, err := s.st.RecoverLeases(ctx, s.now())
 	if err != nil {
 		return err
@@ -231,12 +241,19 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 	s.cancel()
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
-		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		err = ctx.Err()
 	}
+	if s.cfg.Cluster != nil {
+		// What this node holds and is not sending goes back to the cluster.
+		if lerr := s.cfg.Cluster.Leave(context.WithoutCancel(ctx)); lerr != nil {
+			s.log.Error("leave the cluster", "err", lerr)
+		}
+	}
+	return err
 }
 
 // Enqueue adds stored deliveries. Deliveries already known, held or final
@@ -467,6 +484,9 @@ func (s *Scheduler) newDest(key string) *dest {
 		lim = s.cfg.Limits(baseDest(key))
 	}
 	d := &dest{key: key, avail: make(chan struct{}, max(1, lim.MaxConns)), th: shaping.New(lim)}
+	if c, ok := s.sharedCuts[baseDest(key)]; ok {
+		d.th.Adopt(c.Conns, c.RatePerMinute, c.PausedUntil, c.Reason+" (seen by node "+c.Node+")", s.now())
+	}
 	s.dests[key] = d
 	s.applyCap(d)
 	return d
@@ -489,6 +509,10 @@ func (s *Scheduler) kick(d *dest) {
 		return
 	}
 	if s.holdManual(d) {
+		return
+	}
+	if s.now().Before(d.slotWait) {
+		s.kickAt(d, d.slotWait) // the cluster's connections to it are all in use
 		return
 	}
 	if until := d.th.PausedUntil(); s.now().Before(until) {
@@ -610,7 +634,7 @@ func (s *Scheduler) take(d *dest, wait bool) *Job {
 		d.idle++
 		s.mu.Unlock()
 		if timer == nil {
-			timer = time.NewTimer(s.cfg.IdleTimeout)
+			timer = time.NewTimer(s.idleTimeout()) // cluster.go
 		}
 		var got bool
 		select {

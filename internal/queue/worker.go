@@ -18,6 +18,11 @@ import (
 func (s *Scheduler) worker(d *dest) {
 	defer s.wg.Done()
 	defer s.workerDone(d)
+	release, ok := s.takeSlot(d) // the cluster's budget for d (cluster.go); always ok on one node
+	if !ok {
+		return
+	}
+	defer release()
 	var conn *delivery.Conn
 	w := &workerState{}
 	defer func() {
@@ -26,12 +31,16 @@ func (s *Scheduler) worker(d *dest) {
 		}
 		w.wait()
 	}()
+	held := s.now()
 	for {
 		j := s.take(d, conn != nil)
 		if j == nil {
 			return
 		}
 		conn = s.process(d, j, conn, w)
+		if s.yieldSlot(d, held) { // cluster.go
+			return
+		}
 	}
 }
 
@@ -384,6 +393,7 @@ func (s *Scheduler) adapt(d *dest, cls classify.Class, reply smtpproto.Reply, re
 	switch cls {
 	case classify.RateLimited:
 		ch, changed = d.th.RateLimited(now, recent, reply.String()), true
+		s.publishCut(d, reply.String()) // the other nodes of a cluster slow down too
 	case classify.Delivered:
 		ch, changed = d.th.Success(now)
 	}

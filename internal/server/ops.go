@@ -65,7 +65,12 @@ func opsError(w http.ResponseWriter, code int, kind, msg string) {
 func (s *Server) serveBackup(w http.ResponseWriter, r *http.Request) {
 	sq, ok := s.st.(*sqlite.Store)
 	if !ok {
-		opsError(w, http.StatusNotImplemented, "backup", "this store cannot be backed up by posthorn; use the database's own tools")
+		msg := "this store cannot be backed up by posthorn; use the database's own tools"
+		if s.cfg.SharedStore() {
+			msg = "the store is a PostgreSQL database shared by the cluster: back it up with pg_dump (or pg_basebackup); " +
+				"each node's data directory holds only its local files (keys, TLS certificate)"
+		}
+		opsError(w, http.StatusNotImplemented, "backup", msg)
 		return
 	}
 	start := time.Now()
@@ -119,7 +124,7 @@ func (s *Server) Status(ctx context.Context) (*Status, error) {
 	st := &Status{Version: Version(), PID: os.Getpid(), Started: s.ops.started.UTC(),
 		Uptime: time.Since(s.ops.started).Round(time.Second).String(), DataDir: s.cfg.DataDir,
 		Listeners: map[string]string{"admin": s.cfg.AdminSocket()}, Queue: map[string]int{},
-		Paused: []string{}, Throttled: []string{}, SchemaVersion: sqlite.SchemaVersion(), Draining: s.ops.draining.Load()}
+		Paused: []string{}, Throttled: []string{}, SchemaVersion: schemaVersion(s.st), Draining: s.ops.draining.Load()}
 	for state, n := range counts {
 		st.Queue[string(state)] = n
 	}
@@ -153,6 +158,9 @@ func (s *Server) Status(ctx context.Context) (*Status, error) {
 		if fi, err := os.Stat(s.cfg.DBPath() + f); err == nil {
 			st.StoreBytes += fi.Size()
 		}
+	}
+	if s.cluster != nil {
+		st.StoreBytes, _ = s.cluster.DatabaseSize(ctx) // the shared database
 	}
 	return st, nil
 }

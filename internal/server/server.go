@@ -40,6 +40,7 @@ import (
 	"github.com/posthorn/posthorn/internal/scan"
 	"github.com/posthorn/posthorn/internal/shaping"
 	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/store/postgres"
 	"github.com/posthorn/posthorn/internal/store/sqlite"
 	"github.com/posthorn/posthorn/internal/submission"
 	"github.com/posthorn/posthorn/internal/suppress"
@@ -85,7 +86,8 @@ type Server struct {
 	scan       *scan.Check         // nil: no content scanning
 	live       *events.Broadcaster // committed events for the live streams
 	pruner     *events.Pruner
-	rep        reputation // source pools, blocklists, DMARC (reputation.go)
+	rep        reputation        // source pools, blocklists, DMARC (reputation.go)
+	cluster    *postgres.Cluster // this node's membership when the store is shared (cluster.go)
 
 	// Created is set when this start created the default tenant; its
 	// secrets are shown once.
@@ -107,6 +109,14 @@ func OpenStore(cfg *config.Config, log *slog.Logger) (store.Store, *os.File, err
 		lock.Close()
 		return nil, nil, fmt.Errorf("data dir %s is in use by another posthorn: %w", cfg.DataDir, err)
 	}
+	if cfg.SharedStore() {
+		st, err := openShared(cfg, log) // cluster.go
+		if err != nil {
+			lock.Close()
+			return nil, nil, err
+		}
+		return st, lock, nil
+	}
 	var opts []sqlite.Option
 	if log != nil {
 		opts = append(opts, sqlite.WithLogger(log.With("part", "store")))
@@ -120,14 +130,14 @@ func OpenStore(cfg *config.Config, log *slog.Logger) (store.Store, *os.File, err
 }
 
 // Init creates the default tenant and its credentials in an empty data
-// directory; it returns nil credentials if the directory was initialised.
+// directory (or shared store); it returns nil credentials if it was
+// initialised already.
 func Init(ctx context.Context, cfg *config.Config) (*tenant.Credentials, error) {
-	st, lock, err := OpenStore(cfg, nil)
+	st, release, err := openForTool(cfg) // cluster.go
 	if err != nil {
 		return nil, err
 	}
-	defer lock.Close()
-	defer st.Close()
+	defer release()
 	return tenant.New(st).EnsureDefault(ctx)
 }
 
@@ -231,6 +241,7 @@ func (s *Server) start(ctx context.Context) error {
 		}
 	}
 	s.sched = queue.New(queue.Config{
+		Cluster:    s.joinCluster(), // cluster.go; nil on the embedded store
 		Classifier: cls, Suppressions: sup, ReturnPath: returnPath(signer), UnsubscribeLanes: lanes,
 		Unsubscribe: unsubHeaders(unsub), OnFailed: s.onFailed, Source: s.poolSource(), OnHoldAfter: cfg.Suppress.OnHoldAfter,
 		OnHoldWindow: cfg.Suppress.OnHoldWindow.Duration, OnHoldFor: cfg.Suppress.OnHoldFor.Duration,
@@ -401,6 +412,7 @@ func (s *Server) startAdmin(ops *ops.QueueOps) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	s.opsRoutes(mux)
+	s.clusterRoutes(mux) // cluster.go
 	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go s.admin.Serve(ln)
 	return s.startSendmail(adm)

@@ -4,6 +4,12 @@
 //
 // Schema migrations run on Open under a session advisory lock, so several
 // nodes starting at once migrate the database exactly once.
+//
+// Webhooks (webhooks.go): subscriptions are read from the database in the
+// event writer's transaction, never cached per node; WebhookSignal is
+// poked through LISTEN/NOTIFY, so every node's sender hears of any node's
+// commit; each node's DueWebhooks claims the rows it hands out, so the
+// senders of several nodes do not send one webhook at the same time.
 package postgres
 
 import (
@@ -20,9 +26,12 @@ import (
 
 // Store implements store.Store on PostgreSQL.
 type Store struct {
+	hooks webhookListener // WebhookSignal's listener (webhooks.go)
+
 	pool *pgxpool.Pool
 	log  *slog.Logger
 	node string // this node's name in leases and heartbeats
+	w    writer // the group-commit writer (writer.go)
 }
 
 var _ store.Store = (*Store)(nil)
@@ -43,25 +52,37 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: parse %q: %w", redact(url), err)
 	}
+	s := &Store{log: slog.New(slog.DiscardHandler), node: "node"}
+	for _, o := range opts {
+		o(s)
+	}
+	// Every session carries the node's name: rows it inserts into
+	// deliveries belong to this node (the owner column's default; see
+	// schema_cluster.go), so accepted mail needs no claim round trip.
+	cfg.ConnConfig.RuntimeParams[nodeSetting] = s.node
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: connect: %w", err)
 	}
-	s := &Store{pool: pool, log: slog.New(slog.DiscardHandler), node: "node"}
-	for _, o := range opts {
-		o(s)
-	}
+	s.pool = pool
 	if err := Migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if err := s.startWriter(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
-// Close closes the connection pool.
+// Close stops the writer after the requests already queued and closes
+// the connection pool.
 func (s *Store) Close() error {
+	s.stopWebhookListener()
+	err := s.stopWriter()
 	s.pool.Close()
-	return nil
+	return err
 }
 
 // Pool is the store's connection pool (for tests and tools).

@@ -34,6 +34,8 @@ func TestEventLogConformance(t *testing.T) {
 func TestCredentials(t *testing.T) { storetest.Credentials(t, open(t)) }
 func TestDomains(t *testing.T)     { storetest.Domains(t, open(t)) }
 func TestDMARC(t *testing.T)       { storetest.DMARC(t, open(t)) }
+func TestAlerts(t *testing.T)      { storetest.Alerts(t, open(t)) }
+func TestObserver(t *testing.T)    { storetest.Observer(t, open(t)) }
 
 // TestMigrateConcurrently: nodes starting together on one empty database
 // all open it, and the schema is migrated exactly once.

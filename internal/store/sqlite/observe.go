@@ -66,6 +66,10 @@ func (s *Store) PendingAges(ctx context.Context, now time.Time, edges []time.Dur
 		fmt.Fprintf(&cases, " WHEN created_at > %d THEN %d", ms(now.Add(-e)), i)
 	}
 	fmt.Fprintf(&cases, " ELSE %d END", len(edges))
+	if len(edges) == 0 {
+		cases.Reset() // one bucket; "CASE ELSE 0 END" is not SQL
+		cases.WriteString("0")
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT domain, max(provider), `+cases.String()+` AS b, count(*) FROM deliveries
 		WHERE state IN (`+store.SQLList(states)+`) GROUP BY domain, b ORDER BY domain`)
 	if err != nil {

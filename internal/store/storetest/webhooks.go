@@ -2,10 +2,12 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/smtpproto"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
@@ -30,12 +32,15 @@ func testWebhookOutbox(t *testing.T, s store.Store) {
 	default:
 	}
 	// One message of t1 with two recipients: two queued events, for ep2.
-	if err := s.InsertMessages(ctx, []*store.NewMessage{NewTestMessage("m1", "a@one.test", "b@one.test")}); err != nil {
+	m1 := NewTestMessage("m1", "a@one.test", "b@one.test")
+	m1.Message.Tags, m1.Message.Metadata = []string{"welcome"}, map[string]string{"user": "42"}
+	if err := s.InsertMessages(ctx, []*store.NewMessage{m1}); err != nil {
 		t.Fatal(err)
 	}
+	// The signal may cross a connection (PostgreSQL's NOTIFY): wait for it.
 	select {
 	case <-s.WebhookSignal():
-	default:
+	case <-time.After(10 * time.Second):
 		t.Fatal("no signal after outbox rows were committed")
 	}
 	due := func(now time.Time) map[string][]store.OutboxItem {
@@ -52,7 +57,8 @@ func testWebhookOutbox(t *testing.T, s store.Store) {
 	}
 	d := due(t0)
 	if len(d) != 1 || len(d["ep2"]) != 1 || d["ep2"][0].Event.Type != "queued" || d["ep2"][0].Event.Recipient != "a@one.test" ||
-		d["ep2"][0].Key != "m1" || d["ep2"][0].URL != "https://hooks.test/ep2" || d["ep2"][0].Secret == "" {
+		d["ep2"][0].Key != "m1" || d["ep2"][0].URL != "https://hooks.test/ep2" || d["ep2"][0].Secret == "" ||
+		!slices.Equal(d["ep2"][0].Tags, []string{"welcome"}) || d["ep2"][0].Metadata["user"] != "42" {
 		t.Fatalf("due after insert (one row per endpoint and message at a time): %+v", d)
 	}
 	first := d["ep2"][0]
@@ -169,5 +175,49 @@ func testWebhookOutbox(t *testing.T, s store.Store) {
 	}
 	if d := due(retry.Add(time.Hour)); len(d["ep1"]) != 2 || len(d["ep2"]) != 0 {
 		t.Fatalf("after enable and delete: %+v", d)
+	}
+	if n, err := s.WebhookOutboxDepth(ctx); err != nil || n != 2 {
+		t.Fatalf("outbox depth %d %v, want ep1's 2 pending rows", n, err)
+	}
+	// A test webhook goes to its endpoint only, as a webhook_test event
+	// of the endpoint's tenant with no message (order key "").
+	mustEP("ep4", "t1", "webhook_test")
+	if err := s.QueueTestWebhook(ctx, "", "ep1", retry); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.QueueTestWebhook(ctx, "t1", "nope", retry); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("test webhook of a missing endpoint: %v", err)
+	}
+	d = due(retry.Add(time.Hour))
+	var test *store.OutboxItem
+	for i, it := range d["ep1"] {
+		if it.Event.Type == store.EventWebhookTest {
+			test = &d["ep1"][i]
+		}
+	}
+	if len(d["ep4"]) != 0 || len(d["ep1"]) != 3 || test == nil || test.Key != "" || test.Event.TenantID != "t1" || test.Missing {
+		t.Fatalf("due after a test webhook: %+v", d)
+	}
+	if n, err := s.WebhookOutboxDepth(ctx); err != nil || n != 3 {
+		t.Fatalf("outbox depth %d %v after a test webhook", n, err)
+	}
+	// An attempt's event carries the attempt's class and reply.
+	mustEP("ep5", "t1", "deferred")
+	m5 := NewTestMessage("m5", "e@one.test")
+	if err := s.InsertMessages(ctx, []*store.NewMessage{m5}); err != nil {
+		t.Fatal(err)
+	}
+	id := m5.Deliveries[0].ID
+	if _, err := s.Lease(ctx, []int64{id}, t0, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordOutcomes(ctx, []store.Outcome{{DeliveryID: id, State: store.Deferred, NextAt: t0.Add(time.Hour), Class: "greylisted",
+		Reply: smtpproto.Reply{Code: 451, Enhanced: "4.7.1", Text: "later"}, MX: "mx.one.test", StartedAt: t0, Event: store.EventDeferred}}); err != nil {
+		t.Fatal(err)
+	}
+	d = due(retry.Add(time.Hour))
+	if len(d["ep5"]) != 1 || d["ep5"][0].Class != "greylisted" || d["ep5"][0].Event.Attempt != 1 || d["ep5"][0].Event.Reply.Code != 451 ||
+		d["ep5"][0].Event.MX != "mx.one.test" || d["ep5"][0].Event.DeliveryID != id || d["ep5"][0].Key != "m5" {
+		t.Fatalf("due deferred webhook: %+v", d["ep5"])
 	}
 }
