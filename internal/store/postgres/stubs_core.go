@@ -34,6 +34,10 @@ func (s *Store) LoadPending(ctx context.Context, fn func(*store.Delivery) error)
 	return errNotImplemented
 }
 
+func (s *Store) PendingDue(ctx context.Context, after store.DueCursor, until time.Time, limit int) ([]store.Delivery, error) {
+	return nil, errNotImplemented
+}
+
 func (s *Store) Transition(ctx context.Context, spec store.TransitionSpec) ([]store.Delivery, error) {
 	return nil, errNotImplemented
 }

@@ -1,12 +1,15 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/posthorn/posthorn/internal/store"
 )
@@ -55,6 +58,46 @@ func (s *Store) LoadPending(ctx context.Context, fn func(*store.Delivery) error)
 		}
 	}
 	return rows.Err()
+}
+
+// PendingDue implements store.Store. Each scheduler state is one range
+// of the deliveries_pending index (state, next_attempt_at, id), read in
+// order; the ranges are merged here. The query repeats the index's own
+// IN list so that SQLite may use the partial index.
+func (s *Store) PendingDue(ctx context.Context, after store.DueCursor, until time.Time, limit int) ([]store.Delivery, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var all []store.Delivery
+	for _, st := range store.SchedulerStates() {
+		rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries
+			WHERE state IN (`+pendingIndexStates+`) AND state = '`+string(st)+`'
+			AND (next_attempt_at, id) > (?, ?) AND next_attempt_at <= ?
+			ORDER BY next_attempt_at, id LIMIT ?`, ms(after.Due), after.ID, ms(until), limit)
+		if err != nil {
+			return nil, fmt.Errorf("pending deliveries in due order: %w", err)
+		}
+		for rows.Next() {
+			d, err := scanDelivery(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			all = append(all, d)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("pending deliveries in due order: %w", err)
+		}
+	}
+	slices.SortFunc(all, func(a, b store.Delivery) int {
+		if c := a.NextAttemptAt.Compare(b.NextAttemptAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return all[:min(limit, len(all))], nil
 }
 
 func deliveryQuery(f store.DeliveryFilter) (string, []any) {
