@@ -85,6 +85,12 @@ type Config struct {
 	// job (internal/pool); ok false means every address is at its warm-up
 	// cap and the job waits until wait.
 	Source func(q SourceQuery) (src delivery.Source, wait time.Time, ok bool)
+	// Window and MaxLoaded bound the memory of the queue (load.go): only
+	// deliveries due within Window (0: a minute) are held in memory, and
+	// the store's due mail is loaded while fewer than MaxLoaded (0: 50,000)
+	// are held.
+	Window    time.Duration
+	MaxLoaded int
 	// Now is the clock (nil: time.Now). Timers still run in real time:
 	// a test that moves the clock calls Poke.
 	Now func() time.Time
@@ -128,6 +134,13 @@ type Scheduler struct {
 
 	live live // settings a configuration reload changes (reload.go)
 
+	// The loader (load.go): its position in the store's due order, the
+	// farthest due time it asked for, and how many rows it read.
+	loadCur   store.DueCursor
+	scanUntil time.Time
+	loaded    int
+	loadWake  chan struct{}
+
 	wake   chan struct{}
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -165,20 +178,23 @@ func New(cfg Config, st store.Store, dl *delivery.Deliverer, log *slog.Logger) *
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Scheduler{cfg: cfg, st: st, dl: dl, log: log, now: now, ctx: ctx, cancel: cancel, Bodies: NewBodies(64 << 20),
-		dests: map[string]*dest{}, known: map[int64]*Job{}, leased: map[int64]bool{}, wake: make(chan struct{}, 1)}
+		dests: map[string]*dest{}, known: map[int64]*Job{}, leased: map[int64]bool{}, wake: make(chan struct{}, 1), loadWake: make(chan struct{}, 1)}
 }
 
 // Poke makes the timer loop look at the clock again (for tests that move
 // an injected clock).
 func (s *Scheduler) Poke() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	for _, c := range []chan struct{}{s.wake, s.loadWake} {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// Start recovers deliveries a previous run left in sending, loads every
-// pending delivery, and starts the timer loop.
+// Start recovers deliveries a previous run left in sending, loads the
+// first page of pending deliveries in due order, and starts the timer loop
+// and the loader, which loads the rest in the background (load.go).
 func (s *Scheduler) Start(ctx context.Context) error {
 	n, err := s.st.RecoverLeases(ctx, s.now())
 	if err != nil {
@@ -187,31 +203,20 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	if n > 0 {
 		s.log.Warn("recovered deliveries that were being sent when posthorn stopped", "count", n)
 	}
-	var batch []store.Delivery
-	total := 0
-	err = s.st.LoadPending(ctx, func(d *store.Delivery) error {
-		batch = append(batch, *d)
-		if len(batch) == 10000 {
-			s.Enqueue(batch)
-			total += len(batch)
-			batch = batch[:0]
-		}
-		return nil
-	})
+	first, _, err := s.loadOnce(ctx)
 	if err != nil {
 		return err
 	}
-	s.Enqueue(batch)
-	total += len(batch)
-	s.log.Info("scheduler started", "pending", total)
+	s.log.Info("scheduler started", "loaded", first)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
 		return nil
 	}
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.timerLoop()
 	go s.rescueLoop()
+	go s.loadLoop()
 	return nil
 }
 
@@ -240,7 +245,8 @@ func (s *Scheduler) Stop(ctx context.Context) error {
 }
 
 // Enqueue adds stored deliveries. Deliveries already known, held or final
-// are ignored. Recipients of one message at one domain due at the same
+// are ignored, and so are those due after the memory window: the loader
+// brings them back when due (load.go). Recipients of one message at one domain due at the same
 // time become one job.
 func (s *Scheduler) Enqueue(ds []store.Delivery) {
 	type key struct {
@@ -252,9 +258,10 @@ func (s *Scheduler) Enqueue(ds []store.Delivery) {
 	s.fillSenders(ds)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	keep := s.keepUntil(s.now())
 	for i := range ds {
 		d := &ds[i]
-		if s.known[d.ID] != nil || d.State.Final() || d.State == store.Held {
+		if s.known[d.ID] != nil || d.State.Final() || d.State == store.Held || d.NextAttemptAt.After(keep) {
 			continue
 		}
 		k := key{d.MessageID, d.Domain, d.NextAttemptAt.UnixMilli()}
