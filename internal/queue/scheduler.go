@@ -140,6 +140,13 @@ type Scheduler struct {
 	scanUntil time.Time
 	loaded    int
 	loadWake  chan struct{}
+	// Destinations with ready mail and no connection, waiting for one
+	// under MaxConnections, in arrival order; those with high-lane mail
+	// are served first (slots.go).
+	slotWait, slotWaitHigh []*dest
+	// strs interns the strings many jobs share (tenant, sender, domain,
+	// lane, class), so each is held once, not once per loaded row.
+	strs map[string]string
 
 	wake   chan struct{}
 	ctx    context.Context
@@ -162,6 +169,8 @@ type dest struct {
 	recent [64]string      // classes of the latest results, a ring
 	nres   int
 	rekick *time.Timer // kicks this destination when its pause ends
+	// In Scheduler.slotWait / slotWaitHigh: waiting for a connection slot.
+	inSlotWait, inSlotWaitHigh bool
 	// pauseReply is the latest rate-limit reply: the reason for a pause,
 	// given to deliveries that expire without an attempt of their own.
 	pauseReply smtpproto.Reply
@@ -267,17 +276,30 @@ func (s *Scheduler) Enqueue(ds []store.Delivery) {
 		k := key{d.MessageID, d.Domain, d.NextAttemptAt.UnixMilli()}
 		j := groups[k]
 		if j == nil {
-			j = &Job{MessageID: d.MessageID, TenantID: d.TenantID, Sender: d.Sender, Domain: d.Domain, Lane: d.Lane, Due: d.NextAttemptAt, hidx: -1}
+			j = &Job{MessageID: d.MessageID, TenantID: s.intern(d.TenantID), Sender: s.intern(d.Sender), Domain: s.intern(d.Domain),
+				Lane: store.Lane(s.intern(string(d.Lane))), Due: d.NextAttemptAt, hidx: -1}
 			groups[k] = j
 			order = append(order, j)
 		}
-		j.Rcpts = append(j.Rcpts, Rcpt{ID: d.ID, Addr: d.Recipient, Attempts: d.Attempts, ExpiresAt: d.ExpiresAt, LastClass: d.LastClass})
+		j.Rcpts = append(j.Rcpts, Rcpt{ID: d.ID, Addr: d.Recipient, Attempts: d.Attempts, ExpiresAt: d.ExpiresAt, LastClass: s.intern(d.LastClass)})
 		s.known[d.ID] = j
 	}
 	now := s.now()
 	for _, j := range order {
 		s.schedule(j, now)
 	}
+}
+
+// intern returns the held copy of v. Caller holds s.mu.
+func (s *Scheduler) intern(v string) string {
+	if x, ok := s.strs[v]; ok {
+		return x
+	}
+	if s.strs == nil || len(s.strs) >= 100_000 {
+		s.strs = map[string]string{} // many distinct values: start over rather than grow without bound
+	}
+	s.strs[v] = v
+	return v
 }
 
 // Remove drops deliveries the store no longer has pending as the
@@ -465,6 +487,9 @@ func (s *Scheduler) makeReady(j *Job, now time.Time) {
 	d.nready++
 	s.watch(j, now)
 	s.kick(d)
+	if j.Lane == store.LaneHigh && d.active == 0 && s.conns >= s.cfg.MaxConnections && !s.stopped {
+		s.waitForSlot(d, true)
+	}
 }
 
 func (s *Scheduler) newDest(key string) *dest {
@@ -491,6 +516,9 @@ func (s *Scheduler) kick(d *dest) {
 		default:
 		}
 		return
+	}
+	if s.conns >= s.cfg.MaxConnections && d.active == 0 && !s.stopped {
+		s.waitForSlot(d, false)
 	}
 	if d.active >= d.th.Conns() || s.conns >= s.cfg.MaxConnections || s.stopped || s.draining() {
 		return
@@ -605,12 +633,20 @@ func (s *Scheduler) take(d *dest, wait bool) *Job {
 				}
 				continue
 			}
+			if len(s.slotWaitHigh) > 0 && !hasHigh(d) {
+				// High-lane mail waits for a connection slot elsewhere: give
+				// this one up (slots.go).
+				s.mu.Unlock()
+				return nil
+			}
 			if j := s.popReady(d); j != nil {
 				s.mu.Unlock()
 				return j
 			}
 		}
-		if !wait {
+		if !wait || len(s.slotWait)+len(s.slotWaitHigh) > 0 {
+			// Nothing to do here, or another destination waits for this
+			// connection's slot: close it rather than idle.
 			s.mu.Unlock()
 			return nil
 		}
@@ -669,6 +705,7 @@ func (s *Scheduler) workerDone(d *dest) {
 	defer s.mu.Unlock()
 	d.active--
 	s.conns--
+	s.giveSlots()
 	if d.active == 0 && d.nready == 0 && d.idle == 0 && !d.th.State().Throttled && d.rekick == nil &&
 		!s.now().Before(d.th.PausedUntil()) {
 		delete(s.dests, d.key) // a throttled or paused destination keeps its state
