@@ -55,13 +55,13 @@ func main() {
 	flag.IntVar(&q.batch, "batch", 5000, "-queue: messages per bulk request")
 	flag.IntVar(&q.clients, "clients", 4, "-queue: bulk requests at once")
 	flag.IntVar(&q.high, "high", 200, "-queue: fresh high-lane messages sent while the queue drains")
-	flag.DurationVar(&q.due, "due", 0, "-queue: send_at after the start (0: 90s + 1s per 2,000 messages)")
+	flag.DurationVar(&q.due, "due", 0, "-queue: send_at after the start (0: 2m + 1s per 1,000 messages)")
 	flag.DurationVar(&q.drain, "drain", 3*time.Minute, "-queue: how long to watch the drain (0: until the queue is empty)")
 	flag.StringVar(&q.heapProfile, "heapprofile", "", "-queue: save the server's heap profile after the injection here")
 	flag.Parse()
 	q.settle = *settle
 	if q.due == 0 {
-		q.due = 90*time.Second + time.Duration(q.n/2000)*time.Second
+		q.due = 2*time.Minute + time.Duration(q.n/1000)*time.Second
 	}
 
 	work, err := os.MkdirTemp("", "posthorn-scale-")

@@ -486,9 +486,10 @@ func (s *Scheduler) makeReady(j *Job, now time.Time) {
 	d.ready[laneIndex(j.Lane)].push(j)
 	d.nready++
 	s.watch(j, now)
-	s.kick(d)
-	if j.Lane == store.LaneHigh && d.active == 0 && s.conns >= s.cfg.MaxConnections && !s.stopped {
-		s.waitForSlot(d, true)
+	if j.Lane == store.LaneHigh && d.active == 0 {
+		s.kickWithin(d, s.highLimit())
+	} else {
+		s.kick(d)
 	}
 }
 
@@ -506,7 +507,11 @@ func (s *Scheduler) newDest(key string) *dest {
 
 // kick wakes an idle worker of d or starts a new one within the limits.
 // Caller holds s.mu.
-func (s *Scheduler) kick(d *dest) {
+func (s *Scheduler) kick(d *dest) { s.kickWithin(d, s.cfg.MaxConnections) }
+
+// kickWithin is kick with limit as the cap on all connections: above
+// MaxConnections for high-lane mail (slots.go). Caller holds s.mu.
+func (s *Scheduler) kickWithin(d *dest, limit int) {
 	if d.nready == 0 {
 		return
 	}
@@ -517,10 +522,10 @@ func (s *Scheduler) kick(d *dest) {
 		}
 		return
 	}
-	if s.conns >= s.cfg.MaxConnections && d.active == 0 && !s.stopped {
-		s.waitForSlot(d, false)
+	if s.conns >= limit && d.active == 0 && !s.stopped {
+		s.waitForSlot(d, limit > s.cfg.MaxConnections)
 	}
-	if d.active >= d.th.Conns() || s.conns >= s.cfg.MaxConnections || s.stopped || s.draining() {
+	if d.active >= d.th.Conns() || s.conns >= limit || s.stopped || s.draining() {
 		return
 	}
 	if s.holdManual(d) {
@@ -633,7 +638,7 @@ func (s *Scheduler) take(d *dest, wait bool) *Job {
 				}
 				continue
 			}
-			if len(s.slotWaitHigh) > 0 && !hasHigh(d) {
+			if (len(s.slotWaitHigh) > 0 || s.conns > s.cfg.MaxConnections) && !hasHigh(d) {
 				// High-lane mail waits for a connection slot elsewhere: give
 				// this one up (slots.go).
 				s.mu.Unlock()

@@ -8,7 +8,10 @@ package queue
 // draining, fresh high-lane mail to one without a connection gets the
 // next slot, and no destination starves behind idle connections. While
 // high-lane mail waits, a worker whose destination has no high-lane mail
-// gives up its slot before its next job.
+// gives up its slot before its next job. High-lane mail to a destination
+// without a connection may also go over MaxConnections by a twentieth (at
+// least one): it does not wait for another connection's message to end;
+// while over the cap, workers without high-lane mail give up their slots.
 
 // waitForSlot queues d for the next free slot. Caller holds s.mu.
 func (s *Scheduler) waitForSlot(d *dest, high bool) {
@@ -25,11 +28,20 @@ func (s *Scheduler) waitForSlot(d *dest, high bool) {
 	}
 }
 
+// highLimit is the connection cap for high-lane mail.
+func (s *Scheduler) highLimit() int {
+	return s.cfg.MaxConnections + max(1, s.cfg.MaxConnections/20)
+}
+
 // giveSlots starts workers for waiting destinations while slots are free,
 // high-lane waiters first. Caller holds s.mu.
 func (s *Scheduler) giveSlots() {
 	for i, q := range []*[]*dest{&s.slotWaitHigh, &s.slotWait} {
-		for len(*q) > 0 && s.conns < s.cfg.MaxConnections && !s.stopped {
+		limit := s.cfg.MaxConnections
+		if i == 0 {
+			limit = s.highLimit()
+		}
+		for len(*q) > 0 && s.conns < limit && !s.stopped {
 			d := (*q)[0]
 			(*q)[0] = nil
 			*q = (*q)[1:]
@@ -39,7 +51,7 @@ func (s *Scheduler) giveSlots() {
 				d.inSlotWait = false
 			}
 			if s.dests[d.key] == d && d.nready > 0 && d.active == 0 {
-				s.kick(d)
+				s.kickWithin(d, limit)
 			}
 		}
 		if len(*q) == 0 {
