@@ -29,6 +29,7 @@ const (
 	defaultWindow    = time.Minute
 	defaultMaxLoaded = 50_000
 	loadPage         = 5_000
+	firstPage        = 1_000 // loaded by Start, before posthorn listens
 )
 
 func (s *Scheduler) window() time.Duration {
@@ -59,10 +60,10 @@ func (s *Scheduler) keepUntil(now time.Time) time.Time {
 // It returns how many it read, and full when memory holds MaxLoaded
 // deliveries (with room for less than a quarter of them) and nothing was
 // read.
-func (s *Scheduler) loadOnce(ctx context.Context) (n int, full bool, err error) {
+func (s *Scheduler) loadOnce(ctx context.Context, page int) (n int, full bool, err error) {
 	s.mu.Lock()
 	room := s.maxLoaded() - len(s.known)
-	if room < min(loadPage, s.maxLoaded()/4) {
+	if room < min(page, s.maxLoaded()/4) {
 		s.mu.Unlock()
 		return 0, true, nil
 	}
@@ -70,7 +71,7 @@ func (s *Scheduler) loadOnce(ctx context.Context) (n int, full bool, err error) 
 	s.scanUntil = until
 	cur := s.loadCur
 	s.mu.Unlock()
-	ds, err := s.st.PendingDue(ctx, cur, until, min(room, loadPage))
+	ds, err := s.st.PendingDue(ctx, cur, until, min(room, page))
 	if err != nil || len(ds) == 0 {
 		return 0, false, err
 	}
@@ -90,7 +91,7 @@ func (s *Scheduler) loadLoop() {
 	defer s.wg.Done()
 	caughtUp := false
 	for {
-		n, full, err := s.loadOnce(s.ctx)
+		n, full, err := s.loadOnce(s.ctx, loadPage)
 		if err != nil {
 			if s.ctx.Err() != nil {
 				return

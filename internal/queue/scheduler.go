@@ -212,7 +212,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	if n > 0 {
 		s.log.Warn("recovered deliveries that were being sent when posthorn stopped", "count", n)
 	}
-	first, _, err := s.loadOnce(ctx)
+	first, _, err := s.loadOnce(ctx, firstPage)
 	if err != nil {
 		return err
 	}

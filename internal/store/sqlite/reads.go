@@ -100,6 +100,20 @@ func (s *Store) PendingDue(ctx context.Context, after store.DueCursor, until tim
 	return all[:min(limit, len(all))], nil
 }
 
+// onlySending reports whether states is just sending: deliveries in
+// flight, always few, so reading them through the partial index (then
+// sorting) beats a scan of every row in ID order, even with a limit. (For
+// the other pending states, numerous, the scan that stops at the limit is
+// the better plan for listings.)
+func onlySending(states []store.State) bool {
+	for _, st := range states {
+		if st != store.Sending {
+			return false
+		}
+	}
+	return true
+}
+
 func deliveryQuery(f store.DeliveryFilter) (string, []any) {
 	var conds []string
 	var args []any
@@ -108,6 +122,10 @@ func deliveryQuery(f store.DeliveryFilter) (string, []any) {
 		args = append(args, f.TenantID)
 	}
 	if len(f.States) > 0 {
+		if onlySending(f.States) {
+			// Repeating the index's own IN list lets SQLite use it.
+			conds = append(conds, "d.state IN ("+pendingIndexStates+")")
+		}
 		conds = append(conds, "d.state IN ("+placeholders(len(f.States))+")")
 		for _, st := range f.States {
 			args = append(args, string(st))
