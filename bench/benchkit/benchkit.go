@@ -149,6 +149,11 @@ func (p *Posthorn) Restart(wait time.Duration) error {
 	return p.serve(wait)
 }
 
+// Serve starts posthorn again after Stop, on the same data directory and
+// flags, returning once its HTTP port takes connections (after up to
+// wait).
+func (p *Posthorn) Serve(wait time.Duration) error { return p.serve(wait) }
+
 func (p *Posthorn) serve(wait time.Duration) error {
 	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {

@@ -13,7 +13,11 @@
 //     common case) and for listed ones in another case (a hash hit,
 //     confirmed in the store): p50, p99, p99.9, max.
 //
+// With -queue N it measures a queue of N pending deliveries instead
+// (queue.go).
+//
 // Run from the project root: go run ./bench/scale -suppressions 10000000
+// or go run ./bench/scale -queue 1000000
 package main
 
 import (
@@ -45,7 +49,20 @@ func main() {
 	lookups := flag.Int("lookups", 200_000, "Check calls per kind (misses, hits)")
 	settle := flag.Duration("settle", 10*time.Second, "how long RSS is sampled after the restart")
 	keep := flag.Bool("keep", false, "keep the working directory")
+	var q queueRun
+	flag.IntVar(&q.n, "queue", 0, "instead of suppressions: queue this many messages (queue.go)")
+	flag.IntVar(&q.domains, "domains", 5000, "-queue: destination domains")
+	flag.IntVar(&q.batch, "batch", 5000, "-queue: messages per bulk request")
+	flag.IntVar(&q.clients, "clients", 4, "-queue: bulk requests at once")
+	flag.IntVar(&q.high, "high", 200, "-queue: fresh high-lane messages sent while the queue drains")
+	flag.DurationVar(&q.due, "due", 0, "-queue: send_at after the start (0: 2m + 1s per 1,000 messages)")
+	flag.DurationVar(&q.drain, "drain", 3*time.Minute, "-queue: how long to watch the drain (0: until the queue is empty)")
+	flag.StringVar(&q.heapProfile, "heapprofile", "", "-queue: save the server's heap profile after the injection here")
 	flag.Parse()
+	q.settle = *settle
+	if q.due == 0 {
+		q.due = 2*time.Minute + time.Duration(q.n/1000)*time.Second
+	}
 
 	work, err := os.MkdirTemp("", "posthorn-scale-")
 	if err != nil {
@@ -55,6 +72,12 @@ func main() {
 		defer os.RemoveAll(work)
 	} else {
 		fmt.Println("working directory:", work)
+	}
+	if q.n > 0 {
+		if err := runQueue(q, work); err != nil {
+			log.Fatal(err)
+		}
+		return
 	}
 	p, err := benchkit.Start(work)
 	if err != nil {

@@ -193,13 +193,18 @@ func (p *Pipeline) AcceptBatch(ctx context.Context, subs []*Submission) ([]*Resu
 		}
 		results[i] = res
 		p.logAccepted(subs[i], m, res.Deliveries)
-		if p.Bodies != nil {
+		if p.Bodies != nil && !scheduled(nm) { // scheduled mail is read back when due
 			p.Bodies.Put(m)
 		}
 		ready = append(ready, res.Deliveries...)
 	}
 	p.Sched.Enqueue(ready)
 	return results, errs
+}
+
+// scheduled reports whether nm waits for a later send_at.
+func scheduled(nm *store.NewMessage) bool {
+	return len(nm.Deliveries) > 0 && nm.Deliveries[0].State == store.Scheduled
 }
 
 // ErrIdempotencyConflict is returned when an idempotency key is reused

@@ -46,6 +46,13 @@ type Store interface {
 	// held, in no particular order, to rebuild the scheduler.
 	LoadPending(ctx context.Context, fn func(*Delivery) error) error
 
+	// PendingDue returns up to limit deliveries that are not final and not
+	// held, due at or before until and after the position after, in due
+	// order (next_attempt_at, then id). The scheduler pages through its
+	// queue with it, earliest due first, keeping only what is due soon in
+	// memory (see internal/queue).
+	PendingDue(ctx context.Context, after DueCursor, until time.Time, limit int) ([]Delivery, error)
+
 	// Transition moves the deliveries chosen by spec to a new state, with
 	// one event each, and returns them as they are after the change. The
 	// spec is checked with PrepareTransition first: a change outside the

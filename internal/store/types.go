@@ -193,6 +193,13 @@ type Delivery struct {
 	UpdatedAt      time.Time       `json:"updated_at"`
 }
 
+// DueCursor is a position in due order: after the delivery ID due at Due
+// (millisecond precision, as stored). The zero cursor is the start.
+type DueCursor struct {
+	Due time.Time
+	ID  int64
+}
+
 // LastFailure is the last attempt's outcome in words: the reply, or the
 // local error text when there was no reply; "" before any attempt.
 func (d Delivery) LastFailure() string {
