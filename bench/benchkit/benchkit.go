@@ -52,9 +52,17 @@ func Start(work string, extra ...string) (*Posthorn, error) {
 	if err := build.Run(); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
-	out, err := exec.Command(p.Bin, "init", "--data-dir", p.Dir, "--json").Output()
+	// A work directory started before (a large prepared database kept
+	// between runs) keeps its credentials beside the data directory.
+	credsFile := filepath.Join(work, "credentials.json")
+	out, err := os.ReadFile(credsFile)
 	if err != nil {
-		return nil, fmt.Errorf("init: %w", err)
+		if out, err = exec.Command(p.Bin, "init", "--data-dir", p.Dir, "--json").Output(); err != nil {
+			return nil, fmt.Errorf("init: %w", err)
+		}
+		if err := os.WriteFile(credsFile, out, 0o600); err != nil {
+			return nil, err
+		}
 	}
 	var creds struct {
 		APIKey string `json:"api_key"`
@@ -88,6 +96,14 @@ func Start(work string, extra ...string) (*Posthorn, error) {
 // directory takes a while to load).
 func (p *Posthorn) Restart(wait time.Duration) error {
 	p.Stop()
+	return p.serve(wait)
+}
+
+// RestartWith restarts with more flags than it was started with (kept
+// for later restarts).
+func (p *Posthorn) RestartWith(wait time.Duration, extra ...string) error {
+	p.Stop()
+	p.args = append(p.args, extra...)
 	return p.serve(wait)
 }
 

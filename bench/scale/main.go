@@ -45,8 +45,22 @@ func main() {
 	lookups := flag.Int("lookups", 200_000, "Check calls per kind (misses, hits)")
 	settle := flag.Duration("settle", 10*time.Second, "how long RSS is sampled after the restart")
 	keep := flag.Bool("keep", false, "keep the working directory")
+	events := flag.Int("events", 0, "instead: acceptance with this many rows in the events table (events.go)")
+	eventTenants := flag.Int("event-tenants", 50, "tenants the events are spread over")
+	msgs := flag.Int("n", 5000, "with -events: messages per round")
+	sessions := flag.Int("sessions", 10, "with -events: SMTP sessions")
+	rounds := flag.Int("rounds", 4, "with -events: rounds per server")
+	workDir := flag.String("work", "", "with -events: keep the databases here and reuse a filled one")
+	fillOnly := flag.Bool("fill-only", false, "with -events: stop after filling the events table")
 	flag.Parse()
 
+	if *events > 0 && *workDir != "" {
+		if err := os.MkdirAll(*workDir, 0o700); err != nil {
+			log.Fatal(err)
+		}
+		eventsBench(*workDir, *events, *eventTenants, *msgs, *sessions, *rounds, *fillOnly)
+		return
+	}
 	work, err := os.MkdirTemp("", "posthorn-scale-")
 	if err != nil {
 		log.Fatal(err)
@@ -56,6 +70,10 @@ func main() {
 	} else {
 		fmt.Println("working directory:", work)
 	}
+	if *events > 0 {
+		eventsBench(work, *events, *eventTenants, *msgs, *sessions, *rounds, *fillOnly)
+		return
+	}
 	p, err := benchkit.Start(work)
 	if err != nil {
 		log.Fatal(err)
@@ -63,7 +81,7 @@ func main() {
 	defer p.Stop()
 	ids := make([]string, *tenants)
 	for t := range ids {
-		out, err := exec.Command(p.Bin, "tenant", "add", tenantName(t), "--data-dir", p.Dir).Output()
+		out, err := exec.Command(p.Bin, "tenant", "add", tenantName(t), "--data-dir", p.Dir, "--json").Output()
 		if err != nil {
 			log.Fatalf("tenant add: %v", err)
 		}

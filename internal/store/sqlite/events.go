@@ -342,10 +342,11 @@ func escapeLike(s string) string {
 
 // PruneEvents implements store.EventLog. It looks only at the oldest
 // 4*limit rows (by ID, which follows time give or take events written
-// with an earlier time), so it never scans the table.
+// with an earlier time), so it never scans the table. It is a background
+// write (writeLow): its own transaction, when no other write waits.
 func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	var n int64
-	err := s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
+	err := s.writeLow(ctx, func(tx *sql.Tx, _ *stmts) error {
 		res, err := tx.Exec(`DELETE FROM events WHERE id IN
 			(SELECT id FROM (SELECT id, at FROM events ORDER BY id LIMIT ?) WHERE at < ? LIMIT ?)`, 4*limit, ms(cutoff), limit)
 		if err != nil {
@@ -362,7 +363,7 @@ func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, limit int) (i
 // starts over) and returns where it stopped.
 func (s *Store) PruneBodies(ctx context.Context, cutoff time.Time, after int64, limit int) (n int, next int64, done bool, err error) {
 	keep := store.SQLList(append(append([]store.State(nil), store.PendingStates...), store.DeadLetter))
-	err = s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
+	err = s.writeLow(ctx, func(tx *sql.Tx, _ *stmts) error {
 		n, next, done = 0, after, false
 		rows, err := tx.Query(`SELECT rowid, created_at FROM messages WHERE rowid > ? ORDER BY rowid LIMIT ?`, after, limit)
 		if err != nil {
