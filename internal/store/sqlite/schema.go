@@ -169,6 +169,7 @@ var migrations = []migration{
 	// aggregate reports (see reputation.go).
 	sqlMigration(reputationMigration),
 	suppressionsFolded, // suppressions.go
+	sqlMigration(eventsByType), // events.go
 }
 
 // tlsColumnsMigration is the index in migrations of the one adding the
