@@ -168,7 +168,7 @@ var migrations = []migration{
 	// Sender reputation: the source address of each attempt, DMARC
 	// aggregate reports (see reputation.go).
 	sqlMigration(reputationMigration),
-	suppressionsFolded, // suppressions.go
+	suppressionsFolded,         // suppressions.go
 	sqlMigration(eventsByType), // events.go
 }
 
