@@ -66,9 +66,17 @@ func Build(dir string) (string, error) {
 // StartBin is Start with a binary already built: it initialises the data
 // directory work/data and serves it.
 func StartBin(bin, work string, extra ...string) (*Posthorn, error) {
-	out, err := exec.Command(bin, "init", "--data-dir", filepath.Join(work, "data"), "--json").Output()
+	// A work directory started before (a large prepared database kept
+	// between runs) keeps its credentials beside the data directory.
+	credsFile := filepath.Join(work, "credentials.json")
+	out, err := os.ReadFile(credsFile)
 	if err != nil {
-		return nil, fmt.Errorf("init: %w", err)
+		if out, err = exec.Command(bin, "init", "--data-dir", filepath.Join(work, "data"), "--json").Output(); err != nil {
+			return nil, fmt.Errorf("init: %w", err)
+		}
+		if err := os.WriteFile(credsFile, out, 0o600); err != nil {
+			return nil, err
+		}
 	}
 	p, err := newPosthorn(bin, work, out)
 	if err != nil {
@@ -153,6 +161,14 @@ func (p *Posthorn) Restart(wait time.Duration) error {
 // flags, returning once its HTTP port takes connections (after up to
 // wait).
 func (p *Posthorn) Serve(wait time.Duration) error { return p.serve(wait) }
+
+// RestartWith restarts with more flags than it was started with (kept
+// for later restarts).
+func (p *Posthorn) RestartWith(wait time.Duration, extra ...string) error {
+	p.Stop()
+	p.args = append(p.args, extra...)
+	return p.serve(wait)
+}
 
 func (p *Posthorn) serve(wait time.Duration) error {
 	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)

@@ -201,7 +201,8 @@ func (s *Server) start(ctx context.Context) error {
 		DataTimeout: cfg.Delivery.DataTimeout.Duration, TLS: tlsPolicy,
 	}, res)
 	dl := s.dl
-	sup, err := suppress.Load(ctx, s.st)
+	// The addresses load in the background; lookups ask the store meanwhile.
+	sup, err := suppress.Start(ctx, s.st, s.log.With("part", "suppress"))
 	if err != nil {
 		return fmt.Errorf("suppression lists: %w", err)
 	}
@@ -564,6 +565,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.pruner != nil {
 		s.pruner.Stop()
 	}
+	s.sup.Stop() // a background load still running
 	if s.st != nil {
 		errs = append(errs, s.st.Close())
 	}

@@ -173,6 +173,7 @@ var migrations = []migration{
 	// (PendingDue): the pending index gains next_attempt_at.
 	sqlMigration(`DROP INDEX deliveries_pending;
 	CREATE INDEX deliveries_pending ON deliveries(state, next_attempt_at) WHERE state IN (` + pendingIndexStates + `);`),
+	sqlMigration(eventsByType), // events.go
 }
 
 // pendingIndexStates is the IN list of the deliveries_pending index; a
