@@ -104,7 +104,7 @@ func (s *Store) SetEventSink(fn func([]store.Event)) {
 
 func (s *Store) startWriter(ctx context.Context) error {
 	s.w.cfg = s.pool.Config().ConnConfig.Copy()
-	conn, err := pgx.ConnectConfig(ctx, s.w.cfg)
+	conn, err := s.connectWriter(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres store: connect the writer: %w", err)
 	}
@@ -369,6 +369,30 @@ func (s *Store) begin(ctx context.Context) (pgx.Tx, error) {
 	}
 }
 
+// connectWriter opens a writer connection. Its commits must be durable
+// when they return (callers acknowledge mail then): a synchronous_commit
+// turned off for the server, database or role is turned back on for this
+// session. Stronger settings (remote_write, remote_apply) are kept.
+func (s *Store) connectWriter(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, s.w.cfg)
+	if err != nil {
+		return nil, err
+	}
+	var sc string
+	if err := conn.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&sc); err != nil {
+		conn.Close(ctx)
+		return nil, fmt.Errorf("read synchronous_commit: %w", err)
+	}
+	if sc == "off" {
+		if _, err := conn.Exec(ctx, `SET synchronous_commit = on`); err != nil {
+			conn.Close(ctx)
+			return nil, fmt.Errorf("turn synchronous_commit on: %w", err)
+		}
+		s.log.Warn("postgres store: synchronous_commit is off for this database; posthorn's writer turns it on for its own sessions (accepted mail must be durable)")
+	}
+	return conn, nil
+}
+
 // writerConn (re)connects the writer when its connection was lost.
 func (s *Store) writerConn(ctx context.Context) error {
 	if s.w.conn != nil && !s.w.conn.IsClosed() {
@@ -376,7 +400,7 @@ func (s *Store) writerConn(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, s.w.cfg)
+	conn, err := s.connectWriter(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres store: reconnect the writer: %w", err)
 	}
