@@ -1,20 +1,26 @@
 package postgres
 
-// Group commit. PostgreSQL flushes its WAL on every commit (synchronous_commit
-// is left as the server has it, on by default: a nil return means durable),
-// so a commit per acceptance would cap the queue at the disk's flush rate.
-// As in the SQLite store, every write that logs events goes through one
+// Group commit. PostgreSQL flushes its WAL on every commit (the writer's
+// sessions keep synchronous_commit on: a nil return means durable), so a
+// commit per acceptance would cap the queue at the disk's flush rate. As
+// in the SQLite store, every write that logs events goes through one
 // writer goroutine on its own connection: it takes all waiting requests,
-// runs them in one transaction and commits once; each caller returns after
-// that commit. Requests are re-runnable, so no savepoints are needed: when
-// one request of a batch fails, PostgreSQL has aborted the transaction
-// anyway; it is rolled back and every request is run again alone, so a
-// failure stays its own. A batch that lost a deadlock or a serialization
-// conflict with another node is run again whole.
+// runs them in one transaction and commits once; each caller returns
+// after that commit. The hot requests (acceptance, lease, outcome) are
+// piped: the statements of all of them in a batch go to the server in one
+// pipeline, one round trip. Requests are re-runnable, so no savepoints
+// are needed: when one request of a batch fails, PostgreSQL has aborted
+// the transaction anyway; it is rolled back and every request is run
+// again alone, so a failure stays its own. A batch that lost a deadlock
+// or a serialization conflict with another node is run again whole.
 //
 // Writes that log no events and may be large (suppression imports,
 // pruning, purges) do not queue behind the writer: they run in their own
 // transaction on the pool.
+//
+// Tried and dropped: two writer connections, so that a batch runs while
+// the previous one commits. On a busy 2-core machine it made commits
+// smaller and more numerous without raising throughput.
 
 import (
 	"context"
