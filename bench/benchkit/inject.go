@@ -16,6 +16,12 @@ import (
 // message, dot-stuffed, without the final "."). It returns how long each
 // message took from the end of its data to the 250.
 func (p *Posthorn) Inject(next *atomic.Int64, n int, from, data string) ([]time.Duration, error) {
+	return p.InjectTo(next, n, from, []string{"rcpt@sink.test"}, data)
+}
+
+// InjectTo is Inject with the given recipients on every message (all
+// commands of a transaction pipelined).
+func (p *Posthorn) InjectTo(next *atomic.Int64, n int, from string, rcpts []string, data string) ([]time.Duration, error) {
 	c, err := net.Dial("tcp", p.SMTP)
 	if err != nil {
 		return nil, err
@@ -43,10 +49,18 @@ func (p *Posthorn) Inject(next *atomic.Int64, n int, from, data string) ([]time.
 		return nil, fmt.Errorf("auth: %q %v", l, err)
 	}
 	msg := []byte(data + ".\r\n")
+	var env strings.Builder
+	fmt.Fprintf(&env, "MAIL FROM:<%s>\r\n", from)
+	for _, r := range rcpts {
+		fmt.Fprintf(&env, "RCPT TO:<%s>\r\n", r)
+	}
+	env.WriteString("DATA\r\n")
 	var took []time.Duration
 	for next.Add(1) <= int64(n) {
-		fmt.Fprintf(c, "MAIL FROM:<%s>\r\nRCPT TO:<rcpt@sink.test>\r\nDATA\r\n", from)
-		for i := 0; i < 3; i++ {
+		if _, err := c.Write([]byte(env.String())); err != nil {
+			return nil, err
+		}
+		for i := 0; i < len(rcpts)+2; i++ {
 			if l, err := read(); err != nil || l[0] != '2' && l[0] != '3' {
 				return nil, fmt.Errorf("transaction: %q %v", l, err)
 			}

@@ -20,6 +20,7 @@ type stmts struct {
 	// rollups and the webhook outbox rows (events.go, webhooks.go).
 	insMessage, insDelivery, insEvent, lease, outcome, insAttempt *sql.Stmt
 	ev                                                            *evLog // the event log's writes (events.go)
+	insDeliveries                                                 *multiInsert
 	subs                                                          *subscriptions
 }
 
@@ -39,10 +40,8 @@ func prepare(db *sql.DB) (*stmts, error) {
 	}
 	st.insMessage = p(`INSERT INTO messages (id, tenant_id, sender, lane, source, smtp_user, client_ip, size,
 		message_id_hdr, subject, created_at, send_at, smtputf8, eightbit, tags, metadata, body, sandbox) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
-	st.insDelivery = p(`INSERT INTO deliveries (message_id, tenant_id, recipient, domain, lane, state, created_at,
-		next_attempt_at, expires_at, updated_at, last_text) VALUES (?,?,?,?,?,?,?,?,?,?,?)`)
-	st.insEvent = p(`INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
-		code, enhanced, text, detail, domain, destination) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	st.insDelivery = p(insDeliveryHead + "(" + placeholders(insDeliveryCols) + ")")
+	st.insEvent = p(insEventHead + "(" + placeholders(eventCols) + ")")
 	// The state lists come from the transition table.
 	st.lease = p(`UPDATE deliveries SET state=` + store.SQLList(store.Targets(store.OpLease)) + `, next_attempt_at=?, updated_at=?
 		WHERE id=? AND state IN (` + store.SQLList(store.FromStates(store.OpLease, store.Sending)) + `)`)
@@ -58,6 +57,9 @@ func prepare(db *sql.DB) (*stmts, error) {
 		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
 		return nil, err
+	}
+	if st.insDeliveries, err = prepareMulti(db, insDeliveryHead, insDeliveryCols); err != nil {
+		return nil, fmt.Errorf("deliveries: %w", err)
 	}
 	if st.ev, err = newEvLog(db); err != nil {
 		return nil, err
@@ -75,7 +77,19 @@ func (st *stmts) close() {
 	if st.ev != nil {
 		st.ev.close()
 	}
+	if st.insDeliveries != nil {
+		st.insDeliveries.close()
+	}
 }
+
+const (
+	insDeliveryHead = `INSERT INTO deliveries (message_id, tenant_id, recipient, domain, lane, state, created_at,
+		next_attempt_at, expires_at, updated_at, last_text) VALUES `
+	insDeliveryCols = 11
+	insEventHead    = `INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
+		code, enhanced, text, detail, domain, destination) VALUES `
+	eventCols = 14
+)
 
 func b2i(b bool) int {
 	if b {
@@ -84,10 +98,14 @@ func b2i(b bool) int {
 	return 0
 }
 
-// InsertMessages implements store.Store.
+// InsertMessages implements store.Store. The deliveries of all messages
+// and their acceptance events are written with multi-row INSERTs
+// (multirow.go).
 func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) error {
 	return s.write(ctx, func(tx *sql.Tx, st *stmts) error {
-		im, id, ie := tx.Stmt(st.insMessage), tx.Stmt(st.insDelivery), tx.Stmt(st.insEvent)
+		im := tx.Stmt(st.insMessage)
+		var ds []*store.Delivery // of all messages, in order
+		var of []*store.Message  // the message of each of ds
 		for _, nm := range msgs {
 			m := nm.Message
 			nm.Existing = nil
@@ -115,24 +133,38 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 				if err := store.CheckAccept(d); err != nil {
 					return err
 				}
-				res, err := id.Exec(m.ID, m.TenantID, d.Recipient, d.Domain, string(d.Lane), string(d.State),
-					ms(d.CreatedAt), ms(d.NextAttemptAt), ms(d.ExpiresAt), ms(d.CreatedAt), d.LastError)
-				if err != nil {
-					return fmt.Errorf("insert delivery for %s: %w", m.ID, err)
-				}
-				if d.ID, err = res.LastInsertId(); err != nil {
-					return err
-				}
-				d.MessageID, d.TenantID = m.ID, m.TenantID
-				ev := store.Event{At: d.CreatedAt, Type: store.AcceptEvent(d.State), TenantID: m.TenantID, MessageID: m.ID,
-					DeliveryID: d.ID, Recipient: d.Recipient, Domain: d.Domain, Detail: d.LastError}
-				if err := st.ev.write(tx, ie, ev, &accepted{m.Tags}); err != nil {
-					return err
-				}
+				ds = append(ds, d)
+				of = append(of, m)
 			}
 		}
-		return nil
+		return insertDeliveries(tx, st, ds, of)
 	})
+}
+
+// insertDeliveries writes deliveries (ds[i] of message of[i]) and their
+// acceptance events, several rows a statement.
+func insertDeliveries(tx *sql.Tx, st *stmts, ds []*store.Delivery, of []*store.Message) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(ds)*insDeliveryCols)
+	for i, d := range ds {
+		m := of[i]
+		args = append(args, m.ID, m.TenantID, d.Recipient, d.Domain, string(d.Lane), string(d.State),
+			ms(d.CreatedAt), ms(d.NextAttemptAt), ms(d.ExpiresAt), ms(d.CreatedAt), d.LastError)
+	}
+	ids := make([]int64, len(ds))
+	if err := st.insDeliveries.exec(tx, args, ids); err != nil {
+		return fmt.Errorf("insert deliveries: %w", err)
+	}
+	evs := make([]store.Event, len(ds))
+	for i, d := range ds {
+		m := of[i]
+		d.ID, d.MessageID, d.TenantID = ids[i], m.ID, m.TenantID
+		evs[i] = store.Event{At: d.CreatedAt, Type: store.AcceptEvent(d.State), TenantID: m.TenantID, MessageID: m.ID,
+			DeliveryID: d.ID, Recipient: d.Recipient, Domain: d.Domain, Detail: d.LastError}
+	}
+	return st.ev.writeMany(tx, evs, func(i int) *accepted { return &accepted{of[i].Tags} })
 }
 
 func lookupIdempotency(tx *sql.Tx, tenant, key string, now time.Time) (*store.IdempotencyRecord, error) {
