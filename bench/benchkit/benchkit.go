@@ -130,23 +130,30 @@ func (p *Posthorn) PID() int { return p.cmd.Process.Pid }
 // Admin makes a request without a body on the admin socket and fails
 // unless it is answered 200.
 func (p *Posthorn) Admin(method, path string) error {
+	_, err := p.AdminBody(method, path)
+	return err
+}
+
+// AdminBody is Admin returning the answer's body (a pprof profile from
+// /debug/pprof/profile, for one).
+func (p *Posthorn) AdminBody(method, path string) ([]byte, error) {
 	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(p.Dir, "admin.sock"))
 	}}}
 	req, err := http.NewRequest(method, "http://admin"+path, nil)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %s %s", method, path, resp.Status, data)
+	data, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s %s: %s %.200s", method, path, resp.Status, data)
 	}
-	return nil
+	return data, err
 }
 
 // Call makes an API request with the admin key and decodes the answer.

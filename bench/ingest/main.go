@@ -34,6 +34,8 @@ func main() {
 	size := flag.Int("size", 4096, "body bytes")
 	rcpts := flag.Int("rcpts", 1, "recipients per SMTP message")
 	only := flag.String("only", "", `"smtp" or "bulk": run one method`)
+	profile := flag.String("cpuprofile", "", "write the server's CPU profile of the first -profile-seconds of each method to this file (.smtp/.bulk added)")
+	profSecs := flag.Int("profile-seconds", 5, "length of the CPU profile")
 	hold := flag.Bool("hold", false, "pause delivery (an operator's pause of the sink): measure acceptance alone")
 	flag.Parse()
 
@@ -60,6 +62,25 @@ func main() {
 	text := strings.Repeat(strings.Repeat("x", 75)+"\n", *size/76)
 
 	cpu := func() time.Duration { d, _ := benchkit.CPUTime(p.PID()); return d }
+	// prof takes a CPU profile in the background; wait for it with the
+	// returned function.
+	prof := func(suffix string) func() {
+		if *profile == "" {
+			return func() {}
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			data, err := p.AdminBody("GET", fmt.Sprintf("/debug/pprof/profile?seconds=%d", *profSecs))
+			if err == nil {
+				err = os.WriteFile(*profile+"."+suffix, data, 0o644)
+			}
+			if err != nil {
+				log.Print("profile: ", err)
+			}
+		}()
+		return func() { <-done }
+	}
 
 	// SMTP.
 	var wg sync.WaitGroup
@@ -69,6 +90,7 @@ func main() {
 			to[i] = fmt.Sprintf("rcpt%d@sink.test", i)
 		}
 		var next atomic.Int64
+		profiled := prof("smtp")
 		start, cpu0 := time.Now(), cpu()
 		for s := 0; s < *sessions; s++ {
 			wg.Add(1)
@@ -82,6 +104,7 @@ func main() {
 		}
 		wg.Wait()
 		took, used := time.Since(start), cpu()-cpu0
+		profiled()
 		fmt.Printf("SMTP submission: %d messages x %d recipients, %d sessions: %.0f msg/s = %.0f recipients/s accepted, server CPU %.1f us/recipient\n",
 			*n, *rcpts, *sessions, float64(*n)/took.Seconds(), float64(*n**rcpts)/took.Seconds(), float64(used.Microseconds())/float64(*n**rcpts))
 	}
@@ -95,6 +118,7 @@ func main() {
 		items[i] = map[string]any{"from": "app@app.test", "to": []string{"rcpt@sink.test"}, "subject": "bulk", "text": text}
 	}
 	var sent atomic.Int64
+	profiled := prof("bulk")
 	start, cpu0 := time.Now(), cpu()
 	for c := 0; c < *clients; c++ {
 		wg.Add(1)
@@ -111,6 +135,7 @@ func main() {
 	}
 	wg.Wait()
 	took, used := time.Since(start), cpu()-cpu0
+	profiled()
 	fmt.Printf("bulk HTTP API:   %d messages, %d clients x %d per request: %.0f recipients/s accepted, server CPU %.1f us/recipient\n",
 		*n, *clients, *batch, float64(*n)/took.Seconds(), float64(used.Microseconds())/float64(*n))
 }
