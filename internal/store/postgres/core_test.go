@@ -247,3 +247,42 @@ func TestPutSuppressionsOrder(t *testing.T) {
 		t.Fatalf("every tenant's entries: %d %v", n, err)
 	}
 }
+
+// TestWriterKeepsCommitsDurable: with synchronous_commit turned off for
+// the database, the writer's sessions turn it back on, so an acceptance
+// is on disk when it returns.
+func TestWriterKeepsCommitsDurable(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	s, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var db string
+	if err := s.pool.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `ALTER DATABASE `+db+` SET synchronous_commit = off`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open2(t, url)
+	var pool, writer string
+	if err := s.pool.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&pool); err != nil || pool != "off" {
+		t.Fatalf("the database's setting did not apply to new sessions: %q %v", pool, err)
+	}
+	if err := s.w.conn.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&writer); err != nil || writer != "on" {
+		t.Fatalf("writer's synchronous_commit: %q %v, want on", writer, err)
+	}
+}
+
+// open2 opens another store on the database at url, closed when t ends.
+func open2(t *testing.T, url string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
