@@ -103,23 +103,16 @@ func overlaps(a, b []string) bool {
 	return false
 }
 
-// stateNames are states as a text[] parameter.
-func stateNames(states []store.State) []string {
-	out := make([]string, len(states))
-	for i, s := range states {
-		out[i] = string(s)
-	}
-	return out
-}
-
 // shapeStates are the states QueueShape counts (those deliveries_shape covers).
 var shapeStates = append(append([]store.State(nil), store.PendingStates...), store.DeadLetter)
+
+var queueShapeSQL = `SELECT state, lane, count(*), min(created_at) FROM deliveries
+	WHERE state IN (` + store.SQLList(shapeStates) + `) GROUP BY state, lane`
 
 // QueueShape implements store.Observer. The state list is written out so
 // that the planner matches the partial index's predicate.
 func (s *Store) QueueShape(ctx context.Context) ([]store.ShapeRow, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT state, lane, count(*), min(created_at) FROM deliveries
-		WHERE state IN (`+store.SQLList(shapeStates)+`) GROUP BY state, lane`)
+	rows, _ := s.pool.Query(ctx, queueShapeSQL)
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.ShapeRow, error) {
 		var row store.ShapeRow
 		var state, lane string
@@ -155,7 +148,7 @@ func (s *Store) PendingAges(ctx context.Context, now time.Time, edges []time.Dur
 		cases.WriteString("0")
 	}
 	rows, err := s.pool.Query(ctx, `SELECT domain, max(provider), `+cases.String()+` AS b, count(*) FROM deliveries
-		WHERE state = ANY ($1) GROUP BY domain, b ORDER BY domain`, stateNames(states))
+		WHERE state IN (`+store.SQLList(states)+`) GROUP BY domain, b ORDER BY domain`)
 	if err != nil {
 		return nil, fmt.Errorf("pending ages: %w", err)
 	}

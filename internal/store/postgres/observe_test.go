@@ -2,8 +2,11 @@ package postgres
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/posthorn/posthorn/internal/store"
 )
@@ -53,5 +56,30 @@ func TestEventsAfterWaitsForEarlierIDs(t *testing.T) {
 	}
 	if seen["held"] != held || seen[store.EventDelivered] <= held {
 		t.Fatalf("events seen: %v (held %d)", seen, held)
+	}
+}
+
+// TestQueueShapeUsesItsIndex: the queue shape is read through the
+// partial index deliveries_shape (its state list matches the index's),
+// not by scanning every delivery.
+func TestQueueShapeUsesItsIndex(t *testing.T) {
+	ctx := context.Background()
+	s := open(t)
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "SET enable_seqscan = off"); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, "RESET enable_seqscan")
+	rows, _ := conn.Query(ctx, "EXPLAIN "+queueShapeSQL)
+	plan, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(plan, "\n"), "on deliveries_shape") {
+		t.Fatalf("queue shape plan:\n%s", strings.Join(plan, "\n"))
 	}
 }
