@@ -78,6 +78,11 @@ type Config struct {
 	// transaction (the header names the recipient).
 	Unsubscribe      func(deliveryID int64) []byte
 	UnsubscribeLanes map[store.Lane]bool
+	// SignPending signs a message still waiting for its DKIM signature
+	// (internal/dkimqueue) and stores it; such a message is never sent
+	// unsigned: without SignPending, or when it fails, its deliveries
+	// are deferred.
+	SignPending func(ctx context.Context, m *store.Message) (*store.Message, error)
 	// OnFailed, when set, is told (in the background) about deliveries
 	// that reached bounced, soft_bounced or dead_letter.
 	OnFailed func(messageID string, failed []FailedRcpt)

@@ -83,6 +83,13 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		s.finish(j, sandboxOutcomes(j, s.now()))
 		return conn
 	}
+	if msg.DKIMPending {
+		if msg, err = s.signPending(msg); err != nil {
+			s.log.Error("DKIM-sign before delivery", "message", j.MessageID, "err", err)
+			s.finish(j, s.failAll(j, &delivery.Failure{Class: classify.Deferred, Phase: "queue", Err: "not sent unsigned: " + err.Error()}, s.now()))
+			return conn
+		}
+	}
 	if conn != nil && (!conn.Usable() || conn.Sent >= max(1, d.th.Limits().MaxMsgsPerConn)) {
 		conn.Close()
 		conn = nil
@@ -204,6 +211,15 @@ func (s *Scheduler) dropSuppressed(j *Job) bool {
 	j.Rcpts = kept
 	s.mu.Unlock()
 	return len(kept) > 0
+}
+
+// signPending signs a message stored before its DKIM signature was (a
+// crash between commit and signing, or a signature not stored yet).
+func (s *Scheduler) signPending(m *store.Message) (*store.Message, error) {
+	if s.cfg.SignPending == nil {
+		return nil, fmt.Errorf("message %s awaits its DKIM signature and no signer is configured", m.ID)
+	}
+	return s.cfg.SignPending(s.ctx, m)
 }
 
 // message returns the message to send, from the body cache or the store.

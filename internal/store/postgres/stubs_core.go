@@ -14,6 +14,10 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 	return errNotImplemented
 }
 
+func (s *Store) SetDKIMSignatures(ctx context.Context, sigs []store.DKIMSignature) error {
+	return errNotImplemented
+}
+
 func (s *Store) Lease(ctx context.Context, ids []int64, now, retryAt time.Time) ([]int64, error) {
 	return nil, errNotImplemented
 }

@@ -169,6 +169,8 @@ var migrations = []migration{
 	// aggregate reports (see reputation.go).
 	sqlMigration(reputationMigration),
 	suppressionsFolded, // suppressions.go
+	// DKIM signatures computed after the message was stored (dkim.go).
+	sqlMigration(dkimMigration),
 }
 
 // tlsColumnsMigration is the index in migrations of the one adding the

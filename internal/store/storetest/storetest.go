@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Idempotency", func(t *testing.T) { testIdempotency(t, open(t)) })
 	t.Run("WebhookOutbox", func(t *testing.T) { testWebhookOutbox(t, open(t)) })
 	t.Run("NewestFirst", func(t *testing.T) { testNewestFirst(t, open(t)) })
+	t.Run("DKIMSignatures", func(t *testing.T) { testDKIMSignatures(t, open(t)) })
 }
 
 // testNewestFirst: DeliveryFilter.Newest lists newest first, BeforeID
