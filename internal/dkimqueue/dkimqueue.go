@@ -17,8 +17,8 @@
 //     (store.Message.DKIMDomain) and answers 250 after the commit, as
 //     before; the message is "pending" (DKIMPending) and its deliveries
 //     are not handed to the scheduler;
-//   - Submit queues it for a signer goroutine (Workers, default half the
-//     CPUs, at least one, so acceptance keeps the other half); the
+//   - Submit queues it for a signer goroutine (Workers, default half of
+//     GOMAXPROCS, at least one, so acceptance keeps the rest); the
 //     signature is computed once per message, stored in batches
 //     (Store.SetDKIMSignatures, one group commit for many), and only then
 //     are the deliveries enqueued and the signed message put in the body
@@ -27,7 +27,9 @@
 //     again by the scheduler's LoadPending at start; the queue never sends
 //     a pending message: it calls Sign first (internal/queue, worker.go),
 //     so no message of a signing domain leaves unsigned;
-//   - the backlog is bounded (Backlog messages): when signing cannot keep
+//   - signer threads run at a lower priority (signerNice), so on a busy
+//     machine the CPU goes to accepting and delivering first;
+//   - the backlog is bounded (Backlog bytes): when signing cannot keep
 //     up, Submit waits, so acceptance slows to the signing rate instead of
 //     piling up unsigned mail in memory.
 //
@@ -69,13 +71,18 @@ type BodyCache interface {
 
 // Config is what the queue works with.
 type Config struct {
-	Store   store.Store
-	Keys    Keys
-	Sched   Enqueuer
-	Bodies  BodyCache // optional
-	Log     *slog.Logger
-	Workers int // signer goroutines; 0: max(1, NumCPU/2)
-	Backlog int // messages waiting to be signed before Submit waits; 0: 10000
+	Store  store.Store
+	Keys   Keys
+	Sched  Enqueuer
+	Bodies BodyCache // optional
+	Log    *slog.Logger
+	// Workers is the number of signer goroutines; 0: half of GOMAXPROCS,
+	// at least one, so the runtime always has processors for accepting
+	// and delivering (it does not know about thread priorities).
+	Workers int
+	// Backlog is how many bytes of messages may wait to be signed before
+	// Submit waits; 0: 64 MiB.
+	Backlog int
 }
 
 type job struct {
@@ -90,10 +97,15 @@ type signed struct {
 
 // Queue is the signer pool.
 type Queue struct {
-	cfg  Config
-	in   chan job
+	cfg Config
+
+	mu      sync.Mutex
+	cond    *sync.Cond // signalled when jobs are added or taken, and at Stop
+	jobs    []job      // waiting to be signed, oldest first
+	bytes   int        // their bodies' size
+	stopped bool
+
 	out  chan signed
-	quit chan struct{}
 	wg   sync.WaitGroup // signers
 	fwg  sync.WaitGroup // the writer
 	once sync.Once
@@ -102,12 +114,13 @@ type Queue struct {
 // Start runs the signers and the writer that stores their signatures.
 func Start(cfg Config) *Queue {
 	if cfg.Workers <= 0 {
-		cfg.Workers = max(1, runtime.NumCPU()/2)
+		cfg.Workers = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	if cfg.Backlog <= 0 {
-		cfg.Backlog = 10000
+		cfg.Backlog = 64 << 20
 	}
-	q := &Queue{cfg: cfg, in: make(chan job, cfg.Backlog), out: make(chan signed, 256), quit: make(chan struct{})}
+	q := &Queue{cfg: cfg, out: make(chan signed, 256)}
+	q.cond = sync.NewCond(&q.mu)
 	for range cfg.Workers {
 		q.wg.Add(1)
 		go q.signer()
@@ -121,7 +134,12 @@ func Start(cfg Config) *Queue {
 // those still waiting stay pending in the store and are signed before
 // their delivery after the next start.
 func (q *Queue) Stop() {
-	q.once.Do(func() { close(q.quit) })
+	q.once.Do(func() {
+		q.mu.Lock()
+		q.stopped = true
+		q.cond.Broadcast()
+		q.mu.Unlock()
+	})
 	q.wg.Wait()
 	close(q.out)
 	q.fwg.Wait()
@@ -132,15 +150,39 @@ func (q *Queue) Stop() {
 // while the backlog is full; after Stop it returns at once (the message
 // stays pending in the store).
 func (q *Queue) Submit(m *store.Message, ds []store.Delivery) {
-	select {
-	case <-q.quit:
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	// One message larger than the whole backlog still goes in alone.
+	for !q.stopped && q.bytes > 0 && q.bytes+len(m.Body) > q.cfg.Backlog {
+		q.cond.Wait()
+	}
+	if q.stopped {
 		return
-	default:
 	}
-	select {
-	case q.in <- job{m, ds}:
-	case <-q.quit:
+	q.jobs = append(q.jobs, job{m, ds})
+	q.bytes += len(m.Body)
+	q.cond.Broadcast()
+}
+
+// take waits for the oldest waiting job; ok is false after Stop.
+func (q *Queue) take() (j job, ok bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for !q.stopped && len(q.jobs) == 0 {
+		q.cond.Wait()
 	}
+	if q.stopped {
+		return job{}, false
+	}
+	j = q.jobs[0]
+	q.jobs[0] = job{}
+	q.jobs = q.jobs[1:]
+	if len(q.jobs) == 0 {
+		q.jobs = nil // lets the backing array go
+	}
+	q.bytes -= len(j.m.Body)
+	q.cond.Broadcast()
+	return j, true
 }
 
 // Sign signs a pending message now and stores the signature, returning
@@ -179,23 +221,35 @@ func withSignature(m *store.Message, field []byte) *store.Message {
 	return &c
 }
 
+// signerNice is the nice value of the signer threads. The key operation
+// is the one piece of work that can wait (the 250 was already given), so
+// when the machine is busy the kernel favours the threads that accept
+// and deliver: at nice 10 a signer thread gets about a tenth of the CPU
+// of a nice-0 thread it competes with, and all the CPU nobody else wants.
+const signerNice = 10
+
 func (q *Queue) signer() {
 	defer q.wg.Done()
+	// Never unlocked: the thread with the lowered priority ends with the
+	// goroutine instead of going back to the runtime's pool.
+	runtime.LockOSThread()
+	if err := lowerPriority(signerNice); err != nil {
+		q.cfg.Log.Warn("DKIM signer: cannot lower thread priority", "err", err)
+	}
 	for {
-		select {
-		case <-q.quit:
+		j, ok := q.take()
+		if !ok {
 			return
-		case j := <-q.in:
-			field, err := q.sign(j.m)
-			if err != nil {
-				// Enqueued unsigned in the store: the delivery worker's
-				// Sign fails the same way and defers it, with the reason.
-				q.cfg.Log.Error("DKIM signing after acceptance", "message", j.m.ID, "err", err)
-				q.cfg.Sched.Enqueue(j.ds)
-				continue
-			}
-			q.out <- signed{j, field}
 		}
+		field, err := q.sign(j.m)
+		if err != nil {
+			// Enqueued unsigned in the store: the delivery worker's
+			// Sign fails the same way and defers it, with the reason.
+			q.cfg.Log.Error("DKIM signing after acceptance", "message", j.m.ID, "err", err)
+			q.cfg.Sched.Enqueue(j.ds)
+			continue
+		}
+		q.out <- signed{j, field}
 	}
 }
 

@@ -154,6 +154,16 @@ func (s *Service) Sending(tenantID, domain string) (func([]byte) ([]byte, error)
 	return e.signer.Sign, true
 }
 
+// SignAdded signs header fields added at delivery to a message of the
+// tenant's domain, which that domain's key signed before (Signer.SignAdded).
+func (s *Service) SignAdded(tenantID, domain string, added, msg []byte) ([]byte, error) {
+	e := (*s.view.Load())[domain]
+	if e == nil || e.tenantID != tenantID || !e.ok || e.signer == nil {
+		return nil, fmt.Errorf("domain %s has no DKIM key for this tenant", domain)
+	}
+	return e.signer.SignAdded(added, msg)
+}
+
 // Info is a domain as the CLI and API show it: never with private keys.
 type Info struct {
 	Domain       string          `json:"domain"`

@@ -301,6 +301,42 @@ func TestSignatureVerifies(t *testing.T) {
 			if err := verify(append([]byte("From: evil@evil.test\r\n"), signed...)); err == nil {
 				t.Fatal("an added From verifies")
 			}
+
+			// The signature added at delivery covers List-Unsubscribe and
+			// List-Unsubscribe-Post (RFC 8058) and everything the stored
+			// one covers, with the stored body hash.
+			added := []byte("List-Unsubscribe: <https://x.test/u/1>,\r\n <mailto:u@x.test?subject=unsubscribe>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+			sig2, err := s.SignAdded("A", in.Domain, added, signed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tags2 := parseTags(strings.TrimPrefix(strings.ReplaceAll(string(sig2), "\r\n", ""), "DKIM-Signature:"))
+			if h := strings.ToLower(tags2["h"]); !strings.HasPrefix(h, "list-unsubscribe:list-unsubscribe-post:list-unsubscribe:list-unsubscribe-post:from:from:") ||
+				tags2["bh"] != tags["bh"] || tags2["a"] != alg+"-sha256" || tags2["d"] != in.Domain {
+				t.Fatalf("delivery signature tags %v", tags2)
+			}
+			delivered := append(append(append([]byte{}, sig2...), added...), signed...)
+			verifyAll := func(msg []byte) []error {
+				vs, err := dkim.VerifyWithOptions(bytes.NewReader(msg), &dkim.VerifyOptions{LookupTXT: lookup})
+				if err != nil || len(vs) != 2 {
+					t.Fatalf("verify: %d signatures, %v", len(vs), err)
+				}
+				return []error{vs[0].Err, vs[1].Err}
+			}
+			if errs := verifyAll(delivered); errs[0] != nil || errs[1] != nil {
+				t.Fatalf("delivered message does not verify: %v", errs)
+			}
+			changed := bytes.Replace(delivered, []byte("x.test/u/1"), []byte("x.test/u/2"), 1)
+			if errs := verifyAll(changed); errs[0] == nil || errs[1] != nil {
+				t.Fatalf("changed List-Unsubscribe: delivery signature %v, stored %v", errs[0], errs[1])
+			}
+			extra := append([]byte("List-Unsubscribe-Post: evil\r\n"), delivered...)
+			if errs := verifyAll(extra); errs[0] == nil {
+				t.Fatal("a second List-Unsubscribe-Post verifies")
+			}
+			if _, err := s.SignAdded("B", in.Domain, added, signed); err == nil {
+				t.Fatal("another tenant signs with the domain's key")
+			}
 		})
 	}
 }

@@ -83,6 +83,11 @@ type Config struct {
 	// unsigned: without SignPending, or when it fails, its deliveries
 	// are deferred.
 	SignPending func(ctx context.Context, m *store.Message) (*store.Message, error)
+	// SignAdded, when set, gives a DKIM-Signature field covering the
+	// List-Unsubscribe fields added to one delivery of m (whose stored
+	// signature cannot cover them); it goes on top of them. On error the
+	// delivery is sent with the stored signature only.
+	SignAdded func(m *store.Message, added []byte) ([]byte, error)
 	// OnFailed, when set, is told (in the background) about deliveries
 	// that reached bounced, soft_bounced or dead_letter.
 	OnFailed func(messageID string, failed []FailedRcpt)

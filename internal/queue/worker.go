@@ -135,7 +135,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 	verp := s.cfg.ReturnPath != nil && msg.Sender != ""
 	unsub := s.cfg.Unsubscribe != nil && s.cfg.UnsubscribeLanes[j.Lane]
 	if verp || unsub {
-		results = s.sendEach(conn, dm, j, verp, unsub)
+		results = s.sendEach(conn, dm, msg, j, verp, unsub)
 	} else {
 		results = s.send(conn, dm, rcpts, d.th.Limits().MaxRcptsPerTx)
 	}
@@ -257,7 +257,7 @@ func (s *Scheduler) send(conn *delivery.Conn, msg delivery.Message, rcpts []stri
 // with verp, from the return path naming that delivery (so a bounce to it
 // can speak only for that recipient); with unsub, with the
 // List-Unsubscribe headers naming that delivery.
-func (s *Scheduler) sendEach(conn *delivery.Conn, msg delivery.Message, j *Job, verp, unsub bool) []delivery.Result {
+func (s *Scheduler) sendEach(conn *delivery.Conn, msg delivery.Message, stored *store.Message, j *Job, verp, unsub bool) []delivery.Result {
 	out := make([]delivery.Result, 0, len(j.Rcpts))
 	for _, r := range j.Rcpts {
 		if !conn.Usable() {
@@ -273,7 +273,15 @@ func (s *Scheduler) sendEach(conn *delivery.Conn, msg delivery.Message, j *Job, 
 			}
 		}
 		if unsub {
-			m.Body = append(s.cfg.Unsubscribe(r.ID), msg.Body...)
+			added := s.cfg.Unsubscribe(r.ID)
+			if s.cfg.SignAdded != nil && stored.DKIMDomain != "" {
+				if sig, err := s.cfg.SignAdded(stored, added); err != nil {
+					s.log.Error("DKIM-sign List-Unsubscribe; sending with the message's signature only", "delivery", r.ID, "err", err)
+				} else {
+					added = append(sig, added...)
+				}
+			}
+			m.Body = append(added, msg.Body...)
 		}
 		out = append(out, conn.Send(m, []string{r.Addr})...)
 	}

@@ -233,7 +233,7 @@ func (s *Server) start(ctx context.Context) error {
 	}
 	s.sched = queue.New(queue.Config{
 		Classifier: cls, Suppressions: sup, ReturnPath: returnPath(signer), UnsubscribeLanes: lanes,
-		Unsubscribe: unsubHeaders(unsub), SignPending: s.signPending, OnFailed: s.onFailed, Source: s.poolSource(), OnHoldAfter: cfg.Suppress.OnHoldAfter,
+		Unsubscribe: unsubHeaders(unsub), SignPending: s.signPending, SignAdded: s.signAdded, OnFailed: s.onFailed, Source: s.poolSource(), OnHoldAfter: cfg.Suppress.OnHoldAfter,
 		OnHoldWindow: cfg.Suppress.OnHoldWindow.Duration, OnHoldFor: cfg.Suppress.OnHoldFor.Duration,
 		RetryMin: cfg.RetryMin.Duration, RetryMax: cfg.RetryMax.Duration,
 		MaxConnections: cfg.Delivery.MaxConnections, MaxConnsPerDest: cfg.Delivery.MaxConnectionsPerDest,
@@ -445,6 +445,15 @@ func (s *Server) signPending(ctx context.Context, m *store.Message) (*store.Mess
 		return nil, fmt.Errorf("message %s awaits its DKIM signature: signing is not running", m.ID)
 	}
 	return s.signq.Sign(ctx, m)
+}
+
+// signAdded DKIM-signs the List-Unsubscribe fields of one delivery of a
+// message posthorn signed (domain.Service.SignAdded).
+func (s *Server) signAdded(m *store.Message, added []byte) ([]byte, error) {
+	if s.domains == nil {
+		return nil, fmt.Errorf("sending domains are not loaded")
+	}
+	return s.domains.SignAdded(m.TenantID, m.DKIMDomain, added, m.Body)
 }
 
 func unsubHeaders(u *unsubscribe.Service) func(int64) []byte {
