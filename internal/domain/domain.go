@@ -26,8 +26,13 @@
 // nothing), each check status against the test DNS server, verification,
 // rotation, sealed keys, and that signatures verify with go-msgauth (and
 // fail with a changed body or an added From) while List-Unsubscribe added
-// later does not break them; internal/e2e verifies real deliveries with
-// dkimpy and runs the sender-enforcement battery.
+// later does not break them, and that the per-delivery signature over
+// List-Unsubscribe (SignAdded) verifies and breaks when that field
+// changes; internal/e2e verifies real deliveries with dkimpy and runs the
+// sender-enforcement battery.
+//
+// Signing happens after the message is stored, in internal/dkimqueue (see
+// there why), with the signer this package gives (Sending).
 package domain
 
 import (

@@ -3,7 +3,10 @@ package domain
 import (
 	"bytes"
 	"crypto"
+	"crypto/rand"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/emersion/go-msgauth/dkim"
@@ -13,7 +16,8 @@ import (
 // §5.4.1). Left out on purpose: Received and Return-Path (added by later
 // hops), and List-Unsubscribe / List-Unsubscribe-Post, which posthorn
 // itself prepends per delivery at send time (internal/unsubscribe) after
-// the message was signed here.
+// the message was signed here; a second signature made then covers them
+// (SignAdded, resign.go).
 var signedHeaders = []string{
 	"From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID",
 	"In-Reply-To", "References", "MIME-Version", "Content-Type", "Content-Transfer-Encoding",
@@ -31,8 +35,13 @@ type Signer struct {
 // message (header, blank line, body). Canonicalization is relaxed/relaxed;
 // each signed field is listed once per occurrence, and From once more
 // (oversigned), so a From added on the way breaks the signature.
+//
+// The key operation runs on the calling goroutine, not on the goroutine
+// go-msgauth hashes in: internal/dkimqueue calls Sign from threads it runs
+// at a lower priority, and the RSA exponentiation is what must run there.
 func (s *Signer) Sign(msg []byte) ([]byte, error) {
-	opts := &dkim.SignOptions{Domain: s.Domain, Selector: s.Selector, Signer: s.key,
+	k := &handoff{key: s.key, digest: make(chan keyRequest), result: make(chan keyResult)}
+	opts := &dkim.SignOptions{Domain: s.Domain, Selector: s.Selector, Signer: k,
 		HeaderCanonicalization: dkim.CanonicalizationRelaxed, BodyCanonicalization: dkim.CanonicalizationRelaxed,
 		HeaderKeys: headerKeys(msg)}
 	ds, err := dkim.NewSigner(opts)
@@ -43,10 +52,49 @@ func (s *Signer) Sign(msg []byte) ([]byte, error) {
 		ds.Close()
 		return nil, fmt.Errorf("dkim %s: %w", s.Domain, err)
 	}
-	if err := ds.Close(); err != nil {
+	closed := make(chan error, 1)
+	go func() { closed <- ds.Close() }()
+	select {
+	case req := <-k.digest:
+		sig, err := s.key.Sign(rand.Reader, req.digest, req.opts)
+		k.result <- keyResult{sig, err}
+		err = <-closed
+		if err != nil {
+			return nil, fmt.Errorf("dkim %s: %w", s.Domain, err)
+		}
+	case err := <-closed: // failed before it came to the key
+		if err == nil {
+			err = errors.New("no signature was made")
+		}
 		return nil, fmt.Errorf("dkim %s: %w", s.Domain, err)
 	}
 	return []byte(ds.Signature()), nil
+}
+
+// handoff is the crypto.Signer go-msgauth is given: it passes the digest
+// to the goroutine in Sign, which makes the signature with the real key.
+type handoff struct {
+	key    crypto.Signer
+	digest chan keyRequest
+	result chan keyResult
+}
+
+type keyRequest struct {
+	digest []byte
+	opts   crypto.SignerOpts
+}
+
+type keyResult struct {
+	sig []byte
+	err error
+}
+
+func (h *handoff) Public() crypto.PublicKey { return h.key.Public() }
+
+func (h *handoff) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	h.digest <- keyRequest{digest, opts}
+	r := <-h.result
+	return r.sig, r.err
 }
 
 // headerKeys lists the signed fields present in msg's header.
