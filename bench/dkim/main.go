@@ -13,7 +13,10 @@
 // no backlog of signing or delivery falls on the next one. It prints the
 // median of each and the signed/unsigned ratios. With -cpuprofile DIR it
 // writes a CPU profile of posthorn during the first measurement of each
-// kind (DIR/<kind>.pprof; read with go tool pprof -top).
+// kind (DIR/<kind>.pprof; read with go tool pprof -top). On Linux it
+// also reports posthorn's CPU time per message, apart from its signer
+// threads and theirs: on a shared machine rates drift with the load of
+// others, CPU time per message much less.
 //
 // Run from the project root: go run ./bench/dkim [-n 5000 -rounds 3]
 package main
@@ -73,25 +76,32 @@ func main() {
 	m := &meter{p: p, sink: sink, sessions: *sessions, text: text}
 	m.measure(*n/2, "unsigned.bench", "") // warm up: connections, store files, caches
 	acc, e2e := map[string][]float64{}, map[string][]float64{}
+	cpuMain, cpuSign := map[string][]float64{}, map[string][]float64{}
 	for r := 0; r < *rounds; r++ {
 		for _, k := range kinds {
 			prof := ""
 			if *profile != "" && r == 0 {
 				prof = filepath.Join(*profile, k.label+".pprof")
 			}
+			main0, sign0 := cpuTimes(p.PID())
 			a, e := m.measure(*n, k.domain, prof)
+			main1, sign1 := cpuTimes(p.PID())
+			cm, cs := ms(main1-main0)/float64(*n), ms(sign1-sign0)/float64(*n)
 			acc[k.label] = append(acc[k.label], a)
 			e2e[k.label] = append(e2e[k.label], e)
-			fmt.Printf("round %d %-8s accept %6.0f msg/s   end to end %6.0f msg/s\n", r+1, k.label, a, e)
+			cpuMain[k.label] = append(cpuMain[k.label], cm)
+			cpuSign[k.label] = append(cpuSign[k.label], cs)
+			fmt.Printf("round %d %-8s accept %6.0f msg/s   end to end %6.0f msg/s   CPU/msg %.2f ms + signer %.2f ms\n", r+1, k.label, a, e, cm, cs)
 		}
 	}
 	offA, offE := benchkit.Median(acc["off"]), benchkit.Median(e2e["off"])
 	fmt.Printf("\n%d sessions, %d messages of %d bytes per measurement, median of %d rounds:\n", *sessions, *n, *size, *rounds)
 	for _, k := range kinds {
 		a, e := benchkit.Median(acc[k.label]), benchkit.Median(e2e[k.label])
-		fmt.Printf("  DKIM %-8s accept %6.0f msg/s (%.2f of unsigned)   end to end %6.0f msg/s (%.2f of unsigned)\n",
-			k.label, a, a/offA, e, e/offE)
+		fmt.Printf("  DKIM %-8s accept %6.0f msg/s (%.2f of unsigned)   end to end %6.0f msg/s (%.2f of unsigned)   CPU/msg %.2f ms + signer %.2f ms\n",
+			k.label, a, a/offA, e, e/offE, benchkit.Median(cpuMain[k.label]), benchkit.Median(cpuSign[k.label]))
 	}
+	fmt.Println("(CPU/msg: posthorn's CPU time per message, accept and delivery, then that of its signer threads)")
 }
 
 type meter struct {
@@ -167,3 +177,41 @@ func (m *meter) cpuProfile(path string, secs int) error {
 	}
 	return f.Close()
 }
+
+// cpuTimes returns posthorn's CPU time so far (user and system), apart
+// from its signer threads (scheduling policy SCHED_IDLE, or nice 19), and
+// theirs. Linux only; zero elsewhere.
+func cpuTimes(pid int) (other, signer time.Duration) {
+	total, _, _, ok := threadTimes(fmt.Sprintf("/proc/%d/stat", pid))
+	if !ok {
+		return 0, 0
+	}
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	for _, t := range tasks {
+		d, policy, nice, ok := threadTimes(t)
+		if ok && (policy == "5" || nice == "19") {
+			signer += d
+		}
+	}
+	return total - signer, signer
+}
+
+// threadTimes reads utime+stime, the scheduling policy and nice value
+// from a /proc stat file.
+func threadTimes(path string) (d time.Duration, policy, nice string, ok bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, "", "", false
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+2:])) // from field 3, the state
+	if len(f) < 39 {
+		return 0, "", "", false
+	}
+	var ut, st int64
+	fmt.Sscan(f[11], &ut)
+	fmt.Sscan(f[12], &st)
+	return time.Duration(ut+st) * time.Second / 100, f[38], f[16], true // USER_HZ is 100 on Linux
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

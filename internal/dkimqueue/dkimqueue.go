@@ -27,8 +27,9 @@
 //     again by the scheduler's LoadPending at start; the queue never sends
 //     a pending message: it calls Sign first (internal/queue, worker.go),
 //     so no message of a signing domain leaves unsigned;
-//   - signer threads run at a lower priority (signerNice), so on a busy
-//     machine the CPU goes to accepting and delivering first;
+//   - signer threads run at the lowest priority (SCHED_IDLE on Linux), so
+//     on a busy machine the CPU goes to accepting and delivering first
+//     (the key operation itself runs on those threads: domain.Signer);
 //   - the backlog is bounded (Backlog bytes): when signing cannot keep
 //     up, Submit waits, so acceptance slows to the signing rate instead of
 //     piling up unsigned mail in memory.
@@ -221,12 +222,12 @@ func withSignature(m *store.Message, field []byte) *store.Message {
 	return &c
 }
 
-// signerNice is the nice value of the signer threads. The key operation
+// Signer threads run at the lowest priority there is: the key operation
 // is the one piece of work that can wait (the 250 was already given), so
-// when the machine is busy the kernel favours the threads that accept
-// and deliver: at nice 10 a signer thread gets about a tenth of the CPU
-// of a nice-0 thread it competes with, and all the CPU nobody else wants.
-const signerNice = 10
+// on a busy machine the kernel gives the CPU to the threads that accept
+// and deliver first. On Linux they use SCHED_IDLE (CPU time no normal
+// thread wants); where that fails, signerNice.
+const signerNice = 19
 
 func (q *Queue) signer() {
 	defer q.wg.Done()
