@@ -20,7 +20,7 @@
 //   - Submit queues it for a signer goroutine (Workers, default half of
 //     GOMAXPROCS, at least one, so acceptance keeps the rest); the
 //     signature is computed once per message, stored in batches
-//     (Store.SetDKIMSignatures, one group commit for many), and only then
+//     (Store.SetDKIMSignatures, one commit per writeLinger), and only then
 //     are the deliveries enqueued and the signed message put in the body
 //     cache;
 //   - a message pending after a crash (committed, not yet signed) is found
@@ -50,6 +50,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"time"
 
 	"github.com/posthorn/posthorn/internal/store"
 )
@@ -254,14 +255,19 @@ func (q *Queue) signer() {
 	}
 }
 
-// writer stores signatures in batches of what is ready, then releases
-// their deliveries.
+// writeLinger is how long the writer gathers signatures before storing
+// them: signers finish one at a time, and a commit per signature would
+// add an fsync per message to the accept path's own.
+const writeLinger = 5 * time.Millisecond
+
+// writer stores signatures in batches, then releases their deliveries.
 func (q *Queue) writer() {
 	defer q.fwg.Done()
 	const maxBatch = 256
 	batch := make([]signed, 0, maxBatch)
 	for s := range q.out {
 		batch = append(batch[:0], s)
+		linger := time.NewTimer(writeLinger)
 	fill:
 		for len(batch) < maxBatch {
 			select {
@@ -270,10 +276,11 @@ func (q *Queue) writer() {
 					break fill
 				}
 				batch = append(batch, s)
-			default:
+			case <-linger.C:
 				break fill
 			}
 		}
+		linger.Stop()
 		sigs := make([]store.DKIMSignature, len(batch))
 		for i, s := range batch {
 			sigs[i] = store.DKIMSignature{MessageID: s.m.ID, Field: s.field}
