@@ -2,11 +2,6 @@ package domain
 
 import (
 	"bytes"
-	"crypto"
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -53,43 +48,7 @@ func (s *Signer) SignAdded(added, msg []byte) ([]byte, error) {
 	}
 	// Each added field twice (oversigned), then the stored h= list.
 	h := strings.Join(append(append(names, names...), tags["h"]), ":")
-	alg := "rsa-sha256"
-	hash := crypto.SHA256
-	if _, ok := s.key.Public().(ed25519.PublicKey); ok {
-		alg, hash = "ed25519-sha256", crypto.Hash(0) // RFC 8463 signs the SHA-256 digest itself
-	}
-	head := "DKIM-Signature: v=1; a=" + alg + "; c=relaxed/relaxed; d=" + s.Domain + "; s=" + s.Selector +
-		";\r\n\th=" + h + ";\r\n\tbh=" + tags["bh"] + ";\r\n\tb="
-
-	digest := sha256.New()
-	all := append(extra, own...)
-	used := make([]bool, len(all))
-	for _, name := range strings.Split(h, ":") {
-		name = strings.ToLower(strings.TrimSpace(name))
-		// RFC 6376 §5.4.2: each listing takes the next instance from the
-		// bottom; a listing with none left adds nothing.
-		for i := len(all) - 1; i >= 0; i-- {
-			if !used[i] && fieldName(all[i]) == name {
-				used[i] = true
-				digest.Write([]byte(relaxedField(all[i])))
-				break
-			}
-		}
-	}
-	digest.Write([]byte(strings.TrimSuffix(relaxedField(head+"\r\n"), "\r\n")))
-	sig, err := s.key.Sign(rand.Reader, digest.Sum(nil), hash)
-	if err != nil {
-		return nil, fmt.Errorf("dkim %s: %w", s.Domain, err)
-	}
-	b := base64.StdEncoding.EncodeToString(sig)
-	var out strings.Builder
-	out.WriteString(head)
-	for len(b) > 72 {
-		out.WriteString(b[:72] + "\r\n\t ")
-		b = b[72:]
-	}
-	out.WriteString(b + "\r\n")
-	return []byte(out.String()), nil
+	return s.sign(append(extra, own...), strings.Split(h, ":"), tags["bh"], false)
 }
 
 // headerFields splits a header block into fields, each with its
