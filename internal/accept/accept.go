@@ -114,6 +114,10 @@ type Pipeline struct {
 	// AllowUnverifiedSenders, which lifts only that refusal).
 	Senders                Senders
 	AllowUnverifiedSenders bool
+	// Deferred, when set, signs after the commit instead (senders.go,
+	// internal/dkimqueue): the message is stored pending and its
+	// deliveries go to Deferred, which schedules them once signed.
+	Deferred DeferredSigner
 	// Checks run on every message before it is stored (checks.go):
 	// content policy, quotas and anomaly detection, content scanning.
 	Checks []Check
@@ -193,6 +197,10 @@ func (p *Pipeline) AcceptBatch(ctx context.Context, subs []*Submission) ([]*Resu
 		}
 		results[i] = res
 		p.logAccepted(subs[i], m, res.Deliveries)
+		if m.DKIMPending {
+			p.Deferred.Submit(m, res.Deliveries) // scheduled once signed
+			continue
+		}
 		if p.Bodies != nil && !scheduled(nm) { // scheduled mail is read back when due
 			p.Bodies.Put(m)
 		}
@@ -297,7 +305,7 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time, v *Verdict) (*store.N
 	out = append(out, received(sub, p.Hostname, id, now)...)
 	out = h.appendTo(out)
 	out = append(out, rest...)
-	out, err := p.dkimSign(sub, from, out)
+	out, signAs, err := p.dkimSign(sub, from, out)
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +313,8 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time, v *Verdict) (*store.N
 	m := &store.Message{ID: id, TenantID: sub.TenantID, Sender: sub.Sender, Lane: lane, Source: sub.Source,
 		SMTPUser: sub.SMTPUser, ClientIP: sub.ClientIP, Size: len(out), MessageID: strings.TrimSpace(msgID),
 		Subject: clip(strings.TrimSpace(subject), 200), CreatedAt: now, SendAt: sub.SendAt, Body: out,
-		UTF8: sub.UTF8, EightBitMIM: sub.EightBit, Tags: tags, Metadata: sub.Metadata, Sandbox: sub.Sandbox}
+		UTF8: sub.UTF8, EightBitMIM: sub.EightBit, Tags: tags, Metadata: sub.Metadata, Sandbox: sub.Sandbox,
+		DKIMDomain: signAs, DKIMPending: signAs != ""}
 	nm := &store.NewMessage{Message: m}
 	seen := make(map[string]bool, len(sub.Recipients))
 	state, next := store.Queued, now

@@ -79,6 +79,16 @@ type Config struct {
 	// transaction (the header names the recipient).
 	Unsubscribe      func(deliveryID int64) []byte
 	UnsubscribeLanes map[store.Lane]bool
+	// SignPending signs a message still waiting for its DKIM signature
+	// (internal/dkimqueue) and stores it; such a message is never sent
+	// unsigned: without SignPending, or when it fails, its deliveries
+	// are deferred.
+	SignPending func(ctx context.Context, m *store.Message) (*store.Message, error)
+	// SignAdded, when set, gives a DKIM-Signature field covering the
+	// List-Unsubscribe fields added to one delivery of m (whose stored
+	// signature cannot cover them); it goes on top of them. On error the
+	// delivery is sent with the stored signature only.
+	SignAdded func(m *store.Message, added []byte) ([]byte, error)
 	// OnFailed, when set, is told (in the background) about deliveries
 	// that reached bounced, soft_bounced or dead_letter.
 	OnFailed func(messageID string, failed []FailedRcpt)

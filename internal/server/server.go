@@ -29,6 +29,7 @@ import (
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery"
 	"github.com/posthorn/posthorn/internal/delivery/tlsrpt"
+	"github.com/posthorn/posthorn/internal/dkimqueue"
 	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/events"
 	"github.com/posthorn/posthorn/internal/events/alerts"
@@ -74,6 +75,7 @@ type Server struct {
 	dl      *delivery.Deliverer
 	ops     opsState // reload, drain, status (reload.go, shutdown.go, ops.go)
 	domains *domain.Service
+	signq   *dkimqueue.Queue // DKIM signing after the commit
 	// sendmail serves posthorn sendmail on its own socket (sendmail.go).
 	sendmail *http.Server
 
@@ -244,7 +246,7 @@ func (s *Server) start(ctx context.Context) error {
 	s.sched = queue.New(queue.Config{
 		Cluster:    s.joinCluster(), // cluster.go; nil on the embedded store
 		Classifier: cls, Suppressions: sup, ReturnPath: returnPath(signer), UnsubscribeLanes: lanes,
-		Unsubscribe: unsubHeaders(unsub), OnFailed: s.onFailed, Source: s.poolSource(), OnHoldAfter: cfg.Suppress.OnHoldAfter,
+		Unsubscribe: unsubHeaders(unsub), SignPending: s.signPending, SignAdded: s.signAdded, OnFailed: s.onFailed, Source: s.poolSource(), OnHoldAfter: cfg.Suppress.OnHoldAfter,
 		OnHoldWindow: cfg.Suppress.OnHoldWindow.Duration, OnHoldFor: cfg.Suppress.OnHoldFor.Duration,
 		RetryMin: cfg.RetryMin.Duration, RetryMax: cfg.RetryMax.Duration,
 		MaxConnections: cfg.Delivery.MaxConnections, MaxConnsPerDest: cfg.Delivery.MaxConnectionsPerDest,
@@ -259,6 +261,8 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.startDomains(ctx); err != nil {
 		return err
 	}
+	s.signq = dkimqueue.Start(dkimqueue.Config{Store: s.st, Keys: s.domains, Sched: s.sched, Bodies: s.sched.Bodies,
+		Log: s.log.With("part", "dkim")})
 	if err := s.startMetrics(dl); err != nil {
 		return err
 	}
@@ -268,7 +272,7 @@ func (s *Server) start(ctx context.Context) error {
 	s.dmarcIntake()
 	// The pipeline exists before the scheduler starts: workers started for
 	// loaded mail may report failures at once, and sendDSN uses it.
-	s.pipe = &accept.Pipeline{Store: s.st, Senders: s.domains, AllowUnverifiedSenders: cfg.AllowUnverifiedSenders, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
+	s.pipe = &accept.Pipeline{Store: s.st, Senders: s.domains, Deferred: s.signq, AllowUnverifiedSenders: cfg.AllowUnverifiedSenders, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
 		Lifetime: cfg.QueueLifetime.Duration, Now: time.Now, IdempotencyTTL: cfg.API.IdempotencyTTL.Duration, Log: s.log.With("part", "accept"),
 		Suppressed: func(tenantID, addr string) (store.Suppression, bool) {
 			return sup.Check(tenantID, addr)
@@ -448,6 +452,24 @@ func (s *Server) sendDSN(messageID string, failed []queue.FailedRcpt) {
 	}
 }
 
+// signPending DKIM-signs a message that awaits its signature before the
+// queue sends it (internal/dkimqueue).
+func (s *Server) signPending(ctx context.Context, m *store.Message) (*store.Message, error) {
+	if s.signq == nil {
+		return nil, fmt.Errorf("message %s awaits its DKIM signature: signing is not running", m.ID)
+	}
+	return s.signq.Sign(ctx, m)
+}
+
+// signAdded DKIM-signs the List-Unsubscribe fields of one delivery of a
+// message posthorn signed (domain.Service.SignAdded).
+func (s *Server) signAdded(m *store.Message, added []byte) ([]byte, error) {
+	if s.domains == nil {
+		return nil, fmt.Errorf("sending domains are not loaded")
+	}
+	return s.domains.SignAdded(m.TenantID, m.DKIMDomain, added, m.Body)
+}
+
 func unsubHeaders(u *unsubscribe.Service) func(int64) []byte {
 	if u == nil {
 		return nil
@@ -543,6 +565,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	errs = append(errs, s.stopMetrics(ctx))
 	if s.alerts != nil {
 		s.alerts.Stop()
+	}
+	if s.signq != nil {
+		s.signq.Stop() // what is not signed yet stays pending, signed before delivery after the next start
 	}
 	if s.sched != nil {
 		errs = append(errs, s.sched.Stop(ctx))

@@ -17,6 +17,13 @@ type Store interface {
 	// events, and fills in the delivery IDs.
 	InsertMessages(ctx context.Context, msgs []*NewMessage) error
 
+	// SetDKIMSignatures stores the signatures of messages inserted with
+	// a DKIMDomain: from then on GetMessage returns each field prepended
+	// to the body (Size grows by its length) and DKIMPending false. A
+	// message already signed keeps its first signature; unknown IDs are
+	// skipped.
+	SetDKIMSignatures(ctx context.Context, sigs []DKIMSignature) error
+
 	// Lease marks deliveries as being sent: state sending, next attempt
 	// pushed to retryAt (so a crash mid-attempt yields a delayed retry).
 	// Only deliveries still queued or deferred are leased; it returns those.

@@ -277,12 +277,12 @@ func (s *Store) fillMessageFields(ctx context.Context, ds []store.Delivery) erro
 
 // GetMessage implements store.Store.
 func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bool) (*store.Message, error) {
-	body := "x''"
+	body := "x'', x''"
 	if withBody {
-		body = "body"
+		body = "body, dkim_signature"
 	}
 	q := `SELECT id, tenant_id, sender, lane, source, smtp_user, client_ip, size, message_id_hdr, subject,
-		created_at, send_at, smtputf8, eightbit, tags, metadata, sandbox, body_pruned_at, ` + body + ` FROM messages WHERE id = ?`
+		created_at, send_at, smtputf8, eightbit, tags, metadata, sandbox, body_pruned_at, dkim_domain, length(dkim_signature) = 0, ` + body + ` FROM messages WHERE id = ?`
 	args := []any{id}
 	if tenantID != "" {
 		q += " AND tenant_id = ?"
@@ -293,8 +293,11 @@ func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bo
 	var created, sendAt, pruned int64
 	var utf8, eight, sandbox int
 	var tags, meta string
+	var unsigned bool
+	var sig []byte
 	err := s.r.QueryRowContext(ctx, q, args...).Scan(&m.ID, &m.TenantID, &m.Sender, &lane, &m.Source, &m.SMTPUser,
-		&m.ClientIP, &m.Size, &m.MessageID, &m.Subject, &created, &sendAt, &utf8, &eight, &tags, &meta, &sandbox, &pruned, &m.Body)
+		&m.ClientIP, &m.Size, &m.MessageID, &m.Subject, &created, &sendAt, &utf8, &eight, &tags, &meta, &sandbox, &pruned,
+		&m.DKIMDomain, &unsigned, &m.Body, &sig)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -309,8 +312,11 @@ func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bo
 	if meta != "" {
 		json.Unmarshal([]byte(meta), &m.Metadata)
 	}
+	m.DKIMPending = m.DKIMDomain != "" && unsigned
 	if !withBody {
 		m.Body = nil
+	} else if len(sig) > 0 {
+		m.Body = append(sig, m.Body...) // what is sent: the signature first
 	}
 	return &m, nil
 }

@@ -174,6 +174,8 @@ var migrations = []migration{
 	sqlMigration(`DROP INDEX deliveries_pending;
 	CREATE INDEX deliveries_pending ON deliveries(state, next_attempt_at) WHERE state IN (` + pendingIndexStates + `);`),
 	sqlMigration(eventsByType), // events.go
+	// DKIM signatures computed after the message was stored (dkim.go).
+	sqlMigration(dkimMigration),
 }
 
 // pendingIndexStates is the IN list of the deliveries_pending index; a

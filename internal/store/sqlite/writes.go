@@ -39,7 +39,7 @@ func prepare(db *sql.DB) (*stmts, error) {
 		return s
 	}
 	st.insMessage = p(`INSERT INTO messages (id, tenant_id, sender, lane, source, smtp_user, client_ip, size,
-		message_id_hdr, subject, created_at, send_at, smtputf8, eightbit, tags, metadata, body, sandbox) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		message_id_hdr, subject, created_at, send_at, smtputf8, eightbit, tags, metadata, body, sandbox, dkim_domain) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	st.insEvent = p(insEventHead + "(" + placeholders(eventCols) + ")")
 	// The state lists come from the transition table.
 	st.lease = p(`UPDATE deliveries SET state=` + store.SQLList(store.Targets(store.OpLease)) + `, next_attempt_at=?, updated_at=?
@@ -130,7 +130,7 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 			}
 			tags, meta := encodeTags(m.Tags), encodeMeta(m.Metadata)
 			if _, err := im.Exec(m.ID, m.TenantID, m.Sender, string(m.Lane), m.Source, m.SMTPUser, m.ClientIP, m.Size,
-				m.MessageID, m.Subject, ms(m.CreatedAt), ms(m.SendAt), b2i(m.UTF8), b2i(m.EightBitMIM), tags, meta, m.Body, b2i(m.Sandbox)); err != nil {
+				m.MessageID, m.Subject, ms(m.CreatedAt), ms(m.SendAt), b2i(m.UTF8), b2i(m.EightBitMIM), tags, meta, m.Body, b2i(m.Sandbox), m.DKIMDomain); err != nil {
 				return fmt.Errorf("insert message %s: %w", m.ID, err)
 			}
 			for _, d := range nm.Deliveries {

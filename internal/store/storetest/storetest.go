@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("WebhookOutbox", func(t *testing.T) { testWebhookOutbox(t, open(t)) })
 	t.Run("NewestFirst", func(t *testing.T) { testNewestFirst(t, open(t)) })
 	t.Run("PendingDue", func(t *testing.T) { testPendingDue(t, open(t)) })
+	t.Run("DKIMSignatures", func(t *testing.T) { testDKIMSignatures(t, open(t)) })
 }
 
 // testNewestFirst: DeliveryFilter.Newest lists newest first, BeforeID
