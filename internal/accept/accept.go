@@ -6,7 +6,9 @@
 // MTA owes (Received, Message-ID, Date), checks that the sender domains are the tenant's own
 // and DKIM-signs the result (senders.go, with internal/domain), writes
 // message and deliveries durably, and only then hands the deliveries to
-// the scheduler. Nothing else creates messages.
+// the scheduler. With Deferred set (as the server runs it), the signature
+// is made after the commit instead (internal/dkimqueue), which schedules
+// the deliveries once it is stored. Nothing else creates messages.
 //
 // Invariant: when Accept returns nil, the message and one delivery per
 // recipient are committed (fsync'd) and scheduled; when it returns an error,
