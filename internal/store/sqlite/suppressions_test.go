@@ -79,4 +79,3 @@ func BenchmarkPutSuppressions(b *testing.B) {
 	}
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op") // the machine may be shared: CPU, not wall time
 }
-
