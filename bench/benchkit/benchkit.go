@@ -45,8 +45,8 @@ func Start(work string, extra ...string) (*Posthorn, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Posthorn{Bin: filepath.Join(work, "posthorn"), Dir: filepath.Join(work, "data"),
-		client: &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}}
+	p := &Posthorn{Bin: filepath.Join(work, "posthorn"), Dir: filepath.Join(work, "data")}
+	p.client = p.httpClient()
 	build := exec.Command("go", "build", "-o", p.Bin, "./cmd/posthorn")
 	build.Dir, build.Stderr = root, os.Stderr
 	if err := build.Run(); err != nil {
@@ -111,6 +111,10 @@ func (p *Posthorn) serve(wait time.Duration) error {
 	}
 	p.Stop()
 	return fmt.Errorf("posthorn did not start (see %s)", p.log)
+}
+
+func (p *Posthorn) httpClient() *http.Client {
+	return &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 }
 
 // Stop ends posthorn.
