@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -33,7 +34,7 @@ type result struct {
 
 func main() {
 	n := flag.Int("n", 10000, "messages per configuration")
-	sessions := flag.Int("sessions", 12, "concurrent SMTP sessions, spread over the nodes")
+	sessions := flag.Int("sessions", 8, "concurrent SMTP sessions, spread over the nodes (at most the SMTP max_auth_failures: concurrent logins count until they succeed)")
 	size := flag.Int("size", 2048, "body bytes")
 	conns := flag.Int("conns", 10, "connections to the destination (whole cluster)")
 	flag.Parse()
@@ -84,6 +85,9 @@ func main() {
 				p.Stop()
 			}
 		}()
+		for _, p := range ps {
+			waitListening(p.SMTP) // serve returns once HTTP listens; SMTP comes last
+		}
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		start := time.Now()
@@ -92,7 +96,8 @@ func main() {
 			go func() {
 				defer wg.Done()
 				if _, err := ps[s%len(ps)].Inject(&next, *n, "app@app.test", body); err != nil {
-					log.Fatal(err)
+					b, _ := os.ReadFile(filepath.Join(work, "posthorn.log"))
+					log.Fatalf("%s: %v\n%s", name, err, b)
 				}
 			}()
 		}
@@ -118,4 +123,14 @@ func main() {
 	for _, r := range rs {
 		fmt.Printf("%-20s %12.0f %7.2fx %14.0f %7.2fx\n", r.name, r.accept, r.accept/rs[0].accept, r.endToEnd, r.endToEnd/rs[0].endToEnd)
 	}
+}
+
+func waitListening(addr string) {
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+	}
+	log.Fatalf("%s is not listening", addr)
 }
