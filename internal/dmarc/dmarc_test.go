@@ -16,16 +16,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/posthorn/posthorn/internal/store/sqlite"
+	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/testkit/pgtest"
+	"github.com/posthorn/posthorn/internal/testkit/stores"
 )
 
-func newService(t *testing.T, lim Limits) *Service {
+// The tests run on each store backend (testkit/stores).
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func newService(t *testing.T, st store.Store, lim Limits) *Service {
 	t.Helper()
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "posthorn.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	return &Service{Store: st, Limits: lim, Log: slog.New(slog.DiscardHandler),
 		Ours: func() []netip.Addr {
 			return []netip.Addr{netip.MustParseAddr("127.0.0.11"), netip.MustParseAddr("127.0.0.12")}
@@ -100,8 +100,10 @@ const ownReport = `<?xml version="1.0" encoding="UTF-8"?>
 // mail as received) and one the test writes are accepted over the
 // intake, stored once, and summed per domain and source IP; sources that
 // are not posthorn's are listed.
-func TestCorpusFigures(t *testing.T) {
-	s := newService(t, DefaultLimits())
+func TestCorpusFigures(t *testing.T) { stores.Each(t, testCorpusFigures) }
+
+func testCorpusFigures(t *testing.T, st store.Store) {
+	s := newService(t, st, DefaultLimits())
 	ctx := context.Background()
 	for _, c := range []struct{ file, ctype string }{
 		{"addisonfoods.xml", "text/xml"}, {"outlook.xml", "application/xml"}, {"fastmail.xml.gz", "application/gzip"},
@@ -152,11 +154,13 @@ func TestCorpusFigures(t *testing.T) {
 
 // TestHostileReports: malformed and oversized reports get a clear refusal
 // (550 5.6.0 or 552 5.3.4), never a crash, and nothing is stored.
-func TestHostileReports(t *testing.T) {
+func TestHostileReports(t *testing.T) { stores.Each(t, testHostileReports) }
+
+func testHostileReports(t *testing.T, st store.Store) {
 	lim := DefaultLimits()
 	lim.MaxXMLBytes = 4 << 20
 	lim.MaxCompressRatio = 100
-	s := newService(t, lim)
+	s := newService(t, st, lim)
 	ctx := context.Background()
 	zeros := bytes.Repeat([]byte(" "), 30<<20)
 	laughs := `<?xml version="1.0"?>

@@ -14,18 +14,17 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 
 	"github.com/posthorn/posthorn/internal/store"
-	"github.com/posthorn/posthorn/internal/store/sqlite"
 	"github.com/posthorn/posthorn/internal/testkit"
+	"github.com/posthorn/posthorn/internal/testkit/pgtest"
+	"github.com/posthorn/posthorn/internal/testkit/stores"
 )
 
-func newService(t *testing.T, dns *testkit.DNS, bounce string) *Service {
+// The tests run on each store backend (testkit/stores).
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+func newService(t *testing.T, st store.Store, dns *testkit.DNS, bounce string) *Service {
 	t.Helper()
 	dir := t.TempDir()
-	st, err := sqlite.Open(filepath.Join(dir, "posthorn.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
 	seal, err := LoadSealer(filepath.Join(dir, "dkim.key"))
 	if err != nil {
 		t.Fatal(err)
@@ -55,9 +54,11 @@ func record(t *testing.T, in *Info, purpose, selector string) Record {
 // TestAddRecordsAndOwnership: add prints the records to publish; a
 // domain belongs to one tenant; another tenant sees it as absent; a
 // pending domain does not send unless unverified-ok.
-func TestAddRecordsAndOwnership(t *testing.T) {
+func TestAddRecordsAndOwnership(t *testing.T) { stores.Each(t, testAddRecordsAndOwnership) }
+
+func testAddRecordsAndOwnership(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	s := newService(t, testkit.StartDNS(t), "bounces.posthorn.test")
+	s := newService(t, st, testkit.StartDNS(t), "bounces.posthorn.test")
 	in, err := s.Add(ctx, AddRequest{TenantID: "A", Domain: "Example.ORG.", Selector: "s1"})
 	if err != nil {
 		t.Fatal(err)
@@ -125,10 +126,12 @@ func statuses(rep *Report) map[string]string {
 // TestCheckReportsEachRecord: a correct, a missing and a wrong record are
 // each reported as such; the domain is verified once the DKIM record is
 // right, and the report is kept.
-func TestCheckReportsEachRecord(t *testing.T) {
+func TestCheckReportsEachRecord(t *testing.T) { stores.Each(t, testCheckReportsEachRecord) }
+
+func testCheckReportsEachRecord(t *testing.T, st store.Store) {
 	ctx := context.Background()
 	dns := testkit.StartDNS(t)
-	s := newService(t, dns, "")
+	s := newService(t, st, dns, "")
 	in, err := s.Add(ctx, AddRequest{TenantID: "A", Domain: "example.org", Selector: "s1"})
 	if err != nil {
 		t.Fatal(err)
@@ -189,10 +192,12 @@ func TestCheckReportsEachRecord(t *testing.T) {
 
 // TestRotation: the old key signs until the new key's record is seen,
 // then the new key signs and the old one is retired, removable.
-func TestRotation(t *testing.T) {
+func TestRotation(t *testing.T) { stores.Each(t, testRotation) }
+
+func testRotation(t *testing.T, st store.Store) {
 	ctx := context.Background()
 	dns := testkit.StartDNS(t)
-	s := newService(t, dns, "")
+	s := newService(t, st, dns, "")
 	in, _ := s.Add(ctx, AddRequest{TenantID: "A", Domain: "example.org", Selector: "old"})
 	dns.SetTXT("old._domainkey.example.org", record(t, in, PurposeDKIM, "old").Value)
 	if rep, _ := s.Check(ctx, "A", "example.org"); rep.Status != store.DomainVerified {
@@ -243,10 +248,12 @@ func TestRotation(t *testing.T) {
 // verifier (the e2e tests use dkimpy): RSA and Ed25519 verify, the From is
 // oversigned, List-Unsubscribe prepended later does not break it, a
 // changed body or an added From does.
-func TestSignatureVerifies(t *testing.T) {
+func TestSignatureVerifies(t *testing.T) { stores.Each(t, testSignatureVerifies) }
+
+func testSignatureVerifies(t *testing.T, st store.Store) {
 	ctx := context.Background()
 	dns := testkit.StartDNS(t)
-	s := newService(t, dns, "")
+	s := newService(t, st, dns, "")
 	msg := []byte("From: \"Ann\" <ann@example.org>\r\nTo: bob@dest.test\r\nSubject: =?utf-8?q?gr=C3=BC=C3=9Fe?=\r\n" +
 		"Date: Thu, 03 Dec 2026 10:00:00 +0000\r\nMessage-ID: <1@example.org>\r\nMIME-Version: 1.0\r\n" +
 		"Content-Type: text/plain; charset=utf-8\r\n\r\nHello  there \r\n" + strings.Repeat("long line ", 200) + "\r\n\r\n\r\n")

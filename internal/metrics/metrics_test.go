@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -13,12 +12,16 @@ import (
 
 	"github.com/posthorn/posthorn/internal/smtpproto"
 	"github.com/posthorn/posthorn/internal/store"
-	"github.com/posthorn/posthorn/internal/store/sqlite"
 	"github.com/posthorn/posthorn/internal/store/storetest"
+	"github.com/posthorn/posthorn/internal/testkit/pgtest"
+	"github.com/posthorn/posthorn/internal/testkit/stores"
 )
 
+// The tests run on each store backend (testkit/stores).
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
 // attempt stores one message to rcpt and one deferred attempt for it.
-func attempt(t *testing.T, st *sqlite.Store, id, rcpt string) {
+func attempt(t *testing.T, st store.Store, id, rcpt string) {
 	t.Helper()
 	ctx := context.Background()
 	nm := storetest.NewTestMessage(id, rcpt)
@@ -63,12 +66,10 @@ func scrape(t *testing.T, c *Collector) map[string]float64 {
 // "other"; a destination seen later gets a label while there is room,
 // and "other" after; a collector started again on the same store (a
 // restart) shows the same totals.
-func TestDestinationLabelsBounded(t *testing.T) {
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "posthorn.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+func TestDestinationLabelsBounded(t *testing.T) { stores.Each(t, testDestinationLabelsBounded) }
+
+func testDestinationLabelsBounded(t *testing.T, st store.Store) {
+	obs := st.(store.Observer)
 	n := 0
 	for dom, k := range map[string]int{"a.test": 4, "b.test": 3, "c.test": 2, "d.test": 1} {
 		for i := 0; i < k; i++ {
@@ -76,7 +77,7 @@ func TestDestinationLabelsBounded(t *testing.T) {
 			attempt(t, st, fmt.Sprint("m", n), fmt.Sprintf("u%d@%s", i, dom))
 		}
 	}
-	c := New(Config{Store: st, TopDestinations: 2})
+	c := New(Config{Store: obs, TopDestinations: 2})
 	c.Start()
 	defer c.Stop()
 	if got := fmt.Sprint(scrape(t, c)); got != "map[a.test:4 b.test:3 other:3]" {
@@ -88,7 +89,7 @@ func TestDestinationLabelsBounded(t *testing.T) {
 	if got := fmt.Sprint(scrape(t, c)); got != "map[a.test:5 b.test:3 other:4]" {
 		t.Fatalf("after new attempts: %s", got)
 	}
-	again := New(Config{Store: st, TopDestinations: 3})
+	again := New(Config{Store: obs, TopDestinations: 3})
 	if got := fmt.Sprint(scrape(t, again)); got != "map[a.test:5 b.test:3 c.test:2 other:2]" {
 		t.Fatalf("restarted with 3 labels: %s", got)
 	}

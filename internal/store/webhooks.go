@@ -10,8 +10,10 @@ import (
 //
 // Every event written while an endpoint of its tenant subscribes to its
 // type gets one outbox row per endpoint, in the same transaction as the
-// event (so no webhook is lost across a crash). A backend keeps the
-// subscriptions in memory for that: writing an event never queries them.
+// event (so no webhook is lost across a crash). The SQLite backend keeps
+// the subscriptions in memory for that (writing an event never queries
+// them); PostgreSQL, shared by several nodes, joins them in one statement
+// per commit.
 // Outbox rows leave the outbox when delivered, or stay as failed when
 // their retries are exhausted.
 type Webhooks interface {

@@ -10,11 +10,16 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/testkit/stores"
 )
 
 func TestPasswordsArgon2idAndBcryptUpgrade(t *testing.T) {
+	stores.Each(t, testPasswordsArgon2idAndBcryptUpgrade)
+}
+
+func testPasswordsArgon2idAndBcryptUpgrade(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	m := newManager(t)
+	m := New(st)
 	tn, _ := m.CreateTenant(ctx, "acme")
 	u, _, err := m.AddUser(ctx, tn.ID, "new", "s3cret-pass", store.LaneNormal)
 	if err != nil || !strings.HasPrefix(u.PasswordHash, "$argon2id$v=19$m=19456,t=2,p=1$") {
@@ -50,9 +55,11 @@ func TestPasswordsArgon2idAndBcryptUpgrade(t *testing.T) {
 	}
 }
 
-func TestKeysPrefixExpiryAndLastUse(t *testing.T) {
+func TestKeysPrefixExpiryAndLastUse(t *testing.T) { stores.Each(t, testKeysPrefixExpiryAndLastUse) }
+
+func testKeysPrefixExpiryAndLastUse(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	m := newManager(t)
+	m := New(st)
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	m.now = func() time.Time { return now }
 	tn, _ := m.CreateTenant(ctx, "acme")
@@ -99,9 +106,11 @@ func TestKeysPrefixExpiryAndLastUse(t *testing.T) {
 	}
 }
 
-func TestAccountsRolesAndKeys(t *testing.T) {
+func TestAccountsRolesAndKeys(t *testing.T) { stores.Each(t, testAccountsRolesAndKeys) }
+
+func testAccountsRolesAndKeys(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	m := newManager(t)
+	m := New(st)
 	tn, _ := m.CreateTenant(ctx, "acme")
 	if _, _, err := m.AddAccount(ctx, "ops@example.com", "", RoleAdmin, "long-password"); err == nil {
 		t.Fatal("an installation account that is not an owner was created")
@@ -169,9 +178,11 @@ func TestAccountsRolesAndKeys(t *testing.T) {
 
 // TestPasswordHashesBounded: at most cap(hashing) argon2id hashes run at
 // once (each takes 19 MiB); a login waits for a slot or its context.
-func TestPasswordHashesBounded(t *testing.T) {
+func TestPasswordHashesBounded(t *testing.T) { stores.Each(t, testPasswordHashesBounded) }
+
+func testPasswordHashesBounded(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	m := newManager(t)
+	m := New(st)
 	tn, _ := m.CreateTenant(ctx, "acme")
 	if _, _, err := m.AddUser(ctx, tn.ID, "bob", "bob-password", store.LaneNormal); err != nil {
 		t.Fatal(err)

@@ -3,25 +3,21 @@ package tenant
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 
 	"github.com/posthorn/posthorn/internal/store"
-	"github.com/posthorn/posthorn/internal/store/sqlite"
+	"github.com/posthorn/posthorn/internal/testkit/pgtest"
+	"github.com/posthorn/posthorn/internal/testkit/stores"
 )
 
-func newManager(t *testing.T) *Manager {
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	return New(st)
-}
+// The tests run on each store backend (testkit/stores).
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
-func TestEnsureDefaultAndCredentials(t *testing.T) {
+func TestEnsureDefaultAndCredentials(t *testing.T) { stores.Each(t, testEnsureDefaultAndCredentials) }
+
+func testEnsureDefaultAndCredentials(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	m := newManager(t)
+	m := New(st)
 	c, err := m.EnsureDefault(ctx)
 	if err != nil || c == nil || c.APIKey == "" || c.SMTPPassword == "" || c.Tenant != DefaultTenant {
 		t.Fatalf("first start: %+v %v", c, err)
@@ -53,9 +49,11 @@ func TestEnsureDefaultAndCredentials(t *testing.T) {
 	}
 }
 
-func TestScopesAndUsers(t *testing.T) {
+func TestScopesAndUsers(t *testing.T) { stores.Each(t, testScopesAndUsers) }
+
+func testScopesAndUsers(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	m := newManager(t)
+	m := New(st)
 	tn, err := m.CreateTenant(ctx, "acme")
 	if err != nil {
 		t.Fatal(err)

@@ -3,15 +3,17 @@ package alerts
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/store"
-	"github.com/posthorn/posthorn/internal/store/sqlite"
+	"github.com/posthorn/posthorn/internal/testkit/pgtest"
+	"github.com/posthorn/posthorn/internal/testkit/stores"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 type fakeActions struct {
 	mu    sync.Mutex
@@ -44,12 +46,9 @@ func (f *fakeActions) HoldLane(l store.Lane, hold bool) {
 // dead letters count within their window, both hold the low lane once,
 // and everything resolves when the windows pass; a restart re-applies a
 // firing alert's action.
-func TestRules(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "p.db")
-	st, err := sqlite.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+func TestRules(t *testing.T) { stores.Each(t, testRules) }
+
+func testRules(t *testing.T, st store.Store) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
@@ -140,5 +139,4 @@ func TestRules(t *testing.T) {
 	if counts[store.EventAlertFired] != 3 || counts[store.EventAlertResolved] != 3 {
 		t.Fatalf("alert events: %v", counts)
 	}
-	st.Close()
 }

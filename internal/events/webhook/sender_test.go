@@ -7,27 +7,26 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/store"
-	"github.com/posthorn/posthorn/internal/store/sqlite"
 	"github.com/posthorn/posthorn/internal/store/storetest"
+	"github.com/posthorn/posthorn/internal/testkit/pgtest"
+	"github.com/posthorn/posthorn/internal/testkit/stores"
 )
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // TestSenderOrderAndRetries runs the sender on a real store against a
 // receiver that fails every other request: every event arrives, each
 // message's in order, and a 410 disables the endpoint with an event.
 // Run with -race: the sender's bookkeeping is shared by its requests.
-func TestSenderOrderAndRetries(t *testing.T) {
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "p.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+func TestSenderOrderAndRetries(t *testing.T) { stores.Each(t, testSenderOrderAndRetries) }
+
+func testSenderOrderAndRetries(t *testing.T, st store.Store) {
 	ctx := context.Background()
 	var mu sync.Mutex
 	got := map[string][]int64{} // message -> event ids, in arrival order
@@ -116,11 +115,10 @@ func TestSenderOrderAndRetries(t *testing.T) {
 // for DisableAfter is disabled with a webhook_disabled event, and its
 // webhook stays in the outbox.
 func TestSenderDisablesFailingEndpoint(t *testing.T) {
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "p.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	stores.Each(t, testSenderDisablesFailingEndpoint)
+}
+
+func testSenderDisablesFailingEndpoint(t *testing.T, st store.Store) {
 	ctx := context.Background()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusInternalServerError) }))
 	defer srv.Close()

@@ -1,15 +1,17 @@
 package postgres
 
 // The event log's write side. Requests in a group commit add their events
-// to the writer's evLog; just before the commit, flush
-//   - takes IDs for all of them from the events sequence, in order (one
-//     writer per node commits in order, so within a node IDs grow in
-//     commit order), and inserts them with one statement;
-//   - sums the report counters they add per rollup key (tenant x UTC day x
-//     recipient domain x destination; tenant x day x tag) and upserts each
-//     key once, keys sorted so that nodes lock rollup rows in one order;
-//   - queues their webhook deliveries (queueWebhooks, same transaction).
-// After the commit the events go to the sink (the live streams).
+// to the writer's evLog; just before the commit, flush sends one pipeline
+// that
+//   - inserts them all with one statement, IDs from the events sequence in
+//     order (one writer per node commits in order, so within a node IDs
+//     grow in commit order);
+//   - adds the report counters they make to the rollups (tenant x UTC day x
+//     recipient domain x destination: summed here, one upsert row per key;
+//     tenant x day x tag: summed on the server, which joins the messages'
+//     tags), rows in key order so that nodes lock rollup rows in one order;
+// and then queues their webhook deliveries (queueWebhooks, same
+// transaction). After the commit the events go to the sink (live streams).
 
 import (
 	"cmp"
@@ -28,23 +30,20 @@ var _ store.EventLog = (*Store)(nil)
 // evLog belongs to the writer goroutine.
 type evLog struct {
 	evs      []store.Event
-	accepted []bool     // evs[i] is a delivery's acceptance
-	accTags  [][]string // the message's tags, for acceptances
+	accepted []bool // evs[i] is a delivery's acceptance
 }
 
 func (l *evLog) reset() {
-	l.evs, l.accepted, l.accTags = l.evs[:0], l.accepted[:0], l.accTags[:0]
+	l.evs, l.accepted = l.evs[:0], l.accepted[:0]
 }
 
-// add logs e; accepted says it is a delivery's first event, tags its
-// message's tags (known to the caller then).
-func (l *evLog) add(e store.Event, accepted bool, tags []string) {
+// add logs e; accepted says it is a delivery's first event.
+func (l *evLog) add(e store.Event, accepted bool) {
 	if e.Domain == "" {
 		e.Domain = recipientDomain(e.Recipient)
 	}
 	l.evs = append(l.evs, e)
 	l.accepted = append(l.accepted, accepted)
-	l.accTags = append(l.accTags, tags)
 }
 
 // handOff gives the committed events away (to the sink) and starts a
@@ -55,21 +54,19 @@ func (l *evLog) handOff() []store.Event {
 	return evs
 }
 
-const insEventsSQL = `INSERT INTO events (id, at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
+// insEventsSQL inserts the batch's events, IDs from the sequence. An
+// INSERT ... SELECT from unnest inserts (and numbers, and returns) rows in
+// the arrays' order; flush checks that the IDs it gets back grow.
+const insEventsSQL = `INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
 	code, enhanced, text, detail, domain, destination)
-	SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[],
-		$8::bigint[], $9::text[], $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])`
+	SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
+		$7::bigint[], $8::text[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[])
+	RETURNING id`
 
 type dailyKey struct {
 	tenant       string
 	day          int64
 	domain, dest string
-}
-
-type tagKey struct {
-	tenant string
-	day    int64
-	tag    string
 }
 
 const counterCols = "accepted, delivered, deferred, bounced, soft_bounced, complaints, unsubscribed, suppressed, dead_lettered"
@@ -92,7 +89,6 @@ func upsertSQL(table string, keyCols []string, keyTypes []string) string {
 
 var (
 	upDailySQL = upsertSQL("rollup_daily", []string{"tenant_id", "day", "domain", "destination"}, []string{"text", "bigint", "text", "text"})
-	upTagSQL   = upsertSQL("rollup_tags", []string{"tenant_id", "day", "tag"}, []string{"text", "bigint", "text"})
 )
 
 // counterArrays holds the counters of many rollup rows, column by column.
@@ -112,40 +108,49 @@ func (a *counterArrays) args() []any {
 	return out
 }
 
-// flush writes the batch's events, their rollups and webhook rows.
+// flush writes the batch's events, their rollups and webhook rows: one
+// round trip (a pipeline), plus what queueWebhooks needs.
 func (l *evLog) flush(ctx context.Context, s *Store, tx pgx.Tx) error {
 	n := len(l.evs)
 	if n == 0 {
 		return nil
 	}
-	rows, err := tx.Query(ctx, `SELECT nextval('events_id_seq') FROM generate_series(1, $1)`, n)
-	if err != nil {
-		return fmt.Errorf("event ids: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return fmt.Errorf("event ids: %w", err)
-	}
-	slices.Sort(ids)
 	var (
-		id, at, delivery, attempt, code                                      = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		typ, tenant, msg, rcpt, mx, enh, text, detail, domain, dest []string = make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		at, delivery, attempt, code                                 = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		typ, tenant, msg, rcpt, mx, enh, text, detail, domain, dest = make([]string, n), make([]string, n), make([]string, n), make([]string, n),
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 	)
 	for i := range l.evs {
 		e := &l.evs[i]
-		e.ID = ids[i]
-		id[i], at[i], delivery[i], attempt[i], code[i] = e.ID, ms(e.At), e.DeliveryID, int64(e.Attempt), int64(e.Reply.Code)
+		at[i], delivery[i], attempt[i], code[i] = ms(e.At), e.DeliveryID, int64(e.Attempt), int64(e.Reply.Code)
 		typ[i], tenant[i], msg[i], rcpt[i], mx[i] = e.Type, e.TenantID, e.MessageID, e.Recipient, e.MX
 		enh[i], text[i], detail[i], domain[i], dest[i] = e.Reply.Enhanced, e.Reply.Text, e.Detail, e.Domain, e.Destination
 	}
 	b := &pgx.Batch{}
-	b.Queue(insEventsSQL, id, at, typ, tenant, msg, delivery, rcpt, attempt, mx, code, enh, text, detail, domain, dest)
-	if err := l.queueRollups(ctx, tx, b); err != nil {
-		return err
+	b.Queue(insEventsSQL, at, typ, tenant, msg, delivery, rcpt, attempt, mx, code, enh, text, detail, domain, dest)
+	l.queueRollups(b)
+	br := tx.SendBatch(ctx, b)
+	rows, err := br.Query()
+	if err != nil {
+		br.Close()
+		return fmt.Errorf("insert events: %w", err)
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		br.Close()
+		return fmt.Errorf("insert events: %w", err)
+	}
+	if err := br.Close(); err != nil {
 		return fmt.Errorf("insert events and rollups: %w", err)
+	}
+	if len(ids) != n {
+		return fmt.Errorf("insert events: %d ids for %d events", len(ids), n)
+	}
+	for i := range l.evs {
+		if i > 0 && ids[i] <= ids[i-1] {
+			return fmt.Errorf("insert events: ids out of order (%d after %d)", ids[i], ids[i-1])
+		}
+		l.evs[i].ID = ids[i]
 	}
 	if err := s.queueWebhooks(ctx, tx, l.evs); err != nil {
 		return fmt.Errorf("queue webhooks: %w", err)
@@ -153,45 +158,42 @@ func (l *evLog) flush(ctx context.Context, s *Store, tx pgx.Tx) error {
 	return nil
 }
 
-// queueRollups adds to b the upserts of the counters the events add.
-func (l *evLog) queueRollups(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
+// upTagsSQL adds the counters of events (tenant, day, message, nine
+// counters) to the rollups of their messages' tags, looked up on the
+// server (a message inserted in this transaction included).
+var upTagsSQL = func() string {
+	var sums, set []string
+	for i, c := range strings.Split(counterCols, ", ") {
+		sums = append(sums, fmt.Sprintf("sum(e.c%d)", i))
+		set = append(set, c+" = rollup_tags."+c+" + excluded."+c)
+	}
+	cols := make([]string, 9)
+	arrays := make([]string, 9)
+	for i := range cols {
+		cols[i] = fmt.Sprintf("c%d", i)
+		arrays[i] = fmt.Sprintf("$%d::bigint[]", i+4)
+	}
+	return `INSERT INTO rollup_tags (tenant_id, day, tag, ` + counterCols + `)
+		SELECT e.tenant, e.day, t.tag, ` + strings.Join(sums, ", ") + `
+		FROM unnest($1::text[], $2::bigint[], $3::text[], ` + strings.Join(arrays, ", ") + `) AS e(tenant, day, msg, ` + strings.Join(cols, ", ") + `)
+		JOIN messages m ON m.id = e.msg CROSS JOIN LATERAL unnest(m.tags) AS t(tag)
+		GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+		ON CONFLICT (tenant_id, day, tag) DO UPDATE SET ` + strings.Join(set, ", ")
+}()
+
+// queueRollups adds to b the upserts of the counters the events add: the
+// daily rollups summed here, one row per key; the tag rollups per event,
+// summed on the server, which knows the messages' tags.
+func (l *evLog) queueRollups(b *pgx.Batch) {
 	daily := map[dailyKey]*store.Counters{}
-	tags := map[tagKey]*store.Counters{}
-	counts := make([]store.Counters, len(l.evs))
-	counted := make([]bool, len(l.evs))
-	var lookup []string // messages whose tags are not known yet
+	var tagTen, tagMsg []string
+	var tagDay []int64
+	var tagCs counterArrays
 	for i, e := range l.evs {
-		counts[i], counted[i] = store.CountEvent(e.Type, l.accepted[i])
-		if counted[i] && !l.accepted[i] && e.MessageID != "" {
-			lookup = append(lookup, e.MessageID)
-		}
-	}
-	msgTags := map[string][]string{}
-	if len(lookup) > 0 {
-		slices.Sort(lookup)
-		lookup = slices.Compact(lookup)
-		rows, err := tx.Query(ctx, `SELECT id, tags FROM messages WHERE id = ANY($1)`, lookup)
-		if err != nil {
-			return fmt.Errorf("tags of messages: %w", err)
-		}
-		for rows.Next() {
-			var id string
-			var t []string
-			if err := rows.Scan(&id, &t); err != nil {
-				rows.Close()
-				return fmt.Errorf("tags of messages: %w", err)
-			}
-			msgTags[id] = t
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("tags of messages: %w", err)
-		}
-	}
-	for i, e := range l.evs {
-		if !counted[i] {
+		c, ok := store.CountEvent(e.Type, l.accepted[i])
+		if !ok {
 			continue
 		}
-		c := counts[i]
 		d := day(e.At)
 		dk := dailyKey{e.TenantID, d, e.Domain, e.Destination}
 		if p := daily[dk]; p != nil {
@@ -199,18 +201,9 @@ func (l *evLog) queueRollups(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error
 		} else {
 			daily[dk] = &c
 		}
-		t := l.accTags[i]
-		if !l.accepted[i] {
-			t = msgTags[e.MessageID]
-		}
-		for _, tag := range t {
-			tk := tagKey{e.TenantID, d, tag}
-			if p := tags[tk]; p != nil {
-				p.Add(c)
-			} else {
-				cc := c
-				tags[tk] = &cc
-			}
+		if e.MessageID != "" {
+			tagTen, tagDay, tagMsg = append(tagTen, e.TenantID), append(tagDay, d), append(tagMsg, e.MessageID)
+			tagCs.add(&c)
 		}
 	}
 	if len(daily) > 0 {
@@ -226,20 +219,9 @@ func (l *evLog) queueRollups(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error
 		}
 		b.Queue(upDailySQL, append([]any{ten, days, dom, dst}, cs.args()...)...)
 	}
-	if len(tags) > 0 {
-		keys := sortedKeys(tags, func(a, b tagKey) int {
-			return cmp.Or(strings.Compare(a.tenant, b.tenant), cmp.Compare(a.day, b.day), strings.Compare(a.tag, b.tag))
-		})
-		var ten, tg []string
-		var days []int64
-		var cs counterArrays
-		for _, k := range keys {
-			ten, days, tg = append(ten, k.tenant), append(days, k.day), append(tg, k.tag)
-			cs.add(tags[k])
-		}
-		b.Queue(upTagSQL, append([]any{ten, days, tg}, cs.args()...)...)
+	if len(tagMsg) > 0 {
+		b.Queue(upTagsSQL, append([]any{tagTen, tagDay, tagMsg}, tagCs.args()...)...)
 	}
-	return nil
 }
 
 func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {

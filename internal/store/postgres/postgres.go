@@ -4,6 +4,12 @@
 //
 // Schema migrations run on Open under a session advisory lock, so several
 // nodes starting at once migrate the database exactly once.
+//
+// Webhooks (webhooks.go): subscriptions are read from the database in the
+// event writer's transaction, never cached per node; WebhookSignal is
+// poked through LISTEN/NOTIFY, so every node's sender hears of any node's
+// commit; each node's DueWebhooks claims the rows it hands out, so the
+// senders of several nodes do not send one webhook at the same time.
 package postgres
 
 import (
@@ -20,7 +26,8 @@ import (
 
 // Store implements store.Store on PostgreSQL.
 type Store struct {
-	hooks webhookListener // WebhookSignal's listener (webhooks.go)
+	hooks   webhookListener // WebhookSignal's listener (webhooks.go)
+	settled horizons        // how far the observer may read (observe.go)
 
 	pool *pgxpool.Pool
 	log  *slog.Logger

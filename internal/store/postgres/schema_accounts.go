@@ -71,7 +71,9 @@ CREATE TABLE dkim_keys (
 );
 
 -- Outbox and attempt ids come from identity columns: an outbox id names
--- the webhook (webhook-id) and is never handed out twice.
+-- the webhook (webhook-id) and is never handed out twice. A node's
+-- sender claims the rows it reads (claimed_by, claimed_until) so that
+-- the other nodes' senders leave them alone until recorded or expired.
 CREATE TABLE webhook_endpoints (
 	id text PRIMARY KEY,
 	tenant_id text NOT NULL,
@@ -91,7 +93,9 @@ CREATE TABLE webhook_outbox (
 	state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'failed')),
 	attempts integer NOT NULL DEFAULT 0,
 	next_at bigint NOT NULL DEFAULT 0,
-	created_at bigint NOT NULL
+	created_at bigint NOT NULL,
+	claimed_by text NOT NULL DEFAULT '',
+	claimed_until bigint NOT NULL DEFAULT 0
 );
 CREATE INDEX webhook_outbox_key ON webhook_outbox (endpoint_id, okey, id) WHERE state = 'pending';
 CREATE INDEX webhook_outbox_due ON webhook_outbox (next_at) WHERE state = 'pending';

@@ -15,13 +15,18 @@ package postgres
 // PostgreSQL delivers only once it commits, to every node listening. The
 // first WebhookSignal call starts a listener on a connection of its own
 // (nodes that never send webhooks hold none) and returns once it listens;
-// it reconnects when the connection drops and then pokes once, since
-// notifications sent meanwhile are lost. The sender's polling of
-// NextWebhookDue stays the safety net.
+// it reconnects when the connection drops. Each time it starts listening
+// it pokes once: rows committed before (after the sender's last read) or
+// while it was not listening were announced to nobody. The sender's
+// polling of NextWebhookDue stays the safety net.
 //
-// DueWebhooks hands out rows without leasing them: as with SQLite, one
-// sender must read a database's outbox (the cluster runs the webhook
-// sender on one node).
+// Every node runs a webhook sender on the one outbox. DueWebhooks claims
+// the rows it returns for this node (WithNode) until claimTTL after now:
+// another node's DueWebhooks skips them (and, as a row waits for the
+// older rows of its key, the rows after them), while this node reads them
+// again (its sender knows what it has in flight). Recording the attempt
+// ends the claim; the rows of a node that died are taken over when their
+// claim expires.
 
 import (
 	"cmp"
@@ -117,11 +122,15 @@ func (s *Store) WebhookSignal() <-chan struct{} {
 	return l.signal
 }
 
-// stopWebhookListener ends the listener, if one was started.
+// stopWebhookListener ends the listener, if one was started; a later
+// WebhookSignal (after Close) starts none.
 func (s *Store) stopWebhookListener() {
 	l := &s.hooks
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.signal == nil {
+		l.signal = make(chan struct{}, 1)
+	}
 	if l.cancel != nil {
 		l.cancel()
 		<-l.ended
@@ -143,11 +152,13 @@ func (s *Store) listenWebhooks(ctx context.Context, listening chan struct{}) {
 		}
 		if err == nil {
 			backoff = 100 * time.Millisecond
+			// Rows committed before LISTEN (the sender's last read may
+			// predate them) and notifications sent while not listening
+			// are not announced: poke once.
+			l.poke()
 			if first {
 				close(listening)
 				first = false
-			} else {
-				l.poke() // notifications sent while not listening are lost
 			}
 			for err == nil {
 				if _, err = conn.WaitForNotification(ctx); err == nil {
@@ -283,28 +294,44 @@ func (s *Store) QueueTestWebhook(ctx context.Context, tenantID, id string, now t
 	})
 }
 
+// claimTTL is how long the rows DueWebhooks returns stay claimed by this
+// node: longer than a request may take (the sender's timeout, 15 seconds
+// by default), short enough that a dead node's webhooks do not wait long.
+const claimTTL = 2 * time.Minute
+
 // DueWebhooks implements store.Webhooks. A row is due when its time has
-// come and no older pending row of the same endpoint and key exists: that
-// is how one message's webhooks stay in order. Each enabled endpoint is
-// read on its own (a lateral join), up to limit rows, so one endpoint's
-// backlog never hides another's webhooks.
+// come, no other node claims it, and no older pending row of the same
+// endpoint and key exists: that is how one message's webhooks stay in
+// order. Each enabled endpoint is read on its own (a lateral join), up to
+// limit rows, so one endpoint's backlog never hides another's webhooks.
+// The rows returned are claimed for this node; when two nodes claim at
+// once, the row lock decides and the loser's UPDATE skips the row (its
+// claim condition is checked again on the winner's version).
 func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]store.OutboxItem, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT o.id, w.id, w.url, w.secret, o.attempts, w.failing_since, o.okey, o.event_id,
+	rows, _ := s.pool.Query(ctx, `WITH due AS (
+			SELECT o.id FROM webhook_endpoints w
+			CROSS JOIN LATERAL (SELECT o.id FROM webhook_outbox o
+				WHERE o.endpoint_id = w.id AND o.state = 'pending' AND o.next_at <= $1
+				AND (o.claimed_until <= $1 OR o.claimed_by = $3)
+				AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = o.endpoint_id AND p.okey = o.okey
+					AND p.state = 'pending' AND p.id < o.id)
+				ORDER BY o.id LIMIT $2) o
+			WHERE w.disabled_at = 0),
+		claimed AS (
+			UPDATE webhook_outbox o SET claimed_by = $3, claimed_until = $4 FROM due
+			WHERE o.id = due.id AND o.state = 'pending' AND (o.claimed_until <= $1 OR o.claimed_by = $3)
+			RETURNING o.id, o.endpoint_id, o.attempts, o.okey, o.event_id)
+		SELECT o.id, w.id, w.url, w.secret, o.attempts, w.failing_since, o.okey, o.event_id,
 		e.id IS NULL, coalesce(e.at, 0), coalesce(e.type, ''), coalesce(e.tenant_id, ''), coalesce(e.message_id, ''),
 		coalesce(e.delivery_id, 0), coalesce(e.recipient, ''), coalesce(e.attempt, 0), coalesce(e.mx, ''), coalesce(e.code, 0),
 		coalesce(e.enhanced, ''), coalesce(e.text, ''), coalesce(e.detail, ''), coalesce(m.tags, '{}'), coalesce(m.metadata, ''),
 		coalesce((SELECT a.class FROM attempts a WHERE a.message_id = e.message_id AND a.delivery_id = e.delivery_id AND a.n = e.attempt
 			ORDER BY a.id DESC LIMIT 1), '')
-		FROM webhook_endpoints w
-		CROSS JOIN LATERAL (SELECT o.* FROM webhook_outbox o
-			WHERE o.endpoint_id = w.id AND o.state = 'pending' AND o.next_at <= $1
-			AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = o.endpoint_id AND p.okey = o.okey
-				AND p.state = 'pending' AND p.id < o.id)
-			ORDER BY o.id LIMIT $2) o
+		FROM claimed o
+		JOIN webhook_endpoints w ON w.id = o.endpoint_id
 		LEFT JOIN events e ON e.id = o.event_id
 		LEFT JOIN messages m ON m.id = e.message_id AND e.message_id <> ''
-		WHERE w.disabled_at = 0
-		ORDER BY o.id`, unixMS(now), limit)
+		ORDER BY o.id`, unixMS(now), limit, s.node, unixMS(now.Add(claimTTL)))
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.OutboxItem, error) {
 		var it store.OutboxItem
 		var at, failing, code int64
@@ -332,11 +359,14 @@ func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]st
 	return out, nil
 }
 
-// NextWebhookDue implements store.Webhooks.
+// NextWebhookDue implements store.Webhooks; a row another node claims is
+// due (to this node) when the claim expires.
 func (s *Store) NextWebhookDue(ctx context.Context, now time.Time) (time.Time, error) {
 	var next *int64
-	err := s.pool.QueryRow(ctx, `SELECT min(o.next_at) FROM webhook_outbox o JOIN webhook_endpoints w ON w.id = o.endpoint_id
-		AND w.disabled_at = 0 WHERE o.state = 'pending' AND o.next_at > $1`, unixMS(now)).Scan(&next)
+	err := s.pool.QueryRow(ctx, `SELECT min(due) FROM (SELECT CASE WHEN o.claimed_by <> $2 AND o.claimed_until > o.next_at
+			THEN o.claimed_until ELSE o.next_at END AS due
+		FROM webhook_outbox o JOIN webhook_endpoints w ON w.id = o.endpoint_id AND w.disabled_at = 0
+		WHERE o.state = 'pending') d WHERE due > $1`, unixMS(now), s.node).Scan(&next)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("next webhook: %w", err)
 	}
@@ -365,9 +395,11 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, r store.WebhookResult)
 				_, err = tx.Exec(ctx, "UPDATE webhook_endpoints SET failing_since = 0 WHERE id = $1 AND failing_since <> 0", r.EndpointID)
 			}
 		case r.GiveUp:
-			_, err = tx.Exec(ctx, "UPDATE webhook_outbox SET state = 'failed', attempts = $1 WHERE id = $2", r.N, r.OutboxID)
+			_, err = tx.Exec(ctx, "UPDATE webhook_outbox SET state = 'failed', attempts = $1, claimed_by = '', claimed_until = 0 WHERE id = $2",
+				r.N, r.OutboxID)
 		default:
-			_, err = tx.Exec(ctx, "UPDATE webhook_outbox SET attempts = $1, next_at = $2 WHERE id = $3", r.N, unixMS(r.NextAt), r.OutboxID)
+			_, err = tx.Exec(ctx, "UPDATE webhook_outbox SET attempts = $1, next_at = $2, claimed_by = '', claimed_until = 0 WHERE id = $3",
+				r.N, unixMS(r.NextAt), r.OutboxID)
 		}
 		if err == nil && !r.OK {
 			_, err = tx.Exec(ctx, "UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2 AND failing_since = 0", unixMS(r.At), r.EndpointID)

@@ -23,24 +23,45 @@ const insMessageSQL = `INSERT INTO messages (id, tenant_id, sender, lane, source
 const insDeliverySQL = `INSERT INTO deliveries (message_id, tenant_id, recipient, domain, lane, state, created_at,
 	next_attempt_at, expires_at, updated_at, last_text) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING id`
 
-// InsertMessages implements store.Store. The statements of one call go to
-// the server in one pipeline (one round trip), idempotency keys aside.
+// InsertMessages implements store.Store. Without idempotency keys it is
+// a piped request: its statements share the group commit's round trip.
+// With keys, each key is claimed first (a round trip each), then the
+// statements of the messages to insert go in one pipeline.
 func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) error {
+	keys := false
 	for _, nm := range msgs {
 		for _, d := range nm.Deliveries {
 			if err := store.CheckAccept(d); err != nil {
 				return err
 			}
 		}
+		keys = keys || nm.Idempotency != nil
+	}
+	if !keys {
+		return s.writePiped(ctx, func(b *pgx.Batch) {
+			for _, nm := range msgs {
+				queueInsert(b, nm)
+			}
+		}, func(br pgx.BatchResults, w *wtx) error {
+			for _, nm := range msgs {
+				nm.Existing = nil
+				if err := readInsert(br, nm); err != nil {
+					return err
+				}
+			}
+			for _, nm := range msgs {
+				logAccepted(w, nm)
+			}
+			return nil
+		})
 	}
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
 		b := &pgx.Batch{}
 		var inserted []*store.NewMessage
 		for _, nm := range msgs {
-			m := nm.Message
 			nm.Existing = nil
 			if k := nm.Idempotency; k != nil {
-				existing, err := claimIdempotency(ctx, w.tx, m, k)
+				existing, err := claimIdempotency(ctx, w.tx, nm.Message, k)
 				if err != nil {
 					return err
 				}
@@ -49,17 +70,7 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 					continue
 				}
 			}
-			tags := m.Tags
-			if tags == nil {
-				tags = []string{}
-			}
-			b.Queue(insMessageSQL, m.ID, m.TenantID, m.Sender, string(m.Lane), m.Source, m.SMTPUser, m.ClientIP, m.Size,
-				m.MessageID, m.Subject, ms(m.CreatedAt), ms(m.SendAt), m.UTF8, m.EightBitMIM, tags, encodeMeta(m.Metadata),
-				nonNil(m.Body), m.Sandbox)
-			for _, d := range nm.Deliveries {
-				b.Queue(insDeliverySQL, m.ID, m.TenantID, d.Recipient, d.Domain, string(d.Lane), string(d.State),
-					ms(d.CreatedAt), ms(d.NextAttemptAt), ms(d.ExpiresAt), ms(d.CreatedAt), d.LastError)
-			}
+			queueInsert(b, nm)
 			inserted = append(inserted, nm)
 		}
 		if len(inserted) == 0 {
@@ -67,30 +78,59 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 		}
 		br := w.tx.SendBatch(ctx, b)
 		for _, nm := range inserted {
-			if _, err := br.Exec(); err != nil {
+			if err := readInsert(br, nm); err != nil {
 				br.Close()
-				return fmt.Errorf("insert message %s: %w", nm.Message.ID, err)
-			}
-			for _, d := range nm.Deliveries {
-				if err := br.QueryRow().Scan(&d.ID); err != nil {
-					br.Close()
-					return fmt.Errorf("insert delivery for %s: %w", nm.Message.ID, err)
-				}
+				return err
 			}
 		}
 		if err := br.Close(); err != nil {
 			return fmt.Errorf("insert messages: %w", err)
 		}
 		for _, nm := range inserted {
-			m := nm.Message
-			for _, d := range nm.Deliveries {
-				d.MessageID, d.TenantID = m.ID, m.TenantID
-				w.ev.add(store.Event{At: d.CreatedAt, Type: store.AcceptEvent(d.State), TenantID: m.TenantID, MessageID: m.ID,
-					DeliveryID: d.ID, Recipient: d.Recipient, Domain: d.Domain, Detail: d.LastError}, true, m.Tags)
-			}
+			logAccepted(w, nm)
 		}
 		return nil
 	})
+}
+
+// queueInsert adds the statements that insert nm and its deliveries.
+func queueInsert(b *pgx.Batch, nm *store.NewMessage) {
+	m := nm.Message
+	tags := m.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	b.Queue(insMessageSQL, m.ID, m.TenantID, m.Sender, string(m.Lane), m.Source, m.SMTPUser, m.ClientIP, m.Size,
+		m.MessageID, m.Subject, ms(m.CreatedAt), ms(m.SendAt), m.UTF8, m.EightBitMIM, tags, encodeMeta(m.Metadata),
+		nonNil(m.Body), m.Sandbox)
+	for _, d := range nm.Deliveries {
+		b.Queue(insDeliverySQL, m.ID, m.TenantID, d.Recipient, d.Domain, string(d.Lane), string(d.State),
+			ms(d.CreatedAt), ms(d.NextAttemptAt), ms(d.ExpiresAt), ms(d.CreatedAt), d.LastError)
+	}
+}
+
+// readInsert takes the results of queueInsert's statements: the
+// deliveries' IDs.
+func readInsert(br pgx.BatchResults, nm *store.NewMessage) error {
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("insert message %s: %w", nm.Message.ID, err)
+	}
+	for _, d := range nm.Deliveries {
+		if err := br.QueryRow().Scan(&d.ID); err != nil {
+			return fmt.Errorf("insert delivery for %s: %w", nm.Message.ID, err)
+		}
+		d.MessageID, d.TenantID = nm.Message.ID, nm.Message.TenantID
+	}
+	return nil
+}
+
+// logAccepted logs the acceptance event of each of nm's deliveries.
+func logAccepted(w *wtx, nm *store.NewMessage) {
+	m := nm.Message
+	for _, d := range nm.Deliveries {
+		w.ev.add(store.Event{At: d.CreatedAt, Type: store.AcceptEvent(d.State), TenantID: m.TenantID, MessageID: m.ID,
+			DeliveryID: d.ID, Recipient: d.Recipient, Domain: d.Domain, Detail: d.LastError}, true)
+	}
 }
 
 // claimIdempotency records m's key unless it is taken and has not
@@ -153,18 +193,21 @@ func (s *Store) PurgeIdempotency(ctx context.Context, now time.Time) (int, error
 	return int(tag.RowsAffected()), nil
 }
 
-// Lease implements store.Store. The state lists come from the transition
-// table.
+var leaseSQL = `UPDATE deliveries SET state = ` + store.SQLList(store.Targets(store.OpLease)) + `,
+	next_attempt_at = $1, updated_at = $2
+	WHERE id = ANY($3) AND state IN (` + store.SQLList(store.FromStates(store.OpLease, store.Sending)) + `) RETURNING id`
+
+// Lease implements store.Store (a piped request). The state lists come
+// from the transition table.
 func (s *Store) Lease(ctx context.Context, ids []int64, now, retryAt time.Time) ([]int64, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	var leased []int64
-	err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		rows, err := w.tx.Query(ctx, `UPDATE deliveries SET state = `+store.SQLList(store.Targets(store.OpLease))+`,
-			next_attempt_at = $1, updated_at = $2
-			WHERE id = ANY($3) AND state IN (`+store.SQLList(store.FromStates(store.OpLease, store.Sending))+`) RETURNING id`,
-			ms(retryAt), ms(now), ids)
+	err := s.writePiped(ctx, func(b *pgx.Batch) {
+		b.Queue(leaseSQL, ms(retryAt), ms(now), ids)
+	}, func(br pgx.BatchResults, w *wtx) error {
+		rows, err := br.Query()
 		if err != nil {
 			return fmt.Errorf("lease deliveries: %w", err)
 		}
@@ -188,22 +231,28 @@ func (s *Store) Lease(ctx context.Context, ids []int64, now, retryAt time.Time) 
 	return leased, err
 }
 
-const outcomeSQL = `UPDATE deliveries SET state = $1, attempts = attempts + 1,
-	first_attempt_at = CASE WHEN first_attempt_at = 0 THEN $2 ELSE first_attempt_at END,
-	last_attempt_at = $3, next_attempt_at = $4, last_code = $5, last_enhanced = $6, last_text = $7, last_class = $8,
-	last_phase = $9, last_mx = $10, last_ip = $11, provider = CASE WHEN $12 = '' THEN provider ELSE $12 END, updated_at = $3
-	WHERE id = $13 AND state IN (` + "%s" + `)
-	RETURNING message_id, tenant_id, recipient, attempts`
+// outcomeSQL records one outcome in one statement: the delivery's change
+// and its attempt row when it is still sending; otherwise it only reads
+// the delivery (the statement's snapshot: as it was before the change, so
+// the second part sees the row only when the first changed nothing).
+var outcomeSQL = `WITH u AS (
+		UPDATE deliveries SET state = $1, attempts = attempts + 1,
+			first_attempt_at = CASE WHEN first_attempt_at = 0 THEN $2 ELSE first_attempt_at END,
+			last_attempt_at = $3, next_attempt_at = $4, last_code = $5, last_enhanced = $6, last_text = $7, last_class = $8,
+			last_phase = $9, last_mx = $10, last_ip = $11, provider = CASE WHEN $12 = '' THEN provider ELSE $12 END, updated_at = $3
+		WHERE id = $13 AND state IN (` + store.SQLList(store.OpFrom(store.OpOutcome)) + `)
+		RETURNING message_id, tenant_id, recipient, attempts),
+	a AS (
+		INSERT INTO attempts (delivery_id, message_id, n, started_at, duration_us, mx, ip, tls, code, enhanced, text, class, phase,
+			error, tls_version, tls_cipher, tls_policy, tls_result, source_ip)
+		SELECT $13, message_id, attempts, $2, $14::bigint, $10, $11, $15::boolean, $5, $6, $16::text, $8, $9,
+			$17::text, $18::text, $19::text, $20::text, $21::text, $22::text FROM u)
+	SELECT false, '', message_id, tenant_id, recipient, attempts FROM u
+	UNION ALL
+	SELECT true, state, message_id, tenant_id, recipient, attempts FROM deliveries WHERE id = $13 AND NOT EXISTS (SELECT 1 FROM u)`
 
-var outcomeUpdateSQL = fmt.Sprintf(outcomeSQL, store.SQLList(store.OpFrom(store.OpOutcome)))
-
-const insAttemptSQL = `INSERT INTO attempts (delivery_id, message_id, n, started_at, duration_us, mx, ip, tls,
-	code, enhanced, text, class, phase, error, tls_version, tls_cipher, tls_policy, tls_result, source_ip)
-	VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)`
-
-// RecordOutcomes implements store.Store: the state changes go in one
-// pipeline, then the attempt rows and the look-ups of ignored outcomes in
-// a second.
+// RecordOutcomes implements store.Store: one statement per outcome, a
+// piped request.
 func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error {
 	if err := store.CheckOutcomes(outs); err != nil {
 		return err
@@ -212,72 +261,37 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 		return nil
 	}
 	type result struct {
-		msgID, tenant, rcpt string
-		n                   int
 		ignored             bool
 		state               string // for ignored ones: the state it was in
-		unknown             bool   // no such delivery
+		msgID, tenant, rcpt string
+		n                   int
+		unknown             bool // no such delivery
 	}
-	return s.write(ctx, func(ctx context.Context, w *wtx) error {
-		res := make([]result, len(outs))
-		b := &pgx.Batch{}
+	var res []result
+	return s.writePiped(ctx, func(b *pgx.Batch) {
 		for _, o := range outs {
 			end := o.StartedAt.Add(o.Duration)
 			lastText := o.Reply.Text
 			if o.Reply.Code == 0 {
 				lastText = o.Error // no reply: keep the local error (read back as LastError)
 			}
-			b.Queue(outcomeUpdateSQL, string(o.State), ms(o.StartedAt), ms(end), ms(o.NextAt), o.Reply.Code, o.Reply.Enhanced,
-				lastText, o.Class, o.Phase, o.MX, o.IP, o.Provider, o.DeliveryID)
-		}
-		br := w.tx.SendBatch(ctx, b)
-		for i, o := range outs {
-			r := &res[i]
-			err := br.QueryRow().Scan(&r.msgID, &r.tenant, &r.rcpt, &r.n)
-			if errors.Is(err, pgx.ErrNoRows) {
-				r.ignored = true
-				continue
-			}
-			if err != nil {
-				br.Close()
-				return fmt.Errorf("record outcome of delivery %d: %w", o.DeliveryID, err)
-			}
-		}
-		if err := br.Close(); err != nil {
-			return fmt.Errorf("record outcomes: %w", err)
-		}
-		b = &pgx.Batch{}
-		for i, o := range outs {
-			if res[i].ignored {
-				b.Queue(`SELECT state, message_id, tenant_id, recipient, attempts FROM deliveries WHERE id = $1`, o.DeliveryID)
-				continue
-			}
-			b.Queue(insAttemptSQL, o.DeliveryID, res[i].msgID, res[i].n, ms(o.StartedAt), o.Duration.Microseconds(), o.MX, o.IP, o.TLS,
-				o.Reply.Code, o.Reply.Enhanced, o.Reply.Text, o.Class, o.Phase, o.Error,
+			b.Queue(outcomeSQL, string(o.State), ms(o.StartedAt), ms(end), ms(o.NextAt), o.Reply.Code, o.Reply.Enhanced,
+				lastText, o.Class, o.Phase, o.MX, o.IP, o.Provider, o.DeliveryID,
+				o.Duration.Microseconds(), o.TLS, o.Reply.Text, o.Error,
 				o.TLSDetail.Version, o.TLSDetail.Cipher, o.TLSDetail.Policy, o.TLSDetail.Result, o.SourceIP)
 		}
-		br = w.tx.SendBatch(ctx, b)
+	}, func(br pgx.BatchResults, w *wtx) error {
+		res = make([]result, len(outs))
 		for i, o := range outs {
 			r := &res[i]
-			if !r.ignored {
-				if _, err := br.Exec(); err != nil {
-					br.Close()
-					return fmt.Errorf("insert attempt of delivery %d: %w", o.DeliveryID, err)
-				}
-				continue
-			}
-			err := br.QueryRow().Scan(&r.state, &r.msgID, &r.tenant, &r.rcpt, &r.n)
+			err := br.QueryRow().Scan(&r.ignored, &r.state, &r.msgID, &r.tenant, &r.rcpt, &r.n)
 			if errors.Is(err, pgx.ErrNoRows) {
 				r.unknown = true
 				continue
 			}
 			if err != nil {
-				br.Close()
-				return fmt.Errorf("look up delivery %d for its ignored outcome: %w", o.DeliveryID, err)
+				return fmt.Errorf("record outcome of delivery %d: %w", o.DeliveryID, err)
 			}
-		}
-		if err := br.Close(); err != nil {
-			return fmt.Errorf("record outcomes: %w", err)
 		}
 		for i, o := range outs {
 			r := res[i]

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/posthorn/posthorn/internal/smtpproto"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
@@ -31,7 +32,9 @@ func testWebhookOutbox(t *testing.T, s store.Store) {
 	default:
 	}
 	// One message of t1 with two recipients: two queued events, for ep2.
-	if err := s.InsertMessages(ctx, []*store.NewMessage{NewTestMessage("m1", "a@one.test", "b@one.test")}); err != nil {
+	m1 := NewTestMessage("m1", "a@one.test", "b@one.test")
+	m1.Message.Tags, m1.Message.Metadata = []string{"welcome"}, map[string]string{"user": "42"}
+	if err := s.InsertMessages(ctx, []*store.NewMessage{m1}); err != nil {
 		t.Fatal(err)
 	}
 	// The signal may cross a connection (PostgreSQL's NOTIFY): wait for it.
@@ -54,7 +57,8 @@ func testWebhookOutbox(t *testing.T, s store.Store) {
 	}
 	d := due(t0)
 	if len(d) != 1 || len(d["ep2"]) != 1 || d["ep2"][0].Event.Type != "queued" || d["ep2"][0].Event.Recipient != "a@one.test" ||
-		d["ep2"][0].Key != "m1" || d["ep2"][0].URL != "https://hooks.test/ep2" || d["ep2"][0].Secret == "" {
+		d["ep2"][0].Key != "m1" || d["ep2"][0].URL != "https://hooks.test/ep2" || d["ep2"][0].Secret == "" ||
+		!slices.Equal(d["ep2"][0].Tags, []string{"welcome"}) || d["ep2"][0].Metadata["user"] != "42" {
 		t.Fatalf("due after insert (one row per endpoint and message at a time): %+v", d)
 	}
 	first := d["ep2"][0]
@@ -196,5 +200,24 @@ func testWebhookOutbox(t *testing.T, s store.Store) {
 	}
 	if n, err := s.WebhookOutboxDepth(ctx); err != nil || n != 3 {
 		t.Fatalf("outbox depth %d %v after a test webhook", n, err)
+	}
+	// An attempt's event carries the attempt's class and reply.
+	mustEP("ep5", "t1", "deferred")
+	m5 := NewTestMessage("m5", "e@one.test")
+	if err := s.InsertMessages(ctx, []*store.NewMessage{m5}); err != nil {
+		t.Fatal(err)
+	}
+	id := m5.Deliveries[0].ID
+	if _, err := s.Lease(ctx, []int64{id}, t0, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecordOutcomes(ctx, []store.Outcome{{DeliveryID: id, State: store.Deferred, NextAt: t0.Add(time.Hour), Class: "greylisted",
+		Reply: smtpproto.Reply{Code: 451, Enhanced: "4.7.1", Text: "later"}, MX: "mx.one.test", StartedAt: t0, Event: store.EventDeferred}}); err != nil {
+		t.Fatal(err)
+	}
+	d = due(retry.Add(time.Hour))
+	if len(d["ep5"]) != 1 || d["ep5"][0].Class != "greylisted" || d["ep5"][0].Event.Attempt != 1 || d["ep5"][0].Event.Reply.Code != 451 ||
+		d["ep5"][0].Event.MX != "mx.one.test" || d["ep5"][0].Event.DeliveryID != id || d["ep5"][0].Key != "m5" {
+		t.Fatalf("due deferred webhook: %+v", d["ep5"])
 	}
 }
