@@ -14,6 +14,7 @@ import (
 // reservation back; usernames are limited across addresses.
 func TestLockoutReservesBeforeChecking(t *testing.T) {
 	l := newLockout(10, time.Minute)
+	l.wait = 50 * time.Millisecond // the 90 others wait for an attempt in flight to end; none does
 	ip := netip.MustParseAddr("192.0.2.1")
 	var passed atomic.Int64
 	var wg sync.WaitGroup
@@ -37,11 +38,11 @@ func TestLockoutReservesBeforeChecking(t *testing.T) {
 	// Successes do not use up the limit.
 	ok := netip.MustParseAddr("192.0.2.2")
 	for i := 0; i < 50; i++ {
-		undo, why := l.reserve(ok, "good")
+		done, why := l.reserve(ok, "good")
 		if why != notBlocked {
 			t.Fatalf("success %d blocked: %v", i, why)
 		}
-		undo()
+		done(false)
 	}
 
 	// One username, guessed from many addresses.
@@ -58,5 +59,53 @@ func TestLockoutReservesBeforeChecking(t *testing.T) {
 	l.now = func() time.Time { return time.Now().Add(2 * time.Minute) }
 	if _, why := l.reserve(ip, "victim"); why != notBlocked {
 		t.Fatalf("after the window: %v", why)
+	}
+}
+
+// TestLockoutParallelSuccesses: an application logging in on a pool of
+// connections from one address at once (more than max) is not refused:
+// the logins beyond max wait for those in flight, and all succeed. Wrong
+// passwords in parallel still reach the check at most max times.
+func TestLockoutParallelSuccesses(t *testing.T) {
+	l := newLockout(10, time.Minute)
+	ip := netip.MustParseAddr("192.0.2.7")
+	var refused atomic.Int64
+	var wg sync.WaitGroup
+	for range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done, why := l.reserve(ip, "app")
+			if why != notBlocked {
+				refused.Add(1)
+				return
+			}
+			time.Sleep(20 * time.Millisecond) // the password hash
+			done(false)
+		}()
+	}
+	wg.Wait()
+	if refused.Load() != 0 {
+		t.Fatalf("%d of 30 parallel good logins refused", refused.Load())
+	}
+
+	var checked atomic.Int64
+	guesser := netip.MustParseAddr("192.0.2.8")
+	for i := range 30 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			done, why := l.reserve(guesser, fmt.Sprint("guess", i))
+			if why != notBlocked {
+				return
+			}
+			checked.Add(1)
+			time.Sleep(5 * time.Millisecond)
+			done(true)
+		}()
+	}
+	wg.Wait()
+	if checked.Load() != 10 {
+		t.Fatalf("%d parallel wrong passwords were checked, want 10", checked.Load())
 	}
 }

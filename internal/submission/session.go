@@ -38,7 +38,7 @@ func (s *session) AuthMechanisms() []string {
 }
 
 func (s *session) Auth(mech, identity, username, password string) error {
-	undo, why := s.srv.lockout.reserve(s.ip, username)
+	done, why := s.srv.lockout.reserve(s.ip, username)
 	switch why {
 	case ipBlocked:
 		return errTooManyAuthFailures
@@ -47,20 +47,22 @@ func (s *session) Auth(mech, identity, username, password string) error {
 		return errUserLockedOut
 	}
 	if identity != "" && identity != username {
+		done(true)
 		return errAuthFailed
 	}
 	u, err := s.srv.tenants.CheckSMTP(context.Background(), username, password)
 	if errors.Is(err, tenant.ErrBadCredentials) {
+		done(true)
 		s.srv.log.Info("smtp auth failed", "ip", s.ip.String(), "user", clip(username, 64))
 		s.srv.authFailedEvent(s.ip, username)
 		return errAuthFailed
 	}
 	if err != nil {
-		undo() // our failure, not the client's
+		done(false) // our failure, not the client's
 		s.srv.log.Error("smtp auth", "err", err)
 		return errTemporary
 	}
-	undo()
+	done(false)
 	s.user = u
 	return nil
 }
