@@ -61,3 +61,39 @@ func BenchmarkDeliveryCycle(b *testing.B) {
 	b.ReportMetric(float64(s.w.execNS.Load())/float64(c)/1e3, "exec-us/commit")
 	b.ReportMetric(float64(s.w.commitNS.Load())/float64(c)/1e3, "commit-us/commit")
 }
+
+// BenchmarkAccept measures acceptance alone (InsertMessages of one
+// message with two recipients) with 50 concurrent callers, as many SMTP
+// sessions would.
+func BenchmarkAccept(b *testing.B) {
+	s, err := Open(context.Background(), pgtest.NewDatabase(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	body := make([]byte, 4096)
+	const callers = 50
+	var wg sync.WaitGroup
+	per := b.N/callers + 1
+	b.ResetTimer()
+	for w := 0; w < callers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < per; i++ {
+				nm := storetest.NewTestMessage(fmt.Sprintf("m%d-%d", w, i), "a@one.test", "b@two.test")
+				nm.Message.Body = body
+				if err := s.InsertMessages(ctx, []*store.NewMessage{nm}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	c, r := s.CommitStats()
+	b.ReportMetric(float64(r)/float64(c), "reqs/commit")
+	b.ReportMetric(float64(s.w.execNS.Load())/float64(c)/1e3, "exec-us/commit")
+	b.ReportMetric(float64(s.w.commitNS.Load())/float64(c)/1e3, "commit-us/commit")
+}

@@ -247,3 +247,117 @@ func TestPutSuppressionsOrder(t *testing.T) {
 		t.Fatalf("every tenant's entries: %d %v", n, err)
 	}
 }
+
+// TestWriterKeepsCommitsDurable: with synchronous_commit turned off for
+// the database, the writer's sessions turn it back on, so an acceptance
+// is on disk when it returns.
+func TestWriterKeepsCommitsDurable(t *testing.T) {
+	url := pgtest.NewDatabase(t)
+	ctx := context.Background()
+	s, err := Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var db string
+	if err := s.pool.QueryRow(ctx, `SELECT current_database()`).Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `ALTER DATABASE `+db+` SET synchronous_commit = off`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open2(t, url)
+	var pool, writer string
+	if err := s.pool.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&pool); err != nil || pool != "off" {
+		t.Fatalf("the database's setting did not apply to new sessions: %q %v", pool, err)
+	}
+	if err := s.w.conn.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&writer); err != nil || writer != "on" {
+		t.Fatalf("writer's synchronous_commit: %q %v, want on", writer, err)
+	}
+}
+
+// open2 opens another store on the database at url, closed when t ends.
+func open2(t *testing.T, url string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestMixedBatchFailureStaysItsOwn: piped requests (acceptances, leases)
+// and others (events, transitions) sharing commits with failing ones
+// (duplicate message IDs) all succeed, each with its events.
+func TestMixedBatchFailureStaysItsOwn(t *testing.T) {
+	s := open(t)
+	ctx := context.Background()
+	var ids []int64
+	for i := range 20 {
+		nm := storetest.NewTestMessage(fmt.Sprintf("base%d", i), "a@one.test")
+		if err := s.InsertMessages(ctx, []*store.NewMessage{nm}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, nm.Deliveries[0].ID)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed []string
+	run := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil {
+				mu.Lock()
+				failed = append(failed, name)
+				mu.Unlock()
+			}
+		}()
+	}
+	now := time.Now()
+	for i := range 20 {
+		run("dup", func() error {
+			return s.InsertMessages(ctx, []*store.NewMessage{storetest.NewTestMessage(fmt.Sprintf("base%d", i), "b@one.test")})
+		})
+		run(fmt.Sprintf("new%d", i), func() error {
+			return s.InsertMessages(ctx, []*store.NewMessage{storetest.NewTestMessage(fmt.Sprintf("new%d", i), "b@one.test")})
+		})
+		run(fmt.Sprintf("event%d", i), func() error {
+			return s.RecordEvent(ctx, store.Event{At: now, Type: store.EventThrottle, TenantID: "t1", Detail: fmt.Sprint(i)})
+		})
+		if i%2 == 0 {
+			run(fmt.Sprintf("lease%d", i), func() error {
+				l, err := s.Lease(ctx, []int64{ids[i]}, now, now.Add(time.Minute))
+				if err == nil && len(l) != 1 {
+					err = errors.New("not leased")
+				}
+				return err
+			})
+		} else {
+			run(fmt.Sprintf("hold%d", i), func() error {
+				ds, err := s.Transition(ctx, store.TransitionSpec{Op: store.OpHold, DeliveryIDs: []int64{ids[i]}, Now: now})
+				if err == nil && len(ds) != 1 {
+					err = errors.New("not held")
+				}
+				return err
+			})
+		}
+	}
+	wg.Wait()
+	if len(failed) != 20 || slices.ContainsFunc(failed, func(n string) bool { return n != "dup" }) {
+		t.Fatalf("failed: %v, want exactly the 20 duplicates", failed)
+	}
+	counts, err := s.CountDeliveries(ctx, "")
+	if err != nil || counts[store.Sending] != 10 || counts[store.Held] != 10 || counts[store.Queued] != 20 {
+		t.Fatalf("counts %v %v", counts, err)
+	}
+	for typ, want := range map[string]int{store.EventQueued: 40, store.EventHeld: 10, store.EventThrottle: 20} {
+		if n, err := s.CountEvents(ctx, store.EventFilter{Type: typ}, 1000); err != nil || n != want {
+			t.Errorf("%s events: %d %v, want %d", typ, n, err, want)
+		}
+	}
+	if commits, requests := s.CommitStats(); commits >= requests {
+		t.Logf("no batch shared a commit (%d commits for %d requests)", commits, requests)
+	}
+}

@@ -75,10 +75,12 @@ func scanDeliveries(rows pgx.Rows) ([]store.Delivery, error) {
 	return out, rows.Err()
 }
 
-// LoadPending implements store.Store.
+// LoadPending implements store.Store: rows in no particular order, so
+// the planner may read them off the pending states' partial index
+// without sorting them.
 func (s *Store) LoadPending(ctx context.Context, fn func(*store.Delivery) error) error {
 	rows, err := s.pool.Query(ctx, `SELECT `+deliveryCols+` FROM deliveries
-		WHERE state IN (`+store.SQLList(store.SchedulerStates())+`) ORDER BY id`)
+		WHERE state IN (`+store.SQLList(store.SchedulerStates())+`)`)
 	if err != nil {
 		return fmt.Errorf("load pending deliveries: %w", err)
 	}

@@ -79,7 +79,8 @@ CREATE TABLE deliveries (
 	provider text NOT NULL DEFAULT '',
 	updated_at bigint NOT NULL
 ) WITH (fillfactor = 90);
-CREATE INDEX deliveries_pending ON deliveries (state) WHERE state IN ('scheduled','queued','sending','deferred','held');
+-- One partial index serves the pending states (LoadPending) and the
+-- queue's shape (the observer): every state change updates each index.
 CREATE INDEX deliveries_shape ON deliveries (state, lane, created_at) WHERE state IN ('scheduled','queued','sending','deferred','held','dead_letter');
 CREATE INDEX deliveries_message ON deliveries (message_id);
 CREATE INDEX deliveries_domain ON deliveries (domain, id);

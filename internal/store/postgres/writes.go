@@ -23,24 +23,45 @@ const insMessageSQL = `INSERT INTO messages (id, tenant_id, sender, lane, source
 const insDeliverySQL = `INSERT INTO deliveries (message_id, tenant_id, recipient, domain, lane, state, created_at,
 	next_attempt_at, expires_at, updated_at, last_text) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING id`
 
-// InsertMessages implements store.Store. The statements of one call go to
-// the server in one pipeline (one round trip), idempotency keys aside.
+// InsertMessages implements store.Store. Without idempotency keys it is
+// a piped request: its statements share the group commit's round trip.
+// With keys, each key is claimed first (a round trip each), then the
+// statements of the messages to insert go in one pipeline.
 func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) error {
+	keys := false
 	for _, nm := range msgs {
 		for _, d := range nm.Deliveries {
 			if err := store.CheckAccept(d); err != nil {
 				return err
 			}
 		}
+		keys = keys || nm.Idempotency != nil
+	}
+	if !keys {
+		return s.writePiped(ctx, func(b *pgx.Batch) {
+			for _, nm := range msgs {
+				queueInsert(b, nm)
+			}
+		}, func(br pgx.BatchResults, w *wtx) error {
+			for _, nm := range msgs {
+				nm.Existing = nil
+				if err := readInsert(br, nm); err != nil {
+					return err
+				}
+			}
+			for _, nm := range msgs {
+				logAccepted(w, nm)
+			}
+			return nil
+		})
 	}
 	return s.write(ctx, func(ctx context.Context, w *wtx) error {
 		b := &pgx.Batch{}
 		var inserted []*store.NewMessage
 		for _, nm := range msgs {
-			m := nm.Message
 			nm.Existing = nil
 			if k := nm.Idempotency; k != nil {
-				existing, err := claimIdempotency(ctx, w.tx, m, k)
+				existing, err := claimIdempotency(ctx, w.tx, nm.Message, k)
 				if err != nil {
 					return err
 				}
@@ -49,17 +70,7 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 					continue
 				}
 			}
-			tags := m.Tags
-			if tags == nil {
-				tags = []string{}
-			}
-			b.Queue(insMessageSQL, m.ID, m.TenantID, m.Sender, string(m.Lane), m.Source, m.SMTPUser, m.ClientIP, m.Size,
-				m.MessageID, m.Subject, ms(m.CreatedAt), ms(m.SendAt), m.UTF8, m.EightBitMIM, tags, encodeMeta(m.Metadata),
-				nonNil(m.Body), m.Sandbox)
-			for _, d := range nm.Deliveries {
-				b.Queue(insDeliverySQL, m.ID, m.TenantID, d.Recipient, d.Domain, string(d.Lane), string(d.State),
-					ms(d.CreatedAt), ms(d.NextAttemptAt), ms(d.ExpiresAt), ms(d.CreatedAt), d.LastError)
-			}
+			queueInsert(b, nm)
 			inserted = append(inserted, nm)
 		}
 		if len(inserted) == 0 {
@@ -67,30 +78,59 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 		}
 		br := w.tx.SendBatch(ctx, b)
 		for _, nm := range inserted {
-			if _, err := br.Exec(); err != nil {
+			if err := readInsert(br, nm); err != nil {
 				br.Close()
-				return fmt.Errorf("insert message %s: %w", nm.Message.ID, err)
-			}
-			for _, d := range nm.Deliveries {
-				if err := br.QueryRow().Scan(&d.ID); err != nil {
-					br.Close()
-					return fmt.Errorf("insert delivery for %s: %w", nm.Message.ID, err)
-				}
+				return err
 			}
 		}
 		if err := br.Close(); err != nil {
 			return fmt.Errorf("insert messages: %w", err)
 		}
 		for _, nm := range inserted {
-			m := nm.Message
-			for _, d := range nm.Deliveries {
-				d.MessageID, d.TenantID = m.ID, m.TenantID
-				w.ev.add(store.Event{At: d.CreatedAt, Type: store.AcceptEvent(d.State), TenantID: m.TenantID, MessageID: m.ID,
-					DeliveryID: d.ID, Recipient: d.Recipient, Domain: d.Domain, Detail: d.LastError}, true)
-			}
+			logAccepted(w, nm)
 		}
 		return nil
 	})
+}
+
+// queueInsert adds the statements that insert nm and its deliveries.
+func queueInsert(b *pgx.Batch, nm *store.NewMessage) {
+	m := nm.Message
+	tags := m.Tags
+	if tags == nil {
+		tags = []string{}
+	}
+	b.Queue(insMessageSQL, m.ID, m.TenantID, m.Sender, string(m.Lane), m.Source, m.SMTPUser, m.ClientIP, m.Size,
+		m.MessageID, m.Subject, ms(m.CreatedAt), ms(m.SendAt), m.UTF8, m.EightBitMIM, tags, encodeMeta(m.Metadata),
+		nonNil(m.Body), m.Sandbox)
+	for _, d := range nm.Deliveries {
+		b.Queue(insDeliverySQL, m.ID, m.TenantID, d.Recipient, d.Domain, string(d.Lane), string(d.State),
+			ms(d.CreatedAt), ms(d.NextAttemptAt), ms(d.ExpiresAt), ms(d.CreatedAt), d.LastError)
+	}
+}
+
+// readInsert takes the results of queueInsert's statements: the
+// deliveries' IDs.
+func readInsert(br pgx.BatchResults, nm *store.NewMessage) error {
+	if _, err := br.Exec(); err != nil {
+		return fmt.Errorf("insert message %s: %w", nm.Message.ID, err)
+	}
+	for _, d := range nm.Deliveries {
+		if err := br.QueryRow().Scan(&d.ID); err != nil {
+			return fmt.Errorf("insert delivery for %s: %w", nm.Message.ID, err)
+		}
+		d.MessageID, d.TenantID = nm.Message.ID, nm.Message.TenantID
+	}
+	return nil
+}
+
+// logAccepted logs the acceptance event of each of nm's deliveries.
+func logAccepted(w *wtx, nm *store.NewMessage) {
+	m := nm.Message
+	for _, d := range nm.Deliveries {
+		w.ev.add(store.Event{At: d.CreatedAt, Type: store.AcceptEvent(d.State), TenantID: m.TenantID, MessageID: m.ID,
+			DeliveryID: d.ID, Recipient: d.Recipient, Domain: d.Domain, Detail: d.LastError}, true)
+	}
 }
 
 // claimIdempotency records m's key unless it is taken and has not
@@ -153,18 +193,21 @@ func (s *Store) PurgeIdempotency(ctx context.Context, now time.Time) (int, error
 	return int(tag.RowsAffected()), nil
 }
 
-// Lease implements store.Store. The state lists come from the transition
-// table.
+var leaseSQL = `UPDATE deliveries SET state = ` + store.SQLList(store.Targets(store.OpLease)) + `,
+	next_attempt_at = $1, updated_at = $2
+	WHERE id = ANY($3) AND state IN (` + store.SQLList(store.FromStates(store.OpLease, store.Sending)) + `) RETURNING id`
+
+// Lease implements store.Store (a piped request). The state lists come
+// from the transition table.
 func (s *Store) Lease(ctx context.Context, ids []int64, now, retryAt time.Time) ([]int64, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	var leased []int64
-	err := s.write(ctx, func(ctx context.Context, w *wtx) error {
-		rows, err := w.tx.Query(ctx, `UPDATE deliveries SET state = `+store.SQLList(store.Targets(store.OpLease))+`,
-			next_attempt_at = $1, updated_at = $2
-			WHERE id = ANY($3) AND state IN (`+store.SQLList(store.FromStates(store.OpLease, store.Sending))+`) RETURNING id`,
-			ms(retryAt), ms(now), ids)
+	err := s.writePiped(ctx, func(b *pgx.Batch) {
+		b.Queue(leaseSQL, ms(retryAt), ms(now), ids)
+	}, func(br pgx.BatchResults, w *wtx) error {
+		rows, err := br.Query()
 		if err != nil {
 			return fmt.Errorf("lease deliveries: %w", err)
 		}
@@ -208,8 +251,8 @@ var outcomeSQL = `WITH u AS (
 	UNION ALL
 	SELECT true, state, message_id, tenant_id, recipient, attempts FROM deliveries WHERE id = $13 AND NOT EXISTS (SELECT 1 FROM u)`
 
-// RecordOutcomes implements store.Store: one statement per outcome, all
-// in one pipeline.
+// RecordOutcomes implements store.Store: one statement per outcome, a
+// piped request.
 func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error {
 	if err := store.CheckOutcomes(outs); err != nil {
 		return err
@@ -224,9 +267,8 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 		n                   int
 		unknown             bool // no such delivery
 	}
-	return s.write(ctx, func(ctx context.Context, w *wtx) error {
-		res := make([]result, len(outs))
-		b := &pgx.Batch{}
+	var res []result
+	return s.writePiped(ctx, func(b *pgx.Batch) {
 		for _, o := range outs {
 			end := o.StartedAt.Add(o.Duration)
 			lastText := o.Reply.Text
@@ -238,7 +280,8 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 				o.Duration.Microseconds(), o.TLS, o.Reply.Text, o.Error,
 				o.TLSDetail.Version, o.TLSDetail.Cipher, o.TLSDetail.Policy, o.TLSDetail.Result, o.SourceIP)
 		}
-		br := w.tx.SendBatch(ctx, b)
+	}, func(br pgx.BatchResults, w *wtx) error {
+		res = make([]result, len(outs))
 		for i, o := range outs {
 			r := &res[i]
 			err := br.QueryRow().Scan(&r.ignored, &r.state, &r.msgID, &r.tenant, &r.rcpt, &r.n)
@@ -247,12 +290,8 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 				continue
 			}
 			if err != nil {
-				br.Close()
 				return fmt.Errorf("record outcome of delivery %d: %w", o.DeliveryID, err)
 			}
-		}
-		if err := br.Close(); err != nil {
-			return fmt.Errorf("record outcomes: %w", err)
 		}
 		for i, o := range outs {
 			r := res[i]
