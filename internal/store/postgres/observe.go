@@ -4,18 +4,31 @@ package postgres
 //
 // QueueShape reads the partial index deliveries_shape (state, lane,
 // created_at over the pending states and dead_letter). The *After methods
-// walk the append-only tables from a cursor by ID (messages by seq). IDs
-// are taken from sequences; the group-commit writer of each node takes
-// them in commit order, so on one node a reader never sees a later commit
-// with a smaller ID. Two nodes writing at once can commit out of ID
-// order; a row committed behind a cursor is then not counted by a
-// metrics reader that already passed it (metrics of a cluster are per
-// node anyway).
+// walk the append-only tables from a cursor by ID (messages by seq).
+//
+// IDs come from sequences, taken inside the INSERT of each row, and
+// several nodes (or a node's writer and a tool) insert at once: a row may
+// commit after a row with a larger ID, and a reader that had passed the
+// larger ID would never count it. So the *After methods read only up to
+// the table's settled ID: the highest ID no transaction still running
+// may hold. Finding it needs no lock and makes no writer wait:
+//   - read the sequence's last value L, then the transactions holding a
+//     write lock on the table (pg_locks), in that order: a transaction
+//     that took an ID up to L took it inside its INSERT, so it held the
+//     lock before L was read and, unless it ended, is in that set;
+//   - with no such transaction, L is settled at once (the case of a
+//     quiet database, and of one node between commits);
+//   - otherwise (L, set) is kept, and L counts as settled once a later
+//     call finds none of that set still running.
+// Under steady writing the horizon thus trails by one call (a metrics
+// scrape), and no row is ever skipped.
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -25,23 +38,81 @@ import (
 
 var _ store.Observer = (*Store)(nil)
 
-// stateNames are states as a text[] parameter.
-func stateNames(states []store.State) []string {
-	out := make([]string, len(states))
-	for i, s := range states {
-		out[i] = string(s)
+// horizons holds, per table, how far its IDs are known settled and the
+// last observation still waiting for its transactions to end.
+type horizons struct {
+	mu sync.Mutex
+	m  map[string]*horizon
+}
+
+type horizon struct {
+	settled  int64
+	pendingL int64
+	pending  []string // virtual transaction IDs that held the table's write lock
+}
+
+// settledID returns the highest ID of table's column col (a serial) that
+// no running transaction may still commit below (see the notes above).
+func (s *Store) settledID(ctx context.Context, table, col string) (int64, error) {
+	b := &pgx.Batch{}
+	b.Queue(`SELECT coalesce(pg_sequence_last_value(pg_get_serial_sequence($1, $2)::regclass), 0)`, table, col)
+	b.Queue(`SELECT coalesce(array_agg(virtualtransaction::text), '{}') FROM pg_locks WHERE locktype = 'relation'
+		AND relation = $1::regclass AND granted AND pid <> pg_backend_pid()
+		AND mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')`, table)
+	br := s.pool.SendBatch(ctx, b)
+	var last int64
+	var running []string
+	err := br.QueryRow().Scan(&last)
+	if err == nil {
+		err = br.QueryRow().Scan(&running)
 	}
-	return out
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, fmt.Errorf("settled %s ids: %w", table, err)
+	}
+	h := &s.settled
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[string]*horizon{}
+	}
+	t := h.m[table]
+	if t == nil {
+		t = &horizon{}
+		h.m[table] = t
+	}
+	if t.pending != nil && !overlaps(t.pending, running) {
+		t.settled, t.pending = max(t.settled, t.pendingL), nil
+	}
+	if len(running) == 0 {
+		t.settled = max(t.settled, last)
+	} else if t.pending == nil {
+		t.pendingL, t.pending = last, running
+	}
+	return t.settled, nil
+}
+
+func overlaps(a, b []string) bool {
+	for _, x := range a {
+		if slices.Contains(b, x) {
+			return true
+		}
+	}
+	return false
 }
 
 // shapeStates are the states QueueShape counts (those deliveries_shape covers).
 var shapeStates = append(append([]store.State(nil), store.PendingStates...), store.DeadLetter)
 
+var queueShapeSQL = `SELECT state, lane, count(*), min(created_at) FROM deliveries
+	WHERE state IN (` + store.SQLList(shapeStates) + `) GROUP BY state, lane`
+
 // QueueShape implements store.Observer. The state list is written out so
 // that the planner matches the partial index's predicate.
 func (s *Store) QueueShape(ctx context.Context) ([]store.ShapeRow, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT state, lane, count(*), min(created_at) FROM deliveries
-		WHERE state IN (`+store.SQLList(shapeStates)+`) GROUP BY state, lane`)
+	rows, _ := s.pool.Query(ctx, queueShapeSQL)
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.ShapeRow, error) {
 		var row store.ShapeRow
 		var state, lane string
@@ -77,7 +148,7 @@ func (s *Store) PendingAges(ctx context.Context, now time.Time, edges []time.Dur
 		cases.WriteString("0")
 	}
 	rows, err := s.pool.Query(ctx, `SELECT domain, max(provider), `+cases.String()+` AS b, count(*) FROM deliveries
-		WHERE state = ANY ($1) GROUP BY domain, b ORDER BY domain`, stateNames(states))
+		WHERE state IN (`+store.SQLList(states)+`) GROUP BY domain, b ORDER BY domain`)
 	if err != nil {
 		return nil, fmt.Errorf("pending ages: %w", err)
 	}
@@ -135,8 +206,13 @@ func (s *Store) PendingByDomain(ctx context.Context, tenantID string) ([]store.D
 
 // AttemptsAfter implements store.Observer.
 func (s *Store) AttemptsAfter(ctx context.Context, after int64, limit int) ([]store.AttemptRow, error) {
+	top, err := s.settledID(ctx, "attempts", "id")
+	if err != nil {
+		return nil, err
+	}
 	rows, _ := s.pool.Query(ctx, `SELECT a.id, a.class, coalesce(d.domain, ''), coalesce(d.provider, '')
-		FROM attempts a LEFT JOIN deliveries d ON d.id = a.delivery_id WHERE a.id > $1 ORDER BY a.id LIMIT $2`, after, limit)
+		FROM attempts a LEFT JOIN deliveries d ON d.id = a.delivery_id WHERE a.id > $1 AND a.id <= $3 ORDER BY a.id LIMIT $2`,
+		after, limit, top)
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.AttemptRow, error) {
 		var a store.AttemptRow
 		err := r.Scan(&a.ID, &a.Class, &a.Domain, &a.Provider)
@@ -152,9 +228,13 @@ func (s *Store) AttemptsAfter(ctx context.Context, after int64, limit int) ([]st
 func (s *Store) EventsAfter(ctx context.Context, after int64, types []string, limit int) ([]store.EventRow, int64, error) {
 	// The cursor first: the highest event ID now, bounded to limit rows
 	// ahead, so the typed query below reads a fixed window.
+	settled, err := s.settledID(ctx, "events", "id")
+	if err != nil {
+		return nil, after, err
+	}
 	var top int64
-	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(id), $1) FROM (SELECT id FROM events WHERE id > $1 ORDER BY id LIMIT $2) w`,
-		after, limit).Scan(&top); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(id), $1) FROM (SELECT id FROM events WHERE id > $1 AND id <= $3 ORDER BY id LIMIT $2) w`,
+		after, limit, settled).Scan(&top); err != nil {
 		return nil, after, fmt.Errorf("events after %d: %w", after, err)
 	}
 	if top <= after || len(types) == 0 {
@@ -180,7 +260,11 @@ func (s *Store) EventsAfter(ctx context.Context, after int64, types []string, li
 
 // MessagesAfter implements store.Observer; the cursor is messages.seq.
 func (s *Store) MessagesAfter(ctx context.Context, after int64, limit int) ([]store.MessageRow, error) {
-	rows, _ := s.pool.Query(ctx, `SELECT seq, source FROM messages WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	top, err := s.settledID(ctx, "messages", "seq")
+	if err != nil {
+		return nil, err
+	}
+	rows, _ := s.pool.Query(ctx, `SELECT seq, source FROM messages WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2`, after, limit, top)
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.MessageRow, error) {
 		var m store.MessageRow
 		err := r.Scan(&m.Cursor, &m.Source)

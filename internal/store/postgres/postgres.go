@@ -26,7 +26,8 @@ import (
 
 // Store implements store.Store on PostgreSQL.
 type Store struct {
-	hooks webhookListener // WebhookSignal's listener (webhooks.go)
+	hooks   webhookListener // WebhookSignal's listener (webhooks.go)
+	settled horizons        // how far the observer may read (observe.go)
 
 	pool *pgxpool.Pool
 	log  *slog.Logger
