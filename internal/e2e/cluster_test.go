@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -264,18 +266,21 @@ func (l *clusterLoad) run(t *testing.T, from, to int) {
 }
 
 // TestClusterKillAndLimits: three nodes on one PostgreSQL database share
-// the queue. 30,000 messages (3,000 with -short) to one destination
-// limited to 5 connections are injected across the nodes over SMTP and
-// HTTP; a third of the way in, one node is SIGKILLed; once the others
+// the queue. 30,000 messages to one destination
+// limited to 5 connections (3,000 by default, see below) are injected
+// across the nodes over SMTP and HTTP; a third of the way in, one node is SIGKILLed; once the others
 // have taken over its deliveries it is restarted. Every acknowledged
 // message is delivered, the duplicates (attempts the killed node had
 // made but not recorded) are at most two per connection it could hold,
 // and the destination never sees more than 5 connections at once from
 // the whole cluster.
 func TestClusterKillAndLimits(t *testing.T) {
-	total := 30000
-	if testing.Short() {
-		total = 3000
+	// 3,000 by default: the 30,000 take about ten minutes on a
+	// busy 2-core machine, more than the suite's budget in CI. Run them
+	// with POSTHORN_CLUSTER_MESSAGES=30000 (and -timeout 40m).
+	total := 3000
+	if n, err := strconv.Atoi(os.Getenv("POSTHORN_CLUSTER_MESSAGES")); err == nil && n > 0 {
+		total = n
 	}
 	w := &world{dns: testkit.StartDNS(t), mx: map[string]*testkit.MXServer{}}
 	mx := testkit.StartMX(t, "127.0.0.2", 0, testkit.Script{DiscardData: true, Stall: testkit.Stalls{EndOfData: time.Millisecond}})
@@ -325,7 +330,7 @@ func TestClusterKillAndLimits(t *testing.T) {
 	}
 	accepted := time.Since(start)
 	// Every acknowledged message arrives.
-	deadline = time.Now().Add(5 * time.Minute)
+	deadline = time.Now().Add(2*time.Minute + time.Duration(total)*40*time.Millisecond)
 	var got map[string]int
 	for {
 		got = map[string]int{}
@@ -344,7 +349,11 @@ func TestClusterKillAndLimits(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d acknowledged messages not delivered", missing, total)
+			var rep server.NodesReport
+			nodes[0].CLI(&rep, "nodes")
+			var st server.Status
+			nodes[0].CLI(&st, "status")
+			t.Fatalf("%d of %d acknowledged messages not delivered; nodes %+v; queue %v", missing, total, rep.Nodes, st.Queue)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
@@ -354,6 +363,11 @@ func TestClusterKillAndLimits(t *testing.T) {
 	}
 	t.Logf("%d messages: all accepted after %s, all delivered after %s; %d duplicates; at most %d connections at once",
 		total, accepted.Round(time.Millisecond), time.Since(start).Round(time.Millisecond), dups, mx.MaxActiveConnections())
+	if os.Getenv("POSTHORN_CLUSTER_DEBUG") != "" {
+		for i, in := range nodes {
+			os.WriteFile(fmt.Sprintf("/tmp/pgc-node%d.log", i), []byte(in.Log()), 0o600)
+		}
+	}
 	if dups > 2*limit {
 		t.Errorf("%d duplicates; the killed node could have had at most %d attempts unrecorded (2 per connection)", dups, 2*limit)
 	}

@@ -171,6 +171,11 @@ func (s *Scheduler) takeSlot(d *dest) (func(), bool) {
 		s.log.Error("take a connection slot", "dest", d.key, "err", err)
 	}
 	if ok {
+		// A kick after a wait for slots starts one worker: let it start
+		// the next, until the slots or the work run out.
+		s.mu.Lock()
+		s.kick(d)
+		s.mu.Unlock()
 		return rel, true
 	}
 	s.mu.Lock()
@@ -193,8 +198,8 @@ func (s *Scheduler) publishCut(d *dest, reason string) {
 }
 
 // throttleLoop applies the cuts other nodes made to this node's
-// destinations (and remembers them for destinations it has no state for
-// yet, until their pause ends).
+// destinations, each once (and remembers them for destinations it has no
+// state for yet: newDest takes their pause).
 func (s *Scheduler) throttleLoop() {
 	defer s.wg.Done()
 	t := time.NewTicker(throttlePoll)
@@ -226,9 +231,11 @@ func (s *Scheduler) throttleLoop() {
 func (s *Scheduler) adoptCut(c store.SharedThrottle) {
 	now := s.now()
 	s.mu.Lock()
-	if c.PausedUntil.After(now) {
-		s.sharedCuts[c.Destination] = c
+	if prev, ok := s.sharedCuts[c.Destination]; ok && !c.UpdatedAt.After(prev.UpdatedAt) {
+		s.mu.Unlock()
+		return // read again in the re-read window: applied already
 	}
+	s.sharedCuts[c.Destination] = c
 	var ds []*dest
 	for _, d := range s.dests {
 		if baseDest(d.key) == c.Destination {
@@ -241,14 +248,17 @@ func (s *Scheduler) adoptCut(c store.SharedThrottle) {
 	}
 }
 
-// applyCut adopts c in d's throttle and logs the change as this node's
-// throttle_changed event.
+// applyCut applies another node's cut to d as if this node had seen the
+// reply itself: connections halved, the rate cut from this node's own
+// recent rate (another node's rate says little about this one's), paused
+// for the cool-down (longer when already paused with no success since).
+// It is logged as this node's throttle_changed event.
 func (s *Scheduler) applyCut(d *dest, c store.SharedThrottle, now time.Time) {
 	reason := c.Reason + " (seen by node " + c.Node + ")"
-	ch, ok := d.th.Adopt(c.Conns, c.RatePerMinute, c.PausedUntil, reason, now)
-	if !ok {
-		return
-	}
+	s.mu.Lock()
+	recent := d.rateEstimate(now)
+	s.mu.Unlock()
+	ch := d.th.RateLimited(now, recent, reason)
 	s.log.Warn("throttle changed by another node", "dest", d.key, "node", c.Node, "change", ch.String())
 	ev := store.Event{At: now, Type: store.EventThrottle, MX: d.key, Detail: d.key + ": " + ch.String()}
 	if err := s.st.RecordEvent(context.Background(), ev); err != nil {

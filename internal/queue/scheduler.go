@@ -484,8 +484,9 @@ func (s *Scheduler) newDest(key string) *dest {
 		lim = s.cfg.Limits(baseDest(key))
 	}
 	d := &dest{key: key, avail: make(chan struct{}, max(1, lim.MaxConns)), th: shaping.New(lim)}
-	if c, ok := s.sharedCuts[baseDest(key)]; ok {
-		d.th.Adopt(c.Conns, c.RatePerMinute, c.PausedUntil, c.Reason+" (seen by node "+c.Node+")", s.now())
+	if c, ok := s.sharedCuts[baseDest(key)]; ok && c.PausedUntil.After(s.now()) {
+		// No history here yet: take the other node's connections and pause.
+		d.th.Adopt(c.Conns, 0, c.PausedUntil, c.Reason+" (seen by node "+c.Node+")", s.now())
 	}
 	s.dests[key] = d
 	s.applyCap(d)
