@@ -116,7 +116,7 @@ func main() {
 		counts = append(counts, k)
 	}
 
-	work, err := os.MkdirTemp("", "posthorn-cluster-")
+	work, err := os.MkdirTemp("", "posthorn-bench-cluster-")
 	if err != nil {
 		log.Fatal(err)
 	}
