@@ -4,6 +4,7 @@ package benchkit
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -66,9 +69,17 @@ func Build(dir string) (string, error) {
 // StartBin is Start with a binary already built: it initialises the data
 // directory work/data and serves it.
 func StartBin(bin, work string, extra ...string) (*Posthorn, error) {
-	out, err := exec.Command(bin, "init", "--data-dir", filepath.Join(work, "data"), "--json").Output()
+	// A work directory started before (a large prepared database kept
+	// between runs) keeps its credentials beside the data directory.
+	credsFile := filepath.Join(work, "credentials.json")
+	out, err := os.ReadFile(credsFile)
 	if err != nil {
-		return nil, fmt.Errorf("init: %w", err)
+		if out, err = exec.Command(bin, "init", "--data-dir", filepath.Join(work, "data"), "--json").Output(); err != nil {
+			return nil, fmt.Errorf("init: %w", err)
+		}
+		if err := os.WriteFile(credsFile, out, 0o600); err != nil {
+			return nil, err
+		}
 	}
 	p, err := newPosthorn(bin, work, out)
 	if err != nil {
@@ -149,6 +160,19 @@ func (p *Posthorn) Restart(wait time.Duration) error {
 	return p.serve(wait)
 }
 
+// Serve starts posthorn again after Stop, on the same data directory and
+// flags, returning once its HTTP port takes connections (after up to
+// wait).
+func (p *Posthorn) Serve(wait time.Duration) error { return p.serve(wait) }
+
+// RestartWith restarts with more flags than it was started with (kept
+// for later restarts).
+func (p *Posthorn) RestartWith(wait time.Duration, extra ...string) error {
+	p.Stop()
+	p.args = append(p.args, extra...)
+	return p.serve(wait)
+}
+
 func (p *Posthorn) serve(wait time.Duration) error {
 	logf, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -181,6 +205,35 @@ func (p *Posthorn) Stop() {
 
 // PID is the server's process id (for /proc measurements).
 func (p *Posthorn) PID() int { return p.cmd.Process.Pid }
+
+// Admin makes a request without a body on the admin socket and fails
+// unless it is answered 200.
+func (p *Posthorn) Admin(method, path string) error {
+	_, err := p.AdminBody(method, path)
+	return err
+}
+
+// AdminBody is Admin returning the answer's body (a pprof profile from
+// /debug/pprof/profile, for one).
+func (p *Posthorn) AdminBody(method, path string) ([]byte, error) {
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(p.Dir, "admin.sock"))
+	}}}
+	req, err := http.NewRequest(method, "http://admin"+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s %s: %s %.200s", method, path, resp.Status, data)
+	}
+	return data, err
+}
 
 // Call makes an API request with the admin key and decodes the answer.
 func (p *Posthorn) Call(method, path string, body, out any) (int, error) {
@@ -293,4 +346,21 @@ func (w *World) Close() {
 		w.DNS.Close()
 	}
 	os.RemoveAll(w.Work)
+}
+
+// CPUTime is the user and system CPU time process pid used so far
+// (/proc/PID/stat, in clock ticks of 1/100 s).
+func CPUTime(pid int) (time.Duration, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command name, which is in parentheses.
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
 }

@@ -16,11 +16,13 @@ import (
 // message, dot-stuffed, without the final "."). It returns how long each
 // message took from the end of its data to the 250.
 func (p *Posthorn) Inject(next *atomic.Int64, n int, from, data string) ([]time.Duration, error) {
-	return p.InjectTo(next, n, from, func(int64) string { return "rcpt@sink.test" }, data)
+	to := []string{"rcpt@sink.test"}
+	return p.InjectTo(next, n, from, func(int64) []string { return to }, data)
 }
 
-// InjectTo is Inject with the recipient of message i (1..n) given by rcpt.
-func (p *Posthorn) InjectTo(next *atomic.Int64, n int, from string, rcpt func(i int64) string, data string) ([]time.Duration, error) {
+// InjectTo is Inject with the recipients of message i (1..n) given by
+// rcpts (all commands of a transaction pipelined).
+func (p *Posthorn) InjectTo(next *atomic.Int64, n int, from string, rcpts func(i int64) []string, data string) ([]time.Duration, error) {
 	c, err := net.Dial("tcp", p.SMTP)
 	if err != nil {
 		return nil, err
@@ -48,10 +50,19 @@ func (p *Posthorn) InjectTo(next *atomic.Int64, n int, from string, rcpt func(i 
 		return nil, fmt.Errorf("auth: %q %v", l, err)
 	}
 	msg := []byte(data + ".\r\n")
+	var env []byte
 	var took []time.Duration
 	for i := next.Add(1); i <= int64(n); i = next.Add(1) {
-		fmt.Fprintf(c, "MAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n", from, rcpt(i))
-		for i := 0; i < 3; i++ {
+		to := rcpts(i)
+		env = fmt.Appendf(env[:0], "MAIL FROM:<%s>\r\n", from)
+		for _, r := range to {
+			env = fmt.Appendf(env, "RCPT TO:<%s>\r\n", r)
+		}
+		env = append(env, "DATA\r\n"...)
+		if _, err := c.Write(env); err != nil {
+			return nil, err
+		}
+		for range len(to) + 2 {
 			if l, err := read(); err != nil || l[0] != '2' && l[0] != '3' {
 				return nil, fmt.Errorf("transaction: %q %v", l, err)
 			}

@@ -331,9 +331,9 @@ func drive(res *result, nodes []*benchkit.Posthorn, sink *testkit.MXServer, o op
 	k, _ := strconv.Atoi(o.domains)
 	for s := 0; s < o.sessions; s++ {
 		node := s % len(nodes)
-		rcpt := func(i int64) string { return fmt.Sprintf("r%d@d%d.test", i, i%int64(k)) }
+		rcpt := func(i int64) []string { return []string{fmt.Sprintf("r%d@d%d.test", i, i%int64(k))} }
 		if o.domains == "per-node" {
-			rcpt = func(i int64) string { return fmt.Sprintf("r%d@node%d.test", i, node+1) }
+			rcpt = func(i int64) []string { return []string{fmt.Sprintf("r%d@node%d.test", i, node+1)} }
 		}
 		wg.Add(1)
 		go func(p *benchkit.Posthorn) {

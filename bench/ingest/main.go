@@ -1,10 +1,15 @@
 // Command ingest compares the two ways into posthorn's queue on this
 // machine: SMTP submission (-sessions concurrent sessions with AUTH, one
-// recipient per message) and the bulk HTTP API (-clients concurrent
-// requests of -batch messages). Both count only durably committed mail
-// (the 250, the 200 answer). Delivery goes to a fake MX that discards.
+// -rcpts recipients per message) and the bulk HTTP API (-clients
+// concurrent requests of -batch one-recipient messages). Both count only
+// durably committed mail (the 250, the 200 answer). Delivery goes to a
+// fake MX that discards.
 //
 // Run from the project root: go run ./bench/ingest [-n 20000]
+// Issue 14's recipient-rate loads (1 KB messages):
+//
+//	go run ./bench/ingest -size 1024 -n 2000 -rcpts 100 -only smtp
+//	go run ./bench/ingest -size 1024 -n 100000 -batch 5000 -only bulk
 package main
 
 import (
@@ -27,6 +32,11 @@ func main() {
 	clients := flag.Int("clients", 4, "concurrent bulk requests")
 	batch := flag.Int("batch", 1000, "messages per bulk request")
 	size := flag.Int("size", 4096, "body bytes")
+	rcpts := flag.Int("rcpts", 1, "recipients per SMTP message")
+	only := flag.String("only", "", `"smtp" or "bulk": run one method`)
+	profile := flag.String("cpuprofile", "", "write the server's CPU profile of the first -profile-seconds of each method to this file (.smtp/.bulk added)")
+	profSecs := flag.Int("profile-seconds", 5, "length of the CPU profile")
+	hold := flag.Bool("hold", false, "pause delivery (an operator's pause of the sink): measure acceptance alone")
 	flag.Parse()
 
 	work, err := os.MkdirTemp("", "posthorn-ingest-")
@@ -44,24 +54,63 @@ func main() {
 		log.Fatal(err)
 	}
 	defer p.Stop()
+	if *hold {
+		if err := p.Admin("POST", "/admin/v1/destinations/relay:"+sink.Addr()+"/pause"); err != nil {
+			log.Fatal(err)
+		}
+	}
 	text := strings.Repeat(strings.Repeat("x", 75)+"\n", *size/76)
 
-	// SMTP.
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	start := time.Now()
-	for s := 0; s < *sessions; s++ {
-		wg.Add(1)
+	cpu := func() time.Duration { d, _ := benchkit.CPUTime(p.PID()); return d }
+	// prof takes a CPU profile in the background; wait for it with the
+	// returned function.
+	prof := func(suffix string) func() {
+		if *profile == "" {
+			return func() {}
+		}
+		done := make(chan struct{})
 		go func() {
-			defer wg.Done()
-			body := "Subject: bench\r\n\r\n" + strings.ReplaceAll(text, "\n", "\r\n")
-			if _, err := p.Inject(&next, *n, "app@app.test", body); err != nil {
-				log.Fatal(err)
+			defer close(done)
+			data, err := p.AdminBody("GET", fmt.Sprintf("/debug/pprof/profile?seconds=%d", *profSecs))
+			if err == nil {
+				err = os.WriteFile(*profile+"."+suffix, data, 0o644)
+			}
+			if err != nil {
+				log.Print("profile: ", err)
 			}
 		}()
+		return func() { <-done }
 	}
-	wg.Wait()
-	smtpRate := float64(*n) / time.Since(start).Seconds()
+
+	// SMTP.
+	var wg sync.WaitGroup
+	if *only != "bulk" {
+		to := make([]string, *rcpts)
+		for i := range to {
+			to[i] = fmt.Sprintf("rcpt%d@sink.test", i)
+		}
+		var next atomic.Int64
+		profiled := prof("smtp")
+		start, cpu0 := time.Now(), cpu()
+		for s := 0; s < *sessions; s++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				body := "Subject: bench\r\n\r\n" + strings.ReplaceAll(text, "\n", "\r\n")
+				if _, err := p.InjectTo(&next, *n, "app@app.test", func(int64) []string { return to }, body); err != nil {
+					log.Fatal(err)
+				}
+			}()
+		}
+		wg.Wait()
+		took, used := time.Since(start), cpu()-cpu0
+		profiled()
+		fmt.Printf("SMTP submission: %d messages x %d recipients, %d sessions: %.0f msg/s = %.0f recipients/s accepted, server CPU %.1f us/recipient\n",
+			*n, *rcpts, *sessions, float64(*n)/took.Seconds(), float64(*n**rcpts)/took.Seconds(), float64(used.Microseconds())/float64(*n**rcpts))
+	}
+	if *only == "smtp" {
+		return
+	}
 
 	// Bulk API.
 	items := make([]map[string]any, *batch)
@@ -69,7 +118,8 @@ func main() {
 		items[i] = map[string]any{"from": "app@app.test", "to": []string{"rcpt@sink.test"}, "subject": "bulk", "text": text}
 	}
 	var sent atomic.Int64
-	start = time.Now()
+	profiled := prof("bulk")
+	start, cpu0 := time.Now(), cpu()
 	for c := 0; c < *clients; c++ {
 		wg.Add(1)
 		go func() {
@@ -84,8 +134,8 @@ func main() {
 		}()
 	}
 	wg.Wait()
-	bulkRate := float64(*n) / time.Since(start).Seconds()
-	fmt.Printf("SMTP submission: %d messages, %d sessions: %.0f msg/s accepted\n", *n, *sessions, smtpRate)
-	fmt.Printf("bulk HTTP API:   %d messages, %d clients x %d per request: %.0f recipients/s accepted (%.1fx SMTP)\n",
-		*n, *clients, *batch, bulkRate, bulkRate/smtpRate)
+	took, used := time.Since(start), cpu()-cpu0
+	profiled()
+	fmt.Printf("bulk HTTP API:   %d messages, %d clients x %d per request: %.0f recipients/s accepted, server CPU %.1f us/recipient\n",
+		*n, *clients, *batch, float64(*n)/took.Seconds(), float64(used.Microseconds())/float64(*n))
 }

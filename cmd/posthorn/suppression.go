@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/csv"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -106,14 +108,14 @@ func suppressionCmd(g *globals) *cobra.Command {
 // (docs/performance.md).
 func suppressionImportCmd(g *globals) *cobra.Command {
 	var tenantName string
-	var batch, chunk int
+	var batch, chunk, parallel int
 	cmd := &cobra.Command{
 		Use:   "import FILE.csv",
 		Short: "Import entries from CSV: entry[,reason[,detail]] per line (reason defaults to manual)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if batch < 1 || chunk < 1 {
-				return fmt.Errorf("--batch and --chunk must be at least 1")
+			if batch < 1 || chunk < 1 || parallel < 1 {
+				return fmt.Errorf("--batch, --chunk and --parallel must be at least 1")
 			}
 			f, err := os.Open(args[0])
 			if err != nil {
@@ -130,41 +132,75 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 			start := time.Now()
 			var added int
 			var errs []string
+			var mu sync.Mutex // guards added, errs and the progress line
 			send := func(entries []api.SuppressionRequest) error {
 				var res api.ImportResponse
 				if err := call(g, "POST", "/admin/v1/suppressions/import", api.ImportRequest{Tenant: tenantName, Entries: entries}, &res); err != nil {
 					return err
 				}
+				mu.Lock()
 				added += res.Added
 				errs = append(errs, res.Errors...)
+				mu.Unlock()
 				return nil
 			}
+			// seq keeps the sort stable at O(n log n): of two lines for one
+			// entry the later still wins.
 			type keyed struct {
 				key string
+				seq int
 				e   api.SuppressionRequest
 			}
 			pending := make([]keyed, 0, min(chunk, 1<<20))
 			var chunkStart int64 // file offset where pending starts
 			flush := func() error {
-				slices.SortStableFunc(pending, func(a, b keyed) int { return strings.Compare(a.key, b.key) })
+				slices.SortFunc(pending, func(a, b keyed) int { return cmp.Or(strings.Compare(a.key, b.key), cmp.Compare(a.seq, b.seq)) })
 				chunkEnd := r.InputOffset()
-				entries := make([]api.SuppressionRequest, 0, min(batch, len(pending)))
-				for i, k := range pending {
-					entries = append(entries, k.e)
-					if len(entries) < batch && i < len(pending)-1 {
-						continue
+				// Batches of one chunk are sent up to --parallel at a time,
+				// so the CLI encodes and the server parses the next while
+				// the store writes one. Their order does not matter: a batch
+				// never ends inside a run of equal keys, so no entry is in
+				// two of them; the next chunk waits for this one.
+				var wg sync.WaitGroup
+				slots := make(chan struct{}, parallel)
+				var firstErr error
+				for lo := 0; lo < len(pending); {
+					hi := min(lo+batch, len(pending))
+					for hi < len(pending) && pending[hi].key == pending[hi-1].key {
+						hi++
 					}
-					if err := send(entries); err != nil {
-						return err
+					entries := make([]api.SuppressionRequest, hi-lo)
+					for i := range entries {
+						entries[i] = pending[lo+i].e
 					}
-					entries = entries[:0]
-					if total > 0 && !g.json {
-						done := chunkStart + (chunkEnd-chunkStart)*int64(i+1)/int64(len(pending))
-						fmt.Fprintf(os.Stderr, "\r[%-30s] %3d%%  %d entries", strings.Repeat("#", int(30*done/total)), 100*done/total, added)
+					slots <- struct{}{}
+					mu.Lock()
+					failed := firstErr != nil
+					mu.Unlock()
+					if failed {
+						break
 					}
+					wg.Add(1)
+					go func(done int64) {
+						defer wg.Done()
+						defer func() { <-slots }()
+						if err := send(entries); err != nil {
+							mu.Lock()
+							firstErr = cmp.Or(firstErr, err)
+							mu.Unlock()
+							return
+						}
+						if total > 0 && !g.json {
+							mu.Lock()
+							fmt.Fprintf(os.Stderr, "\r[%-30s] %3d%%  %d entries", strings.Repeat("#", int(30*done/total)), 100*done/total, added)
+							mu.Unlock()
+						}
+					}(chunkStart + (chunkEnd-chunkStart)*int64(hi)/int64(len(pending)))
+					lo = hi
 				}
+				wg.Wait()
 				pending, chunkStart = pending[:0], chunkEnd
-				return nil
+				return firstErr
 			}
 			for line := 1; ; line++ {
 				rec, err := r.Read()
@@ -184,7 +220,7 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 				if len(rec) > 2 {
 					e.Detail = rec[2]
 				}
-				pending = append(pending, keyed{strings.ToLower(strings.TrimSpace(e.Entry)), e})
+				pending = append(pending, keyed{strings.ToLower(strings.TrimSpace(e.Entry)), line, e})
 				if len(pending) == chunk {
 					if err := flush(); err != nil {
 						return err
@@ -206,6 +242,7 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&tenantName, "tenant", "", "tenant name or id (default: the default tenant)")
 	cmd.Flags().IntVar(&batch, "batch", 20000, "entries per request (one transaction each)")
+	cmd.Flags().IntVar(&parallel, "parallel", 2, "requests in flight at once")
 	cmd.Flags().IntVar(&chunk, "chunk", 1000000, "entries read and sorted before sending (about 150 bytes of memory each)")
 	return cmd
 }

@@ -332,32 +332,63 @@ func (g *Guard) Release(ctx context.Context, principal string) (held []string, o
 	return held, true
 }
 
+// loadedAlert is one alert event read back by Load.
+type loadedAlert struct {
+	at    time.Time
+	fired bool
+	a     Alert
+}
+
+// loadAlerts reads the detector's events of type typ (of one tenant, or
+// all with ""), in ID order.
+func (g *Guard) loadAlerts(ctx context.Context, tenant, typ string) ([]loadedAlert, error) {
+	var out []loadedAlert
+	var after int64
+	for {
+		es, err := g.events.Events(ctx, store.EventFilter{TenantID: tenant, Type: typ, AfterID: after, Limit: 1000})
+		if err != nil {
+			return nil, fmt.Errorf("load alerts: %w", err)
+		}
+		for _, e := range es {
+			var d alertDetail
+			if json.Unmarshal([]byte(e.Detail), &d) == nil && d.Kind == "sender_anomaly" && d.Alert != nil && d.Principal != "" {
+				out = append(out, loadedAlert{e.At, typ == EventAlertFired, *d.Alert})
+			}
+			after = e.ID
+		}
+		if len(es) < 1000 {
+			return out, nil
+		}
+	}
+}
+
 // Load restores the flags of a previous run: alert_fired events of the
 // detector without a later alert_resolved for the same sender.
 func (g *Guard) Load(ctx context.Context) error {
-	type ev struct {
-		at    time.Time
-		fired bool
-		a     Alert
+	var all []loadedAlert
+	// Alerts are read per tenant when the store lists tenants: the
+	// (tenant, type) index finds them at once, where a type alone scans
+	// every event (seconds before posthorn listens, with millions).
+	tenants := []string{""}
+	if tl, ok := g.events.(interface {
+		ListTenants(context.Context) ([]store.Tenant, error)
+	}); ok {
+		ts, err := tl.ListTenants(ctx)
+		if err != nil {
+			return fmt.Errorf("load alerts: %w", err)
+		}
+		tenants = tenants[:0]
+		for _, t := range ts {
+			tenants = append(tenants, t.ID)
+		}
 	}
-	var all []ev
-	for _, typ := range []string{EventAlertFired, EventAlertResolved} {
-		var after int64
-		for {
-			es, err := g.events.Events(ctx, store.EventFilter{Type: typ, AfterID: after, Limit: 1000})
+	for _, tenant := range tenants {
+		for _, typ := range []string{EventAlertFired, EventAlertResolved} {
+			evs, err := g.loadAlerts(ctx, tenant, typ)
 			if err != nil {
-				return fmt.Errorf("load alerts: %w", err)
+				return err
 			}
-			for _, e := range es {
-				var d alertDetail
-				if json.Unmarshal([]byte(e.Detail), &d) == nil && d.Kind == "sender_anomaly" && d.Alert != nil && d.Principal != "" {
-					all = append(all, ev{e.At, typ == EventAlertFired, *d.Alert})
-				}
-				after = e.ID
-			}
-			if len(es) < 1000 {
-				break
-			}
+			all = append(all, evs...)
 		}
 	}
 	sort.SliceStable(all, func(i, j int) bool { return all[i].at.Before(all[j].at) })

@@ -200,3 +200,52 @@ func TestHardBounceShare(t *testing.T) {
 		t.Fatalf("after the alert: held %d, err %v", held, err)
 	}
 }
+
+// tenantEvents is an event store that lists tenants and refuses a query
+// by type over all tenants (a scan of every event in a real store).
+type tenantEvents struct {
+	*events
+	tenants []string
+}
+
+func (e *tenantEvents) ListTenants(context.Context) ([]store.Tenant, error) {
+	var out []store.Tenant
+	for _, id := range e.tenants {
+		out = append(out, store.Tenant{ID: id})
+	}
+	return out, nil
+}
+
+func (e *tenantEvents) Events(ctx context.Context, f store.EventFilter) ([]store.Event, error) {
+	if f.TenantID == "" {
+		return nil, fmt.Errorf("events of type %q over all tenants", f.Type)
+	}
+	all, err := e.events.Events(ctx, f)
+	var out []store.Event
+	for _, ev := range all {
+		if ev.TenantID == f.TenantID {
+			out = append(out, ev)
+		}
+	}
+	return out, err
+}
+
+// TestLoadPerTenant: with a store that lists tenants, Load reads each
+// tenant's alerts (through the tenant and type index) and restores the
+// flag of a sender whose alert fired and was not resolved.
+func TestLoadPerTenant(t *testing.T) {
+	c := &clock{time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	ev := &tenantEvents{events: &events{}, tenants: []string{"t1", "t2"}}
+	g := New(Config{}, ev, slog.New(slog.NewTextHandler(io.Discard, nil)), c.now)
+	g.record(context.Background(), EventAlertFired, "t2", &Alert{Principal: "smtp:carol", Tenant: "t2", Rule: "rate_jump", At: c.t})
+	g.record(context.Background(), EventAlertFired, "t1", &Alert{Principal: "smtp:dave", Tenant: "t1", Rule: "rate_jump", At: c.t})
+	c.t = c.t.Add(time.Minute)
+	g.record(context.Background(), EventAlertResolved, "t1", &Alert{Principal: "smtp:dave", Tenant: "t1", Rule: "rate_jump", At: c.t})
+	g2 := New(Config{}, ev, g.log, c.now)
+	if err := g2.Load(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if f := g2.Flagged(); len(f) != 1 || f[0].Principal != "smtp:carol" {
+		t.Fatalf("flags after restart: %+v", f)
+	}
+}

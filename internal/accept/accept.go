@@ -6,7 +6,9 @@
 // MTA owes (Received, Message-ID, Date), checks that the sender domains are the tenant's own
 // and DKIM-signs the result (senders.go, with internal/domain), writes
 // message and deliveries durably, and only then hands the deliveries to
-// the scheduler. Nothing else creates messages.
+// the scheduler. With Deferred set (as the server runs it), the signature
+// is made after the commit instead (internal/dkimqueue), which schedules
+// the deliveries once it is stored. Nothing else creates messages.
 //
 // Invariant: when Accept returns nil, the message and one delivery per
 // recipient are committed (fsync'd) and scheduled; when it returns an error,
@@ -114,6 +116,10 @@ type Pipeline struct {
 	// AllowUnverifiedSenders, which lifts only that refusal).
 	Senders                Senders
 	AllowUnverifiedSenders bool
+	// Deferred, when set, signs after the commit instead (senders.go,
+	// internal/dkimqueue): the message is stored pending and its
+	// deliveries go to Deferred, which schedules them once signed.
+	Deferred DeferredSigner
 	// Checks run on every message before it is stored (checks.go):
 	// content policy, quotas and anomaly detection, content scanning.
 	Checks []Check
@@ -193,13 +199,22 @@ func (p *Pipeline) AcceptBatch(ctx context.Context, subs []*Submission) ([]*Resu
 		}
 		results[i] = res
 		p.logAccepted(subs[i], m, res.Deliveries)
-		if p.Bodies != nil {
+		if m.DKIMPending {
+			p.Deferred.Submit(m, res.Deliveries) // scheduled once signed
+			continue
+		}
+		if p.Bodies != nil && !scheduled(nm) { // scheduled mail is read back when due
 			p.Bodies.Put(m)
 		}
 		ready = append(ready, res.Deliveries...)
 	}
 	p.Sched.Enqueue(ready)
 	return results, errs
+}
+
+// scheduled reports whether nm waits for a later send_at.
+func scheduled(nm *store.NewMessage) bool {
+	return len(nm.Deliveries) > 0 && nm.Deliveries[0].State == store.Scheduled
 }
 
 // ErrIdempotencyConflict is returned when an idempotency key is reused
@@ -292,7 +307,7 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time, v *Verdict) (*store.N
 	out = append(out, received(sub, p.Hostname, id, now)...)
 	out = h.appendTo(out)
 	out = append(out, rest...)
-	out, err := p.dkimSign(sub, from, out)
+	out, signAs, err := p.dkimSign(sub, from, out)
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +315,8 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time, v *Verdict) (*store.N
 	m := &store.Message{ID: id, TenantID: sub.TenantID, Sender: sub.Sender, Lane: lane, Source: sub.Source,
 		SMTPUser: sub.SMTPUser, ClientIP: sub.ClientIP, Size: len(out), MessageID: strings.TrimSpace(msgID),
 		Subject: clip(strings.TrimSpace(subject), 200), CreatedAt: now, SendAt: sub.SendAt, Body: out,
-		UTF8: sub.UTF8, EightBitMIM: sub.EightBit, Tags: tags, Metadata: sub.Metadata, Sandbox: sub.Sandbox}
+		UTF8: sub.UTF8, EightBitMIM: sub.EightBit, Tags: tags, Metadata: sub.Metadata, Sandbox: sub.Sandbox,
+		DKIMDomain: signAs, DKIMPending: signAs != ""}
 	nm := &store.NewMessage{Message: m}
 	seen := make(map[string]bool, len(sub.Recipients))
 	state, next := store.Queued, now

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/posthorn/posthorn/internal/smtpproto"
+	"github.com/posthorn/posthorn/internal/store"
 )
 
 // Senders knows tenants' sending domains (internal/domain): whether a
@@ -109,25 +110,36 @@ func (p *Pipeline) checkSenders(sub *Submission, from []string, fromOK bool) err
 	return nil
 }
 
+// DeferredSigner signs stored messages in the background and schedules
+// their deliveries once the signature is stored (internal/dkimqueue).
+type DeferredSigner interface {
+	Submit(m *store.Message, ds []store.Delivery)
+}
+
 // dkimSign prepends a DKIM-Signature of the first From address's domain
 // when the tenant owns it and it has a key; otherwise msg is unchanged.
-func (p *Pipeline) dkimSign(sub *Submission, from []string, msg []byte) ([]byte, error) {
+// With p.Deferred it does not sign but returns that domain (signAs), to
+// be signed after the commit.
+func (p *Pipeline) dkimSign(sub *Submission, from []string, msg []byte) (out []byte, signAs string, err error) {
 	if p.Senders == nil || len(from) == 0 {
-		return msg, nil
+		return msg, "", nil
 	}
 	d, err := smtpproto.NormalizeDomain(from[0], true)
 	if err != nil {
-		return msg, nil
+		return msg, "", nil
 	}
 	sign, ok := p.Senders.Sending(sub.TenantID, d)
 	if !ok || sign == nil {
-		return msg, nil
+		return msg, "", nil
+	}
+	if p.Deferred != nil {
+		return msg, d, nil
 	}
 	sig, err := sign(msg)
 	if err != nil {
 		// Only a malformed header makes signing fail.
-		return nil, &Error{Code: 550, Enhanced: "5.6.0", Msg: fmt.Sprintf("the message header cannot be DKIM-signed: %s", clip(err.Error(), 100))}
+		return nil, "", &Error{Code: 550, Enhanced: "5.6.0", Msg: fmt.Sprintf("the message header cannot be DKIM-signed: %s", clip(err.Error(), 100))}
 	}
-	out := make([]byte, 0, len(sig)+len(msg))
-	return append(append(out, sig...), msg...), nil
+	out = make([]byte, 0, len(sig)+len(msg))
+	return append(append(out, sig...), msg...), "", nil
 }

@@ -32,8 +32,8 @@ type RotateRequest struct {
 	Selector  string `json:"selector,omitempty"`
 }
 
-// domainError maps a domain service error to a status and error code.
-func domainError(err error) (int, string) {
+// DomainError maps a domain service error to a status and error code.
+func DomainError(err error) (int, string) {
 	var in *domain.InputError
 	switch {
 	case errors.As(err, &in):
@@ -44,95 +44,4 @@ func domainError(err error) (int, string) {
 		return http.StatusConflict, "conflict"
 	}
 	return http.StatusInternalServerError, "internal"
-}
-
-// domainRoutes adds the sending-domain endpoints to the admin API. The
-// operator sees every tenant's domains.
-func (a *Admin) domainRoutes(mux *http.ServeMux) {
-	fail := func(w http.ResponseWriter, err error) {
-		code, kind := domainError(err)
-		if code == http.StatusInternalServerError {
-			a.Log.Error("admin api", "err", err)
-		}
-		writeError(w, code, kind, err.Error())
-	}
-	mux.HandleFunc("GET /admin/v1/domains", func(w http.ResponseWriter, r *http.Request) {
-		tenantID := ""
-		if name := r.URL.Query().Get("tenant"); name != "" {
-			t, err := a.Tenants.Resolve(r.Context(), name)
-			if err != nil {
-				a.fail(w, err)
-				return
-			}
-			tenantID = t.ID
-		}
-		ds, err := a.Domains.List(r.Context(), tenantID)
-		if err != nil {
-			fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"items": ds, "count": len(ds)})
-	})
-	mux.HandleFunc("POST /admin/v1/domains", func(w http.ResponseWriter, r *http.Request) {
-		var req DomainRequest
-		if err := decode(r, &req); err != nil {
-			a.fail(w, err)
-			return
-		}
-		t, err := a.Tenants.Resolve(r.Context(), req.Tenant)
-		if err != nil {
-			a.fail(w, err)
-			return
-		}
-		info, err := a.Domains.Add(r.Context(), domain.AddRequest{TenantID: t.ID, Domain: req.Domain, Algorithm: req.Algorithm,
-			Selector: req.Selector, UnverifiedOK: req.UnverifiedOK})
-		if err != nil {
-			fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusCreated, info)
-	})
-	mux.HandleFunc("GET /admin/v1/domains/{domain}", func(w http.ResponseWriter, r *http.Request) {
-		info, err := a.Domains.Get(r.Context(), "", r.PathValue("domain"))
-		if err != nil {
-			fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, info)
-	})
-	mux.HandleFunc("DELETE /admin/v1/domains/{domain}", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.Domains.Remove(r.Context(), "", r.PathValue("domain")); err != nil {
-			fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("domain")})
-	})
-	mux.HandleFunc("POST /admin/v1/domains/{domain}/check", func(w http.ResponseWriter, r *http.Request) {
-		rep, err := a.Domains.Check(r.Context(), "", r.PathValue("domain"))
-		if err != nil {
-			fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, rep)
-	})
-	mux.HandleFunc("POST /admin/v1/domains/{domain}/rotate", func(w http.ResponseWriter, r *http.Request) {
-		var req RotateRequest
-		if err := decode(r, &req); err != nil {
-			a.fail(w, err)
-			return
-		}
-		info, err := a.Domains.Rotate(r.Context(), "", r.PathValue("domain"), req.Algorithm, req.Selector)
-		if err != nil {
-			fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, info)
-	})
-	mux.HandleFunc("DELETE /admin/v1/domains/{domain}/keys/{selector}", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.Domains.RemoveKey(r.Context(), "", r.PathValue("domain"), r.PathValue("selector")); err != nil {
-			fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("selector")})
-	})
 }

@@ -2,9 +2,6 @@ package api
 
 import (
 	"context"
-	"errors"
-	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/events/webhook"
@@ -32,137 +29,14 @@ type WebhookCreated struct {
 	Secret string `json:"secret"`
 }
 
-// createWebhook checks req and stores the endpoint for tenantID.
-func createWebhook(ctx context.Context, st store.Store, tenantID string, req WebhookRequest) (*WebhookCreated, error) {
+// CreateWebhook checks req and stores the endpoint for tenantID.
+func CreateWebhook(ctx context.Context, st store.Store, tenantID string, req WebhookRequest) (*WebhookCreated, error) {
 	e, err := webhook.NewEndpoint(tenantID, req.URL, req.Events, time.Now())
 	if err != nil {
-		return nil, &badRequest{err.Error()}
+		return nil, &BadRequest{Msg: err.Error()}
 	}
 	if err := st.CreateEndpoint(ctx, e); err != nil {
 		return nil, err
 	}
 	return &WebhookCreated{WebhookEndpoint: e, Secret: e.Secret}, nil
-}
-
-func (a *Admin) webhookRoutes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /admin/v1/webhooks", func(w http.ResponseWriter, r *http.Request) {
-		tenantID, ok := a.tenantParam(w, r)
-		if !ok {
-			return
-		}
-		eps, err := a.Store.ListEndpoints(r.Context(), tenantID)
-		if err != nil {
-			a.fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"items": eps})
-	})
-	mux.HandleFunc("POST /admin/v1/webhooks", func(w http.ResponseWriter, r *http.Request) {
-		var req WebhookRequest
-		if err := decode(r, &req); err != nil {
-			a.fail(w, err)
-			return
-		}
-		t, err := a.Tenants.Resolve(r.Context(), req.Tenant)
-		if err != nil {
-			a.fail(w, err)
-			return
-		}
-		res, err := createWebhook(r.Context(), a.Store, t.ID, req)
-		if err != nil {
-			a.fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusCreated, res)
-	})
-	mux.HandleFunc("GET /admin/v1/webhooks/{id}", func(w http.ResponseWriter, r *http.Request) {
-		e, err := a.Store.GetEndpoint(r.Context(), "", r.PathValue("id"))
-		if err != nil {
-			a.fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, e)
-	})
-	mux.HandleFunc("DELETE /admin/v1/webhooks/{id}", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.Store.DeleteEndpoint(r.Context(), "", r.PathValue("id")); err != nil {
-			a.fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"removed": r.PathValue("id")})
-	})
-	mux.HandleFunc("POST /admin/v1/webhooks/{id}/test", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.Store.QueueTestWebhook(r.Context(), "", r.PathValue("id"), time.Now()); err != nil {
-			a.fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusAccepted, map[string]any{"queued": r.PathValue("id")})
-	})
-	mux.HandleFunc("POST /admin/v1/webhooks/{id}/enable", func(w http.ResponseWriter, r *http.Request) {
-		if err := a.Store.EnableEndpoint(r.Context(), "", r.PathValue("id")); err != nil {
-			a.fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"enabled": r.PathValue("id")})
-	})
-	mux.HandleFunc("GET /admin/v1/webhooks/{id}/attempts", func(w http.ResponseWriter, r *http.Request) {
-		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-		as, err := a.Store.WebhookAttempts(r.Context(), "", r.PathValue("id"), limit)
-		if err != nil {
-			a.fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"items": as})
-	})
-	mux.HandleFunc("GET /admin/v1/alerts", func(w http.ResponseWriter, r *http.Request) {
-		as, err := a.alerts().List(r.Context(), "")
-		if err != nil {
-			a.fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"items": as})
-	})
-	mux.HandleFunc("POST /admin/v1/alerts/release", func(w http.ResponseWriter, r *http.Request) {
-		var req struct {
-			Key string `json:"key"`
-		}
-		if err := decode(r, &req); err != nil {
-			a.fail(w, err)
-			return
-		}
-		al, err := a.alerts().Release(r.Context(), req.Key)
-		if err != nil {
-			a.fail(w, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, al)
-	})
-}
-
-// tenantParam resolves ?tenant= ("" when absent: every tenant).
-func (a *Admin) tenantParam(w http.ResponseWriter, r *http.Request) (string, bool) {
-	name := r.URL.Query().Get("tenant")
-	if name == "" {
-		return "", true
-	}
-	t, err := a.Tenants.Resolve(r.Context(), name)
-	if err != nil {
-		a.fail(w, err)
-		return "", false
-	}
-	return t.ID, true
-}
-
-func (a *Admin) alerts() AlertService {
-	if a.Alerts == nil {
-		return noAlerts{}
-	}
-	return a.Alerts
-}
-
-// noAlerts serves when no alert evaluator runs.
-type noAlerts struct{}
-
-func (noAlerts) List(context.Context, string) ([]store.Alert, error) { return []store.Alert{}, nil }
-func (noAlerts) Release(context.Context, string) (*store.Alert, error) {
-	return nil, errors.New("no alert rules are configured")
 }

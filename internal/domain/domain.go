@@ -26,8 +26,13 @@
 // nothing), each check status against the test DNS server, verification,
 // rotation, sealed keys, and that signatures verify with go-msgauth (and
 // fail with a changed body or an added From) while List-Unsubscribe added
-// later does not break them; internal/e2e verifies real deliveries with
-// dkimpy and runs the sender-enforcement battery.
+// later does not break them, and that the per-delivery signature over
+// List-Unsubscribe (SignAdded) verifies and breaks when that field
+// changes; internal/e2e verifies real deliveries with dkimpy and runs the
+// sender-enforcement battery.
+//
+// Signing happens after the message is stored, in internal/dkimqueue (see
+// there why), with the signer this package gives (Sending).
 package domain
 
 import (
@@ -152,6 +157,16 @@ func (s *Service) Sending(tenantID, domain string) (func([]byte) ([]byte, error)
 		return nil, true
 	}
 	return e.signer.Sign, true
+}
+
+// SignAdded signs header fields added at delivery to a message of the
+// tenant's domain, which that domain's key signed before (Signer.SignAdded).
+func (s *Service) SignAdded(tenantID, domain string, added, msg []byte) ([]byte, error) {
+	e := (*s.view.Load())[domain]
+	if e == nil || e.tenantID != tenantID || !e.ok || e.signer == nil {
+		return nil, fmt.Errorf("domain %s has no DKIM key for this tenant", domain)
+	}
+	return e.signer.SignAdded(added, msg)
 }
 
 // Info is a domain as the CLI and API show it: never with private keys.

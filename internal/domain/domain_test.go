@@ -308,6 +308,42 @@ func testSignatureVerifies(t *testing.T, st store.Store) {
 			if err := verify(append([]byte("From: evil@evil.test\r\n"), signed...)); err == nil {
 				t.Fatal("an added From verifies")
 			}
+
+			// The signature added at delivery covers List-Unsubscribe and
+			// List-Unsubscribe-Post (RFC 8058) and everything the stored
+			// one covers, with the stored body hash.
+			added := []byte("List-Unsubscribe: <https://x.test/u/1>,\r\n <mailto:u@x.test?subject=unsubscribe>\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+			sig2, err := s.SignAdded("A", in.Domain, added, signed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tags2 := parseTags(strings.TrimPrefix(strings.ReplaceAll(string(sig2), "\r\n", ""), "DKIM-Signature:"))
+			if h := strings.ToLower(tags2["h"]); !strings.HasPrefix(h, "list-unsubscribe:list-unsubscribe-post:list-unsubscribe:list-unsubscribe-post:from:from:") ||
+				tags2["bh"] != tags["bh"] || tags2["a"] != alg+"-sha256" || tags2["d"] != in.Domain {
+				t.Fatalf("delivery signature tags %v", tags2)
+			}
+			delivered := append(append(append([]byte{}, sig2...), added...), signed...)
+			verifyAll := func(msg []byte) []error {
+				vs, err := dkim.VerifyWithOptions(bytes.NewReader(msg), &dkim.VerifyOptions{LookupTXT: lookup})
+				if err != nil || len(vs) != 2 {
+					t.Fatalf("verify: %d signatures, %v", len(vs), err)
+				}
+				return []error{vs[0].Err, vs[1].Err}
+			}
+			if errs := verifyAll(delivered); errs[0] != nil || errs[1] != nil {
+				t.Fatalf("delivered message does not verify: %v", errs)
+			}
+			changed := bytes.Replace(delivered, []byte("x.test/u/1"), []byte("x.test/u/2"), 1)
+			if errs := verifyAll(changed); errs[0] == nil || errs[1] != nil {
+				t.Fatalf("changed List-Unsubscribe: delivery signature %v, stored %v", errs[0], errs[1])
+			}
+			extra := append([]byte("List-Unsubscribe-Post: evil\r\n"), delivered...)
+			if errs := verifyAll(extra); errs[0] == nil {
+				t.Fatal("a second List-Unsubscribe-Post verifies")
+			}
+			if _, err := s.SignAdded("B", in.Domain, added, signed); err == nil {
+				t.Fatal("another tenant signs with the domain's key")
+			}
 		})
 	}
 }
@@ -344,5 +380,46 @@ func TestSealedKeys(t *testing.T) {
 	s2, _ := LoadSealer(filepath.Join(dir, "other.key"))
 	if _, err := s2.open(sealed, "example.org", "s1"); err == nil {
 		t.Fatal("another key file opens the key")
+	}
+}
+
+// TestSignMatchesGoMsgauth: posthorn's own signer (sign.go) gives the
+// body hash go-msgauth's signer gives, for bodies that exercise relaxed
+// canonicalization, and its signatures verify with go-msgauth.
+func TestSignMatchesGoMsgauth(t *testing.T) {
+	key, pub, err := newKey(AlgEd25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &Signer{Domain: "example.org", Selector: "s1", key: key}
+	hdr := "From: a@example.org\r\nTo:  b@dest.test \r\nSubject: \t folded\r\n  subject  \r\n\r\n"
+	bodies := []string{"", "\r\n", "\r\n\r\n", "x", "one\r\n", "a  b\t\tc  \r\n \t\r\n\r\nend\r\n\r\n\r\n",
+		" lead\r\n\ttab\r\n", "no end", "trailing \t", strings.Repeat("long line ", 300) + "\r\n"}
+	for _, body := range bodies {
+		msg := []byte(hdr + body)
+		sig, err := s.Sign(msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := dkim.NewSigner(&dkim.SignOptions{Domain: "example.org", Selector: "s1", Signer: key,
+			HeaderCanonicalization: dkim.CanonicalizationRelaxed, BodyCanonicalization: dkim.CanonicalizationRelaxed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref.Write(msg)
+		if err := ref.Close(); err != nil {
+			t.Fatal(err)
+		}
+		tag := func(f string) string {
+			return parseTags(strings.TrimPrefix(strings.ReplaceAll(f, "\r\n", ""), "DKIM-Signature:"))["bh"]
+		}
+		if got, want := tag(string(sig)), tag(ref.Signature()); got != want {
+			t.Errorf("body %q: bh %s, go-msgauth %s", body, got, want)
+		}
+		vs, err := dkim.VerifyWithOptions(bytes.NewReader(append(sig, msg...)), &dkim.VerifyOptions{
+			LookupTXT: func(string) ([]string, error) { return []string{"v=DKIM1; k=ed25519; p=" + pub}, nil }})
+		if err != nil || len(vs) != 1 || vs[0].Err != nil {
+			t.Errorf("body %q: go-msgauth does not verify: %v %+v", body, err, vs)
+		}
 	}
 }

@@ -170,7 +170,7 @@ func TestSuppressionImportExport(t *testing.T) {
 
 // TestSuppressionImportOrder: the CLI sorts each chunk of the file before
 // sending it, yet of two lines for one entry the later wins, within a
-// chunk and across chunks and batches.
+// chunk and across chunks and batches, with batches sent in parallel.
 func TestSuppressionImportOrder(t *testing.T) {
 	w := newWorld(t, Options{}, "127.0.0.2")
 	in := w.in
@@ -180,7 +180,7 @@ func TestSuppressionImportOrder(t *testing.T) {
 	if err := os.WriteFile(path, []byte(csv), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, flags := range [][]string{{}, {"--chunk", "2", "--batch", "1"}} {
+	for _, flags := range [][]string{{}, {"--chunk", "2", "--batch", "1"}, {"--batch", "1", "--parallel", "4"}} {
 		var res struct {
 			Added int `json:"added"`
 		}

@@ -92,6 +92,13 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 		s.finish(j, sandboxOutcomes(j, s.now()))
 		return conn
 	}
+	if msg.DKIMPending {
+		if msg, err = s.signPending(msg); err != nil {
+			s.log.Error("DKIM-sign before delivery", "message", j.MessageID, "err", err)
+			s.finish(j, s.failAll(j, &delivery.Failure{Class: classify.Deferred, Phase: "queue", Err: "not sent unsigned: " + err.Error()}, s.now()))
+			return conn
+		}
+	}
 	if conn != nil && (!conn.Usable() || conn.Sent >= max(1, d.th.Limits().MaxMsgsPerConn)) {
 		conn.Close()
 		conn = nil
@@ -137,7 +144,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 	verp := s.cfg.ReturnPath != nil && msg.Sender != ""
 	unsub := s.cfg.Unsubscribe != nil && s.cfg.UnsubscribeLanes[j.Lane]
 	if verp || unsub {
-		results = s.sendEach(conn, dm, j, verp, unsub)
+		results = s.sendEach(conn, dm, msg, j, verp, unsub)
 	} else {
 		results = s.send(conn, dm, rcpts, d.th.Limits().MaxRcptsPerTx)
 	}
@@ -215,6 +222,15 @@ func (s *Scheduler) dropSuppressed(j *Job) bool {
 	return len(kept) > 0
 }
 
+// signPending signs a message stored before its DKIM signature was (a
+// crash between commit and signing, or a signature not stored yet).
+func (s *Scheduler) signPending(m *store.Message) (*store.Message, error) {
+	if s.cfg.SignPending == nil {
+		return nil, fmt.Errorf("message %s awaits its DKIM signature and no signer is configured", m.ID)
+	}
+	return s.cfg.SignPending(s.ctx, m)
+}
+
 // message returns the message to send, from the body cache or the store.
 func (s *Scheduler) message(id string) (*store.Message, error) {
 	if m := s.Bodies.Get(id); m != nil {
@@ -250,7 +266,7 @@ func (s *Scheduler) send(conn *delivery.Conn, msg delivery.Message, rcpts []stri
 // with verp, from the return path naming that delivery (so a bounce to it
 // can speak only for that recipient); with unsub, with the
 // List-Unsubscribe headers naming that delivery.
-func (s *Scheduler) sendEach(conn *delivery.Conn, msg delivery.Message, j *Job, verp, unsub bool) []delivery.Result {
+func (s *Scheduler) sendEach(conn *delivery.Conn, msg delivery.Message, stored *store.Message, j *Job, verp, unsub bool) []delivery.Result {
 	out := make([]delivery.Result, 0, len(j.Rcpts))
 	for _, r := range j.Rcpts {
 		if !conn.Usable() {
@@ -266,7 +282,15 @@ func (s *Scheduler) sendEach(conn *delivery.Conn, msg delivery.Message, j *Job, 
 			}
 		}
 		if unsub {
-			m.Body = append(s.cfg.Unsubscribe(r.ID), msg.Body...)
+			added := s.cfg.Unsubscribe(r.ID)
+			if s.cfg.SignAdded != nil && stored.DKIMDomain != "" {
+				if sig, err := s.cfg.SignAdded(stored, added); err != nil {
+					s.log.Error("DKIM-sign List-Unsubscribe; sending with the message's signature only", "delivery", r.ID, "err", err)
+				} else {
+					added = append(sig, added...)
+				}
+			}
+			m.Body = append(added, msg.Body...)
 		}
 		out = append(out, conn.Send(m, []string{r.Addr})...)
 	}

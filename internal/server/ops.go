@@ -17,8 +17,8 @@ import (
 	"github.com/posthorn/posthorn/internal/store/sqlite"
 )
 
-// Operator endpoints on the admin socket (beside internal/api's admin API,
-// which owns /admin/v1/*): reload, status and backup need the server
+// Operator endpoints on the admin socket (beside internal/api/admin's
+// server, which owns /admin/v1/*): reload, status and backup need the server
 // itself, not just its store.
 const (
 	PathReload = "/admin/v1/ops/reload"

@@ -7,7 +7,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/api/admin"
 )
 
 // startSendmail opens the sendmail socket ([sendmail] socket, mode
@@ -15,7 +15,7 @@ import (
 // sendmail endpoint, so local users who may not use the admin socket (a
 // web server's PHP mail(), cron jobs of other users) can queue mail as the
 // sendmail tenant and do nothing else.
-func (s *Server) startSendmail(adm *api.Admin) error {
+func (s *Server) startSendmail(adm *admin.Server) error {
 	path := s.cfg.SendmailSocket()
 	if path == "" {
 		return nil

@@ -22,12 +22,14 @@ import (
 
 	"github.com/posthorn/posthorn/internal/abuse"
 	"github.com/posthorn/posthorn/internal/accept"
-	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/api/admin"
+	v1 "github.com/posthorn/posthorn/internal/api/v1"
 	"github.com/posthorn/posthorn/internal/bounce"
 	"github.com/posthorn/posthorn/internal/classify"
 	"github.com/posthorn/posthorn/internal/config"
 	"github.com/posthorn/posthorn/internal/delivery"
 	"github.com/posthorn/posthorn/internal/delivery/tlsrpt"
+	"github.com/posthorn/posthorn/internal/dkimqueue"
 	"github.com/posthorn/posthorn/internal/domain"
 	"github.com/posthorn/posthorn/internal/events"
 	"github.com/posthorn/posthorn/internal/events/alerts"
@@ -73,6 +75,7 @@ type Server struct {
 	dl      *delivery.Deliverer
 	ops     opsState // reload, drain, status (reload.go, shutdown.go, ops.go)
 	domains *domain.Service
+	signq   *dkimqueue.Queue // DKIM signing after the commit
 	// sendmail serves posthorn sendmail on its own socket (sendmail.go).
 	sendmail *http.Server
 
@@ -200,7 +203,8 @@ func (s *Server) start(ctx context.Context) error {
 		DataTimeout: cfg.Delivery.DataTimeout.Duration, TLS: tlsPolicy,
 	}, res)
 	dl := s.dl
-	sup, err := suppress.Load(ctx, s.st)
+	// The addresses load in the background; lookups ask the store meanwhile.
+	sup, err := suppress.Start(ctx, s.st, s.log.With("part", "suppress"))
 	if err != nil {
 		return fmt.Errorf("suppression lists: %w", err)
 	}
@@ -242,7 +246,7 @@ func (s *Server) start(ctx context.Context) error {
 	s.sched = queue.New(queue.Config{
 		Cluster:    s.joinCluster(), // cluster.go; nil on the embedded store
 		Classifier: cls, Suppressions: sup, ReturnPath: returnPath(signer), UnsubscribeLanes: lanes,
-		Unsubscribe: unsubHeaders(unsub), OnFailed: s.onFailed, Source: s.poolSource(), OnHoldAfter: cfg.Suppress.OnHoldAfter,
+		Unsubscribe: unsubHeaders(unsub), SignPending: s.signPending, SignAdded: s.signAdded, OnFailed: s.onFailed, Source: s.poolSource(), OnHoldAfter: cfg.Suppress.OnHoldAfter,
 		OnHoldWindow: cfg.Suppress.OnHoldWindow.Duration, OnHoldFor: cfg.Suppress.OnHoldFor.Duration,
 		RetryMin: cfg.RetryMin.Duration, RetryMax: cfg.RetryMax.Duration,
 		MaxConnections: cfg.Delivery.MaxConnections, MaxConnsPerDest: cfg.Delivery.MaxConnectionsPerDest,
@@ -257,6 +261,8 @@ func (s *Server) start(ctx context.Context) error {
 	if err := s.startDomains(ctx); err != nil {
 		return err
 	}
+	s.signq = dkimqueue.Start(dkimqueue.Config{Store: s.st, Keys: s.domains, Sched: s.sched, Bodies: s.sched.Bodies,
+		Log: s.log.With("part", "dkim")})
 	if err := s.startMetrics(dl); err != nil {
 		return err
 	}
@@ -266,7 +272,7 @@ func (s *Server) start(ctx context.Context) error {
 	s.dmarcIntake()
 	// The pipeline exists before the scheduler starts: workers started for
 	// loaded mail may report failures at once, and sendDSN uses it.
-	s.pipe = &accept.Pipeline{Store: s.st, Senders: s.domains, AllowUnverifiedSenders: cfg.AllowUnverifiedSenders, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
+	s.pipe = &accept.Pipeline{Store: s.st, Senders: s.domains, Deferred: s.signq, AllowUnverifiedSenders: cfg.AllowUnverifiedSenders, Sched: s.sched, Bodies: s.sched.Bodies, Hostname: cfg.Hostname,
 		Lifetime: cfg.QueueLifetime.Duration, Now: time.Now, IdempotencyTTL: cfg.API.IdempotencyTTL.Duration, Log: s.log.With("part", "accept"),
 		Suppressed: func(tenantID, addr string) (store.Suppression, bool) {
 			return sup.Check(tenantID, addr)
@@ -294,7 +300,7 @@ func (s *Server) start(ctx context.Context) error {
 		return err
 	}
 	if cfg.HTTPListen != "" {
-		v1 := &api.V1{Store: s.st, Tenants: s.tenants, Accept: pipe, Ops: ops, Hostname: cfg.Hostname,
+		public := &v1.Server{Store: s.st, Tenants: s.tenants, Accept: pipe, Ops: ops, Hostname: cfg.Hostname,
 			MaxBulk: cfg.API.MaxBulk, MaxMessageSize: int(cfg.SMTP.MaxMessageSize), SendHorizon: cfg.API.SendHorizon.Duration,
 			MaxBulkBytes: cfg.API.MaxBulkBytes, MaxInflight: cfg.API.MaxInflightBytes, MaxLineLength: cfg.SMTP.MaxLineLength,
 			Destinations: func() any { return s.sched.Destinations() }, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Now: time.Now, Log: s.log.With("part", "api"),
@@ -308,7 +314,7 @@ func (s *Server) start(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("dashboard: %w", err)
 		}
-		if err := s.startHTTP(v1.Handler(), unsubH, ui.Handler()); err != nil {
+		if err := s.startHTTP(public.Handler(), unsubH, ui.Handler()); err != nil {
 			return err
 		}
 	}
@@ -395,14 +401,14 @@ func (s *Server) startAdmin(ops *ops.QueueOps) error {
 		ln.Close()
 		return err
 	}
-	adm := &api.Admin{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Accept: s.pipe, SendmailTenant: s.cfg.Sendmail.Tenant, MaxMessageSize: int(s.cfg.SMTP.MaxMessageSize), Stats: func() any { return s.sched.Stats() },
+	adm := &admin.Server{Store: s.st, Ops: ops, Tenants: s.tenants, Suppress: s.sup, Domains: s.domains, Alerts: s.alertsAPI(), Accept: s.pipe, SendmailTenant: s.cfg.Sendmail.Tenant, MaxMessageSize: int(s.cfg.SMTP.MaxMessageSize), Stats: func() any { return s.sched.Stats() },
 		Destinations: func() any { return s.sched.Destinations() }, Log: s.log.With("part", "admin"), Live: s.live}
 	s.adminLn = ln
 	mux := http.NewServeMux()
 	mux.Handle("/admin/", adm.Handler())
 	mux.Handle("/admin/v1/abuse", s.abuseAdmin(ops))
 	mux.Handle("/admin/v1/abuse/", s.abuseAdmin(ops))
-	rep := s.reputationAPI().Handler()
+	rep := admin.ReputationHandler(s.reputationAPI())
 	for _, p := range []string{"GET /admin/v1/pools", "POST /admin/v1/blocklists/check", "GET /admin/v1/dmarc"} {
 		mux.Handle(p, rep)
 	}
@@ -444,6 +450,24 @@ func (s *Server) sendDSN(messageID string, failed []queue.FailedRcpt) {
 		Sender: "", Recipients: []string{m.Sender}, Body: body, Lane: store.LaneHigh, LaneFixed: true}); err != nil {
 		s.log.Error("send DSN", "message", messageID, "err", err)
 	}
+}
+
+// signPending DKIM-signs a message that awaits its signature before the
+// queue sends it (internal/dkimqueue).
+func (s *Server) signPending(ctx context.Context, m *store.Message) (*store.Message, error) {
+	if s.signq == nil {
+		return nil, fmt.Errorf("message %s awaits its DKIM signature: signing is not running", m.ID)
+	}
+	return s.signq.Sign(ctx, m)
+}
+
+// signAdded DKIM-signs the List-Unsubscribe fields of one delivery of a
+// message posthorn signed (domain.Service.SignAdded).
+func (s *Server) signAdded(m *store.Message, added []byte) ([]byte, error) {
+	if s.domains == nil {
+		return nil, fmt.Errorf("sending domains are not loaded")
+	}
+	return s.domains.SignAdded(m.TenantID, m.DKIMDomain, added, m.Body)
 }
 
 func unsubHeaders(u *unsubscribe.Service) func(int64) []byte {
@@ -542,6 +566,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.alerts != nil {
 		s.alerts.Stop()
 	}
+	if s.signq != nil {
+		s.signq.Stop() // what is not signed yet stays pending, signed before delivery after the next start
+	}
 	if s.sched != nil {
 		errs = append(errs, s.sched.Stop(ctx))
 	}
@@ -563,6 +590,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.pruner != nil {
 		s.pruner.Stop()
 	}
+	s.sup.Stop() // a background load still running
 	if s.st != nil {
 		errs = append(errs, s.st.Close())
 	}

@@ -32,6 +32,7 @@ type Conn struct {
 	messages int
 	utf8     bool
 	errors   int
+	sizeHint int // the last body's size: the next one's buffer starts this large
 	inData   atomic.Bool
 	stopping atomic.Bool
 }

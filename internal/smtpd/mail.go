@@ -341,6 +341,9 @@ func (c *Conn) data(arg string) bool {
 func (c *Conn) readData() (body []byte, tooBig, longLine bool, err error) {
 	c.nc.SetReadDeadline(time.Now().Add(c.srv.cfg.DataTimeout))
 	var buf bytes.Buffer
+	// Sized like the session's previous message (within 1 MiB): a body
+	// grown from nothing is copied about a dozen times on the way.
+	buf.Grow(min(c.sizeHint, 1<<20))
 	atLineStart := true // the previous chunk ended a line with CRLF
 	prevCR := false     // the previous chunk ended in CR (a CRLF may span two chunks)
 	lineLen := 0
@@ -352,6 +355,7 @@ func (c *Conn) readData() (body []byte, tooBig, longLine bool, err error) {
 			return nil, false, false, err
 		}
 		if atLineStart && full && len(raw) == 3 && raw[0] == '.' && raw[1] == '\r' {
+			c.sizeHint = buf.Len() + buf.Len()/16
 			return buf.Bytes(), tooBig, longLine, nil
 		}
 		seg := raw

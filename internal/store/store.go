@@ -17,6 +17,13 @@ type Store interface {
 	// events, and fills in the delivery IDs.
 	InsertMessages(ctx context.Context, msgs []*NewMessage) error
 
+	// SetDKIMSignatures stores the signatures of messages inserted with
+	// a DKIMDomain: from then on GetMessage returns each field prepended
+	// to the body (Size grows by its length) and DKIMPending false. A
+	// message already signed keeps its first signature; unknown IDs are
+	// skipped.
+	SetDKIMSignatures(ctx context.Context, sigs []DKIMSignature) error
+
 	// Lease marks deliveries as being sent: state sending, next attempt
 	// pushed to retryAt (so a crash mid-attempt yields a delayed retry).
 	// Only deliveries still queued or deferred are leased; it returns those.
@@ -45,6 +52,13 @@ type Store interface {
 	// LoadPending calls fn for every delivery that is not final and not
 	// held, in no particular order, to rebuild the scheduler.
 	LoadPending(ctx context.Context, fn func(*Delivery) error) error
+
+	// PendingDue returns up to limit deliveries that are not final and not
+	// held, due at or before until and after the position after, in due
+	// order (next_attempt_at, then id). The scheduler pages through its
+	// queue with it, earliest due first, keeping only what is due soon in
+	// memory (see internal/queue).
+	PendingDue(ctx context.Context, after DueCursor, until time.Time, limit int) ([]Delivery, error)
 
 	// Transition moves the deliveries chosen by spec to a new state, with
 	// one event each, and returns them as they are after the change. The

@@ -163,6 +163,20 @@ type Message struct {
 	Sandbox bool `json:"sandbox,omitempty"`
 	// BodyPrunedAt is set when body retention dropped the body.
 	BodyPrunedAt time.Time `json:"body_pruned_at,omitzero"`
+	// DKIMDomain, set at acceptance, is the sending domain whose key
+	// signs the message after it was stored (internal/signer); "" when
+	// it is not signed that way.
+	DKIMDomain string `json:"-"`
+	// DKIMPending says the message still awaits that signature: Body is
+	// unsigned and must not be sent (Store.SetDKIMSignatures).
+	DKIMPending bool `json:"-"`
+}
+
+// DKIMSignature is the DKIM-Signature field (with its CRLF) computed for a
+// stored message.
+type DKIMSignature struct {
+	MessageID string
+	Field     []byte
 }
 
 // Delivery is one recipient of one message and everything known about
@@ -191,6 +205,13 @@ type Delivery struct {
 	Provider       string          `json:"provider,omitempty"`
 	Size           int             `json:"size"`
 	UpdatedAt      time.Time       `json:"updated_at"`
+}
+
+// DueCursor is a position in due order: after the delivery ID due at Due
+// (millisecond precision, as stored). The zero cursor is the start.
+type DueCursor struct {
+	Due time.Time
+	ID  int64
 }
 
 // LastFailure is the last attempt's outcome in words: the reply, or the

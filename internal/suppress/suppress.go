@@ -26,16 +26,28 @@
 // collision never suppresses another address. A miss, the common case,
 // never touches the store. Domains, globs and regular expressions are few
 // and stay in memory as entries.
+//
+// Start builds the list without holding up the server: the domains,
+// globs and regular expressions are read first (a key range per tenant,
+// when the store can read them apart: RuleReader), the millions of
+// addresses in the background. Until they are in, every address lookup
+// goes to the store (one indexed probe per recipient, slower but exact),
+// so mail is never accepted for a suppressed address because the set is
+// still loading; entries added meanwhile go to the store and the set
+// alike, and entries removed meanwhile that the loader still read leave a
+// hash the store no longer confirms.
 package suppress
 
 import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"regexp"
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/smtpproto"
@@ -59,6 +71,14 @@ type List struct {
 
 	mu      sync.RWMutex
 	tenants map[string]*tenantList
+
+	// loaded is set once the address hashes are in (at once for Load;
+	// for Start when its background pass ends well). Until then address
+	// lookups ask the store.
+	loaded     atomic.Bool
+	loadDone   chan struct{} // closed when the background pass ends
+	loadErr    error         // its outcome, read after loadDone
+	stopLoader context.CancelFunc
 }
 
 type tenantList struct {
@@ -86,6 +106,7 @@ func newList(st store.Store) *List {
 // held as rows.
 func Load(ctx context.Context, st store.Store) (*List, error) {
 	l := newList(st)
+	defer l.loaded.Store(true)
 	err := st.EachSuppression(ctx, "", func(s store.Suppression) error {
 		if s.Kind == "address" {
 			l.tenant(s.TenantID).addrs.main = append(l.tenant(s.TenantID).addrs.main, l.hash(fold(s.Value)))
@@ -103,6 +124,101 @@ func Load(ctx context.Context, st store.Store) (*List, error) {
 	// give it back now rather than carry it as RSS.
 	debug.FreeOSMemory()
 	return l, nil
+}
+
+// RuleReader is what a store offers so that Start needs not read every
+// address before the server may listen: each tenant's entries other than
+// addresses (domains, globs, regular expressions), without the addresses.
+type RuleReader interface {
+	EachSuppressionRule(ctx context.Context, fn func(store.Suppression) error) error
+}
+
+// Start returns a list that answers at once: it reads the domain, glob
+// and regex entries now and the address entries in the background (see
+// the package doc); until those are in, address lookups ask the store. A
+// store without RuleReader is read whole first, as Load does. A failed
+// background pass is logged and leaves the lookups on the store (exact,
+// slower) until the next start.
+func Start(ctx context.Context, st store.Store, log *slog.Logger) (*List, error) {
+	rr, ok := st.(RuleReader)
+	if !ok {
+		l, err := Load(ctx, st)
+		if err != nil {
+			return nil, err
+		}
+		l.loadDone = make(chan struct{})
+		close(l.loadDone)
+		return l, nil
+	}
+	l := newList(st)
+	if err := rr.EachSuppressionRule(ctx, l.index); err != nil {
+		return nil, fmt.Errorf("load suppression rules: %w", err)
+	}
+	lctx, cancel := context.WithCancel(context.Background())
+	l.loadDone, l.stopLoader = make(chan struct{}), cancel
+	go func() {
+		defer close(l.loadDone)
+		t0 := time.Now()
+		n, err := l.loadAddresses(lctx)
+		l.loadErr = err
+		switch {
+		case err != nil && lctx.Err() == nil:
+			log.Error("suppression lists: loading the addresses failed; address lookups ask the store until the next start", "err", err)
+		case err == nil:
+			log.Info("suppression lists loaded", "addresses", n, "took", time.Since(t0).Round(time.Millisecond))
+		}
+	}()
+	return l, nil
+}
+
+// loadAddresses reads every address entry into the tenants' hash sets and
+// then switches lookups to them.
+func (l *List) loadAddresses(ctx context.Context) (int, error) {
+	byTenant := map[string][]uint64{}
+	n := 0
+	err := l.st.EachSuppression(ctx, "", func(s store.Suppression) error {
+		if s.Kind == "address" { // the rules were read before: an old copy could bring back a removed one
+			byTenant[s.TenantID] = append(byTenant[s.TenantID], l.hash(fold(s.Value)))
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("load suppressed addresses: %w", err)
+	}
+	for id, hs := range byTenant {
+		byTenant[id] = sortedSet(hs)
+	}
+	l.mu.Lock()
+	for id, hs := range byTenant {
+		t := l.tenant(id)
+		added := append(t.addrs.main, t.addrs.recent...) // by Add while loading
+		t.addrs = hashSet{main: hs}
+		t.addrs.addMany(added)
+	}
+	l.loaded.Store(true)
+	l.mu.Unlock()
+	debug.FreeOSMemory() // see Load
+	return n, nil
+}
+
+// Ready is closed once Start's background pass has ended; Err then says
+// how it ended.
+func (l *List) Ready() <-chan struct{} { return l.loadDone }
+
+// Err is the background pass's error, after Ready.
+func (l *List) Err() error {
+	<-l.loadDone
+	return l.loadErr
+}
+
+// Stop ends Start's background pass (before the store closes).
+func (l *List) Stop() {
+	if l == nil || l.stopLoader == nil {
+		return
+	}
+	l.stopLoader()
+	<-l.loadDone
 }
 
 // Parse turns user input into an entry: "user@example.com" (address),
@@ -304,11 +420,12 @@ func (l *List) Check(tenantID, addr string) (store.Suppression, bool) {
 	}
 	key := fold(addr)
 	h := l.hash(key)
+	loading := !l.loaded.Load()
 	l.mu.RLock()
 	t := l.tenants[tenantID]
-	hit := t != nil && t.addrs.has(h)
+	hit := loading || t != nil && t.addrs.has(h) // while loading, every address asks the store
 	l.mu.RUnlock()
-	if t == nil {
+	if t == nil && !loading {
 		return store.Suppression{}, false
 	}
 	now := l.now()
@@ -324,6 +441,9 @@ func (l *List) Check(tenantID, addr string) (store.Suppression, bool) {
 				return s, true
 			}
 		}
+	}
+	if t == nil {
+		return store.Suppression{}, false
 	}
 	l.mu.RLock()
 	defer l.mu.RUnlock()

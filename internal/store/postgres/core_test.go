@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5"
 	"slices"
 	"strings"
 	"sync"
@@ -249,8 +250,9 @@ func TestPutSuppressionsOrder(t *testing.T) {
 }
 
 // TestWriterKeepsCommitsDurable: with synchronous_commit turned off for
-// the database, the writer's sessions turn it back on, so an acceptance
-// is on disk when it returns.
+// the database, the store's sessions (the writer's and the pool's) turn it
+// back on, so an acceptance, or any other write, is on disk when it
+// returns; another client still gets the database's setting.
 func TestWriterKeepsCommitsDurable(t *testing.T) {
 	url := pgtest.NewDatabase(t)
 	ctx := context.Background()
@@ -267,9 +269,17 @@ func TestWriterKeepsCommitsDurable(t *testing.T) {
 	}
 	s.Close()
 	s = open2(t, url)
-	var pool, writer string
-	if err := s.pool.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&pool); err != nil || pool != "off" {
-		t.Fatalf("the database's setting did not apply to new sessions: %q %v", pool, err)
+	var other, pool, writer string
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if err := c.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&other); err != nil || other != "off" {
+		t.Fatalf("the database's setting did not apply to new sessions: %q %v", other, err)
+	}
+	if err := s.pool.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&pool); err != nil || pool != "on" {
+		t.Fatalf("pool's synchronous_commit: %q %v, want on", pool, err)
 	}
 	if err := s.w.conn.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&writer); err != nil || writer != "on" {
 		t.Fatalf("writer's synchronous_commit: %q %v, want on", writer, err)

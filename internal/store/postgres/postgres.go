@@ -61,6 +61,9 @@ func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	// deliveries belong to this node (the owner column's default; see
 	// schema_cluster.go), so accepted mail needs no claim round trip.
 	cfg.ConnConfig.RuntimeParams[nodeSetting] = s.node
+	// Every write posthorn acknowledges must be durable, whatever the
+	// database's default (the writer's own sessions check it too).
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: connect: %w", err)

@@ -209,22 +209,25 @@ func (s *Store) CountDeliveries(ctx context.Context, tenantID string) (map[store
 
 // GetMessage implements store.Store.
 func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bool) (*store.Message, error) {
-	body := "''::bytea"
+	body := "''::bytea, ''::bytea"
 	if withBody {
-		body = "body"
+		body = "body, dkim_signature"
 	}
 	var a args
 	q := `SELECT id, tenant_id, sender, lane, source, smtp_user, client_ip, size, message_id_hdr, subject,
-		created_at, send_at, smtputf8, eightbit, tags, metadata, sandbox, body_pruned_at, ` + body + ` FROM messages WHERE id = ` + a.add(id)
+		created_at, send_at, smtputf8, eightbit, tags, metadata, sandbox, body_pruned_at, dkim_domain,
+		length(dkim_signature) = 0, ` + body + ` FROM messages WHERE id = ` + a.add(id)
 	if tenantID != "" {
 		q += " AND tenant_id = " + a.add(tenantID)
 	}
 	var m store.Message
 	var lane, meta string
 	var created, sendAt, pruned int64
+	var unsigned bool
+	var sig []byte
 	err := s.pool.QueryRow(ctx, q, a...).Scan(&m.ID, &m.TenantID, &m.Sender, &lane, &m.Source, &m.SMTPUser,
 		&m.ClientIP, &m.Size, &m.MessageID, &m.Subject, &created, &sendAt, &m.UTF8, &m.EightBitMIM, &m.Tags, &meta,
-		&m.Sandbox, &pruned, &m.Body)
+		&m.Sandbox, &pruned, &m.DKIMDomain, &unsigned, &m.Body, &sig)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -240,8 +243,11 @@ func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bo
 			return nil, fmt.Errorf("get message %s: metadata: %w", id, err)
 		}
 	}
+	m.DKIMPending = m.DKIMDomain != "" && unsigned
 	if !withBody {
 		m.Body = nil
+	} else if len(sig) > 0 {
+		m.Body = append(sig, m.Body...) // what is sent: the signature first
 	}
 	return &m, nil
 }

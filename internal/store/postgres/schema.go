@@ -18,6 +18,7 @@ var migrations = []string{
 	coreSchema,     // schema_core.go: messages, deliveries, attempts, events, suppressions, idempotency
 	accountsSchema, // schema_accounts.go: tenants, users, keys, accounts, domains, webhooks, alerts, DMARC
 	clusterSchema,  // schema_cluster.go: nodes, leases, shared limits
+	dueSchema,      // due.go: the scheduler's due-order index
 }
 
 // SchemaVersion is the number of migrations this build knows.

@@ -38,7 +38,11 @@ CREATE TABLE messages (
 	tags text[] NOT NULL DEFAULT '{}',
 	metadata text NOT NULL DEFAULT '',
 	body bytea NOT NULL,
-	body_pruned_at bigint NOT NULL DEFAULT 0
+	body_pruned_at bigint NOT NULL DEFAULT 0,
+	-- the signing domain, set at acceptance, and the DKIM-Signature field
+	-- computed after the commit (dkim.go): pending while it is empty
+	dkim_domain text NOT NULL DEFAULT '',
+	dkim_signature bytea NOT NULL DEFAULT ''::bytea
 );
 CREATE INDEX messages_tenant_created ON messages (tenant_id, created_at);
 CREATE INDEX messages_tags ON messages USING gin (tags);

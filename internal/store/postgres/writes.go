@@ -17,8 +17,8 @@ import (
 )
 
 const insMessageSQL = `INSERT INTO messages (id, tenant_id, sender, lane, source, smtp_user, client_ip, size,
-	message_id_hdr, subject, created_at, send_at, smtputf8, eightbit, tags, metadata, body, sandbox)
-	VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)`
+	message_id_hdr, subject, created_at, send_at, smtputf8, eightbit, tags, metadata, body, sandbox, dkim_domain)
+	VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19)`
 
 const insDeliverySQL = `INSERT INTO deliveries (message_id, tenant_id, recipient, domain, lane, state, created_at,
 	next_attempt_at, expires_at, updated_at, last_text) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) RETURNING id`
@@ -102,7 +102,7 @@ func queueInsert(b *pgx.Batch, nm *store.NewMessage) {
 	}
 	b.Queue(insMessageSQL, m.ID, m.TenantID, m.Sender, string(m.Lane), m.Source, m.SMTPUser, m.ClientIP, m.Size,
 		m.MessageID, m.Subject, ms(m.CreatedAt), ms(m.SendAt), m.UTF8, m.EightBitMIM, tags, encodeMeta(m.Metadata),
-		nonNil(m.Body), m.Sandbox)
+		nonNil(m.Body), m.Sandbox, m.DKIMDomain)
 	for _, d := range nm.Deliveries {
 		b.Queue(insDeliverySQL, m.ID, m.TenantID, d.Recipient, d.Domain, string(d.Lane), string(d.State),
 			ms(d.CreatedAt), ms(d.NextAttemptAt), ms(d.ExpiresAt), ms(d.CreatedAt), d.LastError)

@@ -1,12 +1,15 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/posthorn/posthorn/internal/store"
 )
@@ -57,6 +60,60 @@ func (s *Store) LoadPending(ctx context.Context, fn func(*store.Delivery) error)
 	return rows.Err()
 }
 
+// PendingDue implements store.Store. Each scheduler state is one range
+// of the deliveries_pending index (state, next_attempt_at, id), read in
+// order; the ranges are merged here. The query repeats the index's own
+// IN list so that SQLite may use the partial index.
+func (s *Store) PendingDue(ctx context.Context, after store.DueCursor, until time.Time, limit int) ([]store.Delivery, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var all []store.Delivery
+	for _, st := range store.SchedulerStates() {
+		rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries
+			WHERE state IN (`+pendingIndexStates+`) AND state = '`+string(st)+`'
+			AND (next_attempt_at, id) > (?, ?) AND next_attempt_at <= ?
+			ORDER BY next_attempt_at, id LIMIT ?`, ms(after.Due), after.ID, ms(until), limit)
+		if err != nil {
+			return nil, fmt.Errorf("pending deliveries in due order: %w", err)
+		}
+		for rows.Next() {
+			d, err := scanDelivery(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			all = append(all, d)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("pending deliveries in due order: %w", err)
+		}
+	}
+	slices.SortFunc(all, func(a, b store.Delivery) int {
+		if c := a.NextAttemptAt.Compare(b.NextAttemptAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return all[:min(limit, len(all))], nil
+}
+
+// onlySending reports whether states is just sending: deliveries in
+// flight, always few, so reading them through the partial index (then
+// sorting) beats a scan of every row in ID order, even with a limit. (For
+// the other pending states, numerous, the scan that stops at the limit is
+// the better plan for listings.)
+func onlySending(states []store.State) bool {
+	for _, st := range states {
+		if st != store.Sending {
+			return false
+		}
+	}
+	return true
+}
+
 func deliveryQuery(f store.DeliveryFilter) (string, []any) {
 	var conds []string
 	var args []any
@@ -65,6 +122,10 @@ func deliveryQuery(f store.DeliveryFilter) (string, []any) {
 		args = append(args, f.TenantID)
 	}
 	if len(f.States) > 0 {
+		if onlySending(f.States) {
+			// Repeating the index's own IN list lets SQLite use it.
+			conds = append(conds, "d.state IN ("+pendingIndexStates+")")
+		}
 		conds = append(conds, "d.state IN ("+placeholders(len(f.States))+")")
 		for _, st := range f.States {
 			args = append(args, string(st))
@@ -216,12 +277,12 @@ func (s *Store) fillMessageFields(ctx context.Context, ds []store.Delivery) erro
 
 // GetMessage implements store.Store.
 func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bool) (*store.Message, error) {
-	body := "x''"
+	body := "x'', x''"
 	if withBody {
-		body = "body"
+		body = "body, dkim_signature"
 	}
 	q := `SELECT id, tenant_id, sender, lane, source, smtp_user, client_ip, size, message_id_hdr, subject,
-		created_at, send_at, smtputf8, eightbit, tags, metadata, sandbox, body_pruned_at, ` + body + ` FROM messages WHERE id = ?`
+		created_at, send_at, smtputf8, eightbit, tags, metadata, sandbox, body_pruned_at, dkim_domain, length(dkim_signature) = 0, ` + body + ` FROM messages WHERE id = ?`
 	args := []any{id}
 	if tenantID != "" {
 		q += " AND tenant_id = ?"
@@ -232,8 +293,11 @@ func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bo
 	var created, sendAt, pruned int64
 	var utf8, eight, sandbox int
 	var tags, meta string
+	var unsigned bool
+	var sig []byte
 	err := s.r.QueryRowContext(ctx, q, args...).Scan(&m.ID, &m.TenantID, &m.Sender, &lane, &m.Source, &m.SMTPUser,
-		&m.ClientIP, &m.Size, &m.MessageID, &m.Subject, &created, &sendAt, &utf8, &eight, &tags, &meta, &sandbox, &pruned, &m.Body)
+		&m.ClientIP, &m.Size, &m.MessageID, &m.Subject, &created, &sendAt, &utf8, &eight, &tags, &meta, &sandbox, &pruned,
+		&m.DKIMDomain, &unsigned, &m.Body, &sig)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -248,8 +312,11 @@ func (s *Store) GetMessage(ctx context.Context, tenantID, id string, withBody bo
 	if meta != "" {
 		json.Unmarshal([]byte(meta), &m.Metadata)
 	}
+	m.DKIMPending = m.DKIMDomain != "" && unsigned
 	if !withBody {
 		m.Body = nil
+	} else if len(sig) > 0 {
+		m.Body = append(sig, m.Body...) // what is sent: the signature first
 	}
 	return &m, nil
 }

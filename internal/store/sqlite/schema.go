@@ -169,7 +169,18 @@ var migrations = []migration{
 	// aggregate reports (see reputation.go).
 	sqlMigration(reputationMigration),
 	suppressionsFolded, // suppressions.go
+	// The scheduler pages through pending deliveries in due order
+	// (PendingDue): the pending index gains next_attempt_at.
+	sqlMigration(`DROP INDEX deliveries_pending;
+	CREATE INDEX deliveries_pending ON deliveries(state, next_attempt_at) WHERE state IN (` + pendingIndexStates + `);`),
+	sqlMigration(eventsByType), // events.go
+	// DKIM signatures computed after the message was stored (dkim.go).
+	sqlMigration(dkimMigration),
 }
+
+// pendingIndexStates is the IN list of the deliveries_pending index; a
+// query that repeats it literally may use the index.
+const pendingIndexStates = `'scheduled','queued','sending','deferred','held'`
 
 // tlsColumnsMigration is the index in migrations of the one adding the
 // attempts' TLS columns (renumber it with the list).

@@ -49,6 +49,7 @@ type Store struct {
 	r        *sql.DB // readers
 	st       *stmts
 	reqs     chan *writeReq
+	low      chan *writeReq // background writes (retention): see writeLow
 	quit     chan struct{}
 	ended    chan struct{}
 	path     string
@@ -98,7 +99,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 	w.SetMaxOpenConns(1)
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
-	if _, err := w.Exec("PRAGMA wal_autocheckpoint=0"); err != nil {
+	// temp_store=MEMORY keeps the statement journals of multi-row writes
+	// (multirow.go) in memory: on disk they would write each page twice.
+	if _, err := w.Exec("PRAGMA wal_autocheckpoint=0; PRAGMA temp_store=MEMORY"); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -123,7 +126,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		r.Close()
 		return nil, err
 	}
-	s := &Store{path: path, w: w, r: r, st: st, reqs: make(chan *writeReq, 4096), quit: make(chan struct{}), ended: make(chan struct{}),
+	s := &Store{path: path, w: w, r: r, st: st, reqs: make(chan *writeReq, 4096), low: make(chan *writeReq), quit: make(chan struct{}), ended: make(chan struct{}),
 		ckptDone: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(s)
@@ -270,6 +273,18 @@ var errClosed = errors.New("store is closed")
 
 // write runs fn in the next group commit and waits until it is durable.
 func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx, st *stmts) error) error {
+	return s.queue(ctx, s.reqs, fn)
+}
+
+// writeLow runs fn in a transaction of its own, taken only when no other
+// write is waiting: background work (retention deletes) never makes an
+// acceptance's commit carry its pages, and waits while writes keep coming.
+// Keep fn short: a write arriving while it runs still waits for it.
+func (s *Store) writeLow(ctx context.Context, fn func(tx *sql.Tx, st *stmts) error) error {
+	return s.queue(ctx, s.low, fn)
+}
+
+func (s *Store) queue(ctx context.Context, ch chan *writeReq, fn func(tx *sql.Tx, st *stmts) error) error {
 	req := &writeReq{fn: fn, done: make(chan error, 1)}
 	// Checked first: with room in s.reqs, the select below would pick
 	// between queueing and quitting at random.
@@ -279,7 +294,7 @@ func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx, st *stmts) error)
 	default:
 	}
 	select {
-	case s.reqs <- req:
+	case ch <- req:
 	case <-s.quit:
 		return errClosed
 	case <-ctx.Done():
@@ -308,14 +323,23 @@ func (s *Store) writer() {
 		var first *writeReq
 		select {
 		case first = <-s.reqs:
-		case <-s.quit:
-			// Drain what was queued before Close.
-			for {
-				select {
-				case r := <-s.reqs:
-					s.commit([]*writeReq{r})
-				default:
-					return
+		default:
+		}
+		if first == nil {
+			select {
+			case first = <-s.reqs:
+			case r := <-s.low:
+				s.commit([]*writeReq{r}) // alone, when nothing else waits
+				continue
+			case <-s.quit:
+				// Drain what was queued before Close.
+				for {
+					select {
+					case r := <-s.reqs:
+						s.commit([]*writeReq{r})
+					default:
+						return
+					}
 				}
 			}
 		}

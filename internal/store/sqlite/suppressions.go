@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"cmp"
+	"context"
 	"database/sql"
 	"fmt"
 	"slices"
@@ -110,4 +111,35 @@ type lazyStmt struct {
 func (l *lazyStmt) get(db *sql.DB, q string) (*sql.Stmt, error) {
 	l.once.Do(func() { l.st, l.err = db.Prepare(q) })
 	return l.st, l.err
+}
+
+// EachSuppressionRule implements suppress.RuleReader: every tenant's
+// domain, glob and regex entries, without reading the addresses. The
+// tenants are found by skipping through the primary key (one probe per
+// tenant, not a scan of millions of addresses), then each tenant's rules
+// are the key range after its addresses ('address' sorts first).
+func (s *Store) EachSuppressionRule(ctx context.Context, fn func(store.Suppression) error) error {
+	rows, err := s.r.QueryContext(ctx, `WITH RECURSIVE t(id) AS (
+			SELECT min(tenant_id) FROM suppressions
+			UNION ALL
+			SELECT (SELECT min(tenant_id) FROM suppressions WHERE tenant_id > t.id) FROM t WHERE t.id IS NOT NULL)
+		SELECT `+suppressionCols+` FROM t JOIN suppressions s ON s.tenant_id = t.id AND s.kind > 'address'
+		ORDER BY s.tenant_id, s.kind, s.folded, s.value`)
+	if err != nil {
+		return fmt.Errorf("suppression rules: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		x, err := scanSuppression(rows)
+		if err != nil {
+			return fmt.Errorf("suppression rules: %w", err)
+		}
+		if err := fn(x); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("suppression rules: %w", err)
+	}
+	return nil
 }

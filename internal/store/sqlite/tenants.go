@@ -203,26 +203,56 @@ func (s *Store) PutSuppressions(ctx context.Context, ss []store.Suppression) err
 	return s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
 		rows := inKeyOrder(ss)
 		// Many rows a statement: per row, a call through database/sql and
-		// cgo costs about as much as SQLite's insert.
+		// cgo costs about as much as SQLite's insert. Rows that share
+		// tenant, kind and times (an import's, nearly always) bind those
+		// once per statement: half the binds, each a cgo call.
+		var stmts [2]map[int]*sql.Stmt
+		defer func() {
+			for _, m := range stmts {
+				for _, st := range m {
+					st.Close()
+				}
+			}
+		}()
 		for len(rows) > 0 {
 			n := min(len(rows), putRows)
-			st, err := tx.Prepare(putSuppressionsSQL(n))
-			if err != nil {
-				return fmt.Errorf("put suppressions: %w", err)
+			first := rows[0].x
+			shared := 1
+			for _, k := range rows[1:n] {
+				if k.x.TenantID != first.TenantID || k.x.Kind != first.Kind || !k.x.CreatedAt.Equal(first.CreatedAt) || !k.x.ExpiresAt.Equal(first.ExpiresAt) {
+					shared = 0
+					break
+				}
 			}
-			for len(rows) >= n {
-				args := make([]any, 0, 8*n)
+			if stmts[shared] == nil {
+				stmts[shared] = map[int]*sql.Stmt{}
+			}
+			st := stmts[shared][n]
+			if st == nil {
+				var err error
+				if st, err = tx.Prepare(putSuppressionsSQL(n, shared == 1)); err != nil {
+					return fmt.Errorf("put suppressions: %w", err)
+				}
+				stmts[shared][n] = st
+			}
+			var args []any
+			if shared == 1 {
+				args = make([]any, 0, 4+4*n)
+				args = append(args, first.TenantID, first.Kind, ms(first.CreatedAt), ms(first.ExpiresAt))
+				for _, k := range rows[:n] {
+					args = append(args, k.x.Value, k.x.Reason, k.x.Detail, k.folded)
+				}
+			} else {
+				args = make([]any, 0, 8*n)
 				for _, k := range rows[:n] {
 					x := k.x
 					args = append(args, x.TenantID, x.Kind, x.Value, x.Reason, ms(x.CreatedAt), ms(x.ExpiresAt), x.Detail, k.folded)
 				}
-				if _, err := st.Exec(args...); err != nil {
-					st.Close()
-					return fmt.Errorf("put suppressions (%s...): %w", rows[0].x.Value, err)
-				}
-				rows = rows[n:]
 			}
-			st.Close()
+			if _, err := st.Exec(args...); err != nil {
+				return fmt.Errorf("put suppressions (%s...): %w", rows[0].x.Value, err)
+			}
+			rows = rows[n:]
 		}
 		return nil
 	})
@@ -234,14 +264,21 @@ const putRows = 128
 
 // putSuppressionsSQL is an INSERT of n entries; SQLite applies its rows in
 // order, so of two for one entry the later wins, as with one at a time.
-func putSuppressionsSQL(n int) string {
+// With shared, tenant, kind, created and expiry are parameters 1 to 4 for
+// every row, and each row has four of its own.
+func putSuppressionsSQL(n int, shared bool) string {
 	var b strings.Builder
 	b.WriteString("INSERT OR REPLACE INTO suppressions (tenant_id, kind, value, reason, created_at, expires_at, detail, folded) VALUES ")
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?,?,?,?,?,?,?,?)")
+		if shared {
+			p := 5 + 4*i
+			fmt.Fprintf(&b, "(?1,?2,?%d,?%d,?3,?4,?%d,?%d)", p, p+1, p+2, p+3)
+		} else {
+			b.WriteString("(?,?,?,?,?,?,?,?)")
+		}
 	}
 	return b.String()
 }

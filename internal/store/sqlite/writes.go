@@ -18,9 +18,10 @@ import (
 type stmts struct {
 	// insEvent is used only through ev.write, which also adds the
 	// rollups and the webhook outbox rows (events.go, webhooks.go).
-	insMessage, insDelivery, insEvent, lease, outcome, insAttempt *sql.Stmt
-	ev                                                            *evLog // the event log's writes (events.go)
-	subs                                                          *subscriptions
+	insMessage, insEvent, lease, outcome *sql.Stmt
+	ev                                   *evLog // the event log's writes (events.go)
+	insDeliveries, insAttempts           *multiInsert
+	subs                                 *subscriptions
 }
 
 func prepare(db *sql.DB) (*stmts, error) {
@@ -38,11 +39,8 @@ func prepare(db *sql.DB) (*stmts, error) {
 		return s
 	}
 	st.insMessage = p(`INSERT INTO messages (id, tenant_id, sender, lane, source, smtp_user, client_ip, size,
-		message_id_hdr, subject, created_at, send_at, smtputf8, eightbit, tags, metadata, body, sandbox) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
-	st.insDelivery = p(`INSERT INTO deliveries (message_id, tenant_id, recipient, domain, lane, state, created_at,
-		next_attempt_at, expires_at, updated_at, last_text) VALUES (?,?,?,?,?,?,?,?,?,?,?)`)
-	st.insEvent = p(`INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
-		code, enhanced, text, detail, domain, destination) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+		message_id_hdr, subject, created_at, send_at, smtputf8, eightbit, tags, metadata, body, sandbox, dkim_domain) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	st.insEvent = p(insEventHead + "(" + placeholders(eventCols) + ")")
 	// The state lists come from the transition table.
 	st.lease = p(`UPDATE deliveries SET state=` + store.SQLList(store.Targets(store.OpLease)) + `, next_attempt_at=?, updated_at=?
 		WHERE id=? AND state IN (` + store.SQLList(store.FromStates(store.OpLease, store.Sending)) + `)`)
@@ -53,11 +51,14 @@ func prepare(db *sql.DB) (*stmts, error) {
 		WHERE id=? AND state IN (` + store.SQLList(store.OpFrom(store.OpOutcome)) + `)
 		RETURNING message_id, tenant_id, recipient, attempts`)
 	st.subs.ins = p(insOutboxSQL) // webhooks.go
-	st.insAttempt = p(`INSERT INTO attempts (delivery_id, message_id, n, started_at, duration_us, mx, ip, tls,
-		code, enhanced, text, class, phase, error, tls_version, tls_cipher, tls_policy, tls_result, source_ip)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
 		return nil, err
+	}
+	if st.insDeliveries, err = prepareMulti(db, insDeliveryHead, insDeliveryCols); err != nil {
+		return nil, fmt.Errorf("deliveries: %w", err)
+	}
+	if st.insAttempts, err = prepareMulti(db, insAttemptHead, insAttemptCols); err != nil {
+		return nil, fmt.Errorf("attempts: %w", err)
 	}
 	if st.ev, err = newEvLog(db); err != nil {
 		return nil, err
@@ -67,7 +68,7 @@ func prepare(db *sql.DB) (*stmts, error) {
 }
 
 func (st *stmts) close() {
-	for _, s := range []*sql.Stmt{st.insMessage, st.insDelivery, st.insEvent, st.lease, st.outcome, st.insAttempt, st.subs.ins} {
+	for _, s := range []*sql.Stmt{st.insMessage, st.insEvent, st.lease, st.outcome, st.subs.ins} {
 		if s != nil {
 			s.Close()
 		}
@@ -75,7 +76,24 @@ func (st *stmts) close() {
 	if st.ev != nil {
 		st.ev.close()
 	}
+	for _, m := range []*multiInsert{st.insDeliveries, st.insAttempts} {
+		if m != nil {
+			m.close()
+		}
+	}
 }
+
+const (
+	insDeliveryHead = `INSERT INTO deliveries (message_id, tenant_id, recipient, domain, lane, state, created_at,
+		next_attempt_at, expires_at, updated_at, last_text) VALUES `
+	insDeliveryCols = 11
+	insEventHead    = `INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
+		code, enhanced, text, detail, domain, destination) VALUES `
+	eventCols      = 14
+	insAttemptHead = `INSERT INTO attempts (delivery_id, message_id, n, started_at, duration_us, mx, ip, tls,
+		code, enhanced, text, class, phase, error, tls_version, tls_cipher, tls_policy, tls_result, source_ip) VALUES `
+	insAttemptCols = 19
+)
 
 func b2i(b bool) int {
 	if b {
@@ -84,10 +102,14 @@ func b2i(b bool) int {
 	return 0
 }
 
-// InsertMessages implements store.Store.
+// InsertMessages implements store.Store. The deliveries of all messages
+// and their acceptance events are written with multi-row INSERTs
+// (multirow.go).
 func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) error {
 	return s.write(ctx, func(tx *sql.Tx, st *stmts) error {
-		im, id, ie := tx.Stmt(st.insMessage), tx.Stmt(st.insDelivery), tx.Stmt(st.insEvent)
+		im := tx.Stmt(st.insMessage)
+		var ds []*store.Delivery // of all messages, in order
+		var of []*store.Message  // the message of each of ds
 		for _, nm := range msgs {
 			m := nm.Message
 			nm.Existing = nil
@@ -108,31 +130,45 @@ func (s *Store) InsertMessages(ctx context.Context, msgs []*store.NewMessage) er
 			}
 			tags, meta := encodeTags(m.Tags), encodeMeta(m.Metadata)
 			if _, err := im.Exec(m.ID, m.TenantID, m.Sender, string(m.Lane), m.Source, m.SMTPUser, m.ClientIP, m.Size,
-				m.MessageID, m.Subject, ms(m.CreatedAt), ms(m.SendAt), b2i(m.UTF8), b2i(m.EightBitMIM), tags, meta, m.Body, b2i(m.Sandbox)); err != nil {
+				m.MessageID, m.Subject, ms(m.CreatedAt), ms(m.SendAt), b2i(m.UTF8), b2i(m.EightBitMIM), tags, meta, m.Body, b2i(m.Sandbox), m.DKIMDomain); err != nil {
 				return fmt.Errorf("insert message %s: %w", m.ID, err)
 			}
 			for _, d := range nm.Deliveries {
 				if err := store.CheckAccept(d); err != nil {
 					return err
 				}
-				res, err := id.Exec(m.ID, m.TenantID, d.Recipient, d.Domain, string(d.Lane), string(d.State),
-					ms(d.CreatedAt), ms(d.NextAttemptAt), ms(d.ExpiresAt), ms(d.CreatedAt), d.LastError)
-				if err != nil {
-					return fmt.Errorf("insert delivery for %s: %w", m.ID, err)
-				}
-				if d.ID, err = res.LastInsertId(); err != nil {
-					return err
-				}
-				d.MessageID, d.TenantID = m.ID, m.TenantID
-				ev := store.Event{At: d.CreatedAt, Type: store.AcceptEvent(d.State), TenantID: m.TenantID, MessageID: m.ID,
-					DeliveryID: d.ID, Recipient: d.Recipient, Domain: d.Domain, Detail: d.LastError}
-				if err := st.ev.write(tx, ie, ev, &accepted{m.Tags}); err != nil {
-					return err
-				}
+				ds = append(ds, d)
+				of = append(of, m)
 			}
 		}
-		return nil
+		return insertDeliveries(tx, st, ds, of)
 	})
+}
+
+// insertDeliveries writes deliveries (ds[i] of message of[i]) and their
+// acceptance events, several rows a statement.
+func insertDeliveries(tx *sql.Tx, st *stmts, ds []*store.Delivery, of []*store.Message) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(ds)*insDeliveryCols)
+	for i, d := range ds {
+		m := of[i]
+		args = append(args, m.ID, m.TenantID, d.Recipient, d.Domain, string(d.Lane), string(d.State),
+			ms(d.CreatedAt), ms(d.NextAttemptAt), ms(d.ExpiresAt), ms(d.CreatedAt), d.LastError)
+	}
+	ids := make([]int64, len(ds))
+	if err := st.insDeliveries.exec(tx, args, ids); err != nil {
+		return fmt.Errorf("insert deliveries: %w", err)
+	}
+	evs := make([]store.Event, len(ds))
+	for i, d := range ds {
+		m := of[i]
+		d.ID, d.MessageID, d.TenantID = ids[i], m.ID, m.TenantID
+		evs[i] = store.Event{At: d.CreatedAt, Type: store.AcceptEvent(d.State), TenantID: m.TenantID, MessageID: m.ID,
+			DeliveryID: d.ID, Recipient: d.Recipient, Domain: d.Domain, Detail: d.LastError}
+	}
+	return st.ev.writeMany(tx, evs, func(i int) *accepted { return &accepted{of[i].Tags} })
 }
 
 func lookupIdempotency(tx *sql.Tx, tenant, key string, now time.Time) (*store.IdempotencyRecord, error) {
@@ -210,13 +246,17 @@ func (s *Store) Lease(ctx context.Context, ids []int64, now, retryAt time.Time) 
 	return leased, err
 }
 
-// RecordOutcomes implements store.Store.
+// RecordOutcomes implements store.Store. The attempts and events of all
+// outcomes are written after the deliveries' updates, with multi-row
+// INSERTs (multirow.go).
 func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error {
 	if err := store.CheckOutcomes(outs); err != nil {
 		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx, st *stmts) error {
-		up, ia, ie := tx.Stmt(st.outcome), tx.Stmt(st.insAttempt), tx.Stmt(st.insEvent)
+		up := tx.Stmt(st.outcome)
+		attempts := make([]any, 0, len(outs)*insAttemptCols)
+		evs := make([]store.Event, 0, len(outs))
 		for _, o := range outs {
 			end := o.StartedAt.Add(o.Duration)
 			var msgID, tenant, rcpt string
@@ -228,19 +268,21 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 			err := up.QueryRow(string(o.State), ms(o.StartedAt), ms(end), ms(o.NextAt), o.Reply.Code, o.Reply.Enhanced,
 				lastText, o.Class, o.Phase, o.MX, o.IP, o.Provider, o.Provider, ms(end), o.DeliveryID).Scan(&msgID, &tenant, &rcpt, &n)
 			if errors.Is(err, sql.ErrNoRows) {
-				if err := ignoredOutcome(tx, st, o); err != nil {
+				ev, err := ignoredOutcome(tx, o)
+				if err != nil {
 					return err
+				}
+				if ev != nil {
+					evs = append(evs, *ev)
 				}
 				continue
 			}
 			if err != nil {
 				return fmt.Errorf("record outcome of delivery %d: %w", o.DeliveryID, err)
 			}
-			if _, err := ia.Exec(o.DeliveryID, msgID, n, ms(o.StartedAt), o.Duration.Microseconds(), o.MX, o.IP, b2i(o.TLS),
+			attempts = append(attempts, o.DeliveryID, msgID, n, ms(o.StartedAt), o.Duration.Microseconds(), o.MX, o.IP, b2i(o.TLS),
 				o.Reply.Code, o.Reply.Enhanced, o.Reply.Text, o.Class, o.Phase, o.Error,
-				o.TLSDetail.Version, o.TLSDetail.Cipher, o.TLSDetail.Policy, o.TLSDetail.Result, o.SourceIP); err != nil {
-				return fmt.Errorf("insert attempt: %w", err)
-			}
+				o.TLSDetail.Version, o.TLSDetail.Cipher, o.TLSDetail.Policy, o.TLSDetail.Result, o.SourceIP)
 			text := o.Reply.Text
 			if o.Reply.Code == 0 {
 				text = o.Error
@@ -251,35 +293,36 @@ func (s *Store) RecordOutcomes(ctx context.Context, outs []store.Outcome) error 
 			}
 			dom := recipientDomain(rcpt)
 			dest := cmp.Or(o.Provider, dom)
-			if err := st.ev.write(tx, ie, store.Event{At: end, Type: o.Event, TenantID: tenant, MessageID: msgID,
+			evs = append(evs, store.Event{At: end, Type: o.Event, TenantID: tenant, MessageID: msgID,
 				DeliveryID: o.DeliveryID, Recipient: rcpt, Attempt: n, MX: o.MX,
 				Reply: smtpproto.Reply{Code: o.Reply.Code, Enhanced: o.Reply.Enhanced, Text: text}, Detail: detail,
-				Domain: dom, Destination: dest}, nil); err != nil {
-				return err
-			}
+				Domain: dom, Destination: dest})
 		}
-		return nil
+		if err := st.insAttempts.exec(tx, attempts, make([]int64, len(attempts)/insAttemptCols)); err != nil {
+			return fmt.Errorf("insert attempts: %w", err)
+		}
+		return st.ev.writeMany(tx, evs, func(int) *accepted { return nil })
 	})
 }
 
-// ignoredOutcome reports an outcome for a delivery that has left sending
-// (moved meanwhile, or an outcome recorded twice) with an event; an
-// unknown delivery gets none.
-func ignoredOutcome(tx *sql.Tx, st *stmts, o store.Outcome) error {
+// ignoredOutcome is the event reporting an outcome for a delivery that
+// has left sending (moved meanwhile, or an outcome recorded twice); an
+// unknown delivery gets none (nil).
+func ignoredOutcome(tx *sql.Tx, o store.Outcome) (*store.Event, error) {
 	var state, msgID, tenant, rcpt string
 	var n int
 	err := tx.QueryRow(`SELECT state, message_id, tenant_id, recipient, attempts FROM deliveries WHERE id=?`, o.DeliveryID).
 		Scan(&state, &msgID, &tenant, &rcpt, &n)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("look up delivery %d for its ignored outcome: %w", o.DeliveryID, err)
+		return nil, fmt.Errorf("look up delivery %d for its ignored outcome: %w", o.DeliveryID, err)
 	}
 	end := o.StartedAt.Add(o.Duration)
 	detail := fmt.Sprintf("attempt result %s (%s) not recorded: the delivery was %s by then", o.State, o.Class, state)
-	return st.ev.write(tx, tx.Stmt(st.insEvent), store.Event{At: end, Type: store.EventOutcomeIgnored, TenantID: tenant,
-		MessageID: msgID, DeliveryID: o.DeliveryID, Recipient: rcpt, Attempt: n, MX: o.MX, Reply: o.Reply, Detail: detail}, nil)
+	return &store.Event{At: end, Type: store.EventOutcomeIgnored, TenantID: tenant,
+		MessageID: msgID, DeliveryID: o.DeliveryID, Recipient: rcpt, Attempt: n, MX: o.MX, Reply: o.Reply, Detail: detail}, nil
 }
 
 // RecoverLeases implements store.Store.
@@ -287,7 +330,7 @@ func (s *Store) RecoverLeases(ctx context.Context, now time.Time) (int, error) {
 	var n int
 	err := s.write(ctx, func(tx *sql.Tx, st *stmts) error {
 		rows, err := tx.Query(`UPDATE deliveries SET state=`+store.SQLList(store.Targets(store.OpRecover))+`, updated_at=?
-			WHERE state IN (`+store.SQLList(store.FromStates(store.OpRecover, store.Queued))+`)
+			WHERE state IN (`+pendingIndexStates+`) AND state IN (`+store.SQLList(store.FromStates(store.OpRecover, store.Queued))+`)
 			RETURNING id, message_id, tenant_id, recipient`, ms(now))
 		if err != nil {
 			return fmt.Errorf("recover leases: %w", err)

@@ -28,6 +28,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Idempotency", func(t *testing.T) { testIdempotency(t, open(t)) })
 	t.Run("WebhookOutbox", func(t *testing.T) { testWebhookOutbox(t, open(t)) })
 	t.Run("NewestFirst", func(t *testing.T) { testNewestFirst(t, open(t)) })
+	t.Run("PendingDue", func(t *testing.T) { testPendingDue(t, open(t)) })
+	t.Run("DKIMSignatures", func(t *testing.T) { testDKIMSignatures(t, open(t)) })
 }
 
 // testNewestFirst: DeliveryFilter.Newest lists newest first, BeforeID
@@ -309,5 +311,58 @@ func testTenants(t *testing.T, s store.Store) {
 	k, err := s.GetAPIKey(ctx, "k1")
 	if err != nil || len(k.Scopes) != 2 || k.Hash != "x" {
 		t.Fatalf("api key: %+v %v", k, err)
+	}
+}
+
+// testPendingDue: PendingDue pages through pending deliveries earliest due
+// first (ties by id) across states, up to a due time, leaving out held and
+// final ones.
+func testPendingDue(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	// Deliveries due at t0+5s, +1s, +3s, +1s (a tie), +9s; the second
+	// message is scheduled, not queued.
+	a := NewTestMessage("due-a", "a@one.test", "b@one.test", "c@one.test")
+	for i, sec := range []int{5, 1, 3} {
+		a.Deliveries[i].NextAttemptAt = t0.Add(time.Duration(sec) * time.Second)
+	}
+	b := NewTestMessage("due-b", "d@two.test", "e@two.test")
+	for i, sec := range []int{1, 9} {
+		b.Deliveries[i].State = store.Scheduled
+		b.Deliveries[i].NextAttemptAt = t0.Add(time.Duration(sec) * time.Second)
+	}
+	held := NewTestMessage("due-held", "f@three.test")
+	if err := s.InsertMessages(ctx, []*store.NewMessage{a, b, held}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Transition(ctx, store.TransitionSpec{Op: store.OpHold, DeliveryIDs: []int64{held.Deliveries[0].ID}, Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"b@one.test", "d@two.test", "c@one.test", "a@one.test"} // due by t0+5s
+	var got []string
+	var cur store.DueCursor
+	for {
+		page, err := s.PendingDue(ctx, cur, t0.Add(5*time.Second), 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		if len(page) > 3 {
+			t.Fatalf("page of %d over a limit of 3", len(page))
+		}
+		for _, d := range page {
+			got = append(got, d.Recipient)
+		}
+		last := page[len(page)-1]
+		cur = store.DueCursor{Due: last.NextAttemptAt, ID: last.ID}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("PendingDue order: %v, want %v", got, want)
+	}
+	// Later pages go on from the cursor.
+	rest, err := s.PendingDue(ctx, cur, t0.Add(time.Hour), 10)
+	if err != nil || len(rest) != 1 || rest[0].Recipient != "e@two.test" || rest[0].State != store.Scheduled {
+		t.Fatalf("PendingDue after the cursor: %+v %v", rest, err)
 	}
 }

@@ -1,0 +1,304 @@
+package main
+
+// The -queue mode: a queue of N pending one-recipient 1 KB messages across
+// -domains destination domains (issue 14, item 3).
+//
+//  1. inject: N messages through POST /v1/messages/bulk (-batch per
+//     request, -clients at once), all with one send_at (-due after the
+//     start, long enough for the steps before the drain); the server's RSS
+//     sampled every second (peak), then for -settle after (steady), and a
+//     heap profile from the admin socket's pprof (-heapprofile);
+//  2. database bytes per queued message (posthorn.db and its WAL);
+//  3. restart: time from starting the process until SMTP greets and HTTP
+//     answers, then RSS for -settle (peak and steady);
+//  4. drain: once due, the queue goes to a fake MX (every domain has its
+//     own MX name, all served by one fake MX host through the test DNS)
+//     while -high fresh high-lane messages are sent one by one to random
+//     domains of the queue; their accept-to-delivered latency p50/p99,
+//     the drain rate and RSS, for -drain (0: until the queue is empty).
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/posthorn/posthorn/bench/benchkit"
+	"github.com/posthorn/posthorn/internal/testkit"
+)
+
+type queueRun struct {
+	n, domains, batch, clients, high int
+	due, settle, drain               time.Duration
+	heapProfile                      string
+}
+
+func domainName(i int) string { return fmt.Sprintf("d%04d.queue.test", i) }
+
+func runQueue(q queueRun, work string) error {
+	dns, err := testkit.NewDNS("127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer dns.Close()
+	var prioMu sync.Mutex
+	prioSent := map[string]time.Time{}
+	var prioLat []time.Duration
+	var delivered atomic.Int64
+	script := testkit.Script{DiscardData: true, Data: func(m *testkit.Message, _ int) testkit.Reply {
+		now := time.Now()
+		for _, r := range m.To {
+			if strings.HasPrefix(r, "prio-") {
+				prioMu.Lock()
+				if t0, ok := prioSent[r]; ok {
+					prioLat = append(prioLat, now.Sub(t0))
+					delete(prioSent, r)
+				}
+				prioMu.Unlock()
+			} else {
+				delivered.Add(1)
+			}
+		}
+		return testkit.Reply{}
+	}}
+	mx, err := testkit.NewMX("127.0.0.2", 0, script)
+	if err != nil {
+		return err
+	}
+	defer mx.Close()
+	dns.SetA("mx.queue.test", "127.0.0.2")
+	for i := range q.domains {
+		d := domainName(i)
+		dns.SetMX(d, testkit.MX{Pref: 10, Host: "mx." + d})
+		dns.SetA("mx."+d, "127.0.0.2")
+	}
+	p, err := benchkit.Start(work, "--dns-server", dns.Addr(), "--delivery-port", fmt.Sprint(mx.Port()))
+	if err != nil {
+		return err
+	}
+	defer p.Stop()
+
+	// 1. Inject.
+	start := time.Now()
+	due := start.Add(q.due).UTC().Truncate(time.Second)
+	text := strings.Repeat(strings.Repeat("x", 70)+"\n", 12) // with the headers, about 1 KB
+	mon := watchRSS(p.PID())
+	var next atomic.Int64
+	errc := make(chan error, q.clients)
+	var wg sync.WaitGroup
+	for range q.clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				first := int(next.Add(int64(q.batch))) - q.batch
+				if first >= q.n {
+					return
+				}
+				if err := postBulk(p, first, min(q.batch, q.n-first), q.domains, text, due); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	if err := <-errc; err != nil {
+		return err
+	}
+	took := time.Since(start)
+	fmt.Printf("queue: %d one-recipient messages over %d domains, send_at %s after the start\n", q.n, q.domains, q.due)
+	fmt.Printf("inject: %s = %.0f recipients/s (bulk of %d, %d clients); %s left before due\n", took.Round(time.Millisecond),
+		float64(q.n)/took.Seconds(), q.batch, q.clients, time.Until(due).Round(time.Second))
+	time.Sleep(q.settle)
+	peak, steady := mon.stop()
+	fmt.Printf("server RSS while injecting and %s after: peak %s, steady %s (VmHWM %s)\n", q.settle, mib(peak), mib(steady),
+		mib(procKB(p.PID(), "VmHWM:")))
+	if q.heapProfile != "" {
+		if err := heapProfile(filepath.Join(p.Dir, "admin.sock"), q.heapProfile); err != nil {
+			log.Printf("heap profile: %v", err)
+		} else {
+			fmt.Printf("heap profile: %s (go tool pprof -sample_index=inuse_space %s)\n", q.heapProfile, q.heapProfile)
+		}
+	}
+
+	// 2. Database bytes per message.
+	var dbBytes int64
+	for _, f := range []string{"posthorn.db", "posthorn.db-wal"} {
+		if fi, err := os.Stat(filepath.Join(p.Dir, f)); err == nil {
+			dbBytes += fi.Size()
+		}
+	}
+	fmt.Printf("database: %.0f MiB = %.0f bytes per queued message\n", float64(dbBytes)/(1<<20), float64(dbBytes)/float64(q.n))
+
+	// 3. Restart.
+	p.Stop()
+	t0 := time.Now()
+	if err := p.Serve(10 * time.Minute); err != nil {
+		return err
+	}
+	httpAt, smtpAt := time.Duration(0), time.Duration(0)
+	for httpAt == 0 || smtpAt == 0 {
+		if httpAt == 0 && httpAnswers(p) {
+			httpAt = time.Since(t0)
+		}
+		if smtpAt == 0 && smtpGreets(p.SMTP) {
+			smtpAt = time.Since(t0)
+		}
+		if time.Since(t0) > 10*time.Minute {
+			return fmt.Errorf("restart: not accepting after 10 minutes")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Printf("restart: HTTP answering after %s, SMTP greeting after %s\n", httpAt.Round(time.Millisecond), smtpAt.Round(time.Millisecond))
+	mon = watchRSS(p.PID())
+	time.Sleep(q.settle)
+	peak, steady = mon.stop()
+	fmt.Printf("server RSS after the restart (%s): peak %s, steady %s\n", q.settle, mib(peak), mib(steady))
+
+	// 4. Drain, with fresh high-lane mail.
+	if w := time.Until(due); w > 0 {
+		fmt.Printf("waiting %s until the queue is due\n", w.Round(time.Second))
+		time.Sleep(w)
+	}
+	mon = watchRSS(p.PID())
+	d0, t0 := delivered.Load(), time.Now()
+	r := rand.New(rand.NewPCG(1, 2))
+	var acceptLat []time.Duration
+	for i := range q.high {
+		rcpt := fmt.Sprintf("prio-%d@%s", i, domainName(r.IntN(q.domains)))
+		sent := time.Now()
+		prioMu.Lock()
+		prioSent[rcpt] = sent
+		prioMu.Unlock()
+		code, err := p.Call("POST", "/v1/messages", map[string]any{"from": "app@app.test", "to": []string{rcpt},
+			"subject": "password reset", "text": "your code is 123456", "lane": "high"}, nil)
+		if err != nil || code != 202 {
+			return fmt.Errorf("high-lane send: %d %v", code, err)
+		}
+		acceptLat = append(acceptLat, time.Since(sent))
+		time.Sleep(250 * time.Millisecond)
+	}
+	for end := time.Now().Add(max(q.drain-time.Since(t0), time.Minute)); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		prioMu.Lock()
+		left := len(prioSent)
+		prioMu.Unlock()
+		if left == 0 && (q.drain > 0 && time.Since(t0) >= q.drain || delivered.Load() >= int64(q.n)) {
+			break
+		}
+		if q.drain == 0 {
+			end = time.Now().Add(time.Minute) // until the queue is empty
+		}
+	}
+	drainTook := time.Since(t0)
+	n := delivered.Load() - d0
+	peak, steady = mon.stop()
+	prioMu.Lock()
+	lat := slices.Clone(prioLat)
+	missing := len(prioSent)
+	prioMu.Unlock()
+	slices.Sort(lat)
+	fmt.Printf("drain: %d delivered in %s = %.0f/s (%d of %d delivered in all); RSS peak %s, last %s\n", n, drainTook.Round(time.Second),
+		float64(n)/drainTook.Seconds(), delivered.Load(), q.n, mib(peak), mib(steady))
+	fmt.Printf("high lane while draining: %d/%d delivered, accept-to-delivered p50 %s p99 %s max %s\n", len(lat), len(lat)+missing,
+		benchkit.Percentile(lat, 50).Round(time.Millisecond), benchkit.Percentile(lat, 99).Round(time.Millisecond),
+		benchkit.Percentile(lat, 100).Round(time.Millisecond))
+	slices.Sort(acceptLat)
+	fmt.Printf("  of which the API's 202: p50 %s p99 %s\n", benchkit.Percentile(acceptLat, 50).Round(time.Millisecond),
+		benchkit.Percentile(acceptLat, 99).Round(time.Millisecond))
+	fmt.Printf("load average now %s\n", loadavg())
+	return nil
+}
+
+// postBulk sends messages first..first+n-1 in one bulk request.
+func postBulk(p *benchkit.Posthorn, first, n, domains int, text string, due time.Time) error {
+	var b bytes.Buffer
+	b.WriteString(`{"messages":[`)
+	sendAt := due.Format(time.RFC3339)
+	for i := first; i < first+n; i++ {
+		if i > first {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"from":"news@app.test","to":["r%d@%s"],"subject":"queued %d","text":%q,"send_at":%q}`,
+			i, domainName(i%domains), i, text, sendAt)
+	}
+	b.WriteString(`]}`)
+	req, err := http.NewRequest("POST", "http://"+p.HTTP+"/v1/messages/bulk", &b)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+p.APIKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var res struct{ Accepted, Failed int }
+	if resp.StatusCode != 200 || json.Unmarshal(data, &res) != nil || res.Accepted != n {
+		return fmt.Errorf("bulk: %d %.300s", resp.StatusCode, data)
+	}
+	return nil
+}
+
+// httpAnswers reports whether the API answers a request (any status).
+func httpAnswers(p *benchkit.Posthorn) bool {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get("http://" + p.HTTP + "/v1/messages/none")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return true
+}
+
+// smtpGreets reports whether the SMTP port sends its 220 greeting.
+func smtpGreets(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return err == nil && strings.HasPrefix(line, "220")
+}
+
+// heapProfile saves the server's heap profile, read from its admin socket.
+func heapProfile(sock, path string) error {
+	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	resp, err := c.Get("http://admin/debug/pprof/heap?gc=1")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,39 @@
+package queue
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/testkit"
+)
+
+// TestHighLaneGetsSlot: with every connection slot taken by a destination
+// draining a backlog, high-lane mail to another destination gets the next
+// slot (the busy connection gives it up before its next job) instead of
+// waiting for the backlog to drain; the backlog then goes on.
+func TestHighLaneGetsSlot(t *testing.T) {
+	mx := testkit.StartMX(t, "127.0.0.2", 0, testkit.Script{Stall: testkit.Stalls{EndOfData: 100 * time.Millisecond}})
+	e := newEnv(t, mx.Port(), nil)
+	for _, d := range []string{"busy.test", "fresh.test"} {
+		e.dns.SetMX(d, testkit.MX{Pref: 10, Host: "mx." + d})
+		e.dns.SetA("mx."+d, "127.0.0.2")
+	}
+	var backlog []store.Delivery
+	for i := range 30 {
+		backlog = append(backlog, e.insertLane(store.LaneNormal, "news@app.test", fmt.Sprintf("r%d@busy.test", i)))
+	}
+	s := e.sched(Config{MaxConnections: 1})
+	s.Enqueue(backlog)
+	waitFor(t, "the backlog to start", func() bool { return mx.Accepted() >= 1 })
+	high := e.insertLane(store.LaneHigh, "app@app.test", "reset@fresh.test")
+	s.Enqueue([]store.Delivery{high})
+	e.waitState(high, store.Delivered)
+	if n := mx.Accepted(); n > 10 {
+		t.Errorf("the high-lane message waited for %d of the 30 backlog messages", n-1)
+	}
+	for _, d := range backlog {
+		e.waitState(d, store.Delivered)
+	}
+}
