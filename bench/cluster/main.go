@@ -81,6 +81,7 @@ type result struct {
 	accept, e2e      float64 // msg/s
 	delivered        int     // messages the sink accepted (duplicates make it > n)
 	maxConns         int     // most connections the sink saw at once
+	conns            int     // connections the sink accepted
 	phCPU, pgCPU     float64 // ms per message
 	xact, rows       float64 // per message
 	walBytes, walSyn float64 // per message
@@ -115,7 +116,7 @@ func main() {
 		counts = append(counts, k)
 	}
 
-	work, err := os.MkdirTemp("", "posthorn-cluster-")
+	work, err := os.MkdirTemp("", "posthorn-bench-cluster-")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -354,7 +355,7 @@ func drive(res *result, nodes []*benchkit.Posthorn, sink *testkit.MXServer, o op
 		return fmt.Errorf("delivery: %d of %d after %v: %w", sink.Accepted(), o.n, o.timeout, err)
 	}
 	res.e2e = float64(o.n) / time.Since(start).Seconds()
-	res.delivered, res.maxConns = sink.Accepted(), sink.MaxActiveConnections()
+	res.delivered, res.maxConns, res.conns = sink.Accepted(), sink.MaxActiveConnections(), sink.Connections()
 	return nil
 }
 
@@ -626,8 +627,8 @@ func runPgbench(pg *pgtest.Server, d time.Duration) error {
 // ---- output
 
 func report(r result) {
-	fmt.Printf("%-12s accept %6.0f msg/s  e2e %6.0f msg/s  delivered %d (max %d sink conns)  cpu/msg posthorn %.2f ms postgres %.2f ms",
-		r.setup, r.accept, r.e2e, r.delivered, r.maxConns, r.phCPU, r.pgCPU)
+	fmt.Printf("%-12s accept %6.0f msg/s  e2e %6.0f msg/s  delivered %d (sink conns: %d at most, %d in all)  cpu/msg posthorn %.2f ms postgres %.2f ms",
+		r.setup, r.accept, r.e2e, r.delivered, r.maxConns, r.conns, r.phCPU, r.pgCPU)
 	if r.waits != nil {
 		fmt.Printf("  xact/msg %.2f rows/msg %.1f WAL %.1f KiB/msg flushes/msg %.3f", r.xact, r.rows, r.walBytes/1024, r.walSyn)
 		if r.trips > 0 {
