@@ -29,6 +29,9 @@ type Cluster interface {
 	OwnStuck(ctx context.Context, now time.Time) ([]int64, error)
 	// AcquireSlot takes one of the cluster's n connections to dest.
 	AcquireSlot(ctx context.Context, dest string, n int) (release func(), ok bool, err error)
+	// Contended reports whether another node found every slot of dest
+	// taken within the last within.
+	Contended(ctx context.Context, dest string, within time.Duration) (bool, error)
 	PublishThrottle(ctx context.Context, t store.SharedThrottle) error
 	Throttles(ctx context.Context, since time.Time) ([]store.SharedThrottle, error)
 }
@@ -41,15 +44,25 @@ const (
 	throttlePoll   = time.Second            // how often other nodes' cuts are read
 	throttleMargin = 5 * time.Second        // re-read window (commits land out of order)
 	clusterIdle    = 100 * time.Millisecond // an idle connection's wait for more work
-	slotHold       = 2 * time.Second        // a connection gives its slot up after this, so that every node gets its turn
+	slotHold       = 2 * time.Second        // a connection gives its slot up after this if another node waits, so that every node gets its turn
 )
 
-// yieldSlot reports whether a worker that took its slot at held should
-// give it up now: in a cluster, after slotHold, so that nodes waiting
-// for one of the destination's few connections get their turn (this
-// node asks again only after slotRetry, giving them the time to).
-func (s *Scheduler) yieldSlot(d *dest, held time.Time) bool {
-	if s.cfg.Cluster == nil || s.now().Sub(held) < slotHold {
+// yieldSlot reports whether a worker holding its slot since *held
+// should give it up now: in a cluster, after slotHold, when another node
+// has been waiting for one of the destination's few connections (this
+// node then asks again only after slotRetry, giving it the time to).
+// Uncontended, the worker keeps its slot and asks again slotHold later.
+func (s *Scheduler) yieldSlot(d *dest, held *time.Time) bool {
+	if s.cfg.Cluster == nil || s.now().Sub(*held) < slotHold {
+		return false
+	}
+	*held = s.now()
+	waiting, err := s.cfg.Cluster.Contended(s.ctx, d.key, slotHold+slotRetry)
+	if err != nil {
+		s.log.Warn("connection slot waiters", "dest", d.key, "err", err)
+		waiting = true // the fair choice when unsure
+	}
+	if !waiting {
 		return false
 	}
 	s.mu.Lock()

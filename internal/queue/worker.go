@@ -38,7 +38,7 @@ func (s *Scheduler) worker(d *dest) {
 			return
 		}
 		conn = s.process(d, j, conn, w)
-		if s.yieldSlot(d, held) { // cluster.go
+		if s.yieldSlot(d, &held) { // cluster.go
 			return
 		}
 	}

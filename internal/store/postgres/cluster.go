@@ -343,9 +343,7 @@ func (c *Cluster) OwnStuck(ctx context.Context, now time.Time) ([]int64, error) 
 // AcquireSlot takes one of the n connection slots the whole cluster has
 // for dest; ok false when all are taken. release gives it back.
 func (c *Cluster) AcquireSlot(ctx context.Context, dest string, n int) (release func(), ok bool, err error) {
-	h := fnv.New32a()
-	h.Write([]byte(dest))
-	key := int32(h.Sum32())
+	key := slotKey(dest)
 	c.lockMu.Lock()
 	defer c.lockMu.Unlock()
 	if c.lockConn == nil {
@@ -366,6 +364,12 @@ func (c *Cluster) AcquireSlot(ctx context.Context, dest string, n int) (release 
 		return nil, false, fmt.Errorf("cluster: take a connection slot: %w", err)
 	}
 	if slot < 0 {
+		// Say this node waits, so that holders give a slot up (Contended).
+		if _, err := conn.Exec(ctx, `INSERT INTO slot_wants (dest_key, node, at) VALUES ($1, $2, `+dbNow+`)
+			ON CONFLICT (dest_key, node) DO UPDATE SET at = excluded.at`, key, c.node); err != nil {
+			c.dropLockConn()
+			return nil, false, fmt.Errorf("cluster: record a wait for a connection slot: %w", err)
+		}
 		return nil, false, nil
 	}
 	if c.held[key] == nil {
@@ -386,6 +390,25 @@ func (c *Cluster) AcquireSlot(ctx context.Context, dest string, n int) (release 
 			c.dropLockConn()
 		}
 	}, true, nil
+}
+
+// slotKey is the advisory lock key of a destination's slots.
+func slotKey(dest string) int32 {
+	h := fnv.New32a()
+	h.Write([]byte(dest))
+	return int32(h.Sum32())
+}
+
+// Contended reports whether another node found every slot of dest taken
+// within the last within: a node holding slots then gives one up.
+func (c *Cluster) Contended(ctx context.Context, dest string, within time.Duration) (bool, error) {
+	var yes bool
+	err := c.st.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM slot_wants WHERE dest_key = $1 AND node <> $2 AND at > `+dbNow+` - $3)`,
+		slotKey(dest), c.node, within.Milliseconds()).Scan(&yes)
+	if err != nil {
+		return false, fmt.Errorf("cluster: slot waiters of %s: %w", dest, err)
+	}
+	return yes, nil
 }
 
 // dropLockConn closes a failed slot connection: the server releases its

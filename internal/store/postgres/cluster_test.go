@@ -208,6 +208,36 @@ func TestClusterSlots(t *testing.T) {
 	}
 }
 
+// TestClusterSlotContention: a node holding slots learns that another
+// node waits for one (and only then gives one up, see queue.yieldSlot);
+// its own failed asks do not count.
+func TestClusterSlotContention(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDatabase(t)
+	ca, cb := NewCluster(openNode(t, url, "a"), ClusterConfig{}), NewCluster(openNode(t, url, "b"), ClusterConfig{})
+	if _, ok, err := ca.AcquireSlot(ctx, "mx.test", 1); !ok || err != nil {
+		t.Fatalf("a's slot: %v %v", ok, err)
+	}
+	if yes, err := ca.Contended(ctx, "mx.test", time.Minute); yes || err != nil {
+		t.Fatalf("contended before anyone waited: %v %v", yes, err)
+	}
+	if _, ok, err := ca.AcquireSlot(ctx, "mx.test", 1); ok || err != nil {
+		t.Fatalf("a took a 2nd slot of 1: %v %v", ok, err)
+	}
+	if yes, _ := ca.Contended(ctx, "mx.test", time.Minute); yes {
+		t.Fatal("a's own wait counted as another node's")
+	}
+	if _, ok, err := cb.AcquireSlot(ctx, "mx.test", 1); ok || err != nil {
+		t.Fatalf("b took a slot a holds: %v %v", ok, err)
+	}
+	if yes, err := ca.Contended(ctx, "mx.test", time.Minute); !yes || err != nil {
+		t.Fatalf("b waits, a does not know: %v %v", yes, err)
+	}
+	if yes, _ := ca.Contended(ctx, "other.test", time.Minute); yes {
+		t.Fatal("another destination is contended")
+	}
+}
+
 // TestClusterThrottles: a cut one node publishes is read by the others,
 // not by itself.
 func TestClusterThrottles(t *testing.T) {

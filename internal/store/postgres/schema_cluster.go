@@ -44,6 +44,16 @@ CREATE INDEX destination_throttles_updated ON destination_throttles (updated_at)
 -- destination (advisory lock (k, i), i < n) for this session, skipping
 -- the slots it already holds (session locks are re-entrant); -1 when all
 -- n are taken. A node that dies loses its session and so its slots.
+-- slot_wants records the last time a node found every connection slot
+-- of a destination taken: holders give theirs up only while another node
+-- waits (Contended).
+CREATE TABLE slot_wants (
+	dest_key integer NOT NULL,
+	node text NOT NULL,
+	at bigint NOT NULL,
+	PRIMARY KEY (dest_key, node)
+);
+
 CREATE FUNCTION posthorn_take_slot(k integer, n integer, skip integer[]) RETURNS integer LANGUAGE plpgsql AS $$
 BEGIN
 	FOR i IN 0..n-1 LOOP
