@@ -137,13 +137,14 @@ func runQueue(q queueRun, work string) error {
 	}
 
 	// 2. Database bytes per message.
-	var dbBytes int64
-	for _, f := range []string{"posthorn.db", "posthorn.db-wal"} {
+	var size [2]int64
+	for i, f := range []string{"posthorn.db", "posthorn.db-wal"} {
 		if fi, err := os.Stat(filepath.Join(p.Dir, f)); err == nil {
-			dbBytes += fi.Size()
+			size[i] = fi.Size()
 		}
 	}
-	fmt.Printf("database: %.0f MiB = %.0f bytes per queued message\n", float64(dbBytes)/(1<<20), float64(dbBytes)/float64(q.n))
+	fmt.Printf("database: %.0f MiB = %.0f bytes per queued message (file %.0f MiB, WAL %.0f MiB)\n", float64(size[0]+size[1])/(1<<20),
+		float64(size[0]+size[1])/float64(q.n), float64(size[0])/(1<<20), float64(size[1])/(1<<20))
 
 	// 3. Restart.
 	p.Stop()
