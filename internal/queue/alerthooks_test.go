@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -38,6 +39,11 @@ func TestHoldLane(t *testing.T) {
 	e.waitState(h[0], store.Delivered)
 	if d := e.get(a[0]); d.State != store.Queued || d.Attempts != 0 {
 		t.Fatalf("held delivery was attempted: %+v", d)
+	}
+	// An operator holds b: the store first, then the scheduler (as
+	// internal/queue/ops does), so that no later load brings it back.
+	if _, err := e.st.Transition(context.Background(), store.TransitionSpec{Op: store.OpHold, DeliveryIDs: []int64{b[0].ID}, Now: time.Now()}); err != nil {
+		t.Fatal(err)
 	}
 	if got := s.Remove([]int64{b[0].ID}); len(got) != 1 {
 		t.Fatalf("remove of a parked job: %v", got)

@@ -68,7 +68,7 @@ func (s *Scheduler) keepUntil(now time.Time) time.Time {
 func (s *Scheduler) loadOnce(ctx context.Context, page int) (n int, full bool, err error) {
 	s.mu.Lock()
 	room := s.maxLoaded() - len(s.known)
-	if room < min(page, s.maxLoaded()/4) {
+	if room <= 0 || room < min(page, s.maxLoaded()/4) {
 		s.mu.Unlock()
 		return 0, true, nil
 	}
