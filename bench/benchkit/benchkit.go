@@ -85,7 +85,7 @@ func Start(work string, extra ...string) (*Posthorn, error) {
 	args := append([]string{"serve", "--data-dir", p.Dir, "--smtp-listen", p.SMTP, "--http-listen", p.HTTP,
 		"--hostname", "bench.posthorn.test", "--log-level", "warn", "--allow-unverified-senders"}, extra...)
 	p.args, p.log = args, filepath.Join(work, "posthorn.log")
-	if err := p.serve(10 * time.Second); err != nil {
+	if err := p.serve(30 * time.Minute); err != nil { // long: a large prepared database may migrate first
 		return nil, err
 	}
 	return p, nil
