@@ -85,7 +85,7 @@ func StartBin(bin, work string, extra ...string) (*Posthorn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := p.listen(extra, 10*time.Second); err != nil {
+	if err := p.listen(extra, 30*time.Minute); err != nil { // long: a large prepared database may migrate first
 		return nil, err
 	}
 	return p, nil
