@@ -61,6 +61,8 @@ type Store struct {
 	execNS, commitNS  atomic.Int64  // time spent running requests and committing
 
 	byFolded lazyStmt // AddressSuppressions, on the readers (suppressions.go)
+
+	walRestart int64 // WAL size that makes the checkpointer restart it (walRestartSize; tests lower it)
 }
 
 // CommitStats reports how many commits ran and how many write requests
@@ -127,7 +129,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{path: path, w: w, r: r, st: st, reqs: make(chan *writeReq, 4096), low: make(chan *writeReq), quit: make(chan struct{}), ended: make(chan struct{}),
-		ckptDone: make(chan struct{}), log: slog.New(slog.DiscardHandler)}
+		ckptDone: make(chan struct{}), log: slog.New(slog.DiscardHandler), walRestart: walRestartSize}
 	for _, o := range opts {
 		o(s)
 	}
@@ -209,8 +211,12 @@ func (s *Store) checkpointer() {
 				s.log.Error("wal checkpoint: connect", "err", err)
 				continue
 			}
-			// This connection writes to the database file, unlike other readers.
-			if _, err := c.ExecContext(context.Background(), "PRAGMA query_only=0"); err != nil {
+			// This connection writes to the database file, unlike other
+			// readers. A restarting or truncating checkpoint keeps new
+			// writers out while it waits for readers (a long export, a
+			// metrics scan): it gives up after checkpointBusy rather than
+			// the readers' 10 s, so acceptance is never held up longer.
+			if _, err := c.ExecContext(context.Background(), fmt.Sprintf("PRAGMA query_only=0; PRAGMA busy_timeout=%d", checkpointBusy.Milliseconds())); err != nil {
 				s.log.Error("wal checkpoint: connect", "err", err)
 				c.Close()
 				continue
@@ -227,7 +233,7 @@ func (s *Store) checkpointer() {
 		case truncated:
 			continue // nothing new to copy back
 		default:
-			if fi, err := os.Stat(s.path + "-wal"); err == nil && fi.Size() > walRestartSize {
+			if fi, err := os.Stat(s.path + "-wal"); err == nil && fi.Size() > s.walRestart {
 				mode = "RESTART"
 			}
 		}
@@ -252,6 +258,10 @@ const (
 	// file is truncated.
 	idleTruncate = 2 * time.Second
 )
+
+// checkpointBusy is how long a checkpoint waits for readers (holding
+// writers off meanwhile) before it gives up until the next tick.
+const checkpointBusy = 100 * time.Millisecond
 
 // walRestartSize is the WAL size above which the checkpointer restarts
 // the WAL instead of only copying it back.
