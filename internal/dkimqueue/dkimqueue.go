@@ -90,6 +90,19 @@ type Config struct {
 type job struct {
 	m  *store.Message
 	ds []store.Delivery
+	f  *flight
+}
+
+// flight is a submitted message until its signature is stored: Sign
+// (the delivery worker's path, for a message the scheduler's loader found
+// in the store before the pool signed it) waits for it or takes its job
+// over, so a message is signed once, not twice.
+type flight struct {
+	taken   bool // by a signer goroutine, or by Sign
+	done    chan struct{}
+	field   []byte // set before done closes; nil when the pool failed
+	settled bool
+	ds      []store.Delivery // the message's deliveries, for Sign to release
 }
 
 type signed struct {
@@ -106,6 +119,7 @@ type Queue struct {
 	jobs    []job      // waiting to be signed, oldest first
 	bytes   int        // their bodies' size
 	stopped bool
+	flights map[string]*flight // submitted messages whose signature is not stored yet
 
 	out  chan signed
 	wg   sync.WaitGroup // signers
@@ -121,7 +135,7 @@ func Start(cfg Config) *Queue {
 	if cfg.Backlog <= 0 {
 		cfg.Backlog = 64 << 20
 	}
-	q := &Queue{cfg: cfg, out: make(chan signed, 256)}
+	q := &Queue{cfg: cfg, out: make(chan signed, 256), flights: map[string]*flight{}}
 	q.cond = sync.NewCond(&q.mu)
 	for range cfg.Workers {
 		q.wg.Add(1)
@@ -145,6 +159,17 @@ func (q *Queue) Stop() {
 	q.wg.Wait()
 	close(q.out)
 	q.fwg.Wait()
+	// What is left stays pending in the store; a Sign waiting for it
+	// signs it itself.
+	q.mu.Lock()
+	ids := make([]string, 0, len(q.flights))
+	for id := range q.flights {
+		ids = append(ids, id)
+	}
+	q.mu.Unlock()
+	for _, id := range ids {
+		q.settle(id, nil)
+	}
 }
 
 // Submit queues a stored, pending message and its new deliveries; the
@@ -161,7 +186,9 @@ func (q *Queue) Submit(m *store.Message, ds []store.Delivery) {
 	if q.stopped {
 		return
 	}
-	q.jobs = append(q.jobs, job{m, ds})
+	f := &flight{done: make(chan struct{}), ds: ds}
+	q.flights[m.ID] = f
+	q.jobs = append(q.jobs, job{m, ds, f})
 	q.bytes += len(m.Body)
 	q.cond.Broadcast()
 }
@@ -170,34 +197,83 @@ func (q *Queue) Submit(m *store.Message, ds []store.Delivery) {
 func (q *Queue) take() (j job, ok bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for !q.stopped && len(q.jobs) == 0 {
-		q.cond.Wait()
+	for {
+		for !q.stopped && len(q.jobs) == 0 {
+			q.cond.Wait()
+		}
+		if q.stopped {
+			return job{}, false
+		}
+		j = q.jobs[0]
+		q.jobs[0] = job{}
+		q.jobs = q.jobs[1:]
+		if len(q.jobs) == 0 {
+			q.jobs = nil // lets the backing array go
+		}
+		q.bytes -= len(j.m.Body)
+		q.cond.Broadcast()
+		if !j.f.taken { // else Sign took it over
+			j.f.taken = true
+			return j, true
+		}
 	}
-	if q.stopped {
-		return job{}, false
+}
+
+// settle ends m's flight with its stored signature (nil: none).
+func (q *Queue) settle(id string, field []byte) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if f := q.flights[id]; f != nil && !f.settled {
+		f.field, f.settled = field, true
+		close(f.done)
+		delete(q.flights, id)
 	}
-	j = q.jobs[0]
-	q.jobs[0] = job{}
-	q.jobs = q.jobs[1:]
-	if len(q.jobs) == 0 {
-		q.jobs = nil // lets the backing array go
-	}
-	q.bytes -= len(j.m.Body)
-	q.cond.Broadcast()
-	return j, true
 }
 
 // Sign signs a pending message now and stores the signature, returning
 // the message as it is sent (signature first). The queue calls it for a
 // pending message it is about to deliver (one that was accepted before a
 // crash, or whose background signature has not been stored).
+//
+// A message the pool has not signed yet is signed once: if a signer is at
+// it, Sign waits for its stored signature; if it still waits in the pool,
+// Sign takes it over (and hands its deliveries to the scheduler, as the
+// pool would have).
 func (q *Queue) Sign(ctx context.Context, m *store.Message) (*store.Message, error) {
+	q.mu.Lock()
+	f := q.flights[m.ID]
+	var own *flight // the pool's flight this call took over
+	if f != nil && !f.taken {
+		f.taken, own = true, f
+	}
+	q.mu.Unlock()
+	if f != nil && own == nil {
+		select {
+		case <-f.done:
+			if f.field != nil {
+				return withSignature(m, f.field), nil
+			}
+			// The pool failed: sign here, which reports why.
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	field, err := q.sign(m)
+	if err == nil {
+		err = q.cfg.Store.SetDKIMSignatures(ctx, []store.DKIMSignature{{MessageID: m.ID, Field: field}})
+		if err != nil {
+			err = fmt.Errorf("store DKIM signature of %s: %w", m.ID, err)
+		}
+	}
+	if own != nil {
+		if err != nil {
+			field = nil
+		}
+		q.settle(m.ID, field)
+		q.cfg.Sched.Enqueue(own.ds) // as the pool would have; those already there are ignored
+	}
 	if err != nil {
 		return nil, err
-	}
-	if err := q.cfg.Store.SetDKIMSignatures(ctx, []store.DKIMSignature{{MessageID: m.ID, Field: field}}); err != nil {
-		return nil, fmt.Errorf("store DKIM signature of %s: %w", m.ID, err)
 	}
 	return withSignature(m, field), nil
 }
@@ -248,6 +324,7 @@ func (q *Queue) signer() {
 			// Enqueued unsigned in the store: the delivery worker's
 			// Sign fails the same way and defers it, with the reason.
 			q.cfg.Log.Error("DKIM signing after acceptance", "message", j.m.ID, "err", err)
+			q.settle(j.m.ID, nil)
 			q.cfg.Sched.Enqueue(j.ds)
 			continue
 		}
@@ -293,6 +370,11 @@ func (q *Queue) writer() {
 		for _, s := range batch {
 			if err == nil && q.cfg.Bodies != nil {
 				q.cfg.Bodies.Put(withSignature(s.m, s.field))
+			}
+			if err == nil {
+				q.settle(s.m.ID, s.field)
+			} else {
+				q.settle(s.m.ID, nil)
 			}
 			ready = append(ready, s.ds...)
 		}

@@ -130,3 +130,70 @@ func TestPendingSignedOnDemand(t *testing.T) {
 		t.Fatal("signed for a tenant without the domain")
 	}
 }
+
+// gatedKeys signs like keys, counting per message, and holds the first
+// signature until gate is closed.
+type gatedKeys struct {
+	mu    sync.Mutex
+	calls map[string]int
+	first chan struct{} // closed when the first signature starts
+	gate  chan struct{}
+	once  sync.Once
+}
+
+func (k *gatedKeys) Sending(tenantID, domain string) (func([]byte) ([]byte, error), bool) {
+	return func(msg []byte) ([]byte, error) {
+		k.mu.Lock()
+		k.calls[string(msg)]++
+		k.mu.Unlock()
+		held := false
+		k.once.Do(func() { held = true; close(k.first) })
+		if held {
+			<-k.gate
+		}
+		return []byte("DKIM-Signature: d=example.org; b=x\r\n"), nil
+	}, true
+}
+
+// TestSignOnceWhileQueued: when the delivery worker asks to sign a
+// message the pool has (the scheduler's loader found it in the store
+// first), it is signed once: Sign waits for a signer already at it, and
+// takes over one still waiting, releasing its deliveries.
+func TestSignOnceWhileQueued(t *testing.T) {
+	st := open(t)
+	s := &sched{st: st, ch: make(chan struct{}, 10)}
+	k := &gatedKeys{calls: map[string]int{}, first: make(chan struct{}), gate: make(chan struct{})}
+	q := Start(Config{Store: st, Keys: k, Sched: s, Workers: 1, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	defer q.Stop()
+	m1, ds1 := pending(t, st, "m1")
+	m2, ds2 := pending(t, st, "m2")
+	m2.Body = append([]byte("X-Second: 1\r\n"), m2.Body...) // told apart by the signer's count
+	q.Submit(m1, ds1)
+	<-k.first // the only signer holds m1
+	q.Submit(m2, ds2)
+	ctx := context.Background()
+	got2, err := q.Sign(ctx, m2) // still waiting in the pool: taken over
+	if err != nil || got2.DKIMPending {
+		t.Fatalf("Sign m2: %+v %v", got2, err)
+	}
+	select {
+	case <-s.ch: // m2's deliveries released by Sign
+	case <-time.After(10 * time.Second):
+		t.Fatal("m2's deliveries never reached the scheduler")
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := q.Sign(ctx, m1) // a signer is at it: waits
+		done <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	close(k.gate)
+	if err := <-done; err != nil {
+		t.Fatalf("Sign m1: %v", err)
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.calls[string(m1.Body)] != 1 || k.calls[string(m2.Body)] != 1 {
+		t.Fatalf("signatures per message: m1 %d, m2 %d; want 1 each", k.calls[string(m1.Body)], k.calls[string(m2.Body)])
+	}
+}
