@@ -136,3 +136,39 @@ type ReportRow struct {
 	Key string `json:"key"` // the day (2006-01-02), domain, destination or tag
 	Counters
 }
+
+// DomainDest is one rollup row of a report by destination: a recipient
+// domain, the provider an attempt there went to ("" for none) and counts.
+type DomainDest struct {
+	Domain, Dest string
+	Counters     Counters
+}
+
+// ByDestination folds rollup rows into report rows per destination, in
+// key order: a domain's destination is the provider its attempts went to
+// (the greatest name, should there be several), and a domain no known
+// provider hosts is its own destination. Both backends report through it.
+func ByDestination(rows []DomainDest) []ReportRow {
+	destOf := map[string]string{}
+	for _, x := range rows {
+		if x.Dest != "" && x.Dest != x.Domain && x.Dest > destOf[x.Domain] {
+			destOf[x.Domain] = x.Dest
+		}
+	}
+	byDest := map[string]*Counters{}
+	for _, x := range rows {
+		k := destOf[x.Domain]
+		if k == "" {
+			k = x.Domain
+		}
+		if byDest[k] == nil {
+			byDest[k] = &Counters{}
+		}
+		byDest[k].Add(x.Counters)
+	}
+	out := make([]ReportRow, 0, len(byDest))
+	for k, c := range byDest {
+		out = append(out, ReportRow{Key: k, Counters: *c})
+	}
+	return out
+}

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -89,4 +91,20 @@ type EventRow struct {
 type MessageRow struct {
 	Cursor int64
 	Source string
+}
+
+// AgeBucketSQL is the SQL expression that puts a row in its age bucket
+// by its created_at (Unix milliseconds): 0 for younger than edges[0], ...,
+// len(edges) for older than the last edge; 0 when there are no edges.
+func AgeBucketSQL(now time.Time, edges []time.Duration) string {
+	if len(edges) == 0 {
+		return "0" // one bucket; "CASE ELSE 0 END" is not SQL
+	}
+	var b strings.Builder
+	b.WriteString("CASE")
+	for i, e := range edges {
+		fmt.Fprintf(&b, " WHEN created_at > %d THEN %d", now.Add(-e).UnixMilli(), i)
+	}
+	fmt.Fprintf(&b, " ELSE %d END", len(edges))
+	return b.String()
 }

@@ -17,7 +17,7 @@ const putAlertSQL = `INSERT INTO alerts (key, rule, kind, destination, firing, v
 		resolved_at = excluded.resolved_at, action = excluded.action, action_state = excluded.action_state, detail = excluded.detail`
 
 func putAlertArgs(a store.Alert) []any {
-	return []any{a.Key, a.Rule, a.Kind, a.Destination, a.Firing, a.Value, a.Threshold, unixMS(a.FiredAt), unixMS(a.ResolvedAt),
+	return []any{a.Key, a.Rule, a.Kind, a.Destination, a.Firing, a.Value, a.Threshold, ms(a.FiredAt), ms(a.ResolvedAt),
 		a.Action, a.ActionState, a.Detail}
 }
 
@@ -44,13 +44,13 @@ func (s *Store) UpdateAlert(ctx context.Context, a store.Alert) error {
 // ListAlerts implements store.Alerts.
 func (s *Store) ListAlerts(ctx context.Context, since time.Time) ([]store.Alert, error) {
 	rows, _ := s.pool.Query(ctx, `SELECT key, rule, kind, destination, firing, value, threshold, fired_at, resolved_at, action,
-		action_state, detail FROM alerts WHERE firing OR resolved_at >= $1 ORDER BY fired_at DESC, key`, unixMS(since))
+		action_state, detail FROM alerts WHERE firing OR resolved_at >= $1 ORDER BY fired_at DESC, key`, ms(since))
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Alert, error) {
 		var a store.Alert
 		var fired, resolved int64
 		err := r.Scan(&a.Key, &a.Rule, &a.Kind, &a.Destination, &a.Firing, &a.Value, &a.Threshold, &fired, &resolved, &a.Action,
 			&a.ActionState, &a.Detail)
-		a.FiredAt, a.ResolvedAt = timeMS(fired), timeMS(resolved)
+		a.FiredAt, a.ResolvedAt = fromMS(fired), fromMS(resolved)
 		return a, err
 	})
 	if err != nil {
@@ -82,5 +82,5 @@ func (s *Store) OldestQueued(ctx context.Context) (time.Time, error) {
 	if v == nil {
 		return time.Time{}, nil
 	}
-	return timeMS(*v), nil
+	return fromMS(*v), nil
 }

@@ -312,13 +312,6 @@ func (c *Cluster) Claim(ctx context.Context, now time.Time, n int) ([]store.Deli
 	return out, nil
 }
 
-func msTime(ms int64) time.Time {
-	if ms == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(ms)
-}
-
 // NextDue is when the earliest unowned delivery is due (ok false: none).
 func (c *Cluster) NextDue(ctx context.Context) (t time.Time, ok bool, err error) {
 	var ms *int64
@@ -445,7 +438,7 @@ func (c *Cluster) Throttles(ctx context.Context, since time.Time) ([]store.Share
 		var t store.SharedThrottle
 		var paused, updated int64
 		err := r.Scan(&t.Destination, &t.Node, &t.Conns, &t.RatePerMinute, &paused, &t.Reason, &updated)
-		t.PausedUntil, t.UpdatedAt = msTime(paused), msTime(updated)
+		t.PausedUntil, t.UpdatedAt = fromMS(paused), fromMS(updated)
 		return t, err
 	})
 }
@@ -464,7 +457,7 @@ func (c *Cluster) Nodes(ctx context.Context) ([]store.Node, error) {
 		var n store.Node
 		var started, hb, stopped, leases, sending int64
 		err := r.Scan(&n.Name, &n.Host, &n.PID, &n.Version, &started, &hb, &stopped, &n.Alive, &leases, &sending)
-		n.Started, n.Heartbeat, n.Stopped = msTime(started), msTime(hb), msTime(stopped)
+		n.Started, n.Heartbeat, n.Stopped = fromMS(started), fromMS(hb), fromMS(stopped)
 		n.Leases, n.Sending = int(leases), int(sending)
 		return n, err
 	})

@@ -20,7 +20,7 @@ func (s *Store) PutDMARCReport(ctx context.Context, r *store.DMARCReport, rows [
 		var id int64
 		err := tx.QueryRow(ctx, `INSERT INTO dmarc_reports (org_name, email, report_id, domain, policy, begin_at, end_at, received_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (org_name, report_id) DO NOTHING RETURNING id`,
-			r.OrgName, r.Email, r.ReportID, r.Domain, r.Policy, unixMS(r.Begin), unixMS(r.End), unixMS(r.ReceivedAt)).Scan(&id)
+			r.OrgName, r.Email, r.ReportID, r.Domain, r.Policy, ms(r.Begin), ms(r.End), ms(r.ReceivedAt)).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			dup = true
 			return nil
@@ -36,7 +36,7 @@ func (s *Store) PutDMARCReport(ctx context.Context, r *store.DMARCReport, rows [
 			[]string{"report", "header_from", "source_ip", "count", "disposition", "dkim", "spf", "envelope_from", "auth_results", "end_at"},
 			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
 				w := rows[i]
-				return []any{id, w.HeaderFrom, w.SourceIP, w.Count, w.Disposition, w.DKIM, w.SPF, w.EnvFrom, w.AuthResults, unixMS(r.End)}, nil
+				return []any{id, w.HeaderFrom, w.SourceIP, w.Count, w.Disposition, w.DKIM, w.SPF, w.EnvFrom, w.AuthResults, ms(r.End)}, nil
 			}))
 		if err != nil {
 			return fmt.Errorf("insert dmarc rows: %w", err)
@@ -51,13 +51,13 @@ func (s *Store) DMARCRows(ctx context.Context, domain string, since time.Time) (
 	rows, _ := s.pool.Query(ctx, `SELECT w.report, r.org_name, r.begin_at, r.end_at, w.source_ip, w.count, w.disposition,
 		w.dkim, w.spf, w.header_from, w.envelope_from, w.auth_results
 		FROM dmarc_rows w JOIN dmarc_reports r ON r.id = w.report
-		WHERE w.header_from = $1 AND w.end_at >= $2 ORDER BY w.report, w.id`, domain, unixMS(since))
+		WHERE w.header_from = $1 AND w.end_at >= $2 ORDER BY w.report, w.id`, domain, ms(since))
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.DMARCRow, error) {
 		var w store.DMARCRow
 		var begin, end int64
 		err := r.Scan(&w.ReportID, &w.OrgName, &begin, &end, &w.SourceIP, &w.Count, &w.Disposition, &w.DKIM, &w.SPF,
 			&w.HeaderFrom, &w.EnvFrom, &w.AuthResults)
-		w.Begin, w.End = timeMS(begin), timeMS(end)
+		w.Begin, w.End = fromMS(begin), fromMS(end)
 		return w, err
 	})
 	if err != nil {

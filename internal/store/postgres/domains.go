@@ -15,8 +15,8 @@ import (
 func (s *Store) CreateDomain(ctx context.Context, d store.SendingDomain, k store.DKIMKey) error {
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO domains (name, tenant_id, status, unverified_ok, created_at, verified_at, checked_at, last_check)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, d.Name, d.TenantID, d.Status, d.UnverifiedOK, unixMS(d.CreatedAt), unixMS(d.VerifiedAt),
-			unixMS(d.CheckedAt), nonNilBytes(d.LastCheck))
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, d.Name, d.TenantID, d.Status, d.UnverifiedOK, ms(d.CreatedAt), ms(d.VerifiedAt),
+			ms(d.CheckedAt), nonNilBytes(d.LastCheck))
 		if err != nil {
 			return fmt.Errorf("create domain %s: %w", d.Name, asConflict(err))
 		}
@@ -36,7 +36,7 @@ func putKey(ctx context.Context, tx pgx.Tx, k store.DKIMKey) error {
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (domain, selector) DO UPDATE SET algorithm = excluded.algorithm, public_key = excluded.public_key,
 			private_key = excluded.private_key, state = excluded.state, created_at = excluded.created_at, activated_at = excluded.activated_at`,
-		k.Domain, k.Selector, k.Algorithm, k.PublicKey, nonNilBytes(k.PrivateKey), k.State, unixMS(k.CreatedAt), unixMS(k.ActivatedAt))
+		k.Domain, k.Selector, k.Algorithm, k.PublicKey, nonNilBytes(k.PrivateKey), k.State, ms(k.CreatedAt), ms(k.ActivatedAt))
 	if err != nil {
 		return fmt.Errorf("put dkim key %s for %s: %w", k.Selector, k.Domain, err)
 	}
@@ -49,7 +49,7 @@ func scanDomain(row pgx.Row) (store.SendingDomain, error) {
 	var d store.SendingDomain
 	var created, verified, checked int64
 	err := row.Scan(&d.Name, &d.TenantID, &d.Status, &d.UnverifiedOK, &created, &verified, &checked, &d.LastCheck)
-	d.CreatedAt, d.VerifiedAt, d.CheckedAt = timeMS(created), timeMS(verified), timeMS(checked)
+	d.CreatedAt, d.VerifiedAt, d.CheckedAt = fromMS(created), fromMS(verified), fromMS(checked)
 	return d, err
 }
 
@@ -78,7 +78,7 @@ func (s *Store) ListDomains(ctx context.Context, tenantID string) ([]store.Sendi
 // UpdateDomain implements store.Domains.
 func (s *Store) UpdateDomain(ctx context.Context, d store.SendingDomain) error {
 	return s.execOne(ctx, "update domain "+d.Name, `UPDATE domains SET status = $1, unverified_ok = $2, verified_at = $3, checked_at = $4,
-		last_check = $5 WHERE name = $6`, d.Status, d.UnverifiedOK, unixMS(d.VerifiedAt), unixMS(d.CheckedAt), nonNilBytes(d.LastCheck), d.Name)
+		last_check = $5 WHERE name = $6`, d.Status, d.UnverifiedOK, ms(d.VerifiedAt), ms(d.CheckedAt), nonNilBytes(d.LastCheck), d.Name)
 }
 
 // DeleteDomain implements store.Domains: the domain and its keys.
@@ -118,7 +118,7 @@ func (s *Store) DKIMKeys(ctx context.Context, domain string) ([]store.DKIMKey, e
 		var k store.DKIMKey
 		var created, activated int64
 		err := r.Scan(&k.Domain, &k.Selector, &k.Algorithm, &k.PublicKey, &k.PrivateKey, &k.State, &created, &activated)
-		k.CreatedAt, k.ActivatedAt = timeMS(created), timeMS(activated)
+		k.CreatedAt, k.ActivatedAt = fromMS(created), fromMS(activated)
 		return k, err
 	})
 	if err != nil {

@@ -27,7 +27,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -118,7 +117,7 @@ func (s *Store) QueueShape(ctx context.Context) ([]store.ShapeRow, error) {
 		var state, lane string
 		var oldest int64
 		err := r.Scan(&state, &lane, &row.Count, &oldest)
-		row.State, row.Lane, row.Oldest = store.State(state), store.Lane(lane), timeMS(oldest)
+		row.State, row.Lane, row.Oldest = store.State(state), store.Lane(lane), fromMS(oldest)
 		return row, err
 	})
 	if err != nil {
@@ -137,17 +136,7 @@ func (s *Store) PendingAges(ctx context.Context, now time.Time, edges []time.Dur
 			return nil, fmt.Errorf("pending ages: unknown state %q", st)
 		}
 	}
-	var cases strings.Builder
-	cases.WriteString("CASE")
-	for i, e := range edges {
-		fmt.Fprintf(&cases, " WHEN created_at > %d THEN %d", unixMS(now.Add(-e)), i)
-	}
-	fmt.Fprintf(&cases, " ELSE %d END", len(edges))
-	if len(edges) == 0 {
-		cases.Reset() // one bucket; "CASE ELSE 0 END" is not SQL
-		cases.WriteString("0")
-	}
-	rows, err := s.pool.Query(ctx, `SELECT domain, max(provider), `+cases.String()+` AS b, count(*) FROM deliveries
+	rows, err := s.pool.Query(ctx, `SELECT domain, max(provider), `+store.AgeBucketSQL(now, edges)+` AS b, count(*) FROM deliveries
 		WHERE state IN (`+store.SQLList(states)+`) GROUP BY domain, b ORDER BY domain`)
 	if err != nil {
 		return nil, fmt.Errorf("pending ages: %w", err)
@@ -192,7 +181,7 @@ func (s *Store) PendingByDomain(ctx context.Context, tenantID string) ([]store.D
 		if d.LastReply.Code == 0 {
 			d.LastError, d.LastReply.Text = d.LastReply.Text, "" // a local error is kept in last_text
 		}
-		p.LastAttemptAt, p.LastFailure = timeMS(last), d.LastFailure()
+		p.LastAttemptAt, p.LastFailure = fromMS(last), d.LastFailure()
 		if last == 0 {
 			p.LastFailure = ""
 		}
@@ -249,7 +238,7 @@ func (s *Store) EventsAfter(ctx context.Context, after int64, types []string, li
 		var at, created int64
 		var lane string
 		err := r.Scan(&e.ID, &e.Type, &at, &e.TenantID, &e.Recipient, &e.Text, &e.Detail, &lane, &created)
-		e.At, e.Lane, e.CreatedAt = timeMS(at), store.Lane(lane), timeMS(created)
+		e.At, e.Lane, e.CreatedAt = fromMS(at), store.Lane(lane), fromMS(created)
 		return e, err
 	})
 	if err != nil {

@@ -27,7 +27,7 @@ func TestEventsAfterWaitsForEarlierIDs(t *testing.T) {
 	defer tx.Rollback(ctx)
 	var held int64
 	if err := tx.QueryRow(ctx, `INSERT INTO events (at, type, tenant_id, message_id) VALUES ($1, 'held', 't1', 'm0') RETURNING id`,
-		unixMS(time.Now())).Scan(&held); err != nil {
+		ms(time.Now())).Scan(&held); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.RecordEvent(ctx, store.Event{At: time.Now(), Type: store.EventDelivered, TenantID: "t1", MessageID: "m1"}); err != nil {

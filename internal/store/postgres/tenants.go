@@ -13,23 +13,6 @@ import (
 	"github.com/posthorn/posthorn/internal/store"
 )
 
-// unixMS is how the accounts tables store times: Unix milliseconds, 0 for
-// the zero time (as the SQLite store).
-func unixMS(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-// timeMS reads a time stored by unixMS, in UTC.
-func timeMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v).UTC()
-}
-
 // asConflict turns a unique violation into store.ErrConflict.
 func asConflict(err error) error {
 	var pe *pgconn.PgError
@@ -69,7 +52,7 @@ func (s *Store) execOne(ctx context.Context, what, q string, args ...any) error 
 
 // CreateTenant implements store.Store.
 func (s *Store) CreateTenant(ctx context.Context, t store.Tenant) error {
-	_, err := s.pool.Exec(ctx, "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)", t.ID, t.Name, unixMS(t.CreatedAt))
+	_, err := s.pool.Exec(ctx, "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)", t.ID, t.Name, ms(t.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("create tenant %s: %w", t.Name, asConflict(err))
 	}
@@ -88,7 +71,7 @@ func (s *Store) GetTenant(ctx context.Context, id string) (*store.Tenant, error)
 	if err != nil {
 		return nil, fmt.Errorf("get tenant %s: %w", id, err)
 	}
-	t.CreatedAt = timeMS(created)
+	t.CreatedAt = fromMS(created)
 	return &t, nil
 }
 
@@ -99,7 +82,7 @@ func (s *Store) ListTenants(ctx context.Context) ([]store.Tenant, error) {
 		var t store.Tenant
 		var created int64
 		err := r.Scan(&t.ID, &t.Name, &created)
-		t.CreatedAt = timeMS(created)
+		t.CreatedAt = fromMS(created)
 		return t, err
 	})
 	if err != nil {
@@ -131,7 +114,7 @@ func (s *Store) DeleteTenant(ctx context.Context, id string) error {
 func (s *Store) CreateSMTPUser(ctx context.Context, u store.SMTPUser) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO smtp_users (username, tenant_id, password_hash, default_lane, idempotent_message_id, send_dsn,
 		domains, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, u.Username, u.TenantID, u.PasswordHash, string(u.DefaultLane),
-		u.IdempotentMessageID, u.SendDSN, textList(u.Domains), unixMS(u.CreatedAt))
+		u.IdempotentMessageID, u.SendDSN, textList(u.Domains), ms(u.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("create smtp user %s: %w", u.Username, asConflict(err))
 	}
@@ -145,7 +128,7 @@ func scanSMTPUser(row pgx.Row) (store.SMTPUser, error) {
 	var lane string
 	var created int64
 	err := row.Scan(&u.Username, &u.TenantID, &u.PasswordHash, &lane, &u.IdempotentMessageID, &u.SendDSN, &u.Domains, &created)
-	u.DefaultLane, u.Domains, u.CreatedAt = store.Lane(lane), listOrNil(u.Domains), timeMS(created)
+	u.DefaultLane, u.Domains, u.CreatedAt = store.Lane(lane), listOrNil(u.Domains), fromMS(created)
 	return u, err
 }
 
@@ -189,8 +172,8 @@ func (s *Store) SetSMTPUserPassword(ctx context.Context, username, hash string) 
 // CreateAPIKey implements store.Store.
 func (s *Store) CreateAPIKey(ctx context.Context, k store.APIKey) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO api_keys (id, tenant_id, name, hash, scopes, created_at, domains, sandbox, expires_at, created_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, k.ID, k.TenantID, k.Name, k.Hash, textList(k.Scopes), unixMS(k.CreatedAt),
-		textList(k.Domains), k.Sandbox, unixMS(k.ExpiresAt), k.CreatedBy)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, k.ID, k.TenantID, k.Name, k.Hash, textList(k.Scopes), ms(k.CreatedAt),
+		textList(k.Domains), k.Sandbox, ms(k.ExpiresAt), k.CreatedBy)
 	if err != nil {
 		return fmt.Errorf("create api key: %w", asConflict(err))
 	}
@@ -203,8 +186,8 @@ func scanKey(row pgx.Row) (store.APIKey, error) {
 	var k store.APIKey
 	var created, expires, used int64
 	err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Hash, &k.Scopes, &created, &k.Domains, &k.Sandbox, &expires, &used, &k.CreatedBy)
-	k.Scopes, k.Domains, k.CreatedAt = listOrNil(k.Scopes), listOrNil(k.Domains), timeMS(created)
-	k.ExpiresAt, k.LastUsedAt, k.Prefix = timeMS(expires), timeMS(used), store.APIKeyPrefix(k.ID, k.Sandbox)
+	k.Scopes, k.Domains, k.CreatedAt = listOrNil(k.Scopes), listOrNil(k.Domains), fromMS(created)
+	k.ExpiresAt, k.LastUsedAt, k.Prefix = fromMS(expires), fromMS(used), store.APIKeyPrefix(k.ID, k.Sandbox)
 	return k, err
 }
 
@@ -241,13 +224,13 @@ func (s *Store) DeleteAPIKey(ctx context.Context, tenantID, id string) error {
 
 // TouchAPIKey implements store.Credentials.
 func (s *Store) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
-	return s.execOne(ctx, "touch api key "+id, "UPDATE api_keys SET last_used_at = $1 WHERE id = $2", unixMS(at), id)
+	return s.execOne(ctx, "touch api key "+id, "UPDATE api_keys SET last_used_at = $1 WHERE id = $2", ms(at), id)
 }
 
 // CreateAccount implements store.Credentials; the email is stored lower case.
 func (s *Store) CreateAccount(ctx context.Context, a store.Account) error {
 	_, err := s.pool.Exec(ctx, "INSERT INTO accounts (email, tenant_id, role, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
-		strings.ToLower(a.Email), a.TenantID, a.Role, a.PasswordHash, unixMS(a.CreatedAt))
+		strings.ToLower(a.Email), a.TenantID, a.Role, a.PasswordHash, ms(a.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("create account %s: %w", a.Email, asConflict(err))
 	}
@@ -260,7 +243,7 @@ func scanAccount(row pgx.Row) (store.Account, error) {
 	var a store.Account
 	var created int64
 	err := row.Scan(&a.Email, &a.TenantID, &a.Role, &a.PasswordHash, &created)
-	a.CreatedAt = timeMS(created)
+	a.CreatedAt = fromMS(created)
 	return a, err
 }
 

@@ -69,7 +69,7 @@ func (s *Store) queueWebhooks(ctx context.Context, tx pgx.Tx, evs []store.Event)
 	ids, ats := make([]int64, len(evs)), make([]int64, len(evs))
 	tenants, types, keys := make([]string, len(evs)), make([]string, len(evs)), make([]string, len(evs))
 	for i, e := range evs {
-		ids[i], tenants[i], types[i], keys[i], ats[i] = e.ID, e.TenantID, e.Type, e.MessageID, unixMS(e.At)
+		ids[i], tenants[i], types[i], keys[i], ats[i] = e.ID, e.TenantID, e.Type, e.MessageID, ms(e.At)
 	}
 	if _, err := tx.Exec(ctx, queueWebhooksSQL, ids, tenants, types, keys, ats); err != nil {
 		return fmt.Errorf("insert webhook outbox rows: %w", err)
@@ -182,7 +182,7 @@ func (s *Store) listenWebhooks(ctx context.Context, listening chan struct{}) {
 // CreateEndpoint implements store.Webhooks.
 func (s *Store) CreateEndpoint(ctx context.Context, e store.WebhookEndpoint) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO webhook_endpoints (id, tenant_id, url, events, secret, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		e.ID, e.TenantID, e.URL, textList(e.Events), e.Secret, unixMS(e.CreatedAt))
+		e.ID, e.TenantID, e.URL, textList(e.Events), e.Secret, ms(e.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("create webhook endpoint: %w", asConflict(err))
 	}
@@ -196,7 +196,7 @@ func scanEndpoint(row pgx.Row) (store.WebhookEndpoint, error) {
 	var e store.WebhookEndpoint
 	var created, disabled, failing int64
 	err := row.Scan(&e.ID, &e.TenantID, &e.URL, &e.Events, &created, &disabled, &failing, &e.Pending)
-	e.CreatedAt, e.DisabledAt, e.FailingSince = timeMS(created), timeMS(disabled), timeMS(failing)
+	e.CreatedAt, e.DisabledAt, e.FailingSince = fromMS(created), fromMS(disabled), fromMS(failing)
 	return e, err
 }
 
@@ -283,11 +283,11 @@ func (s *Store) QueueTestWebhook(ctx context.Context, tenantID, id string, now t
 		}
 		var evID int64
 		if err := tx.QueryRow(ctx, `INSERT INTO events (at, type, tenant_id, message_id, detail) VALUES ($1, $2, $3, '', $4) RETURNING id`,
-			unixMS(now), store.EventWebhookTest, tenant, "test webhook for "+id).Scan(&evID); err != nil {
+			ms(now), store.EventWebhookTest, tenant, "test webhook for "+id).Scan(&evID); err != nil {
 			return fmt.Errorf("insert test event: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO webhook_outbox (endpoint_id, event_id, okey, created_at) VALUES ($1, $2, '', $3)`,
-			id, evID, unixMS(now)); err != nil {
+			id, evID, ms(now)); err != nil {
 			return fmt.Errorf("insert webhook outbox row: %w", err)
 		}
 		return notifyWebhooks(ctx, tx)
@@ -331,7 +331,7 @@ func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]st
 		JOIN webhook_endpoints w ON w.id = o.endpoint_id
 		LEFT JOIN events e ON e.id = o.event_id
 		LEFT JOIN messages m ON m.id = e.message_id AND e.message_id <> ''
-		ORDER BY o.id`, unixMS(now), limit, s.node, unixMS(now.Add(claimTTL)))
+		ORDER BY o.id`, ms(now), limit, s.node, ms(now.Add(claimTTL)))
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.OutboxItem, error) {
 		var it store.OutboxItem
 		var at, failing, code int64
@@ -346,7 +346,7 @@ func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]st
 			return it, err
 		}
 		reply.Code = int(code)
-		e.At, e.Attempt, e.Reply, it.FailingSince, it.Tags = timeMS(at), attempt, reply, timeMS(failing), listOrNil(tags)
+		e.At, e.Attempt, e.Reply, it.FailingSince, it.Tags = fromMS(at), attempt, reply, fromMS(failing), listOrNil(tags)
 		if meta != "" {
 			json.Unmarshal([]byte(meta), &it.Metadata)
 		}
@@ -366,14 +366,14 @@ func (s *Store) NextWebhookDue(ctx context.Context, now time.Time) (time.Time, e
 	err := s.pool.QueryRow(ctx, `SELECT min(due) FROM (SELECT CASE WHEN o.claimed_by <> $2 AND o.claimed_until > o.next_at
 			THEN o.claimed_until ELSE o.next_at END AS due
 		FROM webhook_outbox o JOIN webhook_endpoints w ON w.id = o.endpoint_id AND w.disabled_at = 0
-		WHERE o.state = 'pending') d WHERE due > $1`, unixMS(now), s.node).Scan(&next)
+		WHERE o.state = 'pending') d WHERE due > $1`, ms(now), s.node).Scan(&next)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("next webhook: %w", err)
 	}
 	if next == nil {
 		return time.Time{}, nil
 	}
-	return timeMS(*next), nil
+	return fromMS(*next), nil
 }
 
 // RecordWebhookAttempt implements store.Webhooks. It goes through the
@@ -384,7 +384,7 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, r store.WebhookResult)
 		tx := w.tx
 		if _, err := tx.Exec(ctx, `INSERT INTO webhook_attempts (endpoint_id, outbox_id, event_id, event_type, n, at, duration_us, status, ok,
 			error, response) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, r.EndpointID, r.OutboxID, r.EventID, r.EventType, r.N,
-			unixMS(r.At), r.Duration.Microseconds(), r.Status, r.OK, r.Error, r.Response); err != nil {
+			ms(r.At), r.Duration.Microseconds(), r.Status, r.OK, r.Error, r.Response); err != nil {
 			return fmt.Errorf("insert webhook attempt: %w", err)
 		}
 		var err error
@@ -399,10 +399,10 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, r store.WebhookResult)
 				r.N, r.OutboxID)
 		default:
 			_, err = tx.Exec(ctx, "UPDATE webhook_outbox SET attempts = $1, next_at = $2, claimed_by = '', claimed_until = 0 WHERE id = $3",
-				r.N, unixMS(r.NextAt), r.OutboxID)
+				r.N, ms(r.NextAt), r.OutboxID)
 		}
 		if err == nil && !r.OK {
-			_, err = tx.Exec(ctx, "UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2 AND failing_since = 0", unixMS(r.At), r.EndpointID)
+			_, err = tx.Exec(ctx, "UPDATE webhook_endpoints SET failing_since = $1 WHERE id = $2 AND failing_since = 0", ms(r.At), r.EndpointID)
 		}
 		if err == nil {
 			err = pruneWebhookHistory(ctx, tx, r.EndpointID, r.GiveUp)
@@ -415,7 +415,7 @@ func (s *Store) RecordWebhookAttempt(ctx context.Context, r store.WebhookResult)
 		}
 		var tenant string
 		err = tx.QueryRow(ctx, "UPDATE webhook_endpoints SET disabled_at = $1 WHERE id = $2 AND disabled_at = 0 RETURNING tenant_id",
-			unixMS(r.At), r.EndpointID).Scan(&tenant)
+			ms(r.At), r.EndpointID).Scan(&tenant)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -460,7 +460,7 @@ func (s *Store) WebhookAttempts(ctx context.Context, tenantID, endpointID string
 		var a store.WebhookAttempt
 		var outbox, at, dur int64
 		err := r.Scan(&a.ID, &a.EndpointID, &outbox, &a.EventID, &a.EventType, &a.N, &at, &dur, &a.Status, &a.OK, &a.Error, &a.Response)
-		a.WebhookID, a.At, a.Duration = store.WebhookID(outbox), timeMS(at), time.Duration(dur)*time.Microsecond
+		a.WebhookID, a.At, a.Duration = store.WebhookID(outbox), fromMS(at), time.Duration(dur)*time.Microsecond
 		return a, err
 	})
 	if err != nil {

@@ -61,7 +61,7 @@ func TestWebhooksAcrossNodes(t *testing.T) {
 	if again, err := a.DueWebhooks(ctx, now, 10); err != nil || len(again) != 1 || again[0].ID != items[0].ID {
 		t.Fatalf("due on node a again: %+v %v", again, err)
 	}
-	if next, err := b.NextWebhookDue(ctx, now); err != nil || !next.Equal(timeMS(unixMS(now.Add(claimTTL)))) {
+	if next, err := b.NextWebhookDue(ctx, now); err != nil || !next.Equal(fromMS(ms(now.Add(claimTTL)))) {
 		t.Fatalf("next due on node b: %v %v, want the claim's end", next, err)
 	}
 	if late, err := b.DueWebhooks(ctx, now.Add(claimTTL), 10); err != nil || len(late) != 1 {

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/store"
@@ -60,17 +59,7 @@ func (s *Store) PendingAges(ctx context.Context, now time.Time, edges []time.Dur
 			return nil, fmt.Errorf("pending ages: unknown state %q", st)
 		}
 	}
-	var cases strings.Builder
-	cases.WriteString("CASE")
-	for i, e := range edges {
-		fmt.Fprintf(&cases, " WHEN created_at > %d THEN %d", ms(now.Add(-e)), i)
-	}
-	fmt.Fprintf(&cases, " ELSE %d END", len(edges))
-	if len(edges) == 0 {
-		cases.Reset() // one bucket; "CASE ELSE 0 END" is not SQL
-		cases.WriteString("0")
-	}
-	rows, err := s.r.QueryContext(ctx, `SELECT domain, max(provider), `+cases.String()+` AS b, count(*) FROM deliveries
+	rows, err := s.r.QueryContext(ctx, `SELECT domain, max(provider), `+store.AgeBucketSQL(now, edges)+` AS b, count(*) FROM deliveries
 		WHERE state IN (`+store.SQLList(states)+`) GROUP BY domain, b ORDER BY domain`)
 	if err != nil {
 		return nil, fmt.Errorf("pending ages: %w", err)

@@ -84,12 +84,8 @@ func (s *Store) Report(ctx context.Context, q store.ReportQuery) ([]store.Report
 		return nil, fmt.Errorf("report: %w", err)
 	}
 	defer rows.Close()
-	type domDest struct {
-		domain, dest string
-		c            store.Counters
-	}
 	var out []store.ReportRow
-	var dd []domDest
+	var dd []store.DomainDest
 	for rows.Next() {
 		var c store.Counters
 		cs := []any{&c.Accepted, &c.Delivered, &c.Deferred, &c.Bounced, &c.SoftBounced, &c.Complaints, &c.Unsubscribed, &c.Suppressed, &c.DeadLettered}
@@ -101,11 +97,11 @@ func (s *Store) Report(ctx context.Context, q store.ReportQuery) ([]store.Report
 			}
 			out = append(out, store.ReportRow{Key: time.Unix(d*86400, 0).UTC().Format(time.DateOnly), Counters: c})
 		case store.GroupByDestination:
-			var x domDest
-			if err := rows.Scan(append([]any{&x.domain, &x.dest}, cs...)...); err != nil {
+			var x store.DomainDest
+			if err := rows.Scan(append([]any{&x.Domain, &x.Dest}, cs...)...); err != nil {
 				return nil, err
 			}
-			x.c = c
+			x.Counters = c
 			dd = append(dd, x)
 		default:
 			var k string
@@ -119,28 +115,7 @@ func (s *Store) Report(ctx context.Context, q store.ReportQuery) ([]store.Report
 		return nil, err
 	}
 	if q.GroupBy == store.GroupByDestination {
-		// A domain's destination is the provider its attempts went to;
-		// a domain no known provider hosts is its own destination.
-		destOf := map[string]string{}
-		for _, x := range dd {
-			if x.dest != "" && x.dest != x.domain && x.dest > destOf[x.domain] {
-				destOf[x.domain] = x.dest
-			}
-		}
-		byDest := map[string]*store.Counters{}
-		for _, x := range dd {
-			k := destOf[x.domain]
-			if k == "" {
-				k = x.domain
-			}
-			if byDest[k] == nil {
-				byDest[k] = &store.Counters{}
-			}
-			byDest[k].Add(x.c)
-		}
-		for k, c := range byDest {
-			out = append(out, store.ReportRow{Key: k, Counters: *c})
-		}
+		out = store.ByDestination(dd)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
