@@ -17,12 +17,15 @@
 //     (store.Message.DKIMDomain) and answers 250 after the commit, as
 //     before; the message is "pending" (DKIMPending) and its deliveries
 //     are not handed to the scheduler;
-//   - Submit queues it for a signer goroutine (Workers, default half of
-//     GOMAXPROCS, at least one, so acceptance keeps the rest); the
+//   - Submit queues it for a signer goroutine (Workers; the server runs
+//     one per core and raises GOMAXPROCS by as many, so a signer thread
+//     the kernel holds back never holds a P that acceptance needs); the
 //     signature is computed once per message, stored in batches
 //     (Store.SetDKIMSignatures, one commit per writeLinger), and only then
 //     are the deliveries enqueued and the signed message put in the body
 //     cache;
+//   - the scheduler's loader leaves a message the pool still has to the
+//     pool (Signing), so delivery workers do not sign it at full priority;
 //   - a message pending after a crash (committed, not yet signed) is found
 //     again by the scheduler's LoadPending at start; the queue never sends
 //     a pending message: it calls Sign first (internal/queue, worker.go),
@@ -191,6 +194,15 @@ func (q *Queue) Submit(m *store.Message, ds []store.Delivery) {
 	q.jobs = append(q.jobs, job{m, ds, f})
 	q.bytes += len(m.Body)
 	q.cond.Broadcast()
+}
+
+// Signing reports whether the pool still has message id: its deliveries
+// reach the scheduler when its signature is stored.
+func (q *Queue) Signing(id string) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	f := q.flights[id]
+	return f != nil && !f.settled
 }
 
 // take waits for the oldest waiting job; ok is false after Stop.

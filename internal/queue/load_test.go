@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,4 +89,50 @@ func TestLoadInDueOrder(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("sent in the order %v, want due order %v", got, want)
 	}
+}
+
+// TestLoaderNotWokenPerMessage: mail accepted one message at a time into
+// a short queue does not send the loader to the store for each message.
+// (Each message became the first to expire and woke the timer loop and
+// the loader alike: a fifth of the CPU at 10 SMTP sessions.)
+func TestLoaderNotWokenPerMessage(t *testing.T) {
+	mx := testkit.StartMX(t, "127.0.0.2", 0, testkit.Script{})
+	e := newEnv(t, mx.Port(), nil)
+	e.dns.SetMX("x.test", testkit.MX{Pref: 10, Host: "mx.x.test"})
+	e.dns.SetA("mx.x.test", "127.0.0.2")
+	s := e.sched(Config{})
+	time.Sleep(100 * time.Millisecond) // the loader's first pass after Start
+	before := e.st.pendingDue.Load()
+	const n = 50
+	for i := range n {
+		d := e.insertDue(fmt.Sprintf("r%d@x.test", i), e.now())
+		s.Enqueue([]store.Delivery{d})
+		e.waitState(d, store.Delivered) // the queue is empty again
+	}
+	if got := e.st.pendingDue.Load() - before; got > 5 {
+		t.Fatalf("the loader read the store %d times for %d messages accepted into memory", got, n)
+	}
+}
+
+// TestLoaderLeavesSigningMessages: the loader does not take deliveries
+// whose message the DKIM signers still have (Config.Signing); they are
+// sent once enqueued by the signers.
+func TestLoaderLeavesSigningMessages(t *testing.T) {
+	mx := testkit.StartMX(t, "127.0.0.2", 0, testkit.Script{})
+	e := newEnv(t, mx.Port(), nil)
+	e.dns.SetMX("x.test", testkit.MX{Pref: 10, Host: "mx.x.test"})
+	e.dns.SetA("mx.x.test", "127.0.0.2")
+	signing := e.insertDue("signing@x.test", e.now())
+	other := e.insertDue("other@x.test", e.now())
+	var done atomic.Bool
+	s := e.sched(Config{Signing: func(id string) bool { return id == signing.MessageID && !done.Load() }})
+	e.waitState(other, store.Delivered)
+	s.Poke() // another pass of the loader
+	time.Sleep(200 * time.Millisecond)
+	if got := e.get(signing); got.State != store.Queued {
+		t.Fatalf("a delivery of a message being signed went %s", got.State)
+	}
+	done.Store(true)
+	s.Enqueue([]store.Delivery{signing}) // as the signers do once the signature is stored
+	e.waitState(signing, store.Delivered)
 }

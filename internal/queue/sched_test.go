@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,6 +48,12 @@ type hookStore struct {
 	mu            sync.Mutex
 	beforeLease   func(ids []int64)
 	afterOutcomes func(outs []store.Outcome)
+	pendingDue    atomic.Int64 // PendingDue calls (the loader's pages)
+}
+
+func (h *hookStore) PendingDue(ctx context.Context, after store.DueCursor, until time.Time, limit int) ([]store.Delivery, error) {
+	h.pendingDue.Add(1)
+	return h.Store.PendingDue(ctx, after, until, limit)
 }
 
 func (h *hookStore) Lease(ctx context.Context, ids []int64, now, retryAt time.Time) ([]int64, error) {

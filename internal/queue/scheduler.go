@@ -89,6 +89,12 @@ type Config struct {
 	// signature cannot cover them); it goes on top of them. On error the
 	// delivery is sent with the stored signature only.
 	SignAdded func(m *store.Message, added []byte) ([]byte, error)
+	// Signing, when set, tells whether a message's DKIM signature is
+	// being computed in the background, which enqueues its deliveries
+	// once it is stored: the loader leaves such deliveries to it, so a
+	// delivery worker does not sign at full priority what the
+	// low-priority signers would (internal/dkimqueue).
+	Signing func(messageID string) bool
 	// OnFailed, when set, is told (in the background) about deliveries
 	// that reached bounced, soft_bounced or dead_letter.
 	OnFailed func(messageID string, failed []FailedRcpt)
@@ -208,8 +214,16 @@ func New(cfg Config, st store.Store, dl *delivery.Deliverer, log *slog.Logger) *
 		dests: map[string]*dest{}, known: map[int64]*Job{}, sharedCuts: map[string]store.SharedThrottle{}, leased: map[int64]bool{}, wake: make(chan struct{}, 1), loadWake: make(chan struct{}, 1)}
 }
 
-// Poke makes the timer loop look at the clock again (for tests that move
-// an injected clock).
+// wakeTimer makes the timer loop look at its deadlines again.
+func (s *Scheduler) wakeTimer() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Poke makes the timer loop and the loader look at the clock again (for
+// tests that move an injected clock).
 func (s *Scheduler) Poke() {
 	for _, c := range []chan struct{}{s.wake, s.loadWake} {
 		select {
@@ -233,7 +247,7 @@ func (s *Scheduler) Start(ctx context.Context) error {
 	if n > 0 {
 		s.log.Warn("recovered deliveries that were being sent when posthorn stopped", "count", n)
 	}
-	first, _, err := s.loadOnce(ctx, firstPage)
+	first, _, _, err := s.loadOnce(ctx, firstPage)
 	if err != nil {
 		return err
 	}
