@@ -118,7 +118,7 @@ func (l *evLog) write(tx *sql.Tx, ie *sql.Stmt, e store.Event, acc *accepted) er
 		e.Domain = recipientDomain(e.Recipient)
 	}
 	res, err := ie.Exec(ms(e.At), e.Type, e.TenantID, e.MessageID, e.DeliveryID, e.Recipient, e.Attempt, e.MX,
-		e.Reply.Code, e.Reply.Enhanced, e.Reply.Text, e.Detail, e.Domain, e.Destination)
+		e.Reply.Code, e.Reply.Enhanced, e.Reply.Text, e.Detail, e.Domain, e.Destination, rcptKey(e.Recipient))
 	if err != nil {
 		return fmt.Errorf("insert %s event: %w", e.Type, err)
 	}
@@ -138,7 +138,7 @@ func (l *evLog) writeMany(tx *sql.Tx, evs []store.Event, acc func(i int) *accept
 			e.Domain = recipientDomain(e.Recipient)
 		}
 		args = append(args, ms(e.At), e.Type, e.TenantID, e.MessageID, e.DeliveryID, e.Recipient, e.Attempt, e.MX,
-			e.Reply.Code, e.Reply.Enhanced, e.Reply.Text, e.Detail, e.Domain, e.Destination)
+			e.Reply.Code, e.Reply.Enhanced, e.Reply.Text, e.Detail, e.Domain, e.Destination, rcptKey(e.Recipient))
 	}
 	ids := make([]int64, len(evs))
 	if err := l.insMany.exec(tx, args, ids); err != nil {
@@ -274,7 +274,7 @@ func eventIndex(f store.EventFilter) string {
 	case f.MessageID != "":
 		return " INDEXED BY events_message"
 	case f.Recipient != "":
-		return " INDEXED BY events_recipient"
+		return " INDEXED BY events_rcpt"
 	case f.Domain != "":
 		return " INDEXED BY events_domain"
 	case f.TenantID != "" && f.Type != "":
@@ -300,7 +300,8 @@ func eventWhere(f store.EventFilter) (string, []any) {
 		add("message_id = ?", f.MessageID)
 	}
 	if f.Recipient != "" {
-		add("recipient = ?", f.Recipient)
+		// The key finds the rows, the address confirms them (rcptkey.go).
+		add("rcpt_key = ? AND recipient = ?", rcptKey(f.Recipient), f.Recipient)
 	}
 	if f.Type != "" {
 		add("type = ?", f.Type)

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/posthorn/posthorn/internal/store"
 )
@@ -45,4 +46,46 @@ func TestEventQueriesUseAnIndex(t *testing.T) {
 			t.Errorf("%+v: plan %q: not an index walk in ID order", f, p)
 		}
 	}
+}
+
+// TestRecipientQueriesUseTheKeyIndex: listings of one recipient's
+// deliveries (the queue and message listings of the API, CLI and web UI)
+// find them by rcpt_key, never by a walk of the table.
+func TestRecipientQueriesUseTheKeyIndex(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, f := range []store.DeliveryFilter{
+		{Recipient: "a@b.test"},
+		{TenantID: "t", Recipient: "a@b.test", Limit: 50},
+		{TenantID: "t", Recipient: "a@b.test", Newest: true, BeforeID: 99, Limit: 50},
+		{Recipient: "a@b.test", States: []store.State{store.Deferred, store.Queued}, Domain: "b.test", Limit: 1000},
+		{TenantID: "t", Recipient: "a@b.test", Tag: "x", Since: time.Now(), Limit: 50},
+	} {
+		q, args := deliveryQuery(f)
+		if p := queryPlan(t, s, q, args...); !strings.Contains(p, "INDEX deliveries_rcpt (rcpt_key=?") {
+			t.Errorf("%+v: plan %q does not look the recipient up by its key", f, p)
+		}
+	}
+}
+
+func queryPlan(t *testing.T, s *Store, q string, args ...any) string {
+	t.Helper()
+	rows, err := s.r.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "; ")
 }

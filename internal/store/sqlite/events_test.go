@@ -59,7 +59,7 @@ func TestEventQueriesWalkAnIndexInOrder(t *testing.T) {
 			if strings.Contains(p, "TEMP B-TREE") {
 				t.Errorf("%+v sorts: %s", f, p)
 			}
-			if f.Recipient != "" && !strings.Contains(p, "events_recipient") {
+			if f.Recipient != "" && !strings.Contains(p, "events_rcpt") {
 				t.Errorf("%+v does not take the recipient's index: %s", f, p)
 			}
 		}

@@ -137,8 +137,8 @@ func deliveryQuery(f store.DeliveryFilter) (string, []any) {
 	}
 	if f.Recipient != "" {
 		if strings.Contains(f.Recipient, "@") {
-			conds = append(conds, "d.recipient = ?")
-			args = append(args, f.Recipient)
+			conds = append(conds, "d.rcpt_key = ? AND d.recipient = ?") // rcptkey.go
+			args = append(args, rcptKey(f.Recipient), f.Recipient)
 		} else {
 			conds = append(conds, "instr(d.recipient, ?) > 0")
 			args = append(args, f.Recipient)

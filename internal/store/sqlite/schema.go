@@ -176,6 +176,8 @@ var migrations = []migration{
 	sqlMigration(eventsByType), // events.go
 	// DKIM signatures computed after the message was stored (dkim.go).
 	sqlMigration(dkimMigration),
+	// Recipient lookups by a 64-bit key instead of the address (rcptkey.go).
+	rcptKeys,
 }
 
 // pendingIndexStates is the IN list of the deliveries_pending index; a
