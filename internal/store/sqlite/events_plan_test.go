@@ -24,6 +24,7 @@ func TestEventQueriesUseAnIndex(t *testing.T) {
 		{TenantID: "t"},
 		{MessageID: "m"},
 		{Recipient: "a@b.test"},
+		{TenantID: "t", Recipient: "a@b.test", Type: "soft_bounced", Since: time.Now(), Limit: 5}, // on-hold check
 		{Domain: "b.test"},
 	} {
 		where, args := eventWhere(f)
@@ -42,6 +43,10 @@ func TestEventQueriesUseAnIndex(t *testing.T) {
 		}
 		rows.Close()
 		p := strings.Join(plan, "; ")
+		if f.Recipient != "" {
+			checkRecipientPlan(t, f, p) // through the recipient's deliveries
+			continue
+		}
 		if !strings.Contains(p, "USING INDEX") && !strings.Contains(p, "USING COVERING INDEX") || strings.Contains(p, "TEMP B-TREE") {
 			t.Errorf("%+v: plan %q: not an index walk in ID order", f, p)
 		}

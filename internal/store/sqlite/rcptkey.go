@@ -22,8 +22,13 @@ import (
 // Substring searches (DeliveryFilter.Recipient without '@') never used an
 // index and still do not.
 //
-// events.rcpt_key is NULL for events without a recipient (alerts,
-// throttle changes, ...): the partial index events_rcpt leaves them out.
+// Only deliveries carry a recipient index that is written for every
+// recipient. An event of a delivery (nearly all events with a recipient)
+// is found through its delivery: events_delivery, on delivery_id, which
+// grows at its end (new deliveries, and outcomes of recent ones) rather
+// than at a random page. events.rcpt_key is set only for events with a
+// recipient and no delivery (RecordEvent may write such); it is NULL
+// otherwise, and the partial index events_rcpt holds only those.
 
 // rcptKey is the rcpt_key of addr; nil (NULL) for no address.
 func rcptKey(addr string) any {
@@ -35,9 +40,18 @@ func rcptKey(addr string) any {
 	return int64(h.Sum64())
 }
 
+// eventRcptKey is the rcpt_key column of e: nil unless e has a recipient
+// and no delivery.
+func eventRcptKey(e *store.Event) any {
+	if e.DeliveryID != 0 {
+		return nil
+	}
+	return rcptKey(e.Recipient)
+}
+
 // rcptKeys (a migration) adds rcpt_key to deliveries and events, fills it
-// for the rows there are, and replaces the address indexes by indexes on
-// the key.
+// for the rows there are, and replaces the address indexes by the key's
+// and events_delivery.
 func rcptKeys(tx *sql.Tx) error {
 	if _, err := tx.Exec(`ALTER TABLE deliveries ADD COLUMN rcpt_key INTEGER;
 		ALTER TABLE events ADD COLUMN rcpt_key INTEGER;
@@ -45,20 +59,23 @@ func rcptKeys(tx *sql.Tx) error {
 		DROP INDEX events_recipient;`); err != nil {
 		return err
 	}
-	for _, table := range []string{"deliveries", "events"} {
-		if err := fillRcptKeys(tx, table); err != nil {
-			return fmt.Errorf("recipient keys of %s: %w", table, err)
-		}
+	if err := fillRcptKeys(tx, "deliveries", ""); err != nil {
+		return fmt.Errorf("recipient keys of deliveries: %w", err)
+	}
+	if err := fillRcptKeys(tx, "events", " AND delivery_id = 0"); err != nil {
+		return fmt.Errorf("recipient keys of events: %w", err)
 	}
 	// Built after the fill: one sort instead of a random insert a row.
 	_, err := tx.Exec(`CREATE INDEX deliveries_rcpt ON deliveries(rcpt_key);
-		CREATE INDEX events_rcpt ON events(rcpt_key) WHERE rcpt_key IS NOT NULL;`)
+		CREATE INDEX events_rcpt ON events(rcpt_key) WHERE rcpt_key IS NOT NULL;
+		CREATE INDEX events_delivery ON events(delivery_id);`)
 	return err
 }
 
-// fillRcptKeys sets rcpt_key in every row of table with a recipient,
-// walking it by rowid a chunk at a time (the hash is Go's, not SQLite's).
-func fillRcptKeys(tx *sql.Tx, table string) error {
+// fillRcptKeys sets rcpt_key in every row of table with a recipient (and
+// the condition and), walking it by rowid a chunk at a time (the hash is
+// Go's, not SQLite's).
+func fillRcptKeys(tx *sql.Tx, table, and string) error {
 	upd, err := tx.Prepare(`UPDATE ` + table + ` SET rcpt_key = ? WHERE id = ?`)
 	if err != nil {
 		return err
@@ -70,7 +87,7 @@ func fillRcptKeys(tx *sql.Tx, table string) error {
 	}
 	var after int64
 	for {
-		rows, err := tx.Query(`SELECT id, recipient FROM `+table+` WHERE id > ? AND recipient != '' ORDER BY id LIMIT 10000`, after)
+		rows, err := tx.Query(`SELECT id, recipient FROM `+table+` WHERE id > ? AND recipient != ''`+and+` ORDER BY id LIMIT 10000`, after)
 		if err != nil {
 			return err
 		}
