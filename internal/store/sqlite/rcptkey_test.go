@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"hash/fnv"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -114,5 +115,19 @@ func TestRecipientLookupIsExact(t *testing.T) {
 		if err != nil || len(evs) != 1 || evs[0].Recipient != r {
 			t.Errorf("events of %q: %+v %v", r, evs, err)
 		}
+	}
+}
+
+// The inline hash is FNV-1a of the folded address.
+func TestRcptKeyIsFNV1a(t *testing.T) {
+	for _, addr := range []string{"a@x.test", "Ünï@X.Test", "x"} {
+		h := fnv.New64a()
+		h.Write([]byte(store.FoldAddress(addr)))
+		if got := rcptKey(addr); got != int64(h.Sum64()) {
+			t.Errorf("rcptKey(%q) = %v, want %v", addr, got, int64(h.Sum64()))
+		}
+	}
+	if rcptKey("") != nil {
+		t.Error("an empty address has a key")
 	}
 }
