@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -93,4 +94,34 @@ func queryPlan(t *testing.T, s *Store, q string, args ...any) string {
 		plan = append(plan, detail)
 	}
 	return strings.Join(plan, "; ")
+}
+
+// TestQueueIndexServesBoth: deliveries_queue serves what deliveries_pending
+// and deliveries_shape served: the scheduler's due order per state (a
+// range read in order, no sort), the listing of deliveries in flight, and
+// the queue shape (observe_test.go); neither old index is left.
+func TestQueueIndexServesBoth(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, st := range store.SchedulerStates() {
+		p := queryPlan(t, s, pendingDueSQL(st), 1, 2, 3, 10)
+		if !strings.Contains(p, "INDEX deliveries_queue (state=? AND ") || strings.Contains(p, "TEMP B-TREE") {
+			t.Errorf("due %s: plan %q is not a range of deliveries_queue in order", st, p)
+		}
+	}
+	q, args := deliveryQuery(store.DeliveryFilter{States: []store.State{store.Sending}, Limit: 10000})
+	if p := queryPlan(t, s, q, args...); !strings.Contains(p, "INDEX deliveries_queue (state=?)") {
+		t.Errorf("deliveries in flight: plan %q", p)
+	}
+	if p := queryPlan(t, s, `SELECT id FROM deliveries WHERE state IN (`+queueIndexStates+`) AND state IN ('sending')`); !strings.Contains(p, "deliveries_queue") {
+		t.Errorf("lease recovery: plan %q", p)
+	}
+	for _, ix := range []string{"index deliveries_pending", "index deliveries_shape"} {
+		if slices.Contains(schemaObjects(t, s.w, "deliveries"), ix) {
+			t.Errorf("%s is still there", ix)
+		}
+	}
 }

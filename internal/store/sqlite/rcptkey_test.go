@@ -17,7 +17,10 @@ import (
 // replaced by the key's, and lookups by recipient find the old rows.
 func TestMigrationFillsRecipientKeys(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "posthorn.db")
-	old := openAt(t, path, len(migrations)-1)
+	old := openAt(t, path, rcptKeysMigration)
+	if _, err := old.Exec(`SELECT rcpt_key FROM deliveries`); err == nil {
+		t.Fatal("rcptKeysMigration does not name the migration adding rcpt_key")
+	}
 	exec(t, old, `INSERT INTO messages (id, tenant_id, sender, lane, source, size, created_at, body) VALUES ('m1', 't1', 's@x.test', 'normal', 'api', 1, 1, x'')`)
 	rcpts := []string{"a@x.test", "Ünï@X.Test", "b@y.test"}
 	for i, r := range rcpts {

@@ -330,7 +330,7 @@ func (s *Store) RecoverLeases(ctx context.Context, now time.Time) (int, error) {
 	var n int
 	err := s.write(ctx, func(tx *sql.Tx, st *stmts) error {
 		rows, err := tx.Query(`UPDATE deliveries SET state=`+store.SQLList(store.Targets(store.OpRecover))+`, updated_at=?
-			WHERE state IN (`+pendingIndexStates+`) AND state IN (`+store.SQLList(store.FromStates(store.OpRecover, store.Queued))+`)
+			WHERE state IN (`+queueIndexStates+`) AND state IN (`+store.SQLList(store.FromStates(store.OpRecover, store.Queued))+`)
 			RETURNING id, message_id, tenant_id, recipient`, ms(now))
 		if err != nil {
 			return fmt.Errorf("recover leases: %w", err)
