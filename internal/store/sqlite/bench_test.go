@@ -30,7 +30,7 @@ func BenchmarkDeliveryCycle(b *testing.B) {
 	body := make([]byte, 4096)
 	var wg sync.WaitGroup
 	per := b.N/10 + 1
-	c0 := cpuTime()
+	w0, c0 := procWritten(b), cpuTime()
 	b.ResetTimer()
 	for w := 0; w < 10; w++ {
 		wg.Add(1)
@@ -67,6 +67,7 @@ func BenchmarkDeliveryCycle(b *testing.B) {
 	b.ReportMetric(float64(s.execNS.Load())/float64(c)/1e3, "exec-us/commit")
 	b.ReportMetric(float64(s.commitNS.Load())/float64(c)/1e3, "commit-us/commit")
 	b.ReportMetric(float64((cpuTime()-c0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+	b.ReportMetric(float64(procWritten(b)-w0)/float64(b.N), "written-B/op")
 }
 
 // BenchmarkInsertRecipients measures acceptance of one message with 100

@@ -118,7 +118,7 @@ func (l *evLog) write(tx *sql.Tx, ie *sql.Stmt, e store.Event, acc *accepted) er
 		e.Domain = recipientDomain(e.Recipient)
 	}
 	res, err := ie.Exec(ms(e.At), e.Type, e.TenantID, e.MessageID, e.DeliveryID, e.Recipient, e.Attempt, e.MX,
-		e.Reply.Code, e.Reply.Enhanced, e.Reply.Text, e.Detail, e.Domain, e.Destination)
+		e.Reply.Code, e.Reply.Enhanced, e.Reply.Text, e.Detail, e.Domain, e.Destination, eventRcptKey(&e))
 	if err != nil {
 		return fmt.Errorf("insert %s event: %w", e.Type, err)
 	}
@@ -138,7 +138,7 @@ func (l *evLog) writeMany(tx *sql.Tx, evs []store.Event, acc func(i int) *accept
 			e.Domain = recipientDomain(e.Recipient)
 		}
 		args = append(args, ms(e.At), e.Type, e.TenantID, e.MessageID, e.DeliveryID, e.Recipient, e.Attempt, e.MX,
-			e.Reply.Code, e.Reply.Enhanced, e.Reply.Text, e.Detail, e.Domain, e.Destination)
+			e.Reply.Code, e.Reply.Enhanced, e.Reply.Text, e.Detail, e.Domain, e.Destination, eventRcptKey(e))
 	}
 	ids := make([]int64, len(evs))
 	if err := l.insMany.exec(tx, args, ids); err != nil {
@@ -268,13 +268,14 @@ const eventsByType = `CREATE INDEX events_type ON events(type)`
 // order: a page is a short range scan, newest or oldest first, never a
 // sort of everything that matches. Left to itself (no statistics) the
 // planner would take the tenant's index for "tenant and anything" and
-// sort. Preferred: the most selective equality there is.
+// sort. Preferred: the most selective equality there is. A recipient
+// (without a message) is the exception: see recipientCond.
 func eventIndex(f store.EventFilter) string {
 	switch {
 	case f.MessageID != "":
 		return " INDEXED BY events_message"
 	case f.Recipient != "":
-		return " INDEXED BY events_recipient"
+		return "" // two indexes (recipientCond): none is forced
 	case f.Domain != "":
 		return " INDEXED BY events_domain"
 	case f.TenantID != "" && f.Type != "":
@@ -287,33 +288,52 @@ func eventIndex(f store.EventFilter) string {
 	return " NOT INDEXED" // the rowid itself, in ID order
 }
 
+// recipientCond finds a recipient's events without an index of events on
+// the address (rcptkey.go): those of a delivery through the recipient's
+// deliveries (deliveries_rcpt, then events_delivery), the few without one
+// by their own rcpt_key (events_rcpt holds only those). The exact address
+// confirms both. The matches come from many ranges, so a page sorts the
+// recipient's matching events (one address's mail, not a tenant's log).
+const recipientCond = `(delivery_id IN (SELECT id FROM deliveries WHERE rcpt_key = ? AND recipient = ?) OR rcpt_key = ?) AND recipient = ?`
+
 // eventWhere builds the WHERE clause for f ("" when nothing filters),
 // with the index it is to use in front.
 func eventWhere(f store.EventFilter) (string, []any) {
 	var conds []string
 	var args []any
 	add := func(c string, v ...any) { conds = append(conds, c); args = append(args, v...) }
+	// A search by recipient (and no message) must not be walked along
+	// another index's equality: "+col" keeps a term out of index choice.
+	col := func(c string) string { return c }
+	if f.MessageID == "" && f.Recipient != "" {
+		col = func(c string) string { return "+" + c }
+	}
 	if f.TenantID != "" {
-		add("tenant_id = ?", f.TenantID)
+		add(col("tenant_id")+" = ?", f.TenantID)
 	}
 	if f.MessageID != "" {
 		add("message_id = ?", f.MessageID)
 	}
 	if f.Recipient != "" {
-		add("recipient = ?", f.Recipient)
+		if f.MessageID != "" {
+			add("recipient = ?", f.Recipient) // a message's few events
+		} else {
+			k := rcptKey(f.Recipient)
+			add(recipientCond, k, f.Recipient, k, f.Recipient)
+		}
 	}
 	if f.Type != "" {
-		add("type = ?", f.Type)
+		add(col("type")+" = ?", f.Type)
 	}
 	if f.Domain != "" {
-		add("domain = ?", strings.ToLower(f.Domain))
+		add(col("domain")+" = ?", strings.ToLower(f.Domain))
 	}
 	if f.Destination != "" {
 		add("destination = ?", f.Destination)
 	}
 	if f.Tag != "" {
 		b, _ := json.Marshal(f.Tag)
-		sub := `message_id IN (SELECT id FROM messages WHERE tags LIKE ? ESCAPE '\'`
+		sub := col("message_id") + ` IN (SELECT id FROM messages WHERE tags LIKE ? ESCAPE '\'`
 		targs := []any{"%" + escapeLike(string(b)) + "%"}
 		if f.TenantID != "" {
 			sub += " AND tenant_id = ?"

@@ -2,8 +2,10 @@ package sqlite
 
 import (
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/posthorn/posthorn/internal/store"
 )
@@ -23,6 +25,7 @@ func TestEventQueriesUseAnIndex(t *testing.T) {
 		{TenantID: "t"},
 		{MessageID: "m"},
 		{Recipient: "a@b.test"},
+		{TenantID: "t", Recipient: "a@b.test", Type: "soft_bounced", Since: time.Now(), Limit: 5}, // on-hold check
 		{Domain: "b.test"},
 	} {
 		where, args := eventWhere(f)
@@ -41,8 +44,84 @@ func TestEventQueriesUseAnIndex(t *testing.T) {
 		}
 		rows.Close()
 		p := strings.Join(plan, "; ")
+		if f.Recipient != "" {
+			checkRecipientPlan(t, f, p) // through the recipient's deliveries
+			continue
+		}
 		if !strings.Contains(p, "USING INDEX") && !strings.Contains(p, "USING COVERING INDEX") || strings.Contains(p, "TEMP B-TREE") {
 			t.Errorf("%+v: plan %q: not an index walk in ID order", f, p)
+		}
+	}
+}
+
+// TestRecipientQueriesUseTheKeyIndex: listings of one recipient's
+// deliveries (the queue and message listings of the API, CLI and web UI)
+// find them by rcpt_key, never by a walk of the table.
+func TestRecipientQueriesUseTheKeyIndex(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, f := range []store.DeliveryFilter{
+		{Recipient: "a@b.test"},
+		{TenantID: "t", Recipient: "a@b.test", Limit: 50},
+		{TenantID: "t", Recipient: "a@b.test", Newest: true, BeforeID: 99, Limit: 50},
+		{Recipient: "a@b.test", States: []store.State{store.Deferred, store.Queued}, Domain: "b.test", Limit: 1000},
+		{TenantID: "t", Recipient: "a@b.test", Tag: "x", Since: time.Now(), Limit: 50},
+	} {
+		q, args := deliveryQuery(f)
+		if p := queryPlan(t, s, q, args...); !strings.Contains(p, "INDEX deliveries_rcpt (rcpt_key=?") {
+			t.Errorf("%+v: plan %q does not look the recipient up by its key", f, p)
+		}
+	}
+}
+
+func queryPlan(t *testing.T, s *Store, q string, args ...any) string {
+	t.Helper()
+	rows, err := s.r.Query("EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	return strings.Join(plan, "; ")
+}
+
+// TestQueueIndexServesBoth: deliveries_queue serves what deliveries_pending
+// and deliveries_shape served: the scheduler's due order per state (a
+// range read in order, no sort), the listing of deliveries in flight, and
+// the queue shape (observe_test.go); neither old index is left.
+func TestQueueIndexServesBoth(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, st := range store.SchedulerStates() {
+		p := queryPlan(t, s, pendingDueSQL(st), 1, 2, 3, 10)
+		if !strings.Contains(p, "INDEX deliveries_queue (state=? AND ") || strings.Contains(p, "TEMP B-TREE") {
+			t.Errorf("due %s: plan %q is not a range of deliveries_queue in order", st, p)
+		}
+	}
+	q, args := deliveryQuery(store.DeliveryFilter{States: []store.State{store.Sending}, Limit: 10000})
+	if p := queryPlan(t, s, q, args...); !strings.Contains(p, "INDEX deliveries_queue (state=?)") {
+		t.Errorf("deliveries in flight: plan %q", p)
+	}
+	if p := queryPlan(t, s, `SELECT id FROM deliveries WHERE state IN (`+queueIndexStates+`) AND state IN ('sending')`); !strings.Contains(p, "deliveries_queue") {
+		t.Errorf("lease recovery: plan %q", p)
+	}
+	for _, ix := range []string{"index deliveries_pending", "index deliveries_shape"} {
+		if slices.Contains(schemaObjects(t, s.w, "deliveries"), ix) {
+			t.Errorf("%s is still there", ix)
 		}
 	}
 }

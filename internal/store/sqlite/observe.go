@@ -2,7 +2,9 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/store"
@@ -10,41 +12,61 @@ import (
 
 // The read side of metrics and the queue summary (store.Observer).
 //
-// QueueShape reads only the covering index deliveries_shape (migration 4:
-// state, lane, created_at over the pending states and dead_letter), so a
-// scrape with a million pending deliveries counts index entries and never
-// touches the table. The *After methods walk the append-only tables from a
-// cursor by primary key; SQLite's single writer assigns row IDs in commit
-// order, so a reader never sees a later commit with a smaller ID.
+// QueueShape reads only the covering index deliveries_queue (state,
+// next_attempt_at, id, lane, created_at over the pending states and
+// dead_letter), so a scrape with a million pending deliveries counts
+// index entries and never touches the table. The *After methods walk the
+// append-only tables from a cursor by primary key; SQLite's single writer
+// assigns row IDs in commit order, so a reader never sees a later commit
+// with a smaller ID.
 
 var _ store.Observer = (*Store)(nil)
 
-// shapeStates are the states the shape index covers.
-var shapeStates = append(append([]store.State(nil), store.PendingStates...), store.DeadLetter)
-
 // shapeIndex is migration 4. Its state list is written out: a released
-// migration never changes.
+// migration never changes. (Replaced by deliveries_queue: schema.go.)
 var shapeIndex = sqlMigration(`CREATE INDEX deliveries_shape ON deliveries(state, lane, created_at)
 	WHERE state IN ('scheduled','queued','sending','deferred','held','dead_letter')`)
 
+// shapeLanes are the lanes QueueShape counts: all there are (the table's
+// CHECK constraint allows no other).
+var shapeLanes = []store.Lane{store.LaneHigh, store.LaneNormal, store.LaneLow}
+
+// queueShapeSQL counts each state's deliveries per lane in one ordered
+// pass over the index's state ranges: the index is ordered by state, then
+// due time, not by lane, so a GROUP BY state, lane would sort them all.
+func queueShapeSQL() string {
+	var cols []string
+	for _, l := range shapeLanes {
+		cols = append(cols, fmt.Sprintf("sum(lane = '%s'), min(CASE WHEN lane = '%s' THEN created_at END)", l, l))
+	}
+	return `SELECT state, ` + strings.Join(cols, ", ") + ` FROM deliveries INDEXED BY deliveries_queue
+		WHERE state IN (` + queueIndexStates + `) GROUP BY state`
+}
+
 // QueueShape implements store.Observer.
 func (s *Store) QueueShape(ctx context.Context) ([]store.ShapeRow, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT state, lane, count(*), min(created_at) FROM deliveries INDEXED BY deliveries_shape
-		WHERE state IN (`+store.SQLList(shapeStates)+`) GROUP BY state, lane`)
+	rows, err := s.r.QueryContext(ctx, queueShapeSQL())
 	if err != nil {
 		return nil, fmt.Errorf("queue shape: %w", err)
 	}
 	defer rows.Close()
 	var out []store.ShapeRow
 	for rows.Next() {
-		var r store.ShapeRow
-		var state, lane string
-		var oldest int64
-		if err := rows.Scan(&state, &lane, &r.Count, &oldest); err != nil {
+		var state string
+		counts := make([]int, len(shapeLanes))
+		oldest := make([]sql.NullInt64, len(shapeLanes))
+		dest := []any{&state}
+		for i := range shapeLanes {
+			dest = append(dest, &counts[i], &oldest[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
 			return nil, fmt.Errorf("queue shape: %w", err)
 		}
-		r.State, r.Lane, r.Oldest = store.State(state), store.Lane(lane), fromMS(oldest)
-		out = append(out, r)
+		for i, l := range shapeLanes {
+			if counts[i] > 0 {
+				out = append(out, store.ShapeRow{State: store.State(state), Lane: l, Count: counts[i], Oldest: fromMS(oldest[i].Int64)})
+			}
+		}
 	}
 	return out, rows.Err()
 }

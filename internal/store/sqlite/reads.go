@@ -61,8 +61,8 @@ func (s *Store) LoadPending(ctx context.Context, fn func(*store.Delivery) error)
 }
 
 // PendingDue implements store.Store. Each scheduler state is one range
-// of the deliveries_pending index (state, next_attempt_at, id), read in
-// order; the ranges are merged here. The query repeats the index's own
+// of the deliveries_queue index (state, next_attempt_at, id, ...), read
+// in order; the ranges are merged here. The query repeats the index's own
 // IN list so that SQLite may use the partial index.
 func (s *Store) PendingDue(ctx context.Context, after store.DueCursor, until time.Time, limit int) ([]store.Delivery, error) {
 	if limit <= 0 {
@@ -70,10 +70,7 @@ func (s *Store) PendingDue(ctx context.Context, after store.DueCursor, until tim
 	}
 	var all []store.Delivery
 	for _, st := range store.SchedulerStates() {
-		rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries
-			WHERE state IN (`+pendingIndexStates+`) AND state = '`+string(st)+`'
-			AND (next_attempt_at, id) > (?, ?) AND next_attempt_at <= ?
-			ORDER BY next_attempt_at, id LIMIT ?`, ms(after.Due), after.ID, ms(until), limit)
+		rows, err := s.r.QueryContext(ctx, pendingDueSQL(st), ms(after.Due), after.ID, ms(until), limit)
 		if err != nil {
 			return nil, fmt.Errorf("pending deliveries in due order: %w", err)
 		}
@@ -100,6 +97,14 @@ func (s *Store) PendingDue(ctx context.Context, after store.DueCursor, until tim
 	return all[:min(limit, len(all))], nil
 }
 
+// pendingDueSQL is PendingDue's query of one state's due range.
+func pendingDueSQL(st store.State) string {
+	return `SELECT ` + deliveryCols + ` FROM deliveries INDEXED BY deliveries_queue
+		WHERE state IN (` + queueIndexStates + `) AND state = '` + string(st) + `'
+		AND (next_attempt_at, id) > (?, ?) AND next_attempt_at <= ?
+		ORDER BY next_attempt_at, id LIMIT ?`
+}
+
 // onlySending reports whether states is just sending: deliveries in
 // flight, always few, so reading them through the partial index (then
 // sorting) beats a scan of every row in ID order, even with a limit. (For
@@ -124,7 +129,7 @@ func deliveryQuery(f store.DeliveryFilter) (string, []any) {
 	if len(f.States) > 0 {
 		if onlySending(f.States) {
 			// Repeating the index's own IN list lets SQLite use it.
-			conds = append(conds, "d.state IN ("+pendingIndexStates+")")
+			conds = append(conds, "d.state IN ("+queueIndexStates+")")
 		}
 		conds = append(conds, "d.state IN ("+placeholders(len(f.States))+")")
 		for _, st := range f.States {
@@ -137,8 +142,8 @@ func deliveryQuery(f store.DeliveryFilter) (string, []any) {
 	}
 	if f.Recipient != "" {
 		if strings.Contains(f.Recipient, "@") {
-			conds = append(conds, "d.recipient = ?")
-			args = append(args, f.Recipient)
+			conds = append(conds, "d.rcpt_key = ? AND d.recipient = ?") // rcptkey.go
+			args = append(args, rcptKey(f.Recipient), f.Recipient)
 		} else {
 			conds = append(conds, "instr(d.recipient, ?) > 0")
 			args = append(args, f.Recipient)

@@ -176,15 +176,36 @@ var migrations = []migration{
 	sqlMigration(eventsByType), // events.go
 	// DKIM signatures computed after the message was stored (dkim.go).
 	sqlMigration(dkimMigration),
+	// Recipient lookups by a 64-bit key instead of the address (rcptkey.go;
+	// index rcptKeysMigration).
+	rcptKeys,
+	// One index of the queue instead of two over the same rows:
+	// deliveries_pending (state, next_attempt_at) served the scheduler's
+	// due order, deliveries_shape (state, lane, created_at) the queue
+	// shape. deliveries_queue serves both (PendingDue, QueueShape): one
+	// B-tree fewer to update at acceptance, lease and outcome.
+	sqlMigration(`DROP INDEX deliveries_pending;
+	DROP INDEX deliveries_shape;
+	CREATE INDEX deliveries_queue ON deliveries(state, next_attempt_at, id, lane, created_at)
+		WHERE state IN ('scheduled','queued','sending','deferred','held','dead_letter');`),
 }
 
-// pendingIndexStates is the IN list of the deliveries_pending index; a
-// query that repeats it literally may use the index.
+// pendingIndexStates was the IN list of the deliveries_pending index (a
+// released migration uses it).
 const pendingIndexStates = `'scheduled','queued','sending','deferred','held'`
+
+// queueIndexStates is the IN list of the deliveries_queue index (the
+// pending states and dead_letter); a query that repeats it literally may
+// use the index.
+const queueIndexStates = `'scheduled','queued','sending','deferred','held','dead_letter'`
 
 // tlsColumnsMigration is the index in migrations of the one adding the
 // attempts' TLS columns (renumber it with the list).
 const tlsColumnsMigration = 7
+
+// rcptKeysMigration is the index in migrations of rcptKeys (renumber it
+// with the list).
+const rcptKeysMigration = 14
 
 func migrate(db *sql.DB) error { return migrateWith(db, migrations) }
 

@@ -85,11 +85,11 @@ func (st *stmts) close() {
 
 const (
 	insDeliveryHead = `INSERT INTO deliveries (message_id, tenant_id, recipient, domain, lane, state, created_at,
-		next_attempt_at, expires_at, updated_at, last_text) VALUES `
-	insDeliveryCols = 11
+		next_attempt_at, expires_at, updated_at, last_text, rcpt_key) VALUES `
+	insDeliveryCols = 12
 	insEventHead    = `INSERT INTO events (at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx,
-		code, enhanced, text, detail, domain, destination) VALUES `
-	eventCols      = 14
+		code, enhanced, text, detail, domain, destination, rcpt_key) VALUES `
+	eventCols      = 15
 	insAttemptHead = `INSERT INTO attempts (delivery_id, message_id, n, started_at, duration_us, mx, ip, tls,
 		code, enhanced, text, class, phase, error, tls_version, tls_cipher, tls_policy, tls_result, source_ip) VALUES `
 	insAttemptCols = 19
@@ -155,7 +155,7 @@ func insertDeliveries(tx *sql.Tx, st *stmts, ds []*store.Delivery, of []*store.M
 	for i, d := range ds {
 		m := of[i]
 		args = append(args, m.ID, m.TenantID, d.Recipient, d.Domain, string(d.Lane), string(d.State),
-			ms(d.CreatedAt), ms(d.NextAttemptAt), ms(d.ExpiresAt), ms(d.CreatedAt), d.LastError)
+			ms(d.CreatedAt), ms(d.NextAttemptAt), ms(d.ExpiresAt), ms(d.CreatedAt), d.LastError, rcptKey(d.Recipient))
 	}
 	ids := make([]int64, len(ds))
 	if err := st.insDeliveries.exec(tx, args, ids); err != nil {
@@ -330,7 +330,7 @@ func (s *Store) RecoverLeases(ctx context.Context, now time.Time) (int, error) {
 	var n int
 	err := s.write(ctx, func(tx *sql.Tx, st *stmts) error {
 		rows, err := tx.Query(`UPDATE deliveries SET state=`+store.SQLList(store.Targets(store.OpRecover))+`, updated_at=?
-			WHERE state IN (`+pendingIndexStates+`) AND state IN (`+store.SQLList(store.FromStates(store.OpRecover, store.Queued))+`)
+			WHERE state IN (`+queueIndexStates+`) AND state IN (`+store.SQLList(store.FromStates(store.OpRecover, store.Queued))+`)
 			RETURNING id, message_id, tenant_id, recipient`, ms(now))
 		if err != nil {
 			return fmt.Errorf("recover leases: %w", err)

@@ -22,6 +22,7 @@ type EventStore interface {
 // pruning, and the after-commit sink.
 func RunEventLog(t *testing.T, open func(t *testing.T) EventStore) {
 	t.Run("FiltersAndPages", func(t *testing.T) { testEventFilters(t, open(t)) })
+	t.Run("ByRecipient", func(t *testing.T) { testEventsByRecipient(t, open(t)) })
 	t.Run("Rollups", func(t *testing.T) { testRollups(t, open(t)) })
 	t.Run("RollupsUnderGroupCommit", func(t *testing.T) { testRollupsConcurrent(t, open(t)) })
 	t.Run("Prune", func(t *testing.T) { testPrune(t, open(t)) })
@@ -302,5 +303,73 @@ func testSink(t *testing.T, s EventStore) {
 	defer mu.Unlock()
 	if len(got) != 2 || got[0].ID == 0 || got[1].ID <= got[0].ID || got[0].Type != store.EventQueued || got[0].Domain != "one.test" {
 		t.Fatalf("sink got %+v", got)
+	}
+}
+
+// testEventsByRecipient: a search by recipient returns that exact address's
+// events (not another spelling's), those of its deliveries and those
+// recorded with no delivery alike, in ID order either way, in keyset
+// pages, and with the other filters; deliveries by recipient likewise.
+func testEventsByRecipient(t *testing.T, s EventStore) {
+	ctx := context.Background()
+	a := NewTestMessage("m1", "a@one.test", "A@one.test", "b@one.test")
+	b := NewTestMessage("m2", "a@one.test")
+	b.Message.TenantID = "t2"
+	insert(t, s, a)
+	attempt(t, s, a.Deliveries[0], store.Deferred, store.EventSoftBounce, "", t0.Add(time.Minute))
+	if err := s.RecordEvent(ctx, store.Event{At: t0.Add(2 * time.Minute), Type: store.EventComplaint, TenantID: "t1",
+		MessageID: "m1", Recipient: "a@one.test", Detail: "no delivery"}); err != nil {
+		t.Fatal(err)
+	}
+	insert(t, s, b)
+	attempt(t, s, a.Deliveries[1], store.Delivered, store.EventDelivered, "", t0.Add(3*time.Minute))
+	attempt(t, s, a.Deliveries[0], store.Delivered, store.EventDelivered, "", t0.Add(4*time.Minute))
+	check := func(name string, f store.EventFilter, want ...string) []store.Event {
+		t.Helper()
+		evs, err := s.Events(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for i, e := range evs {
+			got = append(got, e.TenantID+":"+e.Type+":"+e.Recipient)
+			if i > 0 && (e.ID > evs[i-1].ID) == f.Desc {
+				t.Errorf("%s: not in ID order: %d after %d", name, e.ID, evs[i-1].ID)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: got %v, want %v", name, got, want)
+		}
+		return evs
+	}
+	all := check("recipient", store.EventFilter{Recipient: "a@one.test"}, "t1:queued:a@one.test",
+		"t1:soft_bounced:a@one.test", "t1:complaint:a@one.test", "t2:queued:a@one.test", "t1:delivered:a@one.test")
+	check("another spelling", store.EventFilter{Recipient: "A@one.test"}, "t1:queued:A@one.test", "t1:delivered:A@one.test")
+	check("recipient, tenant, newest first", store.EventFilter{Recipient: "a@one.test", TenantID: "t1", Desc: true},
+		"t1:delivered:a@one.test", "t1:complaint:a@one.test", "t1:soft_bounced:a@one.test", "t1:queued:a@one.test")
+	check("recipient, type, since (the on-hold count)", store.EventFilter{Recipient: "a@one.test", TenantID: "t1",
+		Type: store.EventSoftBounce, Since: t0.Add(30 * time.Second), Limit: 3}, "t1:soft_bounced:a@one.test")
+	check("recipient, domain", store.EventFilter{Recipient: "a@one.test", Domain: "ONE.test", Type: store.EventComplaint},
+		"t1:complaint:a@one.test")
+	check("recipient of a message", store.EventFilter{Recipient: "a@one.test", MessageID: "m2"}, "t2:queued:a@one.test")
+	check("recipient, pages", store.EventFilter{Recipient: "a@one.test", BeforeID: all[4].ID, AfterID: all[0].ID, Desc: true, Limit: 2},
+		"t2:queued:a@one.test", "t1:complaint:a@one.test")
+	check("no such recipient", store.EventFilter{Recipient: "c@one.test"})
+	if n, err := s.CountEvents(ctx, store.EventFilter{Recipient: "a@one.test", TenantID: "t1"}, 100); err != nil || n != 4 {
+		t.Fatalf("count by recipient: %d %v", n, err)
+	}
+	for rcpt, want := range map[string][]int64{"a@one.test": {a.Deliveries[0].ID, b.Deliveries[0].ID},
+		"A@one.test": {a.Deliveries[1].ID}, "one.test": {a.Deliveries[0].ID, a.Deliveries[1].ID, a.Deliveries[2].ID, b.Deliveries[0].ID}} {
+		ds, err := s.ListDeliveries(ctx, store.DeliveryFilter{Recipient: rcpt})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int64
+		for _, d := range ds {
+			got = append(got, d.ID)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("deliveries of %q: %v, want %v", rcpt, got, want)
+		}
 	}
 }
