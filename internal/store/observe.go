@@ -39,6 +39,13 @@ type Observer interface {
 	// MessagesAfter returns up to limit accepted messages (cursor, source)
 	// with a cursor above after, in order.
 	MessagesAfter(ctx context.Context, after int64, limit int) ([]MessageRow, error)
+	// MetricsState returns what SaveMetricsState saved last (nil: never
+	// saved): the metrics collector's counters with their cursors, so a
+	// restart continues from them instead of reading the whole history.
+	// The store keeps it opaque.
+	MetricsState(ctx context.Context) ([]byte, error)
+	// SaveMetricsState replaces the saved state.
+	SaveMetricsState(ctx context.Context, state []byte) error
 }
 
 // ShapeRow is one (state, lane) cell of QueueShape.

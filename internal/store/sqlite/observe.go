@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -196,4 +197,34 @@ func (s *Store) MessagesAfter(ctx context.Context, after int64, limit int) ([]st
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// metricsStateMigration holds the metrics collector's saved counters: one
+// row, replaced whole.
+const metricsStateMigration = `CREATE TABLE metrics_state (id INTEGER PRIMARY KEY CHECK (id = 1), state BLOB NOT NULL)`
+
+// MetricsState implements store.Observer.
+func (s *Store) MetricsState(ctx context.Context) ([]byte, error) {
+	var b []byte
+	err := s.r.QueryRowContext(ctx, `SELECT state FROM metrics_state WHERE id = 1`).Scan(&b)
+	if err == sql.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("metrics state: %w", err)
+	}
+	return b, nil
+}
+
+// SaveMetricsState implements store.Observer. It is background work: it
+// waits for a moment without other writes (writeLow).
+func (s *Store) SaveMetricsState(ctx context.Context, state []byte) error {
+	err := s.writeLow(ctx, func(tx *sql.Tx, _ *stmts) error {
+		_, err := tx.Exec(`INSERT INTO metrics_state (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state`, state)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("save metrics state: %w", err)
+	}
+	return nil
 }

@@ -176,6 +176,7 @@ var migrations = []migration{
 	sqlMigration(eventsByType), // events.go
 	// DKIM signatures computed after the message was stored (dkim.go).
 	sqlMigration(dkimMigration),
+	sqlMigration(metricsStateMigration), // observe.go
 }
 
 // pendingIndexStates is the IN list of the deliveries_pending index; a
