@@ -70,7 +70,8 @@ func scrape(t *testing.T, c *Collector) map[string]float64 {
 // attempts in the history get their own label, the rest count as
 // "other"; a destination seen later gets a label while there is room,
 // and "other" after; a collector started again on the same store (a
-// restart) shows the same totals.
+// restart) shows the same totals, its labels picked again from the whole
+// history when their number changed (the saved counters do not fit).
 func TestDestinationLabelsBounded(t *testing.T) { stores.Each(t, testDestinationLabelsBounded) }
 
 func testDestinationLabelsBounded(t *testing.T, st store.Store) {
