@@ -393,17 +393,11 @@ func escapeLike(s string) string {
 // 4*limit rows (by ID, which follows time give or take events written
 // with an earlier time), so it never scans the table. It is a background
 // write (writeLow): its own transaction, when no other write waits.
-//
-// It never deletes the newest event: SQLite gives a new row the highest
-// ID plus one, so a table emptied by retention (a server idle for longer
-// than it) would hand out IDs from 1 again, below the cursors readers keep
-// (the metrics counters, saved across restarts, would never count them).
 func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	var n int64
 	err := s.writeLow(ctx, func(tx *sql.Tx, _ *stmts) error {
 		res, err := tx.Exec(`DELETE FROM events WHERE id IN
-			(SELECT id FROM (SELECT id, at FROM events ORDER BY id LIMIT ?) WHERE at < ? LIMIT ?)
-			AND id < (SELECT max(id) FROM events)`, 4*limit, ms(cutoff), limit)
+			(SELECT id FROM (SELECT id, at FROM events ORDER BY id LIMIT ?) WHERE at < ? LIMIT ?)`, 4*limit, ms(cutoff), limit)
 		if err != nil {
 			return fmt.Errorf("prune events: %w", err)
 		}

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -64,51 +63,5 @@ func TestEventQueriesWalkAnIndexInOrder(t *testing.T) {
 				t.Errorf("%+v does not take the recipient's index: %s", f, p)
 			}
 		}
-	}
-}
-
-// TestPruneKeepsEventIDsRising: retention that finds every event old
-// keeps the newest, so the next event's ID is above every earlier one
-// (readers keep cursors across restarts: the metrics counters); with the
-// table emptied SQLite would start again from 1.
-func TestPruneKeepsEventIDsRising(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "posthorn.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	old := time.Now().Add(-40 * 24 * time.Hour)
-	for i := 0; i < 10; i++ {
-		if err := s.RecordEvent(ctx, store.Event{At: old, Type: store.EventThrottle, TenantID: "t"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pruned := 0
-	for {
-		n, err := s.PruneEvents(ctx, time.Now(), 3)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
-		}
-		pruned += n
-	}
-	if err := s.RecordEvent(ctx, store.Event{At: time.Now(), Type: store.EventThrottle, TenantID: "t", MessageID: "new"}); err != nil {
-		t.Fatal(err)
-	}
-	evs, err := s.Events(ctx, store.EventFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var newID int64
-	for _, e := range evs {
-		if e.MessageID == "new" {
-			newID = e.ID
-		}
-	}
-	if pruned != 9 || newID <= 10 {
-		t.Fatalf("pruned %d of 10 old events (want 9: the newest stays), then a new event got ID %d (want above 10)", pruned, newID)
 	}
 }
