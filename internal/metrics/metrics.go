@@ -336,8 +336,20 @@ func (c *Collector) advance(ctx context.Context) error {
 		for _, e := range evs {
 			c.countEvent(e)
 		}
-		if next <= c.c.eventCur {
+		if next == c.c.eventCur {
 			break
+		}
+		if next < c.c.eventCur {
+			// The log's IDs went back: SQLite after retention emptied it
+			// (it deletes the oldest first, so the newest goes only with
+			// all the others) gives IDs from 1 again. Every event there
+			// is came after: count them all. (Retention could also take
+			// the newest alone, when it is older than events written
+			// before it and the log holds fewer than four batches; the
+			// few left would then count twice.)
+			c.cfg.Log.Warn("metrics: the event log's IDs went back below the cursor; counting it again from the start",
+				"cursor", c.c.eventCur, "highest", next)
+			next = 0
 		}
 		c.c.eventCur = next
 	}

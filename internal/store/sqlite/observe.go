@@ -143,10 +143,12 @@ func (s *Store) AttemptsAfter(ctx context.Context, after int64, limit int) ([]st
 // EventsAfter implements store.Observer.
 func (s *Store) EventsAfter(ctx context.Context, after int64, types []string, limit int) ([]store.EventRow, int64, error) {
 	// The cursor first: the highest event ID now, bounded to limit rows
-	// ahead, so the typed query below reads a fixed window.
+	// ahead, so the typed query below reads a fixed window; with none
+	// ahead, the highest ID there is (below after once retention emptied
+	// the table, as SQLite then gives IDs from 1 again).
 	var top int64
-	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(id), ?) FROM (SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?)`,
-		after, after, limit).Scan(&top); err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT coalesce((SELECT max(id) FROM (SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?)),
+		(SELECT coalesce(max(id), 0) FROM events))`, after, limit).Scan(&top); err != nil {
 		return nil, after, fmt.Errorf("events after %d: %w", after, err)
 	}
 	if top <= after || len(types) == 0 {
