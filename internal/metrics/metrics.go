@@ -34,7 +34,10 @@
 // from it gives exactly what the full read gave (TestRestartFromSavedState).
 // A reason asked of the suppression lists is asked once, when the event
 // is first counted; a crash loses only the state since the last save,
-// and those rows are read again.
+// and those rows are read again. When retention empties SQLite's event
+// log, its IDs start again from 1, below the cursor: EventsAfter then
+// returns an ID below it and the log is counted from the start
+// (TestCountsAfterRetentionEmptiedTheLog).
 //
 // Cardinality is bounded: attempts are labelled by destination (provider
 // or domain) for the TopDestinations (50) with the most attempts when the
