@@ -161,9 +161,10 @@ func eventsBench(work string, n, tenants, msgs, sessions, rounds int, fillOnly b
 		float64(to-from)/time.Since(t0).Seconds(), max(0, int64(n)/3-to))
 }
 
-// waitMetrics waits until /metrics answers: the server reads the whole
-// event history for its counters after it starts (in the background, but
-// it takes the CPU the measurement needs).
+// waitMetrics waits until /metrics answers: the server brings its
+// counters up to date after it starts, in the background (from the
+// counters it saved when it stopped, or, with none saved, by reading the
+// whole event history: minutes with tens of millions of events).
 func waitMetrics(p *benchkit.Posthorn, since time.Time) {
 	c := &http.Client{Timeout: time.Hour}
 	resp, err := c.Get("http://" + p.HTTP + "/metrics")
@@ -172,7 +173,7 @@ func waitMetrics(p *benchkit.Posthorn, since time.Time) {
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	fmt.Printf("  /metrics answered %s after start (its read of the event history)\n", time.Since(since).Round(time.Millisecond))
+	fmt.Printf("  /metrics answered %s after start (the counters brought up to date)\n", time.Since(since).Round(time.Millisecond))
 }
 
 func roundAll(xs []float64) []float64 {

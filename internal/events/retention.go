@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -13,6 +14,15 @@ import (
 // BodyRetention (zero keeps them forever), Batch rows per write with
 // Pause between writes: the writer is shared with acceptance, so a pass
 // is many small transactions, never one long one.
+//
+// A write that fails (SQLite's "database is locked" when a checkpoint or
+// another process holds the lock past the busy timeout) is tried again
+// after Retry, then twice as long each time up to a minute, for up to
+// Every in all; the pass ends with the error only after that. Before,
+// one failure ended the pass and the next came an Every (10 minutes)
+// later: with 50,000,000 events nothing was pruned while measured
+// (docs/performance.md). The first failure of a run of them is logged
+// (a warning), and the recovery; the retries in between are not.
 type Pruner struct {
 	Store           store.EventLog
 	EventsRetention time.Duration
@@ -20,6 +30,7 @@ type Pruner struct {
 	Every           time.Duration // between passes (default: a quarter of the shorter retention, at most 10 minutes)
 	Batch           int           // rows per transaction (default 50: see defaults)
 	Pause           time.Duration // between transactions (default 20ms)
+	Retry           time.Duration // before a failed write is tried again, doubling (default 1s)
 	Now             func() time.Time
 	Log             *slog.Logger
 
@@ -55,6 +66,9 @@ func (p *Pruner) defaults() {
 	}
 	if p.Pause <= 0 {
 		p.Pause = 20 * time.Millisecond
+	}
+	if p.Retry <= 0 {
+		p.Retry = time.Second
 	}
 	if p.Now == nil {
 		p.Now = time.Now
@@ -115,7 +129,11 @@ func (p *Pruner) RunOnce(ctx context.Context) (events, bodies int, err error) {
 	if p.EventsRetention > 0 {
 		cutoff := now.Add(-p.EventsRetention)
 		for {
-			n, err := p.Store.PruneEvents(ctx, cutoff, p.Batch)
+			var n int
+			err := p.retry(ctx, "events", func() (err error) {
+				n, err = p.Store.PruneEvents(ctx, cutoff, p.Batch)
+				return err
+			})
 			events += n
 			if err != nil {
 				return events, bodies, err
@@ -134,7 +152,13 @@ func (p *Pruner) RunOnce(ctx context.Context) (events, bodies int, err error) {
 		}
 		cutoff := now.Add(-p.BodyRetention)
 		for {
-			n, next, done, err := p.Store.PruneBodies(ctx, cutoff, p.cursor, p.Batch)
+			var n int
+			var next int64
+			var done bool
+			err := p.retry(ctx, "bodies", func() (err error) {
+				n, next, done, err = p.Store.PruneBodies(ctx, cutoff, p.cursor, p.Batch)
+				return err
+			})
 			bodies += n
 			if err != nil {
 				return events, bodies, err
@@ -151,8 +175,40 @@ func (p *Pruner) RunOnce(ctx context.Context) (events, bodies int, err error) {
 	return events, bodies, nil
 }
 
-func (p *Pruner) pause(ctx context.Context) bool {
-	t := time.NewTimer(p.Pause)
+// maxRetryWait bounds the wait between two tries of a failed write.
+const maxRetryWait = time.Minute
+
+// retry runs write, and again after a growing wait while it fails, until
+// the waits add up to Every; it returns the last error (or ctx's).
+func (p *Pruner) retry(ctx context.Context, what string, write func() error) error {
+	err := write()
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	p.Log.Warn("retention: write failed, trying again", "prune", what, "err", err, "in", p.Retry)
+	wait, waited, tries := p.Retry, time.Duration(0), 1
+	for waited+wait <= p.Every {
+		if !p.sleep(ctx, wait) {
+			return ctx.Err()
+		}
+		waited += wait
+		tries++
+		if err = write(); err == nil {
+			p.Log.Info("retention: write succeeded again", "prune", what, "tries", tries)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		wait = min(2*wait, maxRetryWait)
+	}
+	return fmt.Errorf("%d tries over %s: %w", tries, waited, err)
+}
+
+func (p *Pruner) pause(ctx context.Context) bool { return p.sleep(ctx, p.Pause) }
+
+func (p *Pruner) sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

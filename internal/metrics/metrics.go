@@ -11,11 +11,33 @@
 //   - Counters (_total) and the latency histogram are the store's own
 //     append-only tables (attempts, events, messages) read forward from a
 //     cursor: each scrape reads only the rows added since the previous one.
-//     At start the cursors are zero, so the first pass counts the whole
-//     history (in the background, from Start; a scrape before it ends
-//     waits for it). Counters therefore survive restarts: after a restart
-//     each equals the store's count, as it did before. They reset only if
-//     rows are deleted from those tables, which posthorn never does.
+//   - The counters and their cursors are saved in the store
+//     (store.Observer.SaveMetricsState) every SaveEvery (default 1 min)
+//     and at Stop. A start continues from the saved state and reads only
+//     the rows added after its cursors (in the background, from Start; a
+//     scrape before it ends waits for it): with 50,000,000 events the
+//     whole history took minutes to read (docs/performance.md). With no
+//     saved state (a new database, the first start of a build before
+//     this one), or one that does not fit (TopDestinations or the
+//     latency buckets changed), the first pass counts the whole history
+//     once, as every start did before. Counters therefore survive
+//     restarts: after a restart each equals what a read of the whole
+//     history from the first start on would give, and never goes down,
+//     even after retention deleted old events.
+//
+// Decision: the saved state, not the report rollups, is what a start
+// rebuilds from. The rollups count per tenant, day, domain and
+// destination, but the counters need what they do not keep: attempts by
+// reply class (the attempts table), accepted messages by source, the
+// latency histogram by lane (the delivery's creation time), suppressions
+// by reason. The saved state is the collector's own counters, so a start
+// from it gives exactly what the full read gave (TestRestartFromSavedState).
+// A reason asked of the suppression lists is asked once, when the event
+// is first counted; a crash loses only the state since the last save,
+// and those rows are read again. When retention empties SQLite's event
+// log, its IDs start again from 1, below the cursor: EventsAfter then
+// returns an ID below it and the log is counted from the start
+// (TestCountsAfterRetentionEmptiedTheLog).
 //
 // Cardinality is bounded: attempts are labelled by destination (provider
 // or domain) for the TopDestinations (50) with the most attempts when the
@@ -75,6 +97,7 @@ type Config struct {
 	Blocklists      func() []BlocklistResult
 	ShapeTTL        time.Duration // default 1s
 	TopDestinations int           // default 50
+	SaveEvery       time.Duration // how often the counters are saved (default 1 min)
 	Now             func() time.Time
 	Log             *slog.Logger
 }
@@ -89,10 +112,12 @@ type BlocklistResult struct {
 type Collector struct {
 	cfg Config
 
-	mu      sync.Mutex
-	c       counters
-	shape   []store.ShapeRow
-	shapeAt time.Time
+	mu       sync.Mutex
+	c        counters
+	restored bool     // the saved state was looked for
+	savedAt  [3]int64 // the cursors of the state saved last
+	shape    []store.ShapeRow
+	shapeAt  time.Time
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -166,6 +191,9 @@ func New(cfg Config) *Collector {
 	if cfg.TopDestinations <= 0 {
 		cfg.TopDestinations = 50
 	}
+	if cfg.SaveEvery <= 0 {
+		cfg.SaveEvery = time.Minute
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -185,24 +213,49 @@ func New(cfg Config) *Collector {
 		rawDest: map[string]uint64{}, accepted: map[string]uint64{}, suppressed: map[string]uint64{}, latency: map[store.Lane]*histogram{}}}
 }
 
-// Start reads the store's history in the background, so the first scrape
-// does not have to.
+// Start brings the counters up to date in the background (from the saved
+// state, or the whole history), so the first scrape does not have to,
+// and then saves them every SaveEvery.
 func (c *Collector) Start() {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
 		c.mu.Lock()
-		defer c.mu.Unlock()
-		if err := c.advance(c.ctx); err != nil && c.ctx.Err() == nil {
+		err := c.advance(c.ctx)
+		c.mu.Unlock()
+		if err != nil && c.ctx.Err() == nil {
 			c.cfg.Log.Error("metrics: read the store's history", "err", err)
+		}
+		t := time.NewTicker(c.cfg.SaveEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-c.ctx.Done():
+				return
+			case <-t.C:
+			}
+			c.mu.Lock()
+			err := c.advance(c.ctx)
+			c.mu.Unlock()
+			if err == nil {
+				err = c.save(c.ctx)
+			}
+			if err != nil && c.ctx.Err() == nil {
+				c.cfg.Log.Warn("metrics: save the counters", "err", err)
+			}
 		}
 	}()
 }
 
-// Stop ends the background read and waits for it.
+// Stop ends the background work, waits for it and saves the counters.
 func (c *Collector) Stop() {
 	c.cancel()
 	c.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.save(ctx); err != nil {
+		c.cfg.Log.Warn("metrics: save the counters", "err", err)
+	}
 }
 
 // Describe implements prometheus.Collector.
@@ -252,10 +305,16 @@ func (c *Collector) Handler() http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
-// advance reads the rows added to the store since the cursors. Caller
-// holds c.mu.
+// advance reads the rows added to the store since the cursors, the first
+// time from the saved state when there is one. Caller holds c.mu.
 func (c *Collector) advance(ctx context.Context) error {
 	st := c.cfg.Store
+	if !c.restored {
+		if err := c.restore(ctx); err != nil {
+			return err
+		}
+		c.restored = true
+	}
 	for {
 		as, err := st.AttemptsAfter(ctx, c.c.attemptCur, batch)
 		if err != nil {
@@ -280,8 +339,20 @@ func (c *Collector) advance(ctx context.Context) error {
 		for _, e := range evs {
 			c.countEvent(e)
 		}
-		if next <= c.c.eventCur {
+		if next == c.c.eventCur {
 			break
+		}
+		if next < c.c.eventCur {
+			// The log's IDs went back: SQLite after retention emptied it
+			// (it deletes the oldest first, so the newest goes only with
+			// all the others) gives IDs from 1 again. Every event there
+			// is came after: count them all. (Retention could also take
+			// the newest alone, when it is older than events written
+			// before it and the log holds fewer than four batches; the
+			// few left would then count twice.)
+			c.cfg.Log.Warn("metrics: the event log's IDs went back below the cursor; counting it again from the start",
+				"cursor", c.c.eventCur, "highest", next)
+			next = 0
 		}
 		c.c.eventCur = next
 	}

@@ -34,11 +34,21 @@ type Observer interface {
 	// EventsAfter returns up to limit events of the given types with an ID
 	// above after, in ID order, with their delivery's lane and creation
 	// time. It also returns the highest event ID it looked at (the next
-	// cursor), so events of other types are not read again.
+	// cursor), so events of other types are not read again. With no event
+	// above after it returns the highest ID there is, which is below after
+	// when a backend that reuses IDs lost its newest events (SQLite, after
+	// retention emptied the log: the next event gets ID 1 again).
 	EventsAfter(ctx context.Context, after int64, types []string, limit int) ([]EventRow, int64, error)
 	// MessagesAfter returns up to limit accepted messages (cursor, source)
 	// with a cursor above after, in order.
 	MessagesAfter(ctx context.Context, after int64, limit int) ([]MessageRow, error)
+	// MetricsState returns what SaveMetricsState saved last (nil: never
+	// saved): the metrics collector's counters with their cursors, so a
+	// restart continues from them instead of reading the whole history.
+	// The store keeps it opaque.
+	MetricsState(ctx context.Context) ([]byte, error)
+	// SaveMetricsState replaces the saved state.
+	SaveMetricsState(ctx context.Context, state []byte) error
 }
 
 // ShapeRow is one (state, lane) cell of QueueShape.

@@ -25,6 +25,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -263,4 +264,30 @@ func (s *Store) MessagesAfter(ctx context.Context, after int64, limit int) ([]st
 		return nil, fmt.Errorf("messages after %d: %w", after, err)
 	}
 	return out, nil
+}
+
+// metricsStateSchema holds the metrics collector's saved counters: one
+// row, replaced whole (by any node: every node counts the same tables).
+const metricsStateSchema = `CREATE TABLE metrics_state (id integer PRIMARY KEY CHECK (id = 1), state bytea NOT NULL);`
+
+// MetricsState implements store.Observer.
+func (s *Store) MetricsState(ctx context.Context) ([]byte, error) {
+	var b []byte
+	err := s.pool.QueryRow(ctx, `SELECT state FROM metrics_state WHERE id = 1`).Scan(&b)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("metrics state: %w", err)
+	}
+	return b, nil
+}
+
+// SaveMetricsState implements store.Observer.
+func (s *Store) SaveMetricsState(ctx context.Context, state []byte) error {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO metrics_state (id, state) VALUES (1, $1)
+		ON CONFLICT (id) DO UPDATE SET state = excluded.state`, state); err != nil {
+		return fmt.Errorf("save metrics state: %w", err)
+	}
+	return nil
 }

@@ -15,10 +15,11 @@ const migrationLock = 0x706f737468726e
 // released they may still be edited; after that, only appended to.
 // Each part of the store owns one entry (schema_*.go).
 var migrations = []string{
-	coreSchema,     // schema_core.go: messages, deliveries, attempts, events, suppressions, idempotency
-	accountsSchema, // schema_accounts.go: tenants, users, keys, accounts, domains, webhooks, alerts, DMARC
-	clusterSchema,  // schema_cluster.go: nodes, leases, shared limits
-	dueSchema,      // due.go: the scheduler's due-order index
+	coreSchema,         // schema_core.go: messages, deliveries, attempts, events, suppressions, idempotency
+	accountsSchema,     // schema_accounts.go: tenants, users, keys, accounts, domains, webhooks, alerts, DMARC
+	clusterSchema,      // schema_cluster.go: nodes, leases, shared limits
+	dueSchema,          // due.go: the scheduler's due-order index
+	metricsStateSchema, // observe.go: the metrics collector's saved counters
 }
 
 // SchemaVersion is the number of migrations this build knows.

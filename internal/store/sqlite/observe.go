@@ -164,10 +164,12 @@ func (s *Store) AttemptsAfter(ctx context.Context, after int64, limit int) ([]st
 // EventsAfter implements store.Observer.
 func (s *Store) EventsAfter(ctx context.Context, after int64, types []string, limit int) ([]store.EventRow, int64, error) {
 	// The cursor first: the highest event ID now, bounded to limit rows
-	// ahead, so the typed query below reads a fixed window.
+	// ahead, so the typed query below reads a fixed window; with none
+	// ahead, the highest ID there is (below after once retention emptied
+	// the table, as SQLite then gives IDs from 1 again).
 	var top int64
-	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(id), ?) FROM (SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?)`,
-		after, after, limit).Scan(&top); err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT coalesce((SELECT max(id) FROM (SELECT id FROM events WHERE id > ? ORDER BY id LIMIT ?)),
+		(SELECT coalesce(max(id), 0) FROM events))`, after, limit).Scan(&top); err != nil {
 		return nil, after, fmt.Errorf("events after %d: %w", after, err)
 	}
 	if top <= after || len(types) == 0 {
@@ -218,4 +220,34 @@ func (s *Store) MessagesAfter(ctx context.Context, after int64, limit int) ([]st
 		out = append(out, m)
 	}
 	return out, rows.Err()
+}
+
+// metricsStateMigration holds the metrics collector's saved counters: one
+// row, replaced whole.
+const metricsStateMigration = `CREATE TABLE metrics_state (id INTEGER PRIMARY KEY CHECK (id = 1), state BLOB NOT NULL)`
+
+// MetricsState implements store.Observer.
+func (s *Store) MetricsState(ctx context.Context) ([]byte, error) {
+	var b []byte
+	err := s.r.QueryRowContext(ctx, `SELECT state FROM metrics_state WHERE id = 1`).Scan(&b)
+	if err == sql.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("metrics state: %w", err)
+	}
+	return b, nil
+}
+
+// SaveMetricsState implements store.Observer. It is background work: it
+// waits for a moment without other writes (writeLow).
+func (s *Store) SaveMetricsState(ctx context.Context, state []byte) error {
+	err := s.writeLow(ctx, func(tx *sql.Tx, _ *stmts) error {
+		_, err := tx.Exec(`INSERT INTO metrics_state (id, state) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET state = excluded.state`, state)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("save metrics state: %w", err)
+	}
+	return nil
 }

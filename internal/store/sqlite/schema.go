@@ -188,6 +188,7 @@ var migrations = []migration{
 	DROP INDEX deliveries_shape;
 	CREATE INDEX deliveries_queue ON deliveries(state, next_attempt_at, id, lane, created_at)
 		WHERE state IN ('scheduled','queued','sending','deferred','held','dead_letter');`),
+	sqlMigration(metricsStateMigration), // observe.go
 }
 
 // pendingIndexStates was the IN list of the deliveries_pending index (a
