@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/posthorn/posthorn/internal/store"
@@ -37,6 +38,7 @@ type Pruner struct {
 	cursor     int64     // messages looked at by body pruning (rowid)
 	cursorFrom time.Time // when the cursor last started over
 	stop, done chan struct{}
+	stopOnce   sync.Once
 }
 
 // rescanEvery is how often body pruning starts over from the first
@@ -91,7 +93,7 @@ func (p *Pruner) Stop() {
 	if p.stop == nil {
 		return
 	}
-	close(p.stop)
+	p.stopOnce.Do(func() { close(p.stop) }) // a second Stop only waits
 	<-p.done
 }
 

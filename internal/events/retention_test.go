@@ -109,12 +109,7 @@ func TestPrunerRetriesFailedBatchSoon(t *testing.T) {
 	if err := p.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			p.Stop()
-		}
-	}()
+	defer p.Stop() // a second Stop only waits
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		left, err := st.CountEvents(ctx, store.EventFilter{}, 1000)
@@ -130,7 +125,6 @@ func TestPrunerRetriesFailedBatchSoon(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	p.Stop()
-	stopped = true
 	if n := strings.Count(logs.String(), "write failed"); n != 1 {
 		t.Fatalf("failure logged %d times, want once:\n%s", n, logs.String())
 	}
