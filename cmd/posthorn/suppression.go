@@ -2,13 +2,16 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -17,7 +20,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posthorn/posthorn/internal/api"
+	"github.com/posthorn/posthorn/internal/api/adminclient"
 	"github.com/posthorn/posthorn/internal/store"
+	"github.com/posthorn/posthorn/internal/suppress/importcsv"
 )
 
 func suppressionCmd(g *globals) *cobra.Command {
@@ -105,7 +110,9 @@ func suppressionCmd(g *globals) *cobra.Command {
 // ignored, stable: of two lines for one entry the later still wins) and
 // sent in that order: each batch then lands in one stretch of the table's
 // key instead of all over it, which is what makes a large import fast
-// (docs/performance.md).
+// (docs/performance.md). Batches go as CSV (importcsv), each record as the
+// file has it behind its line number, so the server's refusals name the
+// file's lines; the CLI only finds the entry of each record to sort by.
 func suppressionImportCmd(g *globals) *cobra.Command {
 	var tenantName string
 	var batch, chunk, parallel int
@@ -126,16 +133,18 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 			if fi, err := f.Stat(); err == nil {
 				total = fi.Size()
 			}
-			r := csv.NewReader(bufio.NewReaderSize(f, 1<<20))
-			r.FieldsPerRecord = -1
-			r.ReuseRecord = true
+			in := &countingReader{r: f}
+			sc := bufio.NewScanner(in)
+			sc.Buffer(make([]byte, 0, 1<<20), importcsv.MaxRecord)
+			sc.Split(importcsv.SplitRecord)
+			path := "/admin/v1/suppressions/import?" + query(map[string]string{"tenant": tenantName}).Encode()
 			start := time.Now()
 			var added int
 			var errs []string
 			var mu sync.Mutex // guards added, errs and the progress line
-			send := func(entries []api.SuppressionRequest) error {
+			send := func(body []byte) error {
 				var res api.ImportResponse
-				if err := call(g, "POST", "/admin/v1/suppressions/import", api.ImportRequest{Tenant: tenantName, Entries: entries}, &res); err != nil {
+				if err := call(g, "POST", path, adminclient.RawBody{ContentType: importcsv.ContentType, Data: body}, &res); err != nil {
 					return err
 				}
 				mu.Lock()
@@ -144,18 +153,18 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 				mu.Unlock()
 				return nil
 			}
-			// seq keeps the sort stable at O(n log n): of two lines for one
-			// entry the later still wins.
+			// line keeps the sort stable at O(n log n): of two lines for
+			// one entry the later still wins.
 			type keyed struct {
-				key string
-				seq int
-				e   api.SuppressionRequest
+				key  string // the entry, trimmed and in lower case
+				line int
+				rec  string // as in the file, without its line end
 			}
 			pending := make([]keyed, 0, min(chunk, 1<<20))
 			var chunkStart int64 // file offset where pending starts
 			flush := func() error {
-				slices.SortFunc(pending, func(a, b keyed) int { return cmp.Or(strings.Compare(a.key, b.key), cmp.Compare(a.seq, b.seq)) })
-				chunkEnd := r.InputOffset()
+				slices.SortFunc(pending, func(a, b keyed) int { return cmp.Or(strings.Compare(a.key, b.key), cmp.Compare(a.line, b.line)) })
+				chunkEnd := in.n
 				// Batches of one chunk are sent up to --parallel at a time,
 				// so the CLI encodes and the server parses the next while
 				// the store writes one. Their order does not matter: a batch
@@ -165,13 +174,17 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 				slots := make(chan struct{}, parallel)
 				var firstErr error
 				for lo := 0; lo < len(pending); {
-					hi := min(lo+batch, len(pending))
-					for hi < len(pending) && pending[hi].key == pending[hi-1].key {
+					body := make([]byte, 0, 64*min(batch, len(pending)-lo)+32)
+					body = append(body, "line,entry,reason,detail\n"...)
+					hi := lo
+					// A batch also ends at maxBatchBytes, so that a file of
+					// long lines does not make bodies the server refuses.
+					for hi < len(pending) && (hi-lo < batch && len(body) < maxBatchBytes || hi > lo && pending[hi].key == pending[hi-1].key) {
+						body = strconv.AppendInt(body, int64(pending[hi].line), 10)
+						body = append(body, ',')
+						body = append(body, pending[hi].rec...)
+						body = append(body, '\n')
 						hi++
-					}
-					entries := make([]api.SuppressionRequest, hi-lo)
-					for i := range entries {
-						entries[i] = pending[lo+i].e
 					}
 					slots <- struct{}{}
 					mu.Lock()
@@ -184,7 +197,7 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 					go func(done int64) {
 						defer wg.Done()
 						defer func() { <-slots }()
-						if err := send(entries); err != nil {
+						if err := send(body); err != nil {
 							mu.Lock()
 							firstErr = cmp.Or(firstErr, err)
 							mu.Unlock()
@@ -202,30 +215,37 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 				pending, chunkStart = pending[:0], chunkEnd
 				return firstErr
 			}
-			for line := 1; ; line++ {
-				rec, err := r.Read()
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					return fmt.Errorf("line %d: %w", line, err)
-				}
-				if len(rec) == 0 || rec[0] == "" || line == 1 && strings.EqualFold(rec[0], "entry") {
+			var fields []string
+			for line, first := 1, true; sc.Scan(); {
+				at := line
+				line += bytes.Count(sc.Bytes(), []byte{'\n'}) + 1
+				if len(sc.Bytes()) == 0 {
 					continue
 				}
-				e := api.SuppressionRequest{Entry: rec[0]}
-				if len(rec) > 1 {
-					e.Reason = rec[1]
+				rec := string(sc.Bytes())
+				if first {
+					rec = importcsv.StripBOM(rec)
 				}
-				if len(rec) > 2 {
-					e.Detail = rec[2]
+				if fields, err = importcsv.Fields(rec, fields[:0]); err != nil {
+					return fmt.Errorf("line %d: %w", at, err)
 				}
-				pending = append(pending, keyed{strings.ToLower(strings.TrimSpace(e.Entry)), line, e})
+				if fields[0] == "" || first && strings.EqualFold(fields[0], "entry") {
+					first = false
+					continue
+				}
+				first = false
+				pending = append(pending, keyed{strings.ToLower(strings.TrimSpace(fields[0])), at, rec})
 				if len(pending) == chunk {
 					if err := flush(); err != nil {
 						return err
 					}
 				}
+			}
+			if err := sc.Err(); err != nil {
+				if errors.Is(err, bufio.ErrTooLong) {
+					return fmt.Errorf("%s: a record of more than %d MiB (an unterminated quote?)", args[0], importcsv.MaxRecord>>20)
+				}
+				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			if err := flush(); err != nil {
 				return err
@@ -243,8 +263,24 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&tenantName, "tenant", "", "tenant name or id (default: the default tenant)")
 	cmd.Flags().IntVar(&batch, "batch", 20000, "entries per request (one transaction each)")
 	cmd.Flags().IntVar(&parallel, "parallel", 2, "requests in flight at once")
-	cmd.Flags().IntVar(&chunk, "chunk", 1000000, "entries read and sorted before sending (about 150 bytes of memory each)")
+	cmd.Flags().IntVar(&chunk, "chunk", 1000000, "entries read and sorted before sending (about 100 bytes of memory each)")
 	return cmd
+}
+
+// maxBatchBytes ends a batch early when its lines are long: the server
+// takes bodies of up to 64 MiB.
+const maxBatchBytes = 16 << 20
+
+// countingReader counts the bytes read, for the progress line.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func suppressionExportCmd(g *globals) *cobra.Command {
