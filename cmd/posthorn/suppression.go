@@ -153,17 +153,25 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 				mu.Unlock()
 				return nil
 			}
+			// A chunk's records are kept in one buffer (text) and pending
+			// holds offsets into it: no pointers, so that the garbage
+			// collector has nothing to scan and the sort no write barriers
+			// (both were most of the CLI's CPU with a string per line).
 			// line keeps the sort stable at O(n log n): of two lines for
 			// one entry the later still wins.
 			type keyed struct {
-				key  string // the entry, trimmed and in lower case
-				line int
-				rec  string // as in the file, without its line end
+				key, keyEnd int // the entry, trimmed and in lower case
+				rec, recEnd int // as in the file, without its line end
+				line        int
 			}
-			pending := make([]keyed, 0, min(chunk, 1<<20))
+			// Sized for the chunk up front: grown by doubling, the copies
+			// and page faults were a quarter of the CLI's CPU.
+			text := make([]byte, 0, min(total+total/8+4096, int64(chunk)*128))
+			pending := make([]keyed, 0, min(int64(chunk), total/32+1024)) // lines of 32 bytes or more: no growth
 			var chunkStart int64 // file offset where pending starts
 			flush := func() error {
-				slices.SortFunc(pending, func(a, b keyed) int { return cmp.Or(strings.Compare(a.key, b.key), cmp.Compare(a.line, b.line)) })
+				key := func(k keyed) []byte { return text[k.key:k.keyEnd] }
+				slices.SortFunc(pending, func(a, b keyed) int { return cmp.Or(bytes.Compare(key(a), key(b)), cmp.Compare(a.line, b.line)) })
 				chunkEnd := in.n
 				// Batches of one chunk are sent up to --parallel at a time,
 				// so the CLI encodes and the server parses the next while
@@ -179,10 +187,10 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 					hi := lo
 					// A batch also ends at maxBatchBytes, so that a file of
 					// long lines does not make bodies the server refuses.
-					for hi < len(pending) && (hi-lo < batch && len(body) < maxBatchBytes || hi > lo && pending[hi].key == pending[hi-1].key) {
+					for hi < len(pending) && (hi-lo < batch && len(body) < maxBatchBytes || hi > lo && bytes.Equal(key(pending[hi]), key(pending[hi-1]))) {
 						body = strconv.AppendInt(body, int64(pending[hi].line), 10)
 						body = append(body, ',')
-						body = append(body, pending[hi].rec...)
+						body = append(body, text[pending[hi].rec:pending[hi].recEnd]...)
 						body = append(body, '\n')
 						hi++
 					}
@@ -212,29 +220,47 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 					lo = hi
 				}
 				wg.Wait()
-				pending, chunkStart = pending[:0], chunkEnd
+				pending, text, chunkStart = pending[:0], text[:0], chunkEnd
 				return firstErr
 			}
 			var fields []string
 			for line, first := 1, true; sc.Scan(); {
-				at := line
-				line += bytes.Count(sc.Bytes(), []byte{'\n'}) + 1
-				if len(sc.Bytes()) == 0 {
+				at, tok := line, sc.Bytes()
+				line += bytes.Count(tok, []byte{'\n'}) + 1
+				if at == 1 {
+					tok = bytes.TrimPrefix(tok, []byte("\ufeff"))
+				}
+				if len(tok) == 0 {
 					continue
 				}
-				rec := string(sc.Bytes())
-				if first {
-					rec = importcsv.StripBOM(rec)
+				k := keyed{rec: len(text), line: at}
+				text = append(text, tok...)
+				k.recEnd = len(text)
+				var entry []byte
+				if bytes.IndexByte(tok, '"') < 0 {
+					// No quotes, so no syntax errors and the fields are
+					// the text between commas.
+					entry, _, _ = bytes.Cut(text[k.rec:], []byte{','})
+				} else {
+					if fields, err = importcsv.Fields(string(tok), fields[:0]); err != nil {
+						return fmt.Errorf("line %d: %w", at, err)
+					}
+					entry = []byte(fields[0])
 				}
-				if fields, err = importcsv.Fields(rec, fields[:0]); err != nil {
-					return fmt.Errorf("line %d: %w", at, err)
-				}
-				if fields[0] == "" || first && strings.EqualFold(fields[0], "entry") {
-					first = false
+				entry = bytes.TrimSpace(entry)
+				if len(entry) == 0 || first && bytes.EqualFold(entry, []byte("entry")) {
+					first, text = false, text[:k.rec]
 					continue
 				}
 				first = false
-				pending = append(pending, keyed{strings.ToLower(strings.TrimSpace(fields[0])), at, rec})
+				if i := bytes.Index(text[k.rec:k.recEnd], entry); i >= 0 && !hasUpper(entry) {
+					k.key, k.keyEnd = k.rec+i, k.rec+i+len(entry) // the entry as it is in the record
+				} else {
+					k.key = len(text)
+					text = append(text, bytes.ToLower(entry)...)
+					k.keyEnd = len(text)
+				}
+				pending = append(pending, k)
 				if len(pending) == chunk {
 					if err := flush(); err != nil {
 						return err
@@ -263,8 +289,18 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&tenantName, "tenant", "", "tenant name or id (default: the default tenant)")
 	cmd.Flags().IntVar(&batch, "batch", 20000, "entries per request (one transaction each)")
 	cmd.Flags().IntVar(&parallel, "parallel", 2, "requests in flight at once")
-	cmd.Flags().IntVar(&chunk, "chunk", 1000000, "entries read and sorted before sending (about 100 bytes of memory each)")
+	cmd.Flags().IntVar(&chunk, "chunk", 1000000, "entries read and sorted before sending (their length and 40 bytes of memory each)")
 	return cmd
+}
+
+// hasUpper reports whether b has a byte or rune that lower-casing changes.
+func hasUpper(b []byte) bool {
+	for _, c := range b {
+		if c >= 'A' && c <= 'Z' || c >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
 
 // maxBatchBytes ends a batch early when its lines are long: the server
