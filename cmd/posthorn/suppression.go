@@ -167,8 +167,9 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 			// Sized for the chunk up front: grown by doubling, the copies
 			// and page faults were a quarter of the CLI's CPU.
 			text := make([]byte, 0, min(total+total/8+4096, int64(chunk)*128))
-			pending := make([]keyed, 0, min(int64(chunk), total/32+1024)) // lines of 32 bytes or more: no growth
-			var chunkStart int64                                          // file offset where pending starts
+			// Lines of 32 bytes or more: pending never grows.
+			pending := make([]keyed, 0, min(int64(chunk), total/32+1024))
+			var chunkStart int64 // file offset where pending starts
 			flush := func() error {
 				key := func(k keyed) []byte { return text[k.key:k.keyEnd] }
 				slices.SortFunc(pending, func(a, b keyed) int { return cmp.Or(bytes.Compare(key(a), key(b)), cmp.Compare(a.line, b.line)) })
