@@ -248,12 +248,12 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 					}
 					entry = []byte(fields[0])
 				}
-				entry = bytes.TrimSpace(entry)
 				if len(entry) == 0 || first && bytes.EqualFold(entry, []byte("entry")) {
 					first, text = false, text[:k.rec]
 					continue
 				}
 				first = false
+				entry = bytes.TrimSpace(entry)
 				if i := bytes.Index(text[k.rec:k.recEnd], entry); i >= 0 && !hasUpper(entry) {
 					k.key, k.keyEnd = k.rec+i, k.rec+i+len(entry) // the entry as it is in the record
 				} else {
@@ -277,6 +277,8 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 			if err := flush(); err != nil {
 				return err
 			}
+			// Batches answer in any order: refusals in the file's.
+			slices.SortStableFunc(errs, func(a, b string) int { return cmp.Compare(refusedLine(a), refusedLine(b)) })
 			if g.json {
 				return printJSON(map[string]any{"added": added, "errors": errs})
 			}
@@ -292,6 +294,13 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 	cmd.Flags().IntVar(&parallel, "parallel", 2, "requests in flight at once")
 	cmd.Flags().IntVar(&chunk, "chunk", 1000000, "entries read and sorted before sending (their length and 40 bytes of memory each)")
 	return cmd
+}
+
+// refusedLine is the line number of a refusal ("line 12: ..."), 0 if none.
+func refusedLine(e string) int {
+	var n int
+	fmt.Sscanf(e, "line %d:", &n)
+	return n
 }
 
 // hasUpper reports whether b has a byte or rune that lower-casing changes.
