@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -160,8 +161,9 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 			// line keeps the sort stable at O(n log n): of two lines for
 			// one entry the later still wins.
 			type keyed struct {
-				key, keyEnd int // the entry, trimmed and in lower case
-				rec, recEnd int // as in the file, without its line end
+				prefix      uint64 // the key's first 8 bytes, big-endian: most comparisons end here
+				key, keyEnd int    // the entry, trimmed and in lower case
+				rec, recEnd int    // as in the file, without its line end
 				line        int
 			}
 			// Sized for the chunk up front: grown by doubling, the copies
@@ -172,7 +174,9 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 			var chunkStart int64 // file offset where pending starts
 			flush := func() error {
 				key := func(k keyed) []byte { return text[k.key:k.keyEnd] }
-				slices.SortFunc(pending, func(a, b keyed) int { return cmp.Or(bytes.Compare(key(a), key(b)), cmp.Compare(a.line, b.line)) })
+				slices.SortFunc(pending, func(a, b keyed) int {
+					return cmp.Or(cmp.Compare(a.prefix, b.prefix), bytes.Compare(key(a), key(b)), cmp.Compare(a.line, b.line))
+				})
 				chunkEnd := in.n
 				// Batches of one chunk are sent up to --parallel at a time,
 				// so the CLI encodes and the server parses the next while
@@ -261,6 +265,9 @@ func suppressionImportCmd(g *globals) *cobra.Command {
 					text = append(text, bytes.ToLower(entry)...)
 					k.keyEnd = len(text)
 				}
+				var p [8]byte
+				copy(p[:], text[k.key:k.keyEnd])
+				k.prefix = binary.BigEndian.Uint64(p[:])
 				pending = append(pending, k)
 				if len(pending) == chunk {
 					if err := flush(); err != nil {
