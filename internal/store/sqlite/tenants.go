@@ -265,8 +265,9 @@ func shapeOf(rows []keyed) putShape {
 	return sh
 }
 
-// perRow is what each row binds itself, in order: tenant, kind, value,
-// reason, created, expiry, detail, folded, less what is shared.
+// args appends the statement's parameters: the shared ones, then what
+// each row binds itself, in order (tenant, kind, value, reason, created,
+// expiry, detail, folded, less what is shared).
 func (sh putShape) args(dst []any, rows []keyed) []any {
 	if sh.common {
 		first := rows[0].x
