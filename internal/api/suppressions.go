@@ -60,7 +60,9 @@ type SuppressionRequest struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// ImportRequest adds many entries at once (one write).
+// ImportRequest adds many entries at once (one write). The same endpoint
+// also takes a CSV body (Content-Type text/csv, the tenant in ?tenant=;
+// internal/suppress/importcsv), which is what the CLI sends.
 type ImportRequest struct {
 	Tenant  string               `json:"tenant,omitempty"`
 	Entries []SuppressionRequest `json:"entries"`
@@ -69,5 +71,5 @@ type ImportRequest struct {
 // ImportResponse says how many entries were added and which were refused.
 type ImportResponse struct {
 	Added  int      `json:"added"`
-	Errors []string `json:"errors,omitempty"` // "line: reason", at most 100
+	Errors []string `json:"errors,omitempty"` // "N: entry: reason" (JSON: N-th entry) or "line N: entry: reason" (CSV), at most 100
 }

@@ -41,13 +41,24 @@ func (h *hashSet) addMany(xs []uint64) {
 		}
 		return
 	}
-	fresh := xs[:0]
+	// Sorted first, xs is looked up in main in one pass: each search
+	// starts where the last ended and widens (galloping), so it reads
+	// main near the last hit instead of a full binary search missing the
+	// cache at every level (main holds millions).
+	slices.Sort(xs)
+	xs = slices.Compact(xs)
+	fresh, m, lo := xs[:0], h.main, 0
 	for _, x := range xs {
-		if _, ok := slices.BinarySearch(h.main, x); !ok {
+		i, step := lo, 1
+		for i+step < len(m) && m[i+step] < x {
+			i, step = i+step, step*2
+		}
+		j, found := slices.BinarySearch(m[i:min(i+step+1, len(m))], x)
+		if lo = i + j; !found {
 			fresh = append(fresh, x)
 		}
 	}
-	h.recent = merge(h.recent, sortedSet(fresh))
+	h.recent = merge(h.recent, fresh)
 	h.settle()
 }
 

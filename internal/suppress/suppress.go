@@ -228,6 +228,10 @@ func Parse(tenantID, input, reason string) (store.Suppression, error) {
 	s := store.Suppression{TenantID: tenantID, Reason: reason}
 	in := strings.TrimSpace(input)
 	switch {
+	case plainAddress(in):
+		// What nearly every line of an import is: ParseAddress would
+		// accept it and give it back unchanged, without its allocations.
+		s.Kind, s.Value = "address", in
 	case len(in) > 2 && strings.HasPrefix(in, "/") && strings.HasSuffix(in, "/"):
 		s.Kind, s.Value = "regex", in[1:len(in)-1]
 		if _, err := regexp.Compile("(?i)" + s.Value); err != nil {
@@ -254,6 +258,61 @@ func Parse(tenantID, input, reason string) (store.Suppression, error) {
 		return s, fmt.Errorf("unknown reason %q; valid reasons: %s, %s, %s, %s, %s", reason, Manual, HardBounce, Unsubscribe, Complaint, OnHold)
 	}
 	return s, nil
+}
+
+// plainAddress reports whether s is an address that
+// smtpproto.ParseAddress accepts and whose String() is s itself: an ASCII
+// dot-atom local part without '*' (which makes a glob) and a domain of
+// lower-case letters, digits and hyphens. Anything else takes the long
+// way; FuzzPlainAddress checks the two agree.
+func plainAddress(s string) bool {
+	at := strings.IndexByte(s, '@')
+	if at < 1 || at > smtpproto.MaxLocalPart || len(s) > smtpproto.MaxPath || len(s)-at-1 > smtpproto.MaxDomain {
+		return false
+	}
+	prev := byte('.') // no leading dot
+	for i := 0; i < at; i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.':
+			if prev == '.' {
+				return false
+			}
+		case c == '*' || strings.IndexByte("!#$%&'+-/=?^_`{|}~", c) < 0:
+			return false // '*' makes a glob; other bytes are not atext (or not ASCII)
+		}
+		prev = c
+	}
+	if prev == '.' {
+		return false // trailing dot
+	}
+	label := 0 // length of the current label
+	prev = '.'
+	for i := at + 1; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			label++
+		case c == '-':
+			if prev == '.' {
+				return false
+			}
+			label++
+		case c == '.':
+			if prev == '.' || prev == '-' {
+				return false
+			}
+			label = 0
+		default:
+			return false
+		}
+		if label > 63 {
+			return false
+		}
+		prev = c
+	}
+	return prev != '.' && prev != '-'
 }
 
 func globToRegexp(glob string) string {

@@ -51,12 +51,21 @@ func NewClient(socket string) *Client {
 	return &Client{hc: &http.Client{Transport: tr, Timeout: 5 * time.Minute}}
 }
 
-// Do sends a request (body marshalled as JSON when not nil) and decodes the
-// answer into out (when not nil). Error answers become Go errors with the
-// server's message.
+// RawBody is a request body sent as it is, not as JSON.
+type RawBody struct {
+	ContentType string
+	Data        []byte
+}
+
+// Do sends a request (body marshalled as JSON when not nil, a RawBody as
+// it is) and decodes the answer into out (when not nil). Error answers
+// become Go errors with the server's message.
 func (c *Client) Do(ctx context.Context, method, path string, query url.Values, body, out any) error {
 	var rd io.Reader
-	if body != nil {
+	contentType := "application/json"
+	if raw, ok := body.(RawBody); ok {
+		rd, contentType = bytes.NewReader(raw.Data), raw.ContentType
+	} else if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return err
@@ -71,7 +80,7 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := c.hc.Do(req)
 	var unsafe *UnsafeSocketError
 	if errors.As(err, &unsafe) {

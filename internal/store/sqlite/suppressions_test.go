@@ -51,6 +51,65 @@ func TestEachSuppressionRule(t *testing.T) {
 	}
 }
 
+// TestPutSuppressionsShapes: batches whose statements share all, some or
+// none of the columns (putShape) store every column of every row, and of
+// two rows for one entry the later wins.
+func TestPutSuppressionsShapes(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	now := time.UnixMilli(time.Now().UnixMilli())
+	r := rand.New(rand.NewPCG(2, 2))
+	want := map[string]store.Suppression{}
+	for round := range 6 {
+		var batch []store.Suppression
+		for i := range 300 {
+			x := store.Suppression{TenantID: "t1", Kind: "address", Reason: "manual", CreatedAt: now,
+				Value: fmt.Sprintf("u%d@r.test", r.IntN(400))}
+			if round&1 == 1 && i%7 == 0 {
+				x.Reason, x.Detail = "complaint", fmt.Sprintf("d%d", i)
+			}
+			if round&2 == 2 && i%11 == 0 {
+				x.Value = strings.ToUpper(x.Value)
+			}
+			if round == 5 && i%13 == 0 {
+				x.TenantID, x.ExpiresAt = "t2", now.Add(time.Hour)
+			}
+			batch = append(batch, x)
+			want[x.TenantID+" "+x.Value] = x
+		}
+		if err := s.PutSuppressions(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := 0
+	for _, tenant := range []string{"t1", "t2"} {
+		ss, err := s.ListSuppressions(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range ss {
+			got++
+			w := want[x.TenantID+" "+x.Value]
+			if x.Kind != w.Kind || x.Reason != w.Reason || x.Detail != w.Detail || !x.CreatedAt.Equal(w.CreatedAt) || !x.ExpiresAt.Equal(w.ExpiresAt) {
+				t.Fatalf("stored %+v, want %+v", x, w)
+			}
+		}
+		if n := len(ss); n > 0 {
+			folded, err := s.AddressSuppressions(ctx, tenant, strings.ToLower(ss[0].Value))
+			if err != nil || !slices.ContainsFunc(folded, func(x store.Suppression) bool { return x.Value == ss[0].Value }) {
+				t.Fatalf("AddressSuppressions(%s): %v %v", ss[0].Value, folded, err)
+			}
+		}
+	}
+	if got != len(want) {
+		t.Fatalf("%d rows, want %d", got, len(want))
+	}
+}
+
 // BenchmarkPutSuppressions: an import's batches of 20,000 random
 // addresses (one tenant, sorted as the CLI sends them) into a growing
 // table; ns/op is per entry.

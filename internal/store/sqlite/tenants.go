@@ -203,52 +203,29 @@ func (s *Store) PutSuppressions(ctx context.Context, ss []store.Suppression) err
 	return s.write(ctx, func(tx *sql.Tx, _ *stmts) error {
 		rows := inKeyOrder(ss)
 		// Many rows a statement: per row, a call through database/sql and
-		// cgo costs about as much as SQLite's insert. Rows that share
-		// tenant, kind and times (an import's, nearly always) bind those
-		// once per statement: half the binds, each a cgo call.
-		var stmts [2]map[int]*sql.Stmt
+		// cgo costs about as much as SQLite's insert. What the rows of a
+		// statement share is bound once (putShape): an import's rows
+		// share tenant, kind and times, often reason and detail, and
+		// addresses already in lower case are their own folded value.
+		stmts := map[putShape]*sql.Stmt{}
 		defer func() {
-			for _, m := range stmts {
-				for _, st := range m {
-					st.Close()
-				}
+			for _, st := range stmts {
+				st.Close()
 			}
 		}()
+		var args []any
 		for len(rows) > 0 {
 			n := min(len(rows), putRows)
-			first := rows[0].x
-			shared := 1
-			for _, k := range rows[1:n] {
-				if k.x.TenantID != first.TenantID || k.x.Kind != first.Kind || !k.x.CreatedAt.Equal(first.CreatedAt) || !k.x.ExpiresAt.Equal(first.ExpiresAt) {
-					shared = 0
-					break
-				}
-			}
-			if stmts[shared] == nil {
-				stmts[shared] = map[int]*sql.Stmt{}
-			}
-			st := stmts[shared][n]
+			sh := shapeOf(rows[:n])
+			st := stmts[sh]
 			if st == nil {
 				var err error
-				if st, err = tx.Prepare(putSuppressionsSQL(n, shared == 1)); err != nil {
+				if st, err = tx.Prepare(sh.sql()); err != nil {
 					return fmt.Errorf("put suppressions: %w", err)
 				}
-				stmts[shared][n] = st
+				stmts[sh] = st
 			}
-			var args []any
-			if shared == 1 {
-				args = make([]any, 0, 4+4*n)
-				args = append(args, first.TenantID, first.Kind, ms(first.CreatedAt), ms(first.ExpiresAt))
-				for _, k := range rows[:n] {
-					args = append(args, k.x.Value, k.x.Reason, k.x.Detail, k.folded)
-				}
-			} else {
-				args = make([]any, 0, 8*n)
-				for _, k := range rows[:n] {
-					x := k.x
-					args = append(args, x.TenantID, x.Kind, x.Value, x.Reason, ms(x.CreatedAt), ms(x.ExpiresAt), x.Detail, k.folded)
-				}
-			}
+			args = sh.args(args[:0], rows[:n])
 			if _, err := st.Exec(args...); err != nil {
 				return fmt.Errorf("put suppressions (%s...): %w", rows[0].x.Value, err)
 			}
@@ -258,27 +235,103 @@ func (s *Store) PutSuppressions(ctx context.Context, ss []store.Suppression) err
 	})
 }
 
-// putRows is how many entries one INSERT writes (8 parameters each, far
-// below SQLite's limit of 32766).
+// putRows is how many entries one INSERT writes (8 parameters each at
+// most, far below SQLite's limit of 32766).
 const putRows = 128
 
-// putSuppressionsSQL is an INSERT of n entries; SQLite applies its rows in
-// order, so of two for one entry the later wins, as with one at a time.
-// With shared, tenant, kind, created and expiry are parameters 1 to 4 for
-// every row, and each row has four of its own.
-func putSuppressionsSQL(n int, shared bool) string {
+// putShape is the form of one INSERT of PutSuppressions: how many rows,
+// and which columns all of them share (bound once, as parameters 1 to 6)
+// instead of each row binding its own.
+type putShape struct {
+	n              int
+	common         bool // tenant, kind, created and expiry (?1 to ?4)
+	reason, detail bool // ?5, ?6
+	foldedIsValue  bool // each row's folded column is its value parameter
+}
+
+func shapeOf(rows []keyed) putShape {
+	first := rows[0].x
+	sh := putShape{n: len(rows), common: true, reason: true, detail: true, foldedIsValue: true}
+	for _, k := range rows {
+		x := k.x
+		sh.common = sh.common && x.TenantID == first.TenantID && x.Kind == first.Kind && x.CreatedAt.Equal(first.CreatedAt) && x.ExpiresAt.Equal(first.ExpiresAt)
+		sh.reason = sh.reason && x.Reason == first.Reason
+		sh.detail = sh.detail && x.Detail == first.Detail
+		sh.foldedIsValue = sh.foldedIsValue && k.folded == x.Value
+	}
+	if !sh.common { // rare: entries added one by one; no sharing
+		sh.reason, sh.detail = false, false
+	}
+	return sh
+}
+
+// args appends the statement's parameters: the shared ones, then what
+// each row binds itself, in order (tenant, kind, value, reason, created,
+// expiry, detail, folded, less what is shared).
+func (sh putShape) args(dst []any, rows []keyed) []any {
+	if sh.common {
+		first := rows[0].x
+		dst = append(dst, first.TenantID, first.Kind, ms(first.CreatedAt), ms(first.ExpiresAt), first.Reason, first.Detail)
+	}
+	for _, k := range rows {
+		x := k.x
+		if !sh.common {
+			dst = append(dst, x.TenantID, x.Kind)
+		}
+		dst = append(dst, x.Value)
+		if !sh.reason {
+			dst = append(dst, x.Reason)
+		}
+		if !sh.common {
+			dst = append(dst, ms(x.CreatedAt), ms(x.ExpiresAt))
+		}
+		if !sh.detail {
+			dst = append(dst, x.Detail)
+		}
+		if !sh.foldedIsValue {
+			dst = append(dst, k.folded)
+		}
+	}
+	return dst
+}
+
+// sql is the INSERT of the shape; SQLite applies its rows in order, so of
+// two for one entry the later wins, as with one at a time. Parameters are
+// numbered: shared ones 1 to 6, then each row's in the order of args.
+func (sh putShape) sql() string {
 	var b strings.Builder
 	b.WriteString("INSERT OR REPLACE INTO suppressions (tenant_id, kind, value, reason, created_at, expires_at, detail, folded) VALUES ")
-	for i := range n {
+	p := 1
+	if sh.common {
+		p = 7
+	}
+	next := func() string { p++; return fmt.Sprintf("?%d", p-1) }
+	for i := range sh.n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		if shared {
-			p := 5 + 4*i
-			fmt.Fprintf(&b, "(?1,?2,?%d,?%d,?3,?4,?%d,?%d)", p, p+1, p+2, p+3)
+		var col [8]string
+		if sh.common {
+			col[0], col[1], col[4], col[5], col[3], col[6] = "?1", "?2", "?3", "?4", "?5", "?6"
 		} else {
-			b.WriteString("(?,?,?,?,?,?,?,?)")
+			col[0], col[1] = next(), next()
 		}
+		col[2] = next()
+		if !sh.reason {
+			col[3] = next()
+		}
+		if !sh.common {
+			col[4], col[5] = next(), next()
+		}
+		if !sh.detail {
+			col[6] = next()
+		}
+		if sh.foldedIsValue {
+			col[7] = col[2]
+		} else {
+			col[7] = next()
+		}
+		b.WriteString("(" + strings.Join(col[:], ",") + ")")
 	}
 	return b.String()
 }
