@@ -104,11 +104,7 @@ func (a *Address) UnmarshalJSON(b []byte) error {
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}
-		p, err := ParseAddress(s)
-		if err != nil {
-			p = Address{Email: s}
-		}
-		*a = p
+		*a = addressFromString(s)
 		return nil
 	}
 	var o struct {
@@ -118,10 +114,7 @@ func (a *Address) UnmarshalJSON(b []byte) error {
 	if err := strictDecode(b, &o); err != nil {
 		return fmt.Errorf("address: %w", err)
 	}
-	*a = Address{Name: o.Name, Email: o.Email}
-	if c, err := canonicalEmail(strings.TrimSpace(o.Email)); err == nil {
-		a.Email = c
-	}
+	*a = addressFromObject(o.Name, o.Email)
 	return nil
 }
 

@@ -46,7 +46,11 @@ func (e *DuplicateKeyError) Error() string {
 
 // Decode decodes data, which must hold exactly one JSON value, into dst.
 // Unknown struct fields, duplicate keys and trailing data are errors.
+// A dst that is a FastDecoder is tried that way first.
 func Decode(data []byte, dst any) error {
+	if f, ok := dst.(FastDecoder); ok && f.DecodeFast(data) {
+		return nil
+	}
 	if err := CheckKeys(data, reflect.TypeOf(dst)); err != nil {
 		return err
 	}
