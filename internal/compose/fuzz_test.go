@@ -107,3 +107,26 @@ func FuzzBuild(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseAddressShortcut: the shortcut for bare addresses gives what
+// the net/mail path gives, and net/mail gives a dot-atom local part back
+// as it is (what canonicalEmail's shortcut assumes).
+func FuzzParseAddressShortcut(f *testing.F) {
+	for _, s := range []string{"a@b.test", "A.b+c@EXAMPLE.com", "a..b@x.test", ".a@x.test", "a@-x.test", "a@x", "a@", "@x.test",
+		"!#$%&'*+-/=?^_`{|}~@x.test", "a@x..test", "a@1.2.3.4", strings.Repeat("a", 65) + "@x.test", "a@" + strings.Repeat("x.", 130) + "test"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, gotErr := ParseAddress(s)
+		want, wantErr := parseAddress(s)
+		if got != want || (gotErr == nil) != (wantErr == nil) || gotErr != nil && gotErr.Error() != wantErr.Error() {
+			t.Fatalf("%q: shortcut %+v, %v; net/mail %+v, %v", s, got, gotErr, want, wantErr)
+		}
+		if at := strings.LastIndexByte(s, '@'); at >= 0 && dotAtom(s[:at]) {
+			p, err := mail.ParseAddress(s[:at] + "@example.com")
+			if err != nil || p.Name != "" || p.Address != s[:at]+"@example.com" {
+				t.Fatalf("%q: net/mail gives %+v, %v", s[:at], p, err)
+			}
+		}
+	})
+}

@@ -51,6 +51,20 @@ type Message struct {
 // name may be quoted or RFC 2047 encoded) and returns the address with its
 // e-mail in canonical form.
 func ParseAddress(s string) (Address, error) {
+	if at := strings.LastIndexByte(s, '@'); at >= 0 && dotAtom(s[:at]) && plainDomain(s[at+1:]) {
+		// The usual bare address: net/mail would give it back as it is,
+		// so it comes to canonicalEmail(s) either way.
+		email, err := canonicalEmail(s)
+		if err != nil {
+			return Address{}, err
+		}
+		return Address{Email: email}, nil
+	}
+	return parseAddress(s)
+}
+
+// parseAddress is ParseAddress for any input.
+func parseAddress(s string) (Address, error) {
 	if strings.ContainsAny(s, "\r\n\x00") {
 		return Address{}, errors.New("address contains a line break or NUL")
 	}

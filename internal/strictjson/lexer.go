@@ -1,6 +1,8 @@
 package strictjson
 
 import (
+	"bytes"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -27,7 +29,6 @@ type Lexer struct {
 	data []byte
 	i    int
 	bad  bool
-	buf  []byte // for strings with escapes
 }
 
 // NewLexer starts reading data.
@@ -141,76 +142,94 @@ func (l *Lexer) String() string {
 }
 
 // escaped decodes a string from its first byte that is not plain ASCII
-// (at j; start is after the opening quote).
+// (at j; start is after the opening quote). It finds the closing quote
+// first, so the result is written once into a buffer of the right size,
+// plain runs copied whole.
 func (l *Lexer) escaped(start, j int) string {
-	b := append(l.buf[:0], l.data[start:j]...)
-	defer func() { l.buf = b[:0] }()
-	for j < len(l.data) {
-		c := l.data[j]
-		switch {
-		case c == '"':
-			l.i = j + 1
-			return string(b)
-		case c < ' ':
-			l.Fail()
-			return ""
-		case c >= utf8.RuneSelf:
-			r, size := utf8.DecodeRune(l.data[j:])
-			if r == utf8.RuneError && size == 1 {
+	end := closingQuote(l.data, j)
+	if end < 0 {
+		l.Fail()
+		return ""
+	}
+	var b strings.Builder
+	b.Grow(end - start)
+	b.Write(l.data[start:j])
+	for j < end {
+		run := j
+		for run < end && l.data[run] != '\\' {
+			if l.data[run] < ' ' {
+				l.Fail()
+				return ""
+			}
+			run++
+		}
+		if run > j {
+			if !utf8.Valid(l.data[j:run]) {
 				l.Fail() // encoding/json would write U+FFFD
 				return ""
 			}
-			b = append(b, l.data[j:j+size]...)
-			j += size
-		case c == '\\':
-			if j+1 >= len(l.data) {
-				l.Fail()
-				return ""
-			}
-			e := l.data[j+1]
-			j += 2
-			switch e {
-			case '"', '\\', '/':
-				b = append(b, e)
-			case 'b':
-				b = append(b, '\b')
-			case 'f':
-				b = append(b, '\f')
-			case 'n':
-				b = append(b, '\n')
-			case 'r':
-				b = append(b, '\r')
-			case 't':
-				b = append(b, '\t')
-			case 'u':
-				r := hex4(l.data[j:])
-				j += 4
-				if utf16.IsSurrogate(r) { // only a valid pair (a lone half would be U+FFFD)
-					hi := r
-					r = -1
-					if j+1 < len(l.data) && l.data[j] == '\\' && l.data[j+1] == 'u' {
-						if d := utf16.DecodeRune(hi, hex4(l.data[j+2:])); d != utf8.RuneError {
-							r = d
-							j += 6
-						}
+			b.Write(l.data[j:run])
+			j = run
+			continue
+		}
+		// An escape: closingQuote saw that a byte follows the backslash.
+		e := l.data[j+1]
+		j += 2
+		switch e {
+		case '"', '\\', '/':
+			b.WriteByte(e)
+		case 'b':
+			b.WriteByte('\b')
+		case 'f':
+			b.WriteByte('\f')
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		case 'u':
+			r := hex4(l.data[j:end])
+			j += 4
+			if utf16.IsSurrogate(r) { // only a valid pair (a lone half would be U+FFFD)
+				hi := r
+				r = -1
+				if j+1 < end && l.data[j] == '\\' && l.data[j+1] == 'u' {
+					if d := utf16.DecodeRune(hi, hex4(l.data[j+2:end])); d != utf8.RuneError {
+						r = d
+						j += 6
 					}
 				}
-				if r < 0 {
-					l.Fail()
-					return ""
-				}
-				b = utf8.AppendRune(b, r)
-			default:
+			}
+			if r < 0 {
 				l.Fail()
 				return ""
 			}
+			b.WriteRune(r)
 		default:
-			b = append(b, c)
-			j++
+			l.Fail()
+			return ""
 		}
 	}
-	l.Fail()
-	return ""
+	l.i = end + 1
+	return b.String()
+}
+
+// closingQuote returns the index of the quote that ends the string
+// holding data[j], or -1.
+func closingQuote(data []byte, j int) int {
+	for j < len(data) {
+		k := bytes.IndexAny(data[j:], `"\\`)
+		if k < 0 {
+			return -1
+		}
+		j += k
+		if data[j] == '"' {
+			return j
+		}
+		j += 2 // a backslash and the byte it escapes
+	}
+	return -1
 }
 
 // hex4 reads the four hex digits of a \u escape, or returns -1.
