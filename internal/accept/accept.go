@@ -68,6 +68,10 @@ type Submission struct {
 	// Sandbox mail is validated and stored, then recorded as delivered
 	// by the queue without being sent.
 	Sandbox bool
+	// TextOnly: the body was built by compose from a message without
+	// attachments (the HTTP API), so it has text and HTML parts only and
+	// checks looking for files (sendpolicy) need not parse it.
+	TextOnly bool
 }
 
 // Result says what was stored. Deliveries of a Duplicate are as they

@@ -58,7 +58,8 @@ func (v *Server) submission(req *api.SendRequest, key *store.APIKey, hash string
 	return &accept.Submission{TenantID: key.TenantID, APIKey: key.ID, Source: "http", Protocol: "HTTP", Helo: "api",
 		Sender: req.From.Email, Recipients: req.Message.Recipients(), Body: body, Lane: lane, LaneFixed: req.Lane != "", SendAt: at,
 		UTF8: api.NeedsUTF8(req.From.Email, req.Message.Recipients()), EightBit: true, Tags: req.Tags, Metadata: req.Metadata,
-		IdempotencyKey: req.IdempotencyKey, RequestHash: hash, AllowedDomains: key.Domains, Sandbox: key.Sandbox}, nil
+		IdempotencyKey: req.IdempotencyKey, RequestHash: hash, AllowedDomains: key.Domains, Sandbox: key.Sandbox,
+		TextOnly: len(req.Attachments) == 0}, nil
 }
 
 func checkKey(k string) *api.APIErrorDetail {
