@@ -130,3 +130,26 @@ func FuzzParseAddressShortcut(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCRLF: the one-pass crlf gives what the three replacements it
+// replaced give; sevenBit agrees with splitting the lines.
+func FuzzCRLF(f *testing.F) {
+	for _, s := range []string{"a\nb", "a\r\nb\r", "\r\r\n\n", "", "x", "\n\r"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n"), "\n", "\r\n")
+		if got := crlf(s); got != want {
+			t.Fatalf("crlf(%q) = %q, want %q", s, got, want)
+		}
+		seven := true
+		for _, line := range strings.Split(want, "\r\n") {
+			if len(line) > foldAt || !printable(line) || line != "" && isWSP(line[len(line)-1]) {
+				seven = false
+			}
+		}
+		if sevenBit(want) != seven {
+			t.Fatalf("sevenBit(%q) = %v", want, !seven)
+		}
+	})
+}
