@@ -307,8 +307,9 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time, v *Verdict) (*store.N
 		return nil, err
 	}
 
-	var out []byte
-	out = append(out, received(sub, p.Hostname, id, now)...)
+	rcv := received(sub, p.Hostname, id, now)
+	out := make([]byte, 0, len(rcv)+len(hdr)+len(rest)+256) // one allocation for the fields added
+	out = append(out, rcv...)
 	out = h.appendTo(out)
 	out = append(out, rest...)
 	out, signAs, err := p.dkimSign(sub, from, out)
