@@ -156,7 +156,7 @@ func randomBoundary() string {
 // multipart with children.
 type part struct {
 	fields   []string // folded header fields other than a multipart's Content-Type
-	body     []byte
+	body     string
 	subtype  string // "mixed", "alternative", "related" for a multipart
 	children []*part
 }
@@ -202,13 +202,13 @@ func (m *Message) tree() (*part, error) {
 
 func textPart(mediaType, s string) *part {
 	s = crlf(s)
-	cte, body := "7bit", []byte(s)
+	cte, body := "7bit", s
 	if !sevenBit(s) {
-		var b bytes.Buffer
+		var b strings.Builder
 		w := quotedprintable.NewWriter(&b)
-		w.Write(body)
+		w.Write([]byte(s))
 		w.Close()
-		cte, body = "quoted-printable", b.Bytes()
+		cte, body = "quoted-printable", b.String()
 	}
 	ct := textTypes[mediaType]
 	if ct == "" {
@@ -266,14 +266,15 @@ func attachmentPart(a *Attachment) (*part, error) {
 		return nil, err
 	}
 	enc := base64.StdEncoding.EncodeToString(a.Content)
-	var body bytes.Buffer
+	var body strings.Builder
+	body.Grow(len(enc) + len(enc)/76*2)
 	for len(enc) > 76 {
 		body.WriteString(enc[:76])
 		body.WriteString("\r\n")
 		enc = enc[76:]
 	}
 	body.WriteString(enc)
-	return &part{fields: fields, body: body.Bytes()}, nil
+	return &part{fields: fields, body: body.String()}, nil
 }
 
 // fields are the attachment's folded header fields.
@@ -325,7 +326,7 @@ func renderTo(b *bytes.Buffer, p *part, boundary func() string) error {
 	}
 	if p.subtype == "" {
 		b.WriteString("\r\n")
-		b.Write(p.body)
+		b.WriteString(p.body)
 		return nil
 	}
 	children := make([][]byte, len(p.children))
