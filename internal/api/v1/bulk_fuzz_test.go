@@ -16,7 +16,7 @@ import (
 // body: what it accepts encoding/json accepts with the same items, and
 // what the strict one-shot decoder accepts it accepts too.
 func FuzzReadBulk(f *testing.F) {
-	for _, s := range []string{`{"messages":[{"a":1},{"b":[2]}]}`, `{"messages":[1,]}`, `{"messages":[],}`, `{"messages":[{"a":"]\\\"}"},"x",true,-1.5e3]}`, `{"messag\u0065s":[]}`, `null`, `nul`, `{"messages":[1 2]}`, `{"messages":null}`, `{"Messages":[]}`, `{"messages":[],"messages":[]}`,
+	for _, s := range []string{`{"messages":[{"a":1},{"b":[2]}]}`, `{"messages":[1,]}`, `{"messages":[],}`, `{"messages":[{"a":"]\\\"}"},"x",true,-1.5e3]}`, `{"messag\u0065s":[]}`, `null`, `nul`, `{"messages":[1 2]}`, "{\"messages\" :\n[ {\"a\":1} ,\n\t{\"b\":2} ] }", `{"messages":null}`, `{"Messages":[]}`, `{"messages":[],"messages":[]}`,
 		`{"messages":[1,2,3]} x`, `{"other":1}`, `[]`, `{"messages":[{"a":1,"a":2}]}`, ` { "messages" : [ "x" ] } `} {
 		f.Add([]byte(s))
 	}

@@ -118,8 +118,11 @@ func (b *bulkReader) valueEnd() (int, error) {
 	}
 }
 
-// value cuts out the value at off; it must not be empty.
+// value cuts out the next value; it must not be empty.
 func (b *bulkReader) value() ([]byte, error) {
+	if _, err := b.next(); err != nil {
+		return nil, syntaxErr(err)
+	}
 	n, err := b.valueEnd()
 	if err != nil {
 		return nil, err

@@ -212,7 +212,11 @@ func (v *Server) sendBulk(w http.ResponseWriter, r *http.Request, key *store.API
 			return nil
 		}
 		items = append(items, api.BulkItem{Index: i})
-		sub, e := v.submission(&item, key, requestHash(rawItem))
+		hash := "" // used only with an idempotency key
+		if item.IdempotencyKey != "" {
+			hash = requestHash(rawItem)
+		}
+		sub, e := v.submission(&item, key, hash)
 		if e != nil {
 			e.Field = joinField(fmt.Sprintf("messages[%d]", i), e.Field)
 			items[i].Error = e
