@@ -153,8 +153,8 @@ func (p *Pipeline) AcceptBatch(ctx context.Context, subs []*Submission) ([]*Resu
 	now := p.Now().UTC()
 	results := make([]*Result, len(subs))
 	errs := make([]error, len(subs))
-	var batch []*store.NewMessage
-	var index []int
+	batch := make([]*store.NewMessage, 0, len(subs))
+	index := make([]int, 0, len(subs))
 	verdicts, checkErrs := p.runChecks(ctx, subs)
 	for i, sub := range subs {
 		if checkErrs[i] != nil {
@@ -183,7 +183,7 @@ func (p *Pipeline) AcceptBatch(ctx context.Context, subs []*Submission) ([]*Resu
 		}
 		return results, errs
 	}
-	var ready []store.Delivery
+	ready := make([]store.Delivery, 0, len(batch)) // a recipient each, mostly
 	for k, nm := range batch {
 		i := index[k]
 		if ex := nm.Existing; ex != nil {

@@ -11,6 +11,13 @@
 // encoding/json matches them, ignoring case; keys of objects that decode
 // into a map or an interface are compared exactly, since "a" and "A" are
 // two entries there.
+//
+// A type that is decoded often (a bulk request holds thousands of send
+// requests) can implement FastDecoder: a hand-written one-pass decoder
+// over a Lexer for the usual shape of its JSON. It never decides an
+// error: on anything unusual it gives up and Decode takes the general
+// path above (validity, CheckKeys, encoding/json), so errors and their
+// texts stay the same; its fuzz test checks it agrees with that path.
 package strictjson
 
 import (
