@@ -68,6 +68,10 @@ type Submission struct {
 	// Sandbox mail is validated and stored, then recorded as delivered
 	// by the queue without being sent.
 	Sandbox bool
+	// TextOnly: the body was built by compose from a message without
+	// attachments (the HTTP API), so it has text and HTML parts only and
+	// checks looking for files (sendpolicy) need not parse it.
+	TextOnly bool
 }
 
 // Result says what was stored. Deliveries of a Duplicate are as they
@@ -149,8 +153,8 @@ func (p *Pipeline) AcceptBatch(ctx context.Context, subs []*Submission) ([]*Resu
 	now := p.Now().UTC()
 	results := make([]*Result, len(subs))
 	errs := make([]error, len(subs))
-	var batch []*store.NewMessage
-	var index []int
+	batch := make([]*store.NewMessage, 0, len(subs))
+	index := make([]int, 0, len(subs))
 	verdicts, checkErrs := p.runChecks(ctx, subs)
 	for i, sub := range subs {
 		if checkErrs[i] != nil {
@@ -179,7 +183,7 @@ func (p *Pipeline) AcceptBatch(ctx context.Context, subs []*Submission) ([]*Resu
 		}
 		return results, errs
 	}
-	var ready []store.Delivery
+	ready := make([]store.Delivery, 0, len(batch)) // a recipient each, mostly
 	for k, nm := range batch {
 		i := index[k]
 		if ex := nm.Existing; ex != nil {
@@ -303,8 +307,9 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time, v *Verdict) (*store.N
 		return nil, err
 	}
 
-	var out []byte
-	out = append(out, received(sub, p.Hostname, id, now)...)
+	rcv := received(sub, p.Hostname, id, now)
+	out := make([]byte, 0, len(rcv)+len(hdr)+len(rest)+256) // one allocation for the fields added
+	out = append(out, rcv...)
 	out = h.appendTo(out)
 	out = append(out, rest...)
 	out, signAs, err := p.dkimSign(sub, from, out)

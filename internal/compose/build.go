@@ -88,16 +88,25 @@ func Build(m *Message, opts Options) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	body, err := render(root, opts.Boundary)
-	if err != nil {
-		return nil, err
-	}
 	var out bytes.Buffer
+	size := len(root.body) + 2
+	for _, f := range fields {
+		size += len(f)
+	}
+	for _, f := range root.fields {
+		size += len(f) + 2
+	}
+	if root.subtype != "" {
+		size += size / 8 // the children's fields and boundaries
+	}
+	out.Grow(size)
 	for _, f := range fields {
 		out.WriteString(f)
 	}
-	out.Write(body)
-	if !bytes.HasSuffix(body, []byte("\r\n")) {
+	if err := renderTo(&out, root, opts.Boundary); err != nil {
+		return nil, err
+	}
+	if !bytes.HasSuffix(out.Bytes(), []byte("\r\n")) {
 		out.WriteString("\r\n")
 	}
 	if opts.MaxSize > 0 && out.Len() > opts.MaxSize {
@@ -147,7 +156,7 @@ func randomBoundary() string {
 // multipart with children.
 type part struct {
 	fields   []string // folded header fields other than a multipart's Content-Type
-	body     []byte
+	body     string
 	subtype  string // "mixed", "alternative", "related" for a multipart
 	children []*part
 }
@@ -193,40 +202,62 @@ func (m *Message) tree() (*part, error) {
 
 func textPart(mediaType, s string) *part {
 	s = crlf(s)
-	cte, body := "7bit", []byte(s)
+	cte, body := "7bit", s
 	if !sevenBit(s) {
-		var b bytes.Buffer
+		var b strings.Builder
 		w := quotedprintable.NewWriter(&b)
-		w.Write(body)
+		w.Write([]byte(s))
 		w.Close()
-		cte, body = "quoted-printable", b.Bytes()
+		cte, body = "quoted-printable", b.String()
 	}
-	return &part{fields: []string{
-		"Content-Type: " + mime.FormatMediaType(mediaType, map[string]string{"charset": "utf-8"}) + "\r\n",
-		"Content-Transfer-Encoding: " + cte + "\r\n",
-	}, body: body}
+	ct := textTypes[mediaType]
+	if ct == "" {
+		ct = "Content-Type: " + mime.FormatMediaType(mediaType, map[string]string{"charset": "utf-8"}) + "\r\n"
+	}
+	return &part{fields: []string{ct, "Content-Transfer-Encoding: " + cte + "\r\n"}, body: body}
 }
 
-// crlf makes every CR, LF and CRLF a CRLF.
+// textTypes are the Content-Type fields of the text parts, written once.
+var textTypes = map[string]string{
+	"text/plain": "Content-Type: " + mime.FormatMediaType("text/plain", map[string]string{"charset": "utf-8"}) + "\r\n",
+	"text/html":  "Content-Type: " + mime.FormatMediaType("text/html", map[string]string{"charset": "utf-8"}) + "\r\n",
+}
+
+// crlf makes every CR, LF and CRLF a CRLF, in one pass.
 func crlf(s string) string {
-	if !strings.ContainsAny(s, "\r\n") {
+	i := strings.IndexAny(s, "\r\n")
+	if i < 0 {
 		return s
 	}
-	s = strings.ReplaceAll(s, "\r\n", "\n")
-	s = strings.ReplaceAll(s, "\r", "\n")
-	return strings.ReplaceAll(s, "\n", "\r\n")
+	var b strings.Builder
+	b.Grow(len(s) + strings.Count(s[i:], "\n") + strings.Count(s[i:], "\r") + 2)
+	for i >= 0 {
+		b.WriteString(s[:i])
+		b.WriteString("\r\n")
+		if s[i] == '\r' && i+1 < len(s) && s[i+1] == '\n' {
+			i++
+		}
+		s = s[i+1:]
+		i = strings.IndexAny(s, "\r\n")
+	}
+	b.WriteString(s)
+	return b.String()
 }
 
 // sevenBit reports whether CRLF text can go as 7bit: printable ASCII and
 // tabs, lines of at most 78 characters without trailing whitespace (which
 // transports may strip).
 func sevenBit(s string) bool {
-	for _, line := range strings.Split(s, "\r\n") {
+	for {
+		line, rest, more := strings.Cut(s, "\r\n")
 		if len(line) > foldAt || !printable(line) || line != "" && isWSP(line[len(line)-1]) {
 			return false
 		}
+		if !more {
+			return true
+		}
+		s = rest
 	}
-	return true
 }
 
 func attachmentPart(a *Attachment) (*part, error) {
@@ -235,14 +266,15 @@ func attachmentPart(a *Attachment) (*part, error) {
 		return nil, err
 	}
 	enc := base64.StdEncoding.EncodeToString(a.Content)
-	var body bytes.Buffer
+	var body strings.Builder
+	body.Grow(len(enc) + len(enc)/76*2)
 	for len(enc) > 76 {
 		body.WriteString(enc[:76])
 		body.WriteString("\r\n")
 		enc = enc[76:]
 	}
 	body.WriteString(enc)
-	return &part{fields: fields, body: body.Bytes()}, nil
+	return &part{fields: fields, body: body.String()}, nil
 }
 
 // fields are the attachment's folded header fields.
@@ -280,29 +312,38 @@ func (a *Attachment) fields() ([]string, error) {
 // can be checked against everything it encloses.
 func render(p *part, boundary func() string) ([]byte, error) {
 	var b bytes.Buffer
+	if err := renderTo(&b, p, boundary); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// renderTo is render into b: a single part goes straight in, without a
+// buffer of its own.
+func renderTo(b *bytes.Buffer, p *part, boundary func() string) error {
 	for _, f := range p.fields {
 		b.WriteString(f)
 	}
 	if p.subtype == "" {
 		b.WriteString("\r\n")
-		b.Write(p.body)
-		return b.Bytes(), nil
+		b.WriteString(p.body)
+		return nil
 	}
 	children := make([][]byte, len(p.children))
 	for i, c := range p.children {
 		r, err := render(c, boundary)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		children[i] = r
 	}
 	bd, err := pickBoundary(children, boundary)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	ct, err := fold("Content-Type", mime.FormatMediaType("multipart/"+p.subtype, map[string]string{"boundary": bd}), true)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	b.WriteString(ct)
 	b.WriteString("\r\n")
@@ -312,7 +353,7 @@ func render(p *part, boundary func() string) ([]byte, error) {
 		b.WriteString("\r\n")
 	}
 	b.WriteString("--" + bd + "--")
-	return b.Bytes(), nil
+	return nil
 }
 
 func pickBoundary(children [][]byte, gen func() string) (string, error) {

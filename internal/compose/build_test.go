@@ -304,3 +304,17 @@ func TestBuildValidates(t *testing.T) {
 		t.Errorf("Build does not validate: %v", err)
 	}
 }
+
+// BenchmarkBuild builds the bulk benchmark's message: 1 KB of text in
+// lines of 75 characters.
+func BenchmarkBuild(b *testing.B) {
+	m := &Message{From: Address{Email: "app@app.test"}, To: AddressList{{Email: "rcpt@sink.test"}}, Subject: "bulk",
+		Text: strings.Repeat(strings.Repeat("x", 75)+"\n", 13)}
+	opts := Options{MessageID: "01J00000000000000000000000@mta.test", Date: time.Unix(1e9, 0), Hostname: "mta.test"}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, err := Build(m, opts); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -107,3 +107,49 @@ func FuzzBuild(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseAddressShortcut: the shortcut for bare addresses gives what
+// the net/mail path gives, and net/mail gives a dot-atom local part back
+// as it is (what canonicalEmail's shortcut assumes).
+func FuzzParseAddressShortcut(f *testing.F) {
+	for _, s := range []string{"a@b.test", "A.b+c@EXAMPLE.com", "a..b@x.test", ".a@x.test", "a@-x.test", "a@x", "a@", "@x.test",
+		"!#$%&'*+-/=?^_`{|}~@x.test", "a@x..test", "a@1.2.3.4", strings.Repeat("a", 65) + "@x.test", "a@" + strings.Repeat("x.", 130) + "test"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, gotErr := ParseAddress(s)
+		want, wantErr := parseAddress(s)
+		if got != want || (gotErr == nil) != (wantErr == nil) || gotErr != nil && gotErr.Error() != wantErr.Error() {
+			t.Fatalf("%q: shortcut %+v, %v; net/mail %+v, %v", s, got, gotErr, want, wantErr)
+		}
+		if at := strings.LastIndexByte(s, '@'); at >= 0 && dotAtom(s[:at]) {
+			p, err := mail.ParseAddress(s[:at] + "@example.com")
+			if err != nil || p.Name != "" || p.Address != s[:at]+"@example.com" {
+				t.Fatalf("%q: net/mail gives %+v, %v", s[:at], p, err)
+			}
+		}
+	})
+}
+
+// FuzzCRLF: the one-pass crlf gives what the three replacements it
+// replaced give; sevenBit agrees with splitting the lines.
+func FuzzCRLF(f *testing.F) {
+	for _, s := range []string{"a\nb", "a\r\nb\r", "\r\r\n\n", "", "x", "\n\r"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := strings.ReplaceAll(strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\r", "\n"), "\n", "\r\n")
+		if got := crlf(s); got != want {
+			t.Fatalf("crlf(%q) = %q, want %q", s, got, want)
+		}
+		seven := true
+		for _, line := range strings.Split(want, "\r\n") {
+			if len(line) > foldAt || !printable(line) || line != "" && isWSP(line[len(line)-1]) {
+				seven = false
+			}
+		}
+		if sevenBit(want) != seven {
+			t.Fatalf("sevenBit(%q) = %v", want, !seven)
+		}
+	})
+}

@@ -51,6 +51,20 @@ type Message struct {
 // name may be quoted or RFC 2047 encoded) and returns the address with its
 // e-mail in canonical form.
 func ParseAddress(s string) (Address, error) {
+	if at := strings.LastIndexByte(s, '@'); at >= 0 && dotAtom(s[:at]) && plainDomain(s[at+1:]) {
+		// The usual bare address: net/mail would give it back as it is,
+		// so it comes to canonicalEmail(s) either way.
+		email, err := canonicalEmail(s)
+		if err != nil {
+			return Address{}, err
+		}
+		return Address{Email: email}, nil
+	}
+	return parseAddress(s)
+}
+
+// parseAddress is ParseAddress for any input.
+func parseAddress(s string) (Address, error) {
 	if strings.ContainsAny(s, "\r\n\x00") {
 		return Address{}, errors.New("address contains a line break or NUL")
 	}
@@ -104,11 +118,7 @@ func (a *Address) UnmarshalJSON(b []byte) error {
 		if err := json.Unmarshal(b, &s); err != nil {
 			return err
 		}
-		p, err := ParseAddress(s)
-		if err != nil {
-			p = Address{Email: s}
-		}
-		*a = p
+		*a = addressFromString(s)
 		return nil
 	}
 	var o struct {
@@ -118,10 +128,7 @@ func (a *Address) UnmarshalJSON(b []byte) error {
 	if err := strictDecode(b, &o); err != nil {
 		return fmt.Errorf("address: %w", err)
 	}
-	*a = Address{Name: o.Name, Email: o.Email}
-	if c, err := canonicalEmail(strings.TrimSpace(o.Email)); err == nil {
-		a.Email = c
-	}
+	*a = addressFromObject(o.Name, o.Email)
 	return nil
 }
 

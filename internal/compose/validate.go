@@ -237,11 +237,13 @@ func canonicalEmail(email string) (string, error) {
 	if err := checkDomain(domain); err != nil {
 		return "", err
 	}
-	p, err := mail.ParseAddress(local + "@example.com")
-	if err != nil || p.Name != "" || !strings.HasSuffix(p.Address, "@example.com") {
-		return "", errors.New("invalid local part")
+	if !dotAtom(local) { // net/mail gives a dot-atom back as it is
+		p, err := mail.ParseAddress(local + "@example.com")
+		if err != nil || p.Name != "" || !strings.HasSuffix(p.Address, "@example.com") {
+			return "", errors.New("invalid local part")
+		}
+		local = strings.TrimSuffix(p.Address, "@example.com")
 	}
-	local = strings.TrimSuffix(p.Address, "@example.com")
 	if local == "" || len(local) > 64 {
 		return "", errors.New("the local part must have 1 to 64 octets")
 	}
@@ -322,4 +324,36 @@ func clip(s string) string {
 		}
 	}
 	return s
+}
+
+// dotAtom reports whether s is an RFC 5322 dot-atom of ASCII atext.
+func dotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.':
+			if s[i-1] == '.' {
+				return false
+			}
+		case strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) < 0:
+			return false
+		}
+	}
+	return true
+}
+
+// plainDomain reports whether s holds only letters, digits, dots and
+// hyphens (it may still be an invalid domain).
+func plainDomain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

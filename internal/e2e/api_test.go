@@ -214,6 +214,30 @@ func TestHTTPSendAPI(t *testing.T) {
 		}
 	})
 
+	t.Run("bulk idempotency", func(t *testing.T) {
+		keyed := func(to, k string) map[string]any {
+			m := apiSend(to)
+			m["idempotency_key"] = k
+			return m
+		}
+		send := func(items ...any) api.BulkResponse {
+			var res api.BulkResponse
+			if code := in.call(t, key, "POST", "/v1/messages/bulk", map[string]any{"messages": items}, nil, &res); code != 200 || len(res.Items) != len(items) {
+				t.Fatalf("bulk: %d %+v", code, res)
+			}
+			return res
+		}
+		a := send(keyed("bi1@api.test", "bulk-1"), apiSend("bi2@api.test"))
+		b := send(keyed("bi1@api.test", "bulk-1"), apiSend("bi2@api.test"))
+		if a.Accepted != 2 || b.Accepted != 2 || a.Items[0].ID == "" || a.Items[0].ID != b.Items[0].ID || a.Items[1].ID == b.Items[1].ID {
+			t.Fatalf("repeat: %+v then %+v", a, b)
+		}
+		c := send(keyed("other@api.test", "bulk-1"))
+		if c.Failed != 1 || c.Items[0].Error == nil || c.Items[0].Error.Code != "idempotency_conflict" {
+			t.Fatalf("same key, other item: %+v", c)
+		}
+	})
+
 	t.Run("raw", func(t *testing.T) {
 		raw := "From: app@app.test\r\nTo: r@api.test\r\nSubject: raw\r\n\r\nraw body\r\n"
 		var res api.SendResponse

@@ -11,7 +11,9 @@
 // bytes of the decoded content (MZ, ELF, Mach-O, "#!"), so a renamed file
 // does not pass. A message whose MIME structure cannot be read is not
 // refused for that (the receiving side will judge it); only what can be
-// read is checked. Nesting is bounded (depth 10, 1000 parts).
+// read is checked. Nesting is bounded (depth 10, 1000 parts). A message
+// the API built without attachments (Submission.TextOnly) is not parsed:
+// compose writes only text parts then, and refuses Content-* headers.
 package sendpolicy
 
 import (
@@ -72,7 +74,7 @@ func (c *Check) Check(_ context.Context, in *accept.CheckInput) (*accept.Verdict
 		e.APICode = "list_unsubscribe_required"
 		return nil, e
 	}
-	if pol.BlockExecutables {
+	if pol.BlockExecutables && !in.Sub.TextOnly {
 		if why := FindExecutable(in.Body); why != "" {
 			e := refuse("attachment refused: %s", why)
 			e.APICode = "attachment_refused"

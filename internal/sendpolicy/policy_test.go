@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/posthorn/posthorn/internal/accept"
+	"github.com/posthorn/posthorn/internal/compose"
 	"github.com/posthorn/posthorn/internal/store"
 )
 
@@ -87,4 +88,36 @@ func TestCheckReplies(t *testing.T) {
 	if r := run(text+strings.Repeat("x", 10000), store.LaneNormal); r == nil || r.Code != 552 || r.HTTPStatus != 413 {
 		t.Fatalf("too large: %+v", r)
 	}
+}
+
+// TestTextOnlyIsNotParsed: a body the API built without attachments is
+// not searched for executables (the fuzz test below shows it has none).
+func TestTextOnlyIsNotParsed(t *testing.T) {
+	c := &Check{Default: Policy{BlockExecutables: true}}
+	exe := []byte(multipartMsg(text, attachment("application/octet-stream", `attachment; filename="invoice.exe"`, []byte("x"))))
+	if _, err := c.Check(context.Background(), &accept.CheckInput{Sub: &accept.Submission{TenantID: "t"}, Body: exe}); err == nil {
+		t.Fatal("an executable passes")
+	}
+	if _, err := c.Check(context.Background(), &accept.CheckInput{Sub: &accept.Submission{TenantID: "t", TextOnly: true}, Body: exe}); err != nil {
+		t.Fatalf("a text-only submission was parsed: %v", err)
+	}
+}
+
+// FuzzComposedTextHasNoExecutable: whatever a message without attachments
+// holds, compose builds a body in which FindExecutable finds nothing, so
+// skipping the search for Submission.TextOnly refuses nothing it would.
+func FuzzComposedTextHasNoExecutable(f *testing.F) {
+	f.Add("run.exe", "MZ\x90", "<p>#!/bin/sh</p>", "x.exe", "Content-Type: application/x-msdownload")
+	f.Add("", "#!/bin/sh\n", "", "", "")
+	f.Fuzz(func(t *testing.T, subject, text, html, name, header string) {
+		m := &compose.Message{From: compose.Address{Name: name, Email: "a@example.com"}, To: compose.AddressList{{Email: "b@example.org"}},
+			Subject: subject, Text: text, HTML: html, Headers: map[string]string{"X-Note": header}}
+		body, err := compose.Build(m, compose.Options{})
+		if err != nil {
+			return
+		}
+		if why := FindExecutable(body); why != "" {
+			t.Fatalf("%q: %s", body, why)
+		}
+	})
 }

@@ -11,6 +11,13 @@
 // encoding/json matches them, ignoring case; keys of objects that decode
 // into a map or an interface are compared exactly, since "a" and "A" are
 // two entries there.
+//
+// A type that is decoded often (a bulk request holds thousands of send
+// requests) can implement FastDecoder: a hand-written one-pass decoder
+// over a Lexer for the usual shape of its JSON. It never decides an
+// error: on anything unusual it gives up and Decode takes the general
+// path above (validity, CheckKeys, encoding/json), so errors and their
+// texts stay the same; its fuzz test checks it agrees with that path.
 package strictjson
 
 import (
@@ -46,7 +53,11 @@ func (e *DuplicateKeyError) Error() string {
 
 // Decode decodes data, which must hold exactly one JSON value, into dst.
 // Unknown struct fields, duplicate keys and trailing data are errors.
+// A dst that is a FastDecoder is tried that way first.
 func Decode(data []byte, dst any) error {
+	if f, ok := dst.(FastDecoder); ok && f.DecodeFast(data) {
+		return nil
+	}
 	if err := CheckKeys(data, reflect.TypeOf(dst)); err != nil {
 		return err
 	}

@@ -81,3 +81,44 @@ func TestKeySetFoldsOnlyForStructs(t *testing.T) {
 		t.Error("struct keys: want case-insensitive comparison")
 	}
 }
+
+// fastText decodes {"text":"..."} (plain strings only) itself.
+type fastText struct {
+	Text string `json:"text"`
+	fast bool
+}
+
+func (f *fastText) DecodeFast(data []byte) bool {
+	l := NewLexer(data)
+	var r fastText
+	l.Open('{')
+	for n := 0; l.More('}', n); n++ {
+		if string(l.Key()) != "text" || n > 0 {
+			l.Fail()
+		}
+		r.Text = l.String()
+	}
+	if !l.End() {
+		return false
+	}
+	r.fast = true
+	*f = r
+	return true
+}
+
+func TestDecodeTriesFastDecoderFirst(t *testing.T) {
+	var f fastText
+	if err := Decode([]byte(` {"text":"a\nb"} `), &f); err != nil || !f.fast || f.Text != "a\nb" {
+		t.Errorf("usual input: %+v %v", f, err)
+	}
+	for _, in := range []string{`{"text":"a","text":"b"}`, `{"Text":"a","text":"b"}`, `{"text":1}`, `{"text":"a"} x`, `{"text":"a",}`} {
+		f = fastText{}
+		if err := Decode([]byte(in), &f); err == nil || f.fast {
+			t.Errorf("%s: %+v %v, want the general path's error", in, f, err)
+		}
+	}
+	f = fastText{}
+	if err := Decode([]byte(`{"TEXT":"a"}`), &f); err != nil || f.fast || f.Text != "a" {
+		t.Errorf("case variant: %+v %v, want the general path's result", f, err)
+	}
+}

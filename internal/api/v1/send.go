@@ -6,10 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
-	"reflect"
 	"strconv"
 	"strings"
 
@@ -58,7 +56,8 @@ func (v *Server) submission(req *api.SendRequest, key *store.APIKey, hash string
 	return &accept.Submission{TenantID: key.TenantID, APIKey: key.ID, Source: "http", Protocol: "HTTP", Helo: "api",
 		Sender: req.From.Email, Recipients: req.Message.Recipients(), Body: body, Lane: lane, LaneFixed: req.Lane != "", SendAt: at,
 		UTF8: api.NeedsUTF8(req.From.Email, req.Message.Recipients()), EightBit: true, Tags: req.Tags, Metadata: req.Metadata,
-		IdempotencyKey: req.IdempotencyKey, RequestHash: hash, AllowedDomains: key.Domains, Sandbox: key.Sandbox}, nil
+		IdempotencyKey: req.IdempotencyKey, RequestHash: hash, AllowedDomains: key.Domains, Sandbox: key.Sandbox,
+		TextOnly: len(req.Attachments) == 0}, nil
 }
 
 func checkKey(k string) *api.APIErrorDetail {
@@ -203,22 +202,30 @@ func (v *Server) sendBulk(w http.ResponseWriter, r *http.Request, key *store.API
 	var items []api.BulkItem
 	var subs []*accept.Submission
 	var index []int
-	err := v.readBulk(json.NewDecoder(body), func(i int, rawItem []byte) {
-		items = append(items, api.BulkItem{Index: i})
+	err := v.readBulk(body, func(i int, rawItem []byte) error {
 		var item api.SendRequest
 		if err := strictjson.Decode(rawItem, &item); err != nil {
-			items[i].Error = jsonErrorDetail(err, fmt.Sprintf("messages[%d]", i))
-			return
+			if !json.Valid(rawItem) { // not JSON: the body is refused whole
+				return err
+			}
+			items = append(items, api.BulkItem{Index: i, Error: jsonErrorDetail(err, fmt.Sprintf("messages[%d]", i))})
+			return nil
 		}
-		sub, e := v.submission(&item, key, requestHash(rawItem))
+		items = append(items, api.BulkItem{Index: i})
+		hash := "" // used only with an idempotency key
+		if item.IdempotencyKey != "" {
+			hash = requestHash(rawItem)
+		}
+		sub, e := v.submission(&item, key, hash)
 		if e != nil {
 			e.Field = joinField(fmt.Sprintf("messages[%d]", i), e.Field)
 			items[i].Error = e
-			return
+			return nil
 		}
 		sub.ClientIP = clientIP(r)
 		subs = append(subs, sub)
 		index = append(index, i)
+		return nil
 	})
 	if err != nil {
 		if !bodyError(w, err) {
@@ -260,85 +267,6 @@ func (v *Server) sendBulk(w http.ResponseWriter, r *http.Request, key *store.API
 		}
 	}
 	api.WriteJSON(w, http.StatusOK, resp)
-}
-
-// readBulk walks {"messages": [item, ...]} and calls item with each
-// item's JSON in order. Errors are the body's (too large, overloaded), a
-// JSON error, or an *APIErrorDetail (too_many_messages).
-func (v *Server) readBulk(dec *json.Decoder, item func(i int, raw []byte)) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return fmt.Errorf("malformed JSON: %w", err)
-	}
-	if d, ok := tok.(json.Delim); tok != nil && (!ok || d != '{') {
-		return fmt.Errorf("malformed JSON: want an object, found %v", tok)
-	}
-	if tok != nil { // null is a request without messages, as for encoding/json
-		if err := v.readBulkObject(dec, item); err != nil {
-			return err
-		}
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		if err == nil {
-			return errors.New("malformed JSON: more than one value")
-		}
-		return fmt.Errorf("malformed JSON: %w", err)
-	}
-	return nil
-}
-
-// readBulkObject reads the envelope's members after its '{'.
-func (v *Server) readBulkObject(dec *json.Decoder, item func(i int, raw []byte)) error {
-	delim := func(want json.Delim) error {
-		tok, err := dec.Token()
-		if err != nil {
-			return fmt.Errorf("malformed JSON: %w", err)
-		}
-		if d, ok := tok.(json.Delim); !ok || d != want {
-			return fmt.Errorf("malformed JSON: want %q, found %v", want, tok)
-		}
-		return nil
-	}
-	keys := strictjson.NewKeySet(reflect.TypeFor[api.BulkRequest](), "")
-	n := 0
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return fmt.Errorf("malformed JSON: %w", err)
-		}
-		name, _ := tok.(string)
-		if err := keys.Add(name); err != nil {
-			return err
-		}
-		if !strings.EqualFold(name, "messages") {
-			return fmt.Errorf("malformed JSON: json: unknown field %q", name)
-		}
-		tok, err = dec.Token()
-		if err != nil {
-			return fmt.Errorf("malformed JSON: %w", err)
-		}
-		if tok == nil {
-			continue // null: no messages
-		}
-		if d, ok := tok.(json.Delim); !ok || d != '[' {
-			return fmt.Errorf("malformed JSON: messages must be an array, not %v", tok)
-		}
-		for dec.More() {
-			if n == v.MaxBulk {
-				return &api.APIErrorDetail{Code: "too_many_messages", Message: fmt.Sprintf("at most %d messages per bulk request", v.MaxBulk), Field: "messages"}
-			}
-			var raw json.RawMessage
-			if err := dec.Decode(&raw); err != nil {
-				return fmt.Errorf("malformed JSON: %w", err)
-			}
-			item(n, raw)
-			n++
-		}
-		if err := delim(']'); err != nil {
-			return err
-		}
-	}
-	return delim('}')
 }
 
 // checkRaw refuses a raw message the pipeline cannot store faithfully: one
