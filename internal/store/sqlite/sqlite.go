@@ -93,6 +93,10 @@ func Open(path string, opts ...Option) (*Store, error) {
 	q.Set("_busy_timeout", "10000")
 	q.Set("_txlock", "immediate")
 	q.Set("_cache_size", "-32000")
+	// Only the writer goroutine uses this connection (database/sql never
+	// shares a connection between goroutines either): SQLite's own
+	// per-call connection mutex is pure cost.
+	q.Set("_mutex", "no")
 	dsn := "file:" + path + "?" + q.Encode()
 	w, err := sql.Open("sqlite3", dsn)
 	if err != nil {
