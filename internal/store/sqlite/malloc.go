@@ -31,4 +31,5 @@ import "C"
 func init() {
 	C.posthorn_tune_malloc()
 	C.posthorn_tune_sqlite()
+	registerWALGather() // initialises SQLite: after the settings above
 }

@@ -97,6 +97,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	// shares a connection between goroutines either): SQLite's own
 	// per-call connection mutex is pure cost.
 	q.Set("_mutex", "no")
+	q.Set("vfs", walGatherVFS) // the WAL's writes gathered (walgather.go)
 	dsn := "file:" + path + "?" + q.Encode()
 	w, err := sql.Open("sqlite3", dsn)
 	if err != nil {
