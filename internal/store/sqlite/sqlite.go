@@ -7,7 +7,8 @@
 // A caller's write returns only after that commit, so it is fsync'd, while
 // concurrent callers share one fsync. Reads use a separate pool of
 // connections and never wait for the writer (WAL readers see the last
-// committed state).
+// committed state). The writer's connection writes each commit's WAL
+// frames with one call before the fsync (walgather.go).
 //
 // States follow store's transition table: the lease, outcome, recovery
 // and pending-load statements build their state lists from it, Transition
