@@ -52,7 +52,16 @@ int sqlite3_vfs_register(sqlite3_vfs*, int makeDflt);
 
 // A WAL file opened through the gathering VFS: its writes are kept in buf
 // while they follow each other, and written with one pwrite before
-// anything else touches the file (a sync, a read, a truncation, ...).
+// anything else is done with this file handle (a sync, a read, a
+// truncation, a write elsewhere, closing). Writes reach the file in the
+// order they were made, only later. Only the writer's connection writes
+// the WAL between its commits, and every commit syncs it (synchronous=
+// FULL), so the buffer is empty whenever another connection may look at
+// or checkpoint-truncate the file; the one exception is the spilled
+// frames of a transaction rolled back, written out at the next write:
+// past the last commit, or under an older WAL header's salts after a
+// checkpoint restarted the WAL, they are ignored, as they are without
+// gathering.
 typedef struct gatherFile {
 	sqlite3_file base;
 	sqlite3_file *real; // the default VFS's file, right after this struct
@@ -112,8 +121,6 @@ static int gFileControl(sqlite3_file *f, int op, void *arg) { GATHER_FWD(xFileCo
 static int gSectorSize(sqlite3_file *f) { gatherFile *g = (gatherFile *)f; return g->real->pMethods->xSectorSize(g->real); }
 static int gDeviceCharacteristics(sqlite3_file *f) { gatherFile *g = (gatherFile *)f; return g->real->pMethods->xDeviceCharacteristics(g->real); }
 static int gShmMap(sqlite3_file *f, int pg, int sz, int ext, void volatile **pp) { gatherFile *g = (gatherFile *)f; return g->real->pMethods->xShmMap(g->real, pg, sz, ext, pp); }
-// Also before the WAL locks change: a transaction rolled back leaves its
-// spilled frames behind (ignored, as without gathering).
 static int gShmLock(sqlite3_file *f, int off, int n, int flags) { GATHER_FWD(xShmLock(g->real, off, n, flags)); }
 static void gShmBarrier(sqlite3_file *f) { gatherFile *g = (gatherFile *)f; g->real->pMethods->xShmBarrier(g->real); }
 static int gShmUnmap(sqlite3_file *f, int del) { gatherFile *g = (gatherFile *)f; return g->real->pMethods->xShmUnmap(g->real, del); }
