@@ -89,3 +89,59 @@ func (m *multiInsert) exec(tx *sql.Tx, args []any, ids []int64) error {
 	}
 	return nil
 }
+
+// multiStmt is a statement over several rows (an UPDATE of a list of
+// deliveries), prepared once for each row count of updateSizes: like
+// multiInsert, a batch of n rows costs a few statements instead of n
+// (each statement has a fixed cost in SQLite: opening a cursor on the
+// table and on each index it writes, and binding through database/sql
+// and cgo).
+type multiStmt struct {
+	byN map[int]*sql.Stmt
+}
+
+var updateSizes = [...]int{64, 16, 8, 4, 2}
+
+// prepareStmts prepares build(n) for each n of updateSizes.
+func prepareStmts(db *sql.DB, build func(n int) string) (*multiStmt, error) {
+	m := &multiStmt{byN: map[int]*sql.Stmt{}}
+	for _, n := range updateSizes {
+		s, err := db.Prepare(build(n))
+		if err != nil {
+			m.close()
+			return nil, fmt.Errorf("prepare %d-row statement: %w", n, err)
+		}
+		m.byN[n] = s
+	}
+	return m, nil
+}
+
+func (m *multiStmt) close() {
+	for _, s := range m.byN {
+		s.Close()
+	}
+}
+
+// chunks splits rows rows into runs of the prepared sizes, largest first,
+// and calls fn for each run [from, from+n) with its statement; a run of
+// one row gets a nil statement (the caller's single-row statement).
+func (m *multiStmt) chunks(tx *sql.Tx, rows int, fn func(s *sql.Stmt, from, n int) error) error {
+	for done := 0; done < rows; {
+		n := 1
+		for _, k := range updateSizes {
+			if k <= rows-done {
+				n = k
+				break
+			}
+		}
+		var s *sql.Stmt
+		if n > 1 {
+			s = tx.Stmt(m.byN[n])
+		}
+		if err := fn(s, done, n); err != nil {
+			return err
+		}
+		done += n
+	}
+	return nil
+}

@@ -7,7 +7,8 @@
 // A caller's write returns only after that commit, so it is fsync'd, while
 // concurrent callers share one fsync. Reads use a separate pool of
 // connections and never wait for the writer (WAL readers see the last
-// committed state).
+// committed state). The writer's connection writes each commit's WAL
+// frames with one call before the fsync (walgather.go).
 //
 // States follow store's transition table: the lease, outcome, recovery
 // and pending-load statements build their state lists from it, Transition
@@ -93,6 +94,11 @@ func Open(path string, opts ...Option) (*Store, error) {
 	q.Set("_busy_timeout", "10000")
 	q.Set("_txlock", "immediate")
 	q.Set("_cache_size", "-32000")
+	// Only the writer goroutine uses this connection (database/sql never
+	// shares a connection between goroutines either): SQLite's own
+	// per-call connection mutex is pure cost.
+	q.Set("_mutex", "no")
+	q.Set("vfs", walGatherVFS) // the WAL's writes gathered (walgather.go)
 	dsn := "file:" + path + "?" + q.Encode()
 	w, err := sql.Open("sqlite3", dsn)
 	if err != nil {

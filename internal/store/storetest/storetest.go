@@ -20,6 +20,7 @@ import (
 func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("InsertAndRead", func(t *testing.T) { testInsertAndRead(t, open(t)) })
 	t.Run("LeaseAndOutcome", func(t *testing.T) { testLeaseAndOutcome(t, open(t)) })
+	t.Run("LeaseAndOutcomeBatches", func(t *testing.T) { testLeaseAndOutcomeBatches(t, open(t)) })
 	t.Run("RecoverLeases", func(t *testing.T) { testRecover(t, open(t)) })
 	t.Run("Transition", func(t *testing.T) { testTransition(t, open(t)) })
 	t.Run("EveryTransition", func(t *testing.T) { testEveryTransition(t, open(t)) })
@@ -204,6 +205,128 @@ func testLeaseAndOutcome(t *testing.T, s store.Store) {
 	}
 	if ds, _ := s.MessageDeliveries(ctx, "m1"); ds[0].State != store.Delivered {
 		t.Fatalf("final state overwritten: %s", ds[0].State)
+	}
+}
+
+// testLeaseAndOutcomeBatches leases and records many deliveries in one
+// call (backends may write them several a statement), with a delivery
+// moved meanwhile, ids given twice and an unknown id among them.
+func testLeaseAndOutcomeBatches(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var to []string
+	for i := 0; i < 23; i++ {
+		to = append(to, fmt.Sprintf("r%02d@one.test", i))
+	}
+	nm := NewTestMessage("m1", to...)
+	if err := s.InsertMessages(ctx, []*store.NewMessage{nm}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, d := range nm.Deliveries {
+		ids = append(ids, d.ID)
+	}
+	held := ids[5]
+	if _, err := s.Transition(ctx, store.TransitionSpec{Op: store.OpHold, DeliveryIDs: []int64{held}, Now: t0}); err != nil {
+		t.Fatal(err)
+	}
+	ask := append(append([]int64{}, ids...), ids[0], 1<<40) // ids[0] twice, and one that does not exist
+	leased, err := s.Lease(ctx, ask, t0, t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []int64
+	for _, id := range ids {
+		if id != held {
+			want = append(want, id)
+		}
+	}
+	if fmt.Sprint(leased) != fmt.Sprint(want) {
+		t.Fatalf("leased %v, want %v (in the order asked, each once)", leased, want)
+	}
+	// Outcomes for all, the held one included (ignored).
+	var outs []store.Outcome
+	for i, id := range ids {
+		o := store.Outcome{DeliveryID: id, State: store.Delivered, Class: "delivered", StartedAt: t0, Duration: time.Second,
+			Reply: smtpproto.Reply{Code: 250, Text: fmt.Sprintf("ok %d", i)}, MX: "mx.one.test", Event: store.EventDelivered}
+		switch i % 3 {
+		case 1:
+			o.State, o.Class, o.Event, o.NextAt = store.Deferred, "greylisted", store.EventDeferred, t0.Add(time.Hour)
+			o.Reply = smtpproto.Reply{Code: 451, Enhanced: "4.7.1", Text: fmt.Sprintf("later %d", i)}
+			o.Provider = "prov"
+		case 2:
+			o.State, o.Class, o.Event, o.Reply, o.Error = store.Deferred, "connect", store.EventDeferred, smtpproto.Reply{}, fmt.Sprintf("refused %d", i)
+			o.NextAt = t0.Add(time.Hour)
+		}
+		outs = append(outs, o)
+	}
+	if err := s.RecordOutcomes(ctx, outs); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := s.MessageDeliveries(ctx, "m1")
+	if err != nil || len(ds) != len(ids) {
+		t.Fatalf("deliveries: %d %v", len(ds), err)
+	}
+	for i, d := range ds {
+		o := outs[i]
+		if d.ID == held {
+			if d.State != store.Held || d.Attempts != 0 {
+				t.Fatalf("held delivery changed by an outcome: %+v", d)
+			}
+			continue
+		}
+		if d.State != o.State || d.Attempts != 1 || d.LastClass != o.Class || d.LastMX != "mx.one.test" ||
+			!d.NextAttemptAt.Equal(o.NextAt) || d.Provider != o.Provider {
+			t.Fatalf("delivery %d after outcome %+v: %+v", i, o, d)
+		}
+		if o.Reply.Code != 0 && d.LastReply != o.Reply || o.Reply.Code == 0 && d.LastError != o.Error {
+			t.Fatalf("delivery %d keeps the wrong reply or error: %+v", i, d)
+		}
+	}
+	atts, err := s.Attempts(ctx, "m1")
+	if err != nil || len(atts) != len(ids)-1 {
+		t.Fatalf("attempts: %d %v", len(atts), err)
+	}
+	evs, err := s.Events(ctx, store.EventFilter{MessageID: "m1", Since: t0.Add(time.Millisecond)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range evs {
+		if e.Type != store.EventHeld {
+			got = append(got, fmt.Sprintf("%d:%s:%d", e.DeliveryID, e.Type, e.Attempt))
+		}
+	}
+	var wantEvs []string
+	for _, o := range outs {
+		typ, n := o.Event, 1
+		if o.DeliveryID == held {
+			typ, n = store.EventOutcomeIgnored, 0
+		}
+		wantEvs = append(wantEvs, fmt.Sprintf("%d:%s:%d", o.DeliveryID, typ, n))
+	}
+	if fmt.Sprint(got) != fmt.Sprint(wantEvs) {
+		t.Fatalf("outcome events\n got %v\nwant %v", got, wantEvs)
+	}
+	// The same delivery twice in one call: the first outcome is recorded,
+	// the second ignored, as if recorded one after the other.
+	a, b := ids[1], ids[4] // deferred above
+	if leased, err := s.Lease(ctx, []int64{a, b}, t0, t0.Add(time.Minute)); err != nil || len(leased) != 2 {
+		t.Fatalf("lease again: %v %v", leased, err)
+	}
+	twice := []store.Outcome{
+		{DeliveryID: a, State: store.Delivered, Class: "delivered", StartedAt: t0, Event: store.EventDelivered},
+		{DeliveryID: b, State: store.Bounced, Class: "hard_bounce", StartedAt: t0, Event: store.EventBounced},
+		{DeliveryID: a, State: store.Bounced, Class: "hard_bounce", StartedAt: t0, Event: store.EventBounced},
+	}
+	if err := s.RecordOutcomes(ctx, twice); err != nil {
+		t.Fatal(err)
+	}
+	m := &machine{t: t, s: s, ctx: ctx}
+	if da, db := m.get(a), m.get(b); da.State != store.Delivered || da.Attempts != 2 || db.State != store.Bounced || db.Attempts != 2 {
+		t.Fatalf("after outcomes with a delivery twice: %+v / %+v", da, db)
+	}
+	if ev := m.lastEvent(a); ev != store.EventOutcomeIgnored {
+		t.Fatalf("second outcome of one delivery: last event %s, want %s", ev, store.EventOutcomeIgnored)
 	}
 }
 
