@@ -184,9 +184,10 @@ func (p *Posthorn) serve(wait time.Duration) error {
 	if err := p.cmd.Start(); err != nil {
 		return err
 	}
+	// Both ports: the listeners open one after the other, and a bench
+	// that starts with SMTP found it refusing now and then.
 	for end := time.Now().Add(wait); time.Now().Before(end); {
-		if c, err := net.Dial("tcp", p.HTTP); err == nil {
-			c.Close()
+		if listening(p.HTTP) && listening(p.SMTP) {
 			return nil
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -363,4 +364,14 @@ func CPUTime(pid int) (time.Duration, error) {
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+// listening reports whether addr takes TCP connections.
+func listening(addr string) bool {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return false
+	}
+	c.Close()
+	return true
 }
