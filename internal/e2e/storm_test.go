@@ -44,9 +44,9 @@ func TestRateLimitStorm(t *testing.T) {
 	// round sends n messages to B and returns B's rate (msg/s) and the
 	// most connections B had open at once meanwhile.
 	round := func(n int) (rate float64, peak int) {
-		mxB.ClearRecords() // the peak starts from the connections open now
+		mxB.ClearRecords()  // the peak starts from the connections open now
+		start := time.Now() // from the submission: a stalled scheduler slows that too
 		bulk("b.test", n)
-		start := time.Now()
 		for mxB.Accepted() < n {
 			if time.Since(start) > 30*time.Second {
 				t.Fatalf("B got %d of %d", mxB.Accepted(), n)
@@ -76,17 +76,18 @@ func TestRateLimitStorm(t *testing.T) {
 	idsA := bulk("a.test", 300)
 	// B keeps all its connections during every round of A's storm, and
 	// its rate holds. The machine is shared and rates vary twofold between
-	// runs, so one sample against one misleads: the best of three rounds
-	// during the storm is compared with the median of three alone (one
-	// before the storm, two after A's mail is dead).
-	storm := 0.0
+	// runs, so one sample against one misleads: the rounds during the
+	// storm are compared with the median of three alone (one before the
+	// storm, two after A's mail is dead): the best within 90% of it, none
+	// below 40%.
+	var storm []float64
 	for i := 1; i <= 3; i++ {
 		rate, peak := round(300)
 		t.Logf("B during A's storm: %.0f msg/s, %d connections", rate, peak)
 		if peak < 5 {
 			t.Errorf("B had only %d of its 5 connections while A was rate limiting", peak)
 		}
-		storm = max(storm, rate)
+		storm = append(storm, rate)
 	}
 	// Connections to A: a burst at first, then about one per cool-down.
 	early := <-samples
@@ -120,9 +121,14 @@ func TestRateLimitStorm(t *testing.T) {
 		t.Logf("B alone after the storm: %.0f msg/s, %d connections", rate, peak)
 		alone = append(alone, rate)
 	}
+	// A round far below the rest is a stall, not noise (a scheduler held
+	// up by A's replies stalled one round to a tenth).
 	slices.Sort(alone)
-	if storm < 0.9*alone[1] {
-		t.Errorf("B slowed to %.0f%% of its rate while A was rate limiting (best %.0f msg/s during the storm, alone %.0f)", 100*storm/alone[1], storm, alone)
+	if best := slices.Max(storm); best < 0.9*alone[1] {
+		t.Errorf("B slowed to %.0f%% of its rate while A was rate limiting (during the storm %.0f msg/s, alone %.0f)", 100*best/alone[1], storm, alone)
+	}
+	if worst := slices.Min(storm); worst < 0.4*alone[1] {
+		t.Errorf("B stalled to %.0f%% of its rate in a round while A was rate limiting (during the storm %.0f msg/s, alone %.0f)", 100*worst/alone[1], storm, alone)
 	}
 	var dests struct {
 		Items []struct {
