@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -40,19 +41,25 @@ func TestRateLimitStorm(t *testing.T) {
 		}
 		return ids
 	}
-	waitB := func(want int) time.Duration {
-		start := time.Now()
-		for len(mxB.Messages()) < want {
+	// round sends n messages to B and returns B's rate (msg/s) and the
+	// most connections B had open at once meanwhile.
+	round := func(n int) (rate float64, peak int) {
+		mxB.ClearRecords()  // the peak starts from the connections open now
+		start := time.Now() // from the submission: a stalled scheduler slows that too
+		bulk("b.test", n)
+		for mxB.Accepted() < n {
 			if time.Since(start) > 30*time.Second {
-				t.Fatalf("B got %d of %d", len(mxB.Messages()), want)
+				t.Fatalf("B got %d of %d", mxB.Accepted(), n)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		return time.Since(start)
+		return float64(n) / time.Since(start).Seconds(), mxB.MaxActiveConnections()
 	}
 	// B alone.
-	bulk("b.test", 300)
-	alone := waitB(300)
+	alone := []float64{}
+	rate, peak := round(300)
+	alone = append(alone, rate)
+	t.Logf("B alone: %.0f msg/s, %d connections", rate, peak)
 	// B while A storms; sample A's connection count as it goes.
 	start := time.Now()
 	samples := make(chan int, 1)
@@ -67,18 +74,20 @@ func TestRateLimitStorm(t *testing.T) {
 		samples <- at1
 	}()
 	idsA := bulk("a.test", 300)
-	rateAlone := 300 / alone.Seconds()
-	// The machine is shared: a slow sample is measured again (A keeps
-	// storming meanwhile), and the best of three counts.
-	best := 0.0
-	for round := 1; round <= 3 && best < 0.9*rateAlone; round++ {
-		bulk("b.test", 300)
-		rate := 300 / waitB(300*(round+1)).Seconds()
-		t.Logf("B: %.0f msg/s alone, %.0f msg/s during A's storm (%.0f%%)", rateAlone, rate, 100*rate/rateAlone)
-		best = max(best, rate)
-	}
-	if best < 0.9*rateAlone {
-		t.Errorf("B slowed to %.0f%% of its rate while A was rate limiting", 100*best/rateAlone)
+	// B keeps all its connections during every round of A's storm, and
+	// its rate holds. The machine is shared and rates vary twofold between
+	// runs, so one sample against one misleads: the rounds during the
+	// storm are compared with the median of three alone (one before the
+	// storm, two after A's mail is dead): the best within 90% of it, none
+	// below 40%.
+	var storm []float64
+	for i := 1; i <= 3; i++ {
+		rate, peak := round(300)
+		t.Logf("B during A's storm: %.0f msg/s, %d connections", rate, peak)
+		if peak < 5 {
+			t.Errorf("B had only %d of its 5 connections while A was rate limiting", peak)
+		}
+		storm = append(storm, rate)
 	}
 	// Connections to A: a burst at first, then about one per cool-down.
 	early := <-samples
@@ -105,6 +114,21 @@ func TestRateLimitStorm(t *testing.T) {
 	}
 	if dlq.Count != 300 || dlq.Items[0].LastReply.Code != 421 || dlq.Items[0].LastClass != "rate_limited" {
 		t.Fatalf("GET /v1/dlq: %d items, first %+v", dlq.Count, dlq.Items[0])
+	}
+	// B alone again, now that A has nothing left to send.
+	for range 2 {
+		rate, peak := round(300)
+		t.Logf("B alone after the storm: %.0f msg/s, %d connections", rate, peak)
+		alone = append(alone, rate)
+	}
+	// A round far below the rest is a stall, not noise (a scheduler held
+	// up by A's replies stalled one round to a tenth).
+	slices.Sort(alone)
+	if best := slices.Max(storm); best < 0.9*alone[1] {
+		t.Errorf("B slowed to %.0f%% of its rate while A was rate limiting (during the storm %.0f msg/s, alone %.0f)", 100*best/alone[1], storm, alone)
+	}
+	if worst := slices.Min(storm); worst < 0.4*alone[1] {
+		t.Errorf("B stalled to %.0f%% of its rate in a round while A was rate limiting (during the storm %.0f msg/s, alone %.0f)", 100*worst/alone[1], storm, alone)
 	}
 	var dests struct {
 		Items []struct {
