@@ -23,7 +23,10 @@ func TestPrepareKeepsHeaderAndBodyApart(t *testing.T) {
 	}
 	p := &Pipeline{Hostname: "mx.test", Lifetime: time.Hour}
 	for _, c := range cases {
-		nm, err := p.prepare(&Submission{Recipients: []string{"r@x.test"}, Body: []byte(c.in)}, time.Now(), nil)
+		sub := &Submission{Recipients: []string{"r@x.test"}, Body: []byte(c.in)}
+		var msg message
+		msg.read(sub)
+		nm, err := p.prepare(sub, &msg, stamp{now: time.Now(), text: time.Now().Format(time.RFC1123Z)}, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
