@@ -157,12 +157,20 @@ func parseHeader(b []byte) *header {
 func (h *header) get(name string) (string, bool) {
 	for _, f := range h.fields {
 		if strings.EqualFold(f.name, name) {
-			v := f.raw[bytes.IndexByte(f.raw, ':')+1:]
-			s := strings.ReplaceAll(string(v), "\r\n", "")
-			return strings.TrimSpace(s), true
+			return strings.TrimSpace(unfold(f.raw[bytes.IndexByte(f.raw, ':')+1:])), true
 		}
 	}
 	return "", false
+}
+
+// unfold is a field's value without its CRLFs (the final one and those
+// of folded lines), in one allocation for the usual one-line field.
+func unfold(v []byte) string {
+	v = bytes.TrimSuffix(v, crlf)
+	if bytes.Contains(v, crlf) {
+		return strings.ReplaceAll(string(v), "\r\n", "")
+	}
+	return string(v)
 }
 
 func (h *header) remove(name string) {

@@ -53,3 +53,15 @@ func TestHasHeader(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUnfold: unfold is strings.ReplaceAll of CRLF, whatever the value.
+func FuzzUnfold(f *testing.F) {
+	for _, s := range []string{" x\r\n", " a\r\n b\r\n", "\r\n", "", " a\r\r\n", "\r\n\r\n", " \r\n\tb"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := unfold([]byte(s)), strings.ReplaceAll(s, "\r\n", ""); got != want {
+			t.Fatalf("unfold(%q) = %q, want %q", s, got, want)
+		}
+	})
+}
