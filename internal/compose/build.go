@@ -25,6 +25,9 @@ type Options struct {
 	// results must be valid boundaries; one that occurs in the content it
 	// would enclose is skipped and the generator called again.
 	Boundary func() string
+	// Validated says m.Validate() returned nil already (the API checks
+	// the message before its other fields): Build does not repeat it.
+	Validated bool
 }
 
 // Build validates m and renders the complete message: header fields, a
@@ -32,8 +35,10 @@ type Options struct {
 // message are *FieldError (from Validate, or CodeTooLarge); errors about
 // opts are plain errors.
 func Build(m *Message, opts Options) ([]byte, error) {
-	if err := m.Validate(); err != nil {
-		return nil, err
+	if !opts.Validated {
+		if err := m.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	if opts.MaxSize > 0 && m.minSize() > opts.MaxSize {
 		return nil, tooLarge(m.minSize(), opts.MaxSize)
@@ -225,6 +230,9 @@ var textTypes = map[string]string{
 
 // crlf makes every CR, LF and CRLF a CRLF, in one pass.
 func crlf(s string) string {
+	if strings.IndexByte(s, '\r') < 0 {
+		return lfToCRLF(s) // the usual text; IndexByte is much faster than IndexAny
+	}
 	i := strings.IndexAny(s, "\r\n")
 	if i < 0 {
 		return s
@@ -239,6 +247,23 @@ func crlf(s string) string {
 		}
 		s = s[i+1:]
 		i = strings.IndexAny(s, "\r\n")
+	}
+	b.WriteString(s)
+	return b.String()
+}
+
+// lfToCRLF is crlf for text without CR.
+func lfToCRLF(s string) string {
+	n := strings.Count(s, "\n")
+	if n == 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + n)
+	for i := strings.IndexByte(s, '\n'); i >= 0; i = strings.IndexByte(s, '\n') {
+		b.WriteString(s[:i])
+		b.WriteString("\r\n")
+		s = s[i+1:]
 	}
 	b.WriteString(s)
 	return b.String()

@@ -46,7 +46,7 @@ func (v *Server) submission(req *api.SendRequest, key *store.APIKey, hash string
 		return nil, e
 	}
 	body, err := compose.Build(&req.Message, compose.Options{MessageID: ulid.Make().String() + "@" + v.Hostname,
-		Date: v.Now(), Hostname: v.Hostname, MaxSize: v.MaxMessageSize})
+		Date: v.Now(), Hostname: v.Hostname, MaxSize: v.MaxMessageSize, Validated: true}) // validated above
 	if err != nil {
 		if fe, ok := err.(*compose.FieldError); ok {
 			return nil, &api.APIErrorDetail{Code: fe.Code, Message: fe.Message, Field: fe.Field}
