@@ -36,6 +36,7 @@ func main() {
 	only := flag.String("only", "", `"smtp" or "bulk": run one method`)
 	profile := flag.String("cpuprofile", "", "write the server's CPU profile of the first -profile-seconds of each method to this file (.smtp/.bulk added)")
 	profSecs := flag.Int("profile-seconds", 5, "length of the CPU profile")
+	allocs := flag.String("allocprofile", "", "write the server's allocation profile (since it started) to this file after the run")
 	hold := flag.Bool("hold", false, "pause delivery (an operator's pause of the sink): measure acceptance alone")
 	flag.Parse()
 
@@ -138,4 +139,13 @@ func main() {
 	profiled()
 	fmt.Printf("bulk HTTP API:   %d messages, %d clients x %d per request: %.0f recipients/s accepted, server CPU %.1f us/recipient\n",
 		*n, *clients, *batch, float64(*n)/took.Seconds(), float64(used.Microseconds())/float64(*n))
+	if *allocs != "" {
+		data, err := p.AdminBody("GET", "/debug/pprof/allocs")
+		if err == nil {
+			err = os.WriteFile(*allocs, data, 0o644)
+		}
+		if err != nil {
+			log.Print("allocation profile: ", err)
+		}
+	}
 }

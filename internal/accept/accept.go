@@ -151,17 +151,23 @@ func (p *Pipeline) Accept(ctx context.Context, sub *Submission) (*Result, error)
 // errors are in the order of subs.
 func (p *Pipeline) AcceptBatch(ctx context.Context, subs []*Submission) ([]*Result, []error) {
 	now := p.Now().UTC()
+	at := stamp{now: now, text: now.Format(time.RFC1123Z)}
 	results := make([]*Result, len(subs))
 	errs := make([]error, len(subs))
 	batch := make([]*store.NewMessage, 0, len(subs))
 	index := make([]int, 0, len(subs))
-	verdicts, checkErrs := p.runChecks(ctx, subs)
+	msgs := make([]message, len(subs))
+	for i, sub := range subs {
+		msgs[i].read(sub)
+	}
+	verdicts, checkErrs := p.runChecks(ctx, subs, msgs)
 	for i, sub := range subs {
 		if checkErrs[i] != nil {
 			errs[i] = checkErrs[i]
 			continue
 		}
-		nm, err := p.prepare(sub, now, verdicts[i])
+		nm, err := p.prepare(sub, &msgs[i], at, verdicts[i])
+		msgs[i] = message{} // what is stored is nm's copy
 		if err != nil {
 			verdicts[i].done(false)
 			errs[i] = err
@@ -238,42 +244,37 @@ func repeat(ex *store.IdempotencyRecord, hash string) (*Result, error) {
 	return &res, nil
 }
 
-// prepare validates a submission and builds what is stored for it.
-// A verdict (nil: no checks) adds headers and tags and may hold the
-// message.
-func (p *Pipeline) prepare(sub *Submission, now time.Time, v *Verdict) (*store.NewMessage, error) {
+// stamp is the time of a batch, with its RFC 1123 form (Received, Date)
+// formatted once.
+type stamp struct {
+	now  time.Time
+	text string
+}
+
+// prepare validates a submission and builds what is stored for it from
+// msg, its body as read once for the checks and for this (msg's header is
+// changed). A verdict (nil: no checks) adds headers and tags and may hold
+// the message.
+func (p *Pipeline) prepare(sub *Submission, msg *message, at stamp, v *Verdict) (*store.NewMessage, error) {
+	now := at.now
 	if len(sub.Recipients) == 0 {
 		return nil, &Error{Code: 554, Enhanced: "5.5.1", Msg: "no valid recipients"}
 	}
-	body := CanonicalLineEndings(sub.Body)
-	if len(body) > 0 && !bytes.HasSuffix(body, crlf) {
-		// The last line ends like the others (and a field posthorn adds
-		// after a header-only message does not join it).
-		body = append(body[:len(body):len(body)], crlf...)
-	}
-	if i := indexNUL(body); i >= 0 {
+	if bytes.IndexByte(msg.body, 0) >= 0 {
 		return nil, &Error{Code: 554, Enhanced: "5.6.0", Msg: "message contains a NUL character; not accepted"}
 	}
 	id := ulid.Make().String()
 	if v != nil && v.id != "" {
 		id = v.id
 	}
-	hdr, rest := splitHeader(body)
-	h := parseHeader(hdr)
+	hdr, rest, h := msg.hdr, msg.rest, msg.h
 
-	lane := sub.Lane
-	if v, ok := h.get(LaneHeader); ok {
-		l, err := store.ParseLane(strings.ToLower(strings.TrimSpace(v)))
-		if err != nil {
-			return nil, &Error{Code: 550, Enhanced: "5.6.0", Msg: "bad " + LaneHeader + " header: want high, normal or low"}
-		}
-		if !sub.LaneFixed {
-			lane = l
-		}
-		h.remove(LaneHeader)
+	if msg.badLane {
+		return nil, &Error{Code: 550, Enhanced: "5.6.0", Msg: "bad " + LaneHeader + " header: want high, normal or low"}
 	}
-	if lane == "" {
-		lane = store.LaneNormal
+	lane := msg.lane
+	if msg.laneHeader {
+		h.remove(LaneHeader)
 	}
 	msgID, hasMsgID := h.get("Message-ID")
 	if !hasMsgID {
@@ -281,7 +282,7 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time, v *Verdict) (*store.N
 		h.add("Message-ID", msgID)
 	}
 	if _, ok := h.get("Date"); !ok {
-		h.add("Date", now.Format(time.RFC1123Z))
+		h.add("Date", at.text)
 	}
 	tags := sub.Tags
 	if v != nil {
@@ -307,9 +308,8 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time, v *Verdict) (*store.N
 		return nil, err
 	}
 
-	rcv := received(sub, p.Hostname, id, now)
-	out := make([]byte, 0, len(rcv)+len(hdr)+len(rest)+256) // one allocation for the fields added
-	out = append(out, rcv...)
+	out := make([]byte, 0, len(hdr)+len(rest)+512) // one allocation for the fields added
+	out = appendReceived(out, sub, p.Hostname, id, at.text)
 	out = h.appendTo(out)
 	out = append(out, rest...)
 	out, signAs, err := p.dkimSign(sub, from, out)
@@ -322,23 +322,29 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time, v *Verdict) (*store.N
 		Subject: clip(strings.TrimSpace(subject), 200), CreatedAt: now, SendAt: sub.SendAt, Body: out,
 		UTF8: sub.UTF8, EightBitMIM: sub.EightBit, Tags: tags, Metadata: sub.Metadata, Sandbox: sub.Sandbox,
 		DKIMDomain: signAs, DKIMPending: signAs != ""}
-	nm := &store.NewMessage{Message: m}
-	seen := make(map[string]bool, len(sub.Recipients))
+	nm := &store.NewMessage{Message: m, Deliveries: make([]*store.Delivery, 0, len(sub.Recipients))}
+	ds := make([]store.Delivery, 0, len(sub.Recipients)) // one allocation for all deliveries
+	// Distinct recipients: a map for many, a few are compared one by one.
+	var seen map[string]bool
+	if len(sub.Recipients) > 8 {
+		seen = make(map[string]bool, len(sub.Recipients))
+	}
 	state, next := store.Queued, now
 	if !sub.SendAt.IsZero() && sub.SendAt.After(now) {
 		state, next = store.Scheduled, sub.SendAt
 	}
-	res := &Result{MessageID: id}
 	for _, r := range sub.Recipients {
 		a, err := smtpproto.ParseAddress(r, true)
 		if err != nil {
 			return nil, &Error{Code: 553, Enhanced: "5.1.3", Msg: fmt.Sprintf("bad recipient address: %v", err)}
 		}
 		key := a.String()
-		if seen[key] {
+		if seen != nil && seen[key] || seen == nil && hasRecipient(ds, key) {
 			continue // one delivery per distinct recipient
 		}
-		seen[key] = true
+		if seen != nil {
+			seen[key] = true
+		}
 		st, why := state, ""
 		if v != nil && v.Hold {
 			st = store.Held
@@ -348,12 +354,15 @@ func (p *Pipeline) prepare(sub *Submission, now time.Time, v *Verdict) (*store.N
 				st, why = store.Suppressed, suppress.Describe(s)
 			}
 		}
-		d := &store.Delivery{Recipient: key, Domain: a.Domain, Lane: lane, State: st, CreatedAt: now,
-			NextAttemptAt: next, ExpiresAt: next.Add(p.Lifetime), LastError: why}
-		nm.Deliveries = append(nm.Deliveries, d)
-		res.Deliveries = append(res.Deliveries, store.Delivery{Recipient: key, Domain: a.Domain, Lane: lane, State: st})
+		ds = append(ds, store.Delivery{Recipient: key, Domain: a.Domain, Lane: lane, State: st, CreatedAt: now,
+			NextAttemptAt: next, ExpiresAt: next.Add(p.Lifetime), LastError: why})
+		nm.Deliveries = append(nm.Deliveries, &ds[len(ds)-1])
 	}
 	if sub.IdempotencyKey != "" {
+		res := &Result{MessageID: id, Deliveries: make([]store.Delivery, len(ds))}
+		for j, d := range ds {
+			res.Deliveries[j] = store.Delivery{Recipient: d.Recipient, Domain: d.Domain, Lane: d.Lane, State: d.State}
+		}
 		resp, err := json.Marshal(res)
 		if err != nil {
 			return nil, err
@@ -379,7 +388,19 @@ func IsRejection(err error) (*Error, bool) {
 	return e, ok
 }
 
-func received(sub *Submission, hostname, id string, now time.Time) []byte {
+// hasRecipient reports whether ds has a delivery to key.
+func hasRecipient(ds []store.Delivery, key string) bool {
+	for i := range ds {
+		if ds[i].Recipient == key {
+			return true
+		}
+	}
+	return false
+}
+
+// appendReceived appends the Received field posthorn adds; date is the
+// time in RFC 1123 form.
+func appendReceived(b []byte, sub *Submission, hostname, id, date string) []byte {
 	proto := sub.Protocol
 	if proto == "" {
 		proto = "ESMTP"
@@ -388,13 +409,15 @@ func received(sub *Submission, hostname, id string, now time.Time) []byte {
 	if helo == "" {
 		helo = "unknown"
 	}
-	from := helo
+	b = append(append(b, "Received: from "...), helo...)
 	if ip := sanitize(sub.ClientIP); ip != "" {
-		from += " ([" + ip + "])" // with no known address, no empty "([])"
+		b = append(append(append(b, " (["...), ip...), "])"...) // with no known address, no empty "([])"
 	}
-	s := "Received: from " + from + "\r\n\tby " + hostname +
-		" (posthorn) with " + proto + " id " + id + ";\r\n\t" + now.Format(time.RFC1123Z) + "\r\n"
-	return []byte(s)
+	b = append(append(b, "\r\n\tby "...), hostname...)
+	b = append(append(b, " (posthorn) with "...), proto...)
+	b = append(append(b, " id "...), id...)
+	b = append(append(append(b, ";\r\n\t"...), date...), "\r\n"...)
+	return b
 }
 
 // sanitize keeps client-supplied text from breaking the header.
@@ -413,15 +436,6 @@ func clip(s string, n int) string {
 		return s[:n]
 	}
 	return s
-}
-
-func indexNUL(b []byte) int {
-	for i, c := range b {
-		if c == 0 {
-			return i
-		}
-	}
-	return -1
 }
 
 // CanonicalLineEndings turns bare LF and bare CR into CRLF, so what is

@@ -3,6 +3,7 @@ package accept
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/oklog/ulid/v2"
@@ -91,7 +92,9 @@ const maxParallelChecks = 8
 // runChecks checks every submission, concurrently with a bound, and
 // returns one combined verdict per submission (nil when there are no
 // checks) or its error.
-func (p *Pipeline) runChecks(ctx context.Context, subs []*Submission) ([]*Verdict, []error) {
+// msgs are the submissions' bodies as read once (the checks only read
+// them).
+func (p *Pipeline) runChecks(ctx context.Context, subs []*Submission, msgs []message) ([]*Verdict, []error) {
 	verdicts := make([]*Verdict, len(subs))
 	errs := make([]error, len(subs))
 	if len(p.Checks) == 0 {
@@ -102,7 +105,7 @@ func (p *Pipeline) runChecks(ctx context.Context, subs []*Submission) ([]*Verdic
 		if sub.Source == "dsn" {
 			return // mail posthorn writes itself is not checked
 		}
-		in := &CheckInput{ID: ulid.Make().String(), Sub: sub, Body: CanonicalLineEndings(sub.Body), Lane: laneOf(sub)}
+		in := &CheckInput{ID: ulid.Make().String(), Sub: sub, Body: msgs[i].checked, Lane: msgs[i].lane}
 		all := &Verdict{id: in.ID}
 		for _, c := range p.Checks {
 			v, err := c.Check(ctx, in)
@@ -119,36 +122,22 @@ func (p *Pipeline) runChecks(ctx context.Context, subs []*Submission) ([]*Verdic
 		one(0)
 		return verdicts, errs
 	}
+	// A few workers take the messages in turn: a goroutine a message
+	// cost more than the in-memory checks themselves in a 5,000-message
+	// batch.
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, maxParallelChecks)
-	for i := range subs {
+	var next atomic.Int64
+	for range min(maxParallelChecks, len(subs)) {
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			one(i)
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(subs); i = int(next.Add(1) - 1) {
+				one(i)
+			}
 		}()
 	}
 	wg.Wait()
 	return verdicts, errs
-}
-
-// laneOf is the lane prepare will choose: the submission's, or the
-// X-Posthorn-Lane header's unless the lane was fixed (an invalid header is
-// refused later by prepare).
-func laneOf(sub *Submission) store.Lane {
-	lane := sub.Lane
-	if !sub.LaneFixed {
-		if v := HeaderValue(sub.Body, LaneHeader); v != "" {
-			if l, err := store.ParseLane(v); err == nil {
-				lane = l
-			}
-		}
-	}
-	if lane == "" {
-		lane = store.LaneNormal
-	}
-	return lane
 }
 
 // recordVerdict writes the verdict's events for a stored message; a

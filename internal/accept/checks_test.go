@@ -111,3 +111,48 @@ func TestChecks(t *testing.T) {
 		t.Fatal("Done not called after a failed write")
 	}
 }
+
+// TestChecksSeeTheStoredLane: the lane a check is shown is the lane the
+// message is stored in, whatever the spelling of X-Posthorn-Lane (the
+// header is read once, for the checks and for the message).
+func TestChecksSeeTheStoredLane(t *testing.T) {
+	st, err := sqlite.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var mu sync.Mutex
+	seen := map[string]store.Lane{}
+	p := &Pipeline{Store: st, Sched: &enqueued{}, Hostname: "mx.test", Lifetime: time.Hour, Now: time.Now,
+		Checks: []Check{checkFunc(func(_ context.Context, in *CheckInput) (*Verdict, error) {
+			mu.Lock()
+			seen[HeaderValue(in.Body, "Subject")] = in.Lane
+			mu.Unlock()
+			return nil, nil
+		})}}
+	cases := []struct {
+		subject, header string
+		lane            store.Lane // the submission's default
+		fixed           bool
+	}{
+		{"upper", "X-Posthorn-Lane: HIGH\r\n", "", false},
+		{"empty", "X-Posthorn-Lane:\r\n", store.LaneLow, false},
+		{"plain", "X-Posthorn-Lane: low\r\n", "", false},
+		{"fixed", "X-Posthorn-Lane: low\r\n", store.LaneHigh, true},
+		{"none", "", store.LaneHigh, false},
+	}
+	var subs []*Submission
+	for _, c := range cases {
+		subs = append(subs, &Submission{TenantID: "t1", Sender: "a@app.test", Recipients: []string{"r@x.test"}, Lane: c.lane, LaneFixed: c.fixed,
+			Body: []byte("From: a@app.test\r\nSubject: " + c.subject + "\r\n" + c.header + "\r\nhi\r\n")})
+	}
+	res, errs := p.AcceptBatch(context.Background(), subs)
+	for i, c := range cases {
+		if errs[i] != nil {
+			t.Fatalf("%s: %v", c.subject, errs[i])
+		}
+		if got, stored := seen[c.subject], res[i].Deliveries[0].Lane; got != stored {
+			t.Errorf("%s: the check saw lane %q, the message is stored in %q", c.subject, got, stored)
+		}
+	}
+}

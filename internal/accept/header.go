@@ -3,7 +3,47 @@ package accept
 import (
 	"bytes"
 	"strings"
+
+	"github.com/posthorn/posthorn/internal/store"
 )
+
+// message is a submission's body read once, for the checks and for
+// prepare: line endings made CRLF, the header parsed, the lane chosen.
+type message struct {
+	checked    []byte // the body with CRLF line endings, as the checks see it
+	body       []byte // checked, its last line ending in CRLF
+	hdr, rest  []byte // body split by splitHeader
+	h          *header
+	lane       store.Lane // the lane the message goes in
+	laneHeader bool       // the header has an X-Posthorn-Lane field
+	badLane    bool       // whose value is not a lane: prepare refuses the message
+}
+
+// read reads sub's body into m.
+func (m *message) read(sub *Submission) {
+	m.checked = CanonicalLineEndings(sub.Body)
+	m.body = m.checked
+	if len(m.body) > 0 && !bytes.HasSuffix(m.body, crlf) {
+		// The last line ends like the others (and a field posthorn adds
+		// after a header-only message does not join it).
+		m.body = append(m.body[:len(m.body):len(m.body)], crlf...)
+	}
+	m.hdr, m.rest = splitHeader(m.body)
+	m.h = parseHeader(m.hdr)
+	m.lane = sub.Lane
+	if v, ok := m.h.get(LaneHeader); ok {
+		m.laneHeader = true
+		l, err := store.ParseLane(strings.ToLower(v))
+		if err != nil {
+			m.badLane = true
+		} else if !sub.LaneFixed {
+			m.lane = l
+		}
+	}
+	if m.lane == "" {
+		m.lane = store.LaneNormal
+	}
+}
 
 // splitHeader splits a CRLF message into its header section (whole
 // fields, each ending in CRLF) and the rest, which starts with the blank
@@ -85,7 +125,7 @@ type header struct{ fields []field }
 // parseHeader reads fields; lines that are not fields (no colon) are kept
 // as they are so nothing the client sent is lost.
 func parseHeader(b []byte) *header {
-	h := &header{}
+	h := &header{fields: make([]field, 0, bytes.Count(b, crlf)+4)} // room for the fields prepare adds
 	for len(b) > 0 {
 		end := bytes.Index(b, []byte("\r\n"))
 		if end < 0 {
@@ -117,12 +157,20 @@ func parseHeader(b []byte) *header {
 func (h *header) get(name string) (string, bool) {
 	for _, f := range h.fields {
 		if strings.EqualFold(f.name, name) {
-			v := f.raw[bytes.IndexByte(f.raw, ':')+1:]
-			s := strings.ReplaceAll(string(v), "\r\n", "")
-			return strings.TrimSpace(s), true
+			return strings.TrimSpace(unfold(f.raw[bytes.IndexByte(f.raw, ':')+1:])), true
 		}
 	}
 	return "", false
+}
+
+// unfold is a field's value without its CRLFs (the final one and those
+// of folded lines), in one allocation for the usual one-line field.
+func unfold(v []byte) string {
+	v = bytes.TrimSuffix(v, crlf)
+	if bytes.Contains(v, crlf) {
+		return strings.ReplaceAll(string(v), "\r\n", "")
+	}
+	return string(v)
 }
 
 func (h *header) remove(name string) {

@@ -23,7 +23,10 @@ func TestPrepareKeepsHeaderAndBodyApart(t *testing.T) {
 	}
 	p := &Pipeline{Hostname: "mx.test", Lifetime: time.Hour}
 	for _, c := range cases {
-		nm, err := p.prepare(&Submission{Recipients: []string{"r@x.test"}, Body: []byte(c.in)}, time.Now(), nil)
+		sub := &Submission{Recipients: []string{"r@x.test"}, Body: []byte(c.in)}
+		var msg message
+		msg.read(sub)
+		nm, err := p.prepare(sub, &msg, stamp{now: time.Now(), text: time.Now().Format(time.RFC1123Z)}, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -49,4 +52,16 @@ func TestHasHeader(t *testing.T) {
 			t.Errorf("HasHeader(%q) = %v", in, !want)
 		}
 	}
+}
+
+// FuzzUnfold: unfold is strings.ReplaceAll of CRLF, whatever the value.
+func FuzzUnfold(f *testing.F) {
+	for _, s := range []string{" x\r\n", " a\r\n b\r\n", "\r\n", "", " a\r\r\n", "\r\n\r\n", " \r\n\tb"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := unfold([]byte(s)), strings.ReplaceAll(s, "\r\n", ""); got != want {
+			t.Fatalf("unfold(%q) = %q, want %q", s, got, want)
+		}
+	})
 }

@@ -75,8 +75,7 @@ func fromDomains(h *header) (domains []string, ok bool) {
 		if !strings.EqualFold(f.name, "From") {
 			continue
 		}
-		v := f.raw[bytes.IndexByte(f.raw, ':')+1:]
-		list, err := parser.ParseList(strings.ReplaceAll(string(v), "\r\n", ""))
+		list, err := parser.ParseList(unfold(f.raw[bytes.IndexByte(f.raw, ':')+1:]))
 		if err != nil || len(list) == 0 {
 			return nil, false
 		}

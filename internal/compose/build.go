@@ -25,6 +25,9 @@ type Options struct {
 	// results must be valid boundaries; one that occurs in the content it
 	// would enclose is skipped and the generator called again.
 	Boundary func() string
+	// Validated says m.Validate() returned nil already (the API checks
+	// the message before its other fields): Build does not repeat it.
+	Validated bool
 }
 
 // Build validates m and renders the complete message: header fields, a
@@ -32,8 +35,10 @@ type Options struct {
 // message are *FieldError (from Validate, or CodeTooLarge); errors about
 // opts are plain errors.
 func Build(m *Message, opts Options) ([]byte, error) {
-	if err := m.Validate(); err != nil {
-		return nil, err
+	if !opts.Validated {
+		if err := m.Validate(); err != nil {
+			return nil, err
+		}
 	}
 	if opts.MaxSize > 0 && m.minSize() > opts.MaxSize {
 		return nil, tooLarge(m.minSize(), opts.MaxSize)
@@ -90,6 +95,9 @@ func Build(m *Message, opts Options) ([]byte, error) {
 	}
 	var out bytes.Buffer
 	size := len(root.body) + 2
+	if root.lf {
+		size += strings.Count(root.body, "\n")
+	}
 	for _, f := range fields {
 		size += len(f)
 	}
@@ -157,6 +165,7 @@ func randomBoundary() string {
 type part struct {
 	fields   []string // folded header fields other than a multipart's Content-Type
 	body     string
+	lf       bool   // body has LF line ends, written as CRLF (text without CR: one copy fewer)
 	subtype  string // "mixed", "alternative", "related" for a multipart
 	children []*part
 }
@@ -201,6 +210,15 @@ func (m *Message) tree() (*part, error) {
 }
 
 func textPart(mediaType, s string) *part {
+	ct := textTypes[mediaType]
+	if ct == "" {
+		ct = "Content-Type: " + mime.FormatMediaType(mediaType, map[string]string{"charset": "utf-8"}) + "\r\n"
+	}
+	if strings.IndexByte(s, '\r') < 0 && linesFit(s, "\n") {
+		// The usual text: its lines are crlf(s)'s, and renderTo writes
+		// them with CRLF straight into the message.
+		return &part{fields: []string{ct, "Content-Transfer-Encoding: 7bit\r\n"}, body: s, lf: true}
+	}
 	s = crlf(s)
 	cte, body := "7bit", s
 	if !sevenBit(s) {
@@ -209,10 +227,6 @@ func textPart(mediaType, s string) *part {
 		w.Write([]byte(s))
 		w.Close()
 		cte, body = "quoted-printable", b.String()
-	}
-	ct := textTypes[mediaType]
-	if ct == "" {
-		ct = "Content-Type: " + mime.FormatMediaType(mediaType, map[string]string{"charset": "utf-8"}) + "\r\n"
 	}
 	return &part{fields: []string{ct, "Content-Transfer-Encoding: " + cte + "\r\n"}, body: body}
 }
@@ -225,6 +239,9 @@ var textTypes = map[string]string{
 
 // crlf makes every CR, LF and CRLF a CRLF, in one pass.
 func crlf(s string) string {
+	if strings.IndexByte(s, '\r') < 0 {
+		return lfToCRLF(s) // the usual text; IndexByte is much faster than IndexAny
+	}
 	i := strings.IndexAny(s, "\r\n")
 	if i < 0 {
 		return s
@@ -244,12 +261,32 @@ func crlf(s string) string {
 	return b.String()
 }
 
+// lfToCRLF is crlf for text without CR.
+func lfToCRLF(s string) string {
+	n := strings.Count(s, "\n")
+	if n == 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + n)
+	for i := strings.IndexByte(s, '\n'); i >= 0; i = strings.IndexByte(s, '\n') {
+		b.WriteString(s[:i])
+		b.WriteString("\r\n")
+		s = s[i+1:]
+	}
+	b.WriteString(s)
+	return b.String()
+}
+
 // sevenBit reports whether CRLF text can go as 7bit: printable ASCII and
 // tabs, lines of at most 78 characters without trailing whitespace (which
 // transports may strip).
-func sevenBit(s string) bool {
+func sevenBit(s string) bool { return linesFit(s, "\r\n") }
+
+// linesFit is sevenBit for lines ending in eol.
+func linesFit(s, eol string) bool {
 	for {
-		line, rest, more := strings.Cut(s, "\r\n")
+		line, rest, more := strings.Cut(s, eol)
 		if len(line) > foldAt || !printable(line) || line != "" && isWSP(line[len(line)-1]) {
 			return false
 		}
@@ -326,7 +363,17 @@ func renderTo(b *bytes.Buffer, p *part, boundary func() string) error {
 	}
 	if p.subtype == "" {
 		b.WriteString("\r\n")
-		b.WriteString(p.body)
+		if !p.lf {
+			b.WriteString(p.body)
+			return nil
+		}
+		s := p.body
+		for i := strings.IndexByte(s, '\n'); i >= 0; i = strings.IndexByte(s, '\n') {
+			b.WriteString(s[:i])
+			b.WriteString("\r\n")
+			s = s[i+1:]
+		}
+		b.WriteString(s)
 		return nil
 	}
 	children := make([][]byte, len(p.children))

@@ -151,5 +151,8 @@ func FuzzCRLF(f *testing.F) {
 		if sevenBit(want) != seven {
 			t.Fatalf("sevenBit(%q) = %v", want, !seven)
 		}
+		if !strings.Contains(s, "\r") && linesFit(s, "\n") != seven {
+			t.Fatalf("linesFit(%q, LF) = %v", s, !seven)
+		}
 	})
 }

@@ -46,7 +46,7 @@ func (v *Server) submission(req *api.SendRequest, key *store.APIKey, hash string
 		return nil, e
 	}
 	body, err := compose.Build(&req.Message, compose.Options{MessageID: ulid.Make().String() + "@" + v.Hostname,
-		Date: v.Now(), Hostname: v.Hostname, MaxSize: v.MaxMessageSize})
+		Date: v.Now(), Hostname: v.Hostname, MaxSize: v.MaxMessageSize, Validated: true}) // validated above
 	if err != nil {
 		if fe, ok := err.(*compose.FieldError); ok {
 			return nil, &api.APIErrorDetail{Code: fe.Code, Message: fe.Message, Field: fe.Field}
@@ -202,6 +202,7 @@ func (v *Server) sendBulk(w http.ResponseWriter, r *http.Request, key *store.API
 	var items []api.BulkItem
 	var subs []*accept.Submission
 	var index []int
+	ip := clientIP(r) // named in each message's Received header
 	err := v.readBulk(body, func(i int, rawItem []byte) error {
 		var item api.SendRequest
 		if err := strictjson.Decode(rawItem, &item); err != nil {
@@ -222,7 +223,7 @@ func (v *Server) sendBulk(w http.ResponseWriter, r *http.Request, key *store.API
 			items[i].Error = e
 			return nil
 		}
-		sub.ClientIP = clientIP(r)
+		sub.ClientIP = ip
 		subs = append(subs, sub)
 		index = append(index, i)
 		return nil
@@ -266,7 +267,11 @@ func (v *Server) sendBulk(w http.ResponseWriter, r *http.Request, key *store.API
 			resp.Accepted++
 		}
 	}
-	api.WriteJSON(w, http.StatusOK, resp)
+	// Compact, unlike the other answers: encoding 5,000 items indented
+	// took 14 ms, compact 1.1 ms on this machine (4% of a bulk request).
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	json.NewEncoder(w).Encode(resp)
 }
 
 // checkRaw refuses a raw message the pipeline cannot store faithfully: one
