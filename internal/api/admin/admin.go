@@ -453,30 +453,11 @@ func (a *Server) importSuppressions(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	var res api.ImportResponse
-	ss := make([]store.Suppression, 0, len(req.Entries))
-	now := time.Now().UTC()
+	im := newImport(t.ID, "", len(req.Entries))
 	for i, e := range req.Entries {
-		reason := e.Reason
-		if reason == "" {
-			reason = suppress.Manual
-		}
-		s, err := suppress.Parse(t.ID, e.Entry, reason)
-		if err != nil {
-			if len(res.Errors) < 100 {
-				res.Errors = append(res.Errors, fmt.Sprintf("%d: %s: %v", i+1, e.Entry, err))
-			}
-			continue
-		}
-		s.Detail, s.CreatedAt = e.Detail, now
-		ss = append(ss, s)
+		im.add(i+1, e.Entry, e.Reason, e.Detail)
 	}
-	if err := a.Suppress.Add(r.Context(), ss...); err != nil {
-		a.fail(w, err)
-		return
-	}
-	res.Added = len(ss)
-	api.WriteJSON(w, http.StatusOK, res)
+	a.storeImport(w, r, im)
 }
 
 // importSuppressionsCSV is the import with a CSV body (importcsv.Read;
@@ -497,38 +478,60 @@ func (a *Server) importSuppressionsCSV(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, &api.BadRequest{Msg: "bad request body: " + err.Error()})
 		return
 	}
-	var res api.ImportResponse
-	ss := make([]store.Suppression, 0, strings.Count(body.String(), "\n")+1)
-	now := time.Now().UTC()
+	im := newImport(t.ID, "line ", strings.Count(body.String(), "\n")+1)
 	err = importcsv.Read(body.String(), func(e importcsv.Entry) error {
-		reason := e.Reason
-		if reason == "" {
-			reason = suppress.Manual
-		}
-		s, err := suppress.Parse(t.ID, e.Entry, reason)
-		if err != nil {
-			if len(res.Errors) < 100 {
-				res.Errors = append(res.Errors, fmt.Sprintf("line %d: %s: %v", e.Line, e.Entry, err))
-			}
-			return nil
-		}
-		s.Detail, s.CreatedAt = e.Detail, now
-		if s.Kind != "address" {
+		if s := im.add(e.Line, e.Entry, e.Reason, e.Detail); s != nil && s.Kind != "address" {
 			s.Value, s.Reason, s.Detail = strings.Clone(s.Value), strings.Clone(s.Reason), strings.Clone(s.Detail)
 		}
-		ss = append(ss, s)
 		return nil
 	})
 	if err != nil {
 		a.fail(w, &api.BadRequest{Msg: err.Error()})
 		return
 	}
-	if err := a.Suppress.Add(r.Context(), ss...); err != nil {
+	a.storeImport(w, r, im)
+}
+
+// suppressionImport gathers the entries of one import request and the
+// refusals of those that do not parse (the first 100 named).
+type suppressionImport struct {
+	tenant string
+	named  string // before an entry's number in a refusal: "line " for CSV
+	now    time.Time
+	ss     []store.Suppression
+	res    api.ImportResponse
+}
+
+func newImport(tenant, named string, n int) *suppressionImport {
+	return &suppressionImport{tenant: tenant, named: named, now: time.Now().UTC(), ss: make([]store.Suppression, 0, n)}
+}
+
+// add parses entry number n (reason manual when none) and returns it as
+// kept, or nil when refused.
+func (im *suppressionImport) add(n int, entry, reason, detail string) *store.Suppression {
+	if reason == "" {
+		reason = suppress.Manual
+	}
+	s, err := suppress.Parse(im.tenant, entry, reason)
+	if err != nil {
+		if len(im.res.Errors) < 100 {
+			im.res.Errors = append(im.res.Errors, fmt.Sprintf("%s%d: %s: %v", im.named, n, entry, err))
+		}
+		return nil
+	}
+	s.Detail, s.CreatedAt = detail, im.now
+	im.ss = append(im.ss, s)
+	return &im.ss[len(im.ss)-1]
+}
+
+// storeImport adds the kept entries and answers with the counts.
+func (a *Server) storeImport(w http.ResponseWriter, r *http.Request, im *suppressionImport) {
+	if err := a.Suppress.Add(r.Context(), im.ss...); err != nil {
 		a.fail(w, err)
 		return
 	}
-	res.Added = len(ss)
-	api.WriteJSON(w, http.StatusOK, res)
+	im.res.Added = len(im.ss)
+	api.WriteJSON(w, http.StatusOK, im.res)
 }
 
 // maxImportBody is the largest CSV import body, as for JSON bodies.
