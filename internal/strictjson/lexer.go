@@ -44,16 +44,7 @@ func (l *Lexer) Fail() {
 	l.i = len(l.data)
 }
 
-func (l *Lexer) ws() {
-	for l.i < len(l.data) {
-		switch l.data[l.i] {
-		case ' ', '\t', '\n', '\r':
-			l.i++
-		default:
-			return
-		}
-	}
-}
+func (l *Lexer) ws() { l.i = skipSpace(l.data, l.i) }
 
 // Peek returns the first byte of the next token, 0 at the end.
 func (l *Lexer) Peek() byte {

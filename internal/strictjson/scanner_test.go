@@ -69,7 +69,7 @@ func checkKeysDecoder(data []byte, t reflect.Type) error {
 func walk(dec *json.Decoder, t reflect.Type, path string) error {
 	tok, err := dec.Token()
 	if err != nil {
-		return syntaxErr(err)
+		return SyntaxError(err)
 	}
 	d, ok := tok.(json.Delim)
 	if !ok {
@@ -85,7 +85,7 @@ func walk(dec *json.Decoder, t reflect.Type, path string) error {
 		for dec.More() {
 			tok, err := dec.Token()
 			if err != nil {
-				return syntaxErr(err)
+				return SyntaxError(err)
 			}
 			key, _ := tok.(string)
 			if err := keys.Add(key); err != nil {
@@ -109,7 +109,7 @@ func walk(dec *json.Decoder, t reflect.Type, path string) error {
 		}
 	}
 	if _, err := dec.Token(); err != nil { // the closing delimiter
-		return syntaxErr(err)
+		return SyntaxError(err)
 	}
 	return nil
 }

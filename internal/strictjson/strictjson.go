@@ -103,15 +103,20 @@ type scanner struct {
 	i    int
 }
 
-func (s *scanner) ws() {
-	for s.i < len(s.data) {
-		switch s.data[s.i] {
+func (s *scanner) ws() { s.i = skipSpace(s.data, s.i) }
+
+// skipSpace returns the index of the first byte at or after i that is
+// not JSON white space.
+func skipSpace(data []byte, i int) int {
+	for i < len(data) {
+		switch data[i] {
 		case ' ', '\t', '\n', '\r':
-			s.i++
+			i++
 		default:
-			return
+			return i
 		}
 	}
+	return i
 }
 
 // str reads the string at s.i (its opening quote) and returns its value.
@@ -138,7 +143,7 @@ func (s *scanner) str() (string, error) {
 			return v, nil
 		}
 	}
-	return "", syntaxErr(io.EOF)
+	return "", SyntaxError(io.EOF)
 }
 
 // skipStr moves past the string at s.i, whose value is not needed.
@@ -167,7 +172,7 @@ func (s *scanner) skipStr() {
 func (s *scanner) value(t reflect.Type, path string) error {
 	s.ws()
 	if s.i >= len(s.data) {
-		return syntaxErr(io.EOF)
+		return SyntaxError(io.EOF)
 	}
 	switch s.data[s.i] {
 	case '"':
@@ -191,7 +196,7 @@ func (s *scanner) value(t reflect.Type, path string) error {
 				s.ws()
 			}
 			if s.i >= len(s.data) || s.data[s.i] != '"' {
-				return syntaxErr(io.EOF)
+				return SyntaxError(io.EOF)
 			}
 			key, err := s.str()
 			if err != nil {
@@ -275,7 +280,9 @@ func (s *KeySet) Add(key string) error {
 	return nil
 }
 
-func syntaxErr(err error) error {
+// SyntaxError is err (io.EOF as io.ErrUnexpectedEOF) as a malformed-JSON
+// error, the form every decoder of this package's users reports.
+func SyntaxError(err error) error {
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}

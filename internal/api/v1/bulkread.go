@@ -112,7 +112,7 @@ func (b *bulkReader) valueEnd() (int, error) {
 			if b.err == io.EOF && depth == 0 && !inStr && rel > 0 {
 				return rel, nil // a number or literal at the end
 			}
-			return 0, syntaxErr(b.err)
+			return 0, strictjson.SyntaxError(b.err)
 		}
 		j = b.off + rel
 	}
@@ -121,7 +121,7 @@ func (b *bulkReader) valueEnd() (int, error) {
 // value cuts out the next value; it must not be empty.
 func (b *bulkReader) value() ([]byte, error) {
 	if _, err := b.next(); err != nil {
-		return nil, syntaxErr(err)
+		return nil, strictjson.SyntaxError(err)
 	}
 	n, err := b.valueEnd()
 	if err != nil {
@@ -139,7 +139,7 @@ func (b *bulkReader) value() ([]byte, error) {
 func (b *bulkReader) expect(c byte, context string) error {
 	got, err := b.next()
 	if err != nil {
-		return syntaxErr(err)
+		return strictjson.SyntaxError(err)
 	}
 	if got != c {
 		return badChar(got, context)
@@ -163,7 +163,7 @@ func (b *bulkReader) null() error {
 // key reads an object key and its colon.
 func (b *bulkReader) key() (string, error) {
 	if c, err := b.next(); err != nil {
-		return "", syntaxErr(err)
+		return "", strictjson.SyntaxError(err)
 	} else if c != '"' {
 		return "", badChar(c, "looking for beginning of object key string")
 	}
@@ -176,13 +176,6 @@ func (b *bulkReader) key() (string, error) {
 		return "", fmt.Errorf("malformed JSON: %w", err)
 	}
 	return name, b.expect(':', "after object key")
-}
-
-func syntaxErr(err error) error {
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return fmt.Errorf("malformed JSON: %w", err)
 }
 
 func badChar(c byte, context string) error {
@@ -204,7 +197,7 @@ func (v *Server) readBulk(r io.Reader, item func(i int, raw []byte) error) error
 	b := &bulkReader{r: r, buf: make([]byte, 0, 64<<10)}
 	c, err := b.next()
 	if err != nil {
-		return syntaxErr(err)
+		return strictjson.SyntaxError(err)
 	}
 	switch c {
 	case 'n': // null is a request without messages, as for encoding/json
@@ -235,7 +228,7 @@ func (v *Server) readBulkObject(b *bulkReader, item func(i int, raw []byte) erro
 	for m := 0; ; m++ {
 		c, err := b.next()
 		if err != nil {
-			return syntaxErr(err)
+			return strictjson.SyntaxError(err)
 		}
 		if m == 0 && c == '}' || m > 0 && c != ',' {
 			return b.expect('}', "after object key:value pair")
@@ -254,7 +247,7 @@ func (v *Server) readBulkObject(b *bulkReader, item func(i int, raw []byte) erro
 			return fmt.Errorf("malformed JSON: json: unknown field %q", name)
 		}
 		if c, err = b.next(); err != nil {
-			return syntaxErr(err)
+			return strictjson.SyntaxError(err)
 		}
 		if c == 'n' {
 			if err := b.null(); err != nil {
@@ -269,7 +262,7 @@ func (v *Server) readBulkObject(b *bulkReader, item func(i int, raw []byte) erro
 		for k := 0; ; k++ {
 			c, err := b.next()
 			if err != nil {
-				return syntaxErr(err)
+				return strictjson.SyntaxError(err)
 			}
 			if k == 0 && c == ']' || k > 0 && c != ',' {
 				if err := b.expect(']', "after array element"); err != nil {
