@@ -231,12 +231,14 @@ func (l *evLog) flush(tx *sql.Tx) error {
 	return nil
 }
 
-// published hands the committed events to the sink.
-func (l *evLog) published() {
+// published returns the committed events for the sink (handed to it once
+// they are durable, walsync.go), or nil without a sink.
+func (l *evLog) published() []store.Event {
 	if fn := l.sink.Load(); fn != nil && len(l.evs) > 0 {
 		l.handedOff = true
-		(*fn)(l.evs)
+		return l.evs
 	}
+	return nil
 }
 
 func recipientDomain(addr string) string {
