@@ -27,7 +27,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -72,7 +71,6 @@ type Store struct {
 	wal      *walFile
 	syncErr  atomic.Pointer[error] // set by a failed fsync: every later write fails
 	syncs    atomic.Uint64         // WAL fsyncs by the syncer
-	dur      durability
 }
 
 // CommitStats reports how many commits ran and how many write requests
@@ -152,7 +150,6 @@ func Open(path string, opts ...Option) (*Store, error) {
 	s := &Store{path: path, w: w, r: r, st: st, reqs: make(chan *writeReq, 4096), low: make(chan *writeReq), quit: make(chan struct{}), ended: make(chan struct{}),
 		ckptDone: make(chan struct{}), log: slog.New(slog.DiscardHandler), walRestart: walRestartSize,
 		acks: make(chan *committed, 16), syncDone: make(chan struct{}), wal: &walFile{path: path + "-wal", sync: fdatasync}}
-	s.dur.cond = sync.NewCond(&s.dur.mu)
 	for _, o := range opts {
 		o(s)
 	}
@@ -491,7 +488,7 @@ func (s *Store) runBatch(batch []*writeReq) (c *committed, ok bool) {
 		}
 		return c, true
 	}
-	c.seq, c.poke, c.evs = s.dur.committed.Add(1), added, s.st.ev.published()
+	c.durable, c.poke, c.evs = true, added, s.st.ev.published()
 	return c, true
 }
 

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"sync"
-	"sync/atomic"
 	"syscall"
 
 	"github.com/posthorn/posthorn/internal/store"
@@ -28,25 +26,18 @@ import (
 // an earlier batch's rows (an idempotency key already taken) is never
 // answered before that batch is durable.
 
-// A commit is visible to the readers as soon as SQLite has written it,
-// before its fsync. Whatever acts on the world from a read without a write
-// first (the webhook sender posts what it read) waits with durableBarrier
-// for the commits it may have seen to be on disk; the scheduler needs no
-// barrier: it sends only after its lease, a write, is answered.
-
 // committed is a batch the writer has run, waiting for the syncer.
 type committed struct {
-	seq  uint64 // its place in commit order (durable batches only)
-	reqs []*writeReq
-	errs []error
-	evs  []store.Event // events to hand to the sink once durable
-	poke bool          // webhook outbox rows were added
+	reqs    []*writeReq
+	errs    []error
+	durable bool          // something was committed: answer after an fsync
+	evs     []store.Event // events to hand to the sink once durable
+	poke    bool          // webhook outbox rows were added
 }
 
 // syncer answers committed batches in order, fsyncing the WAL once for
 // every group of batches that arrived while the previous fsync ran.
 func (s *Store) syncer() {
-	defer s.wakeBarriers()
 	defer close(s.syncDone)
 	var group []*committed
 	for c := range s.acks {
@@ -64,52 +55,16 @@ func (s *Store) syncer() {
 			}
 		}
 		var err error
-		var upTo uint64
 		for _, c := range group {
-			upTo = max(upTo, c.seq)
-		}
-		if upTo > 0 {
-			err = s.syncWAL()
+			if c.durable {
+				err = s.syncWAL()
+				break
+			}
 		}
 		for _, c := range group {
 			s.answer(c, err)
 		}
-		if upTo > 0 && err == nil {
-			s.dur.mu.Lock()
-			s.dur.synced = upTo
-			s.dur.cond.Broadcast()
-			s.dur.mu.Unlock()
-		}
 	}
-}
-
-// durability tracks which commits are on disk, for durableBarrier.
-type durability struct {
-	committed atomic.Uint64 // sequence number of the last commit (writer)
-	mu        sync.Mutex
-	cond      *sync.Cond
-	synced    uint64 // the last commit known to be on disk
-}
-
-// durableBarrier returns once every commit made before it was called is
-// on disk (at once when there is none waiting), or when the store has
-// stopped or an fsync failed: then with an error.
-func (s *Store) durableBarrier() error {
-	target := s.dur.committed.Load()
-	s.dur.mu.Lock()
-	defer s.dur.mu.Unlock()
-	for s.dur.synced < target {
-		if p := s.syncErr.Load(); p != nil {
-			return *p
-		}
-		select {
-		case <-s.syncDone:
-			return errClosed
-		default:
-		}
-		s.dur.cond.Wait()
-	}
-	return nil
 }
 
 // syncWAL makes every commit written so far durable. After one failed
@@ -122,7 +77,6 @@ func (s *Store) syncWAL() error {
 	s.syncs.Add(1)
 	err := s.wal.syncNow()
 	if err != nil {
-		defer s.wakeBarriers()
 		err = fmt.Errorf("fsync of the WAL failed, the store refuses writes until restarted: %w", err)
 		s.syncErr.Store(&err)
 		s.log.Error("store: WAL fsync failed; refusing writes", "err", err)
@@ -130,15 +84,8 @@ func (s *Store) syncWAL() error {
 	return err
 }
 
-// wakeBarriers lets durableBarrier's waiters see that no fsync is coming.
-func (s *Store) wakeBarriers() {
-	s.dur.mu.Lock()
-	s.dur.cond.Broadcast()
-	s.dur.mu.Unlock()
-}
-
 func (s *Store) answer(c *committed, syncErr error) {
-	if c.seq > 0 && syncErr == nil {
+	if c.durable && syncErr == nil {
 		if c.poke {
 			s.st.subs.poke() // the webhook sender has new work
 		}
@@ -148,7 +95,7 @@ func (s *Store) answer(c *committed, syncErr error) {
 	}
 	for i, r := range c.reqs {
 		err := c.errs[i]
-		if c.seq > 0 && err == nil && syncErr != nil {
+		if c.durable && err == nil && syncErr != nil {
 			err = syncErr
 		}
 		r.done <- err

@@ -144,25 +144,3 @@ func TestWALSyncFailureRefusesWrites(t *testing.T) {
 		t.Fatalf("read after a failed fsync: %v", err)
 	}
 }
-
-// The durability barrier waits for the fsync of a commit readers can
-// already see, and returns at once when nothing is waiting for one.
-func TestDurableBarrier(t *testing.T) {
-	s, _ := openForSync(t)
-	if err := s.durableBarrier(); err != nil {
-		t.Fatal(err)
-	}
-	called, release := blockingSync(t, s)
-	done := insertAsync(s, "m1")
-	<-called
-	barrier := make(chan error, 1)
-	go func() { barrier <- s.durableBarrier() }()
-	notYet(t, barrier, "the barrier")
-	release <- nil
-	if err := <-barrier; err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-}

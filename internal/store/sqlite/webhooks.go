@@ -326,13 +326,6 @@ func (s *Store) DueWebhooks(ctx context.Context, now time.Time, limit int) ([]st
 		out = append(out, items...)
 	}
 	slices.SortFunc(out, func(a, b store.OutboxItem) int { return cmp.Compare(a.ID, b.ID) })
-	// Rows read may belong to a commit whose fsync is still running: post
-	// nothing that a power failure could still take back.
-	if len(out) > 0 {
-		if err := s.durableBarrier(); err != nil {
-			return nil, fmt.Errorf("due webhooks: %w", err)
-		}
-	}
 	return out, nil
 }
 
