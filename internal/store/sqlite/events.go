@@ -231,14 +231,12 @@ func (l *evLog) flush(tx *sql.Tx) error {
 	return nil
 }
 
-// published returns the committed events for the sink (handed to it once
-// they are durable, walsync.go), or nil without a sink.
-func (l *evLog) published() []store.Event {
+// published hands the committed events to the sink.
+func (l *evLog) published() {
 	if fn := l.sink.Load(); fn != nil && len(l.evs) > 0 {
 		l.handedOff = true
-		return l.evs
+		(*fn)(l.evs)
 	}
-	return nil
 }
 
 func recipientDomain(addr string) string {

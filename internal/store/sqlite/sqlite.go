@@ -1,12 +1,11 @@
 // Package sqlite is posthorn's embedded store: one SQLite database in WAL
-// mode under the data directory.
+// mode with synchronous=FULL under the data directory.
 //
 // All writes go through one writer goroutine that runs every pending write
-// request in a single transaction and commits once: group commit. A
-// caller's write returns only after the WAL has been fsync'd past that
-// commit, while concurrent callers share one fsync; the fsync runs on a
-// syncer goroutine while the writer commits the next batch (walsync.go).
-// Reads use a separate pool of
+// request in a single transaction (each inside its own savepoint, so one
+// failing request does not undo the others) and commits once: group commit.
+// A caller's write returns only after that commit, so it is fsync'd, while
+// concurrent callers share one fsync. Reads use a separate pool of
 // connections and never wait for the writer (WAL readers see the last
 // committed state). The writer's connection writes each commit's WAL
 // frames with one call before the fsync (walgather.go).
@@ -65,12 +64,6 @@ type Store struct {
 	byFolded lazyStmt // AddressSuppressions, on the readers (suppressions.go)
 
 	walRestart int64 // WAL size that makes the checkpointer restart it (walRestartSize; tests lower it)
-
-	acks     chan *committed // committed batches, in order, for the syncer (walsync.go)
-	syncDone chan struct{}
-	wal      *walFile
-	syncErr  atomic.Pointer[error] // set by a failed fsync: every later write fails
-	syncs    atomic.Uint64         // WAL fsyncs by the syncer
 }
 
 // CommitStats reports how many commits ran and how many write requests
@@ -124,12 +117,6 @@ func Open(path string, opts ...Option) (*Store, error) {
 		w.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
-	// The migrations committed with synchronous=FULL; from here on the
-	// syncer fsyncs the commits (walsync.go).
-	if _, err := w.Exec("PRAGMA synchronous=NORMAL"); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("open %s: %w", path, err)
-	}
 	rq := url.Values{}
 	rq.Set("_busy_timeout", "10000")
 	rq.Set("_query_only", "1")
@@ -148,8 +135,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{path: path, w: w, r: r, st: st, reqs: make(chan *writeReq, 4096), low: make(chan *writeReq), quit: make(chan struct{}), ended: make(chan struct{}),
-		ckptDone: make(chan struct{}), log: slog.New(slog.DiscardHandler), walRestart: walRestartSize,
-		acks: make(chan *committed, 16), syncDone: make(chan struct{}), wal: &walFile{path: path + "-wal", sync: fdatasync}}
+		ckptDone: make(chan struct{}), log: slog.New(slog.DiscardHandler), walRestart: walRestartSize}
 	for _, o := range opts {
 		o(s)
 	}
@@ -158,7 +144,6 @@ func Open(path string, opts ...Option) (*Store, error) {
 		r.Close()
 		return nil, err
 	}
-	go s.syncer()
 	go s.writer()
 	go s.checkpointer()
 	return s, nil
@@ -294,7 +279,6 @@ func (s *Store) Close() error {
 	close(s.quit)
 	<-s.ended
 	<-s.ckptDone
-	s.wal.close()
 	s.st.close()
 	err1 := s.r.Close()
 	err2 := s.w.Close()
@@ -325,9 +309,6 @@ func (s *Store) queue(ctx context.Context, ch chan *writeReq, fn func(tx *sql.Tx
 		return errClosed
 	default:
 	}
-	if p := s.syncErr.Load(); p != nil {
-		return *p
-	}
 	select {
 	case ch <- req:
 	case <-s.quit:
@@ -352,11 +333,7 @@ func (s *Store) queue(ctx context.Context, ch chan *writeReq, fn func(tx *sql.Tx
 }
 
 func (s *Store) writer() {
-	defer func() {
-		close(s.acks)
-		<-s.syncDone // every batch answered
-		close(s.ended)
-	}()
+	defer close(s.ended)
 	batch := make([]*writeReq, 0, maxBatch)
 	for {
 		var first *writeReq
@@ -427,43 +404,42 @@ func (s *Store) fill(batch []*writeReq) []*writeReq {
 	return batch
 }
 
-// commit runs a batch in one transaction, commits once and hands the
-// result to the syncer, which answers the callers once it is durable.
-// Requests are written to be re-runnable, so the common case needs no
-// savepoints: if one request fails, the whole transaction is rolled back
-// and each request is run again in its own transaction, so its failure
-// stays its own.
+// commit runs a batch in one transaction and commits once. Requests are
+// written to be re-runnable, so the common case needs no savepoints: if one
+// request fails, the whole transaction is rolled back and each request is
+// run again in its own transaction, so its failure stays its own.
 func (s *Store) commit(batch []*writeReq) {
 	if len(batch) > 1 {
-		if c, ok := s.runBatch(batch); ok {
-			s.acks <- c
+		if errs, ok := s.runBatch(batch); ok {
+			for i, r := range batch {
+				r.done <- errs[i]
+			}
 			return
 		}
 	}
 	for _, r := range batch {
-		c, _ := s.runBatch([]*writeReq{r})
-		s.acks <- c
+		errs, _ := s.runBatch([]*writeReq{r})
+		r.done <- errs[0]
 	}
 }
 
 // runBatch runs and commits batch; ok is false (and nothing is committed)
 // when one of several requests failed.
-func (s *Store) runBatch(batch []*writeReq) (c *committed, ok bool) {
-	errs := make([]error, len(batch))
-	c = &committed{reqs: append([]*writeReq(nil), batch...), errs: errs}
+func (s *Store) runBatch(batch []*writeReq) (errs []error, ok bool) {
+	errs = make([]error, len(batch))
 	t0 := time.Now()
 	tx, err := s.w.Begin()
 	if err != nil {
 		for i := range errs {
 			errs[i] = fmt.Errorf("begin: %w", err)
 		}
-		return c, true
+		return errs, true
 	}
 	s.st.ev.reset()
 	for i, r := range batch {
 		if errs[i] = r.fn(tx, s.st); errs[i] != nil {
 			tx.Rollback()
-			return c, len(batch) == 1
+			return errs, len(batch) == 1
 		}
 	}
 	if err := s.st.ev.flush(tx); err != nil {
@@ -471,7 +447,7 @@ func (s *Store) runBatch(batch []*writeReq) (c *committed, ok bool) {
 		for i := range errs {
 			errs[i] = err
 		}
-		return c, true
+		return errs, true
 	}
 	s.lastBatch = len(batch)
 	s.commits.Add(1)
@@ -480,16 +456,20 @@ func (s *Store) runBatch(batch []*writeReq) (c *committed, ok bool) {
 	s.execNS.Add(int64(t1.Sub(t0)))
 	err = tx.Commit()
 	s.commitNS.Add(int64(time.Since(t1)))
-	added := s.st.subs.added
-	s.st.subs.added = false
+	if s.st.subs.added {
+		s.st.subs.added = false
+		if err == nil {
+			s.st.subs.poke() // the webhook sender has new work
+		}
+	}
 	if err != nil {
 		for i := range errs {
 			errs[i] = fmt.Errorf("commit: %w", err)
 		}
-		return c, true
+	} else {
+		s.st.ev.published()
 	}
-	c.durable, c.poke, c.evs = true, added, s.st.ev.published()
-	return c, true
+	return errs, true
 }
 
 // ms stores times as Unix milliseconds; the zero time is 0.

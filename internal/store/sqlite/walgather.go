@@ -55,11 +55,9 @@ int sqlite3_vfs_register(sqlite3_vfs*, int makeDflt);
 // anything else is done with this file handle (a sync, a read, a
 // truncation, a write elsewhere, closing). Writes reach the file in the
 // order they were made, only later. Only the writer's connection writes
-// the WAL between its commits, and the write of a commit frame's page
-// writes the buffer out at once (the commit is synced afterwards, by
-// SQLite under synchronous=FULL or by the store's syncer under NORMAL),
-// so the buffer is empty whenever another connection may look at or
-// checkpoint-truncate the file; the one exception is the spilled
+// the WAL between its commits, and every commit syncs it (synchronous=
+// FULL), so the buffer is empty whenever another connection may look at
+// or checkpoint-truncate the file; the one exception is the spilled
 // frames of a transaction rolled back, written out at the next write:
 // past the last commit, or under an older WAL header's salts after a
 // checkpoint restarted the WAL, they are ignored, as they are without
@@ -70,7 +68,6 @@ typedef struct gatherFile {
 	char *buf;
 	int n;              // bytes in buf
 	sqlite3_int64 off;  // file offset of buf[0]
-	int commitNext;     // the last write was a commit frame's header: its page ends the commit
 } gatherFile;
 
 static sqlite3_vfs gatherVfs;
@@ -92,26 +89,16 @@ static int gClose(sqlite3_file *f) {
 	return rc ? rc : rc2;
 }
 
-// A WAL frame is written as its 24-byte header, then its page; bytes 4-7
-// of the header are the database size after a commit, nonzero only in a
-// transaction's last frame.
-static int isCommitHeader(const void *p, int amt, sqlite3_int64 off) {
-	const unsigned char *h = p;
-	return amt == 24 && off >= 32 && (h[4] | h[5] | h[6] | h[7]) != 0;
-}
-
 static int gWrite(sqlite3_file *f, const void *p, int amt, sqlite3_int64 off) {
 	gatherFile *g = (gatherFile *)f;
-	int endsCommit = g->commitNext;
-	g->commitNext = isCommitHeader(p, amt, off);
 	if (g->n > 0 && off == g->off + g->n && g->n + amt <= GATHER_CAP) {
 		memcpy(g->buf + g->n, p, amt);
 		g->n += amt;
-		return endsCommit ? gatherFlush(g) : 0;
+		return 0;
 	}
 	int rc = gatherFlush(g);
 	if (rc) return rc;
-	if (amt > GATHER_CAP / 4 || endsCommit) return g->real->pMethods->xWrite(g->real, p, amt, off);
+	if (amt > GATHER_CAP / 4) return g->real->pMethods->xWrite(g->real, p, amt, off);
 	if (!g->buf && !(g->buf = malloc(GATHER_CAP))) return GATHER_SQLITE_IOERR_NOMEM;
 	memcpy(g->buf, p, amt);
 	g->n = amt;
@@ -181,11 +168,9 @@ import "C"
 // with one pwrite before the file is synced (or read, truncated, locked,
 // closed). SQLite writes each WAL frame with two pwrite calls (its
 // 24-byte header, then the page); a commit of 40 pages made 80 syscalls,
-// each several µs of CPU on a virtual machine. A commit's frames are all
-// written by the time the commit returns (its last page's write writes the
-// buffer out), so the store's syncer (walsync.go) can fsync them from
-// another thread while the writer goes on: nothing is acknowledged before
-// that fsync returns.
+// each several µs of CPU on a virtual machine. Durability is unchanged:
+// the commit's fsync comes after the single write, and nothing is
+// acknowledged before the commit returns.
 // It is registered at start-up, after malloc.go's settings (which must
 // come before SQLite initialises); if that failed, opening the writer
 // fails with "no such vfs".
