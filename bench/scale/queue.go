@@ -192,17 +192,22 @@ func runQueue(q queueRun, work string) error {
 	d0, t0 := delivered.Load(), time.Now()
 	r := rand.New(rand.NewPCG(1, 2))
 	var acceptLat []time.Duration
+	prioID := map[string]string{} // recipient -> message id
 	for i := range q.high {
 		rcpt := fmt.Sprintf("prio-%d@%s", i, domainName(r.IntN(q.domains)))
 		sent := time.Now()
 		prioMu.Lock()
 		prioSent[rcpt] = sent
 		prioMu.Unlock()
+		var ans struct {
+			ID string `json:"id"`
+		}
 		code, err := p.Call("POST", "/v1/messages", map[string]any{"from": "app@app.test", "to": []string{rcpt},
-			"subject": "password reset", "text": "your code is 123456", "lane": "high"}, nil)
+			"subject": "password reset", "text": "your code is 123456", "lane": "high"}, &ans)
 		if err != nil || code != 202 {
 			return fmt.Errorf("high-lane send: %d %v", code, err)
 		}
+		prioID[rcpt] = ans.ID
 		acceptLat = append(acceptLat, time.Since(sent))
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -230,6 +235,24 @@ func runQueue(q queueRun, work string) error {
 	fmt.Printf("high lane while draining: %d/%d delivered, accept-to-delivered p50 %s p99 %s max %s\n", len(lat), len(lat)+missing,
 		benchkit.Percentile(lat, 50).Round(time.Millisecond), benchkit.Percentile(lat, 99).Round(time.Millisecond),
 		benchkit.Percentile(lat, 100).Round(time.Millisecond))
+	// A high-lane message not delivered in time: say where it is (its
+	// state, last reply and what holds it, from the API's /why).
+	prioMu.Lock()
+	var late []string
+	for rcpt := range prioSent {
+		late = append(late, rcpt)
+	}
+	prioMu.Unlock()
+	slices.Sort(late)
+	for _, rcpt := range late {
+		var why any
+		code, err := p.Call("GET", "/v1/messages/"+prioID[rcpt]+"/why", nil, &why)
+		b, _ := json.Marshal(why)
+		if len(b) > 600 {
+			b = append(b[:600], "…"...)
+		}
+		fmt.Printf("  not delivered: %s (message %s): %d %v %s\n", rcpt, prioID[rcpt], code, err, b)
+	}
 	slices.Sort(acceptLat)
 	fmt.Printf("  of which the API's 202: p50 %s p99 %s\n", benchkit.Percentile(acceptLat, 50).Round(time.Millisecond),
 		benchkit.Percentile(acceptLat, 99).Round(time.Millisecond))
