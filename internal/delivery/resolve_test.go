@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -53,5 +54,42 @@ func TestResolver(t *testing.T) {
 	}
 	if ips, err := r.LookupIP(ctx, "[192.0.2.7]"); err != nil || ips[0].String() != "192.0.2.7" {
 		t.Fatalf("address literal: %v %v", ips, err)
+	}
+}
+
+// A query whose datagram is lost is sent again after a short timeout,
+// instead of failing the lookup (and deferring the delivery) after one
+// long one.
+func TestResolverRetransmits(t *testing.T) {
+	d := testkit.StartDNS(t)
+	d.SetA("lossy.test", "127.0.0.2")
+	r, err := NewResolver(d.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.tries = []time.Duration{200 * time.Millisecond, 200 * time.Millisecond, 5 * time.Second}
+	d.DropNext("lossy.test", 2)
+	start := time.Now()
+	ips, err := r.LookupIP(context.Background(), "lossy.test")
+	if err != nil || len(ips) != 1 || ips[0].String() != "127.0.0.2" {
+		t.Fatalf("after two lost queries: %v %v", ips, err)
+	}
+	if got := d.Queries("lossy.test", dns.TypeA); got != 3 {
+		t.Fatalf("%d A queries, want 3 (two lost, one answered)", got)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("lookup took %s: the third try should have been answered at once", took)
+	}
+
+	// Every try lost: a temporary DNS error, after all of them.
+	r.tries = []time.Duration{100 * time.Millisecond, 100 * time.Millisecond}
+	d.SetA("gone.test", "127.0.0.3")
+	d.DropNext("gone.test", 10)
+	var de *DNSError
+	if _, err := r.LookupIP(context.Background(), "gone.test"); !errors.As(err, &de) || de.Permanent {
+		t.Fatalf("all tries lost: %v, want a temporary DNSError", err)
+	}
+	if got := d.Queries("gone.test", dns.TypeA); got != 2 {
+		t.Fatalf("%d A queries, want 2", got)
 	}
 }

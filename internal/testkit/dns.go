@@ -33,6 +33,7 @@ type DNS struct {
 	names   map[string]*records
 	rcodes  map[qkey]int
 	delays  map[string]time.Duration
+	drops   map[string]int // queries still to be ignored, by name (DropNext)
 	queries map[qkey]int
 	ttl     uint32
 	ad      bool            // set the AD bit: answers look DNSSEC-validated
@@ -90,6 +91,7 @@ func NewDNS(addr string) (*DNS, error) {
 		names:   map[string]*records{},
 		rcodes:  map[qkey]int{},
 		delays:  map[string]time.Duration{},
+		drops:   map[string]int{},
 		queries: map[qkey]int{},
 		bogus:   map[string]bool{},
 		ttl:     DefaultTTL,
@@ -299,6 +301,14 @@ func (d *DNS) SetDelay(name string, delay time.Duration) {
 	d.delays[n] = delay
 }
 
+// DropNext makes the server ignore the next n queries for name, as if
+// their datagrams were lost, then answer again.
+func (d *DNS) DropNext(name string, n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.drops[canon(name)] = n
+}
+
 // Queries counts the queries received for (name, qtype) over UDP and TCP;
 // qtype 0 counts all types.
 func (d *DNS) Queries(name string, qtype uint16) int {
@@ -337,7 +347,14 @@ func (d *DNS) serve(w dns.ResponseWriter, req *dns.Msg) {
 	d.mu.Lock()
 	d.queries[qkey{name, q.Qtype}]++
 	delay := d.delays[name]
+	drop := d.drops[name] > 0
+	if drop {
+		d.drops[name]--
+	}
 	d.mu.Unlock()
+	if drop {
+		return // no answer: the client times out
+	}
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		select {
