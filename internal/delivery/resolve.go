@@ -46,8 +46,16 @@ type Resolver struct {
 	// answers may be believed (see EnableDNSSEC).
 	dnssec, adTrusted bool
 
-	mu    sync.Mutex
-	cache map[cacheKey]cacheEntry
+	mu       sync.Mutex
+	cache    map[cacheKey]cacheEntry
+	inflight map[cacheKey]*flight // queries being asked now: callers for the same one wait for it
+}
+
+// flight is one query on its way; done is closed once msg and err are set.
+type flight struct {
+	done chan struct{}
+	msg  *dns.Msg
+	err  error
 }
 
 type cacheKey struct {
@@ -69,7 +77,7 @@ const (
 // NewResolver uses server ("host:port"); empty means the nameservers in
 // /etc/resolv.conf.
 func NewResolver(server string) (*Resolver, error) {
-	r := &Resolver{tries: udpTries, now: time.Now, cache: map[cacheKey]cacheEntry{}}
+	r := &Resolver{tries: udpTries, now: time.Now, cache: map[cacheKey]cacheEntry{}, inflight: map[cacheKey]*flight{}}
 	if server != "" {
 		r.servers = []string{server}
 		return r, nil
@@ -120,7 +128,11 @@ func (r *Resolver) exchange(ctx context.Context, q *dns.Msg, srv string) (*dns.M
 }
 
 // query asks for name/qtype, over UDP then TCP when truncated, trying each
-// server; answers (including NXDOMAIN) are cached.
+// server; answers (including NXDOMAIN) are cached. Concurrent callers for
+// one name and type share one query: when a queue of many domains comes
+// due at once, each domain's first connections would otherwise all ask
+// the same question together, and a burst of datagrams is what a busy
+// resolver drops.
 func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
 	name = dns.Fqdn(strings.ToLower(name))
 	key := cacheKey{name, qtype}
@@ -130,7 +142,29 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.M
 		r.mu.Unlock()
 		return e.msg, e.err
 	}
+	if f := r.inflight[key]; f != nil {
+		r.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.msg, f.err
+		case <-ctx.Done():
+			return nil, &DNSError{Name: strings.TrimSuffix(name, "."), Msg: "lookup failed: " + ctx.Err().Error()}
+		}
+	}
+	f := &flight{done: make(chan struct{})}
+	r.inflight[key] = f
 	r.mu.Unlock()
+	f.msg, f.err = r.ask(ctx, name, qtype, key, now)
+	r.mu.Lock()
+	delete(r.inflight, key)
+	r.mu.Unlock()
+	close(f.done)
+	return f.msg, f.err
+}
+
+// ask sends the query to each server in turn until one answers, and
+// caches the answer.
+func (r *Resolver) ask(ctx context.Context, name string, qtype uint16, key cacheKey, now time.Time) (*dns.Msg, error) {
 
 	q := new(dns.Msg)
 	q.SetQuestion(name, qtype)

@@ -93,3 +93,33 @@ func TestResolverRetransmits(t *testing.T) {
 		t.Fatalf("%d A queries, want 2", got)
 	}
 }
+
+// Concurrent lookups of one name share one query.
+func TestResolverSharesQueries(t *testing.T) {
+	d := testkit.StartDNS(t)
+	d.SetMX("busy.test", testkit.MX{Pref: 10, Host: "mx.busy.test"})
+	d.SetDelay("busy.test", 300*time.Millisecond)
+	r, err := NewResolver(d.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const callers = 20
+	errs := make(chan error, callers)
+	for range callers {
+		go func() {
+			mxs, err := r.LookupMX(context.Background(), "busy.test")
+			if err == nil && (len(mxs) != 1 || mxs[0].Name != "mx.busy.test") {
+				err = errors.New("wrong answer")
+			}
+			errs <- err
+		}()
+	}
+	for range callers {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := d.Queries("busy.test", dns.TypeMX); got != 1 {
+		t.Fatalf("%d MX queries for %d concurrent lookups, want 1", got, callers)
+	}
+}
