@@ -123,3 +123,20 @@ func TestResolverSharesQueries(t *testing.T) {
 		t.Fatalf("%d MX queries for %d concurrent lookups, want 1", got, callers)
 	}
 }
+
+// An answer slower than a try's timeout still counts when it arrives
+// during a later try: every try of the query shares one socket.
+func TestResolverKeepsLateAnswers(t *testing.T) {
+	d := testkit.StartDNS(t)
+	d.SetA("slow.test", "127.0.0.2")
+	d.SetDelay("slow.test", 300*time.Millisecond) // every answer comes after its try gave up
+	r, err := NewResolver(d.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.tries = []time.Duration{200 * time.Millisecond, 200 * time.Millisecond, 200 * time.Millisecond}
+	ips, err := r.LookupIP(context.Background(), "slow.test")
+	if err != nil || len(ips) != 1 || ips[0].String() != "127.0.0.2" {
+		t.Fatalf("answers slower than each try: %v %v", ips, err)
+	}
+}
