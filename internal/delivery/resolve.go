@@ -133,10 +133,10 @@ func (r *Resolver) exchangeUDP(ctx context.Context, q *dns.Msg, srv string) (*dn
 		if err = co.WriteMsg(q); err != nil {
 			return nil, err
 		}
+		var ne net.Error
 		for {
 			var resp *dns.Msg
 			resp, err = co.ReadMsg()
-			var ne net.Error
 			if errors.As(err, &ne) {
 				break // this try's deadline, or the socket's own error
 			}
@@ -145,8 +145,7 @@ func (r *Resolver) exchangeUDP(ctx context.Context, q *dns.Msg, srv string) (*dn
 			}
 			// Not ours, or not DNS (a stray datagram): read on until the deadline.
 		}
-		var ne net.Error
-		if !errors.As(err, &ne) || !ne.Timeout() || ctx.Err() != nil {
+		if !ne.Timeout() || ctx.Err() != nil {
 			return nil, err // refused, unreachable, or given up by the caller
 		}
 	}
@@ -191,7 +190,6 @@ func (r *Resolver) query(ctx context.Context, name string, qtype uint16) (*dns.M
 // ask sends the query to each server in turn until one answers, and
 // caches the answer.
 func (r *Resolver) ask(ctx context.Context, name string, qtype uint16, key cacheKey, now time.Time) (*dns.Msg, error) {
-
 	q := new(dns.Msg)
 	q.SetQuestion(name, qtype)
 	q.RecursionDesired = true
