@@ -60,6 +60,8 @@ func main() {
 	flag.DurationVar(&q.due, "due", 0, "-queue: send_at after the start (0: 2m + 1s per 1,000 messages)")
 	flag.DurationVar(&q.drain, "drain", 3*time.Minute, "-queue: how long to watch the drain (0: until the queue is empty)")
 	flag.StringVar(&q.heapProfile, "heapprofile", "", "-queue: save the server's heap profile after the injection here")
+	flag.StringVar(&q.cpuProfile, "cpuprofile", "", "-queue: save a CPU profile of the injection's second half here")
+	flag.BoolVar(&q.injectOnly, "inject-only", false, "-queue: stop after the injection and the database size")
 	events := flag.Int("events", 0, "instead: acceptance with this many rows in the events table (events.go)")
 	eventTenants := flag.Int("event-tenants", 50, "tenants the events are spread over")
 	msgs := flag.Int("n", 5000, "with -events: messages per round")

@@ -7,7 +7,11 @@ package main
 //     request, -clients at once), all with one send_at (-due after the
 //     start, long enough for the steps before the drain); the server's RSS
 //     sampled every second (peak), then for -settle after (steady), and a
-//     heap profile from the admin socket's pprof (-heapprofile);
+//     heap profile from the admin socket's pprof (-heapprofile); every
+//     tenth of the run, the rate of that tenth with the server's CPU and
+//     disk writes a recipient (the rate falls as the store grows: these
+//     say what it falls on), and a CPU profile of the last half
+//     (-cpuprofile); -inject-only stops after step 2;
 //  2. database bytes per queued message (posthorn.db and its WAL);
 //  3. restart: time from starting the process until SMTP greets and HTTP
 //     answers, then RSS for -settle (peak and steady);
@@ -31,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,7 +48,8 @@ import (
 type queueRun struct {
 	n, domains, batch, clients, high int
 	due, settle, drain               time.Duration
-	heapProfile                      string
+	heapProfile, cpuProfile          string
+	injectOnly                       bool
 }
 
 func domainName(i int) string { return fmt.Sprintf("d%04d.queue.test", i) }
@@ -100,6 +106,8 @@ func runQueue(q queueRun, work string) error {
 	var lastDue atomic.Int64 // a slow injection pushes send_at out (the API refuses one in the past)
 	lastDue.Store(due.UnixNano())
 	errc := make(chan error, q.clients)
+	var done atomic.Int64 // messages accepted
+	prog := watchProgress(p, q, &done)
 	var wg sync.WaitGroup
 	for range q.clients {
 		wg.Add(1)
@@ -116,10 +124,12 @@ func runQueue(q queueRun, work string) error {
 					for old := lastDue.Load(); old < at.UnixNano() && !lastDue.CompareAndSwap(old, at.UnixNano()); old = lastDue.Load() {
 					}
 				}
-				if err := postBulk(p, first, min(q.batch, q.n-first), q.domains, text, at); err != nil {
+				n := min(q.batch, q.n-first)
+				if err := postBulk(p, first, n, q.domains, text, at); err != nil {
 					errc <- err
 					return
 				}
+				done.Add(int64(n))
 			}
 		}()
 	}
@@ -129,6 +139,7 @@ func runQueue(q queueRun, work string) error {
 		return err
 	}
 	took := time.Since(start)
+	prog.stop()
 	if last := time.Unix(0, lastDue.Load()); last.After(due) {
 		fmt.Printf("(the injection outran -due: the last messages are due at %s, not %s)\n", last.Format(time.TimeOnly), due.Format(time.TimeOnly))
 		due = last
@@ -157,6 +168,9 @@ func runQueue(q queueRun, work string) error {
 	}
 	fmt.Printf("database: %.0f MiB = %.0f bytes per queued message (file %.0f MiB, WAL %.0f MiB)\n", float64(size[0]+size[1])/(1<<20),
 		float64(size[0]+size[1])/float64(q.n), float64(size[0])/(1<<20), float64(size[1])/(1<<20))
+	if q.injectOnly {
+		return nil
+	}
 
 	// 3. Restart.
 	p.Stop()
@@ -316,11 +330,14 @@ func smtpGreets(addr string) bool {
 }
 
 // heapProfile saves the server's heap profile, read from its admin socket.
-func heapProfile(sock, path string) error {
+func heapProfile(sock, path string) error { return adminGet(sock, "/debug/pprof/heap?gc=1", path) }
+
+// adminGet saves the answer to a GET of target on the admin socket to path.
+func adminGet(sock, target, path string) error {
 	c := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 	}}}
-	resp, err := c.Get("http://admin/debug/pprof/heap?gc=1")
+	resp, err := c.Get("http://admin" + target)
 	if err != nil {
 		return err
 	}
@@ -337,4 +354,79 @@ func heapProfile(sock, path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// progress prints, for each tenth of the injection, its rate and the
+// server's CPU time and bytes written to disk (/proc/PID/io write_bytes:
+// the WAL and the checkpoints' writes to the database) a recipient; and
+// takes a CPU profile from the admin socket over the second half.
+type progress struct {
+	stopc chan struct{}
+	wg    sync.WaitGroup
+}
+
+func watchProgress(p *benchkit.Posthorn, q queueRun, done *atomic.Int64) *progress {
+	pr := &progress{stopc: make(chan struct{})}
+	pr.wg.Add(1)
+	go func() {
+		defer pr.wg.Done()
+		step := int64(max(q.n/10, 1))
+		mark, t0, cpu0, w0 := int64(0), time.Now(), procCPU(p.PID()), procWrites(p.PID())
+		profiling := false
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-pr.stopc:
+				return
+			case <-tick.C:
+			}
+			n := done.Load()
+			if q.cpuProfile != "" && !profiling && n >= int64(q.n)/2 {
+				profiling = true
+				pr.wg.Add(1)
+				go func() { // the second half takes about as long as the first took so far
+					defer pr.wg.Done()
+					secs := max(int(time.Since(t0).Seconds()), 5)
+					if err := adminGet(filepath.Join(p.Dir, "admin.sock"), fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), q.cpuProfile); err != nil {
+						log.Printf("cpu profile: %v", err)
+					} else {
+						fmt.Printf("cpu profile of %d s from half way: %s\n", secs, q.cpuProfile)
+					}
+				}()
+			}
+			if n-mark < step && n < int64(q.n) {
+				continue
+			}
+			now, cpu, w := time.Now(), procCPU(p.PID()), procWrites(p.PID())
+			k := float64(n - mark)
+			fmt.Printf("  injected %7d: %6.0f rcpt/s, server CPU %5.1f µs and %5.0f bytes written a recipient\n", n,
+				k/now.Sub(t0).Seconds(), float64((cpu-cpu0).Microseconds())/k, float64(w-w0)/k)
+			mark, t0, cpu0, w0 = n, now, cpu, w
+			if n >= int64(q.n) {
+				return
+			}
+		}
+	}()
+	return pr
+}
+
+func (pr *progress) stop() {
+	close(pr.stopc)
+	pr.wg.Wait()
+}
+
+// procWrites is the bytes a process caused to be written to storage so far.
+func procWrites(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes: "); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	return 0
 }
