@@ -252,6 +252,24 @@ func fillEvents(path string, n, tenants int) error {
 			return fmt.Errorf("%s: %w", x[1], err)
 		}
 	}
+	// A schema with the late index of events' domains
+	// (internal/store/sqlite/lateindex.go) gets it filled as the
+	// migration would.
+	var late int
+	if err := db.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'events_by_domain'`).Scan(&late); err != nil {
+		return err
+	}
+	if late > 0 {
+		for _, q := range []string{
+			`DELETE FROM events_by_domain`,
+			`DELETE FROM events_by_domain_recent`,
+			`INSERT INTO events_by_domain (edomain, eid) SELECT domain, id FROM events WHERE domain != '' ORDER BY domain, id`,
+		} {
+			if _, err := db.Exec(q); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+	}
 	_, err = db.Exec("PRAGMA journal_mode=WAL")
 	return err
 }

@@ -366,6 +366,7 @@ type progress struct {
 }
 
 func watchProgress(p *benchkit.Posthorn, q queueRun, done *atomic.Int64) *progress {
+	start := time.Now()
 	pr := &progress{stopc: make(chan struct{})}
 	pr.wg.Add(1)
 	go func() {
@@ -387,7 +388,7 @@ func watchProgress(p *benchkit.Posthorn, q queueRun, done *atomic.Int64) *progre
 				pr.wg.Add(1)
 				go func() { // the second half takes about as long as the first took so far
 					defer pr.wg.Done()
-					secs := max(int(time.Since(t0).Seconds()), 5)
+					secs := max(int(time.Since(start).Seconds()), 5)
 					if err := adminGet(filepath.Join(p.Dir, "admin.sock"), fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), q.cpuProfile); err != nil {
 						log.Printf("cpu profile: %v", err)
 					} else {

@@ -49,6 +49,7 @@ type evLog struct {
 	handedOff               bool                // evs belongs to the sink now
 	sink                    atomic.Pointer[func([]store.Event)]
 	subs                    *subscriptions // webhook outbox rows (webhooks.go)
+	recent                  int64          // entries in the recent late index table (lateindex.go)
 }
 
 const counterCols = "accepted, delivered, deferred, bounced, soft_bounced, complaints, unsubscribed, suppressed, dead_lettered"
@@ -125,6 +126,12 @@ func (l *evLog) write(tx *sql.Tx, ie *sql.Stmt, e store.Event, acc *accepted) er
 	if e.ID, err = res.LastInsertId(); err != nil {
 		return err
 	}
+	if e.Domain != "" {
+		if err := addRecent(tx, "events", e.ID, e.ID); err != nil { // lateindex.go
+			return err
+		}
+		l.recent++
+	}
 	return l.written(tx, e, acc)
 }
 
@@ -144,6 +151,10 @@ func (l *evLog) writeMany(tx *sql.Tx, evs []store.Event, acc func(i int) *accept
 	if err := l.insMany.exec(tx, args, ids); err != nil {
 		return fmt.Errorf("insert %d events: %w", len(evs), err)
 	}
+	if err := addRecent(tx, "events", ids[0], ids[len(ids)-1]); err != nil { // lateindex.go
+		return err
+	}
+	l.recent += int64(len(ids))
 	for i := range evs {
 		evs[i].ID = ids[i]
 		if err := l.written(tx, evs[i], acc(i)); err != nil {
@@ -277,7 +288,7 @@ func eventIndex(f store.EventFilter) string {
 	case f.Recipient != "":
 		return "" // two indexes (recipientCond): none is forced
 	case f.Domain != "":
-		return " INDEXED BY events_domain"
+		return "" // never here: byDomain (the late index)
 	case f.TenantID != "" && f.Type != "":
 		return " INDEXED BY events_tenant_type"
 	case f.TenantID != "" && f.Tag == "":
@@ -290,15 +301,25 @@ func eventIndex(f store.EventFilter) string {
 
 // recipientCond finds a recipient's events without an index of events on
 // the address (rcptkey.go): those of a delivery through the recipient's
-// deliveries (deliveries_rcpt, then events_delivery), the few without one
+// deliveries (the late index deliveries_by_rcpt, lateindex.go; then
+// events_delivery), the few without one
 // by their own rcpt_key (events_rcpt holds only those). The exact address
 // confirms both. The matches come from many ranges, so a page sorts the
 // recipient's matching events (one address's mail, not a tenant's log).
-const recipientCond = `(delivery_id IN (SELECT id FROM deliveries WHERE rcpt_key = ? AND recipient = ?) OR rcpt_key = ?) AND recipient = ?`
+var recipientCond = `(delivery_id IN (SELECT id FROM deliveries WHERE ` + lateRcptCond("") + ` AND recipient = ?) OR rcpt_key = ?) AND recipient = ?`
 
 // eventWhere builds the WHERE clause for f ("" when nothing filters),
 // with the index it is to use in front.
 func eventWhere(f store.EventFilter) (string, []any) {
+	conds, args := eventConds(f)
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return eventIndex(f) + " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// eventConds is eventWhere's conditions and their arguments.
+func eventConds(f store.EventFilter) ([]string, []any) {
 	var conds []string
 	var args []any
 	add := func(c string, v ...any) { conds = append(conds, c); args = append(args, v...) }
@@ -319,7 +340,7 @@ func eventWhere(f store.EventFilter) (string, []any) {
 			add("recipient = ?", f.Recipient) // a message's few events
 		} else {
 			k := rcptKey(f.Recipient)
-			add(recipientCond, k, f.Recipient, k, f.Recipient)
+			add(recipientCond, k, k, f.Recipient, k, f.Recipient)
 		}
 	}
 	if f.Type != "" {
@@ -353,18 +374,62 @@ func eventWhere(f store.EventFilter) (string, []any) {
 	if f.BeforeID > 0 {
 		add("id < ?", f.BeforeID)
 	}
-	if len(conds) == 0 {
-		return "", nil
+	return conds, args
+}
+
+// byDomain reports whether f finds its events through the late index of
+// domains: a domain and neither a message nor a recipient (whose few
+// events are found first and filtered by domain).
+func byDomain(f store.EventFilter) bool {
+	return f.Domain != "" && f.MessageID == "" && f.Recipient == ""
+}
+
+// eventSelect is the SELECT of cols from the events f matches, without
+// ORDER BY. By domain (byDomain) it is two SELECTs in one, a walk along
+// each level of the late index of domains in ID order (lateindex.go),
+// joined to events by rowid: each comes out in ID order, so an ORDER BY
+// id over the compound merges the two and stops at its LIMIT, as a walk
+// of one index did.
+func eventSelect(cols string, f store.EventFilter) (string, []any) {
+	if !byDomain(f) {
+		where, args := eventWhere(f)
+		return "SELECT " + cols + " FROM events" + where, args
 	}
-	return eventIndex(f) + " WHERE " + strings.Join(conds, " AND "), args
+	conds, args := eventConds(f)
+	all := strings.Join(conds, " AND ")
+	// The walk's own bounds on eid, so that a page starts where it
+	// starts instead of skipping rows joined for nothing.
+	bounds := ""
+	bargs := []any{strings.ToLower(f.Domain)}
+	if f.AfterID > 0 {
+		bounds += " AND eid > ?"
+		bargs = append(bargs, f.AfterID)
+	}
+	if f.BeforeID > 0 {
+		bounds += " AND eid < ?"
+		bargs = append(bargs, f.BeforeID)
+	}
+	// The walk's order is eid's: given as the id column, the merge knows
+	// each part comes out sorted.
+	if rest, ok := strings.CutPrefix(cols, "id"); ok && (rest == "" || rest[0] == ',') {
+		cols = "eid AS id" + rest
+	}
+	arm := func(table string) string {
+		return "SELECT " + cols + " FROM " + table + " CROSS JOIN events ON id = eid WHERE edomain = ?" + bounds + " AND " + all
+	}
+	var out []any
+	for range 2 {
+		out = append(append(out, bargs...), args...)
+	}
+	return arm("events_by_domain_recent") + " UNION ALL " + arm("events_by_domain"), out
 }
 
 // CountEvents implements store.EventLog.
 func (s *Store) CountEvents(ctx context.Context, f store.EventFilter, max int) (int, error) {
 	f.AfterID, f.BeforeID = 0, 0
-	where, args := eventWhere(f)
+	q, args := eventSelect("1", f)
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM events`+where+fmt.Sprintf(" LIMIT %d)", max), args...).Scan(&n)
+	err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM (`+q+fmt.Sprintf(" LIMIT %d)", max), args...).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count events: %w", err)
 	}
@@ -373,9 +438,8 @@ func (s *Store) CountEvents(ctx context.Context, f store.EventFilter, max int) (
 
 // Events implements store.Store.
 func (s *Store) Events(ctx context.Context, f store.EventFilter) ([]store.Event, error) {
-	where, args := eventWhere(f)
-	q := `SELECT id, at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx, code, enhanced, text, detail,
-		domain, destination FROM events` + where
+	q, args := eventSelect(`id, at, type, tenant_id, message_id, delivery_id, recipient, attempt, mx, code, enhanced, text, detail,
+		domain, destination`, f)
 	if f.Desc {
 		q += " ORDER BY id DESC"
 	} else {
@@ -416,8 +480,15 @@ func escapeLike(s string) string {
 func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	var n int64
 	err := s.writeLow(ctx, func(tx *sql.Tx, _ *stmts) error {
-		res, err := tx.Exec(`DELETE FROM events WHERE id IN
-			(SELECT id FROM (SELECT id, at FROM events ORDER BY id LIMIT ?) WHERE at < ? LIMIT ?)`, 4*limit, ms(cutoff), limit)
+		// The late index's entries of the pruned events go with them.
+		pruned := `SELECT id FROM (SELECT id, at FROM events ORDER BY id LIMIT ?) WHERE at < ? LIMIT ?`
+		for _, t := range []string{"events_by_domain", "events_by_domain_recent"} {
+			if _, err := tx.Exec(`DELETE FROM `+t+` WHERE (edomain, eid) IN
+				(SELECT domain, id FROM events WHERE id IN (`+pruned+`) AND domain != '')`, 4*limit, ms(cutoff), limit); err != nil {
+				return fmt.Errorf("prune events: %w", err)
+			}
+		}
+		res, err := tx.Exec(`DELETE FROM events WHERE id IN (`+pruned+`)`, 4*limit, ms(cutoff), limit)
 		if err != nil {
 			return fmt.Errorf("prune events: %w", err)
 		}

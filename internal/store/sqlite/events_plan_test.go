@@ -28,8 +28,8 @@ func TestEventQueriesUseAnIndex(t *testing.T) {
 		{TenantID: "t", Recipient: "a@b.test", Type: "soft_bounced", Since: time.Now(), Limit: 5}, // on-hold check
 		{Domain: "b.test"},
 	} {
-		where, args := eventWhere(f)
-		rows, err := s.r.Query("EXPLAIN QUERY PLAN SELECT id FROM events"+where+" ORDER BY id LIMIT 10", args...)
+		q, args := eventSelect("id", f)
+		rows, err := s.r.Query("EXPLAIN QUERY PLAN "+q+" ORDER BY id LIMIT 10", args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -48,6 +48,10 @@ func TestEventQueriesUseAnIndex(t *testing.T) {
 			checkRecipientPlan(t, f, p) // through the recipient's deliveries
 			continue
 		}
+		if f.Domain != "" {
+			checkDomainPlan(t, f, p) // through the late index
+			continue
+		}
 		if !strings.Contains(p, "USING INDEX") && !strings.Contains(p, "USING COVERING INDEX") || strings.Contains(p, "TEMP B-TREE") {
 			t.Errorf("%+v: plan %q: not an index walk in ID order", f, p)
 		}
@@ -56,7 +60,8 @@ func TestEventQueriesUseAnIndex(t *testing.T) {
 
 // TestRecipientQueriesUseTheKeyIndex: listings of one recipient's
 // deliveries (the queue and message listings of the API, CLI and web UI)
-// find them by rcpt_key, never by a walk of the table.
+// find them by rcpt_key through the late index and the unmerged tail
+// (lateindex.go), as rowid lookups, never by a walk of the table.
 func TestRecipientQueriesUseTheKeyIndex(t *testing.T) {
 	s, err := Open(filepath.Join(t.TempDir(), "db"))
 	if err != nil {
@@ -71,7 +76,9 @@ func TestRecipientQueriesUseTheKeyIndex(t *testing.T) {
 		{TenantID: "t", Recipient: "a@b.test", Tag: "x", Since: time.Now(), Limit: 50},
 	} {
 		q, args := deliveryQuery(f)
-		if p := queryPlan(t, s, q, args...); !strings.Contains(p, "INDEX deliveries_rcpt (rcpt_key=?") {
+		p := queryPlan(t, s, q, args...)
+		if !strings.HasPrefix(p, "SEARCH d USING INTEGER PRIMARY KEY (rowid=?)") || !strings.Contains(p, lateRcptPlan) ||
+			!strings.Contains(p, lateTailPlan) || strings.Contains(p, "SCAN d") {
 			t.Errorf("%+v: plan %q does not look the recipient up by its key", f, p)
 		}
 	}
@@ -125,3 +132,10 @@ func TestQueueIndexServesBoth(t *testing.T) {
 		}
 	}
 }
+
+// The plans of lookups in the two levels of the late index of
+// recipients (lateindex.go).
+const (
+	lateRcptPlan = "SEARCH deliveries_by_rcpt USING PRIMARY KEY (rcpt_key=?)"
+	lateTailPlan = "SEARCH deliveries_by_rcpt_recent USING PRIMARY KEY (rcpt_key=?)"
+)

@@ -39,8 +39,8 @@ func TestEventQueriesWalkAnIndexInOrder(t *testing.T) {
 	} {
 		for _, desc := range []bool{false, true} {
 			f.Desc, f.BeforeID, f.AfterID = desc, 10, 0
-			where, args := eventWhere(f)
-			q := "EXPLAIN QUERY PLAN SELECT id FROM events" + where + " ORDER BY id"
+			sel, args := eventSelect("id", f)
+			q := "EXPLAIN QUERY PLAN " + sel + " ORDER BY id"
 			if desc {
 				q += " DESC"
 			}
@@ -59,6 +59,8 @@ func TestEventQueriesWalkAnIndexInOrder(t *testing.T) {
 			p := strings.Join(plan, "; ")
 			if f.Recipient != "" {
 				checkRecipientPlan(t, f, p)
+			} else if byDomain(f) {
+				checkDomainPlan(t, f, p)
 			} else if strings.Contains(p, "TEMP B-TREE") {
 				t.Errorf("%+v sorts: %s", f, p)
 			}
@@ -67,13 +69,13 @@ func TestEventQueriesWalkAnIndexInOrder(t *testing.T) {
 }
 
 // checkRecipientPlan: a search by recipient finds the recipient's
-// deliveries by rcpt_key and their events by delivery ID, plus the events
+// deliveries by rcpt_key (the late index and its tail) and their events by delivery ID, plus the events
 // with no delivery by their own key (rcptkey.go); it sorts only what
 // those ranges return, and never scans events. (A tag filter reads the
 // tenant's messages once, with or without a recipient, as before.)
 func checkRecipientPlan(t *testing.T, f store.EventFilter, p string) {
 	t.Helper()
-	for _, want := range []string{"SEARCH deliveries USING INDEX deliveries_rcpt (rcpt_key=?)",
+	for _, want := range []string{lateRcptPlan, lateTailPlan,
 		"SEARCH events USING INDEX events_delivery (delivery_id=?", "SEARCH events USING INDEX events_rcpt (rcpt_key=?"} {
 		if !strings.Contains(p, want) {
 			t.Errorf("%+v: plan %q lacks %q", f, p, want)
@@ -81,5 +83,21 @@ func checkRecipientPlan(t *testing.T, f store.EventFilter, p string) {
 	}
 	if strings.Contains(p, "SCAN events") {
 		t.Errorf("%+v: plan %q scans", f, p)
+	}
+}
+
+// checkDomainPlan: a search by domain walks both levels of the late
+// index of domains in ID order, joining events by rowid, and merges the
+// two without a sort (lateindex.go).
+func checkDomainPlan(t *testing.T, f store.EventFilter, p string) {
+	t.Helper()
+	for _, want := range []string{"MERGE (UNION ALL)", "SEARCH events_by_domain_recent USING PRIMARY KEY (edomain=?",
+		"SEARCH events_by_domain USING PRIMARY KEY (edomain=?", "SEARCH events USING INTEGER PRIMARY KEY (rowid=?)"} {
+		if !strings.Contains(p, want) {
+			t.Errorf("%+v: plan %q lacks %q", f, p, want)
+		}
+	}
+	if strings.Contains(p, "SCAN") || strings.Contains(p, "TEMP B-TREE") {
+		t.Errorf("%+v: plan %q scans or sorts", f, p)
 	}
 }

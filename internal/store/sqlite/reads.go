@@ -137,13 +137,13 @@ func deliveryQuery(f store.DeliveryFilter) (string, []any) {
 		}
 	}
 	if f.Domain != "" {
-		conds = append(conds, "d.domain = ?")
-		args = append(args, strings.ToLower(f.Domain))
+		conds = append(conds, lateDomainCond("d.")) // lateindex.go
+		args = append(args, strings.ToLower(f.Domain), strings.ToLower(f.Domain))
 	}
 	if f.Recipient != "" {
 		if strings.Contains(f.Recipient, "@") {
-			conds = append(conds, "d.rcpt_key = ? AND d.recipient = ?") // rcptkey.go
-			args = append(args, rcptKey(f.Recipient), f.Recipient)
+			conds = append(conds, lateRcptCond("d.")+" AND d.recipient = ?") // rcptkey.go, lateindex.go
+			args = append(args, rcptKey(f.Recipient), rcptKey(f.Recipient), f.Recipient)
 		} else {
 			conds = append(conds, "instr(d.recipient, ?) > 0")
 			args = append(args, f.Recipient)

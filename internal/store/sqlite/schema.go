@@ -189,6 +189,9 @@ var migrations = []migration{
 	CREATE INDEX deliveries_queue ON deliveries(state, next_attempt_at, id, lane, created_at)
 		WHERE state IN ('scheduled','queued','sending','deferred','held','dead_letter');`),
 	sqlMigration(metricsStateMigration), // observe.go
+	// Deliveries by recipient and by domain through late indexes, merged
+	// in bulk (lateindex.go).
+	sqlMigration(lateIndexTables),
 }
 
 // pendingIndexStates was the IN list of the deliveries_pending index (a

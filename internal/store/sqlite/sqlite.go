@@ -64,6 +64,8 @@ type Store struct {
 	byFolded lazyStmt // AddressSuppressions, on the readers (suppressions.go)
 
 	walRestart int64 // WAL size that makes the checkpointer restart it (walRestartSize; tests lower it)
+
+	late lateState // the late indexes' mark (lateindex.go; writer only)
 }
 
 // CommitStats reports how many commits ran and how many write requests
@@ -135,7 +137,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{path: path, w: w, r: r, st: st, reqs: make(chan *writeReq, 4096), low: make(chan *writeReq), quit: make(chan struct{}), ended: make(chan struct{}),
-		ckptDone: make(chan struct{}), log: slog.New(slog.DiscardHandler), walRestart: walRestartSize}
+		ckptDone: make(chan struct{}), log: slog.New(slog.DiscardHandler), walRestart: walRestartSize,
+		late: lateState{rows: lateMergeRows, idleAfter: lateIdle}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -144,6 +147,13 @@ func Open(path string, opts ...Option) (*Store, error) {
 		r.Close()
 		return nil, err
 	}
+	if err := s.loadLate(); err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
+	s.late.idle = time.NewTimer(time.Hour)
+	s.late.idle.Stop()
 	go s.writer()
 	go s.checkpointer()
 	return s, nil
@@ -342,8 +352,16 @@ func (s *Store) writer() {
 		default:
 		}
 		if first == nil {
+			var idle <-chan time.Time
+			if s.lateBehind() > 0 {
+				s.late.idle.Reset(s.late.idleAfter)
+				idle = s.late.idle.C
+			}
 			select {
 			case first = <-s.reqs:
+			case <-idle:
+				s.mergeLate() // quiet: leave lookups no tail to scan
+				continue
 			case r := <-s.low:
 				s.commit([]*writeReq{r}) // alone, when nothing else waits
 				continue
@@ -362,6 +380,9 @@ func (s *Store) writer() {
 		batch = append(batch[:0], first)
 		batch = s.fill(batch)
 		s.commit(batch)
+		if s.lateBehind() >= s.late.rows {
+			s.mergeLate()
+		}
 	}
 }
 

@@ -23,6 +23,7 @@ type stmts struct {
 	insDeliveries, insAttempts           *multiInsert
 	outcomeMany                          *multiStmt // outcomes of several deliveries a statement
 	subs                                 *subscriptions
+	recentDeliveries                     int64 // entries in the recent late index tables (lateindex.go)
 }
 
 func prepare(db *sql.DB) (*stmts, error) {
@@ -193,6 +194,10 @@ func insertDeliveries(tx *sql.Tx, st *stmts, ds []*store.Delivery, of []*store.M
 	if err := st.insDeliveries.exec(tx, args, ids); err != nil {
 		return fmt.Errorf("insert deliveries: %w", err)
 	}
+	if err := addRecent(tx, "deliveries", ids[0], ids[len(ids)-1]); err != nil { // lateindex.go
+		return err
+	}
+	st.recentDeliveries += int64(len(ids))
 	evs := make([]store.Event, len(ds))
 	for i, d := range ds {
 		m := of[i]
@@ -599,8 +604,8 @@ func transitionWhere(spec store.TransitionSpec) (string, []any, error) {
 		selected = true
 	}
 	if spec.Domain != "" {
-		conds = append(conds, "domain = ?")
-		args = append(args, strings.ToLower(spec.Domain))
+		conds = append(conds, lateDomainCond("")) // lateindex.go
+		args = append(args, strings.ToLower(spec.Domain), strings.ToLower(spec.Domain))
 		selected = true
 	}
 	if !selected {
