@@ -157,6 +157,11 @@ func runQueue(q queueRun, work string) error {
 		} else {
 			fmt.Printf("heap profile: %s (go tool pprof -sample_index=inuse_space %s)\n", q.heapProfile, q.heapProfile)
 		}
+		// The text form ends with the runtime's MemStats: how much of the
+		// RSS is Go's (HeapSys less HeapReleased) and how much is not.
+		if err := adminGet(filepath.Join(p.Dir, "admin.sock"), "/debug/pprof/heap?debug=1", q.heapProfile+".txt"); err != nil {
+			log.Printf("heap profile text: %v", err)
+		}
 	}
 
 	// 2. Database bytes per message.
