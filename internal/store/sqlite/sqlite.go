@@ -156,6 +156,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	s.late.idle.Stop()
 	go s.writer()
 	go s.checkpointer()
+	go trimmer(s.quit) // malloc.go
 	return s, nil
 }
 
