@@ -50,6 +50,7 @@ type evLog struct {
 	sink                    atomic.Pointer[func([]store.Event)]
 	subs                    *subscriptions // webhook outbox rows (webhooks.go)
 	recent                  int64          // entries in the recent late index table (lateindex.go)
+	recentEv                recentRange    // events inserted by this transaction
 }
 
 const counterCols = "accepted, delivered, deferred, bounced, soft_bounced, complaints, unsubscribed, suppressed, dead_lettered"
@@ -126,12 +127,7 @@ func (l *evLog) write(tx *sql.Tx, ie *sql.Stmt, e store.Event, acc *accepted) er
 	if e.ID, err = res.LastInsertId(); err != nil {
 		return err
 	}
-	if e.Domain != "" {
-		if err := addRecent(tx, "events", e.ID, e.ID); err != nil { // lateindex.go
-			return err
-		}
-		l.recent++
-	}
+	l.recentEv.add(e.ID, e.ID) // lateindex.go
 	return l.written(tx, e, acc)
 }
 
@@ -151,10 +147,7 @@ func (l *evLog) writeMany(tx *sql.Tx, evs []store.Event, acc func(i int) *accept
 	if err := l.insMany.exec(tx, args, ids); err != nil {
 		return fmt.Errorf("insert %d events: %w", len(evs), err)
 	}
-	if err := addRecent(tx, "events", ids[0], ids[len(ids)-1]); err != nil { // lateindex.go
-		return err
-	}
-	l.recent += int64(len(ids))
+	l.recentEv.add(ids[0], ids[len(ids)-1]) // lateindex.go
 	for i := range evs {
 		evs[i].ID = ids[i]
 		if err := l.written(tx, evs[i], acc(i)); err != nil {

@@ -70,23 +70,50 @@ func lateDomainCond(col string) string {
 // The late indexes: each large table and its recent one.
 var lateTables = [...]string{"deliveries_by_rcpt", "deliveries_by_domain", "events_by_domain"}
 
-// addRecent adds the entries of the rows with ids first..last of table
-// ("deliveries" or "events", just inserted) to its recent tables.
-func addRecent(tx *sql.Tx, table string, first, last int64) error {
-	qs := []string{`INSERT INTO events_by_domain_recent (edomain, eid) SELECT domain, id FROM events
-		WHERE id BETWEEN ? AND ? AND domain != '' ORDER BY domain, id`}
-	if table == "deliveries" {
-		qs = []string{
+// recentRange is the rows of one table a transaction inserted: their ids
+// are consecutive (one writer; a failed transaction is rolled back whole),
+// so lo..hi covers them all. Their entries go to the recent tables once,
+// just before the commit (flushRecent): one statement for each late index
+// a transaction instead of one for each insert.
+type recentRange struct{ lo, hi int64 }
+
+func (r *recentRange) add(lo, hi int64) {
+	if r.lo == 0 || lo < r.lo {
+		r.lo = lo
+	}
+	r.hi = max(r.hi, hi)
+}
+
+// flushRecent adds the entries of the rows the transaction inserted to
+// the recent tables, and counts them (writer only).
+func (st *stmts) flushRecent(tx *sql.Tx) error {
+	for _, x := range []struct {
+		r     *recentRange
+		n     *int64
+		table string
+		qs    []string
+	}{
+		{&st.recentDel, &st.recentDeliveries, "deliveries", []string{
 			`INSERT INTO deliveries_by_rcpt_recent (rcpt_key, id) SELECT rcpt_key, id FROM deliveries
 				WHERE id BETWEEN ? AND ? AND rcpt_key IS NOT NULL ORDER BY rcpt_key, id`,
 			`INSERT INTO deliveries_by_domain_recent (domain, id) SELECT domain, id FROM deliveries
 				WHERE id BETWEEN ? AND ? ORDER BY domain, id`,
+		}},
+		{&st.ev.recentEv, &st.ev.recent, "events", []string{
+			`INSERT INTO events_by_domain_recent (edomain, eid) SELECT domain, id FROM events
+				WHERE id BETWEEN ? AND ? AND domain != '' ORDER BY domain, id`,
+		}},
+	} {
+		if x.r.hi == 0 {
+			continue
 		}
-	}
-	for _, q := range qs {
-		if _, err := tx.Exec(q, first, last); err != nil {
-			return fmt.Errorf("late index of %s: %w", table, err)
+		for _, q := range x.qs {
+			if _, err := tx.Exec(q, x.r.lo, x.r.hi); err != nil {
+				return fmt.Errorf("late index of %s: %w", x.table, err)
+			}
 		}
+		*x.n += x.r.hi - x.r.lo + 1
+		*x.r = recentRange{}
 	}
 	return nil
 }

@@ -458,11 +458,19 @@ func (s *Store) runBatch(batch []*writeReq) (errs []error, ok bool) {
 		return errs, true
 	}
 	s.st.ev.reset()
+	s.st.recentDel, s.st.ev.recentEv = recentRange{}, recentRange{} // lateindex.go
 	for i, r := range batch {
 		if errs[i] = r.fn(tx, s.st); errs[i] != nil {
 			tx.Rollback()
 			return errs, len(batch) == 1
 		}
+	}
+	if err := s.st.flushRecent(tx); err != nil {
+		tx.Rollback()
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs, true
 	}
 	if err := s.st.ev.flush(tx); err != nil {
 		tx.Rollback()

@@ -23,7 +23,8 @@ type stmts struct {
 	insDeliveries, insAttempts           *multiInsert
 	outcomeMany                          *multiStmt // outcomes of several deliveries a statement
 	subs                                 *subscriptions
-	recentDeliveries                     int64 // entries in the recent late index tables (lateindex.go)
+	recentDeliveries                     int64       // entries in the recent late index tables (lateindex.go)
+	recentDel                            recentRange // deliveries inserted by this transaction
 }
 
 func prepare(db *sql.DB) (*stmts, error) {
@@ -194,10 +195,7 @@ func insertDeliveries(tx *sql.Tx, st *stmts, ds []*store.Delivery, of []*store.M
 	if err := st.insDeliveries.exec(tx, args, ids); err != nil {
 		return fmt.Errorf("insert deliveries: %w", err)
 	}
-	if err := addRecent(tx, "deliveries", ids[0], ids[len(ids)-1]); err != nil { // lateindex.go
-		return err
-	}
-	st.recentDeliveries += int64(len(ids))
+	st.recentDel.add(ids[0], ids[len(ids)-1]) // lateindex.go
 	evs := make([]store.Event, len(ds))
 	for i, d := range ds {
 		m := of[i]
