@@ -36,8 +36,9 @@ import (
 //
 // With -work DIR the databases are kept there, and a later run with the
 // same -work and -events reuses the filled one (its fill takes long).
-// -fill-only stops after the fill.
-func eventsBench(work string, n, tenants, msgs, sessions, rounds int, fillOnly bool) {
+// -fill-only stops after the fill. With -cpuprofile P, the full server's
+// CPU profile of a round in each phase goes to P.accept and P.prune.
+func eventsBench(work string, n, tenants, msgs, sessions, rounds int, fillOnly bool, cpuProfile string) {
 	sink, err := testkit.NewMX("127.0.0.2", 0, testkit.Script{DiscardData: true})
 	if err != nil {
 		log.Fatal(err)
@@ -80,7 +81,8 @@ func eventsBench(work string, n, tenants, msgs, sessions, rounds int, fillOnly b
 	waitMetrics(full, t0)
 
 	body := "Subject: bench\r\n\r\n" + strings.Repeat(strings.Repeat("x", 75)+"\r\n", 4096/77)
-	run := func(p *benchkit.Posthorn) (rate float64, lat []time.Duration) {
+	run := func(p *benchkit.Posthorn) (rate float64, lat []time.Duration, cpu time.Duration) {
+		cpu0 := procCPU(p.PID())
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		var mu sync.Mutex
@@ -99,13 +101,25 @@ func eventsBench(work string, n, tenants, msgs, sessions, rounds int, fillOnly b
 			}()
 		}
 		wg.Wait()
-		return float64(msgs) / time.Since(start).Seconds(), lat
+		return float64(msgs) / time.Since(start).Seconds(), lat, procCPU(p.PID()) - cpu0
 	}
 	type result struct {
 		rates []float64
 		lat   []time.Duration
+		cpu   time.Duration
 	}
-	compare := func(title string, names [2]string) {
+	// With -cpuprofile, the full server's CPU profile of its first
+	// measured round of each phase (the seconds a round takes at
+	// 2,000 msg/s), to PROFILE.accept and PROFILE.prune.
+	profileRound := func(path string) {
+		secs := max(1, msgs/2000)
+		go func() {
+			if err := adminGet(filepath.Join(full.Dir, "admin.sock"), fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), path); err != nil {
+				log.Printf("cpu profile: %v", err)
+			}
+		}()
+	}
+	compare := func(title string, names [2]string, profile string) {
 		var res [2]result
 		run(empty) // warm both up (the first round after a start is slow)
 		run(full)
@@ -115,9 +129,13 @@ func eventsBench(work string, n, tenants, msgs, sessions, rounds int, fillOnly b
 					i = 1 - i // alternate which goes first
 					p = []*benchkit.Posthorn{empty, full}[i]
 				}
-				rate, lat := run(p)
+				if i == 1 && r == 0 && profile != "" {
+					profileRound(profile)
+				}
+				rate, lat, cpu := run(p)
 				res[i].rates = append(res[i].rates, rate)
 				res[i].lat = append(res[i].lat, lat...)
+				res[i].cpu += cpu
 			}
 		}
 		fmt.Printf("%s (%d rounds of %d messages, %d sessions; load average %s):\n", title, rounds, msgs, sessions, loadavg())
@@ -125,13 +143,14 @@ func eventsBench(work string, n, tenants, msgs, sessions, rounds int, fillOnly b
 		for i, x := range res {
 			slices.Sort(x.lat)
 			p99[i] = benchkit.Percentile(x.lat, 99)
-			fmt.Printf("  %-22s accept %6.0f msg/s (median of %v)  p50 %s  p99 %s\n", names[i], benchkit.Median(x.rates),
-				roundAll(x.rates), benchkit.Percentile(x.lat, 50).Round(10*time.Microsecond), p99[i].Round(10*time.Microsecond))
+			fmt.Printf("  %-22s accept %6.0f msg/s (median of %v)  p50 %s  p99 %s  server CPU %.0f µs/msg\n", names[i], benchkit.Median(x.rates),
+				roundAll(x.rates), benchkit.Percentile(x.lat, 50).Round(10*time.Microsecond), p99[i].Round(10*time.Microsecond),
+				float64(x.cpu.Microseconds())/float64(rounds*msgs))
 		}
 		fmt.Printf("  ratio %s/%s: rate %.2f, p99 %.2f\n", names[1], names[0], benchkit.Median(res[1].rates)/benchkit.Median(res[0].rates),
 			float64(p99[1])/float64(p99[0]))
 	}
-	compare("acceptance", [2]string{"empty", fmt.Sprintf("%d events", n)})
+	compare("acceptance", [2]string{"empty", fmt.Sprintf("%d events", n)}, withSuffix(cpuProfile, ".accept"))
 
 	// Retention: restart the full server keeping 20 of the 30 days.
 	cfg := filepath.Join(work, "retention.toml")
@@ -155,7 +174,7 @@ func eventsBench(work string, n, tenants, msgs, sessions, rounds int, fillOnly b
 	}
 	waitMetrics(full, time.Now())
 	from, t0 := oldest(), time.Now()
-	compare("retention pruning (events_retention 20 days)", [2]string{"empty", fmt.Sprintf("%d events, pruning", n)})
+	compare("retention pruning (events_retention 20 days)", [2]string{"empty", fmt.Sprintf("%d events, pruning", n)}, withSuffix(cpuProfile, ".prune"))
 	to := oldest()
 	fmt.Printf("  pruned while measured: about %d events in %s (%.0f/s); %d left to prune\n", to-from, time.Since(t0).Round(time.Second),
 		float64(to-from)/time.Since(t0).Seconds(), max(0, int64(n)/3-to))
@@ -174,6 +193,13 @@ func waitMetrics(p *benchkit.Posthorn, since time.Time) {
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	fmt.Printf("  /metrics answered %s after start (the counters brought up to date)\n", time.Since(since).Round(time.Millisecond))
+}
+
+func withSuffix(path, suffix string) string {
+	if path == "" {
+		return ""
+	}
+	return path + suffix
 }
 
 func roundAll(xs []float64) []float64 {

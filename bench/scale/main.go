@@ -60,7 +60,7 @@ func main() {
 	flag.DurationVar(&q.due, "due", 0, "-queue: send_at after the start (0: 2m + 1s per 1,000 messages)")
 	flag.DurationVar(&q.drain, "drain", 3*time.Minute, "-queue: how long to watch the drain (0: until the queue is empty)")
 	flag.StringVar(&q.heapProfile, "heapprofile", "", "-queue: save the server's heap profile after the injection here")
-	flag.StringVar(&q.cpuProfile, "cpuprofile", "", "-queue: save a CPU profile of the injection's second half here")
+	flag.StringVar(&q.cpuProfile, "cpuprofile", "", "-queue: save a CPU profile of the injection's second half here; -events: of a round of the full server in each phase, here plus .accept and .prune")
 	flag.BoolVar(&q.injectOnly, "inject-only", false, "-queue: stop after the injection and the database size")
 	events := flag.Int("events", 0, "instead: acceptance with this many rows in the events table (events.go)")
 	eventTenants := flag.Int("event-tenants", 50, "tenants the events are spread over")
@@ -79,7 +79,7 @@ func main() {
 		if err := os.MkdirAll(*workDir, 0o700); err != nil {
 			log.Fatal(err)
 		}
-		eventsBench(*workDir, *events, *eventTenants, *msgs, *sessions, *rounds, *fillOnly)
+		eventsBench(*workDir, *events, *eventTenants, *msgs, *sessions, *rounds, *fillOnly, q.cpuProfile)
 		return
 	}
 	work, err := os.MkdirTemp("", "posthorn-scale-")
@@ -98,7 +98,7 @@ func main() {
 		return
 	}
 	if *events > 0 {
-		eventsBench(work, *events, *eventTenants, *msgs, *sessions, *rounds, *fillOnly)
+		eventsBench(work, *events, *eventTenants, *msgs, *sessions, *rounds, *fillOnly, q.cpuProfile)
 		return
 	}
 	p, err := benchkit.Start(work, "--log-level", "info") // for "suppression lists loaded"

@@ -24,6 +24,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -63,6 +64,7 @@ func runQueue(q queueRun, work string) error {
 	var prioMu sync.Mutex
 	prioSent := map[string]time.Time{}
 	var prioLat []time.Duration
+	prioTook := map[string]time.Duration{} // recipient -> accept to delivered
 	var delivered atomic.Int64
 	script := testkit.Script{DiscardData: true, Data: func(m *testkit.Message, _ int) testkit.Reply {
 		now := time.Now()
@@ -71,6 +73,7 @@ func runQueue(q queueRun, work string) error {
 				prioMu.Lock()
 				if t0, ok := prioSent[r]; ok {
 					prioLat = append(prioLat, now.Sub(t0))
+					prioTook[r] = now.Sub(t0)
 					delete(prioSent, r)
 				}
 				prioMu.Unlock()
@@ -272,11 +275,57 @@ func runQueue(q queueRun, work string) error {
 		}
 		fmt.Printf("  not delivered: %s (message %s): %d %v %s\n", rcpt, prioID[rcpt], code, err, b)
 	}
+	// The slowest delivered ones: their journey from the activity log
+	// (a deferral and its reply, or only accepted then delivered: a wait
+	// inside the queue, for a lookup or a connection).
+	prioMu.Lock()
+	slow := make([]string, 0, len(prioTook))
+	for rcpt := range prioTook {
+		slow = append(slow, rcpt)
+	}
+	slices.SortFunc(slow, func(a, b string) int { return cmp.Compare(prioTook[b], prioTook[a]) })
+	prioMu.Unlock()
+	for _, rcpt := range slow[:min(3, len(slow))] {
+		fmt.Printf("  slow: %s took %s: %s\n", rcpt, prioTook[rcpt].Round(time.Millisecond), journey(p, prioID[rcpt]))
+	}
 	slices.Sort(acceptLat)
 	fmt.Printf("  of which the API's 202: p50 %s p99 %s\n", benchkit.Percentile(acceptLat, 50).Round(time.Millisecond),
 		benchkit.Percentile(acceptLat, 99).Round(time.Millisecond))
 	fmt.Printf("load average now %s\n", loadavg())
 	return nil
+}
+
+// journey is a message's events, oldest first, each with its time after
+// the first and its reply or detail if any.
+func journey(p *benchkit.Posthorn, id string) string {
+	var page struct {
+		Items []struct {
+			At     time.Time `json:"at"`
+			Type   string    `json:"type"`
+			Detail string    `json:"detail"`
+			Reply  *struct {
+				Code int    `json:"code"`
+				Text string `json:"text"`
+			} `json:"reply"`
+		} `json:"items"`
+	}
+	code, err := p.Call("GET", "/v1/events?order=asc&limit=50&message="+id, nil, &page)
+	if err != nil || code != 200 {
+		return fmt.Sprintf("events: %d %v", code, err)
+	}
+	var b strings.Builder
+	for i, e := range page.Items {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s +%s", e.Type, e.At.Sub(page.Items[0].At).Round(time.Millisecond))
+		if e.Reply != nil {
+			fmt.Fprintf(&b, " (%d %s)", e.Reply.Code, e.Reply.Text)
+		} else if e.Detail != "" {
+			fmt.Fprintf(&b, " (%s)", e.Detail)
+		}
+	}
+	return b.String()
 }
 
 // postBulk sends messages first..first+n-1 in one bulk request.
