@@ -138,7 +138,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	s := &Store{path: path, w: w, r: r, st: st, reqs: make(chan *writeReq, 4096), low: make(chan *writeReq), quit: make(chan struct{}), ended: make(chan struct{}),
 		ckptDone: make(chan struct{}), log: slog.New(slog.DiscardHandler), walRestart: walRestartSize,
-		late: lateState{rows: lateMergeRows, idleAfter: lateIdle}}
+		late: lateState{rows: lateMergeRows, idleAfter: lateIdle, direct: lateDirectBelow}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -465,7 +465,7 @@ func (s *Store) runBatch(batch []*writeReq) (errs []error, ok bool) {
 			return errs, len(batch) == 1
 		}
 	}
-	if err := s.st.flushRecent(tx); err != nil {
+	if err := s.st.flushRecent(tx, s.late.direct); err != nil {
 		tx.Rollback()
 		for i := range errs {
 			errs[i] = err

@@ -25,6 +25,7 @@ type stmts struct {
 	subs                                 *subscriptions
 	recentDeliveries                     int64       // entries in the recent late index tables (lateindex.go)
 	recentDel                            recentRange // deliveries inserted by this transaction
+	lateFill                             [len(lateFills)][2]*sql.Stmt
 }
 
 func prepare(db *sql.DB) (*stmts, error) {
@@ -70,6 +71,10 @@ func prepare(db *sql.DB) (*stmts, error) {
 		return nil, err
 	}
 	st.ev.subs = st.subs // every event may have webhook outbox rows
+	if st.lateFill, err = prepareLate(db); err != nil {
+		st.close()
+		return nil, err
+	}
 	return &st, nil
 }
 
@@ -81,6 +86,13 @@ func (st *stmts) close() {
 	}
 	if st.ev != nil {
 		st.ev.close()
+	}
+	for _, pair := range st.lateFill {
+		for _, s := range pair {
+			if s != nil {
+				s.Close()
+			}
+		}
 	}
 	for _, m := range []*multiInsert{st.insDeliveries, st.insAttempts} {
 		if m != nil {
