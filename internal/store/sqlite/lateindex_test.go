@@ -154,3 +154,54 @@ func TestLateIndexFindsMergedAndUnmerged(t *testing.T) {
 		t.Fatalf("late entries of pruned events: %d %v", n, err)
 	}
 }
+
+// TestLateIndexDirectWhileSmall: while a table's ids are below the
+// direct bound, a transaction's entries go straight into the large
+// tables; past it, into the recent ones; lookups find both.
+func TestLateIndexDirectWhileSmall(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"), withLate(1000, time.Hour), func(s *Store) { s.late.direct = 11 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	for i := range 25 { // one write each: delivery ids 1 to 25
+		nm := storetest.NewTestMessage(fmt.Sprintf("m%03d", i), "a@x.test")
+		if err := s.InsertMessages(ctx, []*store.NewMessage{nm}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		table, id string
+		want      [2]int // ids below 11 in the large table, the rest recent
+	}{
+		{"deliveries_by_rcpt", "id", [2]int{10, 15}},
+		{"deliveries_by_domain", "id", [2]int{10, 15}},
+		{"events_by_domain", "eid", [2]int{10, -1}},
+	} {
+		var n [2]int
+		var maxLarge int64
+		if err := s.r.QueryRow(`SELECT (SELECT count(*) FROM `+tc.table+`), (SELECT count(*) FROM `+tc.table+`_recent),
+			(SELECT coalesce(max(`+tc.id+`), 0) FROM `+tc.table+`)`).Scan(&n[0], &n[1], &maxLarge); err != nil {
+			t.Fatal(err)
+		}
+		if tc.want[1] < 0 { // events: as many as the writes made, past id 10
+			tc.want[1] = n[1]
+			if n[1] == 0 {
+				t.Errorf("%s: nothing recent past the direct bound", tc.table)
+			}
+		}
+		if n != tc.want || maxLarge >= 11 {
+			t.Errorf("%s: %v in the large and recent tables (largest id in the large one %d), want %v below id 11", tc.table, n, maxLarge, tc.want)
+		}
+	}
+	if ds, err := s.ListDeliveries(ctx, store.DeliveryFilter{Recipient: "a@x.test"}); err != nil || len(ds) != 25 {
+		t.Fatalf("deliveries to a@x.test: %d %v, want 25", len(ds), err)
+	}
+	if ds, err := s.ListDeliveries(ctx, store.DeliveryFilter{Domain: "x.test"}); err != nil || len(ds) != 25 {
+		t.Fatalf("deliveries to x.test: %d %v, want 25", len(ds), err)
+	}
+	if c, err := s.CountEvents(ctx, store.EventFilter{Domain: "x.test", Type: "queued"}, 100); err != nil || c != 25 {
+		t.Fatalf("queued events of x.test: %d %v, want 25", c, err)
+	}
+}
