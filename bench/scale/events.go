@@ -7,6 +7,7 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -36,9 +37,10 @@ import (
 //
 // With -work DIR the databases are kept there, and a later run with the
 // same -work and -events reuses the filled one (its fill takes long).
-// -fill-only stops after the fill. With -cpuprofile P, the full server's
+// -fill-only stops after the fill. -prune-ab measures pruning alone
+// instead: the full database and a copy of it, one of them pruning. With -cpuprofile P, the full server's
 // CPU profile of a round in each phase goes to P.accept and P.prune.
-func eventsBench(work string, n, tenants, msgs, sessions, rounds int, fillOnly bool, cpuProfile string) {
+func eventsBench(work string, n, tenants, msgs, sessions, rounds int, fillOnly, pruneAB bool, cpuProfile string) {
 	sink, err := testkit.NewMX("127.0.0.2", 0, testkit.Script{DiscardData: true})
 	if err != nil {
 		log.Fatal(err)
@@ -73,12 +75,6 @@ func eventsBench(work string, n, tenants, msgs, sessions, rounds int, fillOnly b
 	if fillOnly {
 		return
 	}
-	t0 = time.Now()
-	if err := full.Restart(10 * time.Minute); err != nil {
-		log.Fatal(err)
-	}
-	fmt.Printf("full server listening %s after start\n", time.Since(t0).Round(time.Millisecond))
-	waitMetrics(full, t0)
 
 	body := "Subject: bench\r\n\r\n" + strings.Repeat(strings.Repeat("x", 75)+"\r\n", 4096/77)
 	run := func(p *benchkit.Posthorn) (rate float64, lat []time.Duration, cpu time.Duration) {
@@ -111,26 +107,27 @@ func eventsBench(work string, n, tenants, msgs, sessions, rounds int, fillOnly b
 	// With -cpuprofile, the full server's CPU profile of its first
 	// measured round of each phase (the seconds a round takes at
 	// 2,000 msg/s), to PROFILE.accept and PROFILE.prune.
-	profileRound := func(path string) {
+	profileRound := func(p *benchkit.Posthorn, path string) {
 		secs := max(1, msgs/2000)
 		go func() {
-			if err := adminGet(filepath.Join(full.Dir, "admin.sock"), fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), path); err != nil {
+			if err := adminGet(filepath.Join(p.Dir, "admin.sock"), fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), path); err != nil {
 				log.Printf("cpu profile: %v", err)
 			}
 		}()
 	}
-	compare := func(title string, names [2]string, profile string) {
+	// compare runs the rounds on a and b in turn; the profile is b's.
+	compare := func(title string, a, b *benchkit.Posthorn, names [2]string, profile string) {
 		var res [2]result
-		run(empty) // warm both up (the first round after a start is slow)
-		run(full)
+		run(a) // warm both up (the first round after a start is slow)
+		run(b)
 		for r := range rounds {
-			for i, p := range []*benchkit.Posthorn{empty, full} {
+			for i, p := range []*benchkit.Posthorn{a, b} {
 				if r%2 == 1 {
 					i = 1 - i // alternate which goes first
-					p = []*benchkit.Posthorn{empty, full}[i]
+					p = []*benchkit.Posthorn{a, b}[i]
 				}
 				if i == 1 && r == 0 && profile != "" {
-					profileRound(profile)
+					profileRound(p, profile)
 				}
 				rate, lat, cpu := run(p)
 				res[i].rates = append(res[i].rates, rate)
@@ -150,13 +147,27 @@ func eventsBench(work string, n, tenants, msgs, sessions, rounds int, fillOnly b
 		fmt.Printf("  ratio %s/%s: rate %.2f, p99 %.2f\n", names[1], names[0], benchkit.Median(res[1].rates)/benchkit.Median(res[0].rates),
 			float64(p99[1])/float64(p99[0]))
 	}
-	compare("acceptance", [2]string{"empty", fmt.Sprintf("%d events", n)}, withSuffix(cpuProfile, ".accept"))
-
-	// Retention: restart the full server keeping 20 of the 30 days.
 	cfg := filepath.Join(work, "retention.toml")
 	if err := os.WriteFile(cfg, []byte("events_retention = \"480h\"\n"), 0o600); err != nil {
 		log.Fatal(err)
 	}
+	if pruneAB {
+		empty.Stop()
+		pruneBeside(full, cfg, sink.Addr(), func(a, b *benchkit.Posthorn) {
+			compare("one database, without and with pruning", a, b, [2]string{fmt.Sprintf("%d events", n), fmt.Sprintf("%d events, pruning", n)},
+				withSuffix(cpuProfile, ".prune"))
+		})
+		return
+	}
+	t0 = time.Now()
+	if err := full.Restart(10 * time.Minute); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("full server listening %s after start\n", time.Since(t0).Round(time.Millisecond))
+	waitMetrics(full, t0)
+	compare("acceptance", empty, full, [2]string{"empty", fmt.Sprintf("%d events", n)}, withSuffix(cpuProfile, ".accept"))
+
+	// Retention: restart the full server keeping 20 of the 30 days.
 	ro, err := sql.Open("sqlite3", "file:"+db+"?mode=ro&_busy_timeout=10000")
 	if err != nil {
 		log.Fatal(err)
@@ -174,10 +185,52 @@ func eventsBench(work string, n, tenants, msgs, sessions, rounds int, fillOnly b
 	}
 	waitMetrics(full, time.Now())
 	from, t0 := oldest(), time.Now()
-	compare("retention pruning (events_retention 20 days)", [2]string{"empty", fmt.Sprintf("%d events, pruning", n)}, withSuffix(cpuProfile, ".prune"))
+	compare("retention pruning (events_retention 20 days)", empty, full, [2]string{"empty", fmt.Sprintf("%d events, pruning", n)}, withSuffix(cpuProfile, ".prune"))
 	to := oldest()
 	fmt.Printf("  pruned while measured: about %d events in %s (%.0f/s); %d left to prune\n", to-from, time.Since(t0).Round(time.Second),
 		float64(to-from)/time.Since(t0).Seconds(), max(0, int64(n)/3-to))
+}
+
+// pruneBeside (-prune-ab) copies the full server's stopped database and
+// serves both, the original as it is and the copy with retention, so
+// that compare measures what pruning alone does to acceptance: the same
+// events, the same file size, one of them pruning.
+func pruneBeside(full *benchkit.Posthorn, cfg, smarthost string, compare func(a, b *benchkit.Posthorn)) {
+	work := filepath.Dir(full.Dir)
+	dup := work + "-pruning"
+	os.RemoveAll(dup)
+	t0 := time.Now()
+	if out, err := exec.Command("cp", "-a", work, dup).CombinedOutput(); err != nil {
+		log.Fatalf("copy %s: %v %s", work, err, out)
+	}
+	defer os.RemoveAll(dup)
+	fmt.Printf("copied the database in %s\n", time.Since(t0).Round(time.Second))
+	if err := full.Restart(10 * time.Minute); err != nil {
+		log.Fatal(err)
+	}
+	waitMetrics(full, time.Now())
+	pruning, err := benchkit.StartBin(full.Bin, dup, "--smarthost", smarthost, "--config", cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pruning.Stop()
+	waitMetrics(pruning, time.Now())
+	dupDB := filepath.Join(pruning.Dir, "posthorn.db")
+	ro, err := sql.Open("sqlite3", "file:"+dupDB+"?mode=ro&_busy_timeout=10000")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ro.Close()
+	oldest := func() (id int64) {
+		if err := ro.QueryRow("SELECT min(id) FROM events").Scan(&id); err != nil {
+			log.Fatal(err)
+		}
+		return id
+	}
+	from, t1 := oldest(), time.Now()
+	compare(full, pruning)
+	fmt.Printf("  pruned while measured: about %d events in %s (%.0f/s)\n", oldest()-from, time.Since(t1).Round(time.Second),
+		float64(oldest()-from)/time.Since(t1).Seconds())
 }
 
 // waitMetrics waits until /metrics answers: the server brings its

@@ -69,6 +69,7 @@ func main() {
 	rounds := flag.Int("rounds", 4, "with -events: rounds per server")
 	workDir := flag.String("work", "", "with -events: keep the databases here and reuse a filled one")
 	fillOnly := flag.Bool("fill-only", false, "with -events: stop after filling the events table")
+	pruneAB := flag.Bool("prune-ab", false, "with -events: compare the full database with a copy of it that prunes, instead")
 	flag.Parse()
 	q.settle = *settle
 	if q.due == 0 {
@@ -79,7 +80,7 @@ func main() {
 		if err := os.MkdirAll(*workDir, 0o700); err != nil {
 			log.Fatal(err)
 		}
-		eventsBench(*workDir, *events, *eventTenants, *msgs, *sessions, *rounds, *fillOnly, q.cpuProfile)
+		eventsBench(*workDir, *events, *eventTenants, *msgs, *sessions, *rounds, *fillOnly, *pruneAB, q.cpuProfile)
 		return
 	}
 	work, err := os.MkdirTemp("", "posthorn-scale-")
@@ -98,7 +99,7 @@ func main() {
 		return
 	}
 	if *events > 0 {
-		eventsBench(work, *events, *eventTenants, *msgs, *sessions, *rounds, *fillOnly, q.cpuProfile)
+		eventsBench(work, *events, *eventTenants, *msgs, *sessions, *rounds, *fillOnly, *pruneAB, q.cpuProfile)
 		return
 	}
 	p, err := benchkit.Start(work, "--log-level", "info") // for "suppression lists loaded"

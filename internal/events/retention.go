@@ -31,16 +31,9 @@ type Pruner struct {
 	Every           time.Duration // between passes (default: a quarter of the shorter retention, at most 10 minutes)
 	Batch           int           // rows per transaction (default 50: see defaults)
 	Pause           time.Duration // between transactions (default 20ms)
-	// Share is the most of the time that pruning keeps the store busy:
-	// after a write that took d (its wait for the writer included, which
-	// is long when acceptance keeps the writer busy), the next waits at
-	// least d×(1/Share − 1), at most maxLoadPause (default 0.02: about
-	// 50 d; 1 turns it off). A write that arrives while a prune runs waits
-	// for it, so the share of acceptances that wait is about Share.
-	Share float64
-	Retry time.Duration // before a failed write is tried again, doubling (default 1s)
-	Now   func() time.Time
-	Log   *slog.Logger
+	Retry           time.Duration // before a failed write is tried again, doubling (default 1s)
+	Now             func() time.Time
+	Log             *slog.Logger
 
 	cursor     int64     // messages looked at by body pruning (rowid)
 	cursorFrom time.Time // when the cursor last started over
@@ -70,15 +63,11 @@ func (p *Pruner) defaults() {
 		// p99 while pruning: 7.4x an idle server's at 1,000 in the
 		// shared group commit, 1.5x at 200 and 1.3x at 50 in commits of
 		// their own (one run each on a loaded machine). 50 every 20ms still prunes up to 2,500 events a
-		// second, 200 million a day, far more than a busy server writes
-		// (under load Share slows it down further).
+		// second, 200 million a day, far more than a busy server writes.
 		p.Batch = 50
 	}
 	if p.Pause <= 0 {
 		p.Pause = 20 * time.Millisecond
-	}
-	if p.Share <= 0 || p.Share > 1 {
-		p.Share = 0.02
 	}
 	if p.Retry <= 0 {
 		p.Retry = time.Second
@@ -143,11 +132,8 @@ func (p *Pruner) RunOnce(ctx context.Context) (events, bodies int, err error) {
 		cutoff := now.Add(-p.EventsRetention)
 		for {
 			var n int
-			var took time.Duration // the last try's, not the retries' waits
 			err := p.retry(ctx, "events", func() (err error) {
-				t0 := time.Now()
 				n, err = p.Store.PruneEvents(ctx, cutoff, p.Batch)
-				took = time.Since(t0)
 				return err
 			})
 			events += n
@@ -157,7 +143,7 @@ func (p *Pruner) RunOnce(ctx context.Context) (events, bodies int, err error) {
 			if n == 0 {
 				break
 			}
-			if !p.pause(ctx, took) {
+			if !p.pause(ctx) {
 				return events, bodies, ctx.Err()
 			}
 		}
@@ -171,11 +157,8 @@ func (p *Pruner) RunOnce(ctx context.Context) (events, bodies int, err error) {
 			var n int
 			var next int64
 			var done bool
-			var took time.Duration // the last try's, not the retries' waits
 			err := p.retry(ctx, "bodies", func() (err error) {
-				t0 := time.Now()
 				n, next, done, err = p.Store.PruneBodies(ctx, cutoff, p.cursor, p.Batch)
-				took = time.Since(t0)
 				return err
 			})
 			bodies += n
@@ -186,7 +169,7 @@ func (p *Pruner) RunOnce(ctx context.Context) (events, bodies int, err error) {
 			if done {
 				break
 			}
-			if !p.pause(ctx, took) {
+			if !p.pause(ctx) {
 				return events, bodies, ctx.Err()
 			}
 		}
@@ -224,17 +207,7 @@ func (p *Pruner) retry(ctx context.Context, what string, write func() error) err
 	return fmt.Errorf("%d tries over %s: %w", tries, waited, err)
 }
 
-// maxLoadPause bounds the pause that Share asks for after a slow write.
-const maxLoadPause = 5 * time.Second
-
-// pause waits between two writes, the last of which took took.
-func (p *Pruner) pause(ctx context.Context, took time.Duration) bool {
-	return p.sleep(ctx, p.pauseAfter(took))
-}
-
-func (p *Pruner) pauseAfter(took time.Duration) time.Duration {
-	return max(p.Pause, min(time.Duration(float64(took)*(1/p.Share-1)), maxLoadPause))
-}
+func (p *Pruner) pause(ctx context.Context) bool { return p.sleep(ctx, p.Pause) }
 
 func (p *Pruner) sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)

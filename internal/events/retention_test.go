@@ -35,7 +35,7 @@ func TestPrunerRemovesOldEventsInBatches(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p := &Pruner{Store: st, EventsRetention: 30 * 24 * time.Hour, Batch: 100, Pause: time.Millisecond, Share: 1, Now: func() time.Time { return now }}
+	p := &Pruner{Store: st, EventsRetention: 30 * 24 * time.Hour, Batch: 100, Pause: time.Millisecond, Now: func() time.Time { return now }}
 	evs, _, err := p.RunOnce(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -104,7 +104,7 @@ func TestPrunerRetriesFailedBatchSoon(t *testing.T) {
 	}
 	locked := &lockedOnce{EventLog: st, failures: 3}
 	var logs syncBuffer
-	p := &Pruner{Store: locked, EventsRetention: 30 * 24 * time.Hour, Batch: 100, Pause: time.Millisecond, Share: 1, Retry: 5 * time.Millisecond,
+	p := &Pruner{Store: locked, EventsRetention: 30 * 24 * time.Hour, Batch: 100, Pause: time.Millisecond, Retry: 5 * time.Millisecond,
 		Every: time.Hour, Log: slog.New(slog.NewTextHandler(&logs, nil))}
 	if err := p.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -130,58 +130,5 @@ func TestPrunerRetriesFailedBatchSoon(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "tries=4") {
 		t.Fatalf("recovery not logged after 4 tries:\n%s", logs.String())
-	}
-}
-
-// slowPrune is the store with every prune write taking at least delay
-// longer, as it does when acceptance keeps the one writer busy and the
-// prune waits for its turn; the rest is the real store.
-type slowPrune struct {
-	store.EventLog
-	delay time.Duration
-}
-
-func (s slowPrune) PruneEvents(ctx context.Context, cutoff time.Time, limit int) (int, error) {
-	time.Sleep(s.delay)
-	return s.EventLog.PruneEvents(ctx, cutoff, limit)
-}
-
-// TestPrunerYieldsToABusyStore: after a write that took d the pruner
-// waits d×(1/Share − 1), so the slower the store answers (the busier its
-// writer), the less of its time pruning takes; Pause is the floor and
-// maxLoadPause the ceiling.
-func TestPrunerYieldsToABusyStore(t *testing.T) {
-	st, err := sqlite.Open(filepath.Join(t.TempDir(), "p.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	ctx := context.Background()
-	now := time.Now()
-	for i := 0; i < 300; i++ {
-		if err := st.RecordEvent(ctx, store.Event{At: now.Add(-40 * 24 * time.Hour), Type: store.EventThrottle, TenantID: "t", MessageID: fmt.Sprint(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Three batches of 100 and the empty fourth, each write 20 ms or
-	// more: with Share 0.25 each of the three pauses is 60 ms or more.
-	p := &Pruner{Store: slowPrune{st, 20 * time.Millisecond}, EventsRetention: 30 * 24 * time.Hour, Batch: 100,
-		Pause: time.Millisecond, Share: 0.25, Now: func() time.Time { return now }}
-	t0 := time.Now()
-	evs, _, err := p.RunOnce(ctx)
-	if err != nil || evs != 300 {
-		t.Fatalf("pruned %d: %v", evs, err)
-	}
-	if took, least := time.Since(t0), 4*20*time.Millisecond+3*60*time.Millisecond; took < least {
-		t.Fatalf("a pass of 4 writes of 20 ms or more took %s, want %s or more (3 pauses of 3 times a write)", took, least)
-	}
-	for _, c := range []struct{ took, want time.Duration }{
-		{0, time.Millisecond},                          // Pause is the floor
-		{10 * time.Millisecond, 30 * time.Millisecond}, // 1/0.25 − 1 = 3 times
-		{time.Minute, maxLoadPause},                    // and maxLoadPause the ceiling
-	} {
-		if got := p.pauseAfter(c.took); got != c.want {
-			t.Errorf("pause after a write of %s: %s, want %s", c.took, got, c.want)
-		}
 	}
 }

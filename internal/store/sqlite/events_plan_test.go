@@ -139,3 +139,44 @@ const (
 	lateRcptPlan = "SEARCH deliveries_by_rcpt USING PRIMARY KEY (rcpt_key=?)"
 	lateTailPlan = "SEARCH deliveries_by_rcpt_recent USING PRIMARY KEY (rcpt_key=?)"
 )
+
+// TestPrunePrefetchSearchesEachIndex: the pruner's read-ahead looks each
+// pruned event up in every index of events by a point search (it exists
+// to bring exactly the pages the delete will touch into the cache), and
+// an index of events it does not know fails the test: the delete would
+// read that one's pages cold.
+func TestPrunePrefetchSearchesEachIndex(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p := queryPlan(t, s, prunePrefetch+`(SELECT id FROM (SELECT id, at FROM events ORDER BY id LIMIT ?) WHERE at < ? LIMIT ?)`, 200, 0, 50)
+	rows, err := s.r.Query(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var indexes []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		indexes = append(indexes, name)
+	}
+	rows.Close()
+	if len(indexes) == 0 {
+		t.Fatal("no indexes on events")
+	}
+	for _, ix := range indexes {
+		if !strings.Contains(p, "SEARCH t USING COVERING INDEX "+ix+" (") {
+			t.Errorf("index %s: no point search in the read-ahead's plan %q", ix, p)
+		}
+	}
+	if n := strings.Count(p, "SEARCH d USING PRIMARY KEY (edomain=? AND eid=?)"); n != 2 {
+		t.Errorf("the late index of events by domain: %d searches in %q, want 2", n, p)
+	}
+	if strings.Contains(p, "SCAN t") || strings.Contains(p, "SCAN d") {
+		t.Errorf("the read-ahead scans: %q", p)
+	}
+}
