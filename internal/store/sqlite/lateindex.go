@@ -93,22 +93,28 @@ func (r *recentRange) add(lo, hi int64) {
 }
 
 // lateFills add the entries of a transaction's rows (ids lo..hi of
-// base) to a late index: into its recent table, and as [1] straight into
-// the large one (flushRecent says which). Prepared once (prepareLate).
-var lateFills = [...]struct{ base, q string }{
-	{"deliveries", `INSERT INTO deliveries_by_rcpt_recent (rcpt_key, id) SELECT rcpt_key, id FROM deliveries
+// table base: 0 deliveries, 1 events) to a late index: into its recent
+// table, and as [1] straight into the large one (flushRecent says which).
+// Prepared once (prepareLate).
+var lateFills = [...]struct {
+	base int
+	q    string
+}{
+	{0, `INSERT INTO deliveries_by_rcpt_recent (rcpt_key, id) SELECT rcpt_key, id FROM deliveries
 		WHERE id BETWEEN ? AND ? AND rcpt_key IS NOT NULL ORDER BY rcpt_key, id`},
-	{"deliveries", `INSERT INTO deliveries_by_domain_recent (domain, id) SELECT domain, id FROM deliveries
+	{0, `INSERT INTO deliveries_by_domain_recent (domain, id) SELECT domain, id FROM deliveries
 		WHERE id BETWEEN ? AND ? ORDER BY domain, id`},
-	{"events", `INSERT INTO events_by_domain_recent (edomain, eid) SELECT domain, id FROM events
+	{1, `INSERT INTO events_by_domain_recent (edomain, eid) SELECT domain, id FROM events
 		WHERE id BETWEEN ? AND ? AND domain != '' ORDER BY domain, id`},
 }
+
+var lateBases = [...]string{"deliveries", "events"}
 
 func prepareLate(db *sql.DB) (out [len(lateFills)][2]*sql.Stmt, err error) {
 	for i, f := range lateFills {
 		for j, q := range []string{f.q, strings.Replace(f.q, "_recent", "", 1)} {
 			if out[i][j], err = db.Prepare(q); err != nil {
-				return out, fmt.Errorf("prepare late index of %s: %w", f.base, err)
+				return out, fmt.Errorf("prepare late index of %s: %w", lateBases[f.base], err)
 			}
 		}
 	}
@@ -119,10 +125,12 @@ func prepareLate(db *sql.DB) (out [len(lateFills)][2]*sql.Stmt, err error) {
 // the recent tables, and counts them; while the rows' ids are below
 // direct, to the large tables (writer only).
 func (st *stmts) flushRecent(tx *sql.Tx, direct int64) error {
-	ranges := map[string]*recentRange{"deliveries": &st.recentDel, "events": &st.ev.recentEv}
-	counts := map[string]*int64{"deliveries": &st.recentDeliveries, "events": &st.ev.recent}
+	bases := [len(lateBases)]struct {
+		r *recentRange
+		n *int64
+	}{{&st.recentDel, &st.recentDeliveries}, {&st.ev.recentEv, &st.ev.recent}}
 	for i, f := range lateFills {
-		r := ranges[f.base]
+		r := bases[f.base].r
 		if r.hi == 0 {
 			continue
 		}
@@ -131,14 +139,14 @@ func (st *stmts) flushRecent(tx *sql.Tx, direct int64) error {
 			toLarge = 1
 		}
 		if _, err := tx.Stmt(st.lateFill[i][toLarge]).Exec(r.lo, r.hi); err != nil {
-			return fmt.Errorf("late index of %s: %w", f.base, err)
+			return fmt.Errorf("late index of %s: %w", lateBases[f.base], err)
 		}
 	}
-	for base, r := range ranges {
-		if r.hi != 0 && r.hi >= direct {
-			*counts[base] += r.hi - r.lo + 1
+	for _, b := range bases {
+		if b.r.hi != 0 && b.r.hi >= direct {
+			*b.n += b.r.hi - b.r.lo + 1
 		}
-		*r = recentRange{}
+		*b.r = recentRange{}
 	}
 	return nil
 }
