@@ -469,7 +469,7 @@ func escapeLike(s string) string {
 // PruneEvents implements store.EventLog. It looks only at the oldest
 // 4*limit rows (by ID, which follows time give or take events written
 // with an earlier time), so it never scans the table. It is a background
-// write (writeLow): its own transaction, when no other write waits.
+// write (writeLow): its own transaction, when the writer is quiet.
 //
 // The delete touches each pruned event's entry in every index of events,
 // old pages no cache holds: read from disk by the one writer, they made a
@@ -478,24 +478,39 @@ func escapeLike(s string) string {
 // same entries (prunePrefetch), and the writer finds them in the OS's
 // page cache.
 func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, limit int) (int, error) {
-	pruned := `SELECT id FROM (SELECT id, at FROM events ORDER BY id LIMIT ?) WHERE at < ? LIMIT ?`
-	var entries, rows int64
-	if err := s.r.QueryRowContext(ctx, prunePrefetch+`(`+pruned+`)`, 4*limit, ms(cutoff), limit).Scan(&entries, &rows); err != nil {
+	// Only the pruner deletes events, so the ids the reader picks are the
+	// ones to delete: the writer gets them as a list.
+	rows, err := s.r.QueryContext(ctx, prunePrefetch+`(SELECT id FROM (SELECT id, at FROM events ORDER BY id LIMIT ?) WHERE at < ? LIMIT ?)`,
+		4*limit, ms(cutoff), limit)
+	if err != nil {
 		return 0, fmt.Errorf("prune events: read ahead: %w", err)
 	}
-	if rows == 0 {
+	var ids []any
+	for rows.Next() {
+		var id, entries int64
+		if err := rows.Scan(&id, &entries); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("prune events: read ahead: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Close(); err != nil {
+		return 0, fmt.Errorf("prune events: read ahead: %w", err)
+	}
+	if len(ids) == 0 {
 		return 0, nil
 	}
+	list := placeholders(len(ids))
 	var n int64
-	err := s.writeLow(ctx, func(tx *sql.Tx, _ *stmts) error {
+	err = s.writeLow(ctx, func(tx *sql.Tx, _ *stmts) error {
 		// The late index's entries of the pruned events go with them.
 		for _, t := range []string{"events_by_domain", "events_by_domain_recent"} {
 			if _, err := tx.Exec(`DELETE FROM `+t+` WHERE (edomain, eid) IN
-				(SELECT domain, id FROM events WHERE id IN (`+pruned+`) AND domain != '')`, 4*limit, ms(cutoff), limit); err != nil {
+				(SELECT domain, id FROM events WHERE id IN (`+list+`) AND domain != '')`, ids...); err != nil {
 				return fmt.Errorf("prune events: %w", err)
 			}
 		}
-		res, err := tx.Exec(`DELETE FROM events WHERE id IN (`+pruned+`)`, 4*limit, ms(cutoff), limit)
+		res, err := tx.Exec(`DELETE FROM events WHERE id IN (`+list+`)`, ids...)
 		if err != nil {
 			return fmt.Errorf("prune events: %w", err)
 		}
@@ -507,8 +522,8 @@ func (s *Store) PruneEvents(ctx context.Context, cutoff time.Time, limit int) (i
 
 // prunePrefetch reads, for the events whose ids follow it in
 // parentheses, their rows and their entries in each index of events (a
-// point search in each), and counts them.
-const prunePrefetch = `SELECT coalesce(sum(
+// point search in each): each event's id and its count of entries.
+const prunePrefetch = `SELECT e.id,
 	(SELECT count(*) FROM events AS t INDEXED BY events_tenant WHERE t.tenant_id = e.tenant_id AND t.id = e.id) +
 	(SELECT count(*) FROM events AS t INDEXED BY events_tenant_type WHERE t.tenant_id = e.tenant_id AND t.type = e.type AND t.id = e.id) +
 	(SELECT count(*) FROM events AS t INDEXED BY events_type WHERE t.type = e.type AND t.id = e.id) +
@@ -517,7 +532,7 @@ const prunePrefetch = `SELECT coalesce(sum(
 	(SELECT count(*) FROM events AS t INDEXED BY events_rcpt WHERE t.rcpt_key = e.rcpt_key AND t.rcpt_key IS NOT NULL AND t.id = e.id) +
 	(SELECT count(*) FROM events_by_domain AS d WHERE d.edomain = e.domain AND d.eid = e.id) +
 	(SELECT count(*) FROM events_by_domain_recent AS d WHERE d.edomain = e.domain AND d.eid = e.id)
-), 0), count(*) FROM events AS e WHERE e.id IN `
+	FROM events AS e WHERE e.id IN `
 
 // PruneBodies implements store.EventLog. It walks messages in rowid
 // order (acceptance order) from after (a cursor the caller keeps; 0
