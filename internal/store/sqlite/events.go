@@ -107,6 +107,7 @@ func (l *evLog) reset() {
 	clear(l.daily)
 	clear(l.tags)
 	clear(l.msgTags)
+	l.recentEv = recentRange{}
 }
 
 // accepted says an event is a delivery's first (its acceptance) and

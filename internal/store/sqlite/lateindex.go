@@ -146,7 +146,6 @@ func (st *stmts) flushRecent(tx *sql.Tx, direct int64) error {
 		if b.r.hi != 0 && b.r.hi >= direct {
 			*b.n += b.r.hi - b.r.lo + 1
 		}
-		*b.r = recentRange{}
 	}
 	return nil
 }

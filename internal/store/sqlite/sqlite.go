@@ -65,7 +65,7 @@ type Store struct {
 
 	walRestart int64 // WAL size that makes the checkpointer restart it (walRestartSize; tests lower it)
 
-	late lateState // the late indexes' mark (lateindex.go; writer only)
+	late lateState // the late indexes' merge state (lateindex.go; writer only)
 	// lowQuiet: how long the writer idles before a background write (tests shorten it).
 	lowQuiet time.Duration
 }
@@ -483,7 +483,7 @@ func (s *Store) runBatch(batch []*writeReq) (errs []error, ok bool) {
 		return errs, true
 	}
 	s.st.ev.reset()
-	s.st.recentDel, s.st.ev.recentEv = recentRange{}, recentRange{} // lateindex.go
+	s.st.recentDel = recentRange{} // lateindex.go
 	for i, r := range batch {
 		if errs[i] = r.fn(tx, s.st); errs[i] != nil {
 			tx.Rollback()
