@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -63,7 +64,6 @@ func runQueue(q queueRun, work string) error {
 	defer dns.Close()
 	var prioMu sync.Mutex
 	prioSent := map[string]time.Time{}
-	var prioLat []time.Duration
 	prioTook := map[string]time.Duration{} // recipient -> accept to delivered
 	var delivered atomic.Int64
 	script := testkit.Script{DiscardData: true, Data: func(m *testkit.Message, _ int) testkit.Reply {
@@ -72,7 +72,6 @@ func runQueue(q queueRun, work string) error {
 			if strings.HasPrefix(r, "prio-") {
 				prioMu.Lock()
 				if t0, ok := prioSent[r]; ok {
-					prioLat = append(prioLat, now.Sub(t0))
 					prioTook[r] = now.Sub(t0)
 					delete(prioSent, r)
 				}
@@ -248,10 +247,10 @@ func runQueue(q queueRun, work string) error {
 	n := delivered.Load() - d0
 	peak, steady = mon.stop()
 	prioMu.Lock()
-	lat := slices.Clone(prioLat)
+	prioDone := maps.Clone(prioTook)
 	missing := len(prioSent)
 	prioMu.Unlock()
-	slices.Sort(lat)
+	lat := slices.Sorted(maps.Values(prioDone))
 	fmt.Printf("drain: %d delivered in %s = %.0f/s (%d of %d delivered in all); RSS peak %s, last %s\n", n, drainTook.Round(time.Second),
 		float64(n)/drainTook.Seconds(), delivered.Load(), q.n, mib(peak), mib(steady))
 	fmt.Printf("high lane while draining: %d/%d delivered, accept-to-delivered p50 %s p99 %s max %s\n", len(lat), len(lat)+missing,
@@ -278,15 +277,9 @@ func runQueue(q queueRun, work string) error {
 	// The slowest delivered ones: their journey from the activity log
 	// (a deferral and its reply, or only accepted then delivered: a wait
 	// inside the queue, for a lookup or a connection).
-	prioMu.Lock()
-	slow := make([]string, 0, len(prioTook))
-	for rcpt := range prioTook {
-		slow = append(slow, rcpt)
-	}
-	slices.SortFunc(slow, func(a, b string) int { return cmp.Compare(prioTook[b], prioTook[a]) })
-	prioMu.Unlock()
+	slow := slices.SortedFunc(maps.Keys(prioDone), func(a, b string) int { return cmp.Compare(prioDone[b], prioDone[a]) })
 	for _, rcpt := range slow[:min(3, len(slow))] {
-		fmt.Printf("  slow: %s took %s: %s\n", rcpt, prioTook[rcpt].Round(time.Millisecond), journey(p, prioID[rcpt]))
+		fmt.Printf("  slow: %s took %s: %s\n", rcpt, prioDone[rcpt].Round(time.Millisecond), journey(p, prioID[rcpt]))
 	}
 	slices.Sort(acceptLat)
 	fmt.Printf("  of which the API's 202: p50 %s p99 %s\n", benchkit.Percentile(acceptLat, 50).Round(time.Millisecond),
