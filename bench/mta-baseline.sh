@@ -523,7 +523,7 @@ smoke() { # one message through swaks: proves the path before benchmarking
 	log "$mta: smoke test ok (swaks -> $mta -> sink)"
 }
 
-fmt() { awk -v x="$1" 'BEGIN { if (x == "NA") print "NA"; else printf "%.1f", x }'; }
+fmt() { awk -v x="$1" 'BEGIN { if (x == "NA") print "NA"; else printf "%.2f", x }'; }
 
 measure() { # measure MTA CONC RCPT N RUNNO
 	local mta=$1 c=$2 r=$3 n=$4 k=$5 port base t0 t1 t2 rc

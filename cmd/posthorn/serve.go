@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/posthorn/posthorn/internal/config"
+	"github.com/posthorn/posthorn/internal/logbuf"
 	"github.com/posthorn/posthorn/internal/logthrottle"
 	"github.com/posthorn/posthorn/internal/server"
 )
@@ -126,7 +127,11 @@ func serve(cfg config.Config, load func() (config.Config, error)) error {
 	}
 	// Repeated warnings and errors (a full disk fails every write) are
 	// throttled so they cannot bury the rest of the log.
-	log := slog.New(logthrottle.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}), logthrottle.Options{}))
+	// The log's lines leave in batches (one write for many lines; a
+	// SIGKILL loses at most the last logbuf.Delay of them).
+	logOut := logbuf.New(os.Stderr, logbuf.Delay)
+	defer logOut.Close()
+	log := slog.New(logthrottle.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}), logthrottle.Options{}))
 	// Signals are caught from here on: a SIGHUP while starting must not
 	// kill the process (the default action), and a SIGTERM waits for the
 	// start to finish, then shuts down cleanly.
@@ -158,6 +163,7 @@ func serve(cfg config.Config, load func() (config.Config, error)) error {
 			for sig := range sigs {
 				if sig != syscall.SIGHUP {
 					log.Warn("second " + signalName(sig) + ": exiting now; deliveries in flight are retried after the next start")
+					logOut.Close()
 					os.Exit(1)
 				}
 			}
