@@ -268,6 +268,16 @@ func TestMetricsMatchStore(t *testing.T) {
 	if f := fams["posthorn_webhook_outbox_depth"]; f == nil || f.Metric[0].Gauge.GetValue() != 0 {
 		t.Errorf("webhook outbox gauge: %v", f)
 	}
+	// The writer has committed every acceptance, lease and outcome above
+	// (a dozen messages: many requests, at least a few commits), and took
+	// time for both phases.
+	commits, reqs := series(fams, "posthorn_store_commits_total")[""], series(fams, "posthorn_store_write_requests_total")[""]
+	if commits < 3 || reqs < commits || reqs < float64(len(ids)) {
+		t.Errorf("store writer: %v commits carrying %v requests for %d messages", commits, reqs, len(ids))
+	}
+	if busy := series(fams, "posthorn_store_writer_busy_seconds_total"); busy["exec"] <= 0 || busy["commit"] <= 0 {
+		t.Errorf("store writer busy seconds: %v, want exec and commit above 0", busy)
+	}
 }
 
 // waitDeliveryState waits until the first delivery of message id is in

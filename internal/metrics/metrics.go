@@ -102,6 +102,10 @@ type Config struct {
 	Log             *slog.Logger
 }
 
+// writerStats is a store whose single writer reports its work (both of
+// posthorn's stores do).
+type writerStats interface{ WriterStats() store.WriterStats }
+
 // BlocklistResult is one target's state on one DNS blocklist.
 type BlocklistResult struct {
 	List, Target string
@@ -179,7 +183,10 @@ var (
 	dDestPaused  = desc("posthorn_destination_paused", "1 while the destination is paused after a rate-limit reply (for other: how many are paused).", "destination")
 	dOutbox      = desc("posthorn_webhook_outbox_depth", "Webhook deliveries waiting in the outbox.")
 	dBlocklisted = desc("posthorn_blocklist_listed", "1 while the target (a sending IP or domain) is listed on the DNS blocklist, else 0.", "list", "target")
-	allDescs     = []*prometheus.Desc{dQueueDepth, dOldestAge, dAttempts, dBounces, dComplaints, dDead, dDeadTotal, dLatency, dAccepted, dSuppressed, dDestConns, dDestRate, dDestPaused, dOutbox, dBlocklisted}
+	dCommits     = desc("posthorn_store_commits_total", "Group commits of the store's single writer (each one transaction and, with SQLite, one fsync).")
+	dWrites      = desc("posthorn_store_write_requests_total", "Write requests (an accepted batch, a lease, an outcome, ...) the writer's commits carried.")
+	dWriterBusy  = desc("posthorn_store_writer_busy_seconds_total", "Time the store's single writer spent on writes, by phase: exec (running the requests' statements) and commit (writing the transaction out, its fsync included). A rate near 1 means the writer is the bound.", "phase")
+	allDescs     = []*prometheus.Desc{dQueueDepth, dOldestAge, dAttempts, dBounces, dComplaints, dDead, dDeadTotal, dLatency, dAccepted, dSuppressed, dDestConns, dDestRate, dDestPaused, dOutbox, dBlocklisted, dCommits, dWrites, dWriterBusy}
 	pendingOrder = store.PendingStates
 )
 
@@ -286,6 +293,13 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		depth = c.cfg.WebhookOutboxDepth()
 	}
 	ch <- prometheus.MustNewConstMetric(dOutbox, prometheus.GaugeValue, float64(depth))
+	if w, ok := c.cfg.Store.(writerStats); ok {
+		st := w.WriterStats()
+		ch <- prometheus.MustNewConstMetric(dCommits, prometheus.CounterValue, float64(st.Commits))
+		ch <- prometheus.MustNewConstMetric(dWrites, prometheus.CounterValue, float64(st.Requests))
+		ch <- prometheus.MustNewConstMetric(dWriterBusy, prometheus.CounterValue, st.Exec.Seconds(), "exec")
+		ch <- prometheus.MustNewConstMetric(dWriterBusy, prometheus.CounterValue, st.Commit.Seconds(), "commit")
+	}
 	if c.cfg.Blocklists != nil {
 		for _, b := range c.cfg.Blocklists() {
 			v := 0.0

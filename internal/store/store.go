@@ -281,3 +281,12 @@ type APIKey struct {
 	// CreatedBy is the account that made the key ("" for the CLI).
 	CreatedBy string `json:"created_by,omitempty"`
 }
+
+// WriterStats is what a store's single writer has done since it opened:
+// commits (group commits), requests (writes they carried) and the time
+// spent running the requests and committing them (the fsync included).
+// Busy/elapsed near 1 means the writer is the bound.
+type WriterStats struct {
+	Commits, Requests uint64
+	Exec, Commit      time.Duration
+}

@@ -98,6 +98,12 @@ func (s *Store) CommitStats() (commits, requests uint64) {
 	return s.w.commits.Load(), s.w.requests.Load()
 }
 
+// WriterStats reports the writer's work so far (metrics).
+func (s *Store) WriterStats() store.WriterStats {
+	return store.WriterStats{Commits: s.w.commits.Load(), Requests: s.w.requests.Load(),
+		Exec: time.Duration(s.w.execNS.Load()), Commit: time.Duration(s.w.commitNS.Load())}
+}
+
 // SetEventSink implements store.EventLog: fn is called on the writer
 // goroutine, after each commit, with the events the commit wrote.
 func (s *Store) SetEventSink(fn func([]store.Event)) {

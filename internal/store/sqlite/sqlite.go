@@ -76,6 +76,12 @@ func (s *Store) CommitStats() (commits, requests uint64) {
 	return s.commits.Load(), s.requests.Load()
 }
 
+// WriterStats reports the writer's work so far (metrics).
+func (s *Store) WriterStats() store.WriterStats {
+	return store.WriterStats{Commits: s.commits.Load(), Requests: s.requests.Load(),
+		Exec: time.Duration(s.execNS.Load()), Commit: time.Duration(s.commitNS.Load())}
+}
+
 var _ store.Store = (*Store)(nil)
 
 // Option changes how Open sets up the store.
