@@ -123,7 +123,7 @@ func TestQueueIndexServesBoth(t *testing.T) {
 	if p := queryPlan(t, s, q, args...); !strings.Contains(p, "INDEX deliveries_queue (state=?)") {
 		t.Errorf("deliveries in flight: plan %q", p)
 	}
-	if p := queryPlan(t, s, `SELECT id FROM deliveries WHERE state IN (`+queueIndexStates+`) AND state IN ('sending')`); !strings.Contains(p, "deliveries_queue") {
+	if p := queryPlan(t, s, `SELECT id FROM deliveries WHERE `+queueIndexCond+` AND state IN ('sending')`); !strings.Contains(p, "deliveries_queue") {
 		t.Errorf("lease recovery: plan %q", p)
 	}
 	for _, ix := range []string{"index deliveries_pending", "index deliveries_shape"} {

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"database/sql"
 	"fmt"
+	"strings"
 )
 
 // multiInsert writes many rows of one table with multi-row INSERTs: a
@@ -29,16 +30,8 @@ const maxRowID = 1<<63 - 1
 
 func prepareMulti(db *sql.DB, head string, cols int) (*multiInsert, error) {
 	m := &multiInsert{byN: map[int]*sql.Stmt{}}
-	row := "(" + placeholders(cols) + ")"
 	for _, n := range chunkSizes {
-		q := head
-		for i := 0; i < n; i++ {
-			if i > 0 {
-				q += ","
-			}
-			q += row
-		}
-		s, err := db.Prepare(q)
+		s, err := db.Prepare(multiRowSQL(head, cols, n))
 		if err != nil {
 			m.close()
 			return nil, fmt.Errorf("prepare %d-row insert: %w", n, err)
@@ -46,6 +39,12 @@ func prepareMulti(db *sql.DB, head string, cols int) (*multiInsert, error) {
 		m.byN[n] = s
 	}
 	return m, nil
+}
+
+// multiRowSQL is head followed by n rows of cols placeholders.
+func multiRowSQL(head string, cols, n int) string {
+	row := "(" + placeholders(cols) + ")"
+	return head + strings.Repeat(","+row, n)[1:]
 }
 
 func (m *multiInsert) close() {

@@ -40,7 +40,7 @@ func queueShapeSQL() string {
 		cols = append(cols, fmt.Sprintf("sum(lane = '%s'), min(CASE WHEN lane = '%s' THEN created_at END)", l, l))
 	}
 	return `SELECT state, ` + strings.Join(cols, ", ") + ` FROM deliveries INDEXED BY deliveries_queue
-		WHERE state IN (` + queueIndexStates + `) GROUP BY state`
+		WHERE ` + queueIndexCond + ` GROUP BY state`
 }
 
 // QueueShape implements store.Observer.

@@ -100,7 +100,7 @@ func (s *Store) PendingDue(ctx context.Context, after store.DueCursor, until tim
 // pendingDueSQL is PendingDue's query of one state's due range.
 func pendingDueSQL(st store.State) string {
 	return `SELECT ` + deliveryCols + ` FROM deliveries INDEXED BY deliveries_queue
-		WHERE state IN (` + queueIndexStates + `) AND state = '` + string(st) + `'
+		WHERE ` + queueIndexCond + ` AND state = '` + string(st) + `'
 		AND (next_attempt_at, id) > (?, ?) AND next_attempt_at <= ?
 		ORDER BY next_attempt_at, id LIMIT ?`
 }
@@ -128,8 +128,8 @@ func deliveryQuery(f store.DeliveryFilter) (string, []any) {
 	}
 	if len(f.States) > 0 {
 		if onlySending(f.States) {
-			// Repeating the index's own IN list lets SQLite use it.
-			conds = append(conds, "d.state IN ("+queueIndexStates+")")
+			// Repeating the index's own condition lets SQLite use it.
+			conds = append(conds, anyOf("d.state", queueIndexStates...))
 		}
 		conds = append(conds, "d.state IN ("+placeholders(len(f.States))+")")
 		for _, st := range f.States {

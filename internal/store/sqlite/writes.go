@@ -28,6 +28,21 @@ type stmts struct {
 	lateFill                             [len(lateFills)][2]*sql.Stmt
 }
 
+// The writer's statements for one message, one lease and one outcome.
+// The state lists come from the transition table, as OR chains (anyOf).
+var (
+	insMessageSQL = `INSERT INTO messages (id, tenant_id, sender, lane, source, smtp_user, client_ip, size,
+		message_id_hdr, subject, created_at, send_at, smtputf8, eightbit, tags, metadata, body, sandbox, dkim_domain) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`
+	leaseSQL = `UPDATE deliveries SET state=` + store.SQLList(store.Targets(store.OpLease)) + `, next_attempt_at=?, updated_at=?
+		WHERE id=? AND ` + anyOf("state", store.FromStates(store.OpLease, store.Sending)...)
+	outcomeSQL = `UPDATE deliveries SET state=?, attempts=attempts+1,
+		first_attempt_at=CASE WHEN first_attempt_at=0 THEN ? ELSE first_attempt_at END,
+		last_attempt_at=?, next_attempt_at=?, last_code=?, last_enhanced=?, last_text=?, last_class=?,
+		last_phase=?, last_mx=?, last_ip=?, provider=CASE WHEN ?='' THEN provider ELSE ? END, updated_at=?
+		WHERE id=? AND ` + anyOf("state", store.OpFrom(store.OpOutcome)...) + `
+		RETURNING message_id, tenant_id, recipient, attempts`
+)
+
 func prepare(db *sql.DB) (*stmts, error) {
 	st := stmts{subs: newSubscriptions()}
 	var err error
@@ -42,18 +57,10 @@ func prepare(db *sql.DB) (*stmts, error) {
 		}
 		return s
 	}
-	st.insMessage = p(`INSERT INTO messages (id, tenant_id, sender, lane, source, smtp_user, client_ip, size,
-		message_id_hdr, subject, created_at, send_at, smtputf8, eightbit, tags, metadata, body, sandbox, dkim_domain) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
+	st.insMessage = p(insMessageSQL)
 	st.insEvent = p(insEventHead + "(" + placeholders(eventCols) + ")")
-	// The state lists come from the transition table.
-	st.lease = p(`UPDATE deliveries SET state=` + store.SQLList(store.Targets(store.OpLease)) + `, next_attempt_at=?, updated_at=?
-		WHERE id=? AND state IN (` + store.SQLList(store.FromStates(store.OpLease, store.Sending)) + `)`)
-	st.outcome = p(`UPDATE deliveries SET state=?, attempts=attempts+1,
-		first_attempt_at=CASE WHEN first_attempt_at=0 THEN ? ELSE first_attempt_at END,
-		last_attempt_at=?, next_attempt_at=?, last_code=?, last_enhanced=?, last_text=?, last_class=?,
-		last_phase=?, last_mx=?, last_ip=?, provider=CASE WHEN ?='' THEN provider ELSE ? END, updated_at=?
-		WHERE id=? AND state IN (` + store.SQLList(store.OpFrom(store.OpOutcome)) + `)
-		RETURNING message_id, tenant_id, recipient, attempts`)
+	st.lease = p(leaseSQL)
+	st.outcome = p(outcomeSQL)
 	st.subs.ins = p(insOutboxSQL) // webhooks.go
 	if err != nil {
 		return nil, err
@@ -125,7 +132,7 @@ func outcomeManySQL(n int) string {
 		last_attempt_at=o_end, next_attempt_at=o_next, last_code=o_code, last_enhanced=o_enhanced, last_text=o_text,
 		last_class=o_class, last_phase=o_phase, last_mx=o_mx, last_ip=o_ip,
 		provider=CASE WHEN o_provider='' THEN provider ELSE o_provider END, updated_at=o_end
-		FROM o WHERE id=o_id AND state IN (` + store.SQLList(store.OpFrom(store.OpOutcome)) + `)
+		FROM o WHERE id=o_id AND ` + anyOf("state", store.OpFrom(store.OpOutcome)...) + `
 		RETURNING id, message_id, tenant_id, recipient, attempts`
 }
 
@@ -449,7 +456,7 @@ func (s *Store) RecoverLeases(ctx context.Context, now time.Time) (int, error) {
 	var n int
 	err := s.write(ctx, func(tx *sql.Tx, st *stmts) error {
 		rows, err := tx.Query(`UPDATE deliveries SET state=`+store.SQLList(store.Targets(store.OpRecover))+`, updated_at=?
-			WHERE state IN (`+queueIndexStates+`) AND state IN (`+store.SQLList(store.FromStates(store.OpRecover, store.Queued))+`)
+			WHERE `+queueIndexCond+` AND state IN (`+store.SQLList(store.FromStates(store.OpRecover, store.Queued))+`)
 			RETURNING id, message_id, tenant_id, recipient`, ms(now))
 		if err != nil {
 			return fmt.Errorf("recover leases: %w", err)
