@@ -243,19 +243,16 @@ func orListsMigration(tx *sql.Tx) error {
 	if err := tx.QueryRow(`SELECT sql FROM sqlite_schema WHERE type='table' AND name='deliveries'`).Scan(&def); err != nil {
 		return fmt.Errorf("read the deliveries table's definition: %w", err)
 	}
-	n := 0
+	// Every CHECK IN list found (posthorn's two: state and lane). One
+	// written differently by hand is left as it is: only slower.
 	def = checkIn.ReplaceAllStringFunc(def, func(c string) string {
 		m := checkIn.FindStringSubmatch(c)
 		var eq []string
 		for _, v := range strings.Split(m[2], ",") {
 			eq = append(eq, m[1]+"="+strings.TrimSpace(v))
 		}
-		n++
 		return "CHECK (" + strings.Join(eq, " OR ") + ")"
 	})
-	if n != 2 {
-		return fmt.Errorf("the deliveries table's definition has %d CHECK IN lists, want 2 (state, lane)", n)
-	}
 	var version int
 	if err := tx.QueryRow(`PRAGMA schema_version`).Scan(&version); err != nil {
 		return fmt.Errorf("read the schema version: %w", err)
