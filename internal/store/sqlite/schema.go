@@ -221,14 +221,8 @@ var queueIndexStates = []store.State{store.Scheduled, store.Queued, store.Sendin
 // one-row UPDATEs); the writer's time per message fell by a tenth without
 // them (docs/performance.md, session 7).
 func anyOf(col string, states ...store.State) string {
-	q := make([]string, len(states))
-	for i, s := range states {
-		if !s.Valid() {
-			panic("sqlite: anyOf an unknown state " + string(s))
-		}
-		q[i] = col + "='" + string(s) + "'"
-	}
-	return "(" + strings.Join(q, " OR ") + ")"
+	// store.SQLList quotes (and checks) the states: 'a','b'.
+	return "(" + col + "=" + strings.ReplaceAll(store.SQLList(states), ",", " OR "+col+"=") + ")"
 }
 
 // orListsMigration rewrites the IN lists of the deliveries table's CHECK
