@@ -3,6 +3,8 @@ package delivery
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,6 +82,9 @@ func TestResolverRetransmits(t *testing.T) {
 	if took := time.Since(start); took > 3*time.Second {
 		t.Fatalf("lookup took %s: the third try should have been answered at once", took)
 	}
+	if st := r.Stats(); st.Retransmits != 2 || st.Failures != 0 || st.Queries != 2 {
+		t.Fatalf("stats %+v, want 2 queries (A, AAAA), 2 retransmissions, no failure", st)
+	}
 
 	// Every try lost: a temporary DNS error, after all of them.
 	r.tries = []time.Duration{100 * time.Millisecond, 100 * time.Millisecond}
@@ -91,6 +96,37 @@ func TestResolverRetransmits(t *testing.T) {
 	}
 	if got := d.Queries("gone.test", dns.TypeA); got != 2 {
 		t.Fatalf("%d A queries, want 2", got)
+	}
+	if st := r.Stats(); st.Failures == 0 || st.Retransmits < 3 {
+		t.Fatalf("stats %+v: the lost lookup is neither a failure nor retransmitted", st)
+	}
+}
+
+// When a large queue comes due, thousands of domains need their first
+// lookup at once. Sent together, their datagrams overflow the DNS
+// server's socket buffer and most lookups wait a retransmission timeout
+// (a second or more); held to maxInflight at once, none is lost.
+func TestResolverBurstLosesNothing(t *testing.T) {
+	d := testkit.StartDNS(t)
+	const n = 3000
+	for i := range n {
+		d.SetMX(fmt.Sprintf("d%d.burst.test", i), testkit.MX{Pref: 10, Host: "mx.burst.test"})
+	}
+	r, err := NewResolver(d.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if _, err := r.LookupMX(context.Background(), fmt.Sprintf("d%d.burst.test", i)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if st := r.Stats(); st.Queries != n || st.Retransmits != 0 || st.Failures != 0 {
+		t.Fatalf("%d lookups at once: %+v, want %d queries and no retransmission", n, st, n)
 	}
 }
 

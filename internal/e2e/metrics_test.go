@@ -278,6 +278,15 @@ func TestMetricsMatchStore(t *testing.T) {
 	if busy := series(fams, "posthorn_store_writer_busy_seconds_total"); busy["exec"] <= 0 || busy["commit"] <= 0 {
 		t.Errorf("store writer busy seconds: %v, want exec and commit above 0", busy)
 	}
+	// Every delivery above looked its domain up through the test DNS.
+	if q := series(fams, "posthorn_dns_queries_total")[""]; q < 1 {
+		t.Errorf("DNS queries: %v, want some", q)
+	}
+	for _, name := range []string{"posthorn_dns_retransmits_total", "posthorn_dns_failures_total"} {
+		if fams[name] == nil {
+			t.Errorf("%s missing", name)
+		}
+	}
 }
 
 // waitDeliveryState waits until the first delivery of message id is in

@@ -94,7 +94,9 @@ type Config struct {
 	WebhookOutboxDepth func() int
 	// Blocklists are the current DNS blocklist results (nil: none are
 	// monitored); each is posthorn_blocklist_listed{list, target}.
-	Blocklists      func() []BlocklistResult
+	Blocklists func() []BlocklistResult
+	// DNS are the delivery resolver's counters (nil: not exported).
+	DNS             func() DNSStats
 	ShapeTTL        time.Duration // default 1s
 	TopDestinations int           // default 50
 	SaveEvery       time.Duration // how often the counters are saved (default 1 min)
@@ -107,6 +109,9 @@ type Config struct {
 type writerStats interface{ WriterStats() store.WriterStats }
 
 // BlocklistResult is one target's state on one DNS blocklist.
+// DNSStats are the delivery resolver's counters since the start.
+type DNSStats struct{ Queries, Retransmits, Failures uint64 }
+
 type BlocklistResult struct {
 	List, Target string
 	Listed       bool
@@ -186,7 +191,10 @@ var (
 	dCommits     = desc("posthorn_store_commits_total", "Group commits of the store's single writer (each one transaction and, with SQLite, one fsync).")
 	dWrites      = desc("posthorn_store_write_requests_total", "Write requests (an accepted batch, a lease, an outcome, ...) the writer's commits carried.")
 	dWriterBusy  = desc("posthorn_store_writer_busy_seconds_total", "Time the store's single writer spent on writes, by phase: exec (running the requests' statements) and commit (writing the transaction out, its fsync included). A rate near 1 means the writer is the bound.", "phase")
-	allDescs     = []*prometheus.Desc{dQueueDepth, dOldestAge, dAttempts, dBounces, dComplaints, dDead, dDeadTotal, dLatency, dAccepted, dSuppressed, dDestConns, dDestRate, dDestPaused, dOutbox, dBlocklisted, dCommits, dWrites, dWriterBusy}
+	dDNSQueries  = desc("posthorn_dns_queries_total", "DNS queries the delivery resolver sent (each once, whatever its retransmissions).")
+	dDNSRetrans  = desc("posthorn_dns_retransmits_total", "DNS queries sent again after a try's timeout: datagrams lost on the way, or a slow resolver.")
+	dDNSFailures = desc("posthorn_dns_failures_total", "Lookups no DNS server answered (timeouts, refusals, SERVFAIL; a domain that does not exist is an answer).")
+	allDescs     = []*prometheus.Desc{dDNSQueries, dDNSRetrans, dDNSFailures, dQueueDepth, dOldestAge, dAttempts, dBounces, dComplaints, dDead, dDeadTotal, dLatency, dAccepted, dSuppressed, dDestConns, dDestRate, dDestPaused, dOutbox, dBlocklisted, dCommits, dWrites, dWriterBusy}
 	pendingOrder = store.PendingStates
 )
 
@@ -299,6 +307,12 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(dWrites, prometheus.CounterValue, float64(st.Requests))
 		ch <- prometheus.MustNewConstMetric(dWriterBusy, prometheus.CounterValue, st.Exec.Seconds(), "exec")
 		ch <- prometheus.MustNewConstMetric(dWriterBusy, prometheus.CounterValue, st.Commit.Seconds(), "commit")
+	}
+	if c.cfg.DNS != nil {
+		d := c.cfg.DNS()
+		ch <- prometheus.MustNewConstMetric(dDNSQueries, prometheus.CounterValue, float64(d.Queries))
+		ch <- prometheus.MustNewConstMetric(dDNSRetrans, prometheus.CounterValue, float64(d.Retransmits))
+		ch <- prometheus.MustNewConstMetric(dDNSFailures, prometheus.CounterValue, float64(d.Failures))
 	}
 	if c.cfg.Blocklists != nil {
 		for _, b := range c.cfg.Blocklists() {

@@ -50,6 +50,10 @@ func (s *Server) startMetrics(dl *delivery.Deliverer) error {
 			}
 			return n
 		},
+		DNS: func() metrics.DNSStats {
+			st := s.res.Stats()
+			return metrics.DNSStats{Queries: st.Queries, Retransmits: st.Retransmits, Failures: st.Failures}
+		},
 		Blocklists: func() []metrics.BlocklistResult {
 			var out []metrics.BlocklistResult
 			for _, l := range s.BlocklistListings() {

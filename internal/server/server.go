@@ -57,6 +57,7 @@ import (
 type Server struct {
 	cfg     config.Config
 	log     *slog.Logger
+	res     *delivery.Resolver // the delivery's DNS lookups (its counters are metrics)
 	lock    *os.File
 	st      store.Store
 	tenants *tenant.Manager
@@ -188,6 +189,7 @@ func (s *Server) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.res = res
 	routes := routesOf(cfg)
 	tlsPolicy, err := s.deliveryTLS(res)
 	if err != nil {
