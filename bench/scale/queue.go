@@ -18,7 +18,8 @@ package main
 //  4. drain: once due, the queue goes to a fake MX (every domain has its
 //     own MX name, all served by one fake MX host through the test DNS)
 //     while -high fresh high-lane messages are sent one by one to random
-//     domains of the queue; their accept-to-delivered latency p50/p99,
+//     domains of the queue; their accept-to-delivered latency p50/p99
+//     (and the resolver's queries, retransmissions and failures),
 //     the drain rate and RSS, for -drain (0: until the queue is empty).
 
 import (
@@ -281,11 +282,32 @@ func runQueue(q queueRun, work string) error {
 	for _, rcpt := range slow[:min(3, len(slow))] {
 		fmt.Printf("  slow: %s took %s: %s\n", rcpt, prioDone[rcpt].Round(time.Millisecond), journey(p, prioID[rcpt]))
 	}
+	fmt.Printf("  DNS during the run: %s\n", dnsCounters(p))
 	slices.Sort(acceptLat)
 	fmt.Printf("  of which the API's 202: p50 %s p99 %s\n", benchkit.Percentile(acceptLat, 50).Round(time.Millisecond),
 		benchkit.Percentile(acceptLat, 99).Round(time.Millisecond))
 	fmt.Printf("load average now %s\n", loadavg())
 	return nil
+}
+
+// dnsCounters reads the delivery resolver's counters from /metrics:
+// retransmissions mean lost queries, each a second or more added to a
+// delivery (a high-lane one among them, at the start of a drain).
+func dnsCounters(p *benchkit.Posthorn) string {
+	resp, err := http.Get("http://" + p.HTTP + "/metrics")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if name, v, ok := strings.Cut(sc.Text(), " "); ok && strings.HasPrefix(name, "posthorn_dns_") {
+			out = append(out, strings.TrimSuffix(strings.TrimPrefix(name, "posthorn_dns_"), "_total")+" "+v)
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 // journey is a message's events, oldest first, each with its time after
