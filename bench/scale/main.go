@@ -61,6 +61,7 @@ func main() {
 	flag.DurationVar(&q.drain, "drain", 3*time.Minute, "-queue: how long to watch the drain (0: until the queue is empty)")
 	flag.StringVar(&q.heapProfile, "heapprofile", "", "-queue: save the server's heap profile after the injection here")
 	flag.StringVar(&q.cpuProfile, "cpuprofile", "", "-queue: save a CPU profile of the injection's second half here; -events: of a round of the full server in each phase, here plus .accept and .prune")
+	flag.BoolVar(&q.mailLog, "maillog", false, "-queue: run the server with its mail log (log level info) and print the slowest high-lane deliveries' lines (their delays)")
 	flag.BoolVar(&q.injectOnly, "inject-only", false, "-queue: stop after the injection and the database size")
 	events := flag.Int("events", 0, "instead: acceptance with this many rows in the events table (events.go)")
 	eventTenants := flag.Int("event-tenants", 50, "tenants the events are spread over")

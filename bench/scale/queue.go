@@ -50,6 +50,7 @@ import (
 
 type queueRun struct {
 	n, domains, batch, clients, high int
+	mailLog                          bool // the server logs at info: the mail log's delays of the slowest
 	due, settle, drain               time.Duration
 	heapProfile, cpuProfile          string
 	injectOnly                       bool
@@ -94,7 +95,11 @@ func runQueue(q queueRun, work string) error {
 		dns.SetMX(d, testkit.MX{Pref: 10, Host: "mx." + d})
 		dns.SetA("mx."+d, "127.0.0.2")
 	}
-	p, err := benchkit.Start(work, "--dns-server", dns.Addr(), "--delivery-port", fmt.Sprint(mx.Port()))
+	args := []string{"--dns-server", dns.Addr(), "--delivery-port", fmt.Sprint(mx.Port())}
+	if q.mailLog {
+		args = append(args, "--log-level", "info") // after benchkit's warn: the last one counts
+	}
+	p, err := benchkit.Start(work, args...)
 	if err != nil {
 		return err
 	}
@@ -281,6 +286,9 @@ func runQueue(q queueRun, work string) error {
 	slow := slices.SortedFunc(maps.Keys(prioDone), func(a, b string) int { return cmp.Compare(prioDone[b], prioDone[a]) })
 	for _, rcpt := range slow[:min(3, len(slow))] {
 		fmt.Printf("  slow: %s took %s: %s\n", rcpt, prioDone[rcpt].Round(time.Millisecond), journey(p, prioID[rcpt]))
+		if q.mailLog {
+			fmt.Printf("    %s\n", mailLogLine(filepath.Join(work, "posthorn.log"), prioID[rcpt]))
+		}
 	}
 	fmt.Printf("  DNS during the run: %s\n", dnsCounters(p))
 	slices.Sort(acceptLat)
@@ -288,6 +296,24 @@ func runQueue(q queueRun, work string) error {
 		benchkit.Percentile(acceptLat, 99).Round(time.Millisecond))
 	fmt.Printf("load average now %s\n", loadavg())
 	return nil
+}
+
+// mailLogLine is the delivery line of message id in the server's log,
+// from relay= on (delays says where the time went).
+func mailLogLine(path, id string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if l := sc.Text(); strings.Contains(l, "msg=delivery") && strings.Contains(l, "queue_id="+id) {
+			return l[strings.Index(l, "relay="):]
+		}
+	}
+	return "(no mail log line)"
 }
 
 // dnsCounters reads the delivery resolver's counters from /metrics:

@@ -3,15 +3,19 @@
 // Postfix's maillog, so that an operator can follow a message with grep:
 //
 //	msg=accepted queue_id=01J... from=<a@example.com> size=1234 nrcpt=2 source=smtp client=127.0.0.1 user=posthorn
-//	msg=delivery queue_id=01J... delivery=17 to=<b@example.org> relay=mx1.example.org[192.0.2.1] delay=1.2 delays=0.9/0.3 attempt=1 dsn=2.0.0 status=sent class=delivered reply="250 2.0.0 Ok queued as X"
+//	msg=delivery queue_id=01J... delivery=17 to=<b@example.org> relay=mx1.example.org[192.0.2.1] delay=1.2 delays=0.85/0.01/0.04/0.3 attempt=1 dsn=2.0.0 status=sent class=delivered reply="250 2.0.0 Ok queued as X"
 //
 // Lines go through slog at info level (so they follow the configured
 // handler and level); the keys are fixed and documented in
 // docs/operations.md. status is one of sent, deferred, bounced,
 // soft_bounced, dead_letter, suppressed (the store states, with delivered
 // spelled as Postfix does). delay is the seconds since the message was
-// accepted; delays is "waited/attempt": the seconds before this attempt
-// started and the seconds the attempt took. reply is the remote server's
+// accepted; delays splits it as Postfix does, "a/b/c/d": a the seconds
+// in the queue until a connection worker took the delivery (not yet due,
+// waiting for a connection slot, behind other mail, throttled), b the
+// preparation (the lease's commit, reading the message, DKIM), c the
+// connection setup (DNS, connect, greeting, EHLO, STARTTLS; 0 on a reused
+// connection) and d the SMTP transaction itself. reply is the remote server's
 // reply on one line, or the local error in parentheses when there was no
 // reply (a refused connection, a DNS failure).
 //
@@ -70,7 +74,12 @@ type Attempt struct {
 	To         string
 	Attempt    int       // this attempt's number, from 1
 	Accepted   time.Time // when the message was queued (zero: unknown)
-	Outcome    store.Outcome
+	// Taken is when a connection worker took the delivery (zero: unknown,
+	// the wait is all counted as a); Setup is the connection setup this
+	// attempt waited for (0: the connection was reused).
+	Taken   time.Time
+	Setup   time.Duration
+	Outcome store.Outcome
 }
 
 // Status is the log's word for a delivery state.
@@ -93,8 +102,7 @@ func LogAttempt(log *slog.Logger, a Attempt) {
 		slog.String("relay", Relay(o.MX, o.IP)),
 	}
 	if !a.Accepted.IsZero() && !o.StartedAt.IsZero() {
-		attrs = append(attrs, slog.String("delay", secs(end.Sub(a.Accepted))),
-			slog.String("delays", secs(o.StartedAt.Sub(a.Accepted))+"/"+secs(o.Duration)))
+		attrs = append(attrs, slog.String("delay", secs(end.Sub(a.Accepted))), slog.String("delays", Delays(a)))
 	}
 	if a.Attempt > 0 {
 		attrs = append(attrs, slog.Int("attempt", a.Attempt))
@@ -108,6 +116,19 @@ func LogAttempt(log *slog.Logger, a Attempt) {
 	}
 	attrs = append(attrs, slog.String("reply", ReplyText(o.Reply, o.Error)))
 	log.LogAttrs(context.Background(), slog.LevelInfo, "delivery", attrs...)
+}
+
+// Delays is the "a/b/c/d" split of the time from acceptance to the end of
+// the attempt (see the package comment). The parts add up to delay.
+func Delays(a Attempt) string {
+	o := a.Outcome
+	queued, prep, setup := o.StartedAt.Sub(a.Accepted), time.Duration(0), time.Duration(0)
+	if !a.Taken.IsZero() && !a.Taken.Before(a.Accepted) && !a.Taken.After(o.StartedAt) {
+		queued = a.Taken.Sub(a.Accepted)
+		setup = min(a.Setup, o.StartedAt.Sub(a.Taken))
+		prep = o.StartedAt.Sub(a.Taken) - setup
+	}
+	return secs(queued) + "/" + secs(prep) + "/" + secs(setup) + "/" + secs(o.Duration)
 }
 
 // Relay renders the host an attempt talked to as Postfix does:

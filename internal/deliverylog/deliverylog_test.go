@@ -21,10 +21,20 @@ func TestLine(t *testing.T) {
 			NextAt: acc.Add(10 * time.Minute)}})
 	line := buf.String()
 	for _, want := range []string{"msg=delivery", "queue_id=Q1", "delivery=7", "to=<a@example.org>", "relay=mx.example.org[192.0.2.1]",
-		"delay=91.50", "delays=90.00/1.50", "attempt=2", "dsn=4.0.0", "status=deferred", "next_attempt=2026-01-01T00:10:00Z", `reply="451 try later"`} {
+		"delay=91.50", "delays=90.00/0.00/0.00/1.50", "attempt=2", "dsn=4.0.0", "status=deferred", "next_attempt=2026-01-01T00:10:00Z", `reply="451 try later"`} {
 		if !strings.Contains(line, want) {
 			t.Errorf("line lacks %q: %s", want, line)
 		}
+	}
+	// With the worker's times: queue until taken, the lease and the rest
+	// before the connection, the connection's setup, the transaction.
+	buf.Reset()
+	LogAttempt(log, Attempt{QueueID: "Q2", DeliveryID: 8, To: "b@example.org", Attempt: 1, Accepted: acc,
+		Taken: acc.Add(13 * time.Second), Setup: 250 * time.Millisecond,
+		Outcome: store.Outcome{State: store.Delivered, Reply: smtpproto.Reply{Code: 250, Text: "ok"},
+			StartedAt: acc.Add(13*time.Second + 300*time.Millisecond), Duration: 20 * time.Millisecond}})
+	if line := buf.String(); !strings.Contains(line, "delay=13.32 delays=13.00/0.05/0.25/0.02 ") {
+		t.Errorf("delays split: %s", line)
 	}
 	cases := []struct {
 		st    store.State

@@ -29,6 +29,6 @@ func (s *Scheduler) logOutcomes(j *Job, outs []store.Outcome, attempted bool) {
 			n = 0 // decided in the queue, without talking to a server
 		}
 		deliverylog.LogAttempt(s.log, deliverylog.Attempt{QueueID: j.MessageID, DeliveryID: r.ID, To: r.Addr,
-			Attempt: n, Accepted: accepted, Outcome: o})
+			Attempt: n, Accepted: accepted, Taken: j.taken, Setup: j.setup, Outcome: o})
 	}
 }

@@ -31,6 +31,10 @@ type Job struct {
 	// dropped holds deliveries an operator changed in the store while j
 	// was in flight; finish asks the store what became of them.
 	dropped map[int64]bool
+	// For the mail log's delays: when a worker took j, and how long the
+	// connection it was sent on took to set up (0: reused).
+	taken time.Time
+	setup time.Duration
 }
 
 // Rcpt is one delivery inside a job.

@@ -696,6 +696,7 @@ func (s *Scheduler) take(d *dest, wait bool) *Job {
 			}
 			if j := s.popReady(d); j != nil {
 				s.mu.Unlock()
+				j.taken, j.setup = s.now(), 0
 				return j
 			}
 		}

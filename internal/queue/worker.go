@@ -133,6 +133,7 @@ func (s *Scheduler) process(d *dest, j *Job, conn *delivery.Conn, w *workerState
 			return nil
 		}
 		conn = c
+		j.setup = s.now().Sub(start)
 	}
 	start := s.now()
 	rcpts := make([]string, len(j.Rcpts))
