@@ -761,6 +761,13 @@ func (s *Scheduler) workerDone(d *dest) {
 	defer s.mu.Unlock()
 	d.active--
 	s.conns--
+	if d.active == 0 && d.nready > 0 && d.idle == 0 {
+		// Mail reached d while this worker was leaving (it found nothing
+		// to send, or gave its slot up): makeReady did not line d up for
+		// a slot then, since d had a worker. It does now, in the high
+		// line if it has high-lane mail, before the slot is given.
+		s.waitForSlot(d, hasHigh(d))
+	}
 	s.giveSlots()
 	if d.active == 0 && d.nready == 0 && d.idle == 0 && !d.th.State().Throttled && d.rekick == nil &&
 		!s.now().Before(d.th.PausedUntil()) {
