@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oklog/ulid/v2"
+
 	"github.com/posthorn/posthorn/internal/smtpproto"
 	"github.com/posthorn/posthorn/internal/store"
 	"github.com/posthorn/posthorn/internal/store/storetest"
@@ -50,7 +52,9 @@ func deliveryCycle(b *testing.B, rcpts int) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; i < per; i++ {
-				nm := storetest.NewTestMessage(fmt.Sprintf("m%d-%d", w, i), to...)
+				// IDs as the server makes them (ULIDs, in time order): keys
+				// on message_id then grow at their end, as in production.
+				nm := storetest.NewTestMessage(ulid.Make().String(), to...)
 				nm.Message.Body = body
 				if err := s.InsertMessages(ctx, []*store.NewMessage{nm}); err != nil {
 					b.Error(err)
