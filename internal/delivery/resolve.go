@@ -42,7 +42,7 @@ func (e *DNSError) Error() string { return e.Name + ": " + e.Msg }
 type Resolver struct {
 	servers []string
 	tries   []time.Duration // the timeout of each try of a query, per server (udpTries)
-	// slots bounds the queries on their way at once (maxInflight).
+	// slots bounds the queries whose first try is on its way (maxInflight).
 	slots chan struct{}
 	// Counters for Stats.
 	queries, retransmits, failures atomic.Uint64
@@ -123,25 +123,22 @@ func (r *Resolver) Stats() ResolverStats {
 	return ResolverStats{Queries: r.queries.Load(), Retransmits: r.retransmits.Load(), Failures: r.failures.Load()}
 }
 
-// maxInflight is how many queries the resolver has on their way at once;
-// the others wait their turn here. When a large queue comes due, each of
-// thousands of domains needs its first lookup at the same moment: sent
-// together, the datagrams overflowed the resolver's socket buffer (5,000
-// at once to the test DNS server: 5,161 dropped, three in four lookups
-// waited one or two retransmission timeouts, up to 3 s), and a high-lane
-// message to one of those domains waited with them. Waiting in line here
-// costs a round trip per query, not a second.
+// maxInflight is how many queries may wait for the answer to their first
+// try at once; the others wait their turn here. When a large queue comes
+// due, each of thousands of domains needs its first lookup at the same
+// moment: sent together, the datagrams overflowed the resolver's socket
+// buffer (5,000 at once to the test DNS server: 5,161 dropped, three in
+// four lookups waited one or two retransmission timeouts, up to 3 s), and
+// a high-lane message to one of those domains waited with them. Waiting
+// in line here costs a round trip per query, not a second. A query whose
+// first try goes unanswered gives its place up for its retransmissions,
+// so that slow or dead servers (a domain whose lookups time out) hold the
+// line for a second each at most.
 const maxInflight = 128
 
 // exchange asks srv over UDP, sending the query again after each try's
 // timeout, and over TCP when the answer is truncated.
 func (r *Resolver) exchange(ctx context.Context, q *dns.Msg, srv string) (*dns.Msg, error) {
-	select {
-	case r.slots <- struct{}{}:
-		defer func() { <-r.slots }()
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 	resp, err := r.exchangeUDP(ctx, q, srv)
 	if err == nil && resp.Truncated {
 		tcp := &dns.Client{Net: "tcp", Timeout: r.tries[len(r.tries)-1]}
@@ -151,6 +148,19 @@ func (r *Resolver) exchange(ctx context.Context, q *dns.Msg, srv string) (*dns.M
 }
 
 func (r *Resolver) exchangeUDP(ctx context.Context, q *dns.Msg, srv string) (*dns.Msg, error) {
+	select {
+	case r.slots <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	held := true
+	release := func() {
+		if held {
+			held = false
+			<-r.slots
+		}
+	}
+	defer release()
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "udp", srv)
 	if err != nil {
@@ -161,6 +171,7 @@ func (r *Resolver) exchangeUDP(ctx context.Context, q *dns.Msg, srv string) (*dn
 	r.queries.Add(1)
 	for try, timeout := range r.tries {
 		if try > 0 {
+			release() // unanswered first try: the retries wait for no one
 			r.retransmits.Add(1)
 		}
 		deadline := time.Now().Add(timeout)

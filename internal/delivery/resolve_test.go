@@ -176,3 +176,34 @@ func TestResolverKeepsLateAnswers(t *testing.T) {
 		t.Fatalf("answers slower than each try: %v %v", ips, err)
 	}
 }
+
+// Lookups whose server does not answer (a dead domain's) give their place
+// in line up after their first try: a burst of them does not keep the
+// lookups behind it waiting for all their retransmissions.
+func TestResolverDeadLookupsDoNotHoldTheLine(t *testing.T) {
+	d := testkit.StartDNS(t)
+	r, err := NewResolver(d.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.tries = []time.Duration{300 * time.Millisecond, time.Second}
+	dead := 3 * maxInflight
+	var wg sync.WaitGroup
+	for i := range dead {
+		name := fmt.Sprintf("d%d.dead.test", i)
+		d.DropNext(name, 10)
+		wg.Go(func() { r.LookupMX(context.Background(), name) })
+	}
+	time.Sleep(50 * time.Millisecond) // the dead ones are in line first
+	d.SetMX("alive.test", testkit.MX{Pref: 10, Host: "mx.alive.test"})
+	start := time.Now()
+	if _, err := r.LookupMX(context.Background(), "alive.test"); err != nil {
+		t.Fatal(err)
+	}
+	// Three rounds of first tries (0.9 s); holding the line through the
+	// retransmissions too would take three rounds of 1.3 s.
+	if took := time.Since(start); took > 2500*time.Millisecond {
+		t.Errorf("a lookup behind %d unanswered ones took %s", dead, took)
+	}
+	wg.Wait()
+}
