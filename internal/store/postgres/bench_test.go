@@ -55,7 +55,8 @@ func BenchmarkDeliveryCycle(b *testing.B) {
 		}(w)
 	}
 	wg.Wait()
-	c, r := s.CommitStats()
+	ws := s.WriterStats()
+	c, r := ws.Commits, ws.Requests
 	b.ReportMetric(float64(r)/float64(c), "reqs/commit")
 	b.ReportMetric(float64(c)/float64(b.N), "commits/op")
 	b.ReportMetric(float64(s.w.execNS.Load())/float64(c)/1e3, "exec-us/commit")
@@ -92,7 +93,8 @@ func BenchmarkAccept(b *testing.B) {
 		}(w)
 	}
 	wg.Wait()
-	c, r := s.CommitStats()
+	ws := s.WriterStats()
+	c, r := ws.Commits, ws.Requests
 	b.ReportMetric(float64(r)/float64(c), "reqs/commit")
 	b.ReportMetric(float64(s.w.execNS.Load())/float64(c)/1e3, "exec-us/commit")
 	b.ReportMetric(float64(s.w.commitNS.Load())/float64(c)/1e3, "commit-us/commit")

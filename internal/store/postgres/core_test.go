@@ -62,7 +62,8 @@ func TestGroupCommitBatches(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	commits, requests := s.CommitStats()
+	ws := s.WriterStats()
+	commits, requests := ws.Commits, ws.Requests
 	if requests != n || commits >= requests {
 		t.Fatalf("%d requests in %d commits: want %d requests sharing fewer commits", requests, commits, n)
 	}
@@ -367,7 +368,7 @@ func TestMixedBatchFailureStaysItsOwn(t *testing.T) {
 			t.Errorf("%s events: %d %v, want %d", typ, n, err, want)
 		}
 	}
-	if commits, requests := s.CommitStats(); commits >= requests {
-		t.Logf("no batch shared a commit (%d commits for %d requests)", commits, requests)
+	if ws := s.WriterStats(); ws.Commits >= ws.Requests {
+		t.Logf("no batch shared a commit (%d commits for %d requests)", ws.Commits, ws.Requests)
 	}
 }

@@ -92,13 +92,8 @@ type writer struct {
 	execNS, commitNS  atomic.Int64 // time spent running batches and committing them
 }
 
-// CommitStats reports how many group commits ran and how many write
-// requests they carried (requests/commits is the batching factor).
-func (s *Store) CommitStats() (commits, requests uint64) {
-	return s.w.commits.Load(), s.w.requests.Load()
-}
-
-// WriterStats reports the writer's work so far (metrics).
+// WriterStats reports the writer's work so far (metrics; requests/commits
+// is the group commit's batching factor).
 func (s *Store) WriterStats() store.WriterStats {
 	return store.WriterStats{Commits: s.w.commits.Load(), Requests: s.w.requests.Load(),
 		Exec: time.Duration(s.w.execNS.Load()), Commit: time.Duration(s.w.commitNS.Load())}

@@ -87,7 +87,8 @@ func deliveryCycle(b *testing.B, rcpts int) {
 		}(w)
 	}
 	wg.Wait()
-	c, r := s.CommitStats()
+	ws := s.WriterStats()
+	c, r := ws.Commits, ws.Requests
 	b.ReportMetric(float64(r)/float64(c), "reqs/commit")
 	b.ReportMetric(float64(c)/float64(b.N), "commits/op")
 	b.ReportMetric(float64(s.execNS.Load())/float64(c)/1e3, "exec-us/commit")

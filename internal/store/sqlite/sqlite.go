@@ -70,13 +70,8 @@ type Store struct {
 	lowQuiet time.Duration
 }
 
-// CommitStats reports how many commits ran and how many write requests
-// they carried (requests/commits is the group commit's batching factor).
-func (s *Store) CommitStats() (commits, requests uint64) {
-	return s.commits.Load(), s.requests.Load()
-}
-
-// WriterStats reports the writer's work so far (metrics).
+// WriterStats reports the writer's work so far (metrics; requests/commits
+// is the group commit's batching factor).
 func (s *Store) WriterStats() store.WriterStats {
 	return store.WriterStats{Commits: s.commits.Load(), Requests: s.requests.Load(),
 		Exec: time.Duration(s.execNS.Load()), Commit: time.Duration(s.commitNS.Load())}
