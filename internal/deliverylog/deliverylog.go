@@ -45,9 +45,16 @@ type Accepted struct {
 	Tenant   string
 }
 
+// enabled reports whether log writes mail log lines: below info (a
+// server at warn) the lines are not even built, since they are built for
+// every message and every delivery.
+func enabled(log *slog.Logger) bool {
+	return log != nil && log.Enabled(context.Background(), slog.LevelInfo)
+}
+
 // LogAccepted writes the line for a message just queued.
 func LogAccepted(log *slog.Logger, a Accepted) {
-	if log == nil {
+	if !enabled(log) {
 		return
 	}
 	attrs := []slog.Attr{
@@ -92,7 +99,7 @@ func Status(s store.State) string {
 
 // LogAttempt writes the line for one delivery attempt or final state.
 func LogAttempt(log *slog.Logger, a Attempt) {
-	if log == nil {
+	if !enabled(log) {
 		return
 	}
 	o := a.Outcome
